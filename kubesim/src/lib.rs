@@ -1,0 +1,1 @@
+//! kubesim: placeholder until the crate lands.
