@@ -1,0 +1,218 @@
+//! The built-in plugins (DESIGN §8): their names, what they act on, and the typed parameters
+//! each accepts, so that a scenario's `params` are checked strictly at apply time.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::scenario::SpecError;
+use crate::units::{Duration, Quantity, Range};
+
+/// What a plugin instance is bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginScope {
+    /// Started by the controller for every volume (volume-main); never listed by users.
+    VolumeLifecycle,
+    /// One instance per volume, listed under `spec.volumes.plugins`.
+    Volume,
+    /// One instance per scenario, listed under `spec.tasks`.
+    Cluster,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BuiltinPlugin {
+    VolumeMain,
+    VolumeChecker,
+    VolumeAttacher,
+    VolumeResizer,
+    VolumeReplicaDestroyer,
+    VolumeReplicaCreator,
+    PodDestroyer,
+}
+
+impl BuiltinPlugin {
+    pub const ALL: [BuiltinPlugin; 7] = [
+        BuiltinPlugin::VolumeMain,
+        BuiltinPlugin::VolumeChecker,
+        BuiltinPlugin::VolumeAttacher,
+        BuiltinPlugin::VolumeResizer,
+        BuiltinPlugin::VolumeReplicaDestroyer,
+        BuiltinPlugin::VolumeReplicaCreator,
+        BuiltinPlugin::PodDestroyer,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BuiltinPlugin::VolumeMain => "volume-main",
+            BuiltinPlugin::VolumeChecker => "volume-checker",
+            BuiltinPlugin::VolumeAttacher => "volume-attacher",
+            BuiltinPlugin::VolumeResizer => "volume-resizer",
+            BuiltinPlugin::VolumeReplicaDestroyer => "volume-replica-destroyer",
+            BuiltinPlugin::VolumeReplicaCreator => "volume-replica-creator",
+            BuiltinPlugin::PodDestroyer => "pod-destroyer",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    pub fn scope(self) -> PluginScope {
+        match self {
+            BuiltinPlugin::VolumeMain => PluginScope::VolumeLifecycle,
+            BuiltinPlugin::PodDestroyer => PluginScope::Cluster,
+            _ => PluginScope::Volume,
+        }
+    }
+}
+
+impl fmt::Display for BuiltinPlugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `volume-checker` takes no parameters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckerParams {}
+
+/// `volume-attacher`: how long to wait between cycles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttacherParams {
+    #[serde(default = "period_30_60")]
+    pub period: Range<Duration>,
+}
+
+/// `volume-replica-destroyer` and `volume-replica-creator`: how long between actions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaChurnParams {
+    #[serde(default = "period_30_300")]
+    pub period: Range<Duration>,
+}
+
+/// `volume-resizer`: grow by a random `step` every `period`, never past `maxSize`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResizerParams {
+    #[serde(default = "period_50")]
+    pub period: Range<Duration>,
+    #[serde(default = "step_4ki_64ki")]
+    pub step: Range<Quantity>,
+    pub max_size: Quantity,
+}
+
+/// `pod-destroyer`: delete `pods` random pods matching `labelSelector` in `namespace`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodDestroyerParams {
+    pub namespace: String,
+    pub label_selector: String,
+    #[serde(default = "pods_1")]
+    pub pods: Range<u32>,
+    #[serde(default = "period_30_60")]
+    pub period: Range<Duration>,
+}
+
+fn period_30_60() -> Range<Duration> {
+    Range { min: Duration::from_secs(30), max: Duration::from_secs(60) }
+}
+fn period_30_300() -> Range<Duration> {
+    Range { min: Duration::from_secs(30), max: Duration::from_secs(300) }
+}
+fn period_50() -> Range<Duration> {
+    Range::fixed(Duration::from_secs(50))
+}
+fn step_4ki_64ki() -> Range<Quantity> {
+    Range { min: Quantity::from_bytes(4 << 10), max: Quantity::from_bytes(64 << 10) }
+}
+fn pods_1() -> Range<u32> {
+    Range::fixed(1)
+}
+
+/// Checks a built-in plugin's `params` at `path`; `volume_size` is the volume's initial size
+/// for the plugins that act on a volume.
+pub fn validate_params(
+    plugin: BuiltinPlugin,
+    params: &Map<String, Value>,
+    path: &str,
+    volume_size: Option<&Quantity>,
+) -> Vec<SpecError> {
+    let mut errors = Vec::new();
+    let mut error = |field: &str, message: String| {
+        let path = if field.is_empty() { path.to_string() } else { format!("{path}.{field}") };
+        errors.push(SpecError { path, line: None, message });
+    };
+    let value = Value::Object(params.clone());
+    let period_ok = |period: &Range<Duration>, error: &mut dyn FnMut(&str, String)| {
+        if !period.is_ordered() {
+            error("period.min", format!("min ({}) is greater than max ({})", period.min, period.max));
+        }
+        if period.min == Duration::ZERO {
+            error("period.min", "must be longer than 0s".into());
+        }
+    };
+    match plugin {
+        BuiltinPlugin::VolumeMain => error("", "volume-main is started by the controller and takes no user parameters".into()),
+        BuiltinPlugin::VolumeChecker => {
+            if let Err((field, message)) = typed::<CheckerParams>(value) {
+                error(&field, message);
+            }
+        }
+        BuiltinPlugin::VolumeAttacher => match typed::<AttacherParams>(value) {
+            Ok(p) => period_ok(&p.period, &mut error),
+            Err((field, message)) => error(&field, message),
+        },
+        BuiltinPlugin::VolumeReplicaDestroyer | BuiltinPlugin::VolumeReplicaCreator => {
+            match typed::<ReplicaChurnParams>(value) {
+                Ok(p) => period_ok(&p.period, &mut error),
+                Err((field, message)) => error(&field, message),
+            }
+        }
+        BuiltinPlugin::VolumeResizer => match typed::<ResizerParams>(value) {
+            Ok(p) => {
+                period_ok(&p.period, &mut error);
+                if !p.step.is_ordered() {
+                    error("step.min", format!("min ({}) is greater than max ({})", p.step.min, p.step.max));
+                }
+                if p.step.min.bytes() == 0 {
+                    error("step.min", "must be larger than 0".into());
+                }
+                if let Some(size) = volume_size {
+                    if p.max_size.bytes() < size.bytes() {
+                        error("maxSize", format!("{} is smaller than the volume size {} (spec.volumes.size)", p.max_size, size));
+                    }
+                }
+            }
+            Err((field, message)) => error(&field, message),
+        },
+        BuiltinPlugin::PodDestroyer => match typed::<PodDestroyerParams>(value) {
+            Ok(p) => {
+                period_ok(&p.period, &mut error);
+                if let Err(why) = crate::scenario::check_dns_label(&p.namespace) {
+                    error("namespace", format!("{:?} is not a valid namespace: {why}", p.namespace));
+                }
+                if p.label_selector.trim().is_empty() {
+                    error("labelSelector", "must select something, e.g. app=agent".into());
+                }
+                if !p.pods.is_ordered() {
+                    error("pods.min", format!("min ({}) is greater than max ({})", p.pods.min, p.pods.max));
+                }
+            }
+            Err((field, message)) => error(&field, message),
+        },
+    }
+    errors
+}
+
+/// Deserialises params into their typed form; on failure the relative field path and message.
+fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, (String, String)> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = e.path().to_string();
+        let field = if field == "." { String::new() } else { field };
+        (field, e.into_inner().to_string())
+    })
+}

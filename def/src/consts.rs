@@ -1,0 +1,25 @@
+//! Shared defaults: the one place where a port, a prefix or a limit is spelled.
+
+/// Default etcd endpoint (`--etcd`, `CHAOS_ETCD`).
+pub const DEFAULT_ETCD: &str = "http://127.0.0.1:2379";
+/// Default key prefix (`--prefix`, `CHAOS_PREFIX`).
+pub const DEFAULT_PREFIX: &str = "/chaos";
+/// Default apiserver listen address (`chaos-apiserver --listen`).
+pub const DEFAULT_APISERVER_LISTEN: &str = "127.0.0.1:7070";
+/// Default apiserver URL for clients (`chaosctl --server`, `CHAOS_SERVER`).
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7070";
+/// Default kubesim listen address.
+pub const DEFAULT_KUBESIM_LISTEN: &str = "127.0.0.1:6443";
+
+pub const ENV_ETCD: &str = "CHAOS_ETCD";
+pub const ENV_PREFIX: &str = "CHAOS_PREFIX";
+pub const ENV_SERVER: &str = "CHAOS_SERVER";
+
+/// etcd's default `--max-txn-ops`: operations (and compares) per transaction.
+pub const ETCD_MAX_TXN_OPS: usize = 128;
+/// Largest request body the apiserver accepts.
+pub const MAX_REQUEST_BODY: usize = 1 << 20;
+
+/// Labels every Kubernetes object a plugin creates carries (DESIGN §6).
+pub const LABEL_SCENARIO: &str = "chaos.dev/scenario";
+pub const LABEL_INSTANCE: &str = "chaos.dev/instance";

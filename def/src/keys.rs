@@ -1,0 +1,169 @@
+//! The etcd key layout (DESIGN §4): the one place where a key is spelled.
+//!
+//! One key per item, grouped by prefix, so that a list is a prefix range and every change is
+//! one small write a watcher sees as one event. Every function returns a full key under the
+//! configured prefix; the `*_prefix` functions end in `/` and are meant for range reads and
+//! watches.
+
+/// Key builder for one deployment's prefix (`/chaos` by default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    root: String,
+}
+
+impl Keys {
+    /// `prefix` is normalised to start with `/` and not end with one.
+    pub fn new(prefix: &str) -> Self {
+        let trimmed = prefix.trim_matches('/');
+        let root = if trimmed.is_empty() { String::new() } else { format!("/{trimmed}") };
+        Keys { root }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.root
+    }
+
+    fn under(&self, rest: &str) -> String {
+        format!("{}/{rest}", self.root)
+    }
+
+    /// Everything this deployment owns.
+    pub fn all_prefix(&self) -> String {
+        self.under("")
+    }
+
+    pub fn scenario(&self, name: &str) -> String {
+        self.under(&format!("scenarios/{name}"))
+    }
+    pub fn scenarios_prefix(&self) -> String {
+        self.under("scenarios/")
+    }
+
+    pub fn scenario_status(&self, name: &str) -> String {
+        self.under(&format!("scenarios-status/{name}"))
+    }
+    pub fn scenario_statuses_prefix(&self) -> String {
+        self.under("scenarios-status/")
+    }
+
+    pub fn instance(&self, scenario: &str, instance: &str) -> String {
+        self.under(&format!("instances/{scenario}/{instance}"))
+    }
+    pub fn instances_prefix(&self) -> String {
+        self.under("instances/")
+    }
+    pub fn scenario_instances_prefix(&self, scenario: &str) -> String {
+        self.under(&format!("instances/{scenario}/"))
+    }
+
+    pub fn worker(&self, name: &str) -> String {
+        self.under(&format!("workers/{name}"))
+    }
+    pub fn workers_prefix(&self) -> String {
+        self.under("workers/")
+    }
+
+    pub fn assignment(&self, worker: &str, instance: &str) -> String {
+        self.under(&format!("assignments/{worker}/{instance}"))
+    }
+    pub fn assignments_prefix(&self) -> String {
+        self.under("assignments/")
+    }
+    pub fn worker_assignments_prefix(&self, worker: &str) -> String {
+        self.under(&format!("assignments/{worker}/"))
+    }
+
+    pub fn status(&self, instance: &str) -> String {
+        self.under(&format!("status/{instance}"))
+    }
+    pub fn statuses_prefix(&self) -> String {
+        self.under("status/")
+    }
+
+    /// Event keys sort by sequence number: the number is zero-padded to 20 digits.
+    pub fn event(&self, scenario: &str, seq: u64) -> String {
+        self.under(&format!("events/{scenario}/{seq:020}"))
+    }
+    pub fn scenario_events_prefix(&self, scenario: &str) -> String {
+        self.under(&format!("events/{scenario}/"))
+    }
+    pub fn events_prefix(&self) -> String {
+        self.under("events/")
+    }
+
+    pub fn plugin(&self, name: &str, version: &str) -> String {
+        self.under(&format!("plugins/{name}/{version}"))
+    }
+    pub fn plugin_versions_prefix(&self, name: &str) -> String {
+        self.under(&format!("plugins/{name}/"))
+    }
+    pub fn plugins_prefix(&self) -> String {
+        self.under("plugins/")
+    }
+
+    /// Chunks sort by index: zero-padded to 6 digits.
+    pub fn blob_chunk(&self, digest: &str, index: u32) -> String {
+        self.under(&format!("blobs/{digest}/{index:06}"))
+    }
+    pub fn blob_prefix(&self, digest: &str) -> String {
+        self.under(&format!("blobs/{digest}/"))
+    }
+
+    /// The election named `role` (`controller`, `scheduler`).
+    pub fn election(&self, role: &str) -> String {
+        self.under(&format!("control/election/{role}"))
+    }
+
+    /// The global kill switch: present means every scenario stops and new ones are refused.
+    pub fn stop_all(&self) -> String {
+        self.under("control/stop-all")
+    }
+
+    /// The last path segment of `key` below `prefix` (`scenarios/x` → `x`); `None` when the
+    /// key is not directly below the prefix.
+    pub fn name_in<'k>(prefix: &str, key: &'k str) -> Option<&'k str> {
+        let rest = key.strip_prefix(prefix)?;
+        (!rest.is_empty() && !rest.contains('/')).then_some(rest)
+    }
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Keys::new(crate::consts::DEFAULT_PREFIX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_under_a_normalised_prefix() {
+        for prefix in ["/chaos", "chaos", "/chaos/", "chaos/"] {
+            let keys = Keys::new(prefix);
+            assert_eq!(keys.scenario("m"), "/chaos/scenarios/m");
+            assert_eq!(keys.scenarios_prefix(), "/chaos/scenarios/");
+        }
+        let keys = Keys::default();
+        assert_eq!(keys.instance("m", "i1"), "/chaos/instances/m/i1");
+        assert_eq!(keys.event("m", 42), "/chaos/events/m/00000000000000000042");
+        assert_eq!(keys.blob_chunk("ab", 3), "/chaos/blobs/ab/000003");
+        assert_eq!(keys.stop_all(), "/chaos/control/stop-all");
+        assert_eq!(Keys::new("/").scenario("m"), "/scenarios/m");
+    }
+
+    #[test]
+    fn scenario_prefix_does_not_cover_status_keys() {
+        // `scenarios/` and `scenarios-status/` must not overlap, or a scenario watch would
+        // see every status write.
+        let keys = Keys::default();
+        assert!(!keys.scenario_status("m").starts_with(&keys.scenarios_prefix()));
+    }
+
+    #[test]
+    fn name_in_takes_the_last_segment_only() {
+        let keys = Keys::default();
+        assert_eq!(Keys::name_in(&keys.scenarios_prefix(), &keys.scenario("m")), Some("m"));
+        assert_eq!(Keys::name_in(&keys.instances_prefix(), &keys.instance("m", "i")), None);
+    }
+}

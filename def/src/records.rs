@@ -1,0 +1,293 @@
+//! The values stored under each key of the layout in [`crate::keys`], and who writes them.
+//!
+//! All are JSON. Fields added later carry `#[serde(default)]` so that records written by an
+//! older version still read.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::scenario::{Metadata, PluginRef, Scenario, ScenarioSpec};
+
+/// `scenarios/<name>` — the scenario as applied, written by the apiserver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredScenario {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: StoredMetadata,
+    pub spec: ScenarioSpec,
+    /// Set by `stop`; the controller drives the scenario to Stopped. Re-applying the same or a
+    /// changed spec does not clear it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<StopRequest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredMetadata {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Unique per creation: a scenario deleted and applied again gets a new one.
+    pub uid: String,
+    /// 1 at creation, +1 on every change of the spec, labels or annotations.
+    pub generation: u64,
+    #[schema(value_type = String, format = DateTime)]
+    pub creation_timestamp: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub update_timestamp: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StopRequest {
+    #[schema(value_type = String, format = DateTime)]
+    pub requested_at: Timestamp,
+    pub reason: String,
+}
+
+impl StoredScenario {
+    /// A new record for a freshly applied scenario.
+    pub fn create(scenario: Scenario, uid: String, now: Timestamp) -> Self {
+        let Scenario { api_version, kind, metadata: Metadata { name, labels, annotations }, spec } = scenario;
+        StoredScenario {
+            api_version,
+            kind,
+            metadata: StoredMetadata {
+                name,
+                labels,
+                annotations,
+                uid,
+                generation: 1,
+                creation_timestamp: now,
+                update_timestamp: now,
+            },
+            spec,
+            stop: None,
+        }
+    }
+
+    /// Whether applying `scenario` would change anything the user controls.
+    pub fn differs_from(&self, scenario: &Scenario) -> bool {
+        self.spec != scenario.spec
+            || self.metadata.labels != scenario.metadata.labels
+            || self.metadata.annotations != scenario.metadata.annotations
+    }
+
+    /// The record after applying a changed `scenario`: the generation goes up by one.
+    pub fn updated(&self, scenario: Scenario, now: Timestamp) -> Self {
+        let mut next = self.clone();
+        next.spec = scenario.spec;
+        next.metadata.labels = scenario.metadata.labels;
+        next.metadata.annotations = scenario.metadata.annotations;
+        next.metadata.generation += 1;
+        next.metadata.update_timestamp = now;
+        next
+    }
+
+    /// The scenario as the user wrote it (without server-set fields).
+    pub fn scenario(&self) -> Scenario {
+        Scenario {
+            api_version: self.api_version.clone(),
+            kind: self.kind.clone(),
+            metadata: Metadata {
+                name: self.metadata.name.clone(),
+                labels: self.metadata.labels.clone(),
+                annotations: self.metadata.annotations.clone(),
+            },
+            spec: self.spec.clone(),
+        }
+    }
+}
+
+/// Lifecycle phase of a scenario, set by the controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum ScenarioPhase {
+    #[default]
+    Pending,
+    Running,
+    Stopping,
+    Stopped,
+    Failed,
+}
+
+/// `scenarios-status/<name>` — written by the controller.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ScenarioStatus {
+    pub phase: ScenarioPhase,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The generation this status describes.
+    pub observed_generation: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub started_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub stopped_at: Option<Timestamp>,
+    pub volumes: VolumeCounts,
+    /// Instances by observed phase.
+    pub instances: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct VolumeCounts {
+    pub alive: u64,
+    pub started: u64,
+    pub done: u64,
+    pub failed: u64,
+}
+
+/// What the controller wants of an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum DesiredState {
+    #[default]
+    Run,
+    Stop,
+}
+
+/// `instances/<scenario>/<id>` — a task instance, written by the controller.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskInstance {
+    pub id: String,
+    pub scenario: String,
+    /// The cluster the instance acts on (from the scenario).
+    pub cluster: String,
+    pub plugin: PluginRef,
+    #[schema(value_type = Object)]
+    pub params: Map<String, Value>,
+    /// Seeds the plugin's random source; the same on every attempt.
+    pub seed: u64,
+    /// The volume (RV name) a per-volume instance belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
+    pub desired: DesiredState,
+    /// Starts at 1; +1 each time the instance is placed again after a failure.
+    pub attempt: u32,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+}
+
+/// Observed phase of an instance, reported by its worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum InstancePhase {
+    #[default]
+    Pending,
+    Scheduled,
+    Running,
+    Stopping,
+    Succeeded,
+    Failed,
+}
+
+impl InstancePhase {
+    pub fn is_finished(self) -> bool {
+        matches!(self, InstancePhase::Succeeded | InstancePhase::Failed)
+    }
+}
+
+/// `status/<instance-id>` — written by the instance's worker, fenced by its assignment.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct InstanceStatus {
+    pub phase: InstancePhase,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    pub attempt: u32,
+    /// Why the instance waits or failed ("no worker reaches cluster prod-a").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub counters: BTreeMap<String, i64>,
+    #[serde(skip_serializing_if = "Value::is_null")]
+    #[schema(value_type = Object)]
+    pub state: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub started_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub updated_at: Option<Timestamp>,
+}
+
+/// `workers/<name>` — a worker's registration, bound to its lease.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerRecord {
+    pub name: String,
+    pub slots: u32,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Cluster names this worker reaches.
+    #[serde(default)]
+    pub clusters: Vec<String>,
+    pub version: String,
+    #[serde(default)]
+    pub usage: WorkerUsage,
+    /// Cordoned workers get no new instances.
+    #[serde(default)]
+    pub cordoned: bool,
+    #[schema(value_type = String, format = DateTime)]
+    pub started_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WorkerUsage {
+    pub cpu_millis: u64,
+    pub memory_bytes: u64,
+    pub running: u32,
+}
+
+/// `assignments/<worker>/<instance-id>` — a placement, written by the scheduler. Its
+/// `mod_revision` is the fencing token a worker's status writes compare against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Assignment {
+    pub instance: String,
+    pub scenario: String,
+    pub attempt: u32,
+    #[schema(value_type = String, format = DateTime)]
+    pub assigned_at: Timestamp,
+}
+
+/// `events/<scenario>/<seq>` — one journal entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalEvent {
+    #[schema(value_type = String, format = DateTime)]
+    pub time: Timestamp,
+    /// `action-start`, `action-end`, `transition`, `fault`, `failure`, ...
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    #[schema(value_type = Object)]
+    pub fields: Map<String, Value>,
+}
+
+/// `plugins/<name>/<version>` — metadata of a pushed plugin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginMeta {
+    pub name: String,
+    pub version: String,
+    pub digest: String,
+    pub size: u64,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub capabilities: Value,
+    #[schema(value_type = String, format = DateTime)]
+    pub pushed_at: Timestamp,
+}

@@ -1,0 +1,527 @@
+//! The Scenario: what a user writes (DESIGN §5), how it is parsed from YAML or JSON, and how
+//! it is validated. Every error names the field path and, for YAML, the line.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::builtin::{self, BuiltinPlugin, PluginScope};
+use crate::units::{Duration, Quantity, Range};
+use crate::yaml::{self, LineIndex};
+
+pub const API_VERSION: &str = "chaosctl.dev/v1alpha1";
+pub const KIND: &str = "Scenario";
+
+/// A scenario as the user writes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Scenario {
+    /// Must be `chaosctl.dev/v1alpha1`.
+    pub api_version: String,
+    /// Must be `Scenario`.
+    pub kind: String,
+    pub metadata: Metadata,
+    pub spec: ScenarioSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Metadata {
+    /// DNS-1123 label, unique among scenarios.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScenarioSpec {
+    /// Which cluster the scenario acts on; workers declare the clusters they reach.
+    #[serde(default = "default_cluster")]
+    pub cluster: String,
+    /// Every random choice derives from it; absent means the server picks one at apply time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// The scenario stops itself after this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Duration>,
+    /// The volume orchestrator (seed 000's `multivolume`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<VolumesSpec>,
+    /// Cluster-wide task instances, one each, for the scenario's life.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<TaskSpec>,
+}
+
+fn default_cluster() -> String {
+    "default".to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VolumesSpec {
+    /// Volumes alive at once (a step may overshoot it, as in the seed).
+    pub max: u32,
+    /// Volumes started per step.
+    #[serde(default = "default_step")]
+    pub step: Range<u32>,
+    #[serde(default = "default_step_period")]
+    pub step_period: Range<Duration>,
+    /// Each volume's life.
+    #[serde(default = "default_lifetime")]
+    pub lifetime: Range<Duration>,
+    pub storage_classes: Vec<String>,
+    pub size: Quantity,
+    /// Weights for attaching a new volume to 0, 1 or 2 nodes.
+    #[serde(default)]
+    pub initial_attach: AttachWeights,
+    /// Per-volume task instances, started once the volume is ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<VolumePluginSpec>,
+}
+
+fn default_step() -> Range<u32> {
+    Range { min: 1, max: 3 }
+}
+fn default_step_period() -> Range<Duration> {
+    Range { min: Duration::from_secs(10), max: Duration::from_secs(30) }
+}
+fn default_lifetime() -> Range<Duration> {
+    Range { min: Duration::from_secs(60), max: Duration::from_secs(300) }
+}
+
+/// Weights of 0, 1 and 2 initial attachments; all three are given when the block is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttachWeights {
+    pub zero: u32,
+    pub one: u32,
+    pub two: u32,
+}
+
+impl Default for AttachWeights {
+    /// The seed's 30 / 60 / 10.
+    fn default() -> Self {
+        AttachWeights { zero: 30, one: 60, two: 10 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VolumePluginSpec {
+    /// Distinguishes two uses of the same plugin; defaults to the plugin's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub plugin: PluginRef,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    #[schema(value_type = Object)]
+    pub params: Map<String, Value>,
+}
+
+impl VolumePluginSpec {
+    /// The name that identifies this use among the volume's plugins.
+    pub fn use_name(&self) -> &str {
+        self.name.as_deref().unwrap_or_else(|| self.plugin.name())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskSpec {
+    pub name: String,
+    pub plugin: PluginRef,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    #[schema(value_type = Object)]
+    pub params: Map<String, Value>,
+}
+
+/// How a scenario names a plugin: `name` (built-in, or the newest pushed version),
+/// `name@version`, or `sha256:<digest>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PluginRef {
+    Name(String),
+    Version { name: String, version: String },
+    Digest(String),
+}
+
+impl PluginRef {
+    /// The plugin's name; for a digest reference, the digest text.
+    pub fn name(&self) -> &str {
+        match self {
+            PluginRef::Name(name) | PluginRef::Version { name, .. } => name,
+            PluginRef::Digest(digest) => digest,
+        }
+    }
+
+    /// The built-in plugin this names, if any.
+    pub fn builtin(&self) -> Option<BuiltinPlugin> {
+        match self {
+            PluginRef::Name(name) => BuiltinPlugin::from_name(name),
+            _ => None,
+        }
+    }
+}
+
+impl FromStr for PluginRef {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if let Some(digest) = text.strip_prefix("sha256:") {
+            if digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+                return Ok(PluginRef::Digest(digest.to_string()));
+            }
+            return Err(format!("invalid plugin digest {text:?}: expected sha256: and 64 lowercase hex digits"));
+        }
+        let (name, version) = match text.split_once('@') {
+            Some((name, version)) => (name, Some(version)),
+            None => (text, None),
+        };
+        if let Err(why) = check_dns_label(name) {
+            return Err(format!("invalid plugin name {name:?}: {why}"));
+        }
+        match version {
+            None => Ok(PluginRef::Name(name.to_string())),
+            Some(version) if is_version(version) => {
+                Ok(PluginRef::Version { name: name.to_string(), version: version.to_string() })
+            }
+            Some(version) => Err(format!(
+                "invalid plugin version {version:?}: expected letters, digits, '.', '-', '+', \
+                 starting with a letter or digit, at most 64 characters"
+            )),
+        }
+    }
+}
+
+/// A plugin version: `1.2.0`, `v2`, `0.1.0-rc.1+build5`.
+pub fn is_version(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'))
+}
+
+impl fmt::Display for PluginRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PluginRef::Name(name) => f.write_str(name),
+            PluginRef::Version { name, version } => write!(f, "{name}@{version}"),
+            PluginRef::Digest(digest) => write!(f, "sha256:{digest}"),
+        }
+    }
+}
+
+impl Serialize for PluginRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PluginRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl utoipa::PartialSchema for PluginRef {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("Plugin reference: NAME, NAME@VERSION or sha256:DIGEST"))
+            .examples([serde_json::json!("volume-attacher")])
+            .into()
+    }
+}
+impl utoipa::ToSchema for PluginRef {}
+
+/// One thing wrong with a scenario.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SpecError {
+    /// Field path, e.g. `spec.volumes.step.min`; empty for the document as a whole.
+    pub path: String,
+    /// 1-based line in the YAML or JSON text, when the scenario came from text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl SpecError {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        SpecError { path: path.into(), line: None, message: message.into() }
+    }
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.path.is_empty()) {
+            (Some(line), false) => write!(f, "line {line}: {}: {}", self.path, self.message),
+            (Some(line), true) => write!(f, "line {line}: {}", self.message),
+            (None, false) => write!(f, "{}: {}", self.path, self.message),
+            (None, true) => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Everything wrong with a scenario, in document order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct SpecErrors(pub Vec<SpecError>);
+
+impl fmt::Display for SpecErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl SpecErrors {
+    pub fn first(&self) -> Option<&SpecError> {
+        self.0.first()
+    }
+}
+
+/// Parses and validates every scenario in a YAML or JSON text (several YAML documents are
+/// several scenarios). Errors carry field paths and lines.
+pub fn parse_scenarios(text: &str) -> Result<Vec<Scenario>, SpecErrors> {
+    let documents = yaml::parse_documents(text).map_err(|e| {
+        SpecErrors(vec![SpecError { path: String::new(), line: Some(e.line), message: format!("invalid YAML: {}", e.message) }])
+    })?;
+    if documents.is_empty() {
+        return Err(SpecErrors(vec![SpecError::new("", "no scenario in the input")]));
+    }
+    let mut scenarios = Vec::with_capacity(documents.len());
+    let mut errors = Vec::new();
+    for document in documents {
+        match scenario_from_value(document.value, Some(&document.lines)) {
+            Ok(scenario) => scenarios.push(scenario),
+            Err(SpecErrors(more)) => errors.extend(more),
+        }
+    }
+    if errors.is_empty() { Ok(scenarios) } else { Err(SpecErrors(errors)) }
+}
+
+/// Turns one parsed document into a validated scenario. `lines` adds line numbers to errors.
+pub fn scenario_from_value(value: Value, lines: Option<&LineIndex>) -> Result<Scenario, SpecErrors> {
+    let with_line = |mut error: SpecError| {
+        error.line = lines.and_then(|l| l.line_of(&error.path));
+        error
+    };
+    if !value.is_object() {
+        return Err(SpecErrors(vec![with_line(SpecError::new("", "a scenario must be a mapping with apiVersion, kind, metadata and spec"))]));
+    }
+    // apiVersion and kind first: with a wrong kind, field errors would only confuse.
+    let mut header = Vec::new();
+    for (field, expected) in [("apiVersion", API_VERSION), ("kind", KIND)] {
+        match value.get(field) {
+            Some(Value::String(found)) if found == expected => {}
+            Some(found) => header.push(SpecError::new(field, format!("must be {expected}, found {found}"))),
+            None => header.push(SpecError::new(field, format!("is required (set it to {expected})"))),
+        }
+    }
+    if !header.is_empty() {
+        return Err(SpecErrors(header.into_iter().map(with_line).collect()));
+    }
+    let scenario: Scenario = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        SpecErrors(vec![with_line(SpecError::new(path, e.into_inner().to_string()))])
+    })?;
+    let errors = scenario.validate();
+    if errors.is_empty() {
+        Ok(scenario)
+    } else {
+        Err(SpecErrors(errors.into_iter().map(with_line).collect()))
+    }
+}
+
+impl Scenario {
+    /// Every semantic problem with the scenario, in field order.
+    pub fn validate(&self) -> Vec<SpecError> {
+        let mut v = Validator::default();
+        if self.api_version != API_VERSION {
+            v.error("apiVersion", format!("must be {API_VERSION}, found {:?}", self.api_version));
+        }
+        if self.kind != KIND {
+            v.error("kind", format!("must be {KIND}, found {:?}", self.kind));
+        }
+        v.dns_label("metadata.name", &self.metadata.name);
+        let spec = &self.spec;
+        v.dns_label("spec.cluster", &spec.cluster);
+        if spec.duration == Some(Duration::ZERO) {
+            v.error("spec.duration", "must be longer than 0s");
+        }
+        if spec.volumes.is_none() && spec.tasks.is_empty() {
+            v.error("spec", "nothing to do: give spec.volumes, spec.tasks or both");
+        }
+        if let Some(volumes) = &spec.volumes {
+            v.volumes(volumes);
+        }
+        let mut task_names = BTreeSet::new();
+        for (i, task) in spec.tasks.iter().enumerate() {
+            let path = format!("spec.tasks[{i}]");
+            v.dns_label(&format!("{path}.name"), &task.name);
+            if !task_names.insert(task.name.as_str()) {
+                v.error(format!("{path}.name"), format!("duplicate task name {:?}", task.name));
+            }
+            if let Some(plugin) = task.plugin.builtin() {
+                if plugin.scope() != PluginScope::Cluster {
+                    v.error(format!("{path}.plugin"), format!("{plugin} acts on one volume; list it under spec.volumes.plugins"));
+                } else {
+                    v.errors.extend(builtin::validate_params(plugin, &task.params, &format!("{path}.params"), None));
+                }
+            }
+        }
+        v.errors
+    }
+}
+
+#[derive(Default)]
+struct Validator {
+    errors: Vec<SpecError>,
+}
+
+impl Validator {
+    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(SpecError::new(path, message));
+    }
+
+    fn dns_label(&mut self, path: &str, value: &str) {
+        if let Err(why) = check_dns_label(value) {
+            self.error(path, format!("{value:?} is not a valid name: {why}"));
+        }
+    }
+
+    fn range<T: PartialOrd + fmt::Debug>(&mut self, path: &str, range: &Range<T>) {
+        if !range.is_ordered() {
+            self.error(format!("{path}.min"), format!("min ({:?}) is greater than max ({:?})", range.min, range.max));
+        }
+    }
+
+    fn volumes(&mut self, volumes: &VolumesSpec) {
+        if volumes.max == 0 {
+            self.error("spec.volumes.max", "must be at least 1");
+        }
+        if volumes.step.min == 0 {
+            self.error("spec.volumes.step.min", "must be at least 1");
+        }
+        self.range("spec.volumes.step", &volumes.step);
+        self.range("spec.volumes.stepPeriod", &volumes.step_period);
+        if volumes.step_period.min == Duration::ZERO {
+            self.error("spec.volumes.stepPeriod.min", "must be longer than 0s");
+        }
+        self.range("spec.volumes.lifetime", &volumes.lifetime);
+        if volumes.lifetime.min == Duration::ZERO {
+            self.error("spec.volumes.lifetime.min", "must be longer than 0s");
+        }
+        if volumes.storage_classes.is_empty() {
+            self.error("spec.volumes.storageClasses", "must name at least one storage class");
+        }
+        let mut classes = BTreeSet::new();
+        for (i, class) in volumes.storage_classes.iter().enumerate() {
+            let path = format!("spec.volumes.storageClasses[{i}]");
+            if let Err(why) = check_dns_subdomain(class) {
+                self.error(&path, format!("{class:?} is not a valid storage class name: {why}"));
+            }
+            if !classes.insert(class.as_str()) {
+                self.error(path, format!("storage class {class:?} is listed twice"));
+            }
+        }
+        if volumes.size.bytes() == 0 {
+            self.error("spec.volumes.size", "must be larger than 0");
+        }
+        let w = &volumes.initial_attach;
+        if u64::from(w.zero) + u64::from(w.one) + u64::from(w.two) == 0 {
+            self.error("spec.volumes.initialAttach", "the weights must sum to more than 0");
+        }
+        let mut names = BTreeSet::new();
+        for (i, use_) in volumes.plugins.iter().enumerate() {
+            let path = format!("spec.volumes.plugins[{i}]");
+            if let Some(name) = &use_.name {
+                self.dns_label(&format!("{path}.name"), name);
+            }
+            if !names.insert(use_.use_name().to_string()) {
+                let field = if use_.name.is_some() { "name" } else { "plugin" };
+                self.error(
+                    format!("{path}.{field}"),
+                    format!("{:?} is listed twice; give one of them its own `name`", use_.use_name()),
+                );
+            }
+            if let Some(plugin) = use_.plugin.builtin() {
+                match plugin.scope() {
+                    PluginScope::Volume => {
+                        self.errors.extend(builtin::validate_params(plugin, &use_.params, &format!("{path}.params"), Some(&volumes.size)));
+                    }
+                    PluginScope::VolumeLifecycle => self.error(
+                        format!("{path}.plugin"),
+                        format!("{plugin} runs for every volume by itself; do not list it"),
+                    ),
+                    PluginScope::Cluster => self.error(
+                        format!("{path}.plugin"),
+                        format!("{plugin} acts on the whole cluster; list it under spec.tasks"),
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// RFC 1123 label: at most 63 characters, lowercase letters, digits and '-', starting and
+/// ending with a letter or digit.
+pub fn check_dns_label(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if value.len() > 63 {
+        return Err(format!("must be at most 63 characters (it has {})", value.len()));
+    }
+    if !value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        return Err("must consist of lowercase letters, digits and '-'".into());
+    }
+    if value.starts_with('-') || value.ends_with('-') {
+        return Err("must start and end with a letter or digit".into());
+    }
+    Ok(())
+}
+
+/// RFC 1123 subdomain: dot-separated labels, at most 253 characters.
+pub fn check_dns_subdomain(value: &str) -> Result<(), String> {
+    if value.len() > 253 {
+        return Err(format!("must be at most 253 characters (it has {})", value.len()));
+    }
+    value.split('.').try_for_each(check_dns_label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_refs_parse_and_print() {
+        for text in ["volume-checker", "my-killer@1.2.0", &format!("sha256:{}", "ab".repeat(32))] {
+            let r: PluginRef = text.parse().unwrap();
+            assert_eq!(r.to_string(), text);
+        }
+        assert!("Bad_Name".parse::<PluginRef>().is_err());
+        assert!("x@".parse::<PluginRef>().is_err());
+        assert!("sha256:abc".parse::<PluginRef>().is_err());
+    }
+
+    #[test]
+    fn dns_names() {
+        assert!(check_dns_label("megatest-1").is_ok());
+        for bad in ["", "-a", "a-", "A", "a_b", &"a".repeat(64)] {
+            assert!(check_dns_label(bad).is_err(), "{bad}");
+        }
+        assert!(check_dns_subdomain("rsc.example.com").is_ok());
+        assert!(check_dns_subdomain("rsc..a").is_err());
+    }
+}

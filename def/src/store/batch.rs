@@ -1,0 +1,211 @@
+//! Batched writes: many small writes committed as few transactions, so that bulk work costs
+//! one fsync per transaction rather than one per item.
+//!
+//! etcd refuses a transaction with more than `--max-txn-ops` (128 by default) operations or
+//! compares, so a batch is cut into chunks that each fit. Each chunk is atomic; the batch as a
+//! whole is not. Writes guarded by a compare (create-only, compare-and-swap) make their chunk
+//! fail as a unit, and [`BatchOutcome`] says which chunks were applied.
+
+use std::collections::BTreeSet;
+
+use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
+use serde::Serialize;
+
+use super::{Result, Store, StoreError, encode};
+use crate::consts::ETCD_MAX_TXN_OPS;
+
+#[derive(Debug, Clone)]
+enum Guard {
+    None,
+    Absent,
+    ModRevision(i64),
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put { key: String, value: Vec<u8>, lease: Option<i64>, guard: Guard },
+    Delete { key: String, guard: Guard },
+}
+
+impl Op {
+    fn key(&self) -> &str {
+        match self {
+            Op::Put { key, .. } | Op::Delete { key, .. } => key,
+        }
+    }
+
+    fn compare(&self) -> Option<Compare> {
+        let (key, guard) = match self {
+            Op::Put { key, guard, .. } | Op::Delete { key, guard } => (key, guard),
+        };
+        match guard {
+            Guard::None => None,
+            Guard::Absent => Some(Compare::create_revision(key.as_str(), CompareOp::Equal, 0)),
+            Guard::ModRevision(rev) => Some(Compare::mod_revision(key.as_str(), CompareOp::Equal, *rev)),
+        }
+    }
+
+    fn txn_op(&self) -> TxnOp {
+        match self {
+            Op::Put { key, value, lease, .. } => {
+                TxnOp::put(key.as_str(), value.clone(), lease.map(|l| PutOptions::new().with_lease(l)))
+            }
+            Op::Delete { key, .. } => TxnOp::delete(key.as_str(), None),
+        }
+    }
+}
+
+/// A list of writes to commit together.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    ops: Vec<Op>,
+    /// Compares added to every chunk, e.g. "the leader key still has my revision", so that a
+    /// deposed leader's writes all fail.
+    fences: Vec<(String, i64)>,
+    max_ops: usize,
+}
+
+/// Which chunks of a batch were applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Chunks committed, in order.
+    pub committed: usize,
+    /// Chunks whose compares failed (nothing of these was written).
+    pub conflicts: usize,
+    /// Revision of the last committed chunk (0 when none was).
+    pub revision: i64,
+    /// Keys of the writes in chunks that were not applied.
+    pub rejected_keys: Vec<String>,
+}
+
+impl BatchOutcome {
+    pub fn all_committed(&self) -> bool {
+        self.conflicts == 0
+    }
+}
+
+impl Batch {
+    pub fn new() -> Self {
+        Batch { ops: Vec::new(), fences: Vec::new(), max_ops: ETCD_MAX_TXN_OPS }
+    }
+
+    /// Chunk size for an etcd configured with another `--max-txn-ops`.
+    pub fn with_max_ops(mut self, max_ops: usize) -> Self {
+        self.max_ops = max_ops.max(1);
+        self
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Every chunk also requires `key` to exist with this creation revision (a leadership or
+    /// assignment fence).
+    pub fn fence(&mut self, key: impl Into<String>, create_revision: i64) -> &mut Self {
+        self.fences.push((key.into(), create_revision));
+        self
+    }
+
+    pub fn put<T: Serialize>(&mut self, key: impl Into<String>, value: &T) -> Result<&mut Self> {
+        self.push_put(key.into(), value, None, Guard::None)
+    }
+
+    pub fn put_with_lease<T: Serialize>(&mut self, key: impl Into<String>, value: &T, lease: i64) -> Result<&mut Self> {
+        self.push_put(key.into(), value, Some(lease), Guard::None)
+    }
+
+    /// Writes only if the key does not exist yet.
+    pub fn create<T: Serialize>(&mut self, key: impl Into<String>, value: &T) -> Result<&mut Self> {
+        self.push_put(key.into(), value, None, Guard::Absent)
+    }
+
+    /// Writes only if the key was last written at `mod_revision`.
+    pub fn update<T: Serialize>(&mut self, key: impl Into<String>, value: &T, mod_revision: i64) -> Result<&mut Self> {
+        self.push_put(key.into(), value, None, Guard::ModRevision(mod_revision))
+    }
+
+    pub fn delete(&mut self, key: impl Into<String>) -> &mut Self {
+        self.ops.push(Op::Delete { key: key.into(), guard: Guard::None });
+        self
+    }
+
+    /// Deletes only if the key was last written at `mod_revision`.
+    pub fn delete_if(&mut self, key: impl Into<String>, mod_revision: i64) -> &mut Self {
+        self.ops.push(Op::Delete { key: key.into(), guard: Guard::ModRevision(mod_revision) });
+        self
+    }
+
+    fn push_put<T: Serialize>(&mut self, key: String, value: &T, lease: Option<i64>, guard: Guard) -> Result<&mut Self> {
+        let value = encode(&key, value)?;
+        self.ops.push(Op::Put { key, value, lease, guard });
+        Ok(self)
+    }
+
+    /// The chunks: each keeps its operations and its compares (fences included) within the
+    /// limit, and no key twice (etcd refuses that within one transaction).
+    fn chunks(&self) -> Result<Vec<&[Op]>> {
+        let per_chunk = self.max_ops.saturating_sub(self.fences.len()).max(1);
+        let mut seen = BTreeSet::new();
+        for op in &self.ops {
+            if !seen.insert(op.key()) {
+                return Err(StoreError::DuplicateKey { key: op.key().to_string() });
+            }
+        }
+        Ok(self.ops.chunks(per_chunk).collect())
+    }
+
+    /// Commits chunk after chunk. A chunk whose compares fail is skipped (and reported);
+    /// a transport error stops the commit and is returned.
+    pub async fn commit(&self, store: &Store) -> Result<BatchOutcome> {
+        let mut outcome = BatchOutcome { committed: 0, conflicts: 0, revision: 0, rejected_keys: Vec::new() };
+        let mut kv = store.client.kv_client();
+        for chunk in self.chunks()? {
+            let mut compares: Vec<Compare> = self
+                .fences
+                .iter()
+                .map(|(key, rev)| Compare::create_revision(key.as_str(), CompareOp::Equal, *rev))
+                .collect();
+            compares.extend(chunk.iter().filter_map(Op::compare));
+            let txn = Txn::new().when(compares).and_then(chunk.iter().map(Op::txn_op).collect::<Vec<_>>());
+            let response = store.bounded(kv.txn(txn)).await?;
+            if response.succeeded() {
+                outcome.committed += 1;
+                outcome.revision = response.header().map(|h| h.revision()).unwrap_or_default();
+            } else {
+                outcome.conflicts += 1;
+                outcome.rejected_keys.extend(chunk.iter().map(|op| op.key().to_string()));
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_respect_the_limit_including_fences() {
+        let mut batch = Batch::new();
+        batch.fence("/leader", 7);
+        for i in 0..300 {
+            batch.create(format!("/k/{i}"), &i).unwrap();
+        }
+        let chunks = batch.chunks().unwrap();
+        assert_eq!(chunks.len(), 3);
+        assert!(chunks.iter().all(|c| c.len() + 1 <= ETCD_MAX_TXN_OPS));
+        assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), 300);
+    }
+
+    #[test]
+    fn a_key_twice_is_refused() {
+        let mut batch = Batch::new();
+        batch.put("/a", &1).unwrap();
+        batch.delete("/a");
+        assert!(matches!(batch.chunks(), Err(StoreError::DuplicateKey { .. })));
+    }
+}

@@ -1,0 +1,46 @@
+//! The state layer's one error type.
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("etcd: {0}")]
+    Etcd(#[from] etcd_client::Error),
+    #[error("etcd did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("{key} changed since it was read")]
+    Conflict { key: String },
+    #[error("{key} already exists")]
+    AlreadyExists { key: String },
+    #[error("cannot decode the value of {key}: {source}")]
+    Decode { key: String, source: serde_json::Error },
+    #[error("cannot encode the value for {key}: {source}")]
+    Encode { key: String, source: serde_json::Error },
+    #[error("key {key} appears twice in one batch")]
+    DuplicateKey { key: String },
+    #[error("lease {id:x} was lost")]
+    LeaseLost { id: i64 },
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl StoreError {
+    /// Whether retrying the same call later may succeed (etcd away or slow), as opposed to
+    /// an answer that will not change (conflict, bad data).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Timeout(_) => true,
+            StoreError::Etcd(e) => matches!(
+                e,
+                etcd_client::Error::TransportError(_)
+                    | etcd_client::Error::IoError(_)
+                    | etcd_client::Error::GRpcStatus(_)
+                    | etcd_client::Error::WatchError(_)
+                    | etcd_client::Error::LeaseKeepAliveError(_)
+            ),
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

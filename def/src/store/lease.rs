@@ -1,0 +1,143 @@
+//! Leases kept alive in the background.
+//!
+//! A [`Lease`] refreshes itself every third of its TTL. If it cannot be refreshed before the
+//! TTL runs out (etcd away, process paused), or etcd says it expired, its `lost` token fires:
+//! whatever depended on the lease (a worker's registration, a leader's term) must stop, since
+//! etcd has deleted or will delete the keys attached to it.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{Result, Store, StoreError};
+
+#[derive(Debug)]
+pub struct Lease {
+    id: i64,
+    ttl: Duration,
+    lost: CancellationToken,
+    stop: CancellationToken,
+    store: Store,
+}
+
+impl Lease {
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Fires when the lease is gone or can no longer be trusted to be alive.
+    pub fn lost(&self) -> CancellationToken {
+        self.lost.clone()
+    }
+
+    pub fn is_lost(&self) -> bool {
+        self.lost.is_cancelled()
+    }
+
+    /// Stops refreshing and revokes the lease, deleting every key attached to it at once
+    /// (rather than after the TTL).
+    pub async fn revoke(self) -> Result<()> {
+        self.stop.cancel();
+        let mut client = self.store.client();
+        self.store.bounded(client.lease_revoke(self.id)).await?;
+        Ok(())
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        // Without revoke the lease simply runs out; stop refreshing it.
+        self.stop.cancel();
+    }
+}
+
+impl Store {
+    /// Grants a lease of `ttl` (etcd rounds up to its minimum, about 2 s by default) and keeps
+    /// it alive until it is revoked or dropped.
+    pub async fn grant_lease(&self, ttl: Duration) -> Result<Lease> {
+        let mut client = self.client();
+        let requested = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
+        let granted = self.bounded(client.lease_grant(requested, None)).await?;
+        let ttl = Duration::from_secs(u64::try_from(granted.ttl()).unwrap_or(1).max(1));
+        let lease = Lease {
+            id: granted.id(),
+            ttl,
+            lost: CancellationToken::new(),
+            stop: CancellationToken::new(),
+            store: self.clone(),
+        };
+        tokio::spawn(keep_alive(self.clone(), lease.id, ttl, lease.lost.clone(), lease.stop.clone()));
+        Ok(lease)
+    }
+}
+
+/// Refreshes the lease until `stop`; fires `lost` when it expired or could not be refreshed
+/// within its TTL.
+async fn keep_alive(store: Store, id: i64, ttl: Duration, lost: CancellationToken, stop: CancellationToken) {
+    let period = ttl / 3;
+    // The lease is surely alive until this instant; refreshes move it forward.
+    let mut alive_until = Instant::now() + ttl;
+    loop {
+        let outcome = tokio::select! {
+            _ = stop.cancelled() => return,
+            outcome = refresh_stream(&store, id, period, &mut alive_until, &stop) => outcome,
+        };
+        match outcome {
+            Ok(()) => return, // stopped
+            Err(StoreError::LeaseLost { .. }) => {
+                tracing::warn!(lease = format!("{id:x}"), "lease lost");
+                lost.cancel();
+                return;
+            }
+            Err(error) => {
+                tracing::debug!(lease = format!("{id:x}"), %error, "lease keep-alive interrupted; retrying");
+                let retry_at = (Instant::now() + Duration::from_millis(200)).min(alive_until);
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep_until(retry_at) => {}
+                }
+            }
+        }
+    }
+}
+
+/// One keep-alive stream: a refresh every `period` until an error, expiry or `stop`. Every
+/// wait ends at `alive_until`, past which the lease counts as lost.
+async fn refresh_stream(
+    store: &Store,
+    id: i64,
+    period: Duration,
+    alive_until: &mut Instant,
+    stop: &CancellationToken,
+) -> Result<()> {
+    async fn before<T>(deadline: Instant, id: i64, call: impl Future<Output = Result<T, etcd_client::Error>>) -> Result<T> {
+        match tokio::time::timeout_at(deadline, call).await {
+            Ok(result) => result.map_err(StoreError::from),
+            Err(_) => Err(StoreError::LeaseLost { id }),
+        }
+    }
+    let mut client = store.client();
+    let (mut keeper, mut responses) = before(*alive_until, id, client.lease_keep_alive(id)).await?;
+    loop {
+        let sent_at = Instant::now();
+        before(*alive_until, id, keeper.keep_alive()).await?;
+        let response = before(*alive_until, id, responses.message())
+            .await?
+            .ok_or_else(|| StoreError::Etcd(etcd_client::Error::LeaseKeepAliveError("stream closed".into())))?;
+        if response.ttl() <= 0 {
+            return Err(StoreError::LeaseLost { id });
+        }
+        // Measured from when the refresh was sent: the server's clock started no earlier.
+        *alive_until = sent_at + Duration::from_secs(u64::try_from(response.ttl()).unwrap_or(1));
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(period) => {}
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! The HTTP face of kubesim: Kubernetes REST paths mapped onto the [`Store`].
+//!
+//! One fallback handler parses `/api/v1/...` and `/apis/<group>/<version>/...` itself (the
+//! namespaced and cluster-scoped forms, subresources) because the set of resources grows at run
+//! time, which a static route table cannot express. It owns content negotiation (JSON objects,
+//! `meta.k8s.io/v1` Tables for kubectl, PartialObjectMetadata), list pagination, watch streams,
+//! patches and DeleteOptions; every error leaves through [`Error`]'s `IntoResponse`.
+
+pub mod discovery;
+pub mod patch;
+pub mod table;
+pub mod watch;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+use crate::resources::ResourceInfo;
+use crate::selectors::Selectors;
+use crate::store::{CreateOptions, ObjRef, Preconditions, Store, Subresource};
+use patch::PatchType;
+use table::IncludeObject;
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub cancel: CancellationToken,
+    pub bookmark_interval: Duration,
+    /// The address clients reach us at (for `/api`'s serverAddressByClientCIDRs).
+    pub server_address: String,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new().fallback(dispatch).with_state(state)
+}
+
+fn json_response(code: StatusCode, body: impl Into<Body>) -> Response {
+    (code, [(header::CONTENT_TYPE, "application/json")], body.into()).into_response()
+}
+
+fn value_response(code: StatusCode, v: &Value) -> Response {
+    json_response(code, serde_json::to_vec(v).unwrap_or_default())
+}
+
+/// The resource a URL names.
+struct Target {
+    res: Arc<ResourceInfo>,
+    namespace: Option<String>,
+    name: Option<String>,
+    sub: Option<String>,
+}
+
+enum Route {
+    Version,
+    Health,
+    ApiVersions,
+    GroupList,
+    Group(String),
+    ResourceList(String, String),
+    Resource(Target),
+}
+
+fn route(state: &AppState, path: &str) -> Result<Route> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let (group, version, rest) = match segs.as_slice() {
+        ["version"] => return Ok(Route::Version),
+        ["healthz" | "livez" | "readyz", ..] => return Ok(Route::Health),
+        ["api"] => return Ok(Route::ApiVersions),
+        ["apis"] => return Ok(Route::GroupList),
+        ["apis", g] => return Ok(Route::Group(g.to_string())),
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Err(Error::NoSuchResource),
+    };
+    let reg = state.store.registry();
+    let namespaced_under = |plural: &str| reg.find(group, version, plural).filter(|r| r.namespaced);
+    let (res, namespace, rest) = match rest {
+        [] => return Ok(Route::ResourceList(group.into(), version.into())),
+        ["namespaces", ns, plural, rest @ ..] if namespaced_under(plural).is_some() => {
+            (namespaced_under(plural).ok_or(Error::NoSuchResource)?, Some(ns.to_string()), rest)
+        }
+        [plural, rest @ ..] => (reg.find(group, version, plural).ok_or(Error::NoSuchResource)?, None, rest),
+    };
+    if rest.len() > 2 {
+        return Err(Error::NoSuchResource);
+    }
+    Ok(Route::Resource(Target {
+        res,
+        namespace,
+        name: rest.first().map(|s| s.to_string()),
+        sub: rest.get(1).map(|s| s.to_string()),
+    }))
+}
+
+async fn dispatch(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let query: HashMap<String, String> = Query::try_from_uri(&uri).map(|q| q.0).unwrap_or_default();
+    match handle(&state, &method, uri.path(), &query, &headers, body) {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::debug!(%method, path = uri.path(), error = %e, "request failed");
+            e.into_response()
+        }
+    }
+}
+
+/// What the client wants back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wants {
+    Object,
+    Table,
+    Metadata,
+}
+
+fn wants(headers: &HeaderMap) -> Wants {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    // The first acceptable form wins, as clients list them in preference order.
+    for part in accept.split(',') {
+        if part.contains("as=Table") {
+            return Wants::Table;
+        }
+        if part.contains("as=PartialObjectMetadata") {
+            return Wants::Metadata;
+        }
+        let base = part.split(';').next().unwrap_or_default().trim();
+        if matches!(base, "application/json" | "*/*" | "") {
+            return Wants::Object;
+        }
+    }
+    Wants::Object
+}
+
+fn handle(
+    state: &AppState,
+    method: &Method,
+    path: &str,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let reg = state.store.registry();
+    let route = route(state, path)?;
+    let Route::Resource(t) = route else {
+        if method != Method::GET {
+            return Err(Error::MethodNotAllowed(format!("{method} is not supported on {path}")));
+        }
+        let doc = match route {
+            Route::Version => discovery::version(),
+            Route::Health => return Ok((StatusCode::OK, "ok").into_response()),
+            Route::ApiVersions => discovery::api_versions(&state.server_address),
+            Route::GroupList => discovery::api_group_list(reg),
+            Route::Group(g) => discovery::api_group(reg, &g).ok_or(Error::NoSuchResource)?,
+            Route::ResourceList(g, v) => discovery::resource_list(reg, &g, &v).ok_or(Error::NoSuchResource)?,
+            Route::Resource(_) => unreachable!("handled above"),
+        };
+        return Ok(value_response(StatusCode::OK, &doc));
+    };
+    let sub = match t.sub.as_deref() {
+        None => Subresource::Main,
+        Some("status") if t.res.has_status => Subresource::Status,
+        Some(_) => return Err(Error::NoSuchResource),
+    };
+    let ns = t.namespace.as_deref();
+    let res = &t.res;
+    let store = &state.store;
+    match (method.clone(), t.name.as_deref()) {
+        (Method::GET, None) => {
+            let selectors = Selectors::parse(
+                query.get("labelSelector").map(String::as_str),
+                query.get("fieldSelector").map(String::as_str),
+            )?;
+            let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+            if watching {
+                return watch_response(state, t.res.clone(), t.namespace.clone(), selectors, query, headers);
+            }
+            let (items, rv) = store.list(res, ns, &selectors);
+            list_response(res, items, rv, query, headers)
+        }
+        (Method::GET, Some(name)) => {
+            let obj = store.get(res, ns, name)?;
+            Ok(object_response(res, &obj, StatusCode::OK, headers, query))
+        }
+        (Method::POST, None) => {
+            let obj = parse_json(&body)?;
+            let created = store.create(res, ns, obj, CreateOptions::default())?;
+            Ok(object_response(res, &created, StatusCode::CREATED, headers, query))
+        }
+        (Method::PUT, Some(name)) => {
+            let obj = parse_json(&body)?;
+            let updated = store.update(res, ns, name, obj, sub)?;
+            Ok(object_response(res, &updated, StatusCode::OK, headers, query))
+        }
+        (Method::PATCH, Some(name)) => {
+            let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let kind = PatchType::from_content_type(ct)?;
+            let p = patch::parse_body(kind, &body)?;
+            let result = store.modify(res, ns, name, sub, |doc| patch::apply(kind, doc, &p));
+            match result {
+                Err(Error::NotFound(_)) if kind == PatchType::Apply && sub == Subresource::Main => {
+                    let mut obj = p.clone();
+                    obj["metadata"]["name"] = json!(name);
+                    let created = store.create(res, ns, obj, CreateOptions::default())?;
+                    Ok(object_response(res, &created, StatusCode::CREATED, headers, query))
+                }
+                other => Ok(object_response(res, &other?, StatusCode::OK, headers, query)),
+            }
+        }
+        (Method::DELETE, Some(name)) => {
+            let pre = preconditions(&body)?;
+            let deleted = store.delete(res, ns, name, &pre)?;
+            Ok(object_response(res, &deleted, StatusCode::OK, headers, query))
+        }
+        (Method::DELETE, None) => {
+            let selectors = Selectors::parse(
+                query.get("labelSelector").map(String::as_str),
+                query.get("fieldSelector").map(String::as_str),
+            )?;
+            let deleted = store.delete_collection(res, ns, &selectors);
+            let rv = store.current_rv();
+            list_response(res, deleted, rv, &HashMap::new(), &HeaderMap::new())
+        }
+        (m, _) => Err(Error::MethodNotAllowed(format!("{m} is not supported on {path}"))),
+    }
+}
+
+fn parse_json(body: &[u8]) -> Result<Value> {
+    serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("the request body is not valid JSON: {e}")))
+}
+
+fn preconditions(body: &[u8]) -> Result<Preconditions> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Preconditions::default());
+    }
+    let opts = parse_json(body)?;
+    let p = &opts["preconditions"];
+    Ok(Preconditions {
+        uid: p["uid"].as_str().map(str::to_string),
+        resource_version: p["resourceVersion"].as_str().map(str::to_string),
+    })
+}
+
+fn object_response(res: &ResourceInfo, obj: &ObjRef, code: StatusCode, headers: &HeaderMap, query: &HashMap<String, String>) -> Response {
+    match wants(headers) {
+        Wants::Object => json_response(code, obj.json().clone()),
+        Wants::Metadata => value_response(code, &watch::partial_metadata(&obj.value)),
+        Wants::Table => {
+            let include = IncludeObject::from_query(query.get("includeObject").map(String::as_str));
+            value_response(code, &table::table(res, std::slice::from_ref(obj), include, None))
+        }
+    }
+}
+
+/// Continue tokens: the version of the first page and the last key served, hex-encoded.
+fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
+    let raw = format!("{rv}\n{ns}\n{name}");
+    raw.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_continue(token: &str) -> Result<(u64, String, String)> {
+    let bad = || Error::BadRequest("invalid continue token".into());
+    if token.len() % 2 != 0 {
+        return Err(bad());
+    }
+    let bytes: Vec<u8> = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&token[i..i + 2], 16).map_err(|_| bad()))
+        .collect::<Result<_>>()?;
+    let raw = String::from_utf8(bytes).map_err(|_| bad())?;
+    let mut parts = raw.splitn(3, '\n');
+    let rv = parts.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+    Ok((rv, parts.next().ok_or_else(bad)?.to_string(), parts.next().ok_or_else(bad)?.to_string()))
+}
+
+fn list_response(
+    res: &ResourceInfo,
+    mut items: Vec<ObjRef>,
+    mut rv: u64,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Response> {
+    if let Some(token) = query.get("continue").filter(|t| !t.is_empty()) {
+        let (first_rv, ns, name) = decode_continue(token)?;
+        rv = first_rv;
+        items.retain(|o| (o.namespace(), o.name()) > (ns.as_str(), name.as_str()));
+    }
+    let limit = query.get("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0);
+    let mut metadata = json!({"resourceVersion": rv.to_string()});
+    if let Some(limit) = limit
+        && items.len() > limit
+    {
+        let remaining = items.len() - limit;
+        items.truncate(limit);
+        let last = items.last().expect("limit > 0");
+        metadata["continue"] = json!(encode_continue(rv, last.namespace(), last.name()));
+        metadata["remainingItemCount"] = json!(remaining);
+    }
+    match wants(headers) {
+        Wants::Table => {
+            let include = IncludeObject::from_query(query.get("includeObject").map(String::as_str));
+            let mut t = table::table(res, &items, include, Some(rv));
+            t["metadata"] = metadata;
+            Ok(value_response(StatusCode::OK, &t))
+        }
+        Wants::Metadata => {
+            let items: Vec<Value> = items.iter().map(|o| watch::partial_metadata(&o.value)).collect();
+            let doc = json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": metadata, "items": items});
+            Ok(value_response(StatusCode::OK, &doc))
+        }
+        Wants::Object => {
+            // Assembled from each object's cached bytes: a list of thousands costs a memcpy each.
+            let head = json!({"apiVersion": res.api_version(), "kind": format!("{}List", res.kind), "metadata": metadata});
+            let head = serde_json::to_vec(&head).unwrap_or_default();
+            let size: usize = items.iter().map(|o| o.json().len() + 1).sum::<usize>() + head.len() + 16;
+            let mut out = Vec::with_capacity(size);
+            out.extend_from_slice(&head[..head.len() - 1]);
+            out.extend_from_slice(b",\"items\":[");
+            for (i, o) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(o.json());
+            }
+            out.extend_from_slice(b"]}");
+            Ok(json_response(StatusCode::OK, out))
+        }
+    }
+}
+
+fn watch_response(
+    state: &AppState,
+    res: Arc<ResourceInfo>,
+    namespace: Option<String>,
+    selectors: Selectors,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Response> {
+    let resource_version = match query.get("resourceVersion").map(String::as_str) {
+        None | Some("") => None,
+        Some(v) => Some(v.parse::<u64>().map_err(|_| Error::BadRequest(format!("invalid resourceVersion {v:?}")))?),
+    };
+    let render = match wants(headers) {
+        Wants::Table => watch::Render::Table(IncludeObject::from_query(query.get("includeObject").map(String::as_str))),
+        _ => watch::Render::Object,
+    };
+    let req = watch::WatchRequest {
+        res,
+        namespace,
+        selectors,
+        resource_version,
+        send_initial_events: query.get("sendInitialEvents").map(String::as_str) == Some("true"),
+        bookmarks: query.get("allowWatchBookmarks").map(String::as_str) == Some("true"),
+        timeout: query.get("timeoutSeconds").and_then(|s| s.parse::<u64>().ok()).filter(|s| *s > 0).map(Duration::from_secs),
+        render,
+    };
+    let stream = watch::stream(&state.store, req, state.bookmark_interval, state.cancel.clone());
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-cache, private")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continue_tokens_round_trip() {
+        let t = encode_continue(42, "ns", "a-b.c");
+        assert_eq!(decode_continue(&t).unwrap(), (42, "ns".to_string(), "a-b.c".to_string()));
+        assert!(decode_continue("zz").is_err());
+    }
+
+    #[test]
+    fn accept_headers_pick_the_form() {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, "application/json;as=Table;v=v1;g=meta.k8s.io,application/json".parse().unwrap());
+        assert_eq!(wants(&h), Wants::Table);
+        h.insert(header::ACCEPT, "application/json".parse().unwrap());
+        assert_eq!(wants(&h), Wants::Object);
+        assert_eq!(wants(&HeaderMap::new()), Wants::Object);
+    }
+}

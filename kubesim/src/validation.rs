@@ -1,0 +1,152 @@
+//! Defaults and validation per kind, applied by the store on create and update (the main
+//! resource, not `/status`), the way the real API server's admission and CRD schemas would.
+//!
+//! Only the storage kinds carry rules: required fields, enums, immutable references, and
+//! "a volume never shrinks". Violations are `422 Invalid` with one cause per field.
+
+use serde_json::{Value, json};
+
+use crate::error::{Cause, Error, Result, Target};
+use crate::quantity;
+use crate::resources::{ResourceInfo, STORAGE_GROUP};
+
+/// Fills defaults the CRD schema would (`replication`, `type`, ...).
+pub fn apply_defaults(res: &ResourceInfo, obj: &mut Value) {
+    if res.group != STORAGE_GROUP {
+        return;
+    }
+    let spec_default = |obj: &mut Value, field: &str, value: &str| {
+        if !obj["spec"].is_object() {
+            obj["spec"] = json!({});
+        }
+        if obj["spec"][field].is_null() {
+            obj["spec"][field] = json!(value);
+        }
+    };
+    match res.kind.as_str() {
+        "ReplicatedStorageClass" => {
+            spec_default(obj, "replication", "ConsistencyAndAvailability");
+            spec_default(obj, "reclaimPolicy", "Delete");
+            spec_default(obj, "volumeAccess", "PreferablyLocal");
+            spec_default(obj, "topology", "Ignored");
+        }
+        "ReplicatedVolumeReplica" => spec_default(obj, "type", "Diskful"),
+        _ => {}
+    }
+}
+
+fn str_field<'a>(obj: &'a Value, path: &[&str]) -> Option<&'a str> {
+    let mut cur = obj;
+    for p in path {
+        cur = &cur[*p];
+    }
+    cur.as_str().filter(|s| !s.is_empty())
+}
+
+fn one_of(obj: &Value, path: &[&str], allowed: &[&str], causes: &mut Vec<Cause>) {
+    if let Some(v) = str_field(obj, path)
+        && !allowed.contains(&v)
+    {
+        causes.push(Cause {
+            reason: "FieldValueNotSupported".into(),
+            field: path.join("."),
+            message: format!("Unsupported value: {v:?}: supported values: {}", allowed.join(", ")),
+        });
+    }
+}
+
+fn required(obj: &Value, path: &[&str], causes: &mut Vec<Cause>) {
+    if str_field(obj, path).is_none() {
+        causes.push(Cause::required(&path.join(".")));
+    }
+}
+
+fn immutable(old: Option<&Value>, new: &Value, path: &[&str], causes: &mut Vec<Cause>) {
+    if let Some(old) = old
+        && str_field(old, path) != str_field(new, path)
+    {
+        causes.push(Cause::invalid(&path.join("."), "field is immutable"));
+    }
+}
+
+/// Checks an object about to be stored; `old` is the stored object on update.
+pub fn validate(res: &ResourceInfo, old: Option<&Value>, new: &Value) -> Result<()> {
+    let mut causes = Vec::new();
+    if res.group == STORAGE_GROUP {
+        match res.kind.as_str() {
+            "ReplicatedVolume" => {
+                required(new, &["spec", "replicatedStorageClassName"], &mut causes);
+                match str_field(new, &["spec", "size"]) {
+                    None => causes.push(Cause::required("spec.size")),
+                    Some(s) => match quantity::parse_bytes(s) {
+                        None => causes.push(Cause::invalid("spec.size", format!("invalid quantity {s:?}"))),
+                        Some(new_size) => {
+                            let old_size = old.and_then(|o| str_field(o, &["spec", "size"])).and_then(quantity::parse_bytes);
+                            if old_size.is_some_and(|o| new_size < o) {
+                                causes.push(Cause::invalid("spec.size", "volume size cannot be decreased"));
+                            }
+                        }
+                    },
+                }
+            }
+            "ReplicatedVolumeAttachment" => {
+                required(new, &["spec", "replicatedVolumeName"], &mut causes);
+                required(new, &["spec", "nodeName"], &mut causes);
+                immutable(old, new, &["spec", "replicatedVolumeName"], &mut causes);
+                immutable(old, new, &["spec", "nodeName"], &mut causes);
+            }
+            "ReplicatedVolumeReplica" => {
+                required(new, &["spec", "replicatedVolumeName"], &mut causes);
+                immutable(old, new, &["spec", "replicatedVolumeName"], &mut causes);
+                one_of(new, &["spec", "type"], &["Diskful", "Access", "TieBreaker"], &mut causes);
+            }
+            "ReplicatedStorageClass" => {
+                one_of(new, &["spec", "replication"], &["None", "Availability", "ConsistencyAndAvailability"], &mut causes);
+                one_of(new, &["spec", "reclaimPolicy"], &["Delete", "Retain"], &mut causes);
+                one_of(new, &["spec", "volumeAccess"], &["Local", "EventuallyLocal", "PreferablyLocal", "Any"], &mut causes);
+                one_of(new, &["spec", "topology"], &["TransZonal", "Zonal", "Ignored"], &mut causes);
+            }
+            _ => {}
+        }
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        let name = new["metadata"]["name"].as_str().unwrap_or_default();
+        Err(Error::Invalid { target: Target::new(&res.group, &res.plural, name), kind: res.kind.clone(), causes })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::Registry;
+
+    fn rv(size: &str) -> Value {
+        json!({"metadata": {"name": "v"}, "spec": {"size": size, "replicatedStorageClassName": "rsc-a"}})
+    }
+
+    #[test]
+    fn volume_rules() {
+        let reg = Registry::with_builtins();
+        let res = reg.find_kind(STORAGE_GROUP, "ReplicatedVolume").unwrap();
+        assert!(validate(&res, None, &rv("100Mi")).is_ok());
+        assert!(validate(&res, None, &rv("lots")).is_err());
+        assert!(validate(&res, Some(&rv("100Mi")), &rv("200Mi")).is_ok());
+        let err = validate(&res, Some(&rv("100Mi")), &rv("50Mi")).unwrap_err();
+        assert_eq!(err.code().as_u16(), 422);
+        let missing = validate(&res, None, &json!({"metadata": {"name": "v"}, "spec": {}})).unwrap_err();
+        let Error::Invalid { causes, .. } = missing else { panic!("expected Invalid") };
+        assert_eq!(causes.len(), 2);
+    }
+
+    #[test]
+    fn attachment_references_are_immutable() {
+        let reg = Registry::with_builtins();
+        let res = reg.find_kind(STORAGE_GROUP, "ReplicatedVolumeAttachment").unwrap();
+        let a = json!({"metadata": {"name": "a"}, "spec": {"replicatedVolumeName": "v", "nodeName": "node-1"}});
+        let b = json!({"metadata": {"name": "a"}, "spec": {"replicatedVolumeName": "v", "nodeName": "node-2"}});
+        assert!(validate(&res, None, &a).is_ok());
+        assert!(validate(&res, Some(&a), &b).is_err());
+    }
+}
