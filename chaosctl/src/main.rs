@@ -1,1 +1,336 @@
-fn main() {}
+//! `chaosctl`: the command line of the chaos orchestrator, in kubectl's habits (DESIGN §10).
+//! Every command talks to the apiserver; a scenario file is validated here first, so that a
+//! broken file is reported (with its lines) before anything is sent.
+
+mod client;
+mod output;
+
+use std::io::Read as _;
+use std::process::ExitCode;
+
+use chaos_def::api::ScenarioView;
+use chaos_def::consts::{DEFAULT_SERVER, ENV_SERVER};
+use chaos_def::records::{InstancePhase, ScenarioStatus};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use jiff::Timestamp;
+
+use crate::client::Client;
+use crate::output::{Format, age, structured, table};
+
+#[derive(Debug, Parser)]
+#[command(name = "chaosctl", version, about = "Run chaos scenarios against Kubernetes", propagate_version = true)]
+struct Cli {
+    /// The apiserver's URL.
+    #[arg(long, global = true, env = ENV_SERVER, default_value = DEFAULT_SERVER)]
+    server: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create or update scenarios from a YAML or JSON file (`-` reads standard input).
+    Apply {
+        #[arg(short = 'f', long = "filename", value_name = "FILE")]
+        file: String,
+        #[arg(short, long, value_enum, default_value_t)]
+        output: Format,
+    },
+    /// List scenarios, instances or workers.
+    Get {
+        #[arg(value_enum)]
+        resource: Resource,
+        /// One scenario by name (scenarios only).
+        name: Option<String>,
+        /// Only the instances of this scenario (instances only).
+        #[arg(long)]
+        scenario: Option<String>,
+        #[arg(short, long, value_enum, default_value_t)]
+        output: Format,
+    },
+    /// Show one scenario in detail.
+    Describe {
+        #[arg(value_enum)]
+        resource: Single,
+        name: String,
+    },
+    /// Stop a scenario: its volumes are torn down and its tasks stopped.
+    Stop {
+        name: String,
+        /// Why, shown in the scenario's status.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Delete a scenario.
+    Delete {
+        #[arg(value_enum)]
+        resource: Single,
+        name: String,
+    },
+    /// Print a shell completion script (e.g. `source <(chaosctl completion bash)`).
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Resource {
+    #[value(alias = "scenario", alias = "sc")]
+    Scenarios,
+    #[value(alias = "instance", alias = "inst")]
+    Instances,
+    #[value(alias = "worker")]
+    Workers,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Single {
+    #[value(alias = "scenarios", alias = "sc")]
+    Scenario,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            for line in format!("{error:#}").lines() {
+                eprintln!("error: {line}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let client = Client::new(&cli.server);
+    match cli.command {
+        Command::Apply { file, output } => apply(&client, &file, output).await,
+        Command::Get { resource, name, scenario, output } => get(&client, resource, name, scenario, output).await,
+        Command::Describe { resource: Single::Scenario, name } => {
+            print!("{}", describe(&client.scenario(&name).await?, Timestamp::now()));
+            Ok(())
+        }
+        Command::Stop { name, reason } => {
+            let response = client.stop(&name, reason).await?;
+            let said = if response.result == "already-stopping" { "already stopping" } else { "stopping" };
+            println!("scenario/{name} {said}");
+            Ok(())
+        }
+        Command::Delete { resource: Single::Scenario, name } => {
+            client.delete_scenario(&name).await?;
+            println!("scenario/{name} deleted");
+            Ok(())
+        }
+        Command::Completion { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "chaosctl", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}
+
+async fn apply(client: &Client, file: &str, output: Format) -> anyhow::Result<()> {
+    let text = if file == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text)?;
+        text
+    } else {
+        std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {file}: {e}"))?
+    };
+    let shown = if file == "-" { "<stdin>" } else { file };
+    let scenarios = chaos_def::parse_scenarios(&text).map_err(|errors| {
+        let lines: Vec<String> = errors
+            .0
+            .iter()
+            .map(|e| {
+                let at = e.line.map(|l| format!("{shown}:{l}: ")).unwrap_or_else(|| format!("{shown}: "));
+                let path = if e.path.is_empty() { String::new() } else { format!("{}: ", e.path) };
+                format!("{at}{path}{}", e.message)
+            })
+            .collect();
+        anyhow::anyhow!("{}", lines.join("\n"))
+    })?;
+    let mut responses = Vec::new();
+    for scenario in &scenarios {
+        let response = client.apply(scenario).await.map_err(|e| anyhow::anyhow!("scenario/{}: {e}", scenario.metadata.name))?;
+        if output == Format::Table {
+            println!("scenario/{} {}", scenario.metadata.name, response.result.as_str());
+        }
+        responses.push(response);
+    }
+    if let Some(text) = structured(output, &responses) {
+        print!("{text}");
+    }
+    Ok(())
+}
+
+async fn get(client: &Client, resource: Resource, name: Option<String>, scenario: Option<String>, output: Format) -> anyhow::Result<()> {
+    let now = Timestamp::now();
+    match resource {
+        Resource::Scenarios => {
+            let items = match &name {
+                Some(name) => vec![client.scenario(name).await?],
+                None => client.scenarios().await?.items,
+            };
+            // A named get prints the object itself, a list get the list (as kubectl does).
+            let text = match (&name, items.first()) {
+                (Some(_), Some(one)) => structured(output, one),
+                _ => structured(output, &items),
+            };
+            if let Some(text) = text {
+                print!("{text}");
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = items
+                .iter()
+                .map(|s| {
+                    let v = &s.status.volumes;
+                    vec![
+                        s.stored.metadata.name.clone(),
+                        phase_text(&s.status, s.stored.stop.is_some()),
+                        s.stored.metadata.generation.to_string(),
+                        format!("{}/{}/{}", v.alive, v.started, v.done),
+                        age(s.stored.metadata.creation_timestamp, now),
+                    ]
+                })
+                .collect();
+            print_rows(&["NAME", "PHASE", "GENERATION", "VOLUMES(ALIVE/STARTED/DONE)", "AGE"], &rows, "scenarios");
+        }
+        Resource::Instances => {
+            let items = client.instances(scenario.as_deref()).await?.items;
+            if let Some(text) = structured(output, &items) {
+                print!("{text}");
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = items
+                .iter()
+                .map(|i| {
+                    let status = i.status.clone().unwrap_or_default();
+                    vec![
+                        i.instance.id.clone(),
+                        i.instance.scenario.clone(),
+                        i.instance.plugin.to_string(),
+                        i.instance.volume.clone().unwrap_or_else(|| "-".into()),
+                        format!("{:?}", i.instance.desired),
+                        format!("{:?}", status.phase),
+                        status.worker.unwrap_or_else(|| "-".into()),
+                        i.instance.attempt.to_string(),
+                        status.reason.or(status.last_error).unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            print_rows(&["ID", "SCENARIO", "PLUGIN", "VOLUME", "DESIRED", "PHASE", "WORKER", "ATTEMPT", "REASON"], &rows, "instances");
+        }
+        Resource::Workers => {
+            let items = client.workers().await?.items;
+            if let Some(text) = structured(output, &items) {
+                print!("{text}");
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = items
+                .iter()
+                .map(|w| {
+                    vec![
+                        w.name.clone(),
+                        if w.cordoned { "Cordoned".into() } else { "Ready".into() },
+                        format!("{}/{}", w.usage.running, w.slots),
+                        w.clusters.join(","),
+                        format!("{}m", w.usage.cpu_millis),
+                        format!("{}Mi", w.usage.memory_bytes >> 20),
+                        w.version.clone(),
+                        age(w.started_at, now),
+                    ]
+                })
+                .collect();
+            print_rows(&["NAME", "STATUS", "RUNNING/SLOTS", "CLUSTERS", "CPU", "MEMORY", "VERSION", "AGE"], &rows, "workers");
+        }
+    }
+    Ok(())
+}
+
+fn print_rows(header: &[&str], rows: &[Vec<String>], what: &str) {
+    if rows.is_empty() {
+        eprintln!("No {what} found.");
+    } else {
+        print!("{}", table(header, rows));
+    }
+}
+
+/// The phase as people read it: a stop requested but not yet seen by the controller shows.
+fn phase_text(status: &ScenarioStatus, stop_requested: bool) -> String {
+    let phase = format!("{:?}", status.phase);
+    match status.phase {
+        chaos_def::records::ScenarioPhase::Pending | chaos_def::records::ScenarioPhase::Running if stop_requested => {
+            format!("{phase} (stop requested)")
+        }
+        _ => phase,
+    }
+}
+
+fn describe(view: &ScenarioView, now: Timestamp) -> String {
+    use std::fmt::Write as _;
+    let stored = &view.stored;
+    let meta = &stored.metadata;
+    let spec = &stored.spec;
+    let mut out = String::new();
+    let field = |out: &mut String, name: &str, value: String| {
+        let _ = writeln!(out, "{:<14}{value}", format!("{name}:"));
+    };
+    field(&mut out, "Name", meta.name.clone());
+    field(&mut out, "UID", meta.uid.clone());
+    field(&mut out, "Generation", meta.generation.to_string());
+    field(&mut out, "Created", format!("{} ({} ago)", meta.creation_timestamp, age(meta.creation_timestamp, now)));
+    if !meta.labels.is_empty() {
+        let labels: Vec<String> = meta.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        field(&mut out, "Labels", labels.join(", "));
+    }
+    field(&mut out, "Cluster", spec.cluster.clone());
+    field(&mut out, "Seed", spec.seed.map(|s| s.to_string()).unwrap_or_else(|| "-".into()));
+    field(&mut out, "Duration", spec.duration.map(|d| d.to_string()).unwrap_or_else(|| "until stopped".into()));
+    field(&mut out, "Phase", match &view.status.reason {
+        Some(reason) => format!("{} ({reason})", phase_text(&view.status, stored.stop.is_some())),
+        None => phase_text(&view.status, stored.stop.is_some()),
+    });
+    if let Some(stop) = &stored.stop {
+        field(&mut out, "Stop", format!("requested {} ({})", stop.requested_at, stop.reason));
+    }
+    if let Some(v) = &spec.volumes {
+        let _ = writeln!(out, "Volumes:");
+        let _ = writeln!(out, "  Max alive:   {} (started {}–{} per step, every {}–{})", v.max, v.step.min, v.step.max, v.step_period.min, v.step_period.max);
+        let _ = writeln!(out, "  Lifetime:    {}–{}", v.lifetime.min, v.lifetime.max);
+        let _ = writeln!(out, "  Size:        {} on {}", v.size, v.storage_classes.join(", "));
+        let w = &v.initial_attach;
+        let _ = writeln!(out, "  Attach 0/1/2 nodes at creation: {}/{}/{}", w.zero, w.one, w.two);
+        let _ = writeln!(out, "  Plugins:");
+        for use_ in &v.plugins {
+            let named = use_.name.as_ref().map(|n| format!("{n}: ")).unwrap_or_default();
+            let _ = writeln!(out, "    {named}{}", params_text(&use_.plugin.to_string(), &use_.params));
+        }
+    }
+    if !spec.tasks.is_empty() {
+        let _ = writeln!(out, "Tasks:");
+        for task in &spec.tasks {
+            let _ = writeln!(out, "  {:<28}{}", task.name, params_text(&task.plugin.to_string(), &task.params));
+        }
+    }
+    let status = &view.status;
+    let _ = writeln!(out, "Status:");
+    let v = &status.volumes;
+    let _ = writeln!(out, "  Volumes:     alive {}, started {}, done {}, failed {}", v.alive, v.started, v.done, v.failed);
+    let phases: Vec<String> = [InstancePhase::Pending, InstancePhase::Scheduled, InstancePhase::Running, InstancePhase::Stopping, InstancePhase::Succeeded, InstancePhase::Failed]
+        .iter()
+        .filter_map(|p| status.instances.get(&format!("{p:?}")).map(|n| format!("{p:?} {n}")))
+        .collect();
+    let _ = writeln!(out, "  Instances:   {}", if phases.is_empty() { "none yet".to_string() } else { phases.join(", ") });
+    out
+}
+
+fn params_text(plugin: &str, params: &serde_json::Map<String, serde_json::Value>) -> String {
+    if params.is_empty() {
+        plugin.to_string()
+    } else {
+        format!("{plugin} {}", serde_json::Value::Object(params.clone()))
+    }
+}

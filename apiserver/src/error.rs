@@ -1,0 +1,105 @@
+//! The apiserver's one error type and its mapping to HTTP, in one place: every failure is a
+//! JSON `{code, message, field?, line?}` with the matching status.
+
+use axum::Json;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chaos_def::SpecErrors;
+use chaos_def::store::StoreError;
+pub use chaos_def::api::ErrorBody;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Invalid(SpecErrors),
+    #[error("{message}")]
+    BadRequest { message: String },
+    #[error("{kind} {name:?} not found")]
+    NotFound { kind: &'static str, name: String },
+    #[error("{message}")]
+    Conflict { message: String },
+    #[error("{message}")]
+    Forbidden { message: String },
+    #[error("request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("etcd is unavailable: {0}")]
+    Unavailable(StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        if error.is_transient() { ApiError::Unavailable(error) } else { ApiError::Internal(error.to_string()) }
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge { limit: chaos_def::consts::MAX_REQUEST_BODY }
+        } else {
+            ApiError::BadRequest { message: rejection.body_text() }
+        }
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::Invalid(_) => "Invalid",
+            ApiError::BadRequest { .. } => "BadRequest",
+            ApiError::NotFound { .. } => "NotFound",
+            ApiError::Conflict { .. } => "Conflict",
+            ApiError::Forbidden { .. } => "Forbidden",
+            ApiError::PayloadTooLarge { .. } => "PayloadTooLarge",
+            ApiError::Unavailable(_) => "Unavailable",
+            ApiError::Internal(_) => "Internal",
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        let (field, line, errors) = match self {
+            ApiError::Invalid(SpecErrors(errors)) => {
+                let first = errors.first();
+                (
+                    first.map(|e| e.path.clone()).filter(|p| !p.is_empty()),
+                    first.and_then(|e| e.line),
+                    if errors.len() > 1 { errors.clone() } else { Vec::new() },
+                )
+            }
+            _ => (None, None, Vec::new()),
+        };
+        let message = match self {
+            // The first problem leads; the rest are in `errors`.
+            ApiError::Invalid(SpecErrors(errors)) => errors.first().map(|e| e.message.clone()).unwrap_or_default(),
+            other => other.to_string(),
+        };
+        ErrorBody { code: self.code().to_string(), message, field, line, errors }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        // Logged once, here where it is turned into a response; client errors are not news.
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        (status, Json(self.body())).into_response()
+    }
+}

@@ -1,0 +1,303 @@
+//! The scenario endpoints: apply (create or update), list, get, stop, delete.
+//!
+//! Apply is a read-modify-write on `scenarios/<name>` under compare-and-swap: the same spec
+//! again changes nothing; a changed spec bumps the generation; two concurrent applies cannot
+//! both win silently. Validation happens before any write, so a bad request leaves what was
+//! stored untouched.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chaos_def::api::{ActionResponse, ApplyResponse, ApplyResult, ScenarioList, ScenarioView, StopBody};
+use chaos_def::builtin::BuiltinPlugin;
+use chaos_def::records::{PluginMeta, ScenarioStatus, StopRequest, StoredScenario};
+use chaos_def::scenario::{PluginRef, Scenario, SpecError, scenario_from_value};
+use chaos_def::retry::Backoff;
+use chaos_def::store::{Batch, StoreError, Versioned};
+use chaos_def::yaml::LineIndex;
+use chaos_def::{SpecErrors, yaml};
+use jiff::Timestamp;
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody};
+
+/// How apply retries when another writer got in between: re-read, decide again, and back off
+/// a little with jitter so that concurrent writers stop colliding.
+const CAS_RETRY: Backoff = Backoff {
+    initial: std::time::Duration::from_millis(5),
+    max: std::time::Duration::from_millis(200),
+    factor: 2,
+    attempts: 16,
+};
+
+/// Sleeps before the next compare-and-swap try; false when the tries are used up.
+async fn cas_backoff(attempt: &mut u32) -> bool {
+    *attempt += 1;
+    if *attempt >= CAS_RETRY.attempts {
+        return false;
+    }
+    tokio::time::sleep(CAS_RETRY.delay(*attempt)).await;
+    true
+}
+
+/// Create a scenario, or update it when its spec changed.
+#[utoipa::path(
+    post,
+    path = "/v1/scenarios",
+    tag = "scenarios",
+    request_body(content = String, description = "One scenario as YAML or JSON", content_type = "application/yaml"),
+    responses(
+        (status = 201, description = "Created", body = ApplyResponse),
+        (status = 200, description = "Updated (configured) or unchanged", body = ApplyResponse),
+        (status = 403, description = "All scenarios are stopped (global kill switch)", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 422, description = "Invalid scenario: the field and line are named", body = ErrorBody),
+    )
+)]
+pub async fn apply(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<ApplyResponse>), ApiError> {
+    let (scenario, lines) = parse_one(&body?)?;
+    check_plugins(&state, &scenario).await.map_err(|error| match error {
+        ApiError::Invalid(SpecErrors(errors)) => ApiError::Invalid(SpecErrors(
+            errors.into_iter().map(|e| SpecError { line: lines.line_of(&e.path), ..e }).collect(),
+        )),
+        other => other,
+    })?;
+    let store = &state.store;
+    if store.get::<serde_json::Value>(&store.keys().stop_all()).await?.is_some() {
+        return Err(ApiError::Forbidden {
+            message: "all scenarios are stopped (chaosctl stop --all); run `chaosctl resume` first".into(),
+        });
+    }
+    let key = store.keys().scenario(&scenario.metadata.name);
+    let mut attempt = 0;
+    loop {
+        let now = Timestamp::now();
+        let outcome = match store.get::<StoredScenario>(&key).await? {
+            None => {
+                let mut scenario = scenario.clone();
+                // Every run is reproducible: a scenario without a seed gets one now, stored
+                // with it.
+                scenario.spec.seed.get_or_insert_with(rand_seed);
+                let record = StoredScenario::create(scenario, uuid::Uuid::new_v4().to_string(), now);
+                store.create(&key, &record).await.map(|_| (ApplyResult::Created, record))
+            }
+            Some(Versioned { value: stored, mod_revision, .. }) => {
+                let mut scenario = scenario.clone();
+                // Leaving the seed out keeps the one picked at creation.
+                if scenario.spec.seed.is_none() {
+                    scenario.spec.seed = stored.spec.seed;
+                }
+                if !stored.differs_from(&scenario) {
+                    Ok((ApplyResult::Unchanged, stored))
+                } else {
+                    let record = stored.updated(scenario, now);
+                    store.update(&key, &record, mod_revision).await.map(|_| (ApplyResult::Configured, record))
+                }
+            }
+        };
+        match outcome {
+            Ok((result, stored)) => {
+                state.metrics.scenario_applied(result);
+                tracing::info!(scenario = %stored.metadata.name, generation = stored.metadata.generation, ?result, "scenario applied");
+                let status = read_status(&state, &stored.metadata.name).await?;
+                let code = if result == ApplyResult::Created { StatusCode::CREATED } else { StatusCode::OK };
+                return Ok((code, Json(ApplyResponse { result, scenario: ScenarioView { stored, status } })));
+            }
+            // Someone else wrote in between: read again and redo the decision.
+            Err(StoreError::AlreadyExists { .. } | StoreError::Conflict { .. }) if cas_backoff(&mut attempt).await => continue,
+            Err(StoreError::AlreadyExists { .. } | StoreError::Conflict { .. }) => {
+                return Err(ApiError::Conflict {
+                    message: format!("scenario {:?} kept changing while it was applied; try again", scenario.metadata.name),
+                });
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+/// Exactly one scenario from a YAML or JSON body, with the lines of its fields.
+fn parse_one(body: &[u8]) -> Result<(Scenario, LineIndex), ApiError> {
+    let text = std::str::from_utf8(body).map_err(|_| ApiError::BadRequest { message: "the body is not UTF-8 text".into() })?;
+    let mut documents = yaml::parse_documents(text).map_err(|e| {
+        ApiError::Invalid(SpecErrors(vec![SpecError { path: String::new(), line: Some(e.line), message: format!("invalid YAML: {}", e.message) }]))
+    })?;
+    if documents.len() != 1 {
+        return Err(ApiError::BadRequest {
+            message: format!("expected exactly one scenario in the body, found {}", documents.len()),
+        });
+    }
+    let document = documents.remove(0);
+    let scenario = scenario_from_value(document.value, Some(&document.lines)).map_err(ApiError::Invalid)?;
+    Ok((scenario, document.lines))
+}
+
+/// Every plugin the scenario names must exist: a built-in, or one that was pushed.
+async fn check_plugins(state: &AppState, scenario: &Scenario) -> Result<(), ApiError> {
+    let mut uses: Vec<(String, &PluginRef)> = Vec::new();
+    if let Some(volumes) = &scenario.spec.volumes {
+        for (i, use_) in volumes.plugins.iter().enumerate() {
+            uses.push((format!("spec.volumes.plugins[{i}].plugin"), &use_.plugin));
+        }
+    }
+    for (i, task) in scenario.spec.tasks.iter().enumerate() {
+        uses.push((format!("spec.tasks[{i}].plugin"), &task.plugin));
+    }
+    let mut pushed: Option<Vec<PluginMeta>> = None;
+    let mut errors = Vec::new();
+    for (path, plugin) in uses {
+        if plugin.builtin().is_some() {
+            continue;
+        }
+        if pushed.is_none() {
+            let store = &state.store;
+            let listing = store.list::<PluginMeta>(&store.keys().plugins_prefix()).await?;
+            pushed = Some(listing.items.into_iter().map(|(_, v)| v.value).collect());
+        }
+        let known = pushed.as_deref().unwrap_or_default().iter().any(|meta| match plugin {
+            PluginRef::Name(name) => &meta.name == name,
+            PluginRef::Version { name, version } => &meta.name == name && &meta.version == version,
+            PluginRef::Digest(digest) => &meta.digest == digest,
+        });
+        if !known {
+            let builtins: Vec<&str> = BuiltinPlugin::ALL.iter().map(|p| p.name()).collect();
+            errors.push(SpecError {
+                path,
+                line: None,
+                message: format!(
+                    "no plugin {plugin}: it is neither built in ({}) nor pushed (chaosctl plugin push)",
+                    builtins.join(", ")
+                ),
+            });
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(ApiError::Invalid(SpecErrors(errors))) }
+}
+
+fn rand_seed() -> u64 {
+    // uuid's v4 generator is the one source of OS randomness this crate already has.
+    uuid::Uuid::new_v4().as_u64_pair().0 >> 1
+}
+
+async fn read_status(state: &AppState, name: &str) -> Result<ScenarioStatus, ApiError> {
+    let store = &state.store;
+    Ok(store.get::<ScenarioStatus>(&store.keys().scenario_status(name)).await?.map(|v| v.value).unwrap_or_default())
+}
+
+/// List every scenario with its status.
+#[utoipa::path(get, path = "/v1/scenarios", tag = "scenarios", responses((status = 200, body = ScenarioList)))]
+pub async fn list(State(state): State<AppState>) -> Result<Json<ScenarioList>, ApiError> {
+    let store = &state.store;
+    let scenarios = store.list::<StoredScenario>(&store.keys().scenarios_prefix()).await?;
+    let statuses = store.list::<ScenarioStatus>(&store.keys().scenario_statuses_prefix()).await?;
+    let status_prefix = store.keys().scenario_statuses_prefix();
+    let mut by_name: std::collections::BTreeMap<String, ScenarioStatus> = statuses
+        .items
+        .into_iter()
+        .filter_map(|(key, v)| chaos_def::Keys::name_in(&status_prefix, &key).map(|name| (name.to_string(), v.value)))
+        .collect();
+    let items = scenarios
+        .items
+        .into_iter()
+        .map(|(_, v)| {
+            let status = by_name.remove(&v.value.metadata.name).unwrap_or_default();
+            ScenarioView { stored: v.value, status }
+        })
+        .collect();
+    Ok(Json(ScenarioList { items }))
+}
+
+/// One scenario with its status.
+#[utoipa::path(
+    get,
+    path = "/v1/scenarios/{name}",
+    tag = "scenarios",
+    params(("name" = String, Path, description = "Scenario name")),
+    responses((status = 200, body = ScenarioView), (status = 404, body = ErrorBody))
+)]
+pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<ScenarioView>, ApiError> {
+    let stored = read_scenario(&state, &name).await?.value;
+    let status = read_status(&state, &name).await?;
+    Ok(Json(ScenarioView { stored, status }))
+}
+
+async fn read_scenario(state: &AppState, name: &str) -> Result<Versioned<StoredScenario>, ApiError> {
+    let store = &state.store;
+    store
+        .get::<StoredScenario>(&store.keys().scenario(name))
+        .await?
+        .ok_or_else(|| ApiError::NotFound { kind: "scenario", name: name.to_string() })
+}
+
+/// Ask the controller to stop a scenario: every volume is torn down, every task stopped.
+#[utoipa::path(
+    post,
+    path = "/v1/scenarios/{name}/stop",
+    tag = "scenarios",
+    params(("name" = String, Path, description = "Scenario name")),
+    request_body(content = Option<StopBody>, content_type = "application/json"),
+    responses((status = 200, body = ActionResponse), (status = 404, body = ErrorBody))
+)]
+pub async fn stop(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<ActionResponse>, ApiError> {
+    let body = body?;
+    let request: StopBody = if body.iter().all(u8::is_ascii_whitespace) {
+        StopBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest { message: format!("invalid stop request: {e}") })?
+    };
+    let store = &state.store;
+    let key = store.keys().scenario(&name);
+    let mut attempt = 0;
+    loop {
+        let current = read_scenario(&state, &name).await?;
+        if current.value.stop.is_some() {
+            return Ok(Json(ActionResponse { result: "already-stopping".into(), name }));
+        }
+        let mut next = current.value.clone();
+        next.stop = Some(StopRequest {
+            requested_at: Timestamp::now(),
+            reason: request.reason.clone().unwrap_or_else(|| "stopped by user".into()),
+        });
+        match store.update(&key, &next, current.mod_revision).await {
+            Ok(_) => {
+                tracing::info!(scenario = %name, "stop requested");
+                return Ok(Json(ActionResponse { result: "stopping".into(), name }));
+            }
+            Err(StoreError::Conflict { .. }) if cas_backoff(&mut attempt).await => continue,
+            Err(StoreError::Conflict { .. }) => {
+                return Err(ApiError::Conflict { message: format!("scenario {name:?} kept changing; try again") });
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+/// Delete a scenario and its status.
+#[utoipa::path(
+    delete,
+    path = "/v1/scenarios/{name}",
+    tag = "scenarios",
+    params(("name" = String, Path, description = "Scenario name")),
+    responses((status = 200, body = ActionResponse), (status = 404, body = ErrorBody))
+)]
+pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<ActionResponse>, ApiError> {
+    let store = &state.store;
+    let current = read_scenario(&state, &name).await?;
+    let mut batch = Batch::new();
+    batch.delete_if(store.keys().scenario(&name), current.mod_revision);
+    batch.delete(store.keys().scenario_status(&name));
+    let outcome = batch.commit(store).await?;
+    if !outcome.all_committed() {
+        return Err(ApiError::Conflict { message: format!("scenario {name:?} changed while it was deleted; try again") });
+    }
+    tracing::info!(scenario = %name, "scenario deleted");
+    Ok(Json(ActionResponse { result: "deleted".into(), name }))
+}
