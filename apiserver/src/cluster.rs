@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::{Query, State};
 use chaos_def::Keys;
-use chaos_def::records::{InstanceStatus, TaskInstance, WorkerRecord};
 use chaos_def::api::{InstanceList, InstanceView, WorkerList};
+use chaos_def::records::{InstanceStatus, TaskInstance, WorkerRecord};
 use serde::Deserialize;
 
 use crate::AppState;
@@ -27,7 +27,10 @@ pub struct InstanceQuery {
     params(InstanceQuery),
     responses((status = 200, body = InstanceList), (status = 503, body = ErrorBody))
 )]
-pub async fn instances(State(state): State<AppState>, Query(query): Query<InstanceQuery>) -> Result<Json<InstanceList>, ApiError> {
+pub async fn instances(
+    State(state): State<AppState>,
+    Query(query): Query<InstanceQuery>,
+) -> Result<Json<InstanceList>, ApiError> {
     let store = &state.store;
     let keys = store.keys();
     let prefix = match &query.scenario {
@@ -41,14 +44,19 @@ pub async fn instances(State(state): State<AppState>, Query(query): Query<Instan
         .await?
         .items
         .into_iter()
-        .filter_map(|(key, v)| Keys::name_in(&status_prefix, &key).map(|id| (id.to_string(), v.value)))
+        .filter_map(|(key, v)| {
+            Keys::name_in(&status_prefix, &key).map(|id| (id.to_string(), v.value))
+        })
         .collect();
     let items = instances
         .items
         .into_iter()
         .map(|(_, v)| {
             let status = statuses.remove(&v.value.id);
-            InstanceView { instance: v.value, status }
+            InstanceView {
+                instance: v.value,
+                status,
+            }
         })
         .collect();
     Ok(Json(InstanceList { items }))
@@ -58,6 +66,10 @@ pub async fn instances(State(state): State<AppState>, Query(query): Query<Instan
 #[utoipa::path(get, path = "/v1/workers", tag = "cluster", responses((status = 200, body = WorkerList), (status = 503, body = ErrorBody)))]
 pub async fn workers(State(state): State<AppState>) -> Result<Json<WorkerList>, ApiError> {
     let store = &state.store;
-    let workers = store.list::<WorkerRecord>(&store.keys().workers_prefix()).await?;
-    Ok(Json(WorkerList { items: workers.items.into_iter().map(|(_, v)| v.value).collect() }))
+    let workers = store
+        .list::<WorkerRecord>(&store.keys().workers_prefix())
+        .await?;
+    Ok(Json(WorkerList {
+        items: workers.items.into_iter().map(|(_, v)| v.value).collect(),
+    }))
 }

@@ -10,11 +10,13 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chaos_def::api::{ActionResponse, ApplyResponse, ApplyResult, ScenarioList, ScenarioView, StopBody};
+use chaos_def::api::{
+    ActionResponse, ApplyResponse, ApplyResult, ScenarioList, ScenarioView, StopBody,
+};
 use chaos_def::builtin::BuiltinPlugin;
 use chaos_def::records::{PluginMeta, ScenarioStatus, StopRequest, StoredScenario};
-use chaos_def::scenario::{PluginRef, Scenario, SpecError, scenario_from_value};
 use chaos_def::retry::Backoff;
+use chaos_def::scenario::{PluginRef, Scenario, SpecError, scenario_from_value};
 use chaos_def::store::{Batch, StoreError, Versioned};
 use chaos_def::yaml::LineIndex;
 use chaos_def::{SpecErrors, yaml};
@@ -61,16 +63,29 @@ pub async fn apply(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<ApplyResponse>), ApiError> {
     let (scenario, lines) = parse_one(&body?)?;
-    check_plugins(&state, &scenario).await.map_err(|error| match error {
-        ApiError::Invalid(SpecErrors(errors)) => ApiError::Invalid(SpecErrors(
-            errors.into_iter().map(|e| SpecError { line: lines.line_of(&e.path), ..e }).collect(),
-        )),
-        other => other,
-    })?;
+    check_plugins(&state, &scenario)
+        .await
+        .map_err(|error| match error {
+            ApiError::Invalid(SpecErrors(errors)) => ApiError::Invalid(SpecErrors(
+                errors
+                    .into_iter()
+                    .map(|e| SpecError {
+                        line: lines.line_of(&e.path),
+                        ..e
+                    })
+                    .collect(),
+            )),
+            other => other,
+        })?;
     let store = &state.store;
-    if store.get::<serde_json::Value>(&store.keys().stop_all()).await?.is_some() {
+    if store
+        .get::<serde_json::Value>(&store.keys().stop_all())
+        .await?
+        .is_some()
+    {
         return Err(ApiError::Forbidden {
-            message: "all scenarios are stopped (chaosctl stop --all); run `chaosctl resume` first".into(),
+            message: "all scenarios are stopped (chaosctl stop --all); run `chaosctl resume` first"
+                .into(),
         });
     }
     let key = store.keys().scenario(&scenario.metadata.name);
@@ -83,10 +98,18 @@ pub async fn apply(
                 // Every run is reproducible: a scenario without a seed gets one now, stored
                 // with it.
                 scenario.spec.seed.get_or_insert_with(rand_seed);
-                let record = StoredScenario::create(scenario, uuid::Uuid::new_v4().to_string(), now);
-                store.create(&key, &record).await.map(|_| (ApplyResult::Created, record))
+                let record =
+                    StoredScenario::create(scenario, uuid::Uuid::new_v4().to_string(), now);
+                store
+                    .create(&key, &record)
+                    .await
+                    .map(|_| (ApplyResult::Created, record))
             }
-            Some(Versioned { value: stored, mod_revision, .. }) => {
+            Some(Versioned {
+                value: stored,
+                mod_revision,
+                ..
+            }) => {
                 let mut scenario = scenario.clone();
                 // Leaving the seed out keeps the one picked at creation.
                 if scenario.spec.seed.is_none() {
@@ -96,7 +119,10 @@ pub async fn apply(
                     Ok((ApplyResult::Unchanged, stored))
                 } else {
                     let record = stored.updated(scenario, now);
-                    store.update(&key, &record, mod_revision).await.map(|_| (ApplyResult::Configured, record))
+                    store
+                        .update(&key, &record, mod_revision)
+                        .await
+                        .map(|_| (ApplyResult::Configured, record))
                 }
             }
         };
@@ -105,14 +131,31 @@ pub async fn apply(
                 state.metrics.scenario_applied(result);
                 tracing::info!(scenario = %stored.metadata.name, generation = stored.metadata.generation, ?result, "scenario applied");
                 let status = read_status(&state, &stored.metadata.name).await?;
-                let code = if result == ApplyResult::Created { StatusCode::CREATED } else { StatusCode::OK };
-                return Ok((code, Json(ApplyResponse { result, scenario: ScenarioView { stored, status } })));
+                let code = if result == ApplyResult::Created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
+                return Ok((
+                    code,
+                    Json(ApplyResponse {
+                        result,
+                        scenario: ScenarioView { stored, status },
+                    }),
+                ));
             }
             // Someone else wrote in between: read again and redo the decision.
-            Err(StoreError::AlreadyExists { .. } | StoreError::Conflict { .. }) if cas_backoff(&mut attempt).await => continue,
+            Err(StoreError::AlreadyExists { .. } | StoreError::Conflict { .. })
+                if cas_backoff(&mut attempt).await =>
+            {
+                continue;
+            }
             Err(StoreError::AlreadyExists { .. } | StoreError::Conflict { .. }) => {
                 return Err(ApiError::Conflict {
-                    message: format!("scenario {:?} kept changing while it was applied; try again", scenario.metadata.name),
+                    message: format!(
+                        "scenario {:?} kept changing while it was applied; try again",
+                        scenario.metadata.name
+                    ),
                 });
             }
             Err(error) => return Err(error.into()),
@@ -122,17 +165,27 @@ pub async fn apply(
 
 /// Exactly one scenario from a YAML or JSON body, with the lines of its fields.
 fn parse_one(body: &[u8]) -> Result<(Scenario, LineIndex), ApiError> {
-    let text = std::str::from_utf8(body).map_err(|_| ApiError::BadRequest { message: "the body is not UTF-8 text".into() })?;
+    let text = std::str::from_utf8(body).map_err(|_| ApiError::BadRequest {
+        message: "the body is not UTF-8 text".into(),
+    })?;
     let mut documents = yaml::parse_documents(text).map_err(|e| {
-        ApiError::Invalid(SpecErrors(vec![SpecError { path: String::new(), line: Some(e.line), message: format!("invalid YAML: {}", e.message) }]))
+        ApiError::Invalid(SpecErrors(vec![SpecError {
+            path: String::new(),
+            line: Some(e.line),
+            message: format!("invalid YAML: {}", e.message),
+        }]))
     })?;
     if documents.len() != 1 {
         return Err(ApiError::BadRequest {
-            message: format!("expected exactly one scenario in the body, found {}", documents.len()),
+            message: format!(
+                "expected exactly one scenario in the body, found {}",
+                documents.len()
+            ),
         });
     }
     let document = documents.remove(0);
-    let scenario = scenario_from_value(document.value, Some(&document.lines)).map_err(ApiError::Invalid)?;
+    let scenario =
+        scenario_from_value(document.value, Some(&document.lines)).map_err(ApiError::Invalid)?;
     Ok((scenario, document.lines))
 }
 
@@ -155,14 +208,22 @@ async fn check_plugins(state: &AppState, scenario: &Scenario) -> Result<(), ApiE
         }
         if pushed.is_none() {
             let store = &state.store;
-            let listing = store.list::<PluginMeta>(&store.keys().plugins_prefix()).await?;
+            let listing = store
+                .list::<PluginMeta>(&store.keys().plugins_prefix())
+                .await?;
             pushed = Some(listing.items.into_iter().map(|(_, v)| v.value).collect());
         }
-        let known = pushed.as_deref().unwrap_or_default().iter().any(|meta| match plugin {
-            PluginRef::Name(name) => &meta.name == name,
-            PluginRef::Version { name, version } => &meta.name == name && &meta.version == version,
-            PluginRef::Digest(digest) => &meta.digest == digest,
-        });
+        let known = pushed
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .any(|meta| match plugin {
+                PluginRef::Name(name) => &meta.name == name,
+                PluginRef::Version { name, version } => {
+                    &meta.name == name && &meta.version == version
+                }
+                PluginRef::Digest(digest) => &meta.digest == digest,
+            });
         if !known {
             let builtins: Vec<&str> = BuiltinPlugin::ALL.iter().map(|p| p.name()).collect();
             errors.push(SpecError {
@@ -175,7 +236,11 @@ async fn check_plugins(state: &AppState, scenario: &Scenario) -> Result<(), ApiE
             });
         }
     }
-    if errors.is_empty() { Ok(()) } else { Err(ApiError::Invalid(SpecErrors(errors))) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid(SpecErrors(errors)))
+    }
 }
 
 fn rand_seed() -> u64 {
@@ -185,27 +250,40 @@ fn rand_seed() -> u64 {
 
 async fn read_status(state: &AppState, name: &str) -> Result<ScenarioStatus, ApiError> {
     let store = &state.store;
-    Ok(store.get::<ScenarioStatus>(&store.keys().scenario_status(name)).await?.map(|v| v.value).unwrap_or_default())
+    Ok(store
+        .get::<ScenarioStatus>(&store.keys().scenario_status(name))
+        .await?
+        .map(|v| v.value)
+        .unwrap_or_default())
 }
 
 /// List every scenario with its status.
 #[utoipa::path(get, path = "/v1/scenarios", tag = "scenarios", responses((status = 200, body = ScenarioList)))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<ScenarioList>, ApiError> {
     let store = &state.store;
-    let scenarios = store.list::<StoredScenario>(&store.keys().scenarios_prefix()).await?;
-    let statuses = store.list::<ScenarioStatus>(&store.keys().scenario_statuses_prefix()).await?;
+    let scenarios = store
+        .list::<StoredScenario>(&store.keys().scenarios_prefix())
+        .await?;
+    let statuses = store
+        .list::<ScenarioStatus>(&store.keys().scenario_statuses_prefix())
+        .await?;
     let status_prefix = store.keys().scenario_statuses_prefix();
     let mut by_name: std::collections::BTreeMap<String, ScenarioStatus> = statuses
         .items
         .into_iter()
-        .filter_map(|(key, v)| chaos_def::Keys::name_in(&status_prefix, &key).map(|name| (name.to_string(), v.value)))
+        .filter_map(|(key, v)| {
+            chaos_def::Keys::name_in(&status_prefix, &key).map(|name| (name.to_string(), v.value))
+        })
         .collect();
     let items = scenarios
         .items
         .into_iter()
         .map(|(_, v)| {
             let status = by_name.remove(&v.value.metadata.name).unwrap_or_default();
-            ScenarioView { stored: v.value, status }
+            ScenarioView {
+                stored: v.value,
+                status,
+            }
         })
         .collect();
     Ok(Json(ScenarioList { items }))
@@ -219,18 +297,27 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<ScenarioList>, A
     params(("name" = String, Path, description = "Scenario name")),
     responses((status = 200, body = ScenarioView), (status = 404, body = ErrorBody))
 )]
-pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<ScenarioView>, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ScenarioView>, ApiError> {
     let stored = read_scenario(&state, &name).await?.value;
     let status = read_status(&state, &name).await?;
     Ok(Json(ScenarioView { stored, status }))
 }
 
-async fn read_scenario(state: &AppState, name: &str) -> Result<Versioned<StoredScenario>, ApiError> {
+async fn read_scenario(
+    state: &AppState,
+    name: &str,
+) -> Result<Versioned<StoredScenario>, ApiError> {
     let store = &state.store;
     store
         .get::<StoredScenario>(&store.keys().scenario(name))
         .await?
-        .ok_or_else(|| ApiError::NotFound { kind: "scenario", name: name.to_string() })
+        .ok_or_else(|| ApiError::NotFound {
+            kind: "scenario",
+            name: name.to_string(),
+        })
 }
 
 /// Ask the controller to stop a scenario: every volume is torn down, every task stopped.
@@ -251,7 +338,9 @@ pub async fn stop(
     let request: StopBody = if body.iter().all(u8::is_ascii_whitespace) {
         StopBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest { message: format!("invalid stop request: {e}") })?
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest {
+            message: format!("invalid stop request: {e}"),
+        })?
     };
     let store = &state.store;
     let key = store.keys().scenario(&name);
@@ -259,21 +348,32 @@ pub async fn stop(
     loop {
         let current = read_scenario(&state, &name).await?;
         if current.value.stop.is_some() {
-            return Ok(Json(ActionResponse { result: "already-stopping".into(), name }));
+            return Ok(Json(ActionResponse {
+                result: "already-stopping".into(),
+                name,
+            }));
         }
         let mut next = current.value.clone();
         next.stop = Some(StopRequest {
             requested_at: Timestamp::now(),
-            reason: request.reason.clone().unwrap_or_else(|| "stopped by user".into()),
+            reason: request
+                .reason
+                .clone()
+                .unwrap_or_else(|| "stopped by user".into()),
         });
         match store.update(&key, &next, current.mod_revision).await {
             Ok(_) => {
                 tracing::info!(scenario = %name, "stop requested");
-                return Ok(Json(ActionResponse { result: "stopping".into(), name }));
+                return Ok(Json(ActionResponse {
+                    result: "stopping".into(),
+                    name,
+                }));
             }
             Err(StoreError::Conflict { .. }) if cas_backoff(&mut attempt).await => continue,
             Err(StoreError::Conflict { .. }) => {
-                return Err(ApiError::Conflict { message: format!("scenario {name:?} kept changing; try again") });
+                return Err(ApiError::Conflict {
+                    message: format!("scenario {name:?} kept changing; try again"),
+                });
             }
             Err(error) => return Err(error.into()),
         }
@@ -288,7 +388,10 @@ pub async fn stop(
     params(("name" = String, Path, description = "Scenario name")),
     responses((status = 200, body = ActionResponse), (status = 404, body = ErrorBody))
 )]
-pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<ActionResponse>, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ActionResponse>, ApiError> {
     let store = &state.store;
     let current = read_scenario(&state, &name).await?;
     let mut batch = Batch::new();
@@ -296,8 +399,13 @@ pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> 
     batch.delete(store.keys().scenario_status(&name));
     let outcome = batch.commit(store).await?;
     if !outcome.all_committed() {
-        return Err(ApiError::Conflict { message: format!("scenario {name:?} changed while it was deleted; try again") });
+        return Err(ApiError::Conflict {
+            message: format!("scenario {name:?} changed while it was deleted; try again"),
+        });
     }
     tracing::info!(scenario = %name, "scenario deleted");
-    Ok(Json(ActionResponse { result: "deleted".into(), name }))
+    Ok(Json(ActionResponse {
+        result: "deleted".into(),
+        name,
+    }))
 }

@@ -54,7 +54,17 @@ pub struct StopRequest {
 impl StoredScenario {
     /// A new record for a freshly applied scenario.
     pub fn create(scenario: Scenario, uid: String, now: Timestamp) -> Self {
-        let Scenario { api_version, kind, metadata: Metadata { name, labels, annotations }, spec } = scenario;
+        let Scenario {
+            api_version,
+            kind,
+            metadata:
+                Metadata {
+                    name,
+                    labels,
+                    annotations,
+                },
+            spec,
+        } = scenario;
         StoredScenario {
             api_version,
             kind,
@@ -177,7 +187,19 @@ pub struct TaskInstance {
 }
 
 /// Observed phase of an instance, reported by its worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 pub enum InstancePhase {
     #[default]
     Pending,

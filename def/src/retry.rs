@@ -21,16 +21,27 @@ pub struct Backoff {
 impl Default for Backoff {
     /// 100 ms, 200 ms, … up to 5 s between tries; 20 tries (about a minute).
     fn default() -> Self {
-        Backoff { initial: Duration::from_millis(100), max: Duration::from_secs(5), factor: 2, attempts: 20 }
+        Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(5),
+            factor: 2,
+            attempts: 20,
+        }
     }
 }
 
 impl Backoff {
     /// The delay before try number `attempt + 1` (attempt counts from 1), with jitter.
     pub fn delay(&self, attempt: u32) -> Duration {
-        let base = self.initial.saturating_mul(self.factor.saturating_pow(attempt.saturating_sub(1))).min(self.max);
+        let base = self
+            .initial
+            .saturating_mul(self.factor.saturating_pow(attempt.saturating_sub(1)))
+            .min(self.max);
         // Jitter from the clock's nanoseconds: cheap, and different across processes.
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos();
         let spread = f64::from(nanos % 1000) / 1000.0 * 0.5 - 0.25;
         base.mul_f64(1.0 + spread)
     }
@@ -86,10 +97,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn retries_transient_errors_until_success() {
         let calls = AtomicU32::new(0);
-        let result: Result<u32, RetryError<&str>> = retry(Backoff::default(), &CancellationToken::new(), |_| true, || async {
-            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
-            if n < 3 { Err("down") } else { Ok(n) }
-        })
+        let result: Result<u32, RetryError<&str>> = retry(
+            Backoff::default(),
+            &CancellationToken::new(),
+            |_| true,
+            || async {
+                let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+                if n < 3 { Err("down") } else { Ok(n) }
+            },
+        )
         .await;
         assert_eq!(result.unwrap(), 3);
     }
@@ -97,17 +113,28 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn permanent_errors_and_cancellation_stop_at_once() {
         let calls = AtomicU32::new(0);
-        let result: Result<(), _> = retry(Backoff::default(), &CancellationToken::new(), |e: &&str| *e != "bad", || async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err("bad")
-        })
+        let result: Result<(), _> = retry(
+            Backoff::default(),
+            &CancellationToken::new(),
+            |e: &&str| *e != "bad",
+            || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err("bad")
+            },
+        )
         .await;
         assert!(matches!(result, Err(RetryError::Failed("bad"))));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
 
         let cancel = CancellationToken::new();
         cancel.cancel();
-        let result: Result<(), RetryError<&str>> = retry(Backoff::default(), &cancel, |_| true, || async { Err("down") }).await;
+        let result: Result<(), RetryError<&str>> = retry(
+            Backoff::default(),
+            &cancel,
+            |_| true,
+            || async { Err("down") },
+        )
+        .await;
         assert!(matches!(result, Err(RetryError::Cancelled)));
     }
 

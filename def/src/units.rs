@@ -66,13 +66,17 @@ impl FromStr for Duration {
         }
         let mut total_ms: u64 = 0;
         while !rest.is_empty() {
-            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
             if digits == 0 {
                 return Err(bad());
             }
             let number: u64 = rest[..digits].parse().map_err(|_| bad())?;
             rest = &rest[digits..];
-            let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rest.len());
             let unit_ms: u64 = match &rest[..unit_len] {
                 "ms" => 1,
                 "s" => 1_000,
@@ -98,7 +102,12 @@ impl fmt::Display for Duration {
         if ms == 0 {
             return f.write_str("0s");
         }
-        for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+        for (unit, size) in [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+        ] {
             if ms >= size {
                 write!(f, "{}{unit}", ms / size)?;
                 ms %= size;
@@ -139,8 +148,15 @@ impl Quantity {
     /// The quantity of exactly `bytes`, written with the largest binary suffix that divides it.
     pub fn from_bytes(bytes: u64) -> Self {
         let mut text = format!("{bytes}");
-        for (suffix, size) in [("Ei", 1u64 << 60), ("Pi", 1 << 50), ("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)] {
-            if bytes > 0 && bytes % size == 0 {
+        for (suffix, size) in [
+            ("Ei", 1u64 << 60),
+            ("Pi", 1 << 50),
+            ("Ti", 1 << 40),
+            ("Gi", 1 << 30),
+            ("Mi", 1 << 20),
+            ("Ki", 1 << 10),
+        ] {
+            if bytes > 0 && bytes.is_multiple_of(size) {
                 text = format!("{}{suffix}", bytes / size);
                 break;
             }
@@ -157,7 +173,9 @@ impl PartialOrd for Quantity {
 
 impl Ord for Quantity {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.bytes.cmp(&other.bytes).then_with(|| self.text.cmp(&other.text))
+        self.bytes
+            .cmp(&other.bytes)
+            .then_with(|| self.text.cmp(&other.text))
     }
 }
 
@@ -176,7 +194,11 @@ impl FromStr for Quantity {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(trimmed.len());
         let (number, suffix) = trimmed.split_at(split);
-        if number.is_empty() || number.starts_with('.') || number.ends_with('.') || number.matches('.').count() > 1 {
+        if number.is_empty()
+            || number.starts_with('.')
+            || number.ends_with('.')
+            || number.matches('.').count() > 1
+        {
             return Err(bad());
         }
         let multiplier: u128 = match suffix {
@@ -210,7 +232,10 @@ impl FromStr for Quantity {
             bytes += (frac_value * multiplier).div_ceil(scale);
         }
         let bytes = u64::try_from(bytes).map_err(|_| too_big())?;
-        Ok(Quantity { text: trimmed.to_string(), bytes })
+        Ok(Quantity {
+            text: trimmed.to_string(),
+            bytes,
+        })
     }
 }
 
@@ -280,7 +305,9 @@ impl utoipa::PartialSchema for Duration {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .description(Some("Duration: number + unit (ms, s, m, h, d), e.g. 30s, 5m, 1h30m"))
+            .description(Some(
+                "Duration: number + unit (ms, s, m, h, d), e.g. 30s, 5m, 1h30m",
+            ))
             .examples([serde_json::json!("30s")])
             .into()
     }
@@ -315,7 +342,10 @@ impl<T: PartialOrd> Range<T> {
 
 impl<T: Clone> Range<T> {
     pub fn fixed(value: T) -> Self {
-        Range { min: value.clone(), max: value }
+        Range {
+            min: value.clone(),
+            max: value,
+        }
     }
 }
 
@@ -345,9 +375,22 @@ mod tests {
 
     #[test]
     fn durations_reject_what_is_not_one() {
-        for text in ["", "10", "10 parsecs", "s", "1.5s", "-3s", "5x", "10sm", "m5"] {
+        for text in [
+            "",
+            "10",
+            "10 parsecs",
+            "s",
+            "1.5s",
+            "-3s",
+            "5x",
+            "10sm",
+            "m5",
+        ] {
             let err = text.parse::<Duration>().unwrap_err();
-            assert!(err.to_string().contains("invalid duration"), "{text}: {err}");
+            assert!(
+                err.to_string().contains("invalid duration"),
+                "{text}: {err}"
+            );
         }
     }
 
@@ -371,7 +414,16 @@ mod tests {
 
     #[test]
     fn quantities_reject_garbage() {
-        for text in ["", "Mi", "1.2.3Mi", "12 apples", "-1Gi", "1Zi", ".5Mi", "99999999999Ei"] {
+        for text in [
+            "",
+            "Mi",
+            "1.2.3Mi",
+            "12 apples",
+            "-1Gi",
+            "1Zi",
+            ".5Mi",
+            "99999999999Ei",
+        ] {
             assert!(text.parse::<Quantity>().is_err(), "{text}");
         }
     }

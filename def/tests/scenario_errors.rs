@@ -46,37 +46,254 @@ struct Case {
 }
 
 const CASES: &[Case] = &[
-    Case { what: "unknown top-level field", replace: "kind: Scenario\n", with: "kind: Scenario\nstatus: {}\n", path: "status", line: Some(3), message: "unknown field `status`" },
-    Case { what: "unknown spec field", replace: "  seed: 42\n", with: "  seed: 42\n  speed: 3\n", path: "spec.speed", line: Some(8), message: "unknown field `speed`" },
-    Case { what: "unknown nested field", replace: "    max: 10\n", with: "    max: 10\n    maxx: 11\n", path: "spec.volumes.maxx", line: Some(11), message: "unknown field `maxx`" },
-    Case { what: "duration in parsecs", replace: "duration: 2h", with: "duration: 10 parsecs", path: "spec.duration", line: Some(8), message: "invalid duration \"10 parsecs\"" },
-    Case { what: "duration as a bare number", replace: "duration: 2h", with: "duration: 30", path: "spec.duration", line: Some(8), message: "expected a duration" },
-    Case { what: "min greater than max", replace: "step: {min: 1, max: 3}", with: "step: {min: 5, max: 3}", path: "spec.volumes.step.min", line: Some(11), message: "min (5) is greater than max (3)" },
-    Case { what: "duration range reversed", replace: "lifetime: {min: 1m, max: 5m}", with: "lifetime: {min: 10m, max: 5m}", path: "spec.volumes.lifetime.min", line: Some(13), message: "min (10m) is greater than max (5m)" },
-    Case { what: "bad scenario name", replace: "name: megatest", with: "name: Mega_Test", path: "metadata.name", line: Some(4), message: "not a valid name" },
-    Case { what: "wrong kind", replace: "kind: Scenario", with: "kind: Deployment", path: "kind", line: Some(2), message: "must be Scenario" },
-    Case { what: "wrong apiVersion", replace: "apiVersion: chaosctl.dev/v1alpha1", with: "apiVersion: v1", path: "apiVersion", line: Some(1), message: "must be chaosctl.dev/v1alpha1" },
-    Case { what: "invalid YAML", replace: "    max: 10\n", with: "    max: [10\n", path: "", line: Some(11), message: "invalid YAML" },
-    Case { what: "bad size quantity", replace: "size: 100Mi", with: "size: 100 apples", path: "spec.volumes.size", line: Some(15), message: "invalid quantity" },
-    Case { what: "zero attach weights", replace: "{zero: 30, one: 60, two: 10}", with: "{zero: 0, one: 0, two: 0}", path: "spec.volumes.initialAttach", line: Some(16), message: "sum to more than 0" },
-    Case { what: "partial attach weights", replace: "{zero: 30, one: 60, two: 10}", with: "{zero: 30, one: 70}", path: "spec.volumes.initialAttach", line: Some(16), message: "missing field `two`" },
-    Case { what: "no storage classes", replace: "storageClasses: [rsc-a, rsc-b]", with: "storageClasses: []", path: "spec.volumes.storageClasses", line: Some(14), message: "at least one storage class" },
-    Case { what: "storage class twice", replace: "storageClasses: [rsc-a, rsc-b]", with: "storageClasses: [rsc-a, rsc-a]", path: "spec.volumes.storageClasses[1]", line: Some(14), message: "listed twice" },
-    Case { what: "maxSize below size", replace: "maxSize: 1Gi", with: "maxSize: 50Mi", path: "spec.volumes.plugins[2].params.maxSize", line: Some(22), message: "smaller than the volume size 100Mi" },
-    Case { what: "duplicate task names", replace: "  tasks:\n", with: "  tasks:\n    - {name: agent-destroyer, plugin: pod-destroyer, params: {namespace: x, labelSelector: app=x}}\n", path: "spec.tasks[1].name", line: Some(25), message: "duplicate task name" },
-    Case { what: "unknown plugin param", replace: "params: {period: {min: 30s, max: 60s}}", with: "params: {period: {min: 30s, max: 60s}, perod: 3s}", path: "spec.volumes.plugins[1].params.perod", line: Some(20), message: "unknown field `perod`" },
-    Case { what: "plugin param range reversed", replace: "params: {period: {min: 30s, max: 60s}}", with: "params: {period: {min: 90s, max: 60s}}", path: "spec.volumes.plugins[1].params.period.min", line: Some(20), message: "min (1m30s) is greater than max (1m)" },
-    Case { what: "cluster-wide plugin under volumes", replace: "- plugin: volume-checker", with: "- plugin: pod-destroyer", path: "spec.volumes.plugins[0].plugin", line: Some(18), message: "list it under spec.tasks" },
-    Case { what: "volume plugin as a task", replace: "plugin: pod-destroyer", with: "plugin: volume-attacher", path: "spec.tasks[0].plugin", line: Some(25), message: "list it under spec.volumes.plugins" },
-    Case { what: "volume-main listed", replace: "- plugin: volume-checker", with: "- plugin: volume-main", path: "spec.volumes.plugins[0].plugin", line: Some(18), message: "runs for every volume by itself" },
-    Case { what: "same plugin twice", replace: "- plugin: volume-checker", with: "- plugin: volume-attacher", path: "spec.volumes.plugins[1].plugin", line: Some(19), message: "listed twice" },
-    Case { what: "bad plugin reference", replace: "- plugin: volume-checker", with: "- plugin: Checker@", path: "spec.volumes.plugins[0].plugin", line: Some(18), message: "invalid plugin name" },
-    Case { what: "missing required field", replace: "    size: 100Mi\n", with: "", path: "spec.volumes", line: Some(9), message: "missing field `size`" },
-    Case { what: "negative max", replace: "max: 10", with: "max: -1", path: "spec.volumes.max", line: Some(10), message: "invalid value: integer `-1`" },
-    Case { what: "zero step", replace: "step: {min: 1, max: 3}", with: "step: {min: 0, max: 3}", path: "spec.volumes.step.min", line: Some(11), message: "at least 1" },
-    Case { what: "duplicate YAML key", replace: "  seed: 42\n", with: "  seed: 42\n  seed: 43\n", path: "", line: Some(8), message: "duplicate key \"seed\"" },
-    Case { what: "missing pod-destroyer namespace", replace: "params: {namespace: d8-sds-replicated-volume, ", with: "params: {", path: "spec.tasks[0].params", line: Some(26), message: "missing field `namespace`" },
-    Case { what: "nothing to do", replace: "", with: "", path: "spec", line: Some(5), message: "nothing to do" },
+    Case {
+        what: "unknown top-level field",
+        replace: "kind: Scenario\n",
+        with: "kind: Scenario\nstatus: {}\n",
+        path: "status",
+        line: Some(3),
+        message: "unknown field `status`",
+    },
+    Case {
+        what: "unknown spec field",
+        replace: "  seed: 42\n",
+        with: "  seed: 42\n  speed: 3\n",
+        path: "spec.speed",
+        line: Some(8),
+        message: "unknown field `speed`",
+    },
+    Case {
+        what: "unknown nested field",
+        replace: "    max: 10\n",
+        with: "    max: 10\n    maxx: 11\n",
+        path: "spec.volumes.maxx",
+        line: Some(11),
+        message: "unknown field `maxx`",
+    },
+    Case {
+        what: "duration in parsecs",
+        replace: "duration: 2h",
+        with: "duration: 10 parsecs",
+        path: "spec.duration",
+        line: Some(8),
+        message: "invalid duration \"10 parsecs\"",
+    },
+    Case {
+        what: "duration as a bare number",
+        replace: "duration: 2h",
+        with: "duration: 30",
+        path: "spec.duration",
+        line: Some(8),
+        message: "expected a duration",
+    },
+    Case {
+        what: "min greater than max",
+        replace: "step: {min: 1, max: 3}",
+        with: "step: {min: 5, max: 3}",
+        path: "spec.volumes.step.min",
+        line: Some(11),
+        message: "min (5) is greater than max (3)",
+    },
+    Case {
+        what: "duration range reversed",
+        replace: "lifetime: {min: 1m, max: 5m}",
+        with: "lifetime: {min: 10m, max: 5m}",
+        path: "spec.volumes.lifetime.min",
+        line: Some(13),
+        message: "min (10m) is greater than max (5m)",
+    },
+    Case {
+        what: "bad scenario name",
+        replace: "name: megatest",
+        with: "name: Mega_Test",
+        path: "metadata.name",
+        line: Some(4),
+        message: "not a valid name",
+    },
+    Case {
+        what: "wrong kind",
+        replace: "kind: Scenario",
+        with: "kind: Deployment",
+        path: "kind",
+        line: Some(2),
+        message: "must be Scenario",
+    },
+    Case {
+        what: "wrong apiVersion",
+        replace: "apiVersion: chaosctl.dev/v1alpha1",
+        with: "apiVersion: v1",
+        path: "apiVersion",
+        line: Some(1),
+        message: "must be chaosctl.dev/v1alpha1",
+    },
+    Case {
+        what: "invalid YAML",
+        replace: "    max: 10\n",
+        with: "    max: [10\n",
+        path: "",
+        line: Some(11),
+        message: "invalid YAML",
+    },
+    Case {
+        what: "bad size quantity",
+        replace: "size: 100Mi",
+        with: "size: 100 apples",
+        path: "spec.volumes.size",
+        line: Some(15),
+        message: "invalid quantity",
+    },
+    Case {
+        what: "zero attach weights",
+        replace: "{zero: 30, one: 60, two: 10}",
+        with: "{zero: 0, one: 0, two: 0}",
+        path: "spec.volumes.initialAttach",
+        line: Some(16),
+        message: "sum to more than 0",
+    },
+    Case {
+        what: "partial attach weights",
+        replace: "{zero: 30, one: 60, two: 10}",
+        with: "{zero: 30, one: 70}",
+        path: "spec.volumes.initialAttach",
+        line: Some(16),
+        message: "missing field `two`",
+    },
+    Case {
+        what: "no storage classes",
+        replace: "storageClasses: [rsc-a, rsc-b]",
+        with: "storageClasses: []",
+        path: "spec.volumes.storageClasses",
+        line: Some(14),
+        message: "at least one storage class",
+    },
+    Case {
+        what: "storage class twice",
+        replace: "storageClasses: [rsc-a, rsc-b]",
+        with: "storageClasses: [rsc-a, rsc-a]",
+        path: "spec.volumes.storageClasses[1]",
+        line: Some(14),
+        message: "listed twice",
+    },
+    Case {
+        what: "maxSize below size",
+        replace: "maxSize: 1Gi",
+        with: "maxSize: 50Mi",
+        path: "spec.volumes.plugins[2].params.maxSize",
+        line: Some(22),
+        message: "smaller than the volume size 100Mi",
+    },
+    Case {
+        what: "duplicate task names",
+        replace: "  tasks:\n",
+        with: "  tasks:\n    - {name: agent-destroyer, plugin: pod-destroyer, params: {namespace: x, labelSelector: app=x}}\n",
+        path: "spec.tasks[1].name",
+        line: Some(25),
+        message: "duplicate task name",
+    },
+    Case {
+        what: "unknown plugin param",
+        replace: "params: {period: {min: 30s, max: 60s}}",
+        with: "params: {period: {min: 30s, max: 60s}, perod: 3s}",
+        path: "spec.volumes.plugins[1].params.perod",
+        line: Some(20),
+        message: "unknown field `perod`",
+    },
+    Case {
+        what: "plugin param range reversed",
+        replace: "params: {period: {min: 30s, max: 60s}}",
+        with: "params: {period: {min: 90s, max: 60s}}",
+        path: "spec.volumes.plugins[1].params.period.min",
+        line: Some(20),
+        message: "min (1m30s) is greater than max (1m)",
+    },
+    Case {
+        what: "cluster-wide plugin under volumes",
+        replace: "- plugin: volume-checker",
+        with: "- plugin: pod-destroyer",
+        path: "spec.volumes.plugins[0].plugin",
+        line: Some(18),
+        message: "list it under spec.tasks",
+    },
+    Case {
+        what: "volume plugin as a task",
+        replace: "plugin: pod-destroyer",
+        with: "plugin: volume-attacher",
+        path: "spec.tasks[0].plugin",
+        line: Some(25),
+        message: "list it under spec.volumes.plugins",
+    },
+    Case {
+        what: "volume-main listed",
+        replace: "- plugin: volume-checker",
+        with: "- plugin: volume-main",
+        path: "spec.volumes.plugins[0].plugin",
+        line: Some(18),
+        message: "runs for every volume by itself",
+    },
+    Case {
+        what: "same plugin twice",
+        replace: "- plugin: volume-checker",
+        with: "- plugin: volume-attacher",
+        path: "spec.volumes.plugins[1].plugin",
+        line: Some(19),
+        message: "listed twice",
+    },
+    Case {
+        what: "bad plugin reference",
+        replace: "- plugin: volume-checker",
+        with: "- plugin: Checker@",
+        path: "spec.volumes.plugins[0].plugin",
+        line: Some(18),
+        message: "invalid plugin name",
+    },
+    Case {
+        what: "missing required field",
+        replace: "    size: 100Mi\n",
+        with: "",
+        path: "spec.volumes",
+        line: Some(9),
+        message: "missing field `size`",
+    },
+    Case {
+        what: "negative max",
+        replace: "max: 10",
+        with: "max: -1",
+        path: "spec.volumes.max",
+        line: Some(10),
+        message: "invalid value: integer `-1`",
+    },
+    Case {
+        what: "zero step",
+        replace: "step: {min: 1, max: 3}",
+        with: "step: {min: 0, max: 3}",
+        path: "spec.volumes.step.min",
+        line: Some(11),
+        message: "at least 1",
+    },
+    Case {
+        what: "duplicate YAML key",
+        replace: "  seed: 42\n",
+        with: "  seed: 42\n  seed: 43\n",
+        path: "",
+        line: Some(8),
+        message: "duplicate key \"seed\"",
+    },
+    Case {
+        what: "missing pod-destroyer namespace",
+        replace: "params: {namespace: d8-sds-replicated-volume, ",
+        with: "params: {",
+        path: "spec.tasks[0].params",
+        line: Some(26),
+        message: "missing field `namespace`",
+    },
+    Case {
+        what: "nothing to do",
+        replace: "",
+        with: "",
+        path: "spec",
+        line: Some(5),
+        message: "nothing to do",
+    },
 ];
 
 #[test]
@@ -88,7 +305,10 @@ fn the_base_scenario_is_valid() {
     assert_eq!(volumes.max, 10);
     assert_eq!(volumes.size.bytes(), 100 << 20);
     assert_eq!(volumes.lifetime.max.as_millis(), 300_000);
-    assert_eq!(volumes.plugins[1].plugin.builtin(), Some(BuiltinPlugin::VolumeAttacher));
+    assert_eq!(
+        volumes.plugins[1].plugin.builtin(),
+        Some(BuiltinPlugin::VolumeAttacher)
+    );
     assert_eq!(spec.tasks[0].name, "agent-destroyer");
 }
 
@@ -101,7 +321,12 @@ fn every_malformed_scenario_gets_its_error() {
             // Drop volumes and tasks entirely.
             BASE.split("  volumes:").next().unwrap().to_string()
         } else {
-            assert!(BASE.contains(case.replace), "{}: the base has no {:?}", case.what, case.replace);
+            assert!(
+                BASE.contains(case.replace),
+                "{}: the base has no {:?}",
+                case.what,
+                case.replace
+            );
             BASE.replacen(case.replace, case.with, 1)
         };
         let errors = match parse_scenarios(&text) {
@@ -111,16 +336,29 @@ fn every_malformed_scenario_gets_its_error() {
             }
             Err(errors) => errors,
         };
-        let matching = errors.0.iter().find(|e| e.path == case.path && e.message.contains(case.message));
+        let matching = errors
+            .0
+            .iter()
+            .find(|e| e.path == case.path && e.message.contains(case.message));
         match matching {
-            None => failures.push(format!("{}: expected {} / {:?}, got:\n{errors}", case.what, case.path, case.message)),
-            Some(error) if error.line != case.line => {
-                failures.push(format!("{}: expected line {:?}, got {:?} ({error})", case.what, case.line, error.line))
-            }
+            None => failures.push(format!(
+                "{}: expected {} / {:?}, got:\n{errors}",
+                case.what, case.path, case.message
+            )),
+            Some(error) if error.line != case.line => failures.push(format!(
+                "{}: expected line {:?}, got {:?} ({error})",
+                case.what, case.line, error.line
+            )),
             Some(_) => {}
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases wrong:\n{}", failures.len(), CASES.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases wrong:\n{}",
+        failures.len(),
+        CASES.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -128,14 +366,19 @@ fn errors_print_line_path_and_message() {
     let text = BASE.replacen("duration: 2h", "duration: 10 parsecs", 1);
     let errors = parse_scenarios(&text).unwrap_err();
     let shown = errors.to_string();
-    assert!(shown.starts_with("line 8: spec.duration: invalid duration \"10 parsecs\""), "{shown}");
+    assert!(
+        shown.starts_with("line 8: spec.duration: invalid duration \"10 parsecs\""),
+        "{shown}"
+    );
 }
 
 #[test]
 fn all_errors_are_reported_not_only_the_first() {
-    let text = BASE
-        .replacen("name: megatest", "name: BAD", 1)
-        .replacen("step: {min: 1, max: 3}", "step: {min: 4, max: 3}", 1);
+    let text = BASE.replacen("name: megatest", "name: BAD", 1).replacen(
+        "step: {min: 1, max: 3}",
+        "step: {min: 4, max: 3}",
+        1,
+    );
     let errors = parse_scenarios(&text).unwrap_err();
     let paths: Vec<_> = errors.0.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(paths, ["metadata.name", "spec.volumes.step.min"]);
@@ -172,7 +415,10 @@ fn the_examples_are_valid() {
             seen += 1;
         }
     }
-    assert!(seen >= 2, "examples/ holds the megatest and the demo scenario");
+    assert!(
+        seen >= 2,
+        "examples/ holds the megatest and the demo scenario"
+    );
 }
 
 #[test]

@@ -34,7 +34,9 @@ fn split_top_level(s: &str) -> Result<Vec<&str>> {
             ')' => {
                 depth -= 1;
                 if depth < 0 {
-                    return Err(Error::BadRequest(format!("unable to parse requirement: unbalanced ')' in {s:?}")));
+                    return Err(Error::BadRequest(format!(
+                        "unable to parse requirement: unbalanced ')' in {s:?}"
+                    )));
                 }
             }
             ',' if depth == 0 => {
@@ -45,7 +47,9 @@ fn split_top_level(s: &str) -> Result<Vec<&str>> {
         }
     }
     if depth != 0 {
-        return Err(Error::BadRequest(format!("unable to parse requirement: unbalanced '(' in {s:?}")));
+        return Err(Error::BadRequest(format!(
+            "unable to parse requirement: unbalanced '(' in {s:?}"
+        )));
     }
     out.push(&s[start..]);
     Ok(out)
@@ -54,20 +58,29 @@ fn split_top_level(s: &str) -> Result<Vec<&str>> {
 fn check_key(key: &str, whole: &str) -> Result<String> {
     let ok = !key.is_empty()
         && key.len() <= 317
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
     if ok {
         Ok(key.to_string())
     } else {
-        Err(Error::BadRequest(format!("unable to parse requirement: invalid label key {key:?} in {whole:?}")))
+        Err(Error::BadRequest(format!(
+            "unable to parse requirement: invalid label key {key:?} in {whole:?}"
+        )))
     }
 }
 
 fn check_value(value: &str, whole: &str) -> Result<String> {
-    let ok = value.len() <= 63 && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    let ok = value.len() <= 63
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if ok {
         Ok(value.to_string())
     } else {
-        Err(Error::BadRequest(format!("unable to parse requirement: invalid label value {value:?} in {whole:?}")))
+        Err(Error::BadRequest(format!(
+            "unable to parse requirement: invalid label value {value:?} in {whole:?}"
+        )))
     }
 }
 
@@ -76,7 +89,11 @@ fn parse_set(rest: &str, whole: &str) -> Result<Vec<String>> {
     let inner = rest
         .strip_prefix('(')
         .and_then(|r| r.strip_suffix(')'))
-        .ok_or_else(|| Error::BadRequest(format!("unable to parse requirement: expected '(values)' in {whole:?}")))?;
+        .ok_or_else(|| {
+            Error::BadRequest(format!(
+                "unable to parse requirement: expected '(values)' in {whole:?}"
+            ))
+        })?;
     inner
         .split(',')
         .map(str::trim)
@@ -173,9 +190,15 @@ impl FieldSelector {
             } else if let Some((k, v)) = part.split_once('=') {
                 (k, v, false)
             } else {
-                return Err(Error::BadRequest(format!("invalid selector: '{s}'; can't understand '{part}'")));
+                return Err(Error::BadRequest(format!(
+                    "invalid selector: '{s}'; can't understand '{part}'"
+                )));
             };
-            reqs.push(FieldReq { path: path.trim().to_string(), value: value.trim().to_string(), negate });
+            reqs.push(FieldReq {
+                path: path.trim().to_string(),
+                value: value.trim().to_string(),
+                negate,
+            });
         }
         Ok(Self(reqs))
     }
@@ -186,7 +209,10 @@ impl FieldSelector {
 
     /// If the selector pins `metadata.name`, that name (lets the store skip a scan).
     pub fn pinned_name(&self) -> Option<&str> {
-        self.0.iter().find(|r| r.path == "metadata.name" && !r.negate).map(|r| r.value.as_str())
+        self.0
+            .iter()
+            .find(|r| r.path == "metadata.name" && !r.negate)
+            .map(|r| r.value.as_str())
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
@@ -268,6 +294,11 @@ mod tests {
         assert!(!m("spec.nodeName!=node-1"));
         assert!(m("spec.replicatedVolumeName="));
         assert!(FieldSelector::parse("nonsense").is_err());
-        assert_eq!(FieldSelector::parse("metadata.name=x").unwrap().pinned_name(), Some("x"));
+        assert_eq!(
+            FieldSelector::parse("metadata.name=x")
+                .unwrap()
+                .pinned_name(),
+            Some("x")
+        );
     }
 }

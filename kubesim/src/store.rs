@@ -40,12 +40,16 @@ pub type ObjRef = Arc<Stored>;
 
 impl Stored {
     pub fn new(value: Value) -> ObjRef {
-        Arc::new(Self { value, json: OnceLock::new() })
+        Arc::new(Self {
+            value,
+            json: OnceLock::new(),
+        })
     }
 
     /// The object serialized, computed once.
     pub fn json(&self) -> &Bytes {
-        self.json.get_or_init(|| Bytes::from(serde_json::to_vec(&self.value).unwrap_or_default()))
+        self.json
+            .get_or_init(|| Bytes::from(serde_json::to_vec(&self.value).unwrap_or_default()))
     }
 
     pub fn name(&self) -> &str {
@@ -53,11 +57,16 @@ impl Stored {
     }
 
     pub fn namespace(&self) -> &str {
-        self.value["metadata"]["namespace"].as_str().unwrap_or_default()
+        self.value["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
     }
 
     pub fn resource_version(&self) -> u64 {
-        self.value["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0)
+        self.value["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
     }
 }
 
@@ -156,7 +165,10 @@ pub struct StoreLimits {
 
 impl Default for StoreLimits {
     fn default() -> Self {
-        Self { history: 20_000, channel: 32_768 }
+        Self {
+            history: 20_000,
+            channel: 32_768,
+        }
     }
 }
 
@@ -171,7 +183,9 @@ pub struct Store {
 /// Now, as a Kubernetes timestamp (RFC 3339, whole seconds, UTC).
 pub fn now_rfc3339() -> String {
     let now = jiff::Timestamp::now();
-    jiff::Timestamp::from_second(now.as_second()).map(|t| t.to_string()).unwrap_or_else(|_| now.to_string())
+    jiff::Timestamp::from_second(now.as_second())
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| now.to_string())
 }
 
 fn target(res: &ResourceInfo, name: &str) -> Target {
@@ -179,11 +193,17 @@ fn target(res: &ResourceInfo, name: &str) -> Target {
 }
 
 fn ns_key(res: &ResourceInfo, ns: Option<&str>) -> String {
-    if res.namespaced { ns.unwrap_or_default().to_string() } else { String::new() }
+    if res.namespaced {
+        ns.unwrap_or_default().to_string()
+    } else {
+        String::new()
+    }
 }
 
 fn finalizers_empty(obj: &Value) -> bool {
-    obj["metadata"]["finalizers"].as_array().is_none_or(|a| a.is_empty())
+    obj["metadata"]["finalizers"]
+        .as_array()
+        .is_none_or(|a| a.is_empty())
 }
 
 /// Everything but `metadata` and `status`: a change here bumps `generation`.
@@ -192,7 +212,8 @@ fn spec_part(obj: &Value, has_status: bool) -> Vec<(&String, &Value)> {
         .map(|m| {
             m.iter()
                 .filter(|(k, _)| {
-                    !matches!(k.as_str(), "metadata" | "apiVersion" | "kind") && !(has_status && k.as_str() == "status")
+                    !matches!(k.as_str(), "metadata" | "apiVersion" | "kind")
+                        && !(has_status && k.as_str() == "status")
                 })
                 .collect()
         })
@@ -201,7 +222,9 @@ fn spec_part(obj: &Value, has_status: bool) -> Vec<(&String, &Value)> {
 
 /// Equal apart from `metadata.resourceVersion` (a no-op write is not stored).
 fn same_content(a: &Value, b: &Value) -> bool {
-    let (Some(ma), Some(mb)) = (a.as_object(), b.as_object()) else { return a == b };
+    let (Some(ma), Some(mb)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
     if ma.len() != mb.len() {
         return false;
     }
@@ -225,7 +248,9 @@ fn same_content(a: &Value, b: &Value) -> bool {
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
@@ -234,7 +259,9 @@ const NAME_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 /// `n` random characters of the alphabet Kubernetes uses for `generateName` suffixes.
 pub fn random_suffix(rng: &mut impl Rng, n: usize) -> String {
-    (0..n).map(|_| NAME_CHARS[rng.random_range(0..NAME_CHARS.len())] as char).collect()
+    (0..n)
+        .map(|_| NAME_CHARS[rng.random_range(0..NAME_CHARS.len())] as char)
+        .collect()
 }
 
 impl Store {
@@ -299,21 +326,35 @@ impl Store {
     }
 
     /// Matching objects (in one namespace, or all when `ns` is `None`) and the list's version.
-    pub fn list(&self, res: &ResourceInfo, ns: Option<&str>, sel: &Selectors) -> (Vec<ObjRef>, u64) {
+    pub fn list(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        sel: &Selectors,
+    ) -> (Vec<ObjRef>, u64) {
         let inner = self.lock();
-        let Some(map) = inner.objects.get(&res.key()) else { return (Vec::new(), inner.rv) };
+        let Some(map) = inner.objects.get(&res.key()) else {
+            return (Vec::new(), inner.rv);
+        };
         let ns = if res.namespaced { ns } else { None };
         let items = match (ns, sel.fields.pinned_name()) {
-            (Some(ns), Some(name)) => {
-                map.get(&(ns.to_string(), name.to_string())).filter(|o| sel.matches(&o.value)).cloned().into_iter().collect()
-            }
+            (Some(ns), Some(name)) => map
+                .get(&(ns.to_string(), name.to_string()))
+                .filter(|o| sel.matches(&o.value))
+                .cloned()
+                .into_iter()
+                .collect(),
             (Some(ns), None) => map
                 .range((ns.to_string(), String::new())..)
                 .take_while(|((n, _), _)| n == ns)
                 .filter(|(_, o)| sel.matches(&o.value))
                 .map(|(_, o)| o.clone())
                 .collect(),
-            (None, _) => map.values().filter(|o| sel.matches(&o.value)).cloned().collect(),
+            (None, _) => map
+                .values()
+                .filter(|o| sel.matches(&o.value))
+                .cloned()
+                .collect(),
         };
         (items, inner.rv)
     }
@@ -325,33 +366,66 @@ impl Store {
         let receiver = self.tx.subscribe();
         let key = res.key();
         let start = match from {
-            None | Some(0) => {
-                WatchStart::Snapshot(inner.objects.get(&key).map(|m| m.values().cloned().collect()).unwrap_or_default())
-            }
+            None | Some(0) => WatchStart::Snapshot(
+                inner
+                    .objects
+                    .get(&key)
+                    .map(|m| m.values().cloned().collect())
+                    .unwrap_or_default(),
+            ),
             Some(v) => {
                 if v < inner.evicted_rv {
-                    return Err(Error::Gone { requested: v, oldest: inner.evicted_rv + 1 });
+                    return Err(Error::Gone {
+                        requested: v,
+                        oldest: inner.evicted_rv + 1,
+                    });
                 }
                 // History is ordered by version: skip to the first event after `v`.
                 let first = inner.history.partition_point(|e| e.rv <= v);
-                WatchStart::Backlog(inner.history.iter().skip(first).filter(|e| *e.resource == *key).cloned().collect())
+                WatchStart::Backlog(
+                    inner
+                        .history
+                        .iter()
+                        .skip(first)
+                        .filter(|e| *e.resource == *key)
+                        .cloned()
+                        .collect(),
+                )
             }
         };
-        Ok(WatchInit { start, rv: inner.rv, receiver })
+        Ok(WatchInit {
+            start,
+            rv: inner.rv,
+            receiver,
+        })
     }
 
-    pub fn create(&self, res: &ResourceInfo, ns: Option<&str>, mut obj: Value, opts: CreateOptions) -> Result<ObjRef> {
+    pub fn create(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        mut obj: Value,
+        opts: CreateOptions,
+    ) -> Result<ObjRef> {
         if !obj.is_object() {
-            return Err(Error::BadRequest("the request body must be a JSON object".into()));
+            return Err(Error::BadRequest(
+                "the request body must be a JSON object".into(),
+            ));
         }
         self.check_type(res, &obj)?;
         let mut inner = self.lock();
         let ns = ns_key(res, ns.or(obj["metadata"]["namespace"].as_str()));
         if res.namespaced {
             if ns.is_empty() {
-                return Err(Error::BadRequest("a namespace is required for a namespaced resource".into()));
+                return Err(Error::BadRequest(
+                    "a namespace is required for a namespaced resource".into(),
+                ));
             }
-            match inner.objects.get("/namespaces").and_then(|m| m.get(&(String::new(), ns.clone()))) {
+            match inner
+                .objects
+                .get("/namespaces")
+                .and_then(|m| m.get(&(String::new(), ns.clone())))
+            {
                 None => return Err(Error::NotFound(Target::new("", "namespaces", &ns))),
                 Some(n) if !n.value["metadata"]["deletionTimestamp"].is_null() => {
                     return Err(Error::NamespaceTerminating(ns));
@@ -361,13 +435,23 @@ impl Store {
         }
         let map_key = res.key();
         let meta = obj["metadata"].as_object().cloned().unwrap_or_default();
-        let name = match meta.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+        let name = match meta
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        {
             Some(n) => n.to_string(),
-            None => match meta.get("generateName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+            None => match meta
+                .get("generateName")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+            {
                 Some(prefix) => loop {
                     let candidate = format!("{prefix}{}", random_suffix(&mut inner.rng, 5));
-                    let taken =
-                        inner.objects.get(&map_key).is_some_and(|m| m.contains_key(&(ns.clone(), candidate.clone())));
+                    let taken = inner
+                        .objects
+                        .get(&map_key)
+                        .is_some_and(|m| m.contains_key(&(ns.clone(), candidate.clone())));
                     if !taken {
                         break candidate;
                     }
@@ -391,19 +475,27 @@ impl Store {
                 )],
             });
         }
-        if inner.objects.get(&map_key).is_some_and(|m| m.contains_key(&(ns.clone(), name.clone()))) {
+        if inner
+            .objects
+            .get(&map_key)
+            .is_some_and(|m| m.contains_key(&(ns.clone(), name.clone())))
+        {
             return Err(Error::AlreadyExists(target(res, &name)));
         }
         validation::apply_defaults(res, &mut obj);
         validation::validate(res, None, &obj)?;
         let mut uid_bytes = [0u8; 16];
         inner.rng.fill(&mut uid_bytes);
-        let uid = uuid::Builder::from_random_bytes(uid_bytes).into_uuid().to_string();
+        let uid = uuid::Builder::from_random_bytes(uid_bytes)
+            .into_uuid()
+            .to_string();
         inner.rv += 1;
         let rv = inner.rv;
         obj["apiVersion"] = json!(res.api_version());
         obj["kind"] = json!(res.kind);
-        let m = obj["metadata"].as_object_mut().expect("metadata is an object");
+        let m = obj["metadata"]
+            .as_object_mut()
+            .expect("metadata is an object");
         m.insert("name".into(), json!(name));
         if res.namespaced {
             m.insert("namespace".into(), json!(ns));
@@ -425,8 +517,21 @@ impl Store {
             self.establish_crd(&mut obj);
         }
         let stored = Stored::new(obj);
-        inner.objects.entry(map_key.clone()).or_default().insert((ns, name), stored.clone());
-        self.emit(&mut inner, Event { rv, resource: map_key.into(), kind: EventType::Added, object: stored.clone(), old: None });
+        inner
+            .objects
+            .entry(map_key.clone())
+            .or_default()
+            .insert((ns, name), stored.clone());
+        self.emit(
+            &mut inner,
+            Event {
+                rv,
+                resource: map_key.into(),
+                kind: EventType::Added,
+                object: stored.clone(),
+                old: None,
+            },
+        );
         Ok(stored)
     }
 
@@ -450,7 +555,10 @@ impl Store {
         if let Some(kind) = obj["kind"].as_str()
             && kind != res.kind
         {
-            return Err(Error::BadRequest(format!("the kind of the object ({kind}) does not match the resource ({})", res.kind)));
+            return Err(Error::BadRequest(format!(
+                "the kind of the object ({kind}) does not match the resource ({})",
+                res.kind
+            )));
         }
         if let Some(api_version) = obj["apiVersion"].as_str() {
             let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
@@ -465,9 +573,18 @@ impl Store {
     }
 
     /// Replaces an object (PUT). A non-empty `metadata.resourceVersion` must match the stored one.
-    pub fn update(&self, res: &ResourceInfo, ns: Option<&str>, name: &str, obj: Value, sub: Subresource) -> Result<ObjRef> {
+    pub fn update(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        obj: Value,
+        sub: Subresource,
+    ) -> Result<ObjRef> {
         if !obj.is_object() {
-            return Err(Error::BadRequest("the request body must be a JSON object".into()));
+            return Err(Error::BadRequest(
+                "the request body must be a JSON object".into(),
+            ));
         }
         self.check_type(res, &obj)?;
         if let Some(body_name) = obj["metadata"]["name"].as_str()
@@ -498,7 +615,9 @@ impl Store {
         let mut new = old.value.clone();
         f(&mut new)?;
         if !new.is_object() {
-            return Err(Error::BadRequest("the patched object is not a JSON object".into()));
+            return Err(Error::BadRequest(
+                "the patched object is not a JSON object".into(),
+            ));
         }
         if new["metadata"]["name"].as_str() != Some(name) {
             return Err(Error::BadRequest("metadata.name cannot be changed".into()));
@@ -506,7 +625,12 @@ impl Store {
         self.commit_update(&mut inner, res, old, new, sub)
     }
 
-    fn get_locked(inner: &Inner, res: &ResourceInfo, ns: Option<&str>, name: &str) -> Result<ObjRef> {
+    fn get_locked(
+        inner: &Inner,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<ObjRef> {
         inner
             .objects
             .get(&res.key())
@@ -515,11 +639,21 @@ impl Store {
             .ok_or_else(|| Error::NotFound(target(res, name)))
     }
 
-    fn commit_update(&self, inner: &mut Inner, res: &ResourceInfo, old: ObjRef, new: Value, sub: Subresource) -> Result<ObjRef> {
+    fn commit_update(
+        &self,
+        inner: &mut Inner,
+        res: &ResourceInfo,
+        old: ObjRef,
+        new: Value,
+        sub: Subresource,
+    ) -> Result<ObjRef> {
         let name = old.name().to_string();
         if let Some(rv) = new["metadata"]["resourceVersion"].as_str()
             && !rv.is_empty()
-            && rv != old.value["metadata"]["resourceVersion"].as_str().unwrap_or_default()
+            && rv
+                != old.value["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or_default()
         {
             return Err(Error::Conflict {
                 target: target(res, &name),
@@ -552,7 +686,15 @@ impl Store {
             result["metadata"] = json!({});
         }
         // Fields the server owns.
-        for field in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+        for field in [
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ] {
             match old.value["metadata"].get(field) {
                 Some(v) => result["metadata"][field] = v.clone(),
                 None => {
@@ -588,7 +730,8 @@ impl Store {
         let key = (old.namespace().to_string(), name);
         let map_key = res.key();
         let stored = Stored::new(result);
-        let deleting = !stored.value["metadata"]["deletionTimestamp"].is_null() && finalizers_empty(&stored.value);
+        let deleting = !stored.value["metadata"]["deletionTimestamp"].is_null()
+            && finalizers_empty(&stored.value);
         let map = inner.objects.entry(map_key.clone()).or_default();
         let kind = if deleting {
             map.remove(&key);
@@ -597,13 +740,28 @@ impl Store {
             map.insert(key, stored.clone());
             EventType::Modified
         };
-        self.emit(inner, Event { rv, resource: map_key.into(), kind, object: stored.clone(), old: Some(old) });
+        self.emit(
+            inner,
+            Event {
+                rv,
+                resource: map_key.into(),
+                kind,
+                object: stored.clone(),
+                old: Some(old),
+            },
+        );
         Ok(stored)
     }
 
     /// Deletes an object: with finalizers it only gets `deletionTimestamp` (and goes when the last
     /// finalizer is removed); without, it goes now. Returns the object as of the deletion.
-    pub fn delete(&self, res: &ResourceInfo, ns: Option<&str>, name: &str, pre: &Preconditions) -> Result<ObjRef> {
+    pub fn delete(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        pre: &Preconditions,
+    ) -> Result<ObjRef> {
         let mut inner = self.lock();
         let old = Self::get_locked(&inner, res, ns, name)?;
         let conflict = |what: &str, want: &str, have: &str| Error::Conflict {
@@ -617,7 +775,9 @@ impl Store {
             }
         }
         if let Some(rv) = &pre.resource_version {
-            let have = old.value["metadata"]["resourceVersion"].as_str().unwrap_or_default();
+            let have = old.value["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or_default();
             if rv != have {
                 return Err(conflict("ResourceVersion in precondition", rv, have));
             }
@@ -653,9 +813,22 @@ impl Store {
         };
         let stored = Stored::new(value);
         if kind == EventType::Modified {
-            inner.objects.entry(map_key.clone()).or_default().insert(key, stored.clone());
+            inner
+                .objects
+                .entry(map_key.clone())
+                .or_default()
+                .insert(key, stored.clone());
         }
-        self.emit(inner, Event { rv, resource: map_key.into(), kind, object: stored.clone(), old: Some(old) });
+        self.emit(
+            inner,
+            Event {
+                rv,
+                resource: map_key.into(),
+                kind,
+                object: stored.clone(),
+                old: Some(old),
+            },
+        );
         stored
     }
 
@@ -676,13 +849,19 @@ impl Store {
     }
 
     /// Deletes every matching object; returns what was deleted (or marked for deletion).
-    pub fn delete_collection(&self, res: &ResourceInfo, ns: Option<&str>, sel: &Selectors) -> Vec<ObjRef> {
+    pub fn delete_collection(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        sel: &Selectors,
+    ) -> Vec<ObjRef> {
         let (items, _) = self.list(res, ns, sel);
         items
             .iter()
             .filter_map(|o| {
                 let ns = (!o.namespace().is_empty()).then(|| o.namespace());
-                self.delete(res, ns, o.name(), &Preconditions::default()).ok()
+                self.delete(res, ns, o.name(), &Preconditions::default())
+                    .ok()
             })
             .collect()
     }
@@ -702,9 +881,22 @@ mod tests {
         let reg = Arc::new(Registry::with_builtins());
         let pods = reg.find("", "v1", "pods").unwrap();
         let rv = reg.find_kind(STORAGE_GROUP, "ReplicatedVolume").unwrap();
-        let s = Store::new(reg.clone(), 1, StoreLimits { history: 16, channel: 64 });
+        let s = Store::new(
+            reg.clone(),
+            1,
+            StoreLimits {
+                history: 16,
+                channel: 64,
+            },
+        );
         let ns = reg.find("", "v1", "namespaces").unwrap();
-        s.create(&ns, None, json!({"metadata": {"name": "default"}}), CreateOptions::default()).unwrap();
+        s.create(
+            &ns,
+            None,
+            json!({"metadata": {"name": "default"}}),
+            CreateOptions::default(),
+        )
+        .unwrap();
         (s, pods, rv)
     }
 
@@ -715,19 +907,50 @@ mod tests {
     #[test]
     fn create_get_conflicts_and_versions() {
         let (s, pods, _) = store();
-        let p = s.create(&pods, Some("default"), json!({"metadata": {"name": "p"}}), CreateOptions::default()).unwrap();
+        let p = s
+            .create(
+                &pods,
+                Some("default"),
+                json!({"metadata": {"name": "p"}}),
+                CreateOptions::default(),
+            )
+            .unwrap();
         assert_eq!(p.value["kind"], "Pod");
         assert_eq!(p.value["metadata"]["namespace"], "default");
-        let err = s.create(&pods, Some("default"), json!({"metadata": {"name": "p"}}), CreateOptions::default()).unwrap_err();
+        let err = s
+            .create(
+                &pods,
+                Some("default"),
+                json!({"metadata": {"name": "p"}}),
+                CreateOptions::default(),
+            )
+            .unwrap_err();
         assert_eq!(err.code().as_u16(), 409);
         assert_eq!(err.reason(), "AlreadyExists");
-        let err = s.create(&pods, Some("nope"), json!({"metadata": {"name": "p"}}), CreateOptions::default()).unwrap_err();
+        let err = s
+            .create(
+                &pods,
+                Some("nope"),
+                json!({"metadata": {"name": "p"}}),
+                CreateOptions::default(),
+            )
+            .unwrap_err();
         assert_eq!(err.code().as_u16(), 404);
         let mut stale = p.value.clone();
         stale["metadata"]["labels"] = json!({"a": "b"});
-        let updated = s.update(&pods, Some("default"), "p", stale.clone(), Subresource::Main).unwrap();
+        let updated = s
+            .update(
+                &pods,
+                Some("default"),
+                "p",
+                stale.clone(),
+                Subresource::Main,
+            )
+            .unwrap();
         assert!(updated.resource_version() > p.resource_version());
-        let err = s.update(&pods, Some("default"), "p", stale, Subresource::Main).unwrap_err();
+        let err = s
+            .update(&pods, Some("default"), "p", stale, Subresource::Main)
+            .unwrap_err();
         assert_eq!(err.reason(), "Conflict");
     }
 
@@ -740,7 +963,10 @@ mod tests {
         let created = s.create(&rv, None, obj, CreateOptions::default()).unwrap();
         let name = created.name().to_string();
         assert!(name.starts_with("vol-") && name.len() == 9, "{name}");
-        assert!(created.value.get("status").is_none(), "client status is dropped on create");
+        assert!(
+            created.value.get("status").is_none(),
+            "client status is dropped on create"
+        );
         let st = s
             .modify(&rv, None, &name, Subresource::Status, |o| {
                 o["status"] = json!({"phase": "Ready"});
@@ -749,7 +975,10 @@ mod tests {
             })
             .unwrap();
         assert_eq!(st.value["status"]["phase"], "Ready");
-        assert_eq!(st.value["spec"]["size"], "100Mi", "status writes ignore spec");
+        assert_eq!(
+            st.value["spec"]["size"], "100Mi",
+            "status writes ignore spec"
+        );
         assert_eq!(st.value["metadata"]["generation"], 1);
         let main = s
             .modify(&rv, None, &name, Subresource::Main, |o| {
@@ -758,10 +987,19 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        assert_eq!(main.value["status"]["phase"], "Ready", "main writes ignore status");
+        assert_eq!(
+            main.value["status"]["phase"], "Ready",
+            "main writes ignore status"
+        );
         assert_eq!(main.value["metadata"]["generation"], 2);
-        let same = s.modify(&rv, None, &name, Subresource::Main, |_| Ok(())).unwrap();
-        assert_eq!(same.resource_version(), main.resource_version(), "no-op writes are not stored");
+        let same = s
+            .modify(&rv, None, &name, Subresource::Main, |_| Ok(()))
+            .unwrap();
+        assert_eq!(
+            same.resource_version(),
+            main.resource_version(),
+            "no-op writes are not stored"
+        );
     }
 
     #[test]
@@ -786,19 +1024,35 @@ mod tests {
         let (s, _, rv) = store();
         let start = s.current_rv();
         for i in 0..5 {
-            s.create(&rv, None, rv_obj(&format!("v{i}")), CreateOptions::default()).unwrap();
+            s.create(
+                &rv,
+                None,
+                rv_obj(&format!("v{i}")),
+                CreateOptions::default(),
+            )
+            .unwrap();
         }
         let init = s.watch(&rv, Some(start)).unwrap();
-        let WatchStart::Backlog(events) = init.start else { panic!("expected a backlog") };
+        let WatchStart::Backlog(events) = init.start else {
+            panic!("expected a backlog")
+        };
         assert_eq!(events.len(), 5);
         assert!(events.iter().all(|e| e.kind == EventType::Added));
         for i in 5..40 {
-            s.create(&rv, None, rv_obj(&format!("v{i}")), CreateOptions::default()).unwrap();
+            s.create(
+                &rv,
+                None,
+                rv_obj(&format!("v{i}")),
+                CreateOptions::default(),
+            )
+            .unwrap();
         }
         let err = s.watch(&rv, Some(start)).unwrap_err();
         assert_eq!(err.code().as_u16(), 410);
         let init = s.watch(&rv, Some(0)).unwrap();
-        let WatchStart::Snapshot(objs) = init.start else { panic!("expected a snapshot") };
+        let WatchStart::Snapshot(objs) = init.start else {
+            panic!("expected a snapshot")
+        };
         assert_eq!(objs.len(), 40);
     }
 }

@@ -75,7 +75,10 @@ fn line(kind: &str, object: &[u8]) -> Bytes {
 }
 
 fn error_line(err: &Error) -> Bytes {
-    line("ERROR", &serde_json::to_vec(&err.to_status()).unwrap_or_default())
+    line(
+        "ERROR",
+        &serde_json::to_vec(&err.to_status()).unwrap_or_default(),
+    )
 }
 
 impl State {
@@ -102,7 +105,10 @@ impl State {
     }
 
     fn in_scope(&self, obj: &ObjRef) -> bool {
-        self.req.namespace.as_deref().is_none_or(|ns| obj.namespace() == ns)
+        self.req
+            .namespace
+            .as_deref()
+            .is_none_or(|ns| obj.namespace() == ns)
     }
 
     /// The event as this watcher sees it, if at all.
@@ -169,7 +175,9 @@ impl State {
                     self.take_event(&ev, &mut out);
                     // Drain what is already queued into the same chunk.
                     for _ in 0..BATCH {
-                        let Some(rx) = self.receiver.as_mut() else { break };
+                        let Some(rx) = self.receiver.as_mut() else {
+                            break;
+                        };
                         match rx.try_recv() {
                             Ok(ev) => self.take_event(&ev, &mut out),
                             Err(TryRecvError::Lagged(_)) => {
@@ -190,7 +198,10 @@ impl State {
     }
 
     fn fell_behind(&mut self, out: &mut BytesMut) {
-        out.put_slice(&error_line(&Error::Gone { requested: self.last_rv, oldest: self.last_rv + 1 }));
+        out.put_slice(&error_line(&Error::Gone {
+            requested: self.last_rv,
+            oldest: self.last_rv + 1,
+        }));
         self.done = true;
         self.receiver = None;
     }
@@ -203,7 +214,11 @@ pub fn stream(
     bookmark_every: Duration,
     cancel: CancellationToken,
 ) -> impl futures::Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
-    let from = if req.send_initial_events { None } else { req.resource_version };
+    let from = if req.send_initial_events {
+        None
+    } else {
+        req.resource_version
+    };
     let key = req.res.key();
     let deadline = req.timeout.map(|t| Instant::now() + t);
     let mut state = State {
@@ -256,7 +271,9 @@ pub fn stream(
             state.receiver = Some(init.receiver);
         }
     }
-    futures::stream::unfold(state, |mut state| async move { state.next_chunk().await.map(|b| (Ok(b), state)) })
+    futures::stream::unfold(state, |mut state| async move {
+        state.next_chunk().await.map(|b| (Ok(b), state))
+    })
 }
 
 /// The metadata-only form of an object (`as=PartialObjectMetadata`).

@@ -1,0 +1,289 @@
+//! `chaosctl` as a user runs it: the real binary against a running apiserver backed by a real
+//! etcd. Checks exit status, what is printed, and what ends up in etcd.
+
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+
+use chaos_apiserver::AppState;
+use chaos_def::records::StoredScenario;
+use chaos_def::store::Store;
+use chaos_harness::{EtcdServer, unique_prefix};
+use tokio_util::sync::CancellationToken;
+
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+
+struct Stack {
+    server: String,
+    store: Store,
+    _shutdown: tokio_util::sync::DropGuard,
+}
+
+async fn stack() -> Stack {
+    let store = Store::connect(&[EtcdServer::shared().endpoint()], &unique_prefix())
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(chaos_apiserver::serve(
+        listener,
+        AppState::new(store.clone()),
+        shutdown.clone(),
+    ));
+    Stack {
+        server,
+        store,
+        _shutdown: shutdown.drop_guard(),
+    }
+}
+
+impl Stack {
+    /// Runs chaosctl with `args` (off the async runtime, as a user's shell would).
+    async fn run(&self, args: &[&str]) -> Output {
+        self.run_with_stdin(args, None).await
+    }
+
+    async fn run_with_stdin(&self, args: &[&str], stdin: Option<String>) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_chaosctl"));
+        command
+            .args(args)
+            .env("CHAOS_SERVER", &self.server)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        tokio::task::spawn_blocking(move || {
+            let mut child = command.spawn().expect("chaosctl runs");
+            let mut pipe = child.stdin.take().unwrap();
+            if let Some(text) = stdin {
+                pipe.write_all(text.as_bytes()).unwrap();
+            }
+            drop(pipe);
+            child.wait_with_output().unwrap()
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn stored(&self, name: &str) -> Option<StoredScenario> {
+        self.store
+            .get::<StoredScenario>(&self.store.keys().scenario(name))
+            .await
+            .unwrap()
+            .map(|v| v.value)
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn apply_get_describe_stop_delete() {
+    let stack = stack().await;
+    let megatest = format!("{EXAMPLES}/megatest.yaml");
+
+    let out = stack.run(&["apply", "-f", &megatest]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "scenario/megatest created\n");
+    assert_eq!(
+        stack
+            .stored("megatest")
+            .await
+            .unwrap()
+            .spec
+            .volumes
+            .unwrap()
+            .max,
+        10
+    );
+
+    let out = stack.run(&["apply", "-f", &megatest]).await;
+    assert_eq!(stdout(&out), "scenario/megatest unchanged\n");
+
+    let out = stack.run(&["get", "scenarios", "-o", "json"]).await;
+    assert!(out.status.success());
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(listed[0]["metadata"]["name"], "megatest");
+    assert_eq!(listed[0]["spec"]["tasks"][0]["plugin"], "pod-destroyer");
+
+    let out = stack.run(&["get", "scenarios"]).await;
+    let table = stdout(&out);
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(
+        table.lines().nth(1).unwrap().starts_with("megatest"),
+        "{table}"
+    );
+
+    let out = stack
+        .run(&["get", "scenario", "megatest", "-o", "yaml"])
+        .await;
+    let yaml = stdout(&out);
+    assert!(yaml.contains("name: megatest"), "{yaml}");
+    assert!(yaml.contains("storageClasses:"), "{yaml}");
+
+    let out = stack.run(&["describe", "scenario", "megatest"]).await;
+    let text = stdout(&out);
+    for expected in [
+        "Name:         megatest",
+        "Seed:         42",
+        "Size:        100Mi on rsc-a, rsc-b",
+        "agent-destroyer",
+    ] {
+        assert!(
+            text.contains(expected),
+            "describe lacks {expected:?}:\n{text}"
+        );
+    }
+
+    let out = stack.run(&["stop", "megatest"]).await;
+    assert_eq!(stdout(&out), "scenario/megatest stopping\n");
+    assert!(stack.stored("megatest").await.unwrap().stop.is_some());
+
+    let out = stack.run(&["delete", "scenario", "megatest"]).await;
+    assert_eq!(stdout(&out), "scenario/megatest deleted\n");
+    assert!(stack.stored("megatest").await.is_none());
+
+    let out = stack.run(&["delete", "scenario", "megatest"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "error: scenario \"megatest\" not found (404)\n"
+    );
+}
+
+#[tokio::test]
+async fn a_broken_file_is_reported_with_its_lines_and_nothing_is_sent() {
+    let stack = stack().await;
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(format!("{EXAMPLES}/megatest.yaml")).unwrap();
+    let out = stack
+        .run(&["apply", "-f", &format!("{EXAMPLES}/megatest.yaml")])
+        .await;
+    assert!(out.status.success());
+    let before = stack.stored("megatest").await.unwrap();
+
+    let broken = good
+        .replace("step: {min: 1, max: 3}", "step: {min: 5, max: 3}")
+        .replace("size: 100Mi", "size: 100 apples");
+    let path = dir.path().join("broken.yaml");
+    std::fs::write(&path, broken).unwrap();
+    let out = stack.run(&["apply", "-f", path.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    // The quantity is a type error found while reading, so it is the one reported.
+    assert!(
+        err.starts_with(&format!(
+            "error: {}:18: spec.volumes.size: invalid quantity",
+            path.display()
+        )),
+        "{err}"
+    );
+    assert!(stdout(&out).is_empty());
+
+    let broken = good
+        .replace("step: {min: 1, max: 3}", "step: {min: 5, max: 3}")
+        .replace("name: megatest ", "name: Mega ");
+    std::fs::write(&path, broken).unwrap();
+    let out = stack.run(&["apply", "-f", path.to_str().unwrap()]).await;
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines[0].contains(":7: metadata.name: \"Mega\" is not a valid name"),
+        "{err}"
+    );
+    assert!(
+        lines[1].contains(":14: spec.volumes.step.min: min (5) is greater than max (3)"),
+        "{err}"
+    );
+
+    assert_eq!(
+        stack.stored("megatest").await.unwrap(),
+        before,
+        "a refused file changed the stored scenario"
+    );
+}
+
+#[tokio::test]
+async fn apply_reads_standard_input_and_several_documents() {
+    let stack = stack().await;
+    let megatest = std::fs::read_to_string(format!("{EXAMPLES}/megatest.yaml")).unwrap();
+    let demo = std::fs::read_to_string(format!("{EXAMPLES}/demo.yaml")).unwrap();
+    let out = stack
+        .run_with_stdin(
+            &["apply", "-f", "-"],
+            Some(format!("{megatest}---\n{demo}")),
+        )
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "scenario/megatest created\nscenario/demo created\n"
+    );
+
+    let out = stack
+        .run_with_stdin(&["apply", "-f", "-"], Some("kind: Scenario\n".into()))
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("<stdin>:1: apiVersion: is required"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test]
+async fn server_errors_and_an_unreachable_server_are_one_clear_line() {
+    let stack = stack().await;
+    stack
+        .store
+        .put(&stack.store.keys().stop_all(), &serde_json::json!({}))
+        .await
+        .unwrap();
+    let out = stack
+        .run(&["apply", "-f", &format!("{EXAMPLES}/demo.yaml")])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("chaosctl resume"), "{}", stderr(&out));
+
+    let port = chaos_harness::free_port();
+    let out = stack
+        .run(&[
+            "--server",
+            &format!("http://127.0.0.1:{port}"),
+            "get",
+            "scenarios",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "error: cannot reach the apiserver at http://127.0.0.1:{port}"
+        )),
+        "{err}"
+    );
+
+    let out = stack.run(&["get", "scenarios", "nope"]).await;
+    assert_eq!(stderr(&out), "error: scenario \"nope\" not found (404)\n");
+}
+
+#[tokio::test]
+async fn lists_instances_and_workers_and_prints_completions() {
+    let stack = stack().await;
+    let out = stack.run(&["get", "workers"]).await;
+    assert!(out.status.success());
+    assert_eq!(stderr(&out), "No workers found.\n");
+    let out = stack.run(&["get", "instances", "-o", "json"]).await;
+    assert_eq!(stdout(&out).trim(), "[]");
+
+    let out = stack.run(&["completion", "bash"]).await;
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("_chaosctl()"));
+}
