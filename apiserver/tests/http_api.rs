@@ -520,3 +520,33 @@ async fn readyz_fails_while_etcd_is_down_and_shutdown_is_graceful() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn the_binary_serves_and_stops_cleanly_on_sigterm() {
+    let etcd = EtcdServer::shared();
+    let port = chaos_harness::free_port();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_chaos-apiserver"));
+    command
+        .args(["--etcd", &etcd.endpoint(), "--prefix", &unique_prefix(), "--listen", &format!("127.0.0.1:{port}")])
+        .stderr(std::process::Stdio::null());
+    let mut child = chaos_harness::spawn_tied(command).unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/readyz");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(response) = http.get(&url).send().await
+            && response.status() == StatusCode::OK
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the apiserver binary never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: kill(2) on our own child with a valid signal.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}
