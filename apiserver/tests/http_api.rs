@@ -385,6 +385,9 @@ async fn instances_and_workers_are_read_from_etcd() {
         desired: DesiredState::Run,
         attempt: 1,
         created_at: jiff::Timestamp::now(),
+        role: Default::default(),
+        stop_reason: None,
+        failure: None,
     };
     api.store
         .put(&keys.instance("megatest", "i-1"), &instance)

@@ -270,7 +270,7 @@ async fn get(
                         i.instance.id.clone(),
                         i.instance.scenario.clone(),
                         i.instance.plugin.to_string(),
-                        i.instance.volume.clone().unwrap_or_else(|| "-".into()),
+                        i.instance.volume.as_ref().map(|v| v.name.clone()).unwrap_or_else(|| "-".into()),
                         format!("{:?}", i.instance.desired),
                         format!("{:?}", status.phase),
                         status.worker.unwrap_or_else(|| "-".into()),

@@ -41,6 +41,11 @@ pub struct StoredMetadata {
     pub creation_timestamp: Timestamp,
     #[schema(value_type = String, format = DateTime)]
     pub update_timestamp: Timestamp,
+    /// Set when deletion was asked for while the scenario still had work: the controller
+    /// stops it and removes every record of it once all its instances have finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub deletion_timestamp: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -76,6 +81,7 @@ impl StoredScenario {
                 generation: 1,
                 creation_timestamp: now,
                 update_timestamp: now,
+                deletion_timestamp: None,
             },
             spec,
             stop: None,
@@ -144,6 +150,24 @@ pub struct ScenarioStatus {
     pub volumes: VolumeCounts,
     /// Instances by observed phase.
     pub instances: BTreeMap<String, u64>,
+    /// The volume orchestrator's progress (seed 000's `multivolume` loop).
+    pub orchestrator: OrchestratorProgress,
+    /// Failures that did not stop the scenario (a task that exhausted its retries).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
+}
+
+/// Where the volume orchestrator stands; written with the instances a step creates, in one
+/// transaction, so that a restarted controller neither repeats nor skips a step.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct OrchestratorProgress {
+    /// Steps taken so far.
+    pub steps: u64,
+    /// When the next step is due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_step_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -176,15 +200,57 @@ pub struct TaskInstance {
     pub params: Map<String, Value>,
     /// Seeds the plugin's random source; the same on every attempt.
     pub seed: u64,
-    /// The volume (RV name) a per-volume instance belongs to.
+    /// The volume a per-volume instance belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub volume: Option<String>,
+    pub volume: Option<VolumeRef>,
     pub desired: DesiredState,
-    /// Starts at 1; +1 each time the instance is placed again after a failure.
+    /// Starts at 1; +1 each time the controller restarts it after a failure.
     pub attempt: u32,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    /// What the instance is in its scenario; decides the teardown order.
+    #[serde(default)]
+    pub role: InstanceRole,
+    /// Why the controller asked it to stop (lifetime over, scenario stopped, volume failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
+    /// Set when the controller gave up on it (retries exhausted); on volume-main it marks the
+    /// whole volume failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
+
+/// The place of an instance in its scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum InstanceRole {
+    /// A cluster-wide task (`spec.tasks`).
+    #[default]
+    Task,
+    /// The volume's own lifecycle: creates the RV, deletes it on stop.
+    VolumeMain,
+    /// A per-volume plugin stopped before the RV is deleted (checker, attacher, custom ones).
+    VolumeBeforeMain,
+    /// A per-volume plugin stopped after the RV is gone (resizer, replica destroyer/creator).
+    VolumeAfterMain,
+}
+
+/// Which volume an instance belongs to; the same on every instance of the volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeRef {
+    /// Order of creation within the scenario, from 0.
+    pub index: u64,
+    /// The RV's name.
+    pub name: String,
+    /// When the volume's lifetime ends and its teardown begins.
+    #[schema(value_type = String, format = DateTime)]
+    pub ends_at: Timestamp,
+}
+
+/// What a plugin puts in its reported state to say its work is ready (volume-main: the RV is
+/// IOReady and in Quorum).
+pub const STATE_READY: &str = "ready";
 
 /// Observed phase of an instance, reported by its worker.
 #[derive(
@@ -213,6 +279,24 @@ pub enum InstancePhase {
 impl InstancePhase {
     pub fn is_finished(self) -> bool {
         matches!(self, InstancePhase::Succeeded | InstancePhase::Failed)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstancePhase::Pending => "Pending",
+            InstancePhase::Scheduled => "Scheduled",
+            InstancePhase::Running => "Running",
+            InstancePhase::Stopping => "Stopping",
+            InstancePhase::Succeeded => "Succeeded",
+            InstancePhase::Failed => "Failed",
+        }
+    }
+}
+
+impl InstanceStatus {
+    /// Whether the plugin reported its work ready (see [`STATE_READY`]).
+    pub fn is_ready(&self) -> bool {
+        self.state.get(STATE_READY).and_then(Value::as_bool).unwrap_or(false)
     }
 }
 

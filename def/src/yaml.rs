@@ -250,6 +250,12 @@ fn scalar_value(text: &str, style: TScalarStyle, tag: Option<&Tag>) -> Result<Va
         Yaml::Null => Value::Null,
         Yaml::Boolean(b) => Value::Bool(b),
         Yaml::Integer(i) => Value::Number(i.into()),
+        // Integers beyond i64 (a u64 seed, say) are read as floats by the YAML layer; keep
+        // them exact.
+        Yaml::Real(r) if r.bytes().all(|b| b.is_ascii_digit()) => match r.parse::<u64>() {
+            Ok(n) => Value::Number(n.into()),
+            Err(_) => Value::String(r),
+        },
         Yaml::Real(r) => match r.parse::<f64>().ok().and_then(Number::from_f64) {
             Some(n) => Value::Number(n),
             // .inf and .nan have no JSON form; keep the text so the field's type check names it.
@@ -319,6 +325,12 @@ mod tests {
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[1].value, json!({"b": 2}));
         assert_eq!(docs[1].lines.line_of("b"), Some(3));
+    }
+
+    #[test]
+    fn integers_beyond_i64_stay_exact() {
+        let docs = parse_documents("seed: 18446744073709551615\nf: 1.5\n").unwrap();
+        assert_eq!(docs[0].value, json!({"seed": u64::MAX, "f": 1.5}));
     }
 
     #[test]

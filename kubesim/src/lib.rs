@@ -144,6 +144,12 @@ impl KubeSim {
             server_address: addr.to_string(),
         });
         let app = api::router(state);
+        // Small responses and watch events must not wait for Nagle's algorithm.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         let shutdown = cancel.clone();
         tracker.spawn(async move {
             if let Err(e) = axum::serve(listener, app)

@@ -212,8 +212,8 @@ fn spec_part(obj: &Value, has_status: bool) -> Vec<(&String, &Value)> {
         .map(|m| {
             m.iter()
                 .filter(|(k, _)| {
-                    !matches!(k.as_str(), "metadata" | "apiVersion" | "kind")
-                        && !(has_status && k.as_str() == "status")
+                    !(matches!(k.as_str(), "metadata" | "apiVersion" | "kind")
+                        || (has_status && k.as_str() == "status"))
                 })
                 .collect()
         })
@@ -508,10 +508,11 @@ impl Store {
         m.insert("creationTimestamp".into(), json!(now_rfc3339()));
         m.remove("deletionTimestamp");
         m.remove("deletionGracePeriodSeconds");
-        if res.has_status && !opts.keep_status {
-            if let Some(o) = obj.as_object_mut() {
-                o.remove("status");
-            }
+        if res.has_status
+            && !opts.keep_status
+            && let Some(o) = obj.as_object_mut()
+        {
+            o.remove("status");
         }
         if res.kind == "CustomResourceDefinition" {
             self.establish_crd(&mut obj);
@@ -706,10 +707,10 @@ impl Store {
         }
         result["apiVersion"] = old.value["apiVersion"].clone();
         result["kind"] = old.value["kind"].clone();
-        if result.get("status").is_some_and(Value::is_null) {
-            if let Some(o) = result.as_object_mut() {
-                o.remove("status");
-            }
+        if result.get("status").is_some_and(Value::is_null)
+            && let Some(o) = result.as_object_mut()
+        {
+            o.remove("status");
         }
         if sub == Subresource::Main {
             validation::apply_defaults(res, &mut result);

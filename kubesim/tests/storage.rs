@@ -43,6 +43,19 @@ fn types_of(replicas: &[DynamicObject]) -> Vec<String> {
     t
 }
 
+/// Deletes all replicas of a volume but the first in one request, so that the storage system
+/// cannot replace one before the other is gone, however slow the machine.
+async fn delete_all_but_one_replica(c: &kube::Client, rv: &str) {
+    let keep = replicas_of(c, rv).await[0].metadata.name.clone().unwrap();
+    let lp = ListParams::default().fields(&format!(
+        "spec.replicatedVolumeName={rv},metadata.name!={keep}"
+    ));
+    rvrs(c)
+        .delete_collection(&DeleteParams::default(), &lp)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn volumes_get_replicas_by_replication_and_become_ready() {
     let (_sim, c) = start(Config::for_tests()).await;
@@ -285,16 +298,7 @@ async fn deleting_replicas_drops_quorum_until_replacements_sync() {
     )
     .applied_objects()
     .boxed();
-    let replicas = replicas_of(&c, "vol").await;
-    for r in &replicas[..2] {
-        rvrs(&c)
-            .delete(
-                r.metadata.name.as_deref().unwrap(),
-                &DeleteParams::default(),
-            )
-            .await
-            .unwrap();
-    }
+    delete_all_but_one_replica(&c, "vol").await;
     // The watch sees quorum (and IOReady) lost, then regained.
     let mut seen = Vec::new();
     tokio::time::timeout(WAIT, async {
@@ -320,9 +324,14 @@ async fn deleting_replicas_drops_quorum_until_replacements_sync() {
             "InsufficientIOReadyReplicas".to_string()
         )
     );
-    let now = replicas_of(&c, "vol").await;
-    assert_eq!(now.len(), 3);
-    assert!(now.iter().all(|r| is_true(r, "Ready")));
+    let now = poll("three ready replicas", || {
+        let c = c.clone();
+        async move {
+            let rs = replicas_of(&c, "vol").await;
+            (rs.len() == 3 && rs.iter().all(|r| is_true(r, "Ready"))).then_some(rs)
+        }
+    })
+    .await;
     assert_eq!(nodes_of(&now).len(), 3);
 }
 
@@ -455,9 +464,9 @@ async fn deleting_a_volume_waits_for_its_attachments_and_removes_its_replicas() 
     .await
     .unwrap();
     assert!(rv.metadata.deletion_timestamp.is_some());
-    assert_eq!(
-        replicas_of(&c, "gone").await.len(),
-        3,
+    // node-1 may have needed an access replica for the attachment: 3 or 4, all kept.
+    assert!(
+        replicas_of(&c, "gone").await.len() >= 3,
         "replicas stay while an attachment exists"
     );
     rvas(&c)
@@ -543,15 +552,7 @@ async fn fault_knobs_plant_their_bugs() {
         .await
         .unwrap();
     // quorum-stuck: losing quorum is forever.
-    for r in &replicas_of(&c, "vol").await[..2] {
-        rvrs(&c)
-            .delete(
-                r.metadata.name.as_deref().unwrap(),
-                &DeleteParams::default(),
-            )
-            .await
-            .unwrap();
-    }
+    delete_all_but_one_replica(&c, "vol").await;
     wait_for(
         &rvs(&c),
         "vol",

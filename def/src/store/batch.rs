@@ -75,7 +75,7 @@ pub struct Batch {
     ops: Vec<Op>,
     /// Compares added to every chunk, e.g. "the leader key still has my revision", so that a
     /// deposed leader's writes all fail.
-    fences: Vec<(String, i64)>,
+    fences: Vec<Compare>,
     max_ops: usize,
 }
 
@@ -90,6 +90,9 @@ pub struct BatchOutcome {
     pub revision: i64,
     /// Keys of the writes in chunks that were not applied.
     pub rejected_keys: Vec<String>,
+    /// Keys written (or deleted) and the revision they were written at, so that a caller can
+    /// update its cache before the watch brings the same change.
+    pub written: Vec<(String, i64)>,
 }
 
 impl BatchOutcome {
@@ -124,7 +127,14 @@ impl Batch {
     /// Every chunk also requires `key` to exist with this creation revision (a leadership or
     /// assignment fence).
     pub fn fence(&mut self, key: impl Into<String>, create_revision: i64) -> &mut Self {
-        self.fences.push((key.into(), create_revision));
+        self.fences.push(Compare::create_revision(key.into(), CompareOp::Equal, create_revision));
+        self
+    }
+
+    /// Every chunk also requires `key` to be unchanged since it was read at `mod_revision`
+    /// (0: to still be absent), e.g. "the scenario I planned from was not edited meanwhile".
+    pub fn require_unchanged(&mut self, key: impl Into<String>, mod_revision: i64) -> &mut Self {
+        self.fences.push(Compare::mod_revision(key.into(), CompareOp::Equal, mod_revision));
         self
     }
 
@@ -213,14 +223,11 @@ impl Batch {
             conflicts: 0,
             revision: 0,
             rejected_keys: Vec::new(),
+            written: Vec::new(),
         };
         let mut kv = store.client.kv_client();
         for chunk in self.chunks()? {
-            let mut compares: Vec<Compare> = self
-                .fences
-                .iter()
-                .map(|(key, rev)| Compare::create_revision(key.as_str(), CompareOp::Equal, *rev))
-                .collect();
+            let mut compares: Vec<Compare> = self.fences.clone();
             compares.extend(chunk.iter().filter_map(Op::compare));
             let txn = Txn::new()
                 .when(compares)
@@ -229,6 +236,7 @@ impl Batch {
             if response.succeeded() {
                 outcome.committed += 1;
                 outcome.revision = response.header().map(|h| h.revision()).unwrap_or_default();
+                outcome.written.extend(chunk.iter().map(|op| (op.key().to_string(), outcome.revision)));
             } else {
                 outcome.conflicts += 1;
                 outcome

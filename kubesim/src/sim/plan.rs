@@ -491,15 +491,17 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
         .collect();
     let members = (want_d + want_t).max(voting.len());
     let up = voting.iter().filter(|r| is_ready(r)).count();
-    let quorum_ok = input.rsc.is_some() && members > 0 && up > members / 2;
+    // A new volume is initialized once every voting replica finished its first sync; only then
+    // does it have a quorum to speak of (so a fresh volume goes straight to QuorumReached).
+    if input.rsc.is_some() && members > 0 && up >= members {
+        mem.initialized = true;
+    }
+    let quorum_ok = mem.initialized && input.rsc.is_some() && members > 0 && up > members / 2;
     let diskful_ready = live
         .iter()
         .filter(|r| replica_type(r) == "Diskful" && is_ready(r))
         .count();
     let io_ok = quorum_ok && diskful_ready >= 1;
-    if quorum_ok {
-        mem.initialized = true;
-    }
     if mem.quorum_was == Some(true)
         && !quorum_ok
         && !mem.quorum_stuck
@@ -759,7 +761,7 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
                 }
             }
         };
-        let replica_io = local.is_some_and(|r| is_ready(r)) && io_ok;
+        let replica_io = local.is_some_and(&is_ready) && io_ok;
         let replica_io_cond = match local {
             None => cond(
                 "ReplicaIOReady",

@@ -1,0 +1,2 @@
+//! `chaos-bench`: whole-system benchmarks (work in progress).
+fn main() {}

@@ -1,0 +1,42 @@
+//! Names of everything the controller creates, derived from stable identifiers so that a
+//! restarted controller names the same things the same way (and so never creates twice).
+//!
+//! Instance ids start with `<scenario>-<uid8>-`: unique across scenarios and across a scenario
+//! deleted and applied again, and a key prefix for everything of one scenario run (the
+//! `status/` keys of its instances are removed by that prefix).
+
+use chaos_def::records::StoredScenario;
+
+use super::chance;
+
+/// `<scenario>-<first 8 hex digits of its uid>`: the prefix of every instance id of this run.
+pub fn run_prefix(scenario: &StoredScenario) -> String {
+    let uid: String = scenario.metadata.uid.chars().filter(char::is_ascii_hexdigit).take(8).collect();
+    format!("{}-{uid}", scenario.metadata.name)
+}
+
+/// Volume-main of volume `index`.
+pub fn main_id(run: &str, index: u64) -> String {
+    format!("{run}-v{index:05}-main")
+}
+
+/// A per-volume plugin use (`use_name`, e.g. `volume-attacher`) of volume `index`.
+pub fn volume_plugin_id(run: &str, index: u64, use_name: &str) -> String {
+    format!("{run}-v{index:05}-{use_name}")
+}
+
+/// The cluster-wide task named `task`.
+pub fn task_id(run: &str, task: &str) -> String {
+    format!("{run}-t-{task}")
+}
+
+/// The RV's name: the scenario name, the volume index and a random suffix (as the seed's
+/// megatest names its volumes), mixed with the run's uid so that a scenario applied again
+/// never meets the previous run's volumes.
+pub fn rv_name(scenario: &StoredScenario, seed: u64, index: u64) -> String {
+    let uid_mix = chance::derive(0, &scenario.metadata.uid, 0);
+    let suffix = chance::derive(seed ^ uid_mix, "rv-name", index) & 0xff_ffff;
+    // RV names also appear inside attachment names; keep the scenario part short.
+    let base: String = scenario.metadata.name.chars().take(40).collect();
+    format!("{}-{index}-{suffix:06x}", base.trim_end_matches('-'))
+}

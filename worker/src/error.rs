@@ -1,0 +1,37 @@
+//! The worker's one error type: what can fail while setting up the runtime, loading a plugin or
+//! connecting to a cluster. What goes wrong inside a running instance is not an error of the
+//! worker but the instance's [`Outcome`](crate::runtime::Outcome).
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The wasmtime engine or linker could not be built.
+    #[error("wasm engine: {0}")]
+    Engine(String),
+    /// The bytes are not a plugin this worker can run.
+    #[error("plugin {digest}: {message}")]
+    Plugin { digest: String, message: String },
+    /// The plugin's `chaos:capabilities` section is missing or malformed.
+    #[error("plugin {digest}: capabilities: {message}")]
+    Capabilities { digest: String, message: String },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("kubernetes client: {0}")]
+    Kube(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

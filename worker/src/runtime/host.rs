@@ -1,0 +1,431 @@
+//! The host side of the WIT world: the per-instance state a `Store` holds and the imports
+//! (`chaos:plugin/host`, `chaos:plugin/kube`) implemented on it.
+//!
+//! Every blocking import is async and parks the guest's fiber: a sleeping plugin costs no
+//! thread. Calls that were in flight when the instance is asked to stop end at once (`sleep`
+//! returns false, kube calls and `watch.next` return `cancelled`); calls made after the stop —
+//! the plugin's cleanup — run normally until the grace period ends and the instance is dropped.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio_util::sync::CancellationToken;
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::capabilities::{Capabilities, KindRef, Verb};
+use super::kube::{KubeGateway, Resolved, WatchHandle};
+use super::sink::{Level, Record, Sink, Tags};
+use super::stdio::StderrTail;
+
+/// The generated bindings of `plugins/wit/plugin.wit`.
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../plugins/wit",
+        world: "plugin",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "chaos:plugin/kube.watch": crate::runtime::kube::WatchHandle,
+        },
+    });
+}
+
+use bindings::chaos::plugin::kube::{ObjectKind, PatchType, Selectors, WatchEvent};
+use bindings::chaos::plugin::types::{Error as WitError, InstanceInfo, Level as WitLevel};
+
+/// Raised from the epoch callback when a plugin computes past its CPU budget without calling
+/// the host.
+#[derive(Debug, thiserror::Error)]
+#[error("CPU budget exceeded: ran {budget:?} without a host call")]
+pub struct CpuBudgetExceeded {
+    pub budget: Duration,
+}
+
+/// Raised when the plugin's linear memory would grow past the limit.
+#[derive(Debug, thiserror::Error)]
+#[error("memory limit exceeded: growing to {desired} bytes, the limit is {limit} bytes")]
+pub struct MemoryLimitExceeded {
+    pub desired: usize,
+    pub limit: usize,
+}
+
+/// Limits one instance's memories and tables (its `ResourceLimiter`).
+pub(crate) struct Limits {
+    pub memory: usize,
+    pub table_elements: usize,
+}
+
+impl wasmtime::ResourceLimiter for Limits {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory {
+            // An error (not `Ok(false)`) traps at once with a reason we can name, instead of
+            // `memory.grow` returning -1 and the guest aborting with an allocation message.
+            return Err(wasmtime::Error::new(MemoryLimitExceeded {
+                desired,
+                limit: self.memory,
+            }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= self.table_elements)
+    }
+}
+
+/// Tracks guest CPU time between host calls, in epoch ticks.
+pub(crate) struct CpuMeter {
+    pub ticks: u64,
+    pub budget_ticks: u64,
+    pub budget: Duration,
+}
+
+/// Reports are batched: the latest wins, delivered at most once per interval.
+pub(crate) struct ReportBatch {
+    interval: Duration,
+    last_sent: Option<Instant>,
+    pending: Option<Record>,
+}
+
+impl ReportBatch {
+    pub fn new(interval: Duration) -> Self {
+        ReportBatch {
+            interval,
+            last_sent: None,
+            pending: None,
+        }
+    }
+
+    /// When the pending report is due, if there is one.
+    fn due(&self) -> Option<Instant> {
+        self.pending.as_ref()?;
+        Some(self.last_sent.map_or_else(Instant::now, |t| t + self.interval))
+    }
+}
+
+/// Everything an instance shares with its runtime and its stdio streams.
+pub(crate) struct Shared {
+    pub tags: Tags,
+    pub sink: Arc<dyn Sink>,
+    pub info: InstanceInfo,
+}
+
+/// The data of one instance's `Store`.
+pub struct InstanceState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limits: Limits,
+    pub(crate) cpu: CpuMeter,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) stop: CancellationToken,
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) caps: Option<Arc<Capabilities>>,
+    pub(crate) kube: Option<KubeGateway>,
+    pub(crate) actions: HashMap<u64, (String, Vec<(String, String)>, Instant)>,
+    pub(crate) next_action: u64,
+    pub(crate) reports: ReportBatch,
+    pub(crate) stderr: StderrTail,
+}
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+pub(crate) fn rng_for(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+impl InstanceState {
+    fn emit(&self, record: Record) {
+        self.shared.sink.record(&self.shared.tags, jiff::Timestamp::now(), record);
+    }
+
+    /// A host log line about the plugin (e.g. a refused call).
+    fn host_log(&self, level: Level, message: String, mut fields: Vec<(String, String)>) {
+        fields.push(("source".into(), "host".into()));
+        self.emit(Record::Log {
+            level,
+            message,
+            fields,
+        });
+    }
+
+    /// Every import starts here: the guest is out of its compute loop, so its CPU slice restarts.
+    fn enter(&mut self) {
+        self.cpu.ticks = 0;
+    }
+
+    pub(crate) fn flush_report(&mut self) {
+        if let Some(r) = self.reports.pending.take() {
+            self.reports.last_sent = Some(Instant::now());
+            self.emit(r);
+        }
+    }
+
+    /// Awaits `fut` with the guest parked. When `interruptible` and the stop comes while it
+    /// waits, returns None. Delivers a batched report that falls due meanwhile.
+    async fn park<T>(&mut self, fut: impl Future<Output = T>, interruptible: bool) -> Option<T> {
+        let stop = self.stop.clone();
+        // Calls made after the stop are cleanup: they are not cut short.
+        let interruptible = interruptible && !stop.is_cancelled();
+        tokio::pin!(fut);
+        loop {
+            let due = self.reports.due();
+            tokio::select! {
+                v = &mut fut => return Some(v),
+                _ = stop.cancelled(), if interruptible => return None,
+                _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now).into()), if due.is_some() => {
+                    self.flush_report();
+                }
+            }
+        }
+    }
+
+    /// Resolves and checks a kube call: capability pre-check (no network), discovery, full check.
+    async fn authorize(&mut self, verb: Verb, of: &ObjectKind, namespace: Option<&str>) -> Result<(KubeGateway, Resolved), WitError> {
+        let group = of.api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        let none = Capabilities::default();
+        let caps = self.caps.clone();
+        let caps = caps.as_deref().unwrap_or(&none);
+        if let Err(why) = caps.precheck(verb, group, namespace) {
+            return Err(self.refuse(verb, of, namespace, why));
+        }
+        let Some(kube) = self.kube.clone() else {
+            return Err(WitError::Other("this worker has no cluster configured".into()));
+        };
+        let resolved = match self.park(kube.resolve(&of.api_version, &of.kind), true).await {
+            Some(r) => r?,
+            None => return Err(WitError::Cancelled),
+        };
+        let k = KindRef {
+            group: &resolved.resource.group,
+            kind: &resolved.resource.kind,
+            plural: &resolved.resource.plural,
+            namespaced: resolved.namespaced,
+        };
+        if let Err(why) = caps.check(verb, &k, namespace) {
+            return Err(self.refuse(verb, of, namespace, why));
+        }
+        Ok((kube, resolved))
+    }
+
+    fn refuse(&self, verb: Verb, of: &ObjectKind, namespace: Option<&str>, why: String) -> WitError {
+        let mut fields = vec![
+            ("verb".to_string(), verb.as_str().to_string()),
+            ("apiVersion".to_string(), of.api_version.clone()),
+            ("kind".to_string(), of.kind.clone()),
+        ];
+        if let Some(ns) = namespace {
+            fields.push(("namespace".to_string(), ns.to_string()));
+        }
+        self.host_log(Level::Warn, format!("kube call refused: {why}"), fields);
+        WitError::Forbidden(why)
+    }
+
+    /// Runs an authorized kube call, parked and interruptible.
+    async fn call<T>(&mut self, fut: impl Future<Output = Result<T, WitError>>) -> Result<T, WitError> {
+        self.park(fut, true).await.unwrap_or(Err(WitError::Cancelled))
+    }
+}
+
+impl bindings::chaos::plugin::types::Host for InstanceState {}
+
+impl bindings::chaos::plugin::host::Host for InstanceState {
+    async fn info(&mut self) -> wasmtime::Result<InstanceInfo> {
+        self.enter();
+        Ok(self.shared.info.clone())
+    }
+
+    async fn sleep(&mut self, ms: u64) -> wasmtime::Result<bool> {
+        self.enter();
+        if self.stop.is_cancelled() {
+            return Ok(false);
+        }
+        let slept = self.park(tokio::time::sleep(Duration::from_millis(ms)), true).await;
+        Ok(slept.is_some())
+    }
+
+    async fn cancelled(&mut self) -> wasmtime::Result<bool> {
+        self.enter();
+        Ok(self.stop.is_cancelled())
+    }
+
+    async fn now(&mut self) -> wasmtime::Result<u64> {
+        self.enter();
+        Ok(u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap_or(0))
+    }
+
+    async fn random(&mut self) -> wasmtime::Result<u64> {
+        self.enter();
+        Ok(self.rng.next_u64())
+    }
+
+    async fn log(&mut self, level: WitLevel, message: String, fields: Vec<(String, String)>) -> wasmtime::Result<()> {
+        self.enter();
+        let level = match level {
+            WitLevel::Trace => Level::Trace,
+            WitLevel::Debug => Level::Debug,
+            WitLevel::Info => Level::Info,
+            WitLevel::Warn => Level::Warn,
+            WitLevel::Error => Level::Error,
+        };
+        self.emit(Record::Log {
+            level,
+            message,
+            fields,
+        });
+        Ok(())
+    }
+
+    async fn action_start(&mut self, name: String, params: Vec<(String, String)>) -> wasmtime::Result<u64> {
+        self.enter();
+        self.next_action += 1;
+        let id = self.next_action;
+        self.emit(Record::ActionStart {
+            id,
+            name: name.clone(),
+            params: params.clone(),
+        });
+        // Bounded: a plugin that starts actions without ending them must not grow the host.
+        if self.actions.len() < 1024 {
+            self.actions.insert(id, (name, params, Instant::now()));
+        }
+        Ok(id)
+    }
+
+    async fn action_end(&mut self, id: u64, outcome: Result<String, String>) -> wasmtime::Result<()> {
+        self.enter();
+        let (name, params, duration) = match self.actions.remove(&id) {
+            Some((name, params, started)) => (name, params, started.elapsed()),
+            None => (format!("#{id}"), Vec::new(), Duration::ZERO),
+        };
+        let (ok, result) = match outcome {
+            Ok(detail) => (true, detail),
+            Err(message) => (false, message),
+        };
+        self.emit(Record::ActionEnd {
+            id,
+            name,
+            params,
+            ok,
+            result,
+            duration,
+        });
+        Ok(())
+    }
+
+    async fn report(&mut self, counters: Vec<(String, i64)>, state: String) -> wasmtime::Result<()> {
+        self.enter();
+        let state = serde_json::from_str(&state).unwrap_or(serde_json::Value::String(state));
+        self.reports.pending = Some(Record::Report { counters, state });
+        if self.reports.due().is_some_and(|due| due <= Instant::now()) {
+            self.flush_report();
+        }
+        Ok(())
+    }
+
+    async fn event(&mut self, kind: String, fields: Vec<(String, String)>) -> wasmtime::Result<()> {
+        self.enter();
+        self.emit(Record::Event { event: kind, fields });
+        Ok(())
+    }
+}
+
+impl bindings::chaos::plugin::kube::Host for InstanceState {
+    async fn get(&mut self, of: ObjectKind, namespace: Option<String>, name: String) -> wasmtime::Result<Result<String, WitError>> {
+        self.enter();
+        let ns = namespace.as_deref();
+        let (kube, r) = match self.authorize(Verb::Get, &of, ns).await {
+            Ok(x) => x,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self.call(async { kube.get(&r, ns, &name).await }).await)
+    }
+
+    async fn list(&mut self, of: ObjectKind, namespace: Option<String>, sel: Selectors) -> wasmtime::Result<Result<String, WitError>> {
+        self.enter();
+        let ns = namespace.as_deref();
+        let (kube, r) = match self.authorize(Verb::List, &of, ns).await {
+            Ok(x) => x,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self
+            .call(async { kube.list(&r, ns, sel.label_selector, sel.field_selector).await })
+            .await)
+    }
+
+    async fn create(&mut self, of: ObjectKind, namespace: Option<String>, body: String) -> wasmtime::Result<Result<String, WitError>> {
+        self.enter();
+        let ns = namespace.as_deref();
+        let (kube, r) = match self.authorize(Verb::Create, &of, ns).await {
+            Ok(x) => x,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self.call(async { kube.create(&r, ns, &body).await }).await)
+    }
+
+    async fn delete(&mut self, of: ObjectKind, namespace: Option<String>, name: String) -> wasmtime::Result<Result<(), WitError>> {
+        self.enter();
+        let ns = namespace.as_deref();
+        let (kube, r) = match self.authorize(Verb::Delete, &of, ns).await {
+            Ok(x) => x,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self.call(async { kube.delete(&r, ns, &name).await }).await)
+    }
+
+    async fn patch(&mut self, of: ObjectKind, namespace: Option<String>, name: String, patch_type: PatchType, body: String) -> wasmtime::Result<Result<String, WitError>> {
+        self.enter();
+        let ns = namespace.as_deref();
+        let (kube, r) = match self.authorize(Verb::Patch, &of, ns).await {
+            Ok(x) => x,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self
+            .call(async { kube.patch(&r, ns, &name, patch_type, &body).await })
+            .await)
+    }
+
+    async fn open_watch(&mut self, of: ObjectKind, namespace: Option<String>, sel: Selectors) -> wasmtime::Result<Result<Resource<WatchHandle>, WitError>> {
+        self.enter();
+        let ns = namespace.as_deref();
+        let (kube, r) = match self.authorize(Verb::Watch, &of, ns).await {
+            Ok(x) => x,
+            Err(e) => return Ok(Err(e)),
+        };
+        // The watcher ends with the instance at the latest (dropped store => dropped handle).
+        let handle = kube.watch(&r, ns, sel.label_selector, sel.field_selector, &CancellationToken::new());
+        Ok(Ok(self.table.push(handle)?))
+    }
+}
+
+impl bindings::chaos::plugin::kube::HostWatch for InstanceState {
+    async fn next(&mut self, watch: Resource<WatchHandle>, timeout_ms: u64) -> wasmtime::Result<Result<Option<WatchEvent>, WitError>> {
+        self.enter();
+        let rx = self.table.get(&watch)?.rx.clone();
+        let wait = async move {
+            let mut rx = rx.lock().await;
+            tokio::time::timeout(Duration::from_millis(timeout_ms), rx.recv()).await
+        };
+        Ok(match self.park(wait, true).await {
+            None => Err(WitError::Cancelled),
+            Some(Err(_elapsed)) => Ok(None),
+            Some(Ok(Some(item))) => item.map(Some),
+            Some(Ok(None)) => Err(WitError::Other("the watch ended".into())),
+        })
+    }
+
+    async fn drop(&mut self, watch: Resource<WatchHandle>) -> wasmtime::Result<()> {
+        self.table.delete(watch)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,513 @@
+//! The WASM plugin runtime (DESIGN §7): one wasmtime engine per process, plugins compiled once
+//! per digest and cached, and instances — each a fresh `Store` with a memory limit, a CPU
+//! budget between host calls, WASI without filesystem or sockets, and the chaos imports —
+//! started from a reused `InstancePre`, cancelled cooperatively and dropped after a grace period.
+//!
+//! ```text
+//! Runtime::new(config) ─ load(bytes) ─▶ Plugin (cached by sha256) ─ start(spec, services, cancel) ─▶ InstanceHandle ─ wait() ─▶ Outcome
+//! ```
+//!
+//! Modules: [`engine`] (engine, pooling, epoch ticker), [`cache`] (compiled artifacts),
+//! [`capabilities`] (what a plugin may do in the cluster), [`host`] (the imports), [`kube`] (the
+//! cluster gateway), [`sink`] (where instance output goes), [`stdio`] (stdout/stderr capture).
+
+pub mod cache;
+pub mod capabilities;
+pub mod engine;
+pub mod host;
+pub mod kube;
+pub mod sink;
+pub mod stdio;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::RngCore;
+use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, Store, UpdateDeadline};
+
+pub use self::capabilities::Capabilities;
+pub use self::kube::KubeGateway;
+pub use self::sink::{Level, MemorySink, NullSink, Record, Sink, Tags};
+use self::host::bindings::{Plugin as PluginWorld, PluginPre};
+use self::host::bindings::chaos::plugin::types::{Error as WitError, InstanceInfo};
+use self::host::{CpuBudgetExceeded, CpuMeter, InstanceState, Limits, MemoryLimitExceeded, ReportBatch, Shared};
+use self::stdio::{LogStream, StderrTail};
+use crate::error::{Error, Result};
+
+/// How the runtime is set up. `Default` is what a worker runs with.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Linear memory per instance (default 64 MiB); growing past it traps.
+    pub memory_limit: usize,
+    /// Guest CPU time allowed between two host calls (default 10 s); past it the instance is
+    /// stopped. Measured in epoch ticks, so it is approximate to a tick.
+    pub cpu_budget: Duration,
+    /// How long a cancelled instance may take to clean up and return (default 30 s).
+    pub cancel_grace: Duration,
+    /// Instances alive at once (the pooling allocator's size; default 10,000).
+    pub max_instances: u32,
+    /// Use the pooling allocator when the host allows it (default true).
+    pub pooling: bool,
+    /// Where compiled plugins are kept across restarts (None: memory only).
+    pub cache_dir: Option<PathBuf>,
+    /// At most one report per instance per interval reaches the sink (default 1 s).
+    pub report_interval: Duration,
+    /// The epoch tick: the CPU budget's resolution and the longest a spinning guest runs
+    /// before yielding to other tasks (default 10 ms).
+    pub epoch_tick: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            memory_limit: 64 << 20,
+            cpu_budget: Duration::from_secs(10),
+            cancel_grace: Duration::from_secs(30),
+            max_instances: 10_000,
+            pooling: true,
+            cache_dir: None,
+            report_interval: Duration::from_secs(1),
+            epoch_tick: Duration::from_millis(10),
+        }
+    }
+}
+
+/// The plugin runtime of one worker process. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+struct RuntimeInner {
+    engine: Engine,
+    pooling: bool,
+    linker: Linker<InstanceState>,
+    config: RuntimeConfig,
+    plugins: Mutex<HashMap<String, Arc<OnceCell<Plugin>>>>,
+    tracker: TaskTracker,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("pooling", &self.inner.pooling)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Builds the engine and the linker (WASI p2 + the chaos imports) and starts the epoch
+    /// ticker. Must be called inside a Tokio runtime.
+    pub fn new(config: RuntimeConfig) -> Result<Self> {
+        let (engine, pooling) = engine::build(&config)?;
+        engine::start_ticker(&engine, config.epoch_tick);
+        let mut linker: Linker<InstanceState> = Linker::new(&engine);
+        let engine_err = |e: wasmtime::Error| Error::Engine(format!("{e:#}"));
+        // All of WASI p2 is linked, but the context grants nothing: no preopened directory, no
+        // network, no environment; stdio goes to the log.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
+        PluginWorld::add_to_linker::<InstanceState, HasSelf<InstanceState>>(&mut linker, |s| s)
+            .map_err(engine_err)?;
+        tracing::debug!(pooling, "wasm runtime ready");
+        Ok(Runtime {
+            inner: Arc::new(RuntimeInner {
+                engine,
+                pooling,
+                linker,
+                config,
+                plugins: Mutex::new(HashMap::new()),
+                tracker: TaskTracker::new(),
+            }),
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Whether instances come from the pooling allocator.
+    pub fn pooling(&self) -> bool {
+        self.inner.pooling
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// Every instance task; wait on it (after cancelling) to shut down cleanly.
+    pub fn tracker(&self) -> &TaskTracker {
+        &self.inner.tracker
+    }
+
+    /// Loads a plugin from its component bytes: compiled once per sha256 digest (memory, then
+    /// disk cache), its capabilities read, its imports and exports checked against the world.
+    pub async fn load(&self, wasm: impl Into<Arc<[u8]>>) -> Result<Plugin> {
+        let wasm: Arc<[u8]> = wasm.into();
+        let digest = sha256_hex(&wasm);
+        let cell = {
+            let mut plugins = self.inner.plugins.lock().map_err(|_| Error::Engine("plugin cache poisoned".into()))?;
+            plugins.entry(digest.clone()).or_default().clone()
+        };
+        cell.get_or_try_init(|| self.compile(digest, wasm)).await.cloned()
+    }
+
+    /// [`load`](Self::load) from a file.
+    pub async fn load_file(&self, path: &Path) -> Result<Plugin> {
+        let bytes = tokio::fs::read(path).await.map_err(|e| Error::io(path, e))?;
+        self.load(bytes).await
+    }
+
+    async fn compile(&self, digest: String, wasm: Arc<[u8]>) -> Result<Plugin> {
+        if Engine::detect_precompiled(&wasm).is_some() {
+            // Precompiled artifacts are native code: only the worker's own are trusted.
+            return Err(Error::Plugin {
+                digest,
+                message: "precompiled artifacts are not accepted; give the .wasm component".into(),
+            });
+        }
+        let capabilities = Capabilities::read(&wasm)
+            .map_err(|message| Error::Capabilities {
+                digest: digest.clone(),
+                message,
+            })?
+            .map(Arc::new);
+        let engine = self.inner.engine.clone();
+        let cache = self.inner.config.cache_dir.clone();
+        let d = digest.clone();
+        // Compiling takes a while: keep it off the async threads.
+        let component = tokio::task::spawn_blocking(move || cache::compile(&engine, &d, &wasm, cache.as_deref()))
+            .await
+            .map_err(|e| Error::Engine(format!("compile task: {e}")))??;
+        let fail = |e: wasmtime::Error| Error::Plugin {
+            digest: digest.clone(),
+            message: format!("{e:#}"),
+        };
+        // Memory images are made lazily on the first instantiation; make them now instead.
+        component.initialize_copy_on_write_image().map_err(fail)?;
+        let pre = self.inner.linker.instantiate_pre(&component).map_err(fail)?;
+        let pre = PluginPre::new(pre).map_err(fail)?;
+        tracing::debug!(%digest, "plugin compiled");
+        Ok(Plugin {
+            inner: Arc::new(PluginInner {
+                digest,
+                capabilities,
+                pre,
+                runtime: self.clone(),
+            }),
+        })
+    }
+}
+
+/// `sha256:` + hex, the digest plugins are named by.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let hash = Sha256::digest(bytes);
+    let mut s = String::with_capacity(64);
+    for b in hash {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// A compiled plugin, ready to start instances. Cheap to clone.
+#[derive(Clone)]
+pub struct Plugin {
+    inner: Arc<PluginInner>,
+}
+
+struct PluginInner {
+    digest: String,
+    capabilities: Option<Arc<Capabilities>>,
+    pre: PluginPre<InstanceState>,
+    runtime: Runtime,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin").field("digest", &self.inner.digest).finish_non_exhaustive()
+    }
+}
+
+/// What one instance runs for.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceSpec {
+    pub instance_id: String,
+    pub scenario: String,
+    pub volume: Option<String>,
+    /// The plugin's name as the scenario names it (for logs).
+    pub plugin: String,
+    /// The instance's config, JSON.
+    pub config_json: String,
+    pub seed: u64,
+    pub attempt: u32,
+}
+
+/// What an instance talks to.
+#[derive(Clone)]
+pub struct Services {
+    pub sink: Arc<dyn Sink>,
+    /// The cluster; None: every kube call fails (after the capability check).
+    pub kube: Option<KubeGateway>,
+}
+
+/// How an instance ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// `run` returned Ok: its summary (JSON; a non-JSON summary is kept as a string).
+    Succeeded(serde_json::Value),
+    /// `run` returned an error, trapped, ran out of a budget, or was dropped; the reason.
+    Failed(String),
+}
+
+/// A running instance.
+#[derive(Debug)]
+pub struct InstanceHandle {
+    id: String,
+    cancel: CancellationToken,
+    join: tokio::task::JoinHandle<Outcome>,
+}
+
+impl InstanceHandle {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Asks the instance to stop (it cleans up and returns, or is dropped after the grace).
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.join.is_finished()
+    }
+
+    /// Waits for the instance to end.
+    pub async fn wait(self) -> Outcome {
+        match self.join.await {
+            Ok(outcome) => outcome,
+            Err(e) => Outcome::Failed(format!("the instance task failed: {e}")),
+        }
+    }
+}
+
+impl Plugin {
+    pub fn digest(&self) -> &str {
+        &self.inner.digest
+    }
+
+    pub fn capabilities(&self) -> Option<&Capabilities> {
+        self.inner.capabilities.as_deref()
+    }
+
+    /// Starts an instance on the runtime's task tracker. `cancel` stops it (a child token is
+    /// fine: the daemon cancels all of a worker's instances with one parent).
+    pub fn start(&self, spec: InstanceSpec, services: Services, cancel: CancellationToken) -> InstanceHandle {
+        let id = spec.instance_id.clone();
+        let plugin = self.clone();
+        let token = cancel.clone();
+        let join = self.inner.runtime.inner.tracker.spawn(async move { plugin.run(spec, services, token).await });
+        InstanceHandle { id, cancel, join }
+    }
+
+    async fn run(self, spec: InstanceSpec, services: Services, cancel: CancellationToken) -> Outcome {
+        let rt = &self.inner.runtime.inner;
+        let config = &rt.config;
+        let tags = Tags {
+            scenario: spec.scenario.clone(),
+            instance: spec.instance_id.clone(),
+            volume: spec.volume.clone(),
+            plugin: spec.plugin.clone(),
+            attempt: spec.attempt,
+        };
+        let info = InstanceInfo {
+            scenario: spec.scenario,
+            instance: spec.instance_id,
+            volume: spec.volume,
+            plugin: spec.plugin,
+            attempt: spec.attempt,
+            seed: spec.seed,
+        };
+        let shared = Arc::new(Shared {
+            tags,
+            sink: services.sink,
+            info,
+        });
+        let budget = LogStream::new_budget();
+        let tail = StderrTail::default();
+        let stdout = LogStream::stdout(shared.clone(), budget.clone());
+        let stderr = LogStream::stderr(shared.clone(), budget, tail.clone());
+        // WASI randomness comes from the seed as well: std's HashMap keys and anything else
+        // the guest draws replay with the run.
+        let wasi = wasmtime_wasi::WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .secure_random(SeededRng(host::rng_for(spec.seed ^ 0x5EC0_5EC0_5EC0_5EC0)))
+            .insecure_random(SeededRng(host::rng_for(spec.seed ^ 0x1A5E_C0DE_1A5E_C0DE)))
+            .insecure_random_seed(u128::from(spec.seed))
+            .build();
+        let tick = config.epoch_tick.as_nanos().max(1);
+        let state = InstanceState {
+            wasi,
+            table: ResourceTable::new(),
+            limits: Limits {
+                memory: config.memory_limit,
+                table_elements: engine::TABLE_ELEMENTS,
+            },
+            cpu: CpuMeter {
+                ticks: 0,
+                budget_ticks: u64::try_from(config.cpu_budget.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX),
+                budget: config.cpu_budget,
+            },
+            shared: shared.clone(),
+            stop: cancel.clone(),
+            rng: host::rng_for(spec.seed),
+            caps: self.inner.capabilities.clone(),
+            kube: services.kube,
+            actions: HashMap::new(),
+            next_action: 0,
+            reports: ReportBatch::new(config.report_interval),
+            stderr: tail.clone(),
+        };
+        let mut store = Store::new(&rt.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut cx| {
+            let cpu = &mut cx.data_mut().cpu;
+            cpu.ticks += 1;
+            if cpu.ticks > cpu.budget_ticks {
+                return Err(wasmtime::Error::new(CpuBudgetExceeded { budget: cpu.budget }));
+            }
+            // Let the other instances on this thread run: a spinning guest yields every tick.
+            Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
+        });
+
+        let grace = config.cancel_grace;
+        let result = {
+            let pre = self.inner.pre.clone();
+            let store = &mut store;
+            let run = async move {
+                let plugin = pre.instantiate_async(&mut *store).await?;
+                plugin.call_run(&mut *store, &spec.config_json).await
+            };
+            tokio::pin!(run);
+            tokio::select! {
+                r = &mut run => Some(r),
+                _ = cancel.cancelled() => tokio::time::timeout(grace, &mut run).await.ok(),
+            }
+            // Dropping `run` here disposes of the guest's fiber if it did not finish.
+        };
+        stdout.finish();
+        stderr.finish();
+        store.data_mut().flush_report();
+        let outcome = match result {
+            None => Outcome::Failed(format!(
+                "did not return within the grace period ({grace:?}) after cancellation; dropped"
+            )),
+            Some(Ok(Ok(summary))) => Outcome::Succeeded(
+                serde_json::from_str(&summary).unwrap_or(serde_json::Value::String(summary)),
+            ),
+            Some(Ok(Err(e))) => Outcome::Failed(describe(&e)),
+            Some(Err(e)) => Outcome::Failed(failure_reason(&e, &tail.text())),
+        };
+        if let Outcome::Failed(reason) = &outcome {
+            tracing::debug!(instance = %shared.tags.instance, %reason, "instance failed");
+        }
+        outcome
+    }
+}
+
+/// The plugin's own error, as a user reads it.
+pub(crate) fn describe(e: &WitError) -> String {
+    match e {
+        WitError::NotFound(m) => format!("not found: {m}"),
+        WitError::Conflict(m) => format!("conflict: {m}"),
+        WitError::Forbidden(m) => format!("forbidden: {m}"),
+        WitError::Invalid(m) => format!("invalid: {m}"),
+        WitError::Timeout(m) => format!("timeout: {m}"),
+        WitError::Cancelled => "cancelled".to_string(),
+        WitError::Other(m) => m.clone(),
+    }
+}
+
+/// Why a trap or host error ended the instance.
+fn failure_reason(e: &wasmtime::Error, stderr: &str) -> String {
+    if let Some(c) = e.downcast_ref::<CpuBudgetExceeded>() {
+        return c.to_string();
+    }
+    if let Some(m) = e.downcast_ref::<MemoryLimitExceeded>() {
+        return m.to_string();
+    }
+    if let Some(p) = e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+        return format!("the worker is at capacity: {p}");
+    }
+    if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return format!("the plugin exited (status {}) instead of returning", exit.0);
+    }
+    if let Some(panic) = panic_message(stderr) {
+        return panic;
+    }
+    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+        let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
+        return match last {
+            Some(line) => format!("trapped: {trap} (stderr: {line})"),
+            None => format!("trapped: {trap}"),
+        };
+    }
+    format!("{e:#}")
+}
+
+/// Rust's panic hook writes `thread '…' panicked at FILE:L:C:\nMESSAGE\nnote: …` to stderr
+/// before aborting; turn that into `panicked at FILE:L:C: MESSAGE`.
+fn panic_message(stderr: &str) -> Option<String> {
+    let start = stderr.rfind("panicked at ")?;
+    let rest = &stderr[start..];
+    let (location, message) = rest.split_once('\n')?;
+    let message: Vec<&str> = message
+        .lines()
+        .take_while(|l| !l.starts_with("note: run with `RUST_BACKTRACE"))
+        .collect();
+    Some(format!("{} {}", location.trim_end(), message.join(" ").trim()))
+}
+
+/// A ChaCha8 stream in the shape wasmtime-wasi's randomness wants (rand_core 0.10).
+struct SeededRng(ChaCha8Rng);
+
+impl rand_core_010::TryRng for SeededRng {
+    type Error = Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        Ok(self.0.next_u32())
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        Ok(self.0.next_u64())
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+        self.0.fill_bytes(dst);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rust_panic_reads_as_its_message() {
+        let stderr = "thread '<unnamed>' panicked at testing/hostile/src/lib.rs:52:25:\n\
+                      deliberate panic: the plugin gave up\n\
+                      note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert_eq!(
+            panic_message(stderr).as_deref(),
+            Some("panicked at testing/hostile/src/lib.rs:52:25: deliberate panic: the plugin gave up")
+        );
+        assert_eq!(panic_message("just output\n"), None);
+    }
+}
