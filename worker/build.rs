@@ -37,9 +37,7 @@ fn main() {
     for (key, _) in std::env::vars_os() {
         let Some(key) = key.to_str() else { continue };
         let keep = ["CARGO_HOME", "CARGO_MAKEFLAGS"].contains(&key)
-            || ["CARGO_NET_", "CARGO_HTTP_", "CARGO_REGISTR", "CARGO_TERM_"]
-                .iter()
-                .any(|p| key.starts_with(p));
+            || ["CARGO_NET_", "CARGO_HTTP_", "CARGO_REGISTR", "CARGO_TERM_"].iter().any(|p| key.starts_with(p));
         let drop = (key.starts_with("CARGO_") && !keep)
             || [
                 "RUSTFLAGS",
@@ -65,7 +63,9 @@ fn main() {
     let out = cmd.output().expect("running cargo for the plugins workspace");
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let hint = if stderr.contains("target may not be installed") || stderr.contains(TARGET) && stderr.contains("not installed") {
+        let hint = if stderr.contains("target may not be installed")
+            || stderr.contains(TARGET) && stderr.contains("not installed")
+        {
             format!("\nhint: rustup target add {TARGET}  (or run scripts/bootstrap.sh)")
         } else {
             String::new()
@@ -100,10 +100,8 @@ fn members(dir: &Path, wasm_dir: &Path) -> Vec<(String, PathBuf)> {
     for entry in entries.flatten() {
         let manifest = entry.path().join("Cargo.toml");
         let Ok(text) = std::fs::read_to_string(&manifest) else { continue };
-        let Some(package) = text
-            .lines()
-            .map(str::trim)
-            .find_map(|l| l.strip_prefix("name = \"").and_then(|r| r.strip_suffix('"')))
+        let Some(package) =
+            text.lines().map(str::trim).find_map(|l| l.strip_prefix("name = \"").and_then(|r| r.strip_suffix('"')))
         else {
             continue;
         };

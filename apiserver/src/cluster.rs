@@ -44,19 +44,14 @@ pub async fn instances(
         .await?
         .items
         .into_iter()
-        .filter_map(|(key, v)| {
-            Keys::name_in(&status_prefix, &key).map(|id| (id.to_string(), v.value))
-        })
+        .filter_map(|(key, v)| Keys::name_in(&status_prefix, &key).map(|id| (id.to_string(), v.value)))
         .collect();
     let items = instances
         .items
         .into_iter()
         .map(|(_, v)| {
             let status = statuses.remove(&v.value.id);
-            InstanceView {
-                instance: v.value,
-                status,
-            }
+            InstanceView { instance: v.value, status }
         })
         .collect();
     Ok(Json(InstanceList { items }))
@@ -66,10 +61,6 @@ pub async fn instances(
 #[utoipa::path(get, path = "/v1/workers", tag = "cluster", responses((status = 200, body = WorkerList), (status = 503, body = ErrorBody)))]
 pub async fn workers(State(state): State<AppState>) -> Result<Json<WorkerList>, ApiError> {
     let store = &state.store;
-    let workers = store
-        .list::<WorkerRecord>(&store.keys().workers_prefix())
-        .await?;
-    Ok(Json(WorkerList {
-        items: workers.items.into_iter().map(|(_, v)| v.value).collect(),
-    }))
+    let workers = store.list::<WorkerRecord>(&store.keys().workers_prefix()).await?;
+    Ok(Json(WorkerList { items: workers.items.into_iter().map(|(_, v)| v.value).collect() }))
 }

@@ -31,24 +31,16 @@ pub enum ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        if error.is_transient() {
-            ApiError::Unavailable(error)
-        } else {
-            ApiError::Internal(error.to_string())
-        }
+        if error.is_transient() { ApiError::Unavailable(error) } else { ApiError::Internal(error.to_string()) }
     }
 }
 
 impl From<BytesRejection> for ApiError {
     fn from(rejection: BytesRejection) -> Self {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge {
-                limit: chaos_def::consts::MAX_REQUEST_BODY,
-            }
+            ApiError::PayloadTooLarge { limit: chaos_def::consts::MAX_REQUEST_BODY }
         } else {
-            ApiError::BadRequest {
-                message: rejection.body_text(),
-            }
+            ApiError::BadRequest { message: rejection.body_text() }
         }
     }
 }
@@ -87,30 +79,17 @@ impl ApiError {
                 (
                     first.map(|e| e.path.clone()).filter(|p| !p.is_empty()),
                     first.and_then(|e| e.line),
-                    if errors.len() > 1 {
-                        errors.clone()
-                    } else {
-                        Vec::new()
-                    },
+                    if errors.len() > 1 { errors.clone() } else { Vec::new() },
                 )
             }
             _ => (None, None, Vec::new()),
         };
         let message = match self {
             // The first problem leads; the rest are in `errors`.
-            ApiError::Invalid(SpecErrors(errors)) => errors
-                .first()
-                .map(|e| e.message.clone())
-                .unwrap_or_default(),
+            ApiError::Invalid(SpecErrors(errors)) => errors.first().map(|e| e.message.clone()).unwrap_or_default(),
             other => other.to_string(),
         };
-        ErrorBody {
-            code: self.code().to_string(),
-            message,
-            field,
-            line,
-            errors,
-        }
+        ErrorBody { code: self.code().to_string(), message, field, line, errors }
     }
 }
 

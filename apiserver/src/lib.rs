@@ -36,10 +36,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Store) -> Self {
-        AppState {
-            store,
-            metrics: Metrics::new(),
-        }
+        AppState { store, metrics: Metrics::new() }
     }
 }
 
@@ -52,6 +49,8 @@ impl AppState {
         scenarios::get,
         scenarios::stop,
         scenarios::delete,
+        scenarios::stop_all,
+        scenarios::resume,
         cluster::instances,
         cluster::workers,
         healthz,
@@ -70,11 +69,10 @@ pub struct ApiDoc;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/scenarios", post(scenarios::apply).get(scenarios::list))
-        .route(
-            "/v1/scenarios/{name}",
-            get(scenarios::get).delete(scenarios::delete),
-        )
+        .route("/v1/scenarios/{name}", get(scenarios::get).delete(scenarios::delete))
         .route("/v1/scenarios/{name}/stop", post(scenarios::stop))
+        .route("/v1/stop-all", post(scenarios::stop_all))
+        .route("/v1/resume", post(scenarios::resume))
         .route("/v1/instances", get(cluster::instances))
         .route("/v1/workers", get(cluster::workers))
         .route("/healthz", get(healthz))
@@ -82,23 +80,14 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::serve))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            metrics::track,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
         .with_state(state)
 }
 
 /// Serves the API on `listener` until `shutdown` fires, then finishes the requests in flight.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+pub async fn serve(listener: TcpListener, state: AppState, shutdown: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }
 
 /// The process is up.

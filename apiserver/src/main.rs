@@ -6,11 +6,7 @@ use chaos_def::consts::DEFAULT_APISERVER_LISTEN;
 use clap::Parser;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "chaos-apiserver",
-    version,
-    about = "REST API of the chaos orchestrator"
-)]
+#[command(name = "chaos-apiserver", version, about = "REST API of the chaos orchestrator")]
 struct Args {
     #[command(flatten)]
     etcd: EtcdArgs,
@@ -27,9 +23,8 @@ async fn main() -> anyhow::Result<()> {
     chaos_daemon::init_logging(args.log.log_format);
     let shutdown = chaos_daemon::shutdown_token();
     let store = args.etcd.connect().await.context("connecting to etcd")?;
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     tracing::info!(listen = %listener.local_addr()?, etcd = ?args.etcd.endpoints, prefix = %args.etcd.prefix, "apiserver started");
     chaos_apiserver::serve(listener, chaos_apiserver::AppState::new(store), shutdown).await?;
     tracing::info!("apiserver stopped");

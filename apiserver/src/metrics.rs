@@ -51,35 +51,16 @@ impl Metrics {
     pub fn new() -> Arc<Self> {
         let mut registry = Registry::with_prefix("chaos_apiserver");
         let requests = Family::<RequestLabels, Counter>::default();
-        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(
-            latency_histogram as fn() -> Histogram,
-        );
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
         let applies = Family::<ApplyLabels, Counter>::default();
         registry.register("http_requests", "HTTP requests served", requests.clone());
-        registry.register(
-            "http_request_duration_seconds",
-            "HTTP request latency",
-            latency.clone(),
-        );
-        registry.register(
-            "scenario_applies",
-            "Scenario applies by result",
-            applies.clone(),
-        );
-        Arc::new(Metrics {
-            registry,
-            requests,
-            latency,
-            applies,
-        })
+        registry.register("http_request_duration_seconds", "HTTP request latency", latency.clone());
+        registry.register("scenario_applies", "Scenario applies by result", applies.clone());
+        Arc::new(Metrics { registry, requests, latency, applies })
     }
 
     pub fn scenario_applied(&self, result: ApplyResult) {
-        self.applies
-            .get_or_create(&ApplyLabels {
-                result: result.as_str().into(),
-            })
-            .inc();
+        self.applies.get_or_create(&ApplyLabels { result: result.as_str().into() }).inc();
     }
 
     pub fn render(&self) -> String {
@@ -93,40 +74,21 @@ impl Metrics {
 /// Counts and times every request under its route template (not its raw path, which would
 /// make one series per scenario name).
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+    let route =
+        request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let method = request.method().to_string();
     let started = Instant::now();
     let response = next.run(request).await;
     let metrics = &state.metrics;
     metrics
         .latency
-        .get_or_create(&RouteLabels {
-            method: method.clone(),
-            route: route.clone(),
-        })
+        .get_or_create(&RouteLabels { method: method.clone(), route: route.clone() })
         .observe(started.elapsed().as_secs_f64());
-    metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            method,
-            route,
-            status: response.status().as_u16(),
-        })
-        .inc();
+    metrics.requests.get_or_create(&RequestLabels { method, route, status: response.status().as_u16() }).inc();
     response
 }
 
 /// `GET /metrics`
 pub async fn serve(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(
-            CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
+    ([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
 }

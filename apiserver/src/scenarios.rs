@@ -11,10 +11,10 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chaos_def::api::{
-    ActionResponse, ApplyResponse, ApplyResult, ScenarioList, ScenarioView, StopBody,
+    ActionResponse, ApplyResponse, ApplyResult, GlobalStop, GlobalStopResponse, ScenarioList, ScenarioView, StopBody,
 };
 use chaos_def::builtin::BuiltinPlugin;
-use chaos_def::records::{PluginMeta, ScenarioStatus, StopRequest, StoredScenario};
+use chaos_def::records::{PluginMeta, ScenarioPhase, ScenarioStatus, StopRequest, StoredScenario};
 use chaos_def::retry::Backoff;
 use chaos_def::scenario::{PluginRef, Scenario, SpecError, scenario_from_value};
 use chaos_def::store::{Batch, StoreError, Versioned};
@@ -63,29 +63,16 @@ pub async fn apply(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<ApplyResponse>), ApiError> {
     let (scenario, lines) = parse_one(&body?)?;
-    check_plugins(&state, &scenario)
-        .await
-        .map_err(|error| match error {
-            ApiError::Invalid(SpecErrors(errors)) => ApiError::Invalid(SpecErrors(
-                errors
-                    .into_iter()
-                    .map(|e| SpecError {
-                        line: lines.line_of(&e.path),
-                        ..e
-                    })
-                    .collect(),
-            )),
-            other => other,
-        })?;
+    check_plugins(&state, &scenario).await.map_err(|error| match error {
+        ApiError::Invalid(SpecErrors(errors)) => ApiError::Invalid(SpecErrors(
+            errors.into_iter().map(|e| SpecError { line: lines.line_of(&e.path), ..e }).collect(),
+        )),
+        other => other,
+    })?;
     let store = &state.store;
-    if store
-        .get::<serde_json::Value>(&store.keys().stop_all())
-        .await?
-        .is_some()
-    {
+    if store.get::<serde_json::Value>(&store.keys().stop_all()).await?.is_some() {
         return Err(ApiError::Forbidden {
-            message: "all scenarios are stopped (chaosctl stop --all); run `chaosctl resume` first"
-                .into(),
+            message: "all scenarios are stopped (chaosctl stop --all); run `chaosctl resume` first".into(),
         });
     }
     let key = store.keys().scenario(&scenario.metadata.name);
@@ -98,18 +85,10 @@ pub async fn apply(
                 // Every run is reproducible: a scenario without a seed gets one now, stored
                 // with it.
                 scenario.spec.seed.get_or_insert_with(rand_seed);
-                let record =
-                    StoredScenario::create(scenario, uuid::Uuid::new_v4().to_string(), now);
-                store
-                    .create(&key, &record)
-                    .await
-                    .map(|_| (ApplyResult::Created, record))
+                let record = StoredScenario::create(scenario, uuid::Uuid::new_v4().to_string(), now);
+                store.create(&key, &record).await.map(|_| (ApplyResult::Created, record))
             }
-            Some(Versioned {
-                value: stored,
-                mod_revision,
-                ..
-            }) => {
+            Some(Versioned { value: stored, mod_revision, .. }) => {
                 let mut scenario = scenario.clone();
                 // Leaving the seed out keeps the one picked at creation.
                 if scenario.spec.seed.is_none() {
@@ -119,10 +98,7 @@ pub async fn apply(
                     Ok((ApplyResult::Unchanged, stored))
                 } else {
                     let record = stored.updated(scenario, now);
-                    store
-                        .update(&key, &record, mod_revision)
-                        .await
-                        .map(|_| (ApplyResult::Configured, record))
+                    store.update(&key, &record, mod_revision).await.map(|_| (ApplyResult::Configured, record))
                 }
             }
         };
@@ -131,23 +107,11 @@ pub async fn apply(
                 state.metrics.scenario_applied(result);
                 tracing::info!(scenario = %stored.metadata.name, generation = stored.metadata.generation, ?result, "scenario applied");
                 let status = read_status(&state, &stored.metadata.name).await?;
-                let code = if result == ApplyResult::Created {
-                    StatusCode::CREATED
-                } else {
-                    StatusCode::OK
-                };
-                return Ok((
-                    code,
-                    Json(ApplyResponse {
-                        result,
-                        scenario: ScenarioView { stored, status },
-                    }),
-                ));
+                let code = if result == ApplyResult::Created { StatusCode::CREATED } else { StatusCode::OK };
+                return Ok((code, Json(ApplyResponse { result, scenario: ScenarioView { stored, status } })));
             }
             // Someone else wrote in between: read again and redo the decision.
-            Err(StoreError::AlreadyExists { .. } | StoreError::Conflict { .. })
-                if cas_backoff(&mut attempt).await =>
-            {
+            Err(StoreError::AlreadyExists { .. } | StoreError::Conflict { .. }) if cas_backoff(&mut attempt).await => {
                 continue;
             }
             Err(StoreError::AlreadyExists { .. } | StoreError::Conflict { .. }) => {
@@ -165,9 +129,8 @@ pub async fn apply(
 
 /// Exactly one scenario from a YAML or JSON body, with the lines of its fields.
 fn parse_one(body: &[u8]) -> Result<(Scenario, LineIndex), ApiError> {
-    let text = std::str::from_utf8(body).map_err(|_| ApiError::BadRequest {
-        message: "the body is not UTF-8 text".into(),
-    })?;
+    let text =
+        std::str::from_utf8(body).map_err(|_| ApiError::BadRequest { message: "the body is not UTF-8 text".into() })?;
     let mut documents = yaml::parse_documents(text).map_err(|e| {
         ApiError::Invalid(SpecErrors(vec![SpecError {
             path: String::new(),
@@ -177,15 +140,11 @@ fn parse_one(body: &[u8]) -> Result<(Scenario, LineIndex), ApiError> {
     })?;
     if documents.len() != 1 {
         return Err(ApiError::BadRequest {
-            message: format!(
-                "expected exactly one scenario in the body, found {}",
-                documents.len()
-            ),
+            message: format!("expected exactly one scenario in the body, found {}", documents.len()),
         });
     }
     let document = documents.remove(0);
-    let scenario =
-        scenario_from_value(document.value, Some(&document.lines)).map_err(ApiError::Invalid)?;
+    let scenario = scenario_from_value(document.value, Some(&document.lines)).map_err(ApiError::Invalid)?;
     Ok((scenario, document.lines))
 }
 
@@ -208,22 +167,14 @@ async fn check_plugins(state: &AppState, scenario: &Scenario) -> Result<(), ApiE
         }
         if pushed.is_none() {
             let store = &state.store;
-            let listing = store
-                .list::<PluginMeta>(&store.keys().plugins_prefix())
-                .await?;
+            let listing = store.list::<PluginMeta>(&store.keys().plugins_prefix()).await?;
             pushed = Some(listing.items.into_iter().map(|(_, v)| v.value).collect());
         }
-        let known = pushed
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .any(|meta| match plugin {
-                PluginRef::Name(name) => &meta.name == name,
-                PluginRef::Version { name, version } => {
-                    &meta.name == name && &meta.version == version
-                }
-                PluginRef::Digest(digest) => &meta.digest == digest,
-            });
+        let known = pushed.as_deref().unwrap_or_default().iter().any(|meta| match plugin {
+            PluginRef::Name(name) => &meta.name == name,
+            PluginRef::Version { name, version } => &meta.name == name && &meta.version == version,
+            PluginRef::Digest(digest) => &meta.digest == digest,
+        });
         if !known {
             let builtins: Vec<&str> = BuiltinPlugin::ALL.iter().map(|p| p.name()).collect();
             errors.push(SpecError {
@@ -236,11 +187,7 @@ async fn check_plugins(state: &AppState, scenario: &Scenario) -> Result<(), ApiE
             });
         }
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::Invalid(SpecErrors(errors)))
-    }
+    if errors.is_empty() { Ok(()) } else { Err(ApiError::Invalid(SpecErrors(errors))) }
 }
 
 fn rand_seed() -> u64 {
@@ -250,40 +197,27 @@ fn rand_seed() -> u64 {
 
 async fn read_status(state: &AppState, name: &str) -> Result<ScenarioStatus, ApiError> {
     let store = &state.store;
-    Ok(store
-        .get::<ScenarioStatus>(&store.keys().scenario_status(name))
-        .await?
-        .map(|v| v.value)
-        .unwrap_or_default())
+    Ok(store.get::<ScenarioStatus>(&store.keys().scenario_status(name)).await?.map(|v| v.value).unwrap_or_default())
 }
 
 /// List every scenario with its status.
 #[utoipa::path(get, path = "/v1/scenarios", tag = "scenarios", responses((status = 200, body = ScenarioList)))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<ScenarioList>, ApiError> {
     let store = &state.store;
-    let scenarios = store
-        .list::<StoredScenario>(&store.keys().scenarios_prefix())
-        .await?;
-    let statuses = store
-        .list::<ScenarioStatus>(&store.keys().scenario_statuses_prefix())
-        .await?;
+    let scenarios = store.list::<StoredScenario>(&store.keys().scenarios_prefix()).await?;
+    let statuses = store.list::<ScenarioStatus>(&store.keys().scenario_statuses_prefix()).await?;
     let status_prefix = store.keys().scenario_statuses_prefix();
     let mut by_name: std::collections::BTreeMap<String, ScenarioStatus> = statuses
         .items
         .into_iter()
-        .filter_map(|(key, v)| {
-            chaos_def::Keys::name_in(&status_prefix, &key).map(|name| (name.to_string(), v.value))
-        })
+        .filter_map(|(key, v)| chaos_def::Keys::name_in(&status_prefix, &key).map(|name| (name.to_string(), v.value)))
         .collect();
     let items = scenarios
         .items
         .into_iter()
         .map(|(_, v)| {
             let status = by_name.remove(&v.value.metadata.name).unwrap_or_default();
-            ScenarioView {
-                stored: v.value,
-                status,
-            }
+            ScenarioView { stored: v.value, status }
         })
         .collect();
     Ok(Json(ScenarioList { items }))
@@ -297,27 +231,18 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<ScenarioList>, A
     params(("name" = String, Path, description = "Scenario name")),
     responses((status = 200, body = ScenarioView), (status = 404, body = ErrorBody))
 )]
-pub async fn get(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Json<ScenarioView>, ApiError> {
+pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<ScenarioView>, ApiError> {
     let stored = read_scenario(&state, &name).await?.value;
     let status = read_status(&state, &name).await?;
     Ok(Json(ScenarioView { stored, status }))
 }
 
-async fn read_scenario(
-    state: &AppState,
-    name: &str,
-) -> Result<Versioned<StoredScenario>, ApiError> {
+async fn read_scenario(state: &AppState, name: &str) -> Result<Versioned<StoredScenario>, ApiError> {
     let store = &state.store;
     store
         .get::<StoredScenario>(&store.keys().scenario(name))
         .await?
-        .ok_or_else(|| ApiError::NotFound {
-            kind: "scenario",
-            name: name.to_string(),
-        })
+        .ok_or_else(|| ApiError::NotFound { kind: "scenario", name: name.to_string() })
 }
 
 /// Ask the controller to stop a scenario: every volume is torn down, every task stopped.
@@ -334,78 +259,147 @@ pub async fn stop(
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ActionResponse>, ApiError> {
-    let body = body?;
-    let request: StopBody = if body.iter().all(u8::is_ascii_whitespace) {
-        StopBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest {
-            message: format!("invalid stop request: {e}"),
-        })?
-    };
+    let request = stop_body(&body?)?;
+    let reason = request.reason.unwrap_or_else(|| "stopped by user".into());
+    let result = if request_stop(&state, &name, &reason).await? { "stopping" } else { "already-stopping" };
+    Ok(Json(ActionResponse { result: result.into(), name }))
+}
+
+fn stop_body(body: &[u8]) -> Result<StopBody, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(StopBody::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest { message: format!("invalid stop request: {e}") })
+}
+
+/// Records a stop request on the scenario; false if one was there already.
+async fn request_stop(state: &AppState, name: &str, reason: &str) -> Result<bool, ApiError> {
     let store = &state.store;
-    let key = store.keys().scenario(&name);
+    let key = store.keys().scenario(name);
     let mut attempt = 0;
     loop {
-        let current = read_scenario(&state, &name).await?;
+        let current = read_scenario(state, name).await?;
         if current.value.stop.is_some() {
-            return Ok(Json(ActionResponse {
-                result: "already-stopping".into(),
-                name,
-            }));
+            return Ok(false);
         }
         let mut next = current.value.clone();
-        next.stop = Some(StopRequest {
-            requested_at: Timestamp::now(),
-            reason: request
-                .reason
-                .clone()
-                .unwrap_or_else(|| "stopped by user".into()),
-        });
+        next.stop = Some(StopRequest { requested_at: Timestamp::now(), reason: reason.to_string() });
         match store.update(&key, &next, current.mod_revision).await {
             Ok(_) => {
-                tracing::info!(scenario = %name, "stop requested");
-                return Ok(Json(ActionResponse {
-                    result: "stopping".into(),
-                    name,
-                }));
+                tracing::info!(scenario = %name, %reason, "stop requested");
+                return Ok(true);
             }
             Err(StoreError::Conflict { .. }) if cas_backoff(&mut attempt).await => continue,
             Err(StoreError::Conflict { .. }) => {
-                return Err(ApiError::Conflict {
-                    message: format!("scenario {name:?} kept changing; try again"),
-                });
+                return Err(ApiError::Conflict { message: format!("scenario {name:?} kept changing; try again") });
             }
             Err(error) => return Err(error.into()),
         }
     }
 }
 
-/// Delete a scenario and its status.
+/// Delete a scenario. One that never ran (or has stopped with nothing left) goes at once; one
+/// with work is stopped first, and the controller removes every record of it once all its
+/// instances have finished.
 #[utoipa::path(
     delete,
     path = "/v1/scenarios/{name}",
     tag = "scenarios",
     params(("name" = String, Path, description = "Scenario name")),
-    responses((status = 200, body = ActionResponse), (status = 404, body = ErrorBody))
+    responses(
+        (status = 200, description = "Deleted", body = ActionResponse),
+        (status = 202, description = "Stopping first; deleted once stopped", body = ActionResponse),
+        (status = 404, body = ErrorBody),
+    )
 )]
 pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<ActionResponse>, ApiError> {
+) -> Result<(StatusCode, Json<ActionResponse>), ApiError> {
     let store = &state.store;
-    let current = read_scenario(&state, &name).await?;
-    let mut batch = Batch::new();
-    batch.delete_if(store.keys().scenario(&name), current.mod_revision);
-    batch.delete(store.keys().scenario_status(&name));
-    let outcome = batch.commit(store).await?;
-    if !outcome.all_committed() {
-        return Err(ApiError::Conflict {
-            message: format!("scenario {name:?} changed while it was deleted; try again"),
-        });
+    let keys = store.keys();
+    let mut attempt = 0;
+    loop {
+        let current = read_scenario(&state, &name).await?;
+        if current.value.metadata.deletion_timestamp.is_some() {
+            return Ok((StatusCode::ACCEPTED, Json(ActionResponse { result: "deleting".into(), name })));
+        }
+        let status = store.get::<ScenarioStatus>(&keys.scenario_status(&name)).await?;
+        let idle =
+            status.as_ref().is_none_or(|s| s.value.started_at.is_none() || s.value.phase == ScenarioPhase::Stopped);
+        let has_instances =
+            !store.list::<serde_json::Value>(&keys.scenario_instances_prefix(&name)).await?.items.is_empty();
+        let mut batch = Batch::new();
+        let accepted = if idle && !has_instances {
+            // Nothing runs: remove it now. The status guard makes this fail if the controller
+            // starts it meanwhile (it writes the status first).
+            batch.require_unchanged(keys.scenario_status(&name), status.as_ref().map_or(0, |s| s.mod_revision));
+            batch.delete_if(keys.scenario(&name), current.mod_revision);
+            batch.delete(keys.scenario_status(&name));
+            batch.delete_prefix(keys.scenario_events_prefix(&name));
+            batch.delete_prefix(format!("{}{}-", keys.statuses_prefix(), current.value.run_prefix()));
+            false
+        } else {
+            let mut next = current.value.clone();
+            let now = Timestamp::now();
+            next.metadata.deletion_timestamp = Some(now);
+            next.stop.get_or_insert(StopRequest { requested_at: now, reason: "deleted".into() });
+            batch.update(keys.scenario(&name), &next, current.mod_revision)?;
+            true
+        };
+        let outcome = batch.commit(store).await?;
+        if outcome.all_committed() {
+            tracing::info!(scenario = %name, stopping_first = accepted, "scenario deleted");
+            return Ok(if accepted {
+                (StatusCode::ACCEPTED, Json(ActionResponse { result: "deleting".into(), name }))
+            } else {
+                (StatusCode::OK, Json(ActionResponse { result: "deleted".into(), name }))
+            });
+        }
+        if !cas_backoff(&mut attempt).await {
+            return Err(ApiError::Conflict {
+                message: format!("scenario {name:?} kept changing while it was deleted; try again"),
+            });
+        }
     }
-    tracing::info!(scenario = %name, "scenario deleted");
-    Ok(Json(ActionResponse {
-        result: "deleted".into(),
-        name,
-    }))
+}
+
+/// The global kill switch: every scenario stops, and new ones are refused until `resume`.
+#[utoipa::path(
+    post,
+    path = "/v1/stop-all",
+    tag = "scenarios",
+    request_body(content = Option<StopBody>, content_type = "application/json"),
+    responses((status = 200, body = GlobalStopResponse))
+)]
+pub async fn stop_all(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<GlobalStopResponse>, ApiError> {
+    let request = stop_body(&body?)?;
+    let store = &state.store;
+    let reason = request.reason.unwrap_or_else(|| "all scenarios stopped (chaosctl stop --all)".into());
+    // The switch first: from here on applies are refused and the controller stops everything,
+    // even a scenario this call does not get to below.
+    let switch = GlobalStop { reason: reason.clone(), requested_at: Timestamp::now() };
+    store.put(&store.keys().stop_all(), &switch).await?;
+    let mut stopped = Vec::new();
+    let scenarios = store.list::<StoredScenario>(&store.keys().scenarios_prefix()).await?;
+    for (_, scenario) in scenarios.items {
+        let name = scenario.value.metadata.name.clone();
+        if request_stop(&state, &name, &reason).await? {
+            stopped.push(name);
+        }
+    }
+    tracing::warn!(count = stopped.len(), %reason, "global stop");
+    Ok(Json(GlobalStopResponse { result: "stopping".into(), stopped }))
+}
+
+/// Turns the kill switch off: new scenarios are accepted again; stopped ones stay stopped.
+#[utoipa::path(post, path = "/v1/resume", tag = "scenarios", responses((status = 200, body = GlobalStopResponse)))]
+pub async fn resume(State(state): State<AppState>) -> Result<Json<GlobalStopResponse>, ApiError> {
+    let store = &state.store;
+    store.delete(&store.keys().stop_all()).await?;
+    tracing::info!("global stop lifted");
+    Ok(Json(GlobalStopResponse { result: "resumed".into(), stopped: Vec::new() }))
 }

@@ -3,12 +3,8 @@
 use std::time::Duration;
 
 use chaos_apiserver::AppState;
-use chaos_def::api::{
-    ApplyResponse, ErrorBody, InstanceList, ScenarioList, ScenarioView, WorkerList,
-};
-use chaos_def::records::{
-    DesiredState, PluginMeta, StoredScenario, TaskInstance, WorkerRecord, WorkerUsage,
-};
+use chaos_def::api::{ApplyResponse, ErrorBody, InstanceList, ScenarioList, ScenarioView, WorkerList};
+use chaos_def::records::{DesiredState, PluginMeta, StoredScenario, TaskInstance, WorkerRecord, WorkerUsage};
 use chaos_def::store::Store;
 use chaos_harness::{EtcdServer, unique_prefix};
 use reqwest::StatusCode;
@@ -27,55 +23,28 @@ struct Api {
 
 impl Api {
     async fn start(etcd: &EtcdServer) -> Api {
-        let store = Store::connect(&[etcd.endpoint()], &unique_prefix())
-            .await
-            .unwrap();
+        let store = Store::connect(&[etcd.endpoint()], &unique_prefix()).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(chaos_apiserver::serve(
-            listener,
-            AppState::new(store.clone()),
-            shutdown.clone(),
-        ));
-        Api {
-            url,
-            store,
-            http: reqwest::Client::new(),
-            shutdown,
-            server,
-        }
+        let server = tokio::spawn(chaos_apiserver::serve(listener, AppState::new(store.clone()), shutdown.clone()));
+        Api { url, store, http: reqwest::Client::new(), shutdown, server }
     }
 
     async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.url))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let response = self.http.post(format!("{}{path}", self.url)).body(body).send().await.unwrap();
         let status = response.status();
         (status, response.json().await.unwrap())
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .send()
-            .await
-            .unwrap();
+        let response = self.http.get(format!("{}{path}", self.url)).send().await.unwrap();
         let status = response.status();
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
     async fn stored(&self, name: &str) -> Option<StoredScenario> {
-        self.store
-            .get::<StoredScenario>(&self.store.keys().scenario(name))
-            .await
-            .unwrap()
-            .map(|v| v.value)
+        self.store.get::<StoredScenario>(&self.store.keys().scenario(name)).await.unwrap().map(|v| v.value)
     }
 }
 
@@ -92,35 +61,17 @@ async fn apply_creates_then_is_idempotent_then_updates_with_a_new_generation() {
     assert_eq!(created.scenario.stored.metadata.generation, 1);
 
     // Stored in etcd as JSON, readable by any etcd client.
-    let raw = api
-        .store
-        .get::<Value>(&api.store.keys().scenario("megatest"))
-        .await
-        .unwrap()
-        .unwrap();
+    let raw = api.store.get::<Value>(&api.store.keys().scenario("megatest")).await.unwrap().unwrap();
     assert_eq!(raw.value["spec"]["volumes"]["size"], "100Mi");
-    assert_eq!(
-        raw.value["spec"]["tasks"][1]["name"],
-        "controller-destroyer"
-    );
+    assert_eq!(raw.value["spec"]["tasks"][1]["name"], "controller-destroyer");
 
     let (status, body) = api.post("/v1/scenarios", MEGATEST).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["result"], "unchanged");
-    let after = api
-        .store
-        .get::<Value>(&api.store.keys().scenario("megatest"))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        after.mod_revision, raw.mod_revision,
-        "an unchanged apply must not write"
-    );
+    let after = api.store.get::<Value>(&api.store.keys().scenario("megatest")).await.unwrap().unwrap();
+    assert_eq!(after.mod_revision, raw.mod_revision, "an unchanged apply must not write");
 
-    let (status, body) = api
-        .post("/v1/scenarios", MEGATEST.replace("max: 10 ", "max: 12 "))
-        .await;
+    let (status, body) = api.post("/v1/scenarios", MEGATEST.replace("max: 10 ", "max: 12 ")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["result"], "configured");
     let stored = api.stored("megatest").await.unwrap();
@@ -135,13 +86,7 @@ async fn a_scenario_without_a_seed_gets_one_that_survives_reapply() {
     let text = MEGATEST.replace("  seed: 42 ", "  # no seed ");
     let (status, _) = api.post("/v1/scenarios", text.clone()).await;
     assert_eq!(status, StatusCode::CREATED);
-    let seed = api
-        .stored("megatest")
-        .await
-        .unwrap()
-        .spec
-        .seed
-        .expect("the server picked a seed");
+    let seed = api.stored("megatest").await.unwrap().spec.seed.expect("the server picked a seed");
     let (_, body) = api.post("/v1/scenarios", text).await;
     assert_eq!(body["result"], "unchanged");
     assert_eq!(api.stored("megatest").await.unwrap().spec.seed, Some(seed));
@@ -154,30 +99,15 @@ async fn invalid_scenarios_are_refused_with_field_and_line_and_nothing_changes()
     let before = api.stored("megatest").await.unwrap();
 
     let cases = [
-        (
-            MEGATEST.replace("duration: 2h ", "duration: 10 parsecs "),
-            "spec.duration",
-            Some(11),
-            "invalid duration",
-        ),
+        (MEGATEST.replace("duration: 2h ", "duration: 10 parsecs "), "spec.duration", Some(11), "invalid duration"),
         (
             MEGATEST.replace("step: {min: 1, max: 3}", "step: {min: 4, max: 3}"),
             "spec.volumes.step.min",
             Some(14),
             "greater than max",
         ),
-        (
-            MEGATEST.replace("kind: Scenario", "kind: Pod"),
-            "kind",
-            Some(5),
-            "must be Scenario",
-        ),
-        (
-            MEGATEST.replace("  cluster: default", "  clusterr: default"),
-            "spec.clusterr",
-            Some(9),
-            "unknown field",
-        ),
+        (MEGATEST.replace("kind: Scenario", "kind: Pod"), "kind", Some(5), "must be Scenario"),
+        (MEGATEST.replace("  cluster: default", "  clusterr: default"), "spec.clusterr", Some(9), "unknown field"),
         (
             MEGATEST.replace("- plugin: volume-checker", "- plugin: my-checker@2.0.0"),
             "spec.volumes.plugins[0].plugin",
@@ -197,26 +127,18 @@ async fn invalid_scenarios_are_refused_with_field_and_line_and_nothing_changes()
     let (status, body) = api.post("/v1/scenarios", "a: [1, 2").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(error(body).message.contains("invalid YAML"));
-    let (status, body) = api
-        .post("/v1/scenarios", format!("{MEGATEST}---\n{MEGATEST}"))
-        .await;
+    let (status, body) = api.post("/v1/scenarios", format!("{MEGATEST}---\n{MEGATEST}")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(error(body).message.contains("exactly one scenario"));
 
-    assert_eq!(
-        api.stored("megatest").await.unwrap(),
-        before,
-        "a refused apply changed the stored scenario"
-    );
+    assert_eq!(api.stored("megatest").await.unwrap(), before, "a refused apply changed the stored scenario");
 }
 
 #[tokio::test]
 async fn bodies_over_one_mebibyte_get_413() {
     let api = Api::start(EtcdServer::shared()).await;
     let padding = format!("# {}\n", "x".repeat(2 << 20));
-    let (status, body) = api
-        .post("/v1/scenarios", format!("{padding}{MEGATEST}"))
-        .await;
+    let (status, body) = api.post("/v1/scenarios", format!("{padding}{MEGATEST}")).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(error(body).code, "PayloadTooLarge");
     assert!(api.stored("megatest").await.is_none());
@@ -226,17 +148,12 @@ async fn bodies_over_one_mebibyte_get_413() {
 async fn list_get_stop_and_delete() {
     let api = Api::start(EtcdServer::shared()).await;
     api.post("/v1/scenarios", MEGATEST).await;
-    api.post("/v1/scenarios", include_str!("../../examples/demo.yaml"))
-        .await;
+    api.post("/v1/scenarios", include_str!("../../examples/demo.yaml")).await;
 
     let (status, body) = api.get("/v1/scenarios").await;
     assert_eq!(status, StatusCode::OK);
     let list: ScenarioList = serde_json::from_value(body).unwrap();
-    let names: Vec<_> = list
-        .items
-        .iter()
-        .map(|s| s.stored.metadata.name.as_str())
-        .collect();
+    let names: Vec<_> = list.items.iter().map(|s| s.stored.metadata.name.as_str()).collect();
     assert_eq!(names, ["demo", "megatest"]);
 
     let (status, body) = api.get("/v1/scenarios/demo").await;
@@ -248,54 +165,27 @@ async fn list_get_stop_and_delete() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error(body).code, "NotFound");
 
-    let (status, body) = api
-        .post("/v1/scenarios/demo/stop", r#"{"reason": "enough"}"#)
-        .await;
-    assert_eq!(
-        (status, body["result"].as_str()),
-        (StatusCode::OK, Some("stopping"))
-    );
-    let stop = api
-        .stored("demo")
-        .await
-        .unwrap()
-        .stop
-        .expect("stop recorded");
+    let (status, body) = api.post("/v1/scenarios/demo/stop", r#"{"reason": "enough"}"#).await;
+    assert_eq!((status, body["result"].as_str()), (StatusCode::OK, Some("stopping")));
+    let stop = api.stored("demo").await.unwrap().stop.expect("stop recorded");
     assert_eq!(stop.reason, "enough");
     let (_, body) = api.post("/v1/scenarios/demo/stop", "").await;
     assert_eq!(body["result"], "already-stopping");
     // Re-applying a stopped scenario does not restart it.
-    api.post("/v1/scenarios", include_str!("../../examples/demo.yaml"))
-        .await;
+    api.post("/v1/scenarios", include_str!("../../examples/demo.yaml")).await;
     assert!(api.stored("demo").await.unwrap().stop.is_some());
 
-    let response = api
-        .http
-        .delete(format!("{}/v1/scenarios/demo", api.url))
-        .send()
-        .await
-        .unwrap();
+    let response = api.http.delete(format!("{}/v1/scenarios/demo", api.url)).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(api.stored("demo").await.is_none());
-    let response = api
-        .http
-        .delete(format!("{}/v1/scenarios/demo", api.url))
-        .send()
-        .await
-        .unwrap();
+    let response = api.http.delete(format!("{}/v1/scenarios/demo", api.url)).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn the_global_stop_switch_refuses_new_scenarios() {
     let api = Api::start(EtcdServer::shared()).await;
-    api.store
-        .put(
-            &api.store.keys().stop_all(),
-            &serde_json::json!({"reason": "test"}),
-        )
-        .await
-        .unwrap();
+    api.store.put(&api.store.keys().stop_all(), &serde_json::json!({"reason": "test"})).await.unwrap();
     let (status, body) = api.post("/v1/scenarios", MEGATEST).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(error(body).message.contains("chaosctl resume"));
@@ -314,19 +204,9 @@ async fn pushed_plugins_can_be_named_by_name_version_or_digest() {
         capabilities: Value::Null,
         pushed_at: jiff::Timestamp::now(),
     };
-    api.store
-        .put(&api.store.keys().plugin("my-checker", "2.0.0"), &meta)
-        .await
-        .unwrap();
-    for reference in [
-        "my-checker@2.0.0",
-        "my-checker",
-        &format!("sha256:{digest}"),
-    ] {
-        let text = MEGATEST.replace(
-            "- plugin: volume-checker",
-            &format!("- plugin: \"{reference}\""),
-        );
+    api.store.put(&api.store.keys().plugin("my-checker", "2.0.0"), &meta).await.unwrap();
+    for reference in ["my-checker@2.0.0", "my-checker", &format!("sha256:{digest}")] {
+        let text = MEGATEST.replace("- plugin: volume-checker", &format!("- plugin: \"{reference}\""));
         let (status, body) = api.post("/v1/scenarios", text).await;
         assert!(status.is_success(), "{reference}: {body}");
     }
@@ -339,14 +219,7 @@ async fn concurrent_applies_all_land_through_compare_and_swap() {
     let applies = (0..8).map(|i| {
         let text = MEGATEST.replace("seed: 42 ", &format!("seed: {} ", 100 + i));
         let (http, url) = (api.http.clone(), api.url.clone());
-        tokio::spawn(async move {
-            http.post(format!("{url}/v1/scenarios"))
-                .body(text)
-                .send()
-                .await
-                .unwrap()
-                .status()
-        })
+        tokio::spawn(async move { http.post(format!("{url}/v1/scenarios")).body(text).send().await.unwrap().status() })
     });
     for apply in applies.collect::<Vec<_>>() {
         assert_eq!(apply.await.unwrap(), StatusCode::OK);
@@ -359,19 +232,9 @@ async fn concurrent_applies_all_land_through_compare_and_swap() {
 async fn instances_and_workers_are_read_from_etcd() {
     let api = Api::start(EtcdServer::shared()).await;
     let (_, body) = api.get("/v1/instances").await;
-    assert!(
-        serde_json::from_value::<InstanceList>(body)
-            .unwrap()
-            .items
-            .is_empty()
-    );
+    assert!(serde_json::from_value::<InstanceList>(body).unwrap().items.is_empty());
     let (_, body) = api.get("/v1/workers").await;
-    assert!(
-        serde_json::from_value::<WorkerList>(body)
-            .unwrap()
-            .items
-            .is_empty()
-    );
+    assert!(serde_json::from_value::<WorkerList>(body).unwrap().items.is_empty());
 
     let keys = api.store.keys().clone();
     let instance = TaskInstance {
@@ -389,19 +252,9 @@ async fn instances_and_workers_are_read_from_etcd() {
         stop_reason: None,
         failure: None,
     };
-    api.store
-        .put(&keys.instance("megatest", "i-1"), &instance)
-        .await
-        .unwrap();
-    let other = TaskInstance {
-        id: "i-2".into(),
-        scenario: "other".into(),
-        ..instance.clone()
-    };
-    api.store
-        .put(&keys.instance("other", "i-2"), &other)
-        .await
-        .unwrap();
+    api.store.put(&keys.instance("megatest", "i-1"), &instance).await.unwrap();
+    let other = TaskInstance { id: "i-2".into(), scenario: "other".into(), ..instance.clone() };
+    api.store.put(&keys.instance("other", "i-2"), &other).await.unwrap();
     let worker = WorkerRecord {
         name: "w-1".into(),
         slots: 10,
@@ -419,70 +272,28 @@ async fn instances_and_workers_are_read_from_etcd() {
     assert_eq!(list.items.len(), 1);
     assert_eq!(list.items[0].instance, instance);
     let (_, body) = api.get("/v1/instances").await;
-    assert_eq!(
-        serde_json::from_value::<InstanceList>(body)
-            .unwrap()
-            .items
-            .len(),
-        2
-    );
+    assert_eq!(serde_json::from_value::<InstanceList>(body).unwrap().items.len(), 2);
     let (_, body) = api.get("/v1/workers").await;
-    assert_eq!(
-        serde_json::from_value::<WorkerList>(body).unwrap().items,
-        vec![worker]
-    );
+    assert_eq!(serde_json::from_value::<WorkerList>(body).unwrap().items, vec![worker]);
 }
 
 #[tokio::test]
 async fn health_metrics_and_openapi() {
     let api = Api::start(EtcdServer::shared()).await;
-    assert_eq!(
-        api.http
-            .get(format!("{}/healthz", api.url))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        api.http
-            .get(format!("{}/readyz", api.url))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(api.http.get(format!("{}/healthz", api.url)).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(api.http.get(format!("{}/readyz", api.url)).send().await.unwrap().status(), StatusCode::OK);
     api.post("/v1/scenarios", MEGATEST).await;
 
-    let metrics = api
-        .http
-        .get(format!("{}/metrics", api.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = api.http.get(format!("{}/metrics", api.url)).send().await.unwrap().text().await.unwrap();
     assert!(
         metrics.contains(r#"chaos_apiserver_http_requests_total{method="POST",route="/v1/scenarios",status="201"} 1"#),
         "{metrics}"
     );
-    assert!(
-        metrics.contains(r#"chaos_apiserver_scenario_applies_total{result="created"} 1"#),
-        "{metrics}"
-    );
+    assert!(metrics.contains(r#"chaos_apiserver_scenario_applies_total{result="created"} 1"#), "{metrics}");
 
     let (status, doc) = api.get("/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
-    for path in [
-        "/v1/scenarios",
-        "/v1/scenarios/{name}",
-        "/v1/scenarios/{name}/stop",
-        "/v1/instances",
-        "/v1/workers",
-    ] {
+    for path in ["/v1/scenarios", "/v1/scenarios/{name}", "/v1/scenarios/{name}/stop", "/v1/instances", "/v1/workers"] {
         assert!(doc["paths"][path].is_object(), "openapi lacks {path}");
     }
     assert!(doc["components"]["schemas"]["ScenarioView"].is_object());
@@ -493,18 +304,9 @@ async fn readyz_fails_while_etcd_is_down_and_shutdown_is_graceful() {
     let etcd = EtcdServer::start();
     let api = Api::start(&etcd).await;
     etcd.kill();
-    let response = api
-        .http
-        .get(format!("{}/readyz", api.url))
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .unwrap();
+    let response = api.http.get(format!("{}/readyz", api.url)).timeout(Duration::from_secs(10)).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(
-        response.json::<ErrorBody>().await.unwrap().code,
-        "Unavailable"
-    );
+    assert_eq!(response.json::<ErrorBody>().await.unwrap().code, "Unavailable");
     // Applying while etcd is down is refused, not hung.
     let response = api
         .http
@@ -517,11 +319,7 @@ async fn readyz_fails_while_etcd_is_down_and_shutdown_is_graceful() {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
 
     api.shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), api.server)
-        .await
-        .expect("server stops")
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), api.server).await.expect("server stops").unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -552,4 +350,50 @@ async fn the_binary_serves_and_stops_cleanly_on_sigterm() {
     }
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
     assert!(status.success(), "exit status after SIGTERM: {status}");
+}
+
+#[tokio::test]
+async fn stop_all_stops_every_scenario_and_refuses_new_ones_until_resume() {
+    let api = Api::start(EtcdServer::shared()).await;
+    api.post("/v1/scenarios", MEGATEST).await;
+    api.post("/v1/scenarios", include_str!("../../examples/demo.yaml")).await;
+    let (status, body) = api.post("/v1/stop-all", "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["stopped"], serde_json::json!(["demo", "megatest"]));
+    for name in ["demo", "megatest"] {
+        assert!(api.stored(name).await.unwrap().stop.is_some(), "{name} not stopped");
+    }
+    let other = MEGATEST.replace("name: megatest ", "name: another ");
+    let (status, _) = api.post("/v1/scenarios", other.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, body) = api.post("/v1/resume", "").await;
+    assert_eq!((status, body["result"].as_str()), (StatusCode::OK, Some("resumed")));
+    let (status, _) = api.post("/v1/scenarios", other).await;
+    assert_eq!(status, StatusCode::CREATED);
+    // Stopped scenarios stay stopped after resume.
+    assert!(api.stored("megatest").await.unwrap().stop.is_some());
+}
+
+#[tokio::test]
+async fn deleting_a_scenario_with_work_stops_it_first() {
+    let api = Api::start(EtcdServer::shared()).await;
+    api.post("/v1/scenarios", MEGATEST).await;
+    let stored = api.stored("megatest").await.unwrap();
+    // The controller has started it: a status and an instance exist.
+    let keys = api.store.keys().clone();
+    let status = chaos_def::records::ScenarioStatus {
+        phase: chaos_def::records::ScenarioPhase::Running,
+        started_at: Some(jiff::Timestamp::now()),
+        ..Default::default()
+    };
+    api.store.put(&keys.scenario_status("megatest"), &status).await.unwrap();
+    api.store.put(&keys.instance("megatest", &format!("{}-t-x", stored.run_prefix())), &serde_json::json!({})).await.unwrap();
+
+    let response = api.http.delete(format!("{}/v1/scenarios/megatest", api.url)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(response.json::<Value>().await.unwrap()["result"], "deleting");
+    let marked = api.stored("megatest").await.unwrap();
+    assert!(marked.metadata.deletion_timestamp.is_some());
+    assert_eq!(marked.stop.unwrap().reason, "deleted");
 }

@@ -2,7 +2,7 @@
 //! one line a person can act on.
 
 use chaos_def::api::{
-    ActionResponse, ApplyResponse, ErrorBody, InstanceList, ScenarioList, ScenarioView, StopBody,
+    ActionResponse, ApplyResponse, ErrorBody, GlobalStopResponse, InstanceList, ScenarioList, ScenarioView, StopBody,
     WorkerList,
 };
 use reqwest::{Method, StatusCode};
@@ -12,9 +12,7 @@ use serde::de::DeserializeOwned;
 /// Why a request failed, worded for the command line.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error(
-        "cannot reach the apiserver at {server}: {reason} (is it running? set --server or CHAOS_SERVER)"
-    )]
+    #[error("cannot reach the apiserver at {server}: {reason} (is it running? set --server or CHAOS_SERVER)")]
     Unreachable { server: String, reason: String },
     #[error("{}", describe(.status, .body))]
     Api { status: StatusCode, body: ErrorBody },
@@ -43,10 +41,7 @@ pub struct Client {
 
 impl Client {
     pub fn new(server: &str) -> Self {
-        Client {
-            http: reqwest::Client::new(),
-            server: server.trim_end_matches('/').to_string(),
-        }
+        Client { http: reqwest::Client::new(), server: server.trim_end_matches('/').to_string() }
     }
 
     async fn call<T: DeserializeOwned>(
@@ -58,27 +53,20 @@ impl Client {
         let url = format!("{}{path}", self.server);
         let mut request = self.http.request(method, &url);
         if let Some((body, content_type)) = body {
-            request = request
-                .header(reqwest::header::CONTENT_TYPE, content_type)
-                .body(body);
+            request = request.header(reqwest::header::CONTENT_TYPE, content_type).body(body);
         }
-        let response = request.send().await.map_err(|e| ClientError::Unreachable {
-            server: self.server.clone(),
-            reason: root_cause(&e),
-        })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable { server: self.server.clone(), reason: root_cause(&e) })?;
         let status = response.status();
         let text = response
             .text()
             .await
-            .map_err(|e| ClientError::Unreachable {
-                server: self.server.clone(),
-                reason: root_cause(&e),
-            })?;
+            .map_err(|e| ClientError::Unreachable { server: self.server.clone(), reason: root_cause(&e) })?;
         if status.is_success() {
-            return serde_json::from_str(&text).map_err(|e| ClientError::Unexpected {
-                status,
-                text: format!("{e}: {text}"),
-            });
+            return serde_json::from_str(&text)
+                .map_err(|e| ClientError::Unexpected { status, text: format!("{e}: {text}") });
         }
         match serde_json::from_str::<ErrorBody>(&text) {
             Ok(body) => Err(ClientError::Api { status, body }),
@@ -86,17 +74,9 @@ impl Client {
         }
     }
 
-    pub async fn apply(
-        &self,
-        scenario_json: &impl Serialize,
-    ) -> Result<ApplyResponse, ClientError> {
+    pub async fn apply(&self, scenario_json: &impl Serialize) -> Result<ApplyResponse, ClientError> {
         let body = serde_json::to_string(scenario_json).expect("a scenario serialises");
-        self.call(
-            Method::POST,
-            "/v1/scenarios",
-            Some((body, "application/json")),
-        )
-        .await
+        self.call(Method::POST, "/v1/scenarios", Some((body, "application/json"))).await
     }
 
     pub async fn scenarios(&self) -> Result<ScenarioList, ClientError> {
@@ -104,27 +84,25 @@ impl Client {
     }
 
     pub async fn scenario(&self, name: &str) -> Result<ScenarioView, ClientError> {
-        self.call(Method::GET, &format!("/v1/scenarios/{name}"), None)
-            .await
+        self.call(Method::GET, &format!("/v1/scenarios/{name}"), None).await
     }
 
-    pub async fn stop(
-        &self,
-        name: &str,
-        reason: Option<String>,
-    ) -> Result<ActionResponse, ClientError> {
+    pub async fn stop(&self, name: &str, reason: Option<String>) -> Result<ActionResponse, ClientError> {
         let body = serde_json::to_string(&StopBody { reason }).expect("a stop request serialises");
-        self.call(
-            Method::POST,
-            &format!("/v1/scenarios/{name}/stop"),
-            Some((body, "application/json")),
-        )
-        .await
+        self.call(Method::POST, &format!("/v1/scenarios/{name}/stop"), Some((body, "application/json"))).await
+    }
+
+    pub async fn stop_all(&self, reason: Option<String>) -> Result<GlobalStopResponse, ClientError> {
+        let body = serde_json::to_string(&StopBody { reason }).expect("a stop request serialises");
+        self.call(Method::POST, "/v1/stop-all", Some((body, "application/json"))).await
+    }
+
+    pub async fn resume(&self) -> Result<GlobalStopResponse, ClientError> {
+        self.call(Method::POST, "/v1/resume", None).await
     }
 
     pub async fn delete_scenario(&self, name: &str) -> Result<ActionResponse, ClientError> {
-        self.call(Method::DELETE, &format!("/v1/scenarios/{name}"), None)
-            .await
+        self.call(Method::DELETE, &format!("/v1/scenarios/{name}"), None).await
     }
 
     pub async fn instances(&self, scenario: Option<&str>) -> Result<InstanceList, ClientError> {

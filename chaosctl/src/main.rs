@@ -18,12 +18,7 @@ use crate::client::Client;
 use crate::output::{Format, age, structured, table};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "chaosctl",
-    version,
-    about = "Run chaos scenarios against Kubernetes",
-    propagate_version = true
-)]
+#[command(name = "chaosctl", version, about = "Run chaos scenarios against Kubernetes", propagate_version = true)]
 struct Cli {
     /// The apiserver's URL.
     #[arg(long, global = true, env = ENV_SERVER, default_value = DEFAULT_SERVER)]
@@ -59,13 +54,20 @@ enum Command {
         resource: Single,
         name: String,
     },
-    /// Stop a scenario: its volumes are torn down and its tasks stopped.
+    /// Stop a scenario: its volumes are torn down and its tasks stopped. `--all` is the global
+    /// kill switch: every scenario stops and new ones are refused until `chaosctl resume`.
     Stop {
-        name: String,
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        name: Option<String>,
+        /// Stop every scenario and refuse new ones.
+        #[arg(long)]
+        all: bool,
         /// Why, shown in the scenario's status.
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Lift `stop --all`: new scenarios are accepted again (stopped ones stay stopped).
+    Resume,
     /// Delete a scenario.
     Delete {
         #[arg(value_enum)]
@@ -113,47 +115,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let client = Client::new(&cli.server);
     match cli.command {
         Command::Apply { file, output } => apply(&client, &file, output).await,
-        Command::Get {
-            resource,
-            name,
-            scenario,
-            output,
-        } => get(&client, resource, name, scenario, output).await,
-        Command::Describe {
-            resource: Single::Scenario,
-            name,
-        } => {
-            print!(
-                "{}",
-                describe(&client.scenario(&name).await?, Timestamp::now())
-            );
+        Command::Get { resource, name, scenario, output } => get(&client, resource, name, scenario, output).await,
+        Command::Describe { resource: Single::Scenario, name } => {
+            print!("{}", describe(&client.scenario(&name).await?, Timestamp::now()));
             Ok(())
         }
-        Command::Stop { name, reason } => {
+        Command::Stop { all: true, reason, .. } => {
+            let response = client.stop_all(reason).await?;
+            for name in &response.stopped {
+                println!("scenario/{name} stopping");
+            }
+            println!("all scenarios stopped; new ones are refused until `chaosctl resume`");
+            Ok(())
+        }
+        Command::Stop { name, reason, .. } => {
+            let name = name.expect("clap requires a name without --all");
             let response = client.stop(&name, reason).await?;
-            let said = if response.result == "already-stopping" {
-                "already stopping"
-            } else {
-                "stopping"
-            };
+            let said = if response.result == "already-stopping" { "already stopping" } else { "stopping" };
             println!("scenario/{name} {said}");
             Ok(())
         }
-        Command::Delete {
-            resource: Single::Scenario,
-            name,
-        } => {
-            client.delete_scenario(&name).await?;
-            println!("scenario/{name} deleted");
+        Command::Resume => {
+            client.resume().await?;
+            println!("resumed: new scenarios are accepted");
+            Ok(())
+        }
+        Command::Delete { resource: Single::Scenario, name } => {
+            let response = client.delete_scenario(&name).await?;
+            if response.result == "deleting" {
+                println!("scenario/{name} deleting (stopping first; removed once every instance has finished)");
+            } else {
+                println!("scenario/{name} deleted");
+            }
             Ok(())
         }
         Command::Completion { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "chaosctl",
-                &mut std::io::stdout(),
-            );
+            clap_complete::generate(shell, &mut Cli::command(), "chaosctl", &mut std::io::stdout());
             Ok(())
         }
     }
@@ -173,15 +170,8 @@ async fn apply(client: &Client, file: &str, output: Format) -> anyhow::Result<()
             .0
             .iter()
             .map(|e| {
-                let at = e
-                    .line
-                    .map(|l| format!("{shown}:{l}: "))
-                    .unwrap_or_else(|| format!("{shown}: "));
-                let path = if e.path.is_empty() {
-                    String::new()
-                } else {
-                    format!("{}: ", e.path)
-                };
+                let at = e.line.map(|l| format!("{shown}:{l}: ")).unwrap_or_else(|| format!("{shown}: "));
+                let path = if e.path.is_empty() { String::new() } else { format!("{}: ", e.path) };
                 format!("{at}{path}{}", e.message)
             })
             .collect();
@@ -189,16 +179,10 @@ async fn apply(client: &Client, file: &str, output: Format) -> anyhow::Result<()
     })?;
     let mut responses = Vec::new();
     for scenario in &scenarios {
-        let response = client
-            .apply(scenario)
-            .await
-            .map_err(|e| anyhow::anyhow!("scenario/{}: {e}", scenario.metadata.name))?;
+        let response =
+            client.apply(scenario).await.map_err(|e| anyhow::anyhow!("scenario/{}: {e}", scenario.metadata.name))?;
         if output == Format::Table {
-            println!(
-                "scenario/{} {}",
-                scenario.metadata.name,
-                response.result.as_str()
-            );
+            println!("scenario/{} {}", scenario.metadata.name, response.result.as_str());
         }
         responses.push(response);
     }
@@ -244,17 +228,7 @@ async fn get(
                     ]
                 })
                 .collect();
-            print_rows(
-                &[
-                    "NAME",
-                    "PHASE",
-                    "GENERATION",
-                    "VOLUMES(ALIVE/STARTED/DONE)",
-                    "AGE",
-                ],
-                &rows,
-                "scenarios",
-            );
+            print_rows(&["NAME", "PHASE", "GENERATION", "VOLUMES(ALIVE/STARTED/DONE)", "AGE"], &rows, "scenarios");
         }
         Resource::Instances => {
             let items = client.instances(scenario.as_deref()).await?.items;
@@ -280,10 +254,7 @@ async fn get(
                 })
                 .collect();
             print_rows(
-                &[
-                    "ID", "SCENARIO", "PLUGIN", "VOLUME", "DESIRED", "PHASE", "WORKER", "ATTEMPT",
-                    "REASON",
-                ],
+                &["ID", "SCENARIO", "PLUGIN", "VOLUME", "DESIRED", "PHASE", "WORKER", "ATTEMPT", "REASON"],
                 &rows,
                 "instances",
             );
@@ -299,11 +270,7 @@ async fn get(
                 .map(|w| {
                     vec![
                         w.name.clone(),
-                        if w.cordoned {
-                            "Cordoned".into()
-                        } else {
-                            "Ready".into()
-                        },
+                        if w.cordoned { "Cordoned".into() } else { "Ready".into() },
                         format!("{}/{}", w.usage.running, w.slots),
                         w.clusters.join(","),
                         format!("{}m", w.usage.cpu_millis),
@@ -314,16 +281,7 @@ async fn get(
                 })
                 .collect();
             print_rows(
-                &[
-                    "NAME",
-                    "STATUS",
-                    "RUNNING/SLOTS",
-                    "CLUSTERS",
-                    "CPU",
-                    "MEMORY",
-                    "VERSION",
-                    "AGE",
-                ],
+                &["NAME", "STATUS", "RUNNING/SLOTS", "CLUSTERS", "CPU", "MEMORY", "VERSION", "AGE"],
                 &rows,
                 "workers",
             );
@@ -344,9 +302,7 @@ fn print_rows(header: &[&str], rows: &[Vec<String>], what: &str) {
 fn phase_text(status: &ScenarioStatus, stop_requested: bool) -> String {
     let phase = format!("{:?}", status.phase);
     match status.phase {
-        chaos_def::records::ScenarioPhase::Pending | chaos_def::records::ScenarioPhase::Running
-            if stop_requested =>
-        {
+        chaos_def::records::ScenarioPhase::Pending | chaos_def::records::ScenarioPhase::Running if stop_requested => {
             format!("{phase} (stop requested)")
         }
         _ => phase,
@@ -365,55 +321,24 @@ fn describe(view: &ScenarioView, now: Timestamp) -> String {
     field(&mut out, "Name", meta.name.clone());
     field(&mut out, "UID", meta.uid.clone());
     field(&mut out, "Generation", meta.generation.to_string());
-    field(
-        &mut out,
-        "Created",
-        format!(
-            "{} ({} ago)",
-            meta.creation_timestamp,
-            age(meta.creation_timestamp, now)
-        ),
-    );
+    field(&mut out, "Created", format!("{} ({} ago)", meta.creation_timestamp, age(meta.creation_timestamp, now)));
     if !meta.labels.is_empty() {
-        let labels: Vec<String> = meta
-            .labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+        let labels: Vec<String> = meta.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         field(&mut out, "Labels", labels.join(", "));
     }
     field(&mut out, "Cluster", spec.cluster.clone());
-    field(
-        &mut out,
-        "Seed",
-        spec.seed
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| "-".into()),
-    );
-    field(
-        &mut out,
-        "Duration",
-        spec.duration
-            .map(|d| d.to_string())
-            .unwrap_or_else(|| "until stopped".into()),
-    );
+    field(&mut out, "Seed", spec.seed.map(|s| s.to_string()).unwrap_or_else(|| "-".into()));
+    field(&mut out, "Duration", spec.duration.map(|d| d.to_string()).unwrap_or_else(|| "until stopped".into()));
     field(
         &mut out,
         "Phase",
         match &view.status.reason {
-            Some(reason) => format!(
-                "{} ({reason})",
-                phase_text(&view.status, stored.stop.is_some())
-            ),
+            Some(reason) => format!("{} ({reason})", phase_text(&view.status, stored.stop.is_some())),
             None => phase_text(&view.status, stored.stop.is_some()),
         },
     );
     if let Some(stop) = &stored.stop {
-        field(
-            &mut out,
-            "Stop",
-            format!("requested {} ({})", stop.requested_at, stop.reason),
-        );
+        field(&mut out, "Stop", format!("requested {} ({})", stop.requested_at, stop.reason));
     }
     if let Some(v) = &spec.volumes {
         let _ = writeln!(out, "Volumes:");
@@ -423,51 +348,26 @@ fn describe(view: &ScenarioView, now: Timestamp) -> String {
             v.max, v.step.min, v.step.max, v.step_period.min, v.step_period.max
         );
         let _ = writeln!(out, "  Lifetime:    {}–{}", v.lifetime.min, v.lifetime.max);
-        let _ = writeln!(
-            out,
-            "  Size:        {} on {}",
-            v.size,
-            v.storage_classes.join(", ")
-        );
+        let _ = writeln!(out, "  Size:        {} on {}", v.size, v.storage_classes.join(", "));
         let w = &v.initial_attach;
-        let _ = writeln!(
-            out,
-            "  Attach 0/1/2 nodes at creation: {}/{}/{}",
-            w.zero, w.one, w.two
-        );
+        let _ = writeln!(out, "  Attach 0/1/2 nodes at creation: {}/{}/{}", w.zero, w.one, w.two);
         let _ = writeln!(out, "  Plugins:");
         for use_ in &v.plugins {
-            let named = use_
-                .name
-                .as_ref()
-                .map(|n| format!("{n}: "))
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "    {named}{}",
-                params_text(&use_.plugin.to_string(), &use_.params)
-            );
+            let named = use_.name.as_ref().map(|n| format!("{n}: ")).unwrap_or_default();
+            let _ = writeln!(out, "    {named}{}", params_text(&use_.plugin.to_string(), &use_.params));
         }
     }
     if !spec.tasks.is_empty() {
         let _ = writeln!(out, "Tasks:");
         for task in &spec.tasks {
-            let _ = writeln!(
-                out,
-                "  {:<28}{}",
-                task.name,
-                params_text(&task.plugin.to_string(), &task.params)
-            );
+            let _ = writeln!(out, "  {:<28}{}", task.name, params_text(&task.plugin.to_string(), &task.params));
         }
     }
     let status = &view.status;
     let _ = writeln!(out, "Status:");
     let v = &status.volumes;
-    let _ = writeln!(
-        out,
-        "  Volumes:     alive {}, started {}, done {}, failed {}",
-        v.alive, v.started, v.done, v.failed
-    );
+    let _ =
+        writeln!(out, "  Volumes:     alive {}, started {}, done {}, failed {}", v.alive, v.started, v.done, v.failed);
     let phases: Vec<String> = [
         InstancePhase::Pending,
         InstancePhase::Scheduled,
@@ -477,22 +377,10 @@ fn describe(view: &ScenarioView, now: Timestamp) -> String {
         InstancePhase::Failed,
     ]
     .iter()
-    .filter_map(|p| {
-        status
-            .instances
-            .get(&format!("{p:?}"))
-            .map(|n| format!("{p:?} {n}"))
-    })
+    .filter_map(|p| status.instances.get(&format!("{p:?}")).map(|n| format!("{p:?} {n}")))
     .collect();
-    let _ = writeln!(
-        out,
-        "  Instances:   {}",
-        if phases.is_empty() {
-            "none yet".to_string()
-        } else {
-            phases.join(", ")
-        }
-    );
+    let _ =
+        writeln!(out, "  Instances:   {}", if phases.is_empty() { "none yet".to_string() } else { phases.join(", ") });
     out
 }
 

@@ -19,9 +19,7 @@ pub fn structured<T: Serialize>(format: Format, value: &T) -> Option<String> {
     let json = serde_json::to_value(value).expect("API types serialise");
     match format {
         Format::Table => None,
-        Format::Json => {
-            Some(serde_json::to_string_pretty(&json).expect("JSON values serialise") + "\n")
-        }
+        Format::Json => Some(serde_json::to_string_pretty(&json).expect("JSON values serialise") + "\n"),
         Format::Yaml => Some(chaos_def::yaml::to_yaml_string(&json)),
     }
 }
@@ -73,15 +71,9 @@ mod tests {
     fn tables_align_columns() {
         let text = table(
             &["NAME", "PHASE"],
-            &[
-                vec!["a".into(), "Running".into()],
-                vec!["longer-name".into(), "Stopped".into()],
-            ],
+            &[vec!["a".into(), "Running".into()], vec!["longer-name".into(), "Stopped".into()]],
         );
-        assert_eq!(
-            text,
-            "NAME          PHASE\na             Running\nlonger-name   Stopped\n"
-        );
+        assert_eq!(text, "NAME          PHASE\na             Running\nlonger-name   Stopped\n");
     }
 
     #[test]

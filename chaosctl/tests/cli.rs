@@ -19,22 +19,12 @@ struct Stack {
 }
 
 async fn stack() -> Stack {
-    let store = Store::connect(&[EtcdServer::shared().endpoint()], &unique_prefix())
-        .await
-        .unwrap();
+    let store = Store::connect(&[EtcdServer::shared().endpoint()], &unique_prefix()).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
-    tokio::spawn(chaos_apiserver::serve(
-        listener,
-        AppState::new(store.clone()),
-        shutdown.clone(),
-    ));
-    Stack {
-        server,
-        store,
-        _shutdown: shutdown.drop_guard(),
-    }
+    tokio::spawn(chaos_apiserver::serve(listener, AppState::new(store.clone()), shutdown.clone()));
+    Stack { server, store, _shutdown: shutdown.drop_guard() }
 }
 
 impl Stack {
@@ -65,11 +55,7 @@ impl Stack {
     }
 
     async fn stored(&self, name: &str) -> Option<StoredScenario> {
-        self.store
-            .get::<StoredScenario>(&self.store.keys().scenario(name))
-            .await
-            .unwrap()
-            .map(|v| v.value)
+        self.store.get::<StoredScenario>(&self.store.keys().scenario(name)).await.unwrap().map(|v| v.value)
     }
 }
 
@@ -89,17 +75,7 @@ async fn apply_get_describe_stop_delete() {
     let out = stack.run(&["apply", "-f", &megatest]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "scenario/megatest created\n");
-    assert_eq!(
-        stack
-            .stored("megatest")
-            .await
-            .unwrap()
-            .spec
-            .volumes
-            .unwrap()
-            .max,
-        10
-    );
+    assert_eq!(stack.stored("megatest").await.unwrap().spec.volumes.unwrap().max, 10);
 
     let out = stack.run(&["apply", "-f", &megatest]).await;
     assert_eq!(stdout(&out), "scenario/megatest unchanged\n");
@@ -113,30 +89,19 @@ async fn apply_get_describe_stop_delete() {
     let out = stack.run(&["get", "scenarios"]).await;
     let table = stdout(&out);
     assert!(table.starts_with("NAME"), "{table}");
-    assert!(
-        table.lines().nth(1).unwrap().starts_with("megatest"),
-        "{table}"
-    );
+    assert!(table.lines().nth(1).unwrap().starts_with("megatest"), "{table}");
 
-    let out = stack
-        .run(&["get", "scenario", "megatest", "-o", "yaml"])
-        .await;
+    let out = stack.run(&["get", "scenario", "megatest", "-o", "yaml"]).await;
     let yaml = stdout(&out);
     assert!(yaml.contains("name: megatest"), "{yaml}");
     assert!(yaml.contains("storageClasses:"), "{yaml}");
 
     let out = stack.run(&["describe", "scenario", "megatest"]).await;
     let text = stdout(&out);
-    for expected in [
-        "Name:         megatest",
-        "Seed:         42",
-        "Size:        100Mi on rsc-a, rsc-b",
-        "agent-destroyer",
-    ] {
-        assert!(
-            text.contains(expected),
-            "describe lacks {expected:?}:\n{text}"
-        );
+    for expected in
+        ["Name:         megatest", "Seed:         42", "Size:        100Mi on rsc-a, rsc-b", "agent-destroyer"]
+    {
+        assert!(text.contains(expected), "describe lacks {expected:?}:\n{text}");
     }
 
     let out = stack.run(&["stop", "megatest"]).await;
@@ -149,10 +114,7 @@ async fn apply_get_describe_stop_delete() {
 
     let out = stack.run(&["delete", "scenario", "megatest"]).await;
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        stderr(&out),
-        "error: scenario \"megatest\" not found (404)\n"
-    );
+    assert_eq!(stderr(&out), "error: scenario \"megatest\" not found (404)\n");
 }
 
 #[tokio::test]
@@ -160,52 +122,32 @@ async fn a_broken_file_is_reported_with_its_lines_and_nothing_is_sent() {
     let stack = stack().await;
     let dir = tempfile::tempdir().unwrap();
     let good = std::fs::read_to_string(format!("{EXAMPLES}/megatest.yaml")).unwrap();
-    let out = stack
-        .run(&["apply", "-f", &format!("{EXAMPLES}/megatest.yaml")])
-        .await;
+    let out = stack.run(&["apply", "-f", &format!("{EXAMPLES}/megatest.yaml")]).await;
     assert!(out.status.success());
     let before = stack.stored("megatest").await.unwrap();
 
-    let broken = good
-        .replace("step: {min: 1, max: 3}", "step: {min: 5, max: 3}")
-        .replace("size: 100Mi", "size: 100 apples");
+    let broken =
+        good.replace("step: {min: 1, max: 3}", "step: {min: 5, max: 3}").replace("size: 100Mi", "size: 100 apples");
     let path = dir.path().join("broken.yaml");
     std::fs::write(&path, broken).unwrap();
     let out = stack.run(&["apply", "-f", path.to_str().unwrap()]).await;
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     // The quantity is a type error found while reading, so it is the one reported.
-    assert!(
-        err.starts_with(&format!(
-            "error: {}:18: spec.volumes.size: invalid quantity",
-            path.display()
-        )),
-        "{err}"
-    );
+    assert!(err.starts_with(&format!("error: {}:18: spec.volumes.size: invalid quantity", path.display())), "{err}");
     assert!(stdout(&out).is_empty());
 
-    let broken = good
-        .replace("step: {min: 1, max: 3}", "step: {min: 5, max: 3}")
-        .replace("name: megatest ", "name: Mega ");
+    let broken =
+        good.replace("step: {min: 1, max: 3}", "step: {min: 5, max: 3}").replace("name: megatest ", "name: Mega ");
     std::fs::write(&path, broken).unwrap();
     let out = stack.run(&["apply", "-f", path.to_str().unwrap()]).await;
     let err = stderr(&out);
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 2, "{err}");
-    assert!(
-        lines[0].contains(":7: metadata.name: \"Mega\" is not a valid name"),
-        "{err}"
-    );
-    assert!(
-        lines[1].contains(":14: spec.volumes.step.min: min (5) is greater than max (3)"),
-        "{err}"
-    );
+    assert!(lines[0].contains(":7: metadata.name: \"Mega\" is not a valid name"), "{err}");
+    assert!(lines[1].contains(":14: spec.volumes.step.min: min (5) is greater than max (3)"), "{err}");
 
-    assert_eq!(
-        stack.stored("megatest").await.unwrap(),
-        before,
-        "a refused file changed the stored scenario"
-    );
+    assert_eq!(stack.stored("megatest").await.unwrap(), before, "a refused file changed the stored scenario");
 }
 
 #[tokio::test]
@@ -213,62 +155,30 @@ async fn apply_reads_standard_input_and_several_documents() {
     let stack = stack().await;
     let megatest = std::fs::read_to_string(format!("{EXAMPLES}/megatest.yaml")).unwrap();
     let demo = std::fs::read_to_string(format!("{EXAMPLES}/demo.yaml")).unwrap();
-    let out = stack
-        .run_with_stdin(
-            &["apply", "-f", "-"],
-            Some(format!("{megatest}---\n{demo}")),
-        )
-        .await;
+    let out = stack.run_with_stdin(&["apply", "-f", "-"], Some(format!("{megatest}---\n{demo}"))).await;
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        stdout(&out),
-        "scenario/megatest created\nscenario/demo created\n"
-    );
+    assert_eq!(stdout(&out), "scenario/megatest created\nscenario/demo created\n");
 
-    let out = stack
-        .run_with_stdin(&["apply", "-f", "-"], Some("kind: Scenario\n".into()))
-        .await;
+    let out = stack.run_with_stdin(&["apply", "-f", "-"], Some("kind: Scenario\n".into())).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("<stdin>:1: apiVersion: is required"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("<stdin>:1: apiVersion: is required"), "{}", stderr(&out));
 }
 
 #[tokio::test]
 async fn server_errors_and_an_unreachable_server_are_one_clear_line() {
     let stack = stack().await;
-    stack
-        .store
-        .put(&stack.store.keys().stop_all(), &serde_json::json!({}))
-        .await
-        .unwrap();
-    let out = stack
-        .run(&["apply", "-f", &format!("{EXAMPLES}/demo.yaml")])
-        .await;
+    stack.store.put(&stack.store.keys().stop_all(), &serde_json::json!({})).await.unwrap();
+    let out = stack.run(&["apply", "-f", &format!("{EXAMPLES}/demo.yaml")]).await;
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
     assert!(stderr(&out).contains("chaosctl resume"), "{}", stderr(&out));
 
     let port = chaos_harness::free_port();
-    let out = stack
-        .run(&[
-            "--server",
-            &format!("http://127.0.0.1:{port}"),
-            "get",
-            "scenarios",
-        ])
-        .await;
+    let out = stack.run(&["--server", &format!("http://127.0.0.1:{port}"), "get", "scenarios"]).await;
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.starts_with(&format!(
-            "error: cannot reach the apiserver at http://127.0.0.1:{port}"
-        )),
-        "{err}"
-    );
+    assert!(err.starts_with(&format!("error: cannot reach the apiserver at http://127.0.0.1:{port}")), "{err}");
 
     let out = stack.run(&["get", "scenarios", "nope"]).await;
     assert_eq!(stderr(&out), "error: scenario \"nope\" not found (404)\n");

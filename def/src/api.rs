@@ -73,9 +73,29 @@ pub struct StopBody {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ActionResponse {
-    /// `stopping`, `already-stopping`, `deleted`.
+    /// `stopping`, `already-stopping`, `deleted`, `deleting` (stopping first; the controller
+    /// removes it once every instance has finished).
     pub result: String,
     pub name: String,
+}
+
+/// The answer to `stop --all` and `resume`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GlobalStopResponse {
+    /// `stopping` or `resumed`.
+    pub result: String,
+    /// Scenarios asked to stop by this call.
+    #[serde(default)]
+    pub stopped: Vec<String>,
+}
+
+/// What `control/stop-all` holds while the kill switch is on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GlobalStop {
+    pub reason: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub requested_at: jiff::Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -118,25 +118,16 @@ pub struct PodDestroyerParams {
 }
 
 fn period_30_60() -> Range<Duration> {
-    Range {
-        min: Duration::from_secs(30),
-        max: Duration::from_secs(60),
-    }
+    Range { min: Duration::from_secs(30), max: Duration::from_secs(60) }
 }
 fn period_30_300() -> Range<Duration> {
-    Range {
-        min: Duration::from_secs(30),
-        max: Duration::from_secs(300),
-    }
+    Range { min: Duration::from_secs(30), max: Duration::from_secs(300) }
 }
 fn period_50() -> Range<Duration> {
     Range::fixed(Duration::from_secs(50))
 }
 fn step_4ki_64ki() -> Range<Quantity> {
-    Range {
-        min: Quantity::from_bytes(4 << 10),
-        max: Quantity::from_bytes(64 << 10),
-    }
+    Range { min: Quantity::from_bytes(4 << 10), max: Quantity::from_bytes(64 << 10) }
 }
 fn pods_1() -> Range<u32> {
     Range::fixed(1)
@@ -152,34 +143,22 @@ pub fn validate_params(
 ) -> Vec<SpecError> {
     let mut errors = Vec::new();
     let mut error = |field: &str, message: String| {
-        let path = if field.is_empty() {
-            path.to_string()
-        } else {
-            format!("{path}.{field}")
-        };
-        errors.push(SpecError {
-            path,
-            line: None,
-            message,
-        });
+        let path = if field.is_empty() { path.to_string() } else { format!("{path}.{field}") };
+        errors.push(SpecError { path, line: None, message });
     };
     let value = Value::Object(params.clone());
     let period_ok = |period: &Range<Duration>, error: &mut dyn FnMut(&str, String)| {
         if !period.is_ordered() {
-            error(
-                "period.min",
-                format!("min ({}) is greater than max ({})", period.min, period.max),
-            );
+            error("period.min", format!("min ({}) is greater than max ({})", period.min, period.max));
         }
         if period.min == Duration::ZERO {
             error("period.min", "must be longer than 0s".into());
         }
     };
     match plugin {
-        BuiltinPlugin::VolumeMain => error(
-            "",
-            "volume-main is started by the controller and takes no user parameters".into(),
-        ),
+        BuiltinPlugin::VolumeMain => {
+            error("", "volume-main is started by the controller and takes no user parameters".into())
+        }
         BuiltinPlugin::VolumeChecker => {
             if let Err((field, message)) = typed::<CheckerParams>(value) {
                 error(&field, message);
@@ -199,10 +178,7 @@ pub fn validate_params(
             Ok(p) => {
                 period_ok(&p.period, &mut error);
                 if !p.step.is_ordered() {
-                    error(
-                        "step.min",
-                        format!("min ({}) is greater than max ({})", p.step.min, p.step.max),
-                    );
+                    error("step.min", format!("min ({}) is greater than max ({})", p.step.min, p.step.max));
                 }
                 if p.step.min.bytes() == 0 {
                     error("step.min", "must be larger than 0".into());
@@ -212,10 +188,7 @@ pub fn validate_params(
                 {
                     error(
                         "maxSize",
-                        format!(
-                            "{} is smaller than the volume size {} (spec.volumes.size)",
-                            p.max_size, size
-                        ),
+                        format!("{} is smaller than the volume size {} (spec.volumes.size)", p.max_size, size),
                     );
                 }
             }
@@ -225,22 +198,13 @@ pub fn validate_params(
             Ok(p) => {
                 period_ok(&p.period, &mut error);
                 if let Err(why) = crate::scenario::check_dns_label(&p.namespace) {
-                    error(
-                        "namespace",
-                        format!("{:?} is not a valid namespace: {why}", p.namespace),
-                    );
+                    error("namespace", format!("{:?} is not a valid namespace: {why}", p.namespace));
                 }
                 if p.label_selector.trim().is_empty() {
-                    error(
-                        "labelSelector",
-                        "must select something, e.g. app=agent".into(),
-                    );
+                    error("labelSelector", "must select something, e.g. app=agent".into());
                 }
                 if !p.pods.is_ordered() {
-                    error(
-                        "pods.min",
-                        format!("min ({}) is greater than max ({})", p.pods.min, p.pods.max),
-                    );
+                    error("pods.min", format!("min ({}) is greater than max ({})", p.pods.min, p.pods.max));
                 }
             }
             Err((field, message)) => error(&field, message),

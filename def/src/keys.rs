@@ -15,11 +15,7 @@ impl Keys {
     /// `prefix` is normalised to start with `/` and not end with one.
     pub fn new(prefix: &str) -> Self {
         let trimmed = prefix.trim_matches('/');
-        let root = if trimmed.is_empty() {
-            String::new()
-        } else {
-            format!("/{trimmed}")
-        };
+        let root = if trimmed.is_empty() { String::new() } else { format!("/{trimmed}") };
         Keys { root }
     }
 
@@ -161,23 +157,13 @@ mod tests {
         // `scenarios/` and `scenarios-status/` must not overlap, or a scenario watch would
         // see every status write.
         let keys = Keys::default();
-        assert!(
-            !keys
-                .scenario_status("m")
-                .starts_with(&keys.scenarios_prefix())
-        );
+        assert!(!keys.scenario_status("m").starts_with(&keys.scenarios_prefix()));
     }
 
     #[test]
     fn name_in_takes_the_last_segment_only() {
         let keys = Keys::default();
-        assert_eq!(
-            Keys::name_in(&keys.scenarios_prefix(), &keys.scenario("m")),
-            Some("m")
-        );
-        assert_eq!(
-            Keys::name_in(&keys.instances_prefix(), &keys.instance("m", "i")),
-            None
-        );
+        assert_eq!(Keys::name_in(&keys.scenarios_prefix(), &keys.scenario("m")), Some("m"));
+        assert_eq!(Keys::name_in(&keys.instances_prefix(), &keys.instance("m", "i")), None);
     }
 }

@@ -59,17 +59,7 @@ pub struct StopRequest {
 impl StoredScenario {
     /// A new record for a freshly applied scenario.
     pub fn create(scenario: Scenario, uid: String, now: Timestamp) -> Self {
-        let Scenario {
-            api_version,
-            kind,
-            metadata:
-                Metadata {
-                    name,
-                    labels,
-                    annotations,
-                },
-            spec,
-        } = scenario;
+        let Scenario { api_version, kind, metadata: Metadata { name, labels, annotations }, spec } = scenario;
         StoredScenario {
             api_version,
             kind,
@@ -104,6 +94,14 @@ impl StoredScenario {
         next.metadata.generation += 1;
         next.metadata.update_timestamp = now;
         next
+    }
+
+    /// `<name>-<first 8 hex digits of the uid>`: every instance id of this run starts with it,
+    /// so it names this run apart from an earlier one of the same name, and it is the key
+    /// prefix of the run's `status/` records.
+    pub fn run_prefix(&self) -> String {
+        let uid: String = self.metadata.uid.chars().filter(char::is_ascii_hexdigit).take(8).collect();
+        format!("{}-{uid}", self.metadata.name)
     }
 
     /// The scenario as the user wrote it (without server-set fields).
@@ -155,6 +153,9 @@ pub struct ScenarioStatus {
     /// Failures that did not stop the scenario (a task that exhausted its retries).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<String>,
+    /// The controller that wrote this status (the leader at the time).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub controller: String,
 }
 
 /// Where the volume orchestrator stands; written with the instances a step creates, in one
@@ -253,19 +254,7 @@ pub struct VolumeRef {
 pub const STATE_READY: &str = "ready";
 
 /// Observed phase of an instance, reported by its worker.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum InstancePhase {
     #[default]
     Pending,

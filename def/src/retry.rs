@@ -21,27 +21,17 @@ pub struct Backoff {
 impl Default for Backoff {
     /// 100 ms, 200 ms, … up to 5 s between tries; 20 tries (about a minute).
     fn default() -> Self {
-        Backoff {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(5),
-            factor: 2,
-            attempts: 20,
-        }
+        Backoff { initial: Duration::from_millis(100), max: Duration::from_secs(5), factor: 2, attempts: 20 }
     }
 }
 
 impl Backoff {
     /// The delay before try number `attempt + 1` (attempt counts from 1), with jitter.
     pub fn delay(&self, attempt: u32) -> Duration {
-        let base = self
-            .initial
-            .saturating_mul(self.factor.saturating_pow(attempt.saturating_sub(1)))
-            .min(self.max);
+        let base = self.initial.saturating_mul(self.factor.saturating_pow(attempt.saturating_sub(1))).min(self.max);
         // Jitter from the clock's nanoseconds: cheap, and different across processes.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .subsec_nanos();
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
         let spread = f64::from(nanos % 1000) / 1000.0 * 0.5 - 0.25;
         base.mul_f64(1.0 + spread)
     }
@@ -128,13 +118,8 @@ mod tests {
 
         let cancel = CancellationToken::new();
         cancel.cancel();
-        let result: Result<(), RetryError<&str>> = retry(
-            Backoff::default(),
-            &cancel,
-            |_| true,
-            || async { Err("down") },
-        )
-        .await;
+        let result: Result<(), RetryError<&str>> =
+            retry(Backoff::default(), &cancel, |_| true, || async { Err("down") }).await;
         assert!(matches!(result, Err(RetryError::Cancelled)));
     }
 

@@ -89,16 +89,10 @@ fn default_step() -> Range<u32> {
     Range { min: 1, max: 3 }
 }
 fn default_step_period() -> Range<Duration> {
-    Range {
-        min: Duration::from_secs(10),
-        max: Duration::from_secs(30),
-    }
+    Range { min: Duration::from_secs(10), max: Duration::from_secs(30) }
 }
 fn default_lifetime() -> Range<Duration> {
-    Range {
-        min: Duration::from_secs(60),
-        max: Duration::from_secs(300),
-    }
+    Range { min: Duration::from_secs(60), max: Duration::from_secs(300) }
 }
 
 /// Weights of 0, 1 and 2 initial attachments; all three are given when the block is.
@@ -113,11 +107,7 @@ pub struct AttachWeights {
 impl Default for AttachWeights {
     /// The seed's 30 / 60 / 10.
     fn default() -> Self {
-        AttachWeights {
-            zero: 30,
-            one: 60,
-            two: 10,
-        }
+        AttachWeights { zero: 30, one: 60, two: 10 }
     }
 }
 
@@ -182,16 +172,10 @@ impl FromStr for PluginRef {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         if let Some(digest) = text.strip_prefix("sha256:") {
-            if digest.len() == 64
-                && digest
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-            {
+            if digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
                 return Ok(PluginRef::Digest(digest.to_string()));
             }
-            return Err(format!(
-                "invalid plugin digest {text:?}: expected sha256: and 64 lowercase hex digits"
-            ));
+            return Err(format!("invalid plugin digest {text:?}: expected sha256: and 64 lowercase hex digits"));
         }
         let (name, version) = match text.split_once('@') {
             Some((name, version)) => (name, Some(version)),
@@ -202,10 +186,9 @@ impl FromStr for PluginRef {
         }
         match version {
             None => Ok(PluginRef::Name(name.to_string())),
-            Some(version) if is_version(version) => Ok(PluginRef::Version {
-                name: name.to_string(),
-                version: version.to_string(),
-            }),
+            Some(version) if is_version(version) => {
+                Ok(PluginRef::Version { name: name.to_string(), version: version.to_string() })
+            }
             Some(version) => Err(format!(
                 "invalid plugin version {version:?}: expected letters, digits, '.', '-', '+', \
                  starting with a letter or digit, at most 64 characters"
@@ -219,9 +202,7 @@ pub fn is_version(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= 64
         && text.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'))
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'))
 }
 
 impl fmt::Display for PluginRef {
@@ -251,9 +232,7 @@ impl utoipa::PartialSchema for PluginRef {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .description(Some(
-                "Plugin reference: NAME, NAME@VERSION or sha256:DIGEST",
-            ))
+            .description(Some("Plugin reference: NAME, NAME@VERSION or sha256:DIGEST"))
             .examples([serde_json::json!("volume-attacher")])
             .into()
     }
@@ -273,11 +252,7 @@ pub struct SpecError {
 
 impl SpecError {
     fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        SpecError {
-            path: path.into(),
-            line: None,
-            message: message.into(),
-        }
+        SpecError { path: path.into(), line: None, message: message.into() }
     }
 }
 
@@ -325,10 +300,7 @@ pub fn parse_scenarios(text: &str) -> Result<Vec<Scenario>, SpecErrors> {
         }])
     })?;
     if documents.is_empty() {
-        return Err(SpecErrors(vec![SpecError::new(
-            "",
-            "no scenario in the input",
-        )]));
+        return Err(SpecErrors(vec![SpecError::new("", "no scenario in the input")]));
     }
     let mut scenarios = Vec::with_capacity(documents.len());
     let mut errors = Vec::new();
@@ -338,18 +310,11 @@ pub fn parse_scenarios(text: &str) -> Result<Vec<Scenario>, SpecErrors> {
             Err(SpecErrors(more)) => errors.extend(more),
         }
     }
-    if errors.is_empty() {
-        Ok(scenarios)
-    } else {
-        Err(SpecErrors(errors))
-    }
+    if errors.is_empty() { Ok(scenarios) } else { Err(SpecErrors(errors)) }
 }
 
 /// Turns one parsed document into a validated scenario. `lines` adds line numbers to errors.
-pub fn scenario_from_value(
-    value: Value,
-    lines: Option<&LineIndex>,
-) -> Result<Scenario, SpecErrors> {
+pub fn scenario_from_value(value: Value, lines: Option<&LineIndex>) -> Result<Scenario, SpecErrors> {
     let with_line = |mut error: SpecError| {
         error.line = lines.and_then(|l| l.line_of(&error.path));
         error
@@ -365,14 +330,8 @@ pub fn scenario_from_value(
     for (field, expected) in [("apiVersion", API_VERSION), ("kind", KIND)] {
         match value.get(field) {
             Some(Value::String(found)) if found == expected => {}
-            Some(found) => header.push(SpecError::new(
-                field,
-                format!("must be {expected}, found {found}"),
-            )),
-            None => header.push(SpecError::new(
-                field,
-                format!("is required (set it to {expected})"),
-            )),
+            Some(found) => header.push(SpecError::new(field, format!("must be {expected}, found {found}"))),
+            None => header.push(SpecError::new(field, format!("is required (set it to {expected})"))),
         }
     }
     if !header.is_empty() {
@@ -381,17 +340,10 @@ pub fn scenario_from_value(
     let scenario: Scenario = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { String::new() } else { path };
-        SpecErrors(vec![with_line(SpecError::new(
-            path,
-            e.into_inner().to_string(),
-        ))])
+        SpecErrors(vec![with_line(SpecError::new(path, e.into_inner().to_string()))])
     })?;
     let errors = scenario.validate();
-    if errors.is_empty() {
-        Ok(scenario)
-    } else {
-        Err(SpecErrors(errors.into_iter().map(with_line).collect()))
-    }
+    if errors.is_empty() { Ok(scenario) } else { Err(SpecErrors(errors.into_iter().map(with_line).collect())) }
 }
 
 impl Scenario {
@@ -399,10 +351,7 @@ impl Scenario {
     pub fn validate(&self) -> Vec<SpecError> {
         let mut v = Validator::default();
         if self.api_version != API_VERSION {
-            v.error(
-                "apiVersion",
-                format!("must be {API_VERSION}, found {:?}", self.api_version),
-            );
+            v.error("apiVersion", format!("must be {API_VERSION}, found {:?}", self.api_version));
         }
         if self.kind != KIND {
             v.error("kind", format!("must be {KIND}, found {:?}", self.kind));
@@ -414,10 +363,7 @@ impl Scenario {
             v.error("spec.duration", "must be longer than 0s");
         }
         if spec.volumes.is_none() && spec.tasks.is_empty() {
-            v.error(
-                "spec",
-                "nothing to do: give spec.volumes, spec.tasks or both",
-            );
+            v.error("spec", "nothing to do: give spec.volumes, spec.tasks or both");
         }
         if let Some(volumes) = &spec.volumes {
             v.volumes(volumes);
@@ -427,10 +373,7 @@ impl Scenario {
             let path = format!("spec.tasks[{i}]");
             v.dns_label(&format!("{path}.name"), &task.name);
             if !task_names.insert(task.name.as_str()) {
-                v.error(
-                    format!("{path}.name"),
-                    format!("duplicate task name {:?}", task.name),
-                );
+                v.error(format!("{path}.name"), format!("duplicate task name {:?}", task.name));
             }
             if let Some(plugin) = task.plugin.builtin() {
                 if plugin.scope() != PluginScope::Cluster {
@@ -439,12 +382,7 @@ impl Scenario {
                         format!("{plugin} acts on one volume; list it under spec.volumes.plugins"),
                     );
                 } else {
-                    v.errors.extend(builtin::validate_params(
-                        plugin,
-                        &task.params,
-                        &format!("{path}.params"),
-                        None,
-                    ));
+                    v.errors.extend(builtin::validate_params(plugin, &task.params, &format!("{path}.params"), None));
                 }
             }
         }
@@ -470,13 +408,7 @@ impl Validator {
 
     fn range<T: PartialOrd + fmt::Debug>(&mut self, path: &str, range: &Range<T>) {
         if !range.is_ordered() {
-            self.error(
-                format!("{path}.min"),
-                format!(
-                    "min ({:?}) is greater than max ({:?})",
-                    range.min, range.max
-                ),
-            );
+            self.error(format!("{path}.min"), format!("min ({:?}) is greater than max ({:?})", range.min, range.max));
         }
     }
 
@@ -497,19 +429,13 @@ impl Validator {
             self.error("spec.volumes.lifetime.min", "must be longer than 0s");
         }
         if volumes.storage_classes.is_empty() {
-            self.error(
-                "spec.volumes.storageClasses",
-                "must name at least one storage class",
-            );
+            self.error("spec.volumes.storageClasses", "must name at least one storage class");
         }
         let mut classes = BTreeSet::new();
         for (i, class) in volumes.storage_classes.iter().enumerate() {
             let path = format!("spec.volumes.storageClasses[{i}]");
             if let Err(why) = check_dns_subdomain(class) {
-                self.error(
-                    &path,
-                    format!("{class:?} is not a valid storage class name: {why}"),
-                );
+                self.error(&path, format!("{class:?} is not a valid storage class name: {why}"));
             }
             if !classes.insert(class.as_str()) {
                 self.error(path, format!("storage class {class:?} is listed twice"));
@@ -520,10 +446,7 @@ impl Validator {
         }
         let w = &volumes.initial_attach;
         if u64::from(w.zero) + u64::from(w.one) + u64::from(w.two) == 0 {
-            self.error(
-                "spec.volumes.initialAttach",
-                "the weights must sum to more than 0",
-            );
+            self.error("spec.volumes.initialAttach", "the weights must sum to more than 0");
         }
         let mut names = BTreeSet::new();
         for (i, use_) in volumes.plugins.iter().enumerate() {
@@ -532,17 +455,10 @@ impl Validator {
                 self.dns_label(&format!("{path}.name"), name);
             }
             if !names.insert(use_.use_name().to_string()) {
-                let field = if use_.name.is_some() {
-                    "name"
-                } else {
-                    "plugin"
-                };
+                let field = if use_.name.is_some() { "name" } else { "plugin" };
                 self.error(
                     format!("{path}.{field}"),
-                    format!(
-                        "{:?} is listed twice; give one of them its own `name`",
-                        use_.use_name()
-                    ),
+                    format!("{:?} is listed twice; give one of them its own `name`", use_.use_name()),
                 );
             }
             if let Some(plugin) = use_.plugin.builtin() {
@@ -576,15 +492,9 @@ pub fn check_dns_label(value: &str) -> Result<(), String> {
         return Err("must not be empty".into());
     }
     if value.len() > 63 {
-        return Err(format!(
-            "must be at most 63 characters (it has {})",
-            value.len()
-        ));
+        return Err(format!("must be at most 63 characters (it has {})", value.len()));
     }
-    if !value
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
+    if !value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
         return Err("must consist of lowercase letters, digits and '-'".into());
     }
     if value.starts_with('-') || value.ends_with('-') {
@@ -596,10 +506,7 @@ pub fn check_dns_label(value: &str) -> Result<(), String> {
 /// RFC 1123 subdomain: dot-separated labels, at most 253 characters.
 pub fn check_dns_subdomain(value: &str) -> Result<(), String> {
     if value.len() > 253 {
-        return Err(format!(
-            "must be at most 253 characters (it has {})",
-            value.len()
-        ));
+        return Err(format!("must be at most 253 characters (it has {})", value.len()));
     }
     value.split('.').try_for_each(check_dns_label)
 }
@@ -610,11 +517,7 @@ mod tests {
 
     #[test]
     fn plugin_refs_parse_and_print() {
-        for text in [
-            "volume-checker",
-            "my-killer@1.2.0",
-            &format!("sha256:{}", "ab".repeat(32)),
-        ] {
+        for text in ["volume-checker", "my-killer@1.2.0", &format!("sha256:{}", "ab".repeat(32))] {
             let r: PluginRef = text.parse().unwrap();
             assert_eq!(r.to_string(), text);
         }

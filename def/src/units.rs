@@ -66,17 +66,13 @@ impl FromStr for Duration {
         }
         let mut total_ms: u64 = 0;
         while !rest.is_empty() {
-            let digits = rest
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(rest.len());
+            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
             if digits == 0 {
                 return Err(bad());
             }
             let number: u64 = rest[..digits].parse().map_err(|_| bad())?;
             rest = &rest[digits..];
-            let unit_len = rest
-                .find(|c: char| c.is_ascii_digit())
-                .unwrap_or(rest.len());
+            let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
             let unit_ms: u64 = match &rest[..unit_len] {
                 "ms" => 1,
                 "s" => 1_000,
@@ -102,12 +98,7 @@ impl fmt::Display for Duration {
         if ms == 0 {
             return f.write_str("0s");
         }
-        for (unit, size) in [
-            ("d", 86_400_000),
-            ("h", 3_600_000),
-            ("m", 60_000),
-            ("s", 1_000),
-        ] {
+        for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
             if ms >= size {
                 write!(f, "{}{unit}", ms / size)?;
                 ms %= size;
@@ -148,14 +139,9 @@ impl Quantity {
     /// The quantity of exactly `bytes`, written with the largest binary suffix that divides it.
     pub fn from_bytes(bytes: u64) -> Self {
         let mut text = format!("{bytes}");
-        for (suffix, size) in [
-            ("Ei", 1u64 << 60),
-            ("Pi", 1 << 50),
-            ("Ti", 1 << 40),
-            ("Gi", 1 << 30),
-            ("Mi", 1 << 20),
-            ("Ki", 1 << 10),
-        ] {
+        for (suffix, size) in
+            [("Ei", 1u64 << 60), ("Pi", 1 << 50), ("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)]
+        {
             if bytes > 0 && bytes.is_multiple_of(size) {
                 text = format!("{}{suffix}", bytes / size);
                 break;
@@ -173,9 +159,7 @@ impl PartialOrd for Quantity {
 
 impl Ord for Quantity {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.bytes
-            .cmp(&other.bytes)
-            .then_with(|| self.text.cmp(&other.text))
+        self.bytes.cmp(&other.bytes).then_with(|| self.text.cmp(&other.text))
     }
 }
 
@@ -190,15 +174,9 @@ impl FromStr for Quantity {
             ))
         };
         let trimmed = text.trim();
-        let split = trimmed
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(trimmed.len());
+        let split = trimmed.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(trimmed.len());
         let (number, suffix) = trimmed.split_at(split);
-        if number.is_empty()
-            || number.starts_with('.')
-            || number.ends_with('.')
-            || number.matches('.').count() > 1
-        {
+        if number.is_empty() || number.starts_with('.') || number.ends_with('.') || number.matches('.').count() > 1 {
             return Err(bad());
         }
         let multiplier: u128 = match suffix {
@@ -232,10 +210,7 @@ impl FromStr for Quantity {
             bytes += (frac_value * multiplier).div_ceil(scale);
         }
         let bytes = u64::try_from(bytes).map_err(|_| too_big())?;
-        Ok(Quantity {
-            text: trimmed.to_string(),
-            bytes,
-        })
+        Ok(Quantity { text: trimmed.to_string(), bytes })
     }
 }
 
@@ -276,10 +251,7 @@ macro_rules! text_serde {
                         if $accept_int {
                             v.to_string().parse().map_err(E::custom)
                         } else {
-                            Err(E::custom(format!(
-                                concat!("expected ", $expecting, ", found the number {}"),
-                                v
-                            )))
+                            Err(E::custom(format!(concat!("expected ", $expecting, ", found the number {}"), v)))
                         }
                     }
                     fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<$ty, E> {
@@ -305,9 +277,7 @@ impl utoipa::PartialSchema for Duration {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .description(Some(
-                "Duration: number + unit (ms, s, m, h, d), e.g. 30s, 5m, 1h30m",
-            ))
+            .description(Some("Duration: number + unit (ms, s, m, h, d), e.g. 30s, 5m, 1h30m"))
             .examples([serde_json::json!("30s")])
             .into()
     }
@@ -342,10 +312,7 @@ impl<T: PartialOrd> Range<T> {
 
 impl<T: Clone> Range<T> {
     pub fn fixed(value: T) -> Self {
-        Range {
-            min: value.clone(),
-            max: value,
-        }
+        Range { min: value.clone(), max: value }
     }
 }
 
@@ -375,22 +342,9 @@ mod tests {
 
     #[test]
     fn durations_reject_what_is_not_one() {
-        for text in [
-            "",
-            "10",
-            "10 parsecs",
-            "s",
-            "1.5s",
-            "-3s",
-            "5x",
-            "10sm",
-            "m5",
-        ] {
+        for text in ["", "10", "10 parsecs", "s", "1.5s", "-3s", "5x", "10sm", "m5"] {
             let err = text.parse::<Duration>().unwrap_err();
-            assert!(
-                err.to_string().contains("invalid duration"),
-                "{text}: {err}"
-            );
+            assert!(err.to_string().contains("invalid duration"), "{text}: {err}");
         }
     }
 
@@ -414,16 +368,7 @@ mod tests {
 
     #[test]
     fn quantities_reject_garbage() {
-        for text in [
-            "",
-            "Mi",
-            "1.2.3Mi",
-            "12 apples",
-            "-1Gi",
-            "1Zi",
-            ".5Mi",
-            "99999999999Ei",
-        ] {
+        for text in ["", "Mi", "1.2.3Mi", "12 apples", "-1Gi", "1Zi", ".5Mi", "99999999999Ei"] {
             assert!(text.parse::<Quantity>().is_err(), "{text}");
         }
     }

@@ -78,17 +78,8 @@ struct Builder {
 }
 
 enum Open {
-    Seq {
-        path: String,
-        items: Vec<Value>,
-        anchor: usize,
-    },
-    Map {
-        path: String,
-        map: Map<String, Value>,
-        pending_key: Option<String>,
-        anchor: usize,
-    },
+    Seq { path: String, items: Vec<Value>, anchor: usize },
+    Map { path: String, map: Map<String, Value>, pending_key: Option<String>, anchor: usize },
 }
 
 impl Builder {
@@ -97,9 +88,7 @@ impl Builder {
         match self.stack.last() {
             None => String::new(),
             Some(Open::Seq { path, items, .. }) => format!("{path}[{}]", items.len()),
-            Some(Open::Map {
-                path, pending_key, ..
-            }) => match pending_key {
+            Some(Open::Map { path, pending_key, .. }) => match pending_key {
                 Some(key) if path.is_empty() => key.clone(),
                 Some(key) => format!("{path}.{key}"),
                 None => path.clone(),
@@ -108,22 +97,12 @@ impl Builder {
     }
 
     fn expecting_key(&self) -> bool {
-        matches!(
-            self.stack.last(),
-            Some(Open::Map {
-                pending_key: None,
-                ..
-            })
-        )
+        matches!(self.stack.last(), Some(Open::Map { pending_key: None, .. }))
     }
 
     fn fail(&mut self, mark: Marker, message: impl Into<String>) {
         if self.error.is_none() {
-            self.error = Some(SyntaxError {
-                line: mark.line(),
-                column: mark.col() + 1,
-                message: message.into(),
-            });
+            self.error = Some(SyntaxError { line: mark.line(), column: mark.col() + 1, message: message.into() });
         }
     }
 
@@ -138,9 +117,7 @@ impl Builder {
                 }
             }
             Some(Open::Seq { items, .. }) => items.push(value),
-            Some(Open::Map {
-                map, pending_key, ..
-            }) => {
+            Some(Open::Map { map, pending_key, .. }) => {
                 let key = pending_key.take().expect("a value follows a key");
                 if map.contains_key(&key) {
                     let message = format!("duplicate key {key:?}");
@@ -185,28 +162,15 @@ impl MarkedEventReceiver for Builder {
             }
             Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
                 if self.expecting_key() {
-                    return self.fail(
-                        mark,
-                        "a mapping key must be a plain value, not a list or mapping",
-                    );
+                    return self.fail(mark, "a mapping key must be a plain value, not a list or mapping");
                 }
                 let path = self.next_path();
                 self.lines.0.entry(path.clone()).or_insert(mark.line());
-                self.stack
-                    .push(if matches!(event, Event::SequenceStart(..)) {
-                        Open::Seq {
-                            path,
-                            items: Vec::new(),
-                            anchor,
-                        }
-                    } else {
-                        Open::Map {
-                            path,
-                            map: Map::new(),
-                            pending_key: None,
-                            anchor,
-                        }
-                    });
+                self.stack.push(if matches!(event, Event::SequenceStart(..)) {
+                    Open::Seq { path, items: Vec::new(), anchor }
+                } else {
+                    Open::Map { path, map: Map::new(), pending_key: None, anchor }
+                });
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let (value, anchor) = match self.stack.pop() {
@@ -228,11 +192,7 @@ impl MarkedEventReceiver for Builder {
                     None => self.fail(mark, "alias to an unknown anchor"),
                 }
             }
-            Event::Nothing
-            | Event::StreamStart
-            | Event::StreamEnd
-            | Event::DocumentStart
-            | Event::DocumentEnd => {}
+            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentStart | Event::DocumentEnd => {}
         }
     }
 }
@@ -288,11 +248,7 @@ fn to_yaml(value: &Value) -> Yaml {
         },
         Value::String(s) => Yaml::String(s.clone()),
         Value::Array(items) => Yaml::Array(items.iter().map(to_yaml).collect()),
-        Value::Object(map) => Yaml::Hash(
-            map.iter()
-                .map(|(k, v)| (Yaml::String(k.clone()), to_yaml(v)))
-                .collect(),
-        ),
+        Value::Object(map) => Yaml::Hash(map.iter().map(|(k, v)| (Yaml::String(k.clone()), to_yaml(v))).collect()),
     }
 }
 
@@ -306,10 +262,7 @@ mod tests {
         let text = "a: 1\nb:\n  c: x\n  d: [1, 2]\n  e:\n    - f: true\n      g: '5'\n";
         let docs = parse_documents(text).unwrap();
         assert_eq!(docs.len(), 1);
-        assert_eq!(
-            docs[0].value,
-            json!({"a": 1, "b": {"c": "x", "d": [1, 2], "e": [{"f": true, "g": "5"}]}})
-        );
+        assert_eq!(docs[0].value, json!({"a": 1, "b": {"c": "x", "d": [1, 2], "e": [{"f": true, "g": "5"}]}}));
         let lines = &docs[0].lines;
         assert_eq!(lines.line_of("a"), Some(1));
         assert_eq!(lines.line_of("b.c"), Some(3));
@@ -350,8 +303,7 @@ mod tests {
 
     #[test]
     fn yaml_output_reads_back_the_same() {
-        let value =
-            json!({"name": "x", "n": 3, "list": [{"a": "30s"}, "b"], "empty": {}, "f": 1.5});
+        let value = json!({"name": "x", "n": 3, "list": [{"a": "30s"}, "b"], "empty": {}, "f": 1.5});
         let text = to_yaml_string(&value);
         assert_eq!(parse_documents(&text).unwrap()[0].value, value);
     }

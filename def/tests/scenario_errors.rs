@@ -286,14 +286,7 @@ const CASES: &[Case] = &[
         line: Some(26),
         message: "missing field `namespace`",
     },
-    Case {
-        what: "nothing to do",
-        replace: "",
-        with: "",
-        path: "spec",
-        line: Some(5),
-        message: "nothing to do",
-    },
+    Case { what: "nothing to do", replace: "", with: "", path: "spec", line: Some(5), message: "nothing to do" },
 ];
 
 #[test]
@@ -305,10 +298,7 @@ fn the_base_scenario_is_valid() {
     assert_eq!(volumes.max, 10);
     assert_eq!(volumes.size.bytes(), 100 << 20);
     assert_eq!(volumes.lifetime.max.as_millis(), 300_000);
-    assert_eq!(
-        volumes.plugins[1].plugin.builtin(),
-        Some(BuiltinPlugin::VolumeAttacher)
-    );
+    assert_eq!(volumes.plugins[1].plugin.builtin(), Some(BuiltinPlugin::VolumeAttacher));
     assert_eq!(spec.tasks[0].name, "agent-destroyer");
 }
 
@@ -321,12 +311,7 @@ fn every_malformed_scenario_gets_its_error() {
             // Drop volumes and tasks entirely.
             BASE.split("  volumes:").next().unwrap().to_string()
         } else {
-            assert!(
-                BASE.contains(case.replace),
-                "{}: the base has no {:?}",
-                case.what,
-                case.replace
-            );
+            assert!(BASE.contains(case.replace), "{}: the base has no {:?}", case.what, case.replace);
             BASE.replacen(case.replace, case.with, 1)
         };
         let errors = match parse_scenarios(&text) {
@@ -336,29 +321,18 @@ fn every_malformed_scenario_gets_its_error() {
             }
             Err(errors) => errors,
         };
-        let matching = errors
-            .0
-            .iter()
-            .find(|e| e.path == case.path && e.message.contains(case.message));
+        let matching = errors.0.iter().find(|e| e.path == case.path && e.message.contains(case.message));
         match matching {
-            None => failures.push(format!(
-                "{}: expected {} / {:?}, got:\n{errors}",
-                case.what, case.path, case.message
-            )),
-            Some(error) if error.line != case.line => failures.push(format!(
-                "{}: expected line {:?}, got {:?} ({error})",
-                case.what, case.line, error.line
-            )),
+            None => {
+                failures.push(format!("{}: expected {} / {:?}, got:\n{errors}", case.what, case.path, case.message))
+            }
+            Some(error) if error.line != case.line => {
+                failures.push(format!("{}: expected line {:?}, got {:?} ({error})", case.what, case.line, error.line))
+            }
             Some(_) => {}
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases wrong:\n{}",
-        failures.len(),
-        CASES.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {} cases wrong:\n{}", failures.len(), CASES.len(), failures.join("\n"));
 }
 
 #[test]
@@ -366,19 +340,13 @@ fn errors_print_line_path_and_message() {
     let text = BASE.replacen("duration: 2h", "duration: 10 parsecs", 1);
     let errors = parse_scenarios(&text).unwrap_err();
     let shown = errors.to_string();
-    assert!(
-        shown.starts_with("line 8: spec.duration: invalid duration \"10 parsecs\""),
-        "{shown}"
-    );
+    assert!(shown.starts_with("line 8: spec.duration: invalid duration \"10 parsecs\""), "{shown}");
 }
 
 #[test]
 fn all_errors_are_reported_not_only_the_first() {
-    let text = BASE.replacen("name: megatest", "name: BAD", 1).replacen(
-        "step: {min: 1, max: 3}",
-        "step: {min: 4, max: 3}",
-        1,
-    );
+    let text =
+        BASE.replacen("name: megatest", "name: BAD", 1).replacen("step: {min: 1, max: 3}", "step: {min: 4, max: 3}", 1);
     let errors = parse_scenarios(&text).unwrap_err();
     let paths: Vec<_> = errors.0.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(paths, ["metadata.name", "spec.volumes.step.min"]);
@@ -415,10 +383,7 @@ fn the_examples_are_valid() {
             seen += 1;
         }
     }
-    assert!(
-        seen >= 2,
-        "examples/ holds the megatest and the demo scenario"
-    );
+    assert!(seen >= 2, "examples/ holds the megatest and the demo scenario");
 }
 
 #[test]

@@ -16,14 +16,10 @@ struct Item {
 }
 
 async fn store_on(etcd: &EtcdServer) -> Store {
-    Store::connect(&[etcd.endpoint()], &unique_prefix())
-        .await
-        .expect("connect to etcd")
+    Store::connect(&[etcd.endpoint()], &unique_prefix()).await.expect("connect to etcd")
 }
 
-async fn next_event<T: serde::de::DeserializeOwned>(
-    watcher: &mut chaos_def::store::Watcher<T>,
-) -> WatchEvent<T> {
+async fn next_event<T: serde::de::DeserializeOwned>(watcher: &mut chaos_def::store::Watcher<T>) -> WatchEvent<T> {
     let cancel = CancellationToken::new();
     tokio::time::timeout(Duration::from_secs(10), watcher.next(&cancel))
         .await
@@ -36,33 +32,18 @@ async fn compare_and_swap_refuses_a_stale_revision() {
     let store = store_on(EtcdServer::shared()).await;
     let key = store.keys().scenario("cas");
     store.create(&key, &Item { n: 1 }).await.unwrap();
-    assert!(matches!(
-        store.create(&key, &Item { n: 9 }).await,
-        Err(StoreError::AlreadyExists { .. })
-    ));
+    assert!(matches!(store.create(&key, &Item { n: 9 }).await, Err(StoreError::AlreadyExists { .. })));
 
     let read = store.get::<Item>(&key).await.unwrap().unwrap();
     assert_eq!(read.value, Item { n: 1 });
-    store
-        .update(&key, &Item { n: 2 }, read.mod_revision)
-        .await
-        .unwrap();
+    store.update(&key, &Item { n: 2 }, read.mod_revision).await.unwrap();
     // A second writer holding the same (now stale) read loses.
     let stale = store.update(&key, &Item { n: 3 }, read.mod_revision).await;
-    assert!(
-        matches!(stale, Err(StoreError::Conflict { .. })),
-        "{stale:?}"
-    );
-    assert_eq!(
-        store.get::<Item>(&key).await.unwrap().unwrap().value,
-        Item { n: 2 }
-    );
+    assert!(matches!(stale, Err(StoreError::Conflict { .. })), "{stale:?}");
+    assert_eq!(store.get::<Item>(&key).await.unwrap().unwrap().value, Item { n: 2 });
 
     let current = store.get::<Item>(&key).await.unwrap().unwrap();
-    assert!(matches!(
-        store.delete_if(&key, read.mod_revision).await,
-        Err(StoreError::Conflict { .. })
-    ));
+    assert!(matches!(store.delete_if(&key, read.mod_revision).await, Err(StoreError::Conflict { .. })));
     store.delete_if(&key, current.mod_revision).await.unwrap();
     assert!(store.get::<Item>(&key).await.unwrap().is_none());
 }
@@ -73,12 +54,7 @@ async fn a_batch_over_the_transaction_limit_commits_in_chunks_and_lists_in_pages
     let prefix = store.keys().instances_prefix();
     let mut batch = Batch::new();
     for n in 0..700u32 {
-        batch
-            .create(
-                store.keys().instance("big", &format!("i{n:04}")),
-                &Item { n },
-            )
-            .unwrap();
+        batch.create(store.keys().instance("big", &format!("i{n:04}")), &Item { n }).unwrap();
     }
     let outcome = batch.commit(&store).await.unwrap();
     assert!(outcome.all_committed(), "{outcome:?}");
@@ -93,22 +69,12 @@ async fn a_batch_over_the_transaction_limit_commits_in_chunks_and_lists_in_pages
 
     // Creating again conflicts chunk by chunk, and nothing is overwritten.
     let mut again = Batch::new();
-    again
-        .create(store.keys().instance("big", "i0000"), &Item { n: 99 })
-        .unwrap();
-    again
-        .create(store.keys().instance("big", "new"), &Item { n: 1 })
-        .unwrap();
+    again.create(store.keys().instance("big", "i0000"), &Item { n: 99 }).unwrap();
+    again.create(store.keys().instance("big", "new"), &Item { n: 1 }).unwrap();
     let outcome = again.commit(&store).await.unwrap();
     assert_eq!(outcome.conflicts, 1);
     assert_eq!(outcome.rejected_keys.len(), 2);
-    assert!(
-        store
-            .get::<Item>(&store.keys().instance("big", "new"))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(store.get::<Item>(&store.keys().instance("big", "new")).await.unwrap().is_none());
     assert_eq!(store.delete_prefix(&prefix).await.unwrap(), 700);
 }
 
@@ -120,9 +86,7 @@ async fn a_fenced_batch_fails_once_the_fence_key_changed() {
     let write = |n: u32| {
         let mut batch = Batch::new();
         batch.fence(fence_key.clone(), rev);
-        batch
-            .put(store.keys().scenario("fenced"), &Item { n })
-            .unwrap();
+        batch.put(store.keys().scenario("fenced"), &Item { n }).unwrap();
         batch
     };
     assert!(write(1).commit(&store).await.unwrap().all_committed());
@@ -131,25 +95,14 @@ async fn a_fenced_batch_fails_once_the_fence_key_changed() {
     store.put(&fence_key, &"term-2").await.unwrap();
     let outcome = write(2).commit(&store).await.unwrap();
     assert!(!outcome.all_committed());
-    assert_eq!(
-        store
-            .get::<Item>(&store.keys().scenario("fenced"))
-            .await
-            .unwrap()
-            .unwrap()
-            .value,
-        Item { n: 1 }
-    );
+    assert_eq!(store.get::<Item>(&store.keys().scenario("fenced")).await.unwrap().unwrap().value, Item { n: 1 });
 }
 
 #[tokio::test]
 async fn a_watch_lists_then_follows_and_resumes_after_a_restart() {
     let store = store_on(EtcdServer::shared()).await;
     let prefix = store.keys().scenarios_prefix();
-    store
-        .put(&store.keys().scenario("a"), &Item { n: 1 })
-        .await
-        .unwrap();
+    store.put(&store.keys().scenario("a"), &Item { n: 1 }).await.unwrap();
 
     let mut watcher = store.watch::<Item>(&prefix);
     match next_event(&mut watcher).await {
@@ -159,10 +112,7 @@ async fn a_watch_lists_then_follows_and_resumes_after_a_restart() {
         }
         other => panic!("expected the listing first, got {other:?}"),
     }
-    store
-        .put(&store.keys().scenario("b"), &Item { n: 2 })
-        .await
-        .unwrap();
+    store.put(&store.keys().scenario("b"), &Item { n: 2 }).await.unwrap();
     match next_event(&mut watcher).await {
         WatchEvent::Put { key, item } => {
             assert_eq!(key, store.keys().scenario("b"));
@@ -175,10 +125,7 @@ async fn a_watch_lists_then_follows_and_resumes_after_a_restart() {
     let revision = watcher.revision();
     drop(watcher);
     store.delete(&store.keys().scenario("a")).await.unwrap();
-    store
-        .put(&store.keys().scenario("c"), &Item { n: 3 })
-        .await
-        .unwrap();
+    store.put(&store.keys().scenario("c"), &Item { n: 3 }).await.unwrap();
 
     let mut resumed = store.watch_from::<Item>(&prefix, revision);
     match next_event(&mut resumed).await {
@@ -200,21 +147,13 @@ async fn a_watch_resumed_from_a_compacted_revision_lists_again() {
     let etcd = EtcdServer::start();
     let store = store_on(&etcd).await;
     let prefix = store.keys().scenarios_prefix();
-    store
-        .put(&store.keys().scenario("old"), &Item { n: 1 })
-        .await
-        .unwrap();
+    store.put(&store.keys().scenario("old"), &Item { n: 1 }).await.unwrap();
     let mut watcher = store.watch::<Item>(&prefix);
-    let WatchEvent::Listed { revision, .. } = next_event(&mut watcher).await else {
-        panic!("listing first")
-    };
+    let WatchEvent::Listed { revision, .. } = next_event(&mut watcher).await else { panic!("listing first") };
     drop(watcher);
 
     store.delete(&store.keys().scenario("old")).await.unwrap();
-    let latest = store
-        .put(&store.keys().scenario("new"), &Item { n: 2 })
-        .await
-        .unwrap();
+    let latest = store.put(&store.keys().scenario("new"), &Item { n: 2 }).await.unwrap();
     store.client().compact(latest, None).await.unwrap();
 
     let mut resumed = store.watch_from::<Item>(&prefix, revision);
@@ -226,14 +165,8 @@ async fn a_watch_resumed_from_a_compacted_revision_lists_again() {
         }
         other => panic!("expected a relist after compaction, got {other:?}"),
     }
-    store
-        .put(&store.keys().scenario("later"), &Item { n: 3 })
-        .await
-        .unwrap();
-    assert!(matches!(
-        next_event(&mut resumed).await,
-        WatchEvent::Put { .. }
-    ));
+    store.put(&store.keys().scenario("later"), &Item { n: 3 }).await.unwrap();
+    assert!(matches!(next_event(&mut resumed).await, WatchEvent::Put { .. }));
 }
 
 #[tokio::test]
@@ -242,22 +175,14 @@ async fn a_watch_survives_an_etcd_restart() {
     let store = store_on(&etcd).await;
     let prefix = store.keys().scenarios_prefix();
     let mut watcher = store.watch::<Item>(&prefix);
-    assert!(matches!(
-        next_event(&mut watcher).await,
-        WatchEvent::Listed { .. }
-    ));
+    assert!(matches!(next_event(&mut watcher).await, WatchEvent::Listed { .. }));
 
     etcd.restart();
     // The first call after a restart may meet the broken connection; clients retry.
     let key = store.keys().scenario("after-restart");
-    retry(
-        Backoff::default(),
-        &CancellationToken::new(),
-        StoreError::is_transient,
-        || store.put(&key, &Item { n: 7 }),
-    )
-    .await
-    .expect("put after the restart");
+    retry(Backoff::default(), &CancellationToken::new(), StoreError::is_transient, || store.put(&key, &Item { n: 7 }))
+        .await
+        .expect("put after the restart");
     match next_event(&mut watcher).await {
         WatchEvent::Put { key, .. } => assert_eq!(key, store.keys().scenario("after-restart")),
         other => panic!("expected the put made after the restart, got {other:?}"),
@@ -269,17 +194,11 @@ async fn keys_on_a_lease_live_while_it_is_kept_alive_and_go_when_it_is_not() {
     let store = store_on(EtcdServer::shared()).await;
     let lease = store.grant_lease(Duration::from_secs(1)).await.unwrap();
     let key = store.keys().worker("w1");
-    store
-        .put_with_lease(&key, &Item { n: 1 }, lease.id())
-        .await
-        .unwrap();
+    store.put_with_lease(&key, &Item { n: 1 }, lease.id()).await.unwrap();
 
     // Kept alive: the key outlives several TTLs.
     tokio::time::sleep(lease.ttl() * 3).await;
-    assert!(
-        store.get::<Item>(&key).await.unwrap().is_some(),
-        "key lost while its lease was kept alive"
-    );
+    assert!(store.get::<Item>(&key).await.unwrap().is_some(), "key lost while its lease was kept alive");
     assert!(!lease.is_lost());
 
     // No longer kept alive (the process "died"): the key goes within about one TTL.
@@ -287,19 +206,13 @@ async fn keys_on_a_lease_live_while_it_is_kept_alive_and_go_when_it_is_not() {
     drop(lease);
     let deadline = tokio::time::Instant::now() + ttl + Duration::from_secs(5);
     while store.get::<Item>(&key).await.unwrap().is_some() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "key still there {ttl:?} + 5 s after its lease stopped"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "key still there {ttl:?} + 5 s after its lease stopped");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     // Revoking removes keys at once.
     let lease = store.grant_lease(Duration::from_secs(30)).await.unwrap();
-    store
-        .put_with_lease(&key, &Item { n: 2 }, lease.id())
-        .await
-        .unwrap();
+    store.put_with_lease(&key, &Item { n: 2 }, lease.id()).await.unwrap();
     lease.revoke().await.unwrap();
     assert!(store.get::<Item>(&key).await.unwrap().is_none());
 }
@@ -313,10 +226,7 @@ async fn a_lease_that_cannot_be_refreshed_within_its_ttl_reports_itself_lost() {
     etcd.pause(true);
     let fired = tokio::time::timeout(lease.ttl() + Duration::from_secs(3), lost.cancelled()).await;
     etcd.pause(false);
-    assert!(
-        fired.is_ok(),
-        "lost did not fire within the TTL while etcd was unreachable"
-    );
+    assert!(fired.is_ok(), "lost did not fire within the TTL while etcd was unreachable");
 }
 
 #[tokio::test]
@@ -329,25 +239,14 @@ async fn one_leader_among_two_candidates_and_the_other_takes_over() {
     let lease_a = first.grant_lease(Duration::from_secs(2)).await.unwrap();
     let lease_b = second.grant_lease(Duration::from_secs(2)).await.unwrap();
 
-    let leader_a = first
-        .campaign("controller", "a", &lease_a, &cancel)
-        .await
-        .unwrap();
-    assert_eq!(
-        first.leader("controller").await.unwrap().as_deref(),
-        Some("a")
-    );
+    let leader_a = first.campaign("controller", "a", &lease_a, &cancel).await.unwrap();
+    assert_eq!(first.leader("controller").await.unwrap().as_deref(), Some("a"));
 
     // The second candidate waits while the first leads.
     let campaign_b = {
         let second = second.clone();
         let cancel = cancel.clone();
-        tokio::spawn(async move {
-            second
-                .campaign("controller", "b", &lease_b, &cancel)
-                .await
-                .map(|l| (l, lease_b))
-        })
+        tokio::spawn(async move { second.campaign("controller", "b", &lease_b, &cancel).await.map(|l| (l, lease_b)) })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!campaign_b.is_finished(), "two leaders at once");
@@ -357,18 +256,10 @@ async fn one_leader_among_two_candidates_and_the_other_takes_over() {
     let fenced_write = |n: u32| {
         let mut batch = Batch::new();
         batch.fence(fence_key.clone(), fence_rev);
-        batch
-            .put(first.keys().scenario("leader-write"), &Item { n })
-            .unwrap();
+        batch.put(first.keys().scenario("leader-write"), &Item { n }).unwrap();
         batch
     };
-    assert!(
-        fenced_write(1)
-            .commit(&first)
-            .await
-            .unwrap()
-            .all_committed()
-    );
+    assert!(fenced_write(1).commit(&first).await.unwrap().all_committed());
 
     // A's lease ends (as when its process dies): B takes over, and A's late writes fail.
     let lost_a = leader_a.lost();
@@ -378,58 +269,27 @@ async fn one_leader_among_two_candidates_and_the_other_takes_over() {
         .expect("B elected within 10 s")
         .unwrap()
         .unwrap();
-    tokio::time::timeout(Duration::from_secs(5), lost_a.cancelled())
-        .await
-        .expect("A learns its term ended");
-    assert_eq!(
-        second.leader("controller").await.unwrap().as_deref(),
-        Some("b")
-    );
-    assert!(
-        !fenced_write(2)
-            .commit(&first)
-            .await
-            .unwrap()
-            .all_committed(),
-        "a deposed leader wrote"
-    );
-    assert_eq!(
-        first
-            .get::<Item>(&first.keys().scenario("leader-write"))
-            .await
-            .unwrap()
-            .unwrap()
-            .value
-            .n,
-        1
-    );
+    tokio::time::timeout(Duration::from_secs(5), lost_a.cancelled()).await.expect("A learns its term ended");
+    assert_eq!(second.leader("controller").await.unwrap().as_deref(), Some("b"));
+    assert!(!fenced_write(2).commit(&first).await.unwrap().all_committed(), "a deposed leader wrote");
+    assert_eq!(first.get::<Item>(&first.keys().scenario("leader-write")).await.unwrap().unwrap().value.n, 1);
     leader_b.resign().await.unwrap();
 }
 
 #[tokio::test]
 async fn a_cancelled_campaign_withdraws_its_candidacy() {
     let etcd = EtcdServer::shared();
-    let store = Store::connect(&[etcd.endpoint()], &unique_prefix())
-        .await
-        .unwrap();
+    let store = Store::connect(&[etcd.endpoint()], &unique_prefix()).await.unwrap();
     let lease_a = store.grant_lease(Duration::from_secs(5)).await.unwrap();
     let lease_b = store.grant_lease(Duration::from_secs(5)).await.unwrap();
     let never = CancellationToken::new();
-    let leader = store
-        .campaign("scheduler", "a", &lease_a, &never)
-        .await
-        .unwrap();
+    let leader = store.campaign("scheduler", "a", &lease_a, &never).await.unwrap();
 
     let give_up = CancellationToken::new();
     let waiting = {
         let store = store.clone();
         let give_up = give_up.clone();
-        tokio::spawn(async move {
-            store
-                .campaign("scheduler", "b", &lease_b, &give_up)
-                .await
-                .map(|_| ())
-        })
+        tokio::spawn(async move { store.campaign("scheduler", "b", &lease_b, &give_up).await.map(|_| ()) })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     give_up.cancel();

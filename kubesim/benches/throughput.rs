@@ -22,9 +22,7 @@ const RVS: &str = "/apis/storage.deckhouse.io/v1alpha1/replicatedvolumes";
 const RVRS: &str = "/apis/storage.deckhouse.io/v1alpha1/replicatedvolumereplicas";
 
 fn get(path: &str) -> http::Request<Vec<u8>> {
-    http::Request::get(path)
-        .body(Vec::new())
-        .expect("a request")
+    http::Request::get(path).body(Vec::new()).expect("a request")
 }
 
 async fn list(client: &Client, path: &str) -> Value {
@@ -34,16 +32,12 @@ async fn list(client: &Client, path: &str) -> Value {
 
 fn ready(rv: &Value) -> bool {
     rv["status"]["conditions"].as_array().is_some_and(|cs| {
-        cs.iter()
-            .filter(|c| (c["type"] == "IOReady" || c["type"] == "Quorum") && c["status"] == "True")
-            .count()
-            == 2
+        cs.iter().filter(|c| (c["type"] == "IOReady" || c["type"] == "Quorum") && c["status"] == "True").count() == 2
     })
 }
 
 async fn patch_label(client: &Client, name: &str, value: u64) {
-    let body = serde_json::to_vec(&json!({"metadata": {"labels": {"bench": value.to_string()}}}))
-        .expect("JSON");
+    let body = serde_json::to_vec(&json!({"metadata": {"labels": {"bench": value.to_string()}}})).expect("JSON");
     let req = http::Request::patch(format!("{RVS}/{name}"))
         .header("content-type", "application/merge-patch+json")
         .body(body)
@@ -55,28 +49,15 @@ fn main() {
     // The server and the simulation: one core.
     let (tx, rx) = std::sync::mpsc::channel();
     let server = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         rt.block_on(async {
-            let sim = KubeSim::start(Config {
-                speed: 1_000.0,
-                ..Config::for_tests()
-            })
-            .await
-            .expect("kubesim");
-            tx.send((sim.url(), sim.cancellation_token()))
-                .expect("send url");
+            let sim = KubeSim::start(Config { speed: 1_000.0, ..Config::for_tests() }).await.expect("kubesim");
+            tx.send((sim.url(), sim.cancellation_token())).expect("send url");
             sim.stopped().await;
         });
     });
     let (url, cancel) = rx.recv().expect("kubesim started");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
     let _guard = rt.enter();
     let client = Client::try_from(kube::Config::new(url.parse().expect("url"))).expect("client");
 
@@ -109,9 +90,7 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     });
-    let replicas = rt.block_on(list(&client, RVRS))["items"]
-        .as_array()
-        .map_or(0, Vec::len);
+    let replicas = rt.block_on(list(&client, RVRS))["items"].as_array().map_or(0, Vec::len);
     println!(
         "setup: {VOLUMES} volumes with {replicas} replicas created and ready in {:.2} s (one server core)",
         started.elapsed().as_secs_f64()
@@ -126,10 +105,8 @@ fn main() {
             .unwrap_or("0")
             .to_string();
         for _ in 0..WATCHERS {
-            let stream = client
-                .request_stream(get(&format!("{RVS}?watch=true&resourceVersion={rv}")))
-                .await
-                .expect("watch");
+            let stream =
+                client.request_stream(get(&format!("{RVS}?watch=true&resourceVersion={rv}"))).await.expect("watch");
             let (delivered, errors) = (delivered.clone(), errors.clone());
             tokio::spawn(async move {
                 let mut lines = Box::pin(stream).lines();
@@ -153,8 +130,7 @@ fn main() {
     let mut group = c.benchmark_group("list");
     group.throughput(Throughput::Elements(VOLUMES as u64));
     group.bench_function("2000 volumes, 500 watches open", |b| {
-        b.to_async(&rt)
-            .iter(|| async { client.request_text(get(RVS)).await.expect("list") })
+        b.to_async(&rt).iter(|| async { client.request_text(get(RVS)).await.expect("list") })
     });
     group.throughput(Throughput::Elements(3));
     group.bench_function("replicas of one volume by label among all replicas", |b| {
@@ -180,12 +156,7 @@ fn main() {
                         .map(|i| {
                             let client = client.clone();
                             async move {
-                                patch_label(
-                                    &client,
-                                    &format!("bench-{:04}", (i * 17 + r as usize) % VOLUMES),
-                                    r,
-                                )
-                                .await
+                                patch_label(&client, &format!("bench-{:04}", (i * 17 + r as usize) % VOLUMES), r).await
                             }
                         })
                         .buffer_unordered(16)

@@ -19,11 +19,7 @@ pub struct Target {
 
 impl Target {
     pub fn new(group: &str, resource: &str, name: &str) -> Self {
-        Self {
-            group: group.to_string(),
-            resource: resource.to_string(),
-            name: name.to_string(),
-        }
+        Self { group: group.to_string(), resource: resource.to_string(), name: name.to_string() }
     }
 
     /// `pods "x"` or `replicatedvolumes.storage.deckhouse.io "x"` — how the real server names objects.
@@ -47,18 +43,10 @@ pub struct Cause {
 
 impl Cause {
     pub fn required(field: &str) -> Self {
-        Self {
-            reason: "FieldValueRequired".into(),
-            field: field.into(),
-            message: "Required value".into(),
-        }
+        Self { reason: "FieldValueRequired".into(), field: field.into(), message: "Required value".into() }
     }
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
-        Self {
-            reason: "FieldValueInvalid".into(),
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { reason: "FieldValueInvalid".into(), field: field.into(), message: message.into() }
     }
 }
 
@@ -73,11 +61,7 @@ pub enum Error {
     #[error("Operation cannot be fulfilled on {}: {message}", .target.qualified())]
     Conflict { target: Target, message: String },
     #[error("{kind} \"{}\" is invalid: {}", .target.name, render_causes(.causes))]
-    Invalid {
-        target: Target,
-        kind: String,
-        causes: Vec<Cause>,
-    },
+    Invalid { target: Target, kind: String, causes: Vec<Cause> },
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -95,18 +79,11 @@ pub enum Error {
     #[error("internal error: {0}")]
     Internal(String),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
+    Bind { addr: String, source: std::io::Error },
 }
 
 fn render_causes(causes: &[Cause]) -> String {
-    causes
-        .iter()
-        .map(|c| format!("{}: {}", c.field, c.message))
-        .collect::<Vec<_>>()
-        .join(", ")
+    causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect::<Vec<_>>().join(", ")
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -154,9 +131,7 @@ impl Error {
             "code": self.code().as_u16(),
         });
         let target = match self {
-            Error::NotFound(t) | Error::AlreadyExists(t) | Error::Conflict { target: t, .. } => {
-                Some(t)
-            }
+            Error::NotFound(t) | Error::AlreadyExists(t) | Error::Conflict { target: t, .. } => Some(t),
             Error::Invalid { target, .. } => Some(target),
             _ => None,
         };
@@ -181,11 +156,6 @@ impl Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.to_status()).unwrap_or_default();
-        (
-            self.code(),
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            body,
-        )
-            .into_response()
+        (self.code(), [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
     }
 }

@@ -85,11 +85,7 @@ impl Default for Config {
 impl Config {
     /// A free port on 127.0.0.1 and a fast clock (speed 100: a 10 s story delay takes 100 ms).
     pub fn for_tests() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            speed: 100.0,
-            ..Self::default()
-        }
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 0)), speed: 100.0, ..Self::default() }
     }
 }
 
@@ -129,14 +125,8 @@ impl KubeSim {
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|source| Error::Bind {
-                addr: config.listen.to_string(),
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| Error::Bind {
-            addr: config.listen.to_string(),
-            source,
-        })?;
+            .map_err(|source| Error::Bind { addr: config.listen.to_string(), source })?;
+        let addr = listener.local_addr().map_err(|source| Error::Bind { addr: config.listen.to_string(), source })?;
         let state = Arc::new(api::AppState {
             store: store.clone(),
             cancel: cancel.clone(),
@@ -152,10 +142,7 @@ impl KubeSim {
         });
         let shutdown = cancel.clone();
         tracker.spawn(async move {
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await
-            {
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await {
                 tracing::error!(error = %e, "the API server stopped");
             }
         });
@@ -164,12 +151,7 @@ impl KubeSim {
         }
         tracker.close();
         tracing::info!(%addr, nodes = config.nodes, speed = config.speed, seed = config.seed, "kubesim is serving");
-        Ok(Self {
-            addr,
-            store,
-            cancel,
-            tracker,
-        })
+        Ok(Self { addr, store, cancel, tracker })
     }
 
     /// `http://ADDR` — the server URL for kubectl `--server` or `kube::Config::new`.

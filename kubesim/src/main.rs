@@ -59,34 +59,25 @@ struct Args {
 
 fn probability(s: &str) -> Result<f64, String> {
     let p: f64 = s.parse().map_err(|e| format!("{e}"))?;
-    if (0.0..=1.0).contains(&p) {
-        Ok(p)
-    } else {
-        Err(format!("{p} is not a probability between 0 and 1"))
-    }
+    if (0.0..=1.0).contains(&p) { Ok(p) } else { Err(format!("{p} is not a probability between 0 and 1")) }
 }
 
 fn positive(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
-    if v > 0.0 && v.is_finite() {
-        Ok(v)
-    } else {
-        Err(format!("{v} must be a positive number"))
-    }
+    if v > 0.0 && v.is_finite() { Ok(v) } else { Err(format!("{v} must be a positive number")) }
 }
 
 async fn signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -102,9 +93,7 @@ async fn signal() {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&args.log).context("invalid --log filter")?,
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("invalid --log filter")?)
         .with_writer(std::io::stderr)
         .init();
     let config = Config {
@@ -120,17 +109,12 @@ async fn main() -> anyhow::Result<()> {
             resize_stuck: args.fault_resize_stuck,
         },
         resources: args.resources,
-        limits: StoreLimits {
-            history: args.history,
-            ..StoreLimits::default()
-        },
+        limits: StoreLimits { history: args.history, ..StoreLimits::default() },
         bookmark_interval: Duration::from_secs(args.bookmark_interval.max(1)),
         simulate: !args.no_simulation,
         ..Config::default()
     };
-    let sim = kubesim::KubeSim::start(config)
-        .await
-        .context("starting kubesim")?;
+    let sim = kubesim::KubeSim::start(config).await.context("starting kubesim")?;
     println!("kubesim serving on {}", sim.url());
     tokio::select! {
         _ = signal() => {}

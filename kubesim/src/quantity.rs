@@ -3,14 +3,8 @@
 //! Only what volume sizes need: non-negative values with an optional binary (`Ki`..`Ei`) or
 //! decimal (`k`, `M`..`E`) suffix; fractions are rounded up to whole bytes.
 
-const BINARY: [(&str, u128); 6] = [
-    ("Ki", 1 << 10),
-    ("Mi", 1 << 20),
-    ("Gi", 1 << 30),
-    ("Ti", 1 << 40),
-    ("Pi", 1 << 50),
-    ("Ei", 1 << 60),
-];
+const BINARY: [(&str, u128); 6] =
+    [("Ki", 1 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30), ("Ti", 1 << 40), ("Pi", 1 << 50), ("Ei", 1 << 60)];
 const DECIMAL: [(&str, u128); 6] = [
     ("k", 1_000),
     ("M", 1_000_000),
@@ -40,11 +34,7 @@ pub fn parse_bytes(s: &str) -> Option<u64> {
     }
     let int_v: u128 = if int.is_empty() { 0 } else { int.parse().ok()? };
     let frac = &frac[..frac.len().min(18)];
-    let frac_v: u128 = if frac.is_empty() {
-        0
-    } else {
-        frac.parse().ok()?
-    };
+    let frac_v: u128 = if frac.is_empty() { 0 } else { frac.parse().ok()? };
     let scale = 10u128.pow(frac.len() as u32);
     let total = int_v.checked_mul(multiplier)? + (frac_v * multiplier).div_ceil(scale);
     u64::try_from(total).ok()
@@ -66,11 +56,7 @@ pub fn format_bytes(bytes: u64) -> String {
 
 /// Rounds up to a whole number of `unit` bytes (the storage allocates in extents).
 pub fn round_up(bytes: u64, unit: u64) -> u64 {
-    if unit == 0 {
-        bytes
-    } else {
-        bytes.div_ceil(unit).saturating_mul(unit)
-    }
+    if unit == 0 { bytes } else { bytes.div_ceil(unit).saturating_mul(unit) }
 }
 
 #[cfg(test)]

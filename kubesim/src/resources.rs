@@ -57,11 +57,7 @@ impl ResourceInfo {
 
     /// `v1` or `group/version`.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.clone()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
+        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
     }
 
     /// The store's key for this resource: objects are shared by all versions of a group/plural.
@@ -77,23 +73,17 @@ impl ResourceInfo {
             [g, v, p, k] => (*g, *v, *p, *k, None),
             [g, v, p, k, s] => (*g, *v, *p, *k, Some(*s)),
             _ => {
-                return Err(format!(
-                    "expected group/version/plural/Kind[/namespaced], got {s:?}"
-                ));
+                return Err(format!("expected group/version/plural/Kind[/namespaced], got {s:?}"));
             }
         };
         if version.is_empty() || plural.is_empty() || kind.is_empty() {
-            return Err(format!(
-                "version, plural and Kind must not be empty in {s:?}"
-            ));
+            return Err(format!("version, plural and Kind must not be empty in {s:?}"));
         }
         let namespaced = match scope {
             None | Some("cluster") | Some("Cluster") => false,
             Some("namespaced") | Some("Namespaced") => true,
             Some(other) => {
-                return Err(format!(
-                    "scope must be namespaced or cluster, got {other:?}"
-                ));
+                return Err(format!("scope must be namespaced or cluster, got {other:?}"));
             }
         };
         Ok(Self::new(group, version, plural, kind, namespaced))
@@ -108,10 +98,8 @@ impl ResourceInfo {
             return Vec::new();
         };
         let namespaced = spec["scope"].as_str() != Some("Cluster");
-        let short: Vec<&str> = names["shortNames"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
+        let short: Vec<&str> =
+            names["shortNames"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
         let singular = names["singular"].as_str().map(str::to_string);
         spec["versions"]
             .as_array()
@@ -121,8 +109,7 @@ impl ResourceInfo {
             .filter(|v| v["served"].as_bool().unwrap_or(true))
             .filter_map(|v| v["name"].as_str())
             .map(|version| {
-                let mut info =
-                    ResourceInfo::new(group, version, plural, kind, namespaced).short(&short);
+                let mut info = ResourceInfo::new(group, version, plural, kind, namespaced).short(&short);
                 if let Some(s) = &singular {
                     info.singular = s.clone();
                 }
@@ -152,18 +139,13 @@ impl Registry {
     pub fn register(&self, info: ResourceInfo) -> Arc<ResourceInfo> {
         let info = Arc::new(info);
         let mut all = self.resources.write().unwrap_or_else(|e| e.into_inner());
-        all.retain(|r| {
-            !(r.group == info.group && r.version == info.version && r.plural == info.plural)
-        });
+        all.retain(|r| !(r.group == info.group && r.version == info.version && r.plural == info.plural));
         all.push(info.clone());
         info
     }
 
     pub fn all(&self) -> Vec<Arc<ResourceInfo>> {
-        self.resources
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.resources.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceInfo>> {
@@ -203,48 +185,29 @@ impl Registry {
 
     /// Resources of one group/version.
     pub fn in_group_version(&self, group: &str, version: &str) -> Vec<Arc<ResourceInfo>> {
-        self.all()
-            .into_iter()
-            .filter(|r| r.group == group && r.version == version)
-            .collect()
+        self.all().into_iter().filter(|r| r.group == group && r.version == version).collect()
     }
 }
 
 /// The kinds served out of the box.
 pub fn builtins() -> Vec<ResourceInfo> {
-    let core = |plural: &str, kind: &str, namespaced: bool| {
-        ResourceInfo::new("", "v1", plural, kind, namespaced)
-    };
+    let core = |plural: &str, kind: &str, namespaced: bool| ResourceInfo::new("", "v1", plural, kind, namespaced);
     let apps = |plural: &str, kind: &str| ResourceInfo::new("apps", "v1", plural, kind, true);
-    let storage = |plural: &str, kind: &str| {
-        ResourceInfo::new(STORAGE_GROUP, STORAGE_VERSION, plural, kind, false)
-    };
+    let storage = |plural: &str, kind: &str| ResourceInfo::new(STORAGE_GROUP, STORAGE_VERSION, plural, kind, false);
     vec![
         core("namespaces", "Namespace", false).short(&["ns"]),
         core("nodes", "Node", false).short(&["no"]),
         core("pods", "Pod", true).short(&["po"]),
-        core("configmaps", "ConfigMap", true)
-            .short(&["cm"])
-            .without_status(),
+        core("configmaps", "ConfigMap", true).short(&["cm"]).without_status(),
         core("secrets", "Secret", true).without_status(),
-        core("serviceaccounts", "ServiceAccount", true)
-            .short(&["sa"])
-            .without_status(),
+        core("serviceaccounts", "ServiceAccount", true).short(&["sa"]).without_status(),
         core("services", "Service", true).short(&["svc"]),
-        core("events", "Event", true)
-            .short(&["ev"])
-            .without_status(),
+        core("events", "Event", true).short(&["ev"]).without_status(),
         apps("deployments", "Deployment").short(&["deploy"]),
         apps("daemonsets", "DaemonSet").short(&["ds"]),
         apps("statefulsets", "StatefulSet").short(&["sts"]),
-        ResourceInfo::new(
-            "apiextensions.k8s.io",
-            "v1",
-            "customresourcedefinitions",
-            "CustomResourceDefinition",
-            false,
-        )
-        .short(&["crd", "crds"]),
+        ResourceInfo::new("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", false)
+            .short(&["crd", "crds"]),
         storage("replicatedvolumes", "ReplicatedVolume").short(&["rv"]),
         storage("replicatedvolumereplicas", "ReplicatedVolumeReplica").short(&["rvr"]),
         storage("replicatedvolumeattachments", "ReplicatedVolumeAttachment").short(&["rva"]),
@@ -260,9 +223,7 @@ mod tests {
     #[test]
     fn builtins_include_the_storage_kinds_with_short_names() {
         let reg = Registry::with_builtins();
-        let rv = reg
-            .find(STORAGE_GROUP, STORAGE_VERSION, "replicatedvolumes")
-            .unwrap();
+        let rv = reg.find(STORAGE_GROUP, STORAGE_VERSION, "replicatedvolumes").unwrap();
         assert_eq!(rv.kind, "ReplicatedVolume");
         assert!(!rv.namespaced);
         assert_eq!(rv.short_names, ["rv"]);
@@ -272,10 +233,7 @@ mod tests {
     #[test]
     fn parses_the_resource_flag() {
         let r = ResourceInfo::parse_flag("example.com/v1/widgets/Widget/namespaced").unwrap();
-        assert_eq!(
-            (r.group.as_str(), r.plural.as_str(), r.namespaced),
-            ("example.com", "widgets", true)
-        );
+        assert_eq!((r.group.as_str(), r.plural.as_str(), r.namespaced), ("example.com", "widgets", true));
         let core = ResourceInfo::parse_flag("/v1/limitranges/LimitRange").unwrap();
         assert_eq!(core.api_version(), "v1");
         assert!(!core.namespaced);

@@ -34,9 +34,7 @@ fn split_top_level(s: &str) -> Result<Vec<&str>> {
             ')' => {
                 depth -= 1;
                 if depth < 0 {
-                    return Err(Error::BadRequest(format!(
-                        "unable to parse requirement: unbalanced ')' in {s:?}"
-                    )));
+                    return Err(Error::BadRequest(format!("unable to parse requirement: unbalanced ')' in {s:?}")));
                 }
             }
             ',' if depth == 0 => {
@@ -47,9 +45,7 @@ fn split_top_level(s: &str) -> Result<Vec<&str>> {
         }
     }
     if depth != 0 {
-        return Err(Error::BadRequest(format!(
-            "unable to parse requirement: unbalanced '(' in {s:?}"
-        )));
+        return Err(Error::BadRequest(format!("unable to parse requirement: unbalanced '(' in {s:?}")));
     }
     out.push(&s[start..]);
     Ok(out)
@@ -58,29 +54,20 @@ fn split_top_level(s: &str) -> Result<Vec<&str>> {
 fn check_key(key: &str, whole: &str) -> Result<String> {
     let ok = !key.is_empty()
         && key.len() <= 317
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
     if ok {
         Ok(key.to_string())
     } else {
-        Err(Error::BadRequest(format!(
-            "unable to parse requirement: invalid label key {key:?} in {whole:?}"
-        )))
+        Err(Error::BadRequest(format!("unable to parse requirement: invalid label key {key:?} in {whole:?}")))
     }
 }
 
 fn check_value(value: &str, whole: &str) -> Result<String> {
-    let ok = value.len() <= 63
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    let ok = value.len() <= 63 && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if ok {
         Ok(value.to_string())
     } else {
-        Err(Error::BadRequest(format!(
-            "unable to parse requirement: invalid label value {value:?} in {whole:?}"
-        )))
+        Err(Error::BadRequest(format!("unable to parse requirement: invalid label value {value:?} in {whole:?}")))
     }
 }
 
@@ -89,17 +76,8 @@ fn parse_set(rest: &str, whole: &str) -> Result<Vec<String>> {
     let inner = rest
         .strip_prefix('(')
         .and_then(|r| r.strip_suffix(')'))
-        .ok_or_else(|| {
-            Error::BadRequest(format!(
-                "unable to parse requirement: expected '(values)' in {whole:?}"
-            ))
-        })?;
-    inner
-        .split(',')
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(|v| check_value(v, whole))
-        .collect()
+        .ok_or_else(|| Error::BadRequest(format!("unable to parse requirement: expected '(values)' in {whole:?}")))?;
+    inner.split(',').map(str::trim).filter(|v| !v.is_empty()).map(|v| check_value(v, whole)).collect()
 }
 
 impl LabelSelector {
@@ -135,6 +113,15 @@ impl LabelSelector {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// The first `key=value` requirement, if any (the store looks it up in its index).
+    pub fn first_equality(&self) -> Option<(&str, &str)> {
+        self.0.iter().find_map(|r| match r {
+            LabelReq::Eq(k, v) => Some((k.as_str(), v.as_str())),
+            LabelReq::In(k, vs) if vs.len() == 1 => Some((k.as_str(), vs[0].as_str())),
+            _ => None,
+        })
     }
 
     /// Matches an object's `metadata.labels`.
@@ -190,15 +177,9 @@ impl FieldSelector {
             } else if let Some((k, v)) = part.split_once('=') {
                 (k, v, false)
             } else {
-                return Err(Error::BadRequest(format!(
-                    "invalid selector: '{s}'; can't understand '{part}'"
-                )));
+                return Err(Error::BadRequest(format!("invalid selector: '{s}'; can't understand '{part}'")));
             };
-            reqs.push(FieldReq {
-                path: path.trim().to_string(),
-                value: value.trim().to_string(),
-                negate,
-            });
+            reqs.push(FieldReq { path: path.trim().to_string(), value: value.trim().to_string(), negate });
         }
         Ok(Self(reqs))
     }
@@ -207,12 +188,14 @@ impl FieldSelector {
         self.0.is_empty()
     }
 
+    /// The value a `path=value` requirement pins, if any.
+    pub fn pinned(&self, path: &str) -> Option<&str> {
+        self.0.iter().find(|r| r.path == path && !r.negate).map(|r| r.value.as_str())
+    }
+
     /// If the selector pins `metadata.name`, that name (lets the store skip a scan).
     pub fn pinned_name(&self) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|r| r.path == "metadata.name" && !r.negate)
-            .map(|r| r.value.as_str())
+        self.0.iter().find(|r| r.path == "metadata.name" && !r.negate).map(|r| r.value.as_str())
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
@@ -249,6 +232,10 @@ impl Selectors {
 
     pub fn matches(&self, obj: &Value) -> bool {
         self.labels.matches(obj) && self.fields.matches(obj)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty() && self.fields.is_empty()
     }
 }
 
@@ -294,11 +281,6 @@ mod tests {
         assert!(!m("spec.nodeName!=node-1"));
         assert!(m("spec.replicatedVolumeName="));
         assert!(FieldSelector::parse("nonsense").is_err());
-        assert_eq!(
-            FieldSelector::parse("metadata.name=x")
-                .unwrap()
-                .pinned_name(),
-            Some("x")
-        );
+        assert_eq!(FieldSelector::parse("metadata.name=x").unwrap().pinned_name(), Some("x"));
     }
 }

@@ -15,7 +15,8 @@
 //! the per-kind defaults and validation of [`crate::validation`]. The simulator writes through the
 //! same methods as HTTP clients do.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque, btree_map};
+use std::ops::RangeBounds;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
@@ -40,16 +41,12 @@ pub type ObjRef = Arc<Stored>;
 
 impl Stored {
     pub fn new(value: Value) -> ObjRef {
-        Arc::new(Self {
-            value,
-            json: OnceLock::new(),
-        })
+        Arc::new(Self { value, json: OnceLock::new() })
     }
 
     /// The object serialized, computed once.
     pub fn json(&self) -> &Bytes {
-        self.json
-            .get_or_init(|| Bytes::from(serde_json::to_vec(&self.value).unwrap_or_default()))
+        self.json.get_or_init(|| Bytes::from(serde_json::to_vec(&self.value).unwrap_or_default()))
     }
 
     pub fn name(&self) -> &str {
@@ -57,16 +54,11 @@ impl Stored {
     }
 
     pub fn namespace(&self) -> &str {
-        self.value["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
+        self.value["metadata"]["namespace"].as_str().unwrap_or_default()
     }
 
     pub fn resource_version(&self) -> u64 {
-        self.value["metadata"]["resourceVersion"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
+        self.value["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0)
     }
 }
 
@@ -143,10 +135,100 @@ pub struct WatchInit {
 
 type ObjKey = (String, String);
 
+/// Fields that get an index (besides every label), so that "the replicas of volume X" or "the
+/// pods on node Y" is a lookup rather than a scan of thousands of objects.
+const INDEXED_FIELDS: [&str; 2] = ["spec.replicatedVolumeName", "spec.nodeName"];
+
+/// One resource's objects, sorted by namespace and name, with an index of labels and of
+/// [`INDEXED_FIELDS`] (`l:key=value`, `f:path=value` → object keys).
+#[derive(Debug, Default)]
+struct Table {
+    objects: BTreeMap<ObjKey, ObjRef>,
+    index: HashMap<String, BTreeSet<ObjKey>>,
+}
+
+fn index_terms(obj: &Value) -> Vec<String> {
+    let mut terms = Vec::new();
+    if let Some(labels) = obj["metadata"]["labels"].as_object() {
+        for (k, v) in labels {
+            terms.push(format!("l:{k}={}", v.as_str().unwrap_or_default()));
+        }
+    }
+    for path in INDEXED_FIELDS {
+        let mut cur = obj;
+        for seg in path.split('.') {
+            cur = &cur[seg];
+        }
+        if let Some(v) = cur.as_str() {
+            terms.push(format!("f:{path}={v}"));
+        }
+    }
+    terms
+}
+
+impl Table {
+    fn get(&self, key: &ObjKey) -> Option<&ObjRef> {
+        self.objects.get(key)
+    }
+
+    fn contains_key(&self, key: &ObjKey) -> bool {
+        self.objects.contains_key(key)
+    }
+
+    fn insert(&mut self, key: ObjKey, obj: ObjRef) {
+        let terms = index_terms(&obj.value);
+        if let Some(old) = self.objects.insert(key.clone(), obj) {
+            self.unindex(&key, &old);
+        }
+        for t in terms {
+            self.index.entry(t).or_default().insert(key.clone());
+        }
+    }
+
+    fn remove(&mut self, key: &ObjKey) {
+        if let Some(old) = self.objects.remove(key) {
+            self.unindex(key, &old);
+        }
+    }
+
+    fn unindex(&mut self, key: &ObjKey, old: &ObjRef) {
+        for t in index_terms(&old.value) {
+            if let Some(set) = self.index.get_mut(&t) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.index.remove(&t);
+                }
+            }
+        }
+    }
+
+    fn values(&self) -> btree_map::Values<'_, ObjKey, ObjRef> {
+        self.objects.values()
+    }
+
+    fn iter(&self) -> btree_map::Iter<'_, ObjKey, ObjRef> {
+        self.objects.iter()
+    }
+
+    fn range<R: RangeBounds<ObjKey>>(&self, r: R) -> btree_map::Range<'_, ObjKey, ObjRef> {
+        self.objects.range(r)
+    }
+
+    /// Keys of the objects that can match, when the selectors pin an indexed term.
+    fn candidates(&self, sel: &Selectors) -> Option<Vec<ObjKey>> {
+        let term = sel
+            .labels
+            .first_equality()
+            .map(|(k, v)| format!("l:{k}={v}"))
+            .or_else(|| INDEXED_FIELDS.iter().find_map(|p| sel.fields.pinned(p).map(|v| format!("f:{p}={v}"))))?;
+        Some(self.index.get(&term).map(|set| set.iter().cloned().collect()).unwrap_or_default())
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     rv: u64,
-    objects: HashMap<String, BTreeMap<ObjKey, ObjRef>>,
+    objects: HashMap<String, Table>,
     history: VecDeque<Arc<Event>>,
     /// Highest version that fell out of the history.
     evicted_rv: u64,
@@ -165,10 +247,7 @@ pub struct StoreLimits {
 
 impl Default for StoreLimits {
     fn default() -> Self {
-        Self {
-            history: 20_000,
-            channel: 32_768,
-        }
+        Self { history: 20_000, channel: 32_768 }
     }
 }
 
@@ -183,9 +262,7 @@ pub struct Store {
 /// Now, as a Kubernetes timestamp (RFC 3339, whole seconds, UTC).
 pub fn now_rfc3339() -> String {
     let now = jiff::Timestamp::now();
-    jiff::Timestamp::from_second(now.as_second())
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| now.to_string())
+    jiff::Timestamp::from_second(now.as_second()).map(|t| t.to_string()).unwrap_or_else(|_| now.to_string())
 }
 
 fn target(res: &ResourceInfo, name: &str) -> Target {
@@ -193,17 +270,11 @@ fn target(res: &ResourceInfo, name: &str) -> Target {
 }
 
 fn ns_key(res: &ResourceInfo, ns: Option<&str>) -> String {
-    if res.namespaced {
-        ns.unwrap_or_default().to_string()
-    } else {
-        String::new()
-    }
+    if res.namespaced { ns.unwrap_or_default().to_string() } else { String::new() }
 }
 
 fn finalizers_empty(obj: &Value) -> bool {
-    obj["metadata"]["finalizers"]
-        .as_array()
-        .is_none_or(|a| a.is_empty())
+    obj["metadata"]["finalizers"].as_array().is_none_or(|a| a.is_empty())
 }
 
 /// Everything but `metadata` and `status`: a change here bumps `generation`.
@@ -248,9 +319,7 @@ fn same_content(a: &Value, b: &Value) -> bool {
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
@@ -259,9 +328,7 @@ const NAME_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 /// `n` random characters of the alphabet Kubernetes uses for `generateName` suffixes.
 pub fn random_suffix(rng: &mut impl Rng, n: usize) -> String {
-    (0..n)
-        .map(|_| NAME_CHARS[rng.random_range(0..NAME_CHARS.len())] as char)
-        .collect()
+    (0..n).map(|_| NAME_CHARS[rng.random_range(0..NAME_CHARS.len())] as char).collect()
 }
 
 impl Store {
@@ -326,35 +393,37 @@ impl Store {
     }
 
     /// Matching objects (in one namespace, or all when `ns` is `None`) and the list's version.
-    pub fn list(
-        &self,
-        res: &ResourceInfo,
-        ns: Option<&str>,
-        sel: &Selectors,
-    ) -> (Vec<ObjRef>, u64) {
+    pub fn list(&self, res: &ResourceInfo, ns: Option<&str>, sel: &Selectors) -> (Vec<ObjRef>, u64) {
         let inner = self.lock();
         let Some(map) = inner.objects.get(&res.key()) else {
             return (Vec::new(), inner.rv);
         };
         let ns = if res.namespaced { ns } else { None };
-        let items = match (ns, sel.fields.pinned_name()) {
-            (Some(ns), Some(name)) => map
-                .get(&(ns.to_string(), name.to_string()))
+        let in_ns = |key: &ObjKey| ns.is_none_or(|n| key.0 == n);
+        let items = if let Some(keys) = map.candidates(sel) {
+            keys.iter()
+                .filter(|k| in_ns(k))
+                .filter_map(|k| map.get(k))
                 .filter(|o| sel.matches(&o.value))
                 .cloned()
-                .into_iter()
-                .collect(),
-            (Some(ns), None) => map
-                .range((ns.to_string(), String::new())..)
-                .take_while(|((n, _), _)| n == ns)
-                .filter(|(_, o)| sel.matches(&o.value))
-                .map(|(_, o)| o.clone())
-                .collect(),
-            (None, _) => map
-                .values()
-                .filter(|o| sel.matches(&o.value))
-                .cloned()
-                .collect(),
+                .collect()
+        } else {
+            match (ns, sel.fields.pinned_name()) {
+                (Some(ns), Some(name)) => map
+                    .get(&(ns.to_string(), name.to_string()))
+                    .filter(|o| sel.matches(&o.value))
+                    .cloned()
+                    .into_iter()
+                    .collect(),
+                (Some(ns), None) => map
+                    .range((ns.to_string(), String::new())..)
+                    .take_while(|((n, _), _)| n == ns)
+                    .filter(|(_, o)| sel.matches(&o.value))
+                    .map(|(_, o)| o.clone())
+                    .collect(),
+                (None, _) if sel.is_empty() => map.values().cloned().collect(),
+                (None, _) => map.values().filter(|o| sel.matches(&o.value)).cloned().collect(),
+            }
         };
         (items, inner.rv)
     }
@@ -366,66 +435,33 @@ impl Store {
         let receiver = self.tx.subscribe();
         let key = res.key();
         let start = match from {
-            None | Some(0) => WatchStart::Snapshot(
-                inner
-                    .objects
-                    .get(&key)
-                    .map(|m| m.values().cloned().collect())
-                    .unwrap_or_default(),
-            ),
+            None | Some(0) => {
+                WatchStart::Snapshot(inner.objects.get(&key).map(|m| m.values().cloned().collect()).unwrap_or_default())
+            }
             Some(v) => {
                 if v < inner.evicted_rv {
-                    return Err(Error::Gone {
-                        requested: v,
-                        oldest: inner.evicted_rv + 1,
-                    });
+                    return Err(Error::Gone { requested: v, oldest: inner.evicted_rv + 1 });
                 }
                 // History is ordered by version: skip to the first event after `v`.
                 let first = inner.history.partition_point(|e| e.rv <= v);
-                WatchStart::Backlog(
-                    inner
-                        .history
-                        .iter()
-                        .skip(first)
-                        .filter(|e| *e.resource == *key)
-                        .cloned()
-                        .collect(),
-                )
+                WatchStart::Backlog(inner.history.iter().skip(first).filter(|e| *e.resource == *key).cloned().collect())
             }
         };
-        Ok(WatchInit {
-            start,
-            rv: inner.rv,
-            receiver,
-        })
+        Ok(WatchInit { start, rv: inner.rv, receiver })
     }
 
-    pub fn create(
-        &self,
-        res: &ResourceInfo,
-        ns: Option<&str>,
-        mut obj: Value,
-        opts: CreateOptions,
-    ) -> Result<ObjRef> {
+    pub fn create(&self, res: &ResourceInfo, ns: Option<&str>, mut obj: Value, opts: CreateOptions) -> Result<ObjRef> {
         if !obj.is_object() {
-            return Err(Error::BadRequest(
-                "the request body must be a JSON object".into(),
-            ));
+            return Err(Error::BadRequest("the request body must be a JSON object".into()));
         }
         self.check_type(res, &obj)?;
         let mut inner = self.lock();
         let ns = ns_key(res, ns.or(obj["metadata"]["namespace"].as_str()));
         if res.namespaced {
             if ns.is_empty() {
-                return Err(Error::BadRequest(
-                    "a namespace is required for a namespaced resource".into(),
-                ));
+                return Err(Error::BadRequest("a namespace is required for a namespaced resource".into()));
             }
-            match inner
-                .objects
-                .get("/namespaces")
-                .and_then(|m| m.get(&(String::new(), ns.clone())))
-            {
+            match inner.objects.get("/namespaces").and_then(|m| m.get(&(String::new(), ns.clone()))) {
                 None => return Err(Error::NotFound(Target::new("", "namespaces", &ns))),
                 Some(n) if !n.value["metadata"]["deletionTimestamp"].is_null() => {
                     return Err(Error::NamespaceTerminating(ns));
@@ -435,23 +471,13 @@ impl Store {
         }
         let map_key = res.key();
         let meta = obj["metadata"].as_object().cloned().unwrap_or_default();
-        let name = match meta
-            .get("name")
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty())
-        {
+        let name = match meta.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
             Some(n) => n.to_string(),
-            None => match meta
-                .get("generateName")
-                .and_then(Value::as_str)
-                .filter(|n| !n.is_empty())
-            {
+            None => match meta.get("generateName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
                 Some(prefix) => loop {
                     let candidate = format!("{prefix}{}", random_suffix(&mut inner.rng, 5));
-                    let taken = inner
-                        .objects
-                        .get(&map_key)
-                        .is_some_and(|m| m.contains_key(&(ns.clone(), candidate.clone())));
+                    let taken =
+                        inner.objects.get(&map_key).is_some_and(|m| m.contains_key(&(ns.clone(), candidate.clone())));
                     if !taken {
                         break candidate;
                     }
@@ -475,27 +501,19 @@ impl Store {
                 )],
             });
         }
-        if inner
-            .objects
-            .get(&map_key)
-            .is_some_and(|m| m.contains_key(&(ns.clone(), name.clone())))
-        {
+        if inner.objects.get(&map_key).is_some_and(|m| m.contains_key(&(ns.clone(), name.clone()))) {
             return Err(Error::AlreadyExists(target(res, &name)));
         }
         validation::apply_defaults(res, &mut obj);
         validation::validate(res, None, &obj)?;
         let mut uid_bytes = [0u8; 16];
         inner.rng.fill(&mut uid_bytes);
-        let uid = uuid::Builder::from_random_bytes(uid_bytes)
-            .into_uuid()
-            .to_string();
+        let uid = uuid::Builder::from_random_bytes(uid_bytes).into_uuid().to_string();
         inner.rv += 1;
         let rv = inner.rv;
         obj["apiVersion"] = json!(res.api_version());
         obj["kind"] = json!(res.kind);
-        let m = obj["metadata"]
-            .as_object_mut()
-            .expect("metadata is an object");
+        let m = obj["metadata"].as_object_mut().expect("metadata is an object");
         m.insert("name".into(), json!(name));
         if res.namespaced {
             m.insert("namespace".into(), json!(ns));
@@ -518,20 +536,10 @@ impl Store {
             self.establish_crd(&mut obj);
         }
         let stored = Stored::new(obj);
-        inner
-            .objects
-            .entry(map_key.clone())
-            .or_default()
-            .insert((ns, name), stored.clone());
+        inner.objects.entry(map_key.clone()).or_default().insert((ns, name), stored.clone());
         self.emit(
             &mut inner,
-            Event {
-                rv,
-                resource: map_key.into(),
-                kind: EventType::Added,
-                object: stored.clone(),
-                old: None,
-            },
+            Event { rv, resource: map_key.into(), kind: EventType::Added, object: stored.clone(), old: None },
         );
         Ok(stored)
     }
@@ -583,9 +591,7 @@ impl Store {
         sub: Subresource,
     ) -> Result<ObjRef> {
         if !obj.is_object() {
-            return Err(Error::BadRequest(
-                "the request body must be a JSON object".into(),
-            ));
+            return Err(Error::BadRequest("the request body must be a JSON object".into()));
         }
         self.check_type(res, &obj)?;
         if let Some(body_name) = obj["metadata"]["name"].as_str()
@@ -616,9 +622,7 @@ impl Store {
         let mut new = old.value.clone();
         f(&mut new)?;
         if !new.is_object() {
-            return Err(Error::BadRequest(
-                "the patched object is not a JSON object".into(),
-            ));
+            return Err(Error::BadRequest("the patched object is not a JSON object".into()));
         }
         if new["metadata"]["name"].as_str() != Some(name) {
             return Err(Error::BadRequest("metadata.name cannot be changed".into()));
@@ -626,12 +630,7 @@ impl Store {
         self.commit_update(&mut inner, res, old, new, sub)
     }
 
-    fn get_locked(
-        inner: &Inner,
-        res: &ResourceInfo,
-        ns: Option<&str>,
-        name: &str,
-    ) -> Result<ObjRef> {
+    fn get_locked(inner: &Inner, res: &ResourceInfo, ns: Option<&str>, name: &str) -> Result<ObjRef> {
         inner
             .objects
             .get(&res.key())
@@ -651,10 +650,7 @@ impl Store {
         let name = old.name().to_string();
         if let Some(rv) = new["metadata"]["resourceVersion"].as_str()
             && !rv.is_empty()
-            && rv
-                != old.value["metadata"]["resourceVersion"]
-                    .as_str()
-                    .unwrap_or_default()
+            && rv != old.value["metadata"]["resourceVersion"].as_str().unwrap_or_default()
         {
             return Err(Error::Conflict {
                 target: target(res, &name),
@@ -731,8 +727,7 @@ impl Store {
         let key = (old.namespace().to_string(), name);
         let map_key = res.key();
         let stored = Stored::new(result);
-        let deleting = !stored.value["metadata"]["deletionTimestamp"].is_null()
-            && finalizers_empty(&stored.value);
+        let deleting = !stored.value["metadata"]["deletionTimestamp"].is_null() && finalizers_empty(&stored.value);
         let map = inner.objects.entry(map_key.clone()).or_default();
         let kind = if deleting {
             map.remove(&key);
@@ -741,28 +736,13 @@ impl Store {
             map.insert(key, stored.clone());
             EventType::Modified
         };
-        self.emit(
-            inner,
-            Event {
-                rv,
-                resource: map_key.into(),
-                kind,
-                object: stored.clone(),
-                old: Some(old),
-            },
-        );
+        self.emit(inner, Event { rv, resource: map_key.into(), kind, object: stored.clone(), old: Some(old) });
         Ok(stored)
     }
 
     /// Deletes an object: with finalizers it only gets `deletionTimestamp` (and goes when the last
     /// finalizer is removed); without, it goes now. Returns the object as of the deletion.
-    pub fn delete(
-        &self,
-        res: &ResourceInfo,
-        ns: Option<&str>,
-        name: &str,
-        pre: &Preconditions,
-    ) -> Result<ObjRef> {
+    pub fn delete(&self, res: &ResourceInfo, ns: Option<&str>, name: &str, pre: &Preconditions) -> Result<ObjRef> {
         let mut inner = self.lock();
         let old = Self::get_locked(&inner, res, ns, name)?;
         let conflict = |what: &str, want: &str, have: &str| Error::Conflict {
@@ -776,9 +756,7 @@ impl Store {
             }
         }
         if let Some(rv) = &pre.resource_version {
-            let have = old.value["metadata"]["resourceVersion"]
-                .as_str()
-                .unwrap_or_default();
+            let have = old.value["metadata"]["resourceVersion"].as_str().unwrap_or_default();
             if rv != have {
                 return Err(conflict("ResourceVersion in precondition", rv, have));
             }
@@ -814,22 +792,9 @@ impl Store {
         };
         let stored = Stored::new(value);
         if kind == EventType::Modified {
-            inner
-                .objects
-                .entry(map_key.clone())
-                .or_default()
-                .insert(key, stored.clone());
+            inner.objects.entry(map_key.clone()).or_default().insert(key, stored.clone());
         }
-        self.emit(
-            inner,
-            Event {
-                rv,
-                resource: map_key.into(),
-                kind,
-                object: stored.clone(),
-                old: Some(old),
-            },
-        );
+        self.emit(inner, Event { rv, resource: map_key.into(), kind, object: stored.clone(), old: Some(old) });
         stored
     }
 
@@ -850,26 +815,15 @@ impl Store {
     }
 
     /// Deletes every matching object; returns what was deleted (or marked for deletion).
-    pub fn delete_collection(
-        &self,
-        res: &ResourceInfo,
-        ns: Option<&str>,
-        sel: &Selectors,
-    ) -> Vec<ObjRef> {
+    pub fn delete_collection(&self, res: &ResourceInfo, ns: Option<&str>, sel: &Selectors) -> Vec<ObjRef> {
         let (items, _) = self.list(res, ns, sel);
         items
             .iter()
             .filter_map(|o| {
                 let ns = (!o.namespace().is_empty()).then(|| o.namespace());
-                self.delete(res, ns, o.name(), &Preconditions::default())
-                    .ok()
+                self.delete(res, ns, o.name(), &Preconditions::default()).ok()
             })
             .collect()
-    }
-
-    /// A number from the store's seeded generator (for callers that need names consistent with it).
-    pub fn random_suffix(&self, n: usize) -> String {
-        random_suffix(&mut self.lock().rng, n)
     }
 }
 
@@ -882,22 +836,9 @@ mod tests {
         let reg = Arc::new(Registry::with_builtins());
         let pods = reg.find("", "v1", "pods").unwrap();
         let rv = reg.find_kind(STORAGE_GROUP, "ReplicatedVolume").unwrap();
-        let s = Store::new(
-            reg.clone(),
-            1,
-            StoreLimits {
-                history: 16,
-                channel: 64,
-            },
-        );
+        let s = Store::new(reg.clone(), 1, StoreLimits { history: 16, channel: 64 });
         let ns = reg.find("", "v1", "namespaces").unwrap();
-        s.create(
-            &ns,
-            None,
-            json!({"metadata": {"name": "default"}}),
-            CreateOptions::default(),
-        )
-        .unwrap();
+        s.create(&ns, None, json!({"metadata": {"name": "default"}}), CreateOptions::default()).unwrap();
         (s, pods, rv)
     }
 
@@ -908,50 +849,21 @@ mod tests {
     #[test]
     fn create_get_conflicts_and_versions() {
         let (s, pods, _) = store();
-        let p = s
-            .create(
-                &pods,
-                Some("default"),
-                json!({"metadata": {"name": "p"}}),
-                CreateOptions::default(),
-            )
-            .unwrap();
+        let p = s.create(&pods, Some("default"), json!({"metadata": {"name": "p"}}), CreateOptions::default()).unwrap();
         assert_eq!(p.value["kind"], "Pod");
         assert_eq!(p.value["metadata"]["namespace"], "default");
-        let err = s
-            .create(
-                &pods,
-                Some("default"),
-                json!({"metadata": {"name": "p"}}),
-                CreateOptions::default(),
-            )
-            .unwrap_err();
+        let err =
+            s.create(&pods, Some("default"), json!({"metadata": {"name": "p"}}), CreateOptions::default()).unwrap_err();
         assert_eq!(err.code().as_u16(), 409);
         assert_eq!(err.reason(), "AlreadyExists");
-        let err = s
-            .create(
-                &pods,
-                Some("nope"),
-                json!({"metadata": {"name": "p"}}),
-                CreateOptions::default(),
-            )
-            .unwrap_err();
+        let err =
+            s.create(&pods, Some("nope"), json!({"metadata": {"name": "p"}}), CreateOptions::default()).unwrap_err();
         assert_eq!(err.code().as_u16(), 404);
         let mut stale = p.value.clone();
         stale["metadata"]["labels"] = json!({"a": "b"});
-        let updated = s
-            .update(
-                &pods,
-                Some("default"),
-                "p",
-                stale.clone(),
-                Subresource::Main,
-            )
-            .unwrap();
+        let updated = s.update(&pods, Some("default"), "p", stale.clone(), Subresource::Main).unwrap();
         assert!(updated.resource_version() > p.resource_version());
-        let err = s
-            .update(&pods, Some("default"), "p", stale, Subresource::Main)
-            .unwrap_err();
+        let err = s.update(&pods, Some("default"), "p", stale, Subresource::Main).unwrap_err();
         assert_eq!(err.reason(), "Conflict");
     }
 
@@ -964,10 +876,7 @@ mod tests {
         let created = s.create(&rv, None, obj, CreateOptions::default()).unwrap();
         let name = created.name().to_string();
         assert!(name.starts_with("vol-") && name.len() == 9, "{name}");
-        assert!(
-            created.value.get("status").is_none(),
-            "client status is dropped on create"
-        );
+        assert!(created.value.get("status").is_none(), "client status is dropped on create");
         let st = s
             .modify(&rv, None, &name, Subresource::Status, |o| {
                 o["status"] = json!({"phase": "Ready"});
@@ -976,10 +885,7 @@ mod tests {
             })
             .unwrap();
         assert_eq!(st.value["status"]["phase"], "Ready");
-        assert_eq!(
-            st.value["spec"]["size"], "100Mi",
-            "status writes ignore spec"
-        );
+        assert_eq!(st.value["spec"]["size"], "100Mi", "status writes ignore spec");
         assert_eq!(st.value["metadata"]["generation"], 1);
         let main = s
             .modify(&rv, None, &name, Subresource::Main, |o| {
@@ -988,19 +894,10 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        assert_eq!(
-            main.value["status"]["phase"], "Ready",
-            "main writes ignore status"
-        );
+        assert_eq!(main.value["status"]["phase"], "Ready", "main writes ignore status");
         assert_eq!(main.value["metadata"]["generation"], 2);
-        let same = s
-            .modify(&rv, None, &name, Subresource::Main, |_| Ok(()))
-            .unwrap();
-        assert_eq!(
-            same.resource_version(),
-            main.resource_version(),
-            "no-op writes are not stored"
-        );
+        let same = s.modify(&rv, None, &name, Subresource::Main, |_| Ok(())).unwrap();
+        assert_eq!(same.resource_version(), main.resource_version(), "no-op writes are not stored");
     }
 
     #[test]
@@ -1021,39 +918,55 @@ mod tests {
     }
 
     #[test]
+    fn indexed_lists_follow_label_and_field_changes() {
+        let (s, pods, _) = store();
+        let ns = s.registry().find("", "v1", "namespaces").unwrap();
+        s.create(&ns, None, json!({"metadata": {"name": "other"}}), CreateOptions::default()).unwrap();
+        for (ns, name, app, node) in [
+            ("default", "a", "agent", "n1"),
+            ("default", "b", "agent", "n2"),
+            ("other", "c", "agent", "n1"),
+            ("default", "d", "web", "n1"),
+        ] {
+            let pod = json!({"metadata": {"name": name, "labels": {"app": app}}, "spec": {"nodeName": node}});
+            s.create(&pods, Some(ns), pod, CreateOptions::default()).unwrap();
+        }
+        let names = |ns: Option<&str>, l: Option<&str>, f: Option<&str>| -> Vec<String> {
+            let sel = Selectors::parse(l, f).unwrap();
+            s.list(&pods, ns, &sel).0.iter().map(|o| o.name().to_string()).collect()
+        };
+        assert_eq!(names(Some("default"), Some("app=agent"), None), ["a", "b"]);
+        assert_eq!(names(None, Some("app=agent"), Some("spec.nodeName=n1")), ["a", "c"]);
+        assert_eq!(names(None, None, Some("spec.nodeName=n1")), ["a", "d", "c"]);
+        s.modify(&pods, Some("default"), "a", Subresource::Main, |o| {
+            o["metadata"]["labels"]["app"] = json!("web");
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(names(Some("default"), Some("app=agent"), None), ["b"]);
+        assert_eq!(names(Some("default"), Some("app in (web)"), None), ["a", "d"]);
+        s.delete(&pods, Some("default"), "d", &Preconditions::default()).unwrap();
+        assert_eq!(names(Some("default"), Some("app=web"), None), ["a"]);
+    }
+
+    #[test]
     fn watch_from_a_version_and_gone_when_too_old() {
         let (s, _, rv) = store();
         let start = s.current_rv();
         for i in 0..5 {
-            s.create(
-                &rv,
-                None,
-                rv_obj(&format!("v{i}")),
-                CreateOptions::default(),
-            )
-            .unwrap();
+            s.create(&rv, None, rv_obj(&format!("v{i}")), CreateOptions::default()).unwrap();
         }
         let init = s.watch(&rv, Some(start)).unwrap();
-        let WatchStart::Backlog(events) = init.start else {
-            panic!("expected a backlog")
-        };
+        let WatchStart::Backlog(events) = init.start else { panic!("expected a backlog") };
         assert_eq!(events.len(), 5);
         assert!(events.iter().all(|e| e.kind == EventType::Added));
         for i in 5..40 {
-            s.create(
-                &rv,
-                None,
-                rv_obj(&format!("v{i}")),
-                CreateOptions::default(),
-            )
-            .unwrap();
+            s.create(&rv, None, rv_obj(&format!("v{i}")), CreateOptions::default()).unwrap();
         }
         let err = s.watch(&rv, Some(start)).unwrap_err();
         assert_eq!(err.code().as_u16(), 410);
         let init = s.watch(&rv, Some(0)).unwrap();
-        let WatchStart::Snapshot(objs) = init.start else {
-            panic!("expected a snapshot")
-        };
+        let WatchStart::Snapshot(objs) = init.start else { panic!("expected a snapshot") };
         assert_eq!(objs.len(), 40);
     }
 }

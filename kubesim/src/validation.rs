@@ -50,10 +50,7 @@ fn one_of(obj: &Value, path: &[&str], allowed: &[&str], causes: &mut Vec<Cause>)
         causes.push(Cause {
             reason: "FieldValueNotSupported".into(),
             field: path.join("."),
-            message: format!(
-                "Unsupported value: {v:?}: supported values: {}",
-                allowed.join(", ")
-            ),
+            message: format!("Unsupported value: {v:?}: supported values: {}", allowed.join(", ")),
         });
     }
 }
@@ -82,19 +79,12 @@ pub fn validate(res: &ResourceInfo, old: Option<&Value>, new: &Value) -> Result<
                 match str_field(new, &["spec", "size"]) {
                     None => causes.push(Cause::required("spec.size")),
                     Some(s) => match quantity::parse_bytes(s) {
-                        None => causes.push(Cause::invalid(
-                            "spec.size",
-                            format!("invalid quantity {s:?}"),
-                        )),
+                        None => causes.push(Cause::invalid("spec.size", format!("invalid quantity {s:?}"))),
                         Some(new_size) => {
-                            let old_size = old
-                                .and_then(|o| str_field(o, &["spec", "size"]))
-                                .and_then(quantity::parse_bytes);
+                            let old_size =
+                                old.and_then(|o| str_field(o, &["spec", "size"])).and_then(quantity::parse_bytes);
                             if old_size.is_some_and(|o| new_size < o) {
-                                causes.push(Cause::invalid(
-                                    "spec.size",
-                                    "volume size cannot be decreased",
-                                ));
+                                causes.push(Cause::invalid("spec.size", "volume size cannot be decreased"));
                             }
                         }
                     },
@@ -109,12 +99,7 @@ pub fn validate(res: &ResourceInfo, old: Option<&Value>, new: &Value) -> Result<
             "ReplicatedVolumeReplica" => {
                 required(new, &["spec", "replicatedVolumeName"], &mut causes);
                 immutable(old, new, &["spec", "replicatedVolumeName"], &mut causes);
-                one_of(
-                    new,
-                    &["spec", "type"],
-                    &["Diskful", "Access", "TieBreaker"],
-                    &mut causes,
-                );
+                one_of(new, &["spec", "type"], &["Diskful", "Access", "TieBreaker"], &mut causes);
             }
             "ReplicatedStorageClass" => {
                 one_of(
@@ -123,24 +108,14 @@ pub fn validate(res: &ResourceInfo, old: Option<&Value>, new: &Value) -> Result<
                     &["None", "Availability", "ConsistencyAndAvailability"],
                     &mut causes,
                 );
-                one_of(
-                    new,
-                    &["spec", "reclaimPolicy"],
-                    &["Delete", "Retain"],
-                    &mut causes,
-                );
+                one_of(new, &["spec", "reclaimPolicy"], &["Delete", "Retain"], &mut causes);
                 one_of(
                     new,
                     &["spec", "volumeAccess"],
                     &["Local", "EventuallyLocal", "PreferablyLocal", "Any"],
                     &mut causes,
                 );
-                one_of(
-                    new,
-                    &["spec", "topology"],
-                    &["TransZonal", "Zonal", "Ignored"],
-                    &mut causes,
-                );
+                one_of(new, &["spec", "topology"], &["TransZonal", "Zonal", "Ignored"], &mut causes);
             }
             _ => {}
         }
@@ -149,11 +124,7 @@ pub fn validate(res: &ResourceInfo, old: Option<&Value>, new: &Value) -> Result<
         Ok(())
     } else {
         let name = new["metadata"]["name"].as_str().unwrap_or_default();
-        Err(Error::Invalid {
-            target: Target::new(&res.group, &res.plural, name),
-            kind: res.kind.clone(),
-            causes,
-        })
+        Err(Error::Invalid { target: Target::new(&res.group, &res.plural, name), kind: res.kind.clone(), causes })
     }
 }
 
@@ -175,20 +146,15 @@ mod tests {
         assert!(validate(&res, Some(&rv("100Mi")), &rv("200Mi")).is_ok());
         let err = validate(&res, Some(&rv("100Mi")), &rv("50Mi")).unwrap_err();
         assert_eq!(err.code().as_u16(), 422);
-        let missing =
-            validate(&res, None, &json!({"metadata": {"name": "v"}, "spec": {}})).unwrap_err();
-        let Error::Invalid { causes, .. } = missing else {
-            panic!("expected Invalid")
-        };
+        let missing = validate(&res, None, &json!({"metadata": {"name": "v"}, "spec": {}})).unwrap_err();
+        let Error::Invalid { causes, .. } = missing else { panic!("expected Invalid") };
         assert_eq!(causes.len(), 2);
     }
 
     #[test]
     fn attachment_references_are_immutable() {
         let reg = Registry::with_builtins();
-        let res = reg
-            .find_kind(STORAGE_GROUP, "ReplicatedVolumeAttachment")
-            .unwrap();
+        let res = reg.find_kind(STORAGE_GROUP, "ReplicatedVolumeAttachment").unwrap();
         let a = json!({"metadata": {"name": "a"}, "spec": {"replicatedVolumeName": "v", "nodeName": "node-1"}});
         let b = json!({"metadata": {"name": "a"}, "spec": {"replicatedVolumeName": "v", "nodeName": "node-2"}});
         assert!(validate(&res, None, &a).is_ok());

@@ -10,10 +10,7 @@ use common::*;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
 use kube::Api;
-use kube::api::{
-    DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent,
-    WatchParams,
-};
+use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::{WatchStreamExt, watcher};
 use kubesim::{Config, ResourceInfo, StoreLimits};
@@ -30,75 +27,33 @@ fn api_error(e: kube::Error) -> Box<kube::core::Status> {
 async fn typed_clients_see_the_simulated_cluster() {
     let (_sim, c) = start(Config::for_tests()).await;
     let nodes: Api<Node> = Api::all(c.clone());
-    let storage_nodes = nodes
-        .list(&ListParams::default().labels("storage.deckhouse.io/sds-replicated-volume-node"))
-        .await
-        .unwrap();
+    let storage_nodes =
+        nodes.list(&ListParams::default().labels("storage.deckhouse.io/sds-replicated-volume-node")).await.unwrap();
     assert_eq!(storage_nodes.items.len(), 5);
     let pods: Api<Pod> = Api::namespaced(c.clone(), "d8-sds-replicated-volume");
-    let agents = pods
-        .list(&ListParams::default().labels("app=agent"))
-        .await
-        .unwrap();
+    let agents = pods.list(&ListParams::default().labels("app=agent")).await.unwrap();
     assert_eq!(agents.items.len(), 5);
-    let mut agent_nodes: Vec<String> = agents
-        .items
-        .iter()
-        .map(|p| p.spec.as_ref().unwrap().node_name.clone().unwrap())
-        .collect();
+    let mut agent_nodes: Vec<String> =
+        agents.items.iter().map(|p| p.spec.as_ref().unwrap().node_name.clone().unwrap()).collect();
     agent_nodes.sort();
-    assert_eq!(
-        agent_nodes,
-        ["node-1", "node-2", "node-3", "node-4", "node-5"]
-    );
-    let controllers = pods
-        .list(&ListParams::default().labels("app in (controller)"))
-        .await
-        .unwrap();
+    assert_eq!(agent_nodes, ["node-1", "node-2", "node-3", "node-4", "node-5"]);
+    let controllers = pods.list(&ListParams::default().labels("app in (controller)")).await.unwrap();
     assert_eq!(controllers.items.len(), 2);
-    assert!(
-        controllers
-            .items
-            .iter()
-            .all(|p| p.status.as_ref().unwrap().phase.as_deref() == Some("Running"))
-    );
-    let on_node_1 = pods
-        .list(
-            &ListParams::default()
-                .fields("spec.nodeName=node-1")
-                .labels("app=agent"),
-        )
-        .await
-        .unwrap();
+    assert!(controllers.items.iter().all(|p| p.status.as_ref().unwrap().phase.as_deref() == Some("Running")));
+    let on_node_1 = pods.list(&ListParams::default().fields("spec.nodeName=node-1").labels("app=agent")).await.unwrap();
     assert_eq!(on_node_1.items.len(), 1);
-    let not_agents = pods
-        .list(&ListParams::default().labels("app!=agent"))
-        .await
-        .unwrap();
+    let not_agents = pods.list(&ListParams::default().labels("app!=agent")).await.unwrap();
     assert_eq!(not_agents.items.len(), 2);
     let list = pods.list(&ListParams::default()).await.unwrap();
-    assert!(
-        list.metadata
-            .resource_version
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
-            > 0
-    );
+    assert!(list.metadata.resource_version.unwrap().parse::<u64>().unwrap() > 0);
 }
 
 #[tokio::test]
 async fn crud_patches_and_errors() {
-    let (_sim, c) = start(Config {
-        simulate: true,
-        ..Config::for_tests()
-    })
-    .await;
+    let (_sim, c) = start(Config { simulate: true, ..Config::for_tests() }).await;
     let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
-    let mut cm: ConfigMap = serde_json::from_value(
-        json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "data": {"k": "v"}}),
-    )
-    .unwrap();
+    let mut cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "data": {"k": "v"}})).unwrap();
     let created = cms.create(&PostParams::default(), &cm).await.unwrap();
     let rv1 = created.metadata.resource_version.clone().unwrap();
     assert!(created.metadata.uid.is_some() && created.metadata.creation_timestamp.is_some());
@@ -119,51 +74,36 @@ async fn crud_patches_and_errors() {
     assert_eq!(merged.data.as_ref().unwrap().len(), 2);
     assert!(merged.metadata.labels.as_ref().is_none_or(|l| l.is_empty()));
     let ops: json_patch::Patch =
-        serde_json::from_value(json!([{"op": "replace", "path": "/data/k", "value": "w"}]))
-            .unwrap();
-    let patched = cms
-        .patch("a", &PatchParams::default(), &Patch::<()>::Json(ops))
-        .await
-        .unwrap();
+        serde_json::from_value(json!([{"op": "replace", "path": "/data/k", "value": "w"}])).unwrap();
+    let patched = cms.patch("a", &PatchParams::default(), &Patch::<()>::Json(ops)).await.unwrap();
     assert_eq!(patched.data.as_ref().unwrap()["k"], "w");
 
     // A stale resourceVersion is a conflict.
     cm.metadata.name = Some("a".into());
     cm.metadata.resource_version = Some(rv1);
-    let err = api_error(
-        cms.replace("a", &PostParams::default(), &cm)
-            .await
-            .unwrap_err(),
-    );
+    let err = api_error(cms.replace("a", &PostParams::default(), &cm).await.unwrap_err());
     assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
 
     // generateName.
-    let generated: ConfigMap =
-        serde_json::from_value(json!({"metadata": {"generateName": "gen-"}})).unwrap();
-    let g = cms
-        .create(&PostParams::default(), &generated)
-        .await
-        .unwrap();
+    let generated: ConfigMap = serde_json::from_value(json!({"metadata": {"generateName": "gen-"}})).unwrap();
+    let g = cms.create(&PostParams::default(), &generated).await.unwrap();
     assert!(g.metadata.name.unwrap().starts_with("gen-"));
 
     // 422 for an invalid storage object, naming the fields.
-    let bad = dynamic(
-        "ReplicatedVolume",
-        "replicatedvolumes",
-        json!({"metadata": {"name": "bad"}, "spec": {}}),
-    );
-    let err = api_error(
-        rvs(&c)
-            .create(&PostParams::default(), &bad)
-            .await
-            .unwrap_err(),
-    );
+    let bad = dynamic("ReplicatedVolume", "replicatedvolumes", json!({"metadata": {"name": "bad"}, "spec": {}}));
+    let err = api_error(rvs(&c).create(&PostParams::default(), &bad).await.unwrap_err());
     assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
     assert!(err.message.contains("spec.size"), "{}", err.message);
 
     // Server-side apply creates and then merges.
     let applied = cms
-        .patch("applied", &PatchParams::apply("test"), &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": {"a": "1"}})))
+        .patch(
+            "applied",
+            &PatchParams::apply("test"),
+            &Patch::Apply(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": {"a": "1"}}),
+            ),
+        )
         .await
         .unwrap();
     assert_eq!(applied.data.unwrap()["a"], "1");
@@ -174,41 +114,19 @@ async fn crud_patches_and_errors() {
 
 #[tokio::test]
 async fn finalizers_and_the_status_subresource() {
-    let (_sim, c) = start(Config {
-        simulate: false,
-        ..Config::for_tests()
-    })
-    .await;
+    let (_sim, c) = start(Config { simulate: false, ..Config::for_tests() }).await;
     let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(c.clone());
-    ns.create(
-        &PostParams::default(),
-        &serde_json::from_value(json!({"metadata": {"name": "default"}})).unwrap(),
-    )
-    .await
-    .unwrap();
+    ns.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "default"}})).unwrap())
+        .await
+        .unwrap();
     let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
-    let cm = serde_json::from_value(
-        json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}),
-    )
-    .unwrap();
+    let cm = serde_json::from_value(json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"]}})).unwrap();
     cms.create(&PostParams::default(), &cm).await.unwrap();
     cms.delete("held", &DeleteParams::default()).await.unwrap();
     let held = cms.get("held").await.unwrap();
-    assert!(
-        held.metadata.deletion_timestamp.is_some(),
-        "a finalizer holds the object"
-    );
-    cms.patch(
-        "held",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-    )
-    .await
-    .unwrap();
-    assert!(
-        cms.get_opt("held").await.unwrap().is_none(),
-        "gone once the last finalizer is removed"
-    );
+    assert!(held.metadata.deletion_timestamp.is_some(), "a finalizer holds the object");
+    cms.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.unwrap();
+    assert!(cms.get_opt("held").await.unwrap().is_none(), "gone once the last finalizer is removed");
 
     // Status writes only change status; main writes never do.
     let rv = dynamic(
@@ -226,38 +144,18 @@ async fn finalizers_and_the_status_subresource() {
         )
         .await
         .unwrap();
-    assert_eq!(
-        (
-            st.data["status"]["phase"].as_str(),
-            st.data["spec"]["size"].as_str()
-        ),
-        (Some("Ready"), Some("1Gi"))
-    );
+    assert_eq!((st.data["status"]["phase"].as_str(), st.data["spec"]["size"].as_str()), (Some("Ready"), Some("1Gi")));
     let main = rvs(&c)
-        .patch(
-            "v",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"phase": "X"}, "spec": {"size": "2Gi"}})),
-        )
+        .patch("v", &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "X"}, "spec": {"size": "2Gi"}})))
         .await
         .unwrap();
     assert_eq!(
-        (
-            main.data["status"]["phase"].as_str(),
-            main.data["spec"]["size"].as_str()
-        ),
+        (main.data["status"]["phase"].as_str(), main.data["spec"]["size"].as_str()),
         (Some("Ready"), Some("2Gi"))
     );
     assert_eq!(main.metadata.generation, Some(2));
     let err = api_error(
-        rvs(&c)
-            .patch(
-                "v",
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"size": "1Mi"}})),
-            )
-            .await
-            .unwrap_err(),
+        rvs(&c).patch("v", &PatchParams::default(), &Patch::Merge(json!({"spec": {"size": "1Mi"}}))).await.unwrap_err(),
     );
     assert_eq!(err.code, 422, "a volume never shrinks");
 }
@@ -266,42 +164,24 @@ async fn finalizers_and_the_status_subresource() {
 async fn watches_resume_expire_bookmark_and_follow_selectors() {
     let cfg = Config {
         simulate: false,
-        limits: StoreLimits {
-            history: 32,
-            ..StoreLimits::default()
-        },
+        limits: StoreLimits { history: 32, ..StoreLimits::default() },
         bookmark_interval: Duration::from_millis(100),
         ..Config::for_tests()
     };
     let (_sim, c) = start(cfg).await;
     let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(c.clone());
-    ns.create(
-        &PostParams::default(),
-        &serde_json::from_value(json!({"metadata": {"name": "default"}})).unwrap(),
-    )
-    .await
-    .unwrap();
-    let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
-    let start_rv = cms
-        .list(&ListParams::default())
+    ns.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "default"}})).unwrap())
         .await
-        .unwrap()
-        .metadata
-        .resource_version
         .unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
+    let start_rv = cms.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
     for i in 0..3 {
-        let cm = serde_json::from_value(
-            json!({"metadata": {"name": format!("c{i}"), "labels": {"team": "a"}}}),
-        )
-        .unwrap();
+        let cm =
+            serde_json::from_value(json!({"metadata": {"name": format!("c{i}"), "labels": {"team": "a"}}})).unwrap();
         cms.create(&PostParams::default(), &cm).await.unwrap();
     }
     // Resuming from a version replays what happened after it.
-    let mut s = cms
-        .watch(&WatchParams::default().disable_bookmarks(), &start_rv)
-        .await
-        .unwrap()
-        .boxed();
+    let mut s = cms.watch(&WatchParams::default().disable_bookmarks(), &start_rv).await.unwrap().boxed();
     for i in 0..3 {
         match s.try_next().await.unwrap().unwrap() {
             WatchEvent::Added(cm) => assert_eq!(cm.metadata.name.unwrap(), format!("c{i}")),
@@ -309,65 +189,27 @@ async fn watches_resume_expire_bookmark_and_follow_selectors() {
         }
     }
     // A selector watch sees an object leave the selection as DELETED.
-    let mut sel = cms
-        .watch(
-            &WatchParams::default().disable_bookmarks().labels("team=a"),
-            "0",
-        )
-        .await
-        .unwrap()
-        .boxed();
+    let mut sel = cms.watch(&WatchParams::default().disable_bookmarks().labels("team=a"), "0").await.unwrap().boxed();
     for _ in 0..3 {
-        assert!(matches!(
-            sel.try_next().await.unwrap().unwrap(),
-            WatchEvent::Added(_)
-        ));
+        assert!(matches!(sel.try_next().await.unwrap().unwrap(), WatchEvent::Added(_)));
     }
-    cms.patch(
-        "c1",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"labels": {"team": "b"}}})),
-    )
-    .await
-    .unwrap();
+    cms.patch("c1", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"team": "b"}}})))
+        .await
+        .unwrap();
     match sel.try_next().await.unwrap().unwrap() {
         WatchEvent::Deleted(cm) => assert_eq!(cm.metadata.name.as_deref(), Some("c1")),
         other => panic!("expected DELETED, got {other:?}"),
     }
     // Bookmarks when asked (kube-rs asks by default).
-    let latest = cms
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
-    let mut bm = cms
-        .watch(&WatchParams::default(), &latest)
-        .await
-        .unwrap()
-        .boxed();
-    let ev = tokio::time::timeout(WAIT, bm.try_next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let latest = cms.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+    let mut bm = cms.watch(&WatchParams::default(), &latest).await.unwrap().boxed();
+    let ev = tokio::time::timeout(WAIT, bm.try_next()).await.unwrap().unwrap().unwrap();
     assert!(matches!(ev, WatchEvent::Bookmark(_)), "{ev:?}");
     // Push the start version out of the history: 410 Gone.
     for i in 0..40 {
-        cms.patch(
-            "c0",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"data": {"i": i.to_string()}})),
-        )
-        .await
-        .unwrap();
+        cms.patch("c0", &PatchParams::default(), &Patch::Merge(json!({"data": {"i": i.to_string()}}))).await.unwrap();
     }
-    let mut old = cms
-        .watch(&WatchParams::default().disable_bookmarks(), &start_rv)
-        .await
-        .unwrap()
-        .boxed();
+    let mut old = cms.watch(&WatchParams::default().disable_bookmarks(), &start_rv).await.unwrap().boxed();
     match old.try_next().await.unwrap().unwrap() {
         WatchEvent::Error(status) => {
             assert_eq!((status.code, status.reason.as_str()), (410, "Expired"))
@@ -380,19 +222,12 @@ async fn watches_resume_expire_bookmark_and_follow_selectors() {
 async fn runtime_watcher_and_dynamic_kinds() {
     let (sim, c) = start(Config::for_tests()).await;
     // The watcher lists, then follows changes.
-    let stream = watcher(
-        rvs(&c),
-        watcher::Config::default().labels("chaos.dev/scenario=test"),
-    )
-    .applied_objects()
-    .boxed();
+    let stream =
+        watcher(rvs(&c), watcher::Config::default().labels("chaos.dev/scenario=test")).applied_objects().boxed();
     create_rv(&c, "w1", "rsc-a", "100Mi").await;
     let seen = tokio::time::timeout(
         WAIT,
-        stream
-            .try_filter(|o| futures::future::ready(o.metadata.name.as_deref() == Some("w1")))
-            .boxed()
-            .try_next(),
+        stream.try_filter(|o| futures::future::ready(o.metadata.name.as_deref() == Some("w1"))).boxed().try_next(),
     )
     .await
     .expect("the watcher sees the new RV")
@@ -401,10 +236,7 @@ async fn runtime_watcher_and_dynamic_kinds() {
 
     // A kind registered by name through the library.
     sim.register(ResourceInfo::parse_flag("example.com/v1/widgets/Widget/namespaced").unwrap());
-    let ar = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("example.com", "v1", "Widget"),
-        "widgets",
-    );
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("example.com", "v1", "Widget"), "widgets");
     let widgets: Api<DynamicObject> = Api::namespaced_with(c.clone(), "default", &ar);
     let mut w = DynamicObject::new("w", &ar);
     w.data = json!({"spec": {"size": 3}});
@@ -422,22 +254,8 @@ async fn runtime_watcher_and_dynamic_kinds() {
         "names": {"plural": "gadgets", "kind": "Gadget", "shortNames": ["gd"]},
         "versions": [{"name": "v1", "served": true, "storage": true}]}});
     crds.create(&PostParams::default(), &crd).await.unwrap();
-    let gar = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("example.org", "v1", "Gadget"),
-        "gadgets",
-    );
+    let gar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("example.org", "v1", "Gadget"), "gadgets");
     let gadgets: Api<DynamicObject> = Api::all_with(c.clone(), &gar);
-    gadgets
-        .create(&PostParams::default(), &DynamicObject::new("g", &gar))
-        .await
-        .unwrap();
-    assert_eq!(
-        gadgets
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .len(),
-        1
-    );
+    gadgets.create(&PostParams::default(), &DynamicObject::new("g", &gar)).await.unwrap();
+    assert_eq!(gadgets.list(&ListParams::default()).await.unwrap().items.len(), 1);
 }

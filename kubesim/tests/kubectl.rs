@@ -19,23 +19,15 @@ struct Kubectl {
 
 impl Kubectl {
     fn new(sim: &KubeSim) -> Option<Self> {
-        let bin =
-            PathBuf::from(std::env::var("KUBECTL").unwrap_or_else(|_| "/usr/bin/kubectl".into()));
+        let bin = PathBuf::from(std::env::var("KUBECTL").unwrap_or_else(|_| "/usr/bin/kubectl".into()));
         if !bin.exists() {
-            eprintln!(
-                "SKIPPED: no kubectl at {} (set KUBECTL to run this test)",
-                bin.display()
-            );
+            eprintln!("SKIPPED: no kubectl at {} (set KUBECTL to run this test)", bin.display());
             return None;
         }
         let dir = tempfile::tempdir().expect("a temp dir");
         // An empty kubeconfig, so that no user configuration is read.
         std::fs::write(dir.path().join("config"), "").expect("write kubeconfig");
-        Some(Self {
-            bin,
-            server: sim.url(),
-            dir,
-        })
+        Some(Self { bin, server: sim.url(), dir })
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -54,12 +46,7 @@ impl Kubectl {
     async fn run(&self, args: &[&str]) -> String {
         let out = self.command(args).output().await.expect("kubectl runs");
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}{}",
-            stdout,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "kubectl {args:?} failed: {}{}", stdout, String::from_utf8_lossy(&out.stderr));
         stdout
     }
 
@@ -86,12 +73,7 @@ spec: {replicatedVolumeName: mgt-3f2a9c, nodeName: node-2}
 
 #[tokio::test]
 async fn kubectl_works_unchanged() {
-    let sim = KubeSim::start(Config {
-        speed: 20.0,
-        ..Config::for_tests()
-    })
-    .await
-    .unwrap();
+    let sim = KubeSim::start(Config { speed: 20.0, ..Config::for_tests() }).await.unwrap();
     let Some(k) = Kubectl::new(&sim) else { return };
 
     let nodes = k.run(&["get", "nodes"]).await;
@@ -101,39 +83,15 @@ async fn kubectl_works_unchanged() {
     }
     assert_eq!(nodes.matches(" Ready ").count(), 5, "{nodes}");
 
-    let agents = k
-        .run(&[
-            "get",
-            "pods",
-            "-n",
-            "d8-sds-replicated-volume",
-            "-l",
-            "app=agent",
-        ])
-        .await;
-    assert_eq!(
-        agents
-            .lines()
-            .filter(|l| l.starts_with("agent-") && l.contains("Running"))
-            .count(),
-        5,
-        "{agents}"
-    );
+    let agents = k.run(&["get", "pods", "-n", "d8-sds-replicated-volume", "-l", "app=agent"]).await;
+    assert_eq!(agents.lines().filter(|l| l.starts_with("agent-") && l.contains("Running")).count(), 5, "{agents}");
 
     // `get rv -w` started before the volume exists prints it as it changes.
-    let mut watch = k
-        .command(&["get", "rv", "-w"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut watch = k.command(&["get", "rv", "-w"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
     let file = k.write("rv.yaml", MANIFEST);
     let applied = k.run(&["apply", "--validate=false", "-f", &file]).await;
-    assert!(
-        applied.contains("replicatedvolume.storage.deckhouse.io/mgt-3f2a9c created"),
-        "{applied}"
-    );
+    assert!(applied.contains("replicatedvolume.storage.deckhouse.io/mgt-3f2a9c created"), "{applied}");
 
     let mut printed = Vec::new();
     tokio::time::timeout(WAIT, async {
@@ -141,35 +99,20 @@ async fn kubectl_works_unchanged() {
             let cols: Vec<&str> = line.split_whitespace().collect();
             printed.push(line.clone());
             // NAME SIZE IOREADY QUORUM ATTACHED AGE
-            if cols.first() == Some(&"mgt-3f2a9c")
-                && cols.get(2) == Some(&"True")
-                && cols.get(3) == Some(&"True")
-            {
+            if cols.first() == Some(&"mgt-3f2a9c") && cols.get(2) == Some(&"True") && cols.get(3) == Some(&"True") {
                 break;
             }
         }
     })
     .await
-    .unwrap_or_else(|_| {
-        panic!("kubectl get -w did not show the volume getting ready: {printed:#?}")
-    });
-    assert!(
-        printed.len() >= 2,
-        "several changes were printed: {printed:#?}"
-    );
-    assert!(
-        printed.iter().any(|l| l.contains("False")),
-        "the not-ready state was printed too: {printed:#?}"
-    );
+    .unwrap_or_else(|_| panic!("kubectl get -w did not show the volume getting ready: {printed:#?}"));
+    assert!(printed.len() >= 2, "several changes were printed: {printed:#?}");
+    assert!(printed.iter().any(|l| l.contains("False")), "the not-ready state was printed too: {printed:#?}");
     let _ = watch.kill().await;
 
     let rv = k.run(&["get", "rv"]).await;
     assert!(
-        rv.lines()
-            .next()
-            .unwrap()
-            .split_whitespace()
-            .eq(["NAME", "SIZE", "IOREADY", "QUORUM", "ATTACHED", "AGE"]),
+        rv.lines().next().unwrap().split_whitespace().eq(["NAME", "SIZE", "IOREADY", "QUORUM", "ATTACHED", "AGE"]),
         "{rv}"
     );
     assert!(rv.contains("mgt-3f2a9c"), "{rv}");
@@ -182,46 +125,19 @@ async fn kubectl_works_unchanged() {
         }
     })
     .await;
-    assert!(
-        yaml.contains("kind: ReplicatedVolumeAttachment") && yaml.contains("type: Ready"),
-        "{yaml}"
-    );
+    assert!(yaml.contains("kind: ReplicatedVolumeAttachment") && yaml.contains("type: Ready"), "{yaml}");
 
     let again = k.run(&["apply", "--validate=false", "-f", &file]).await;
     assert!(again.contains("unchanged"), "{again}");
 
-    let pod = k
-        .run(&[
-            "get",
-            "pods",
-            "-n",
-            "d8-sds-replicated-volume",
-            "-l",
-            "app=controller",
-            "-o",
-            "name",
-        ])
-        .await;
-    let pod = pod
-        .lines()
-        .next()
-        .unwrap()
-        .trim_start_matches("pod/")
-        .to_string();
-    let deleted = k
-        .run(&["delete", "pod", &pod, "-n", "d8-sds-replicated-volume"])
-        .await;
-    assert!(
-        deleted.contains(&format!("pod \"{pod}\" deleted")),
-        "{deleted}"
-    );
+    let pod = k.run(&["get", "pods", "-n", "d8-sds-replicated-volume", "-l", "app=controller", "-o", "name"]).await;
+    let pod = pod.lines().next().unwrap().trim_start_matches("pod/").to_string();
+    let deleted = k.run(&["delete", "pod", &pod, "-n", "d8-sds-replicated-volume"]).await;
+    assert!(deleted.contains(&format!("pod \"{pod}\" deleted")), "{deleted}");
 
     let removed = k.run(&["delete", "-f", &file]).await;
     assert!(removed.contains("deleted"), "{removed}");
     let left = k.run(&["get", "rv,rva,rvr", "-o", "name"]).await;
-    assert!(
-        left.trim().is_empty(),
-        "kubectl delete waited until everything was gone: {left}"
-    );
+    assert!(left.trim().is_empty(), "kubectl delete waited until everything was gone: {left}");
     sim.shutdown().await;
 }

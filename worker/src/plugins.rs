@@ -19,8 +19,5 @@ pub fn builtin_names() -> impl Iterator<Item = &'static str> {
 
 /// The path of a test plugin's component (`plugins/testing/<name>/`).
 pub fn testing(name: &str) -> Option<&'static std::path::Path> {
-    generated::TESTING
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, p)| std::path::Path::new(*p))
+    generated::TESTING.iter().find(|(n, _)| *n == name).map(|(_, p)| std::path::Path::new(*p))
 }

@@ -256,9 +256,12 @@ impl<'a> Planner<'a> {
                 tasks.push(instance);
                 continue;
             };
-            let group = volumes
-                .entry(volume.index)
-                .or_insert_with(|| VolumeGroup { volume, main: None, before: Vec::new(), after: Vec::new() });
+            let group = volumes.entry(volume.index).or_insert_with(|| VolumeGroup {
+                volume,
+                main: None,
+                before: Vec::new(),
+                after: Vec::new(),
+            });
             match instance.value.role {
                 InstanceRole::VolumeMain => group.main = Some(instance),
                 InstanceRole::VolumeAfterMain => group.after.push(instance),
@@ -491,13 +494,8 @@ impl<'a> Planner<'a> {
     /// The cluster-wide tasks: one instance each while running; stopped with the scenario or
     /// when removed from the spec. Returns whether all have settled.
     fn tasks(&mut self, tasks: &[&'a Versioned<TaskInstance>], stopping: bool) -> bool {
-        let wanted: BTreeMap<String, &chaos_def::scenario::TaskSpec> = self
-            .stored
-            .spec
-            .tasks
-            .iter()
-            .map(|task| (naming::task_id(&self.run, &task.name), task))
-            .collect();
+        let wanted: BTreeMap<String, &chaos_def::scenario::TaskSpec> =
+            self.stored.spec.tasks.iter().map(|task| (naming::task_id(&self.run, &task.name), task)).collect();
         for instance in tasks {
             let value = &instance.value;
             if stopping {
@@ -510,7 +508,11 @@ impl<'a> Planner<'a> {
             {
                 // Out of retries: it stays failed; the rest of the scenario goes on.
                 let error = self.status_of(value).and_then(|s| s.last_error.clone()).unwrap_or_default();
-                self.record_failure(format!("task {} failed after {} attempts: {error}", use_name(value), value.attempt));
+                self.record_failure(format!(
+                    "task {} failed after {} attempts: {error}",
+                    use_name(value),
+                    value.attempt
+                ));
             } else {
                 self.retry_if_failed(instance);
             }
@@ -594,10 +596,10 @@ impl<'a> Planner<'a> {
 /// The name an instance goes by in messages: the plugin use or task name.
 fn use_name(instance: &TaskInstance) -> String {
     match &instance.volume {
-        Some(volume) => instance.id.rsplit_once(&format!("v{:05}-", volume.index)).map_or_else(
-            || instance.plugin.to_string(),
-            |(_, name)| name.to_string(),
-        ),
+        Some(volume) => instance
+            .id
+            .rsplit_once(&format!("v{:05}-", volume.index))
+            .map_or_else(|| instance.plugin.to_string(), |(_, name)| name.to_string()),
         None => instance.id.rsplit_once("-t-").map_or_else(|| instance.plugin.to_string(), |(_, n)| n.to_string()),
     }
 }

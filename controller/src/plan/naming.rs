@@ -11,8 +11,7 @@ use super::chance;
 
 /// `<scenario>-<first 8 hex digits of its uid>`: the prefix of every instance id of this run.
 pub fn run_prefix(scenario: &StoredScenario) -> String {
-    let uid: String = scenario.metadata.uid.chars().filter(char::is_ascii_hexdigit).take(8).collect();
-    format!("{}-{uid}", scenario.metadata.name)
+    scenario.run_prefix()
 }
 
 /// Volume-main of volume `index`.

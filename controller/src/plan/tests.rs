@@ -112,7 +112,8 @@ impl World {
                     self.instances.insert(instance.id.clone(), versioned(instance.clone(), rev));
                 }
                 Action::Update { instance, mod_revision } => {
-                    let current = self.instances.get(&instance.id).ok_or(format!("update of missing {}", instance.id))?;
+                    let current =
+                        self.instances.get(&instance.id).ok_or(format!("update of missing {}", instance.id))?;
                     if current.mod_revision != *mod_revision {
                         return Err(format!("stale update of {}", instance.id));
                     }
@@ -195,7 +196,11 @@ impl World {
     }
 
     fn main_ids(&self) -> Vec<String> {
-        self.instances.values().filter(|i| i.value.role == InstanceRole::VolumeMain).map(|i| i.value.id.clone()).collect()
+        self.instances
+            .values()
+            .filter(|i| i.value.role == InstanceRole::VolumeMain)
+            .map(|i| i.value.id.clone())
+            .collect()
     }
 
     fn volume_instances(&self, index: u64) -> BTreeMap<InstanceRole, Vec<TaskInstance>> {
@@ -255,8 +260,15 @@ fn a_volume_lives_and_is_torn_down_in_the_seed_order() {
     let roles = world.volume_instances(0);
     let names = |role| -> Vec<String> { roles[&role].iter().map(|i| i.plugin.to_string()).collect() };
     assert_eq!(names(InstanceRole::VolumeBeforeMain), ["volume-attacher", "volume-checker"]);
-    assert_eq!(names(InstanceRole::VolumeAfterMain), ["volume-replica-creator", "volume-replica-destroyer", "volume-resizer"]);
-    assert!(roles[&InstanceRole::VolumeBeforeMain].iter().all(|i| i.params["volume"] == roles[&InstanceRole::VolumeMain][0].params["name"]));
+    assert_eq!(
+        names(InstanceRole::VolumeAfterMain),
+        ["volume-replica-creator", "volume-replica-destroyer", "volume-resizer"]
+    );
+    assert!(
+        roles[&InstanceRole::VolumeBeforeMain]
+            .iter()
+            .all(|i| i.params["volume"] == roles[&InstanceRole::VolumeMain][0].params["name"])
+    );
     world.step();
     assert!(world.step().rest.is_empty(), "a stable volume needs no writes");
     world.work();
@@ -290,7 +302,9 @@ fn a_volume_lives_and_is_torn_down_in_the_seed_order() {
         world.report(&i.id, InstancePhase::Succeeded, false, None);
     }
     let plan = world.step();
-    assert!(plan.atomic.iter().any(|a| matches!(a, Action::RemoveVolume { index: 0, instances } if instances.len() == 6)));
+    assert!(
+        plan.atomic.iter().any(|a| matches!(a, Action::RemoveVolume { index: 0, instances } if instances.len() == 6))
+    );
     assert!(world.volume_instances(0).is_empty());
     assert_eq!(plan.status.volumes.done, 1);
 }
@@ -383,7 +397,9 @@ fn a_deleted_scenario_is_finalized_once_stopped_and_duration_stops_it() {
 
 #[test]
 fn no_step_starts_volumes_while_max_are_alive() {
-    let text = SCENARIO.replace("    max: 5\n", "    max: 1\n").replace("lifetime: {min: 1m, max: 5m}", "lifetime: {min: 1h, max: 1h}");
+    let text = SCENARIO
+        .replace("    max: 5\n", "    max: 1\n")
+        .replace("lifetime: {min: 1m, max: 5m}", "lifetime: {min: 1h, max: 1h}");
     let mut world = World::new(&text);
     world.step();
     let after_first = world.main_ids().len();

@@ -23,48 +23,40 @@ enum Guard {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Put {
-        key: String,
-        value: Vec<u8>,
-        lease: Option<i64>,
-        guard: Guard,
-    },
-    Delete {
-        key: String,
-        guard: Guard,
-    },
+    Put { key: String, value: Vec<u8>, lease: Option<i64>, guard: Guard },
+    Delete { key: String, guard: Guard },
+    DeletePrefix { prefix: String },
 }
 
 impl Op {
     fn key(&self) -> &str {
         match self {
             Op::Put { key, .. } | Op::Delete { key, .. } => key,
+            Op::DeletePrefix { prefix } => prefix,
         }
     }
 
     fn compare(&self) -> Option<Compare> {
         let (key, guard) = match self {
             Op::Put { key, guard, .. } | Op::Delete { key, guard } => (key, guard),
+            Op::DeletePrefix { .. } => return None,
         };
         match guard {
             Guard::None => None,
             Guard::Absent => Some(Compare::create_revision(key.as_str(), CompareOp::Equal, 0)),
-            Guard::ModRevision(rev) => {
-                Some(Compare::mod_revision(key.as_str(), CompareOp::Equal, *rev))
-            }
+            Guard::ModRevision(rev) => Some(Compare::mod_revision(key.as_str(), CompareOp::Equal, *rev)),
         }
     }
 
     fn txn_op(&self) -> TxnOp {
         match self {
-            Op::Put {
-                key, value, lease, ..
-            } => TxnOp::put(
-                key.as_str(),
-                value.clone(),
-                lease.map(|l| PutOptions::new().with_lease(l)),
-            ),
+            Op::Put { key, value, lease, .. } => {
+                TxnOp::put(key.as_str(), value.clone(), lease.map(|l| PutOptions::new().with_lease(l)))
+            }
             Op::Delete { key, .. } => TxnOp::delete(key.as_str(), None),
+            Op::DeletePrefix { prefix } => {
+                TxnOp::delete(prefix.as_str(), Some(etcd_client::DeleteOptions::new().with_prefix()))
+            }
         }
     }
 }
@@ -103,11 +95,7 @@ impl BatchOutcome {
 
 impl Batch {
     pub fn new() -> Self {
-        Batch {
-            ops: Vec::new(),
-            fences: Vec::new(),
-            max_ops: ETCD_MAX_TXN_OPS,
-        }
+        Batch { ops: Vec::new(), fences: Vec::new(), max_ops: ETCD_MAX_TXN_OPS }
     }
 
     /// Chunk size for an etcd configured with another `--max-txn-ops`.
@@ -142,12 +130,7 @@ impl Batch {
         self.push_put(key.into(), value, None, Guard::None)
     }
 
-    pub fn put_with_lease<T: Serialize>(
-        &mut self,
-        key: impl Into<String>,
-        value: &T,
-        lease: i64,
-    ) -> Result<&mut Self> {
+    pub fn put_with_lease<T: Serialize>(&mut self, key: impl Into<String>, value: &T, lease: i64) -> Result<&mut Self> {
         self.push_put(key.into(), value, Some(lease), Guard::None)
     }
 
@@ -157,29 +140,24 @@ impl Batch {
     }
 
     /// Writes only if the key was last written at `mod_revision`.
-    pub fn update<T: Serialize>(
-        &mut self,
-        key: impl Into<String>,
-        value: &T,
-        mod_revision: i64,
-    ) -> Result<&mut Self> {
+    pub fn update<T: Serialize>(&mut self, key: impl Into<String>, value: &T, mod_revision: i64) -> Result<&mut Self> {
         self.push_put(key.into(), value, None, Guard::ModRevision(mod_revision))
     }
 
     pub fn delete(&mut self, key: impl Into<String>) -> &mut Self {
-        self.ops.push(Op::Delete {
-            key: key.into(),
-            guard: Guard::None,
-        });
+        self.ops.push(Op::Delete { key: key.into(), guard: Guard::None });
+        self
+    }
+
+    /// Deletes every key under `prefix`.
+    pub fn delete_prefix(&mut self, prefix: impl Into<String>) -> &mut Self {
+        self.ops.push(Op::DeletePrefix { prefix: prefix.into() });
         self
     }
 
     /// Deletes only if the key was last written at `mod_revision`.
     pub fn delete_if(&mut self, key: impl Into<String>, mod_revision: i64) -> &mut Self {
-        self.ops.push(Op::Delete {
-            key: key.into(),
-            guard: Guard::ModRevision(mod_revision),
-        });
+        self.ops.push(Op::Delete { key: key.into(), guard: Guard::ModRevision(mod_revision) });
         self
     }
 
@@ -191,12 +169,7 @@ impl Batch {
         guard: Guard,
     ) -> Result<&mut Self> {
         let value = encode(&key, value)?;
-        self.ops.push(Op::Put {
-            key,
-            value,
-            lease,
-            guard,
-        });
+        self.ops.push(Op::Put { key, value, lease, guard });
         Ok(self)
     }
 
@@ -207,9 +180,7 @@ impl Batch {
         let mut seen = BTreeSet::new();
         for op in &self.ops {
             if !seen.insert(op.key()) {
-                return Err(StoreError::DuplicateKey {
-                    key: op.key().to_string(),
-                });
+                return Err(StoreError::DuplicateKey { key: op.key().to_string() });
             }
         }
         Ok(self.ops.chunks(per_chunk).collect())
@@ -218,20 +189,13 @@ impl Batch {
     /// Commits chunk after chunk. A chunk whose compares fail is skipped (and reported);
     /// a transport error stops the commit and is returned.
     pub async fn commit(&self, store: &Store) -> Result<BatchOutcome> {
-        let mut outcome = BatchOutcome {
-            committed: 0,
-            conflicts: 0,
-            revision: 0,
-            rejected_keys: Vec::new(),
-            written: Vec::new(),
-        };
+        let mut outcome =
+            BatchOutcome { committed: 0, conflicts: 0, revision: 0, rejected_keys: Vec::new(), written: Vec::new() };
         let mut kv = store.client.kv_client();
         for chunk in self.chunks()? {
             let mut compares: Vec<Compare> = self.fences.clone();
             compares.extend(chunk.iter().filter_map(Op::compare));
-            let txn = Txn::new()
-                .when(compares)
-                .and_then(chunk.iter().map(Op::txn_op).collect::<Vec<_>>());
+            let txn = Txn::new().when(compares).and_then(chunk.iter().map(Op::txn_op).collect::<Vec<_>>());
             let response = store.bounded(kv.txn(txn)).await?;
             if response.succeeded() {
                 outcome.committed += 1;
@@ -239,9 +203,7 @@ impl Batch {
                 outcome.written.extend(chunk.iter().map(|op| (op.key().to_string(), outcome.revision)));
             } else {
                 outcome.conflicts += 1;
-                outcome
-                    .rejected_keys
-                    .extend(chunk.iter().map(|op| op.key().to_string()));
+                outcome.rejected_keys.extend(chunk.iter().map(|op| op.key().to_string()));
             }
         }
         Ok(outcome)
@@ -271,9 +233,6 @@ mod tests {
         let mut batch = Batch::new();
         batch.put("/a", &1).unwrap();
         batch.delete("/a");
-        assert!(matches!(
-            batch.chunks(),
-            Err(StoreError::DuplicateKey { .. })
-        ));
+        assert!(matches!(batch.chunks(), Err(StoreError::DuplicateKey { .. })));
     }
 }

@@ -75,25 +75,12 @@ impl Store {
             }
         };
         let leader_key = response.leader().cloned().ok_or_else(|| {
-            StoreError::Etcd(etcd_client::Error::ElectError(
-                "campaign answered without a leader key".into(),
-            ))
+            StoreError::Etcd(etcd_client::Error::ElectError("campaign answered without a leader key".into()))
         })?;
         let key = String::from_utf8_lossy(leader_key.key()).into_owned();
         let term = CancellationToken::new();
-        tokio::spawn(watch_term(
-            self.clone(),
-            key.clone(),
-            leader_key.rev(),
-            lost,
-            term.clone(),
-        ));
-        Ok(Leadership {
-            key,
-            leader_key,
-            lost: term,
-            store: self.clone(),
-        })
+        tokio::spawn(watch_term(self.clone(), key.clone(), leader_key.rev(), lost, term.clone()));
+        Ok(Leadership { key, leader_key, lost: term, store: self.clone() })
     }
 
     /// The current leader's value for `role`, if any.
@@ -103,16 +90,10 @@ impl Store {
         // The leader is the candidate key with the lowest creation revision.
         let options = etcd_client::GetOptions::new()
             .with_prefix()
-            .with_sort(
-                etcd_client::SortTarget::Create,
-                etcd_client::SortOrder::Ascend,
-            )
+            .with_sort(etcd_client::SortTarget::Create, etcd_client::SortOrder::Ascend)
             .with_limit(1);
         let response = self.bounded(kv.get(prefix, Some(options))).await?;
-        Ok(response
-            .kvs()
-            .first()
-            .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()))
+        Ok(response.kvs().first().map(|kv| String::from_utf8_lossy(kv.value()).into_owned()))
     }
 
     /// Deletes this lease's candidate key (etcd names it `<election>/<lease in hex>`), so an
@@ -127,13 +108,7 @@ impl Store {
 
 /// Ends the term (fires `term`) when the lease is lost or the leader key is deleted or
 /// replaced.
-async fn watch_term(
-    store: Store,
-    key: String,
-    revision: i64,
-    lease_lost: CancellationToken,
-    term: CancellationToken,
-) {
+async fn watch_term(store: Store, key: String, revision: i64, lease_lost: CancellationToken, term: CancellationToken) {
     loop {
         let mut client = store.client();
         let options = WatchOptions::new().with_start_revision(revision + 1);

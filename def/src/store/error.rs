@@ -13,15 +13,9 @@ pub enum StoreError {
     #[error("{key} already exists")]
     AlreadyExists { key: String },
     #[error("cannot decode the value of {key}: {source}")]
-    Decode {
-        key: String,
-        source: serde_json::Error,
-    },
+    Decode { key: String, source: serde_json::Error },
     #[error("cannot encode the value for {key}: {source}")]
-    Encode {
-        key: String,
-        source: serde_json::Error,
-    },
+    Encode { key: String, source: serde_json::Error },
     #[error("key {key} appears twice in one batch")]
     DuplicateKey { key: String },
     #[error("lease {id:x} was lost")]

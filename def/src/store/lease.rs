@@ -72,26 +72,14 @@ impl Store {
             stop: CancellationToken::new(),
             store: self.clone(),
         };
-        tokio::spawn(keep_alive(
-            self.clone(),
-            lease.id,
-            ttl,
-            lease.lost.clone(),
-            lease.stop.clone(),
-        ));
+        tokio::spawn(keep_alive(self.clone(), lease.id, ttl, lease.lost.clone(), lease.stop.clone()));
         Ok(lease)
     }
 }
 
 /// Refreshes the lease until `stop`; fires `lost` when it expired or could not be refreshed
 /// within its TTL.
-async fn keep_alive(
-    store: Store,
-    id: i64,
-    ttl: Duration,
-    lost: CancellationToken,
-    stop: CancellationToken,
-) {
+async fn keep_alive(store: Store, id: i64, ttl: Duration, lost: CancellationToken, stop: CancellationToken) {
     let period = ttl / 3;
     // The lease is surely alive until this instant; refreshes move it forward.
     let mut alive_until = Instant::now() + ttl;
@@ -145,11 +133,7 @@ async fn refresh_stream(
         before(*alive_until, id, keeper.keep_alive()).await?;
         let response = before(*alive_until, id, responses.message())
             .await?
-            .ok_or_else(|| {
-                StoreError::Etcd(etcd_client::Error::LeaseKeepAliveError(
-                    "stream closed".into(),
-                ))
-            })?;
+            .ok_or_else(|| StoreError::Etcd(etcd_client::Error::LeaseKeepAliveError("stream closed".into())))?;
         if response.ttl() <= 0 {
             return Err(StoreError::LeaseLost { id });
         }

@@ -14,9 +14,7 @@ mod watch;
 use std::future::Future;
 use std::time::Duration;
 
-use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp,
-};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -61,9 +59,7 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("prefix", &self.keys.prefix())
-            .finish()
+        f.debug_struct("Store").field("prefix", &self.keys.prefix()).finish()
     }
 }
 
@@ -77,11 +73,7 @@ impl Store {
             .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
             .with_keep_alive_while_idle(true);
         let client = Client::connect(endpoints, Some(options)).await?;
-        Ok(Store {
-            client,
-            keys: Keys::new(prefix),
-            call_timeout: Duration::from_secs(5),
-        })
+        Ok(Store { client, keys: Keys::new(prefix), call_timeout: Duration::from_secs(5) })
     }
 
     pub fn keys(&self) -> &Keys {
@@ -135,9 +127,7 @@ impl Store {
         let mut from = prefix.as_bytes().to_vec();
         let mut revision = 0;
         loop {
-            let mut options = GetOptions::new()
-                .with_range(range_end.clone())
-                .with_limit(LIST_PAGE);
+            let mut options = GetOptions::new().with_range(range_end.clone()).with_limit(LIST_PAGE);
             if revision > 0 {
                 options = options.with_revision(revision);
             }
@@ -170,17 +160,10 @@ impl Store {
     }
 
     /// Writes `value` attached to `lease`: it disappears when the lease does.
-    pub async fn put_with_lease<T: Serialize>(
-        &self,
-        key: &str,
-        value: &T,
-        lease: i64,
-    ) -> Result<i64> {
+    pub async fn put_with_lease<T: Serialize>(&self, key: &str, value: &T, lease: i64) -> Result<i64> {
         let bytes = encode(key, value)?;
         let mut kv = self.client.kv_client();
-        let response = self
-            .bounded(kv.put(key, bytes, Some(PutOptions::new().with_lease(lease))))
-            .await?;
+        let response = self.bounded(kv.put(key, bytes, Some(PutOptions::new().with_lease(lease)))).await?;
         Ok(response.header().map(|h| h.revision()).unwrap_or_default())
     }
 
@@ -190,27 +173,16 @@ impl Store {
         let txn = Txn::new()
             .when([Compare::create_revision(key, CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key, bytes, None)]);
-        self.guarded(txn, || StoreError::AlreadyExists {
-            key: key.to_string(),
-        })
-        .await
+        self.guarded(txn, || StoreError::AlreadyExists { key: key.to_string() }).await
     }
 
     /// Compare-and-swap: writes `value` only if `key` was last written at `mod_revision`.
-    pub async fn update<T: Serialize>(
-        &self,
-        key: &str,
-        value: &T,
-        mod_revision: i64,
-    ) -> Result<i64> {
+    pub async fn update<T: Serialize>(&self, key: &str, value: &T, mod_revision: i64) -> Result<i64> {
         let bytes = encode(key, value)?;
         let txn = Txn::new()
             .when([Compare::mod_revision(key, CompareOp::Equal, mod_revision)])
             .and_then([TxnOp::put(key, bytes, None)]);
-        self.guarded(txn, || StoreError::Conflict {
-            key: key.to_string(),
-        })
-        .await
+        self.guarded(txn, || StoreError::Conflict { key: key.to_string() }).await
     }
 
     /// Deletes `key`; returns whether it existed.
@@ -225,18 +197,13 @@ impl Store {
         let txn = Txn::new()
             .when([Compare::mod_revision(key, CompareOp::Equal, mod_revision)])
             .and_then([TxnOp::delete(key, None)]);
-        self.guarded(txn, || StoreError::Conflict {
-            key: key.to_string(),
-        })
-        .await
+        self.guarded(txn, || StoreError::Conflict { key: key.to_string() }).await
     }
 
     /// Deletes every key under `prefix`; returns how many there were.
     pub async fn delete_prefix(&self, prefix: &str) -> Result<i64> {
         let mut kv = self.client.kv_client();
-        let response = self
-            .bounded(kv.delete(prefix, Some(DeleteOptions::new().with_prefix())))
-            .await?;
+        let response = self.bounded(kv.delete(prefix, Some(DeleteOptions::new().with_prefix()))).await?;
         Ok(response.deleted())
     }
 
@@ -268,23 +235,13 @@ impl Store {
 }
 
 fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|source| StoreError::Encode {
-        key: key.to_string(),
-        source,
-    })
+    serde_json::to_vec(value).map_err(|source| StoreError::Encode { key: key.to_string(), source })
 }
 
 fn decode<T: DeserializeOwned>(key: &str, kv: &etcd_client::KeyValue) -> Result<Versioned<T>> {
-    let value = serde_json::from_slice(kv.value()).map_err(|source| StoreError::Decode {
-        key: key.to_string(),
-        source,
-    })?;
-    Ok(Versioned {
-        value,
-        mod_revision: kv.mod_revision(),
-        create_revision: kv.create_revision(),
-        lease: kv.lease(),
-    })
+    let value =
+        serde_json::from_slice(kv.value()).map_err(|source| StoreError::Decode { key: key.to_string(), source })?;
+    Ok(Versioned { value, mod_revision: kv.mod_revision(), create_revision: kv.create_revision(), lease: kv.lease() })
 }
 
 /// The end of the key range holding every key that starts with `prefix`.

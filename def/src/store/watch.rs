@@ -18,10 +18,7 @@ use super::{Result, Store, StoreError, Versioned, decode};
 #[derive(Debug, Clone, PartialEq)]
 pub enum WatchEvent<T> {
     /// The full set of items under the prefix at `revision`: replace any cache with it.
-    Listed {
-        items: Vec<(String, Versioned<T>)>,
-        revision: i64,
-    },
+    Listed { items: Vec<(String, Versioned<T>)>, revision: i64 },
     /// `key` was created or changed.
     Put { key: String, item: Versioned<T> },
     /// `key` was deleted at `revision`.
@@ -49,10 +46,7 @@ pub struct Watcher<T> {
 
 impl<T> std::fmt::Debug for Watcher<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Watcher")
-            .field("prefix", &self.prefix)
-            .field("revision", &self.revision())
-            .finish()
+        f.debug_struct("Watcher").field("prefix", &self.prefix).field("revision", &self.revision()).finish()
     }
 }
 
@@ -77,14 +71,7 @@ impl<T: DeserializeOwned> Watcher<T> {
     }
 
     fn with_state(store: Store, prefix: &str, state: State) -> Self {
-        Watcher {
-            store,
-            prefix: prefix.to_string(),
-            state,
-            pending: VecDeque::new(),
-            failures: 0,
-            _items: PhantomData,
-        }
+        Watcher { store, prefix: prefix.to_string(), state, pending: VecDeque::new(), failures: 0, _items: PhantomData }
     }
 
     /// The next event, or `None` once `cancel` fires. etcd being away is not an error here:
@@ -121,25 +108,15 @@ impl<T: DeserializeOwned> Watcher<T> {
         match &mut self.state {
             State::Empty => {
                 let listing = self.store.list::<T>(&self.prefix).await?;
-                self.state = State::Listed {
-                    revision: listing.revision,
-                };
-                self.pending.push_back(WatchEvent::Listed {
-                    items: listing.items,
-                    revision: listing.revision,
-                });
+                self.state = State::Listed { revision: listing.revision };
+                self.pending.push_back(WatchEvent::Listed { items: listing.items, revision: listing.revision });
             }
             State::Listed { revision } => {
                 let revision = *revision;
-                let options = WatchOptions::new()
-                    .with_prefix()
-                    .with_start_revision(revision + 1)
-                    .with_progress_notify();
+                let options =
+                    WatchOptions::new().with_prefix().with_start_revision(revision + 1).with_progress_notify();
                 let mut client = self.store.client();
-                let stream = self
-                    .store
-                    .bounded(client.watch(self.prefix.as_str(), Some(options)))
-                    .await?;
+                let stream = self.store.bounded(client.watch(self.prefix.as_str(), Some(options))).await?;
                 self.state = State::Watching { stream, revision };
             }
             State::Watching { stream, revision } => {
@@ -148,9 +125,7 @@ impl<T: DeserializeOwned> Watcher<T> {
                     Ok(Some(response)) => response,
                     Ok(None) => {
                         self.state = State::Listed { revision: last };
-                        return Err(StoreError::Etcd(etcd_client::Error::WatchError(
-                            "watch stream ended".into(),
-                        )));
+                        return Err(StoreError::Etcd(etcd_client::Error::WatchError("watch stream ended".into())));
                     }
                     Err(error) => {
                         self.state = State::Listed { revision: last };
@@ -184,10 +159,9 @@ impl<T: DeserializeOwned> Watcher<T> {
                                 tracing::warn!(%key, %error, "skipping undecodable value")
                             }
                         },
-                        EventType::Delete => self.pending.push_back(WatchEvent::Deleted {
-                            key,
-                            revision: kv.mod_revision(),
-                        }),
+                        EventType::Delete => {
+                            self.pending.push_back(WatchEvent::Deleted { key, revision: kv.mod_revision() })
+                        }
                     }
                 }
                 // Progress notifications carry no events but move the revision forward, so a

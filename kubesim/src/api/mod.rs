@@ -45,12 +45,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 fn json_response(code: StatusCode, body: impl Into<Body>) -> Response {
-    (
-        code,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.into(),
-    )
-        .into_response()
+    (code, [(header::CONTENT_TYPE, "application/json")], body.into()).into_response()
 }
 
 fn value_response(code: StatusCode, v: &Value) -> Response {
@@ -76,11 +71,7 @@ enum Route {
 }
 
 fn route(state: &AppState, path: &str) -> Result<Route> {
-    let segs: Vec<&str> = path
-        .trim_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
+    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     let (group, version, rest) = match segs.as_slice() {
         ["version"] => return Ok(Route::Version),
         ["healthz" | "livez" | "readyz", ..] => return Ok(Route::Health),
@@ -95,17 +86,10 @@ fn route(state: &AppState, path: &str) -> Result<Route> {
     let namespaced_under = |plural: &str| reg.find(group, version, plural).filter(|r| r.namespaced);
     let (res, namespace, rest) = match rest {
         [] => return Ok(Route::ResourceList(group.into(), version.into())),
-        ["namespaces", ns, plural, rest @ ..] if namespaced_under(plural).is_some() => (
-            namespaced_under(plural).ok_or(Error::NoSuchResource)?,
-            Some(ns.to_string()),
-            rest,
-        ),
-        [plural, rest @ ..] => (
-            reg.find(group, version, plural)
-                .ok_or(Error::NoSuchResource)?,
-            None,
-            rest,
-        ),
+        ["namespaces", ns, plural, rest @ ..] if namespaced_under(plural).is_some() => {
+            (namespaced_under(plural).ok_or(Error::NoSuchResource)?, Some(ns.to_string()), rest)
+        }
+        [plural, rest @ ..] => (reg.find(group, version, plural).ok_or(Error::NoSuchResource)?, None, rest),
     };
     if rest.len() > 2 {
         return Err(Error::NoSuchResource);
@@ -144,10 +128,7 @@ enum Wants {
 }
 
 fn wants(headers: &HeaderMap) -> Wants {
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
     // The first acceptable form wins, as clients list them in preference order.
     for part in accept.split(',') {
         if part.contains("as=Table") {
@@ -176,9 +157,7 @@ fn handle(
     let route = route(state, path)?;
     let Route::Resource(t) = route else {
         if method != Method::GET {
-            return Err(Error::MethodNotAllowed(format!(
-                "{method} is not supported on {path}"
-            )));
+            return Err(Error::MethodNotAllowed(format!("{method} is not supported on {path}")));
         }
         let doc = match route {
             Route::Version => discovery::version(),
@@ -186,9 +165,7 @@ fn handle(
             Route::ApiVersions => discovery::api_versions(&state.server_address),
             Route::GroupList => discovery::api_group_list(reg),
             Route::Group(g) => discovery::api_group(reg, &g).ok_or(Error::NoSuchResource)?,
-            Route::ResourceList(g, v) => {
-                discovery::resource_list(reg, &g, &v).ok_or(Error::NoSuchResource)?
-            }
+            Route::ResourceList(g, v) => discovery::resource_list(reg, &g, &v).ok_or(Error::NoSuchResource)?,
             Route::Resource(_) => unreachable!("handled above"),
         };
         return Ok(value_response(StatusCode::OK, &doc));
@@ -209,14 +186,7 @@ fn handle(
             )?;
             let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
             if watching {
-                return watch_response(
-                    state,
-                    t.res.clone(),
-                    t.namespace.clone(),
-                    selectors,
-                    query,
-                    headers,
-                );
+                return watch_response(state, t.res.clone(), t.namespace.clone(), selectors, query, headers);
             }
             let (items, rv) = store.list(res, ns, &selectors);
             list_response(res, items, rv, query, headers)
@@ -228,30 +198,15 @@ fn handle(
         (Method::POST, None) => {
             let obj = parse_json(&body)?;
             let created = store.create(res, ns, obj, CreateOptions::default())?;
-            Ok(object_response(
-                res,
-                &created,
-                StatusCode::CREATED,
-                headers,
-                query,
-            ))
+            Ok(object_response(res, &created, StatusCode::CREATED, headers, query))
         }
         (Method::PUT, Some(name)) => {
             let obj = parse_json(&body)?;
             let updated = store.update(res, ns, name, obj, sub)?;
-            Ok(object_response(
-                res,
-                &updated,
-                StatusCode::OK,
-                headers,
-                query,
-            ))
+            Ok(object_response(res, &updated, StatusCode::OK, headers, query))
         }
         (Method::PATCH, Some(name)) => {
-            let ct = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
+            let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
             let kind = PatchType::from_content_type(ct)?;
             let p = patch::parse_body(kind, &body)?;
             let result = store.modify(res, ns, name, sub, |doc| patch::apply(kind, doc, &p));
@@ -260,33 +215,15 @@ fn handle(
                     let mut obj = p.clone();
                     obj["metadata"]["name"] = json!(name);
                     let created = store.create(res, ns, obj, CreateOptions::default())?;
-                    Ok(object_response(
-                        res,
-                        &created,
-                        StatusCode::CREATED,
-                        headers,
-                        query,
-                    ))
+                    Ok(object_response(res, &created, StatusCode::CREATED, headers, query))
                 }
-                other => Ok(object_response(
-                    res,
-                    &other?,
-                    StatusCode::OK,
-                    headers,
-                    query,
-                )),
+                other => Ok(object_response(res, &other?, StatusCode::OK, headers, query)),
             }
         }
         (Method::DELETE, Some(name)) => {
             let pre = preconditions(&body)?;
             let deleted = store.delete(res, ns, name, &pre)?;
-            Ok(object_response(
-                res,
-                &deleted,
-                StatusCode::OK,
-                headers,
-                query,
-            ))
+            Ok(object_response(res, &deleted, StatusCode::OK, headers, query))
         }
         (Method::DELETE, None) => {
             let selectors = Selectors::parse(
@@ -297,15 +234,12 @@ fn handle(
             let rv = store.current_rv();
             list_response(res, deleted, rv, &HashMap::new(), &HeaderMap::new())
         }
-        (m, _) => Err(Error::MethodNotAllowed(format!(
-            "{m} is not supported on {path}"
-        ))),
+        (m, _) => Err(Error::MethodNotAllowed(format!("{m} is not supported on {path}"))),
     }
 }
 
 fn parse_json(body: &[u8]) -> Result<Value> {
-    serde_json::from_slice(body)
-        .map_err(|e| Error::BadRequest(format!("the request body is not valid JSON: {e}")))
+    serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("the request body is not valid JSON: {e}")))
 }
 
 fn preconditions(body: &[u8]) -> Result<Preconditions> {
@@ -332,10 +266,7 @@ fn object_response(
         Wants::Metadata => value_response(code, &watch::partial_metadata(&obj.value)),
         Wants::Table => {
             let include = IncludeObject::from_query(query.get("includeObject").map(String::as_str));
-            value_response(
-                code,
-                &table::table(res, std::slice::from_ref(obj), include, None),
-            )
+            value_response(code, &table::table(res, std::slice::from_ref(obj), include, None))
         }
     }
 }
@@ -358,11 +289,7 @@ fn decode_continue(token: &str) -> Result<(u64, String, String)> {
     let raw = String::from_utf8(bytes).map_err(|_| bad())?;
     let mut parts = raw.splitn(3, '\n');
     let rv = parts.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
-    Ok((
-        rv,
-        parts.next().ok_or_else(bad)?.to_string(),
-        parts.next().ok_or_else(bad)?.to_string(),
-    ))
+    Ok((rv, parts.next().ok_or_else(bad)?.to_string(), parts.next().ok_or_else(bad)?.to_string()))
 }
 
 fn list_response(
@@ -377,10 +304,7 @@ fn list_response(
         rv = first_rv;
         items.retain(|o| (o.namespace(), o.name()) > (ns.as_str(), name.as_str()));
     }
-    let limit = query
-        .get("limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .filter(|l| *l > 0);
+    let limit = query.get("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0);
     let mut metadata = json!({"resourceVersion": rv.to_string()});
     if let Some(limit) = limit
         && items.len() > limit
@@ -399,19 +323,16 @@ fn list_response(
             Ok(value_response(StatusCode::OK, &t))
         }
         Wants::Metadata => {
-            let items: Vec<Value> = items
-                .iter()
-                .map(|o| watch::partial_metadata(&o.value))
-                .collect();
+            let items: Vec<Value> = items.iter().map(|o| watch::partial_metadata(&o.value)).collect();
             let doc = json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": metadata, "items": items});
             Ok(value_response(StatusCode::OK, &doc))
         }
         Wants::Object => {
             // Assembled from each object's cached bytes: a list of thousands costs a memcpy each.
-            let head = json!({"apiVersion": res.api_version(), "kind": format!("{}List", res.kind), "metadata": metadata});
+            let head =
+                json!({"apiVersion": res.api_version(), "kind": format!("{}List", res.kind), "metadata": metadata});
             let head = serde_json::to_vec(&head).unwrap_or_default();
-            let size: usize =
-                items.iter().map(|o| o.json().len() + 1).sum::<usize>() + head.len() + 16;
+            let size: usize = items.iter().map(|o| o.json().len() + 1).sum::<usize>() + head.len() + 16;
             let mut out = Vec::with_capacity(size);
             out.extend_from_slice(&head[..head.len() - 1]);
             out.extend_from_slice(b",\"items\":[");
@@ -437,15 +358,10 @@ fn watch_response(
 ) -> Result<Response> {
     let resource_version = match query.get("resourceVersion").map(String::as_str) {
         None | Some("") => None,
-        Some(v) => Some(
-            v.parse::<u64>()
-                .map_err(|_| Error::BadRequest(format!("invalid resourceVersion {v:?}")))?,
-        ),
+        Some(v) => Some(v.parse::<u64>().map_err(|_| Error::BadRequest(format!("invalid resourceVersion {v:?}")))?),
     };
     let render = match wants(headers) {
-        Wants::Table => watch::Render::Table(IncludeObject::from_query(
-            query.get("includeObject").map(String::as_str),
-        )),
+        Wants::Table => watch::Render::Table(IncludeObject::from_query(query.get("includeObject").map(String::as_str))),
         _ => watch::Render::Object,
     };
     let req = watch::WatchRequest {
@@ -462,12 +378,7 @@ fn watch_response(
             .map(Duration::from_secs),
         render,
     };
-    let stream = watch::stream(
-        &state.store,
-        req,
-        state.bookmark_interval,
-        state.cancel.clone(),
-    );
+    let stream = watch::stream(&state.store, req, state.bookmark_interval, state.cancel.clone());
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
@@ -483,22 +394,14 @@ mod tests {
     #[test]
     fn continue_tokens_round_trip() {
         let t = encode_continue(42, "ns", "a-b.c");
-        assert_eq!(
-            decode_continue(&t).unwrap(),
-            (42, "ns".to_string(), "a-b.c".to_string())
-        );
+        assert_eq!(decode_continue(&t).unwrap(), (42, "ns".to_string(), "a-b.c".to_string()));
         assert!(decode_continue("zz").is_err());
     }
 
     #[test]
     fn accept_headers_pick_the_form() {
         let mut h = HeaderMap::new();
-        h.insert(
-            header::ACCEPT,
-            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
-                .parse()
-                .unwrap(),
-        );
+        h.insert(header::ACCEPT, "application/json;as=Table;v=v1;g=meta.k8s.io,application/json".parse().unwrap());
         assert_eq!(wants(&h), Wants::Table);
         h.insert(header::ACCEPT, "application/json".parse().unwrap());
         assert_eq!(wants(&h), Wants::Object);

@@ -77,10 +77,7 @@ fn is_directive(key: &str) -> bool {
 fn strip_directives(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(k, _)| !is_directive(k))
-                .map(|(k, v)| (k.clone(), strip_directives(v)))
-                .collect(),
+            m.iter().filter(|(k, _)| !is_directive(k)).map(|(k, v)| (k.clone(), strip_directives(v))).collect(),
         ),
         Value::Array(a) => Value::Array(
             a.iter()
@@ -120,9 +117,7 @@ pub fn strategic_merge(doc: &mut Value, patch: &Value) {
             continue;
         }
         match (d.get_mut(key), value) {
-            (Some(existing @ Value::Object(_)), Value::Object(_)) => {
-                strategic_merge(existing, value)
-            }
+            (Some(existing @ Value::Object(_)), Value::Object(_)) => strategic_merge(existing, value),
             (Some(Value::Array(existing)), Value::Array(items)) => merge_list(existing, items),
             _ => {
                 d.insert(key.clone(), strip_directives(value));
@@ -135,12 +130,9 @@ const MERGE_KEYS: [&str; 5] = ["name", "type", "containerPort", "mountPath", "ip
 
 fn merge_list(doc: &mut Vec<Value>, patch: &[Value]) {
     let all_have = |items: &[Value], key: &str| items.iter().all(|e| e.get(key).is_some());
-    let key = MERGE_KEYS.iter().find(|k| {
-        !patch.is_empty()
-            && patch.iter().all(Value::is_object)
-            && all_have(patch, k)
-            && all_have(doc, k)
-    });
+    let key = MERGE_KEYS
+        .iter()
+        .find(|k| !patch.is_empty() && patch.iter().all(Value::is_object) && all_have(patch, k) && all_have(doc, k));
     let Some(key) = key else {
         *doc = patch
             .iter()
@@ -171,26 +163,14 @@ mod tests {
 
     #[test]
     fn merge_and_json_patch() {
-        let mut doc =
-            json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"size": "1Gi"}});
-        apply(
-            PatchType::Merge,
-            &mut doc,
-            &json!({"metadata": {"labels": {"b": null, "c": "3"}}}),
-        )
-        .unwrap();
+        let mut doc = json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"size": "1Gi"}});
+        apply(PatchType::Merge, &mut doc, &json!({"metadata": {"labels": {"b": null, "c": "3"}}})).unwrap();
         assert_eq!(doc["metadata"]["labels"], json!({"a": "1", "c": "3"}));
         let ops = json!([{"op": "replace", "path": "/spec/size", "value": "2Gi"}, {"op": "add", "path": "/spec/x", "value": 1}]);
         apply(PatchType::Json, &mut doc, &ops).unwrap();
         assert_eq!(doc["spec"], json!({"size": "2Gi", "x": 1}));
         let failing = json!([{"op": "test", "path": "/spec/size", "value": "9Gi"}]);
-        assert_eq!(
-            apply(PatchType::Json, &mut doc, &failing)
-                .unwrap_err()
-                .code()
-                .as_u16(),
-            422
-        );
+        assert_eq!(apply(PatchType::Json, &mut doc, &failing).unwrap_err().code().as_u16(), 422);
     }
 
     #[test]
@@ -200,10 +180,7 @@ mod tests {
             "$setElementOrder/containers": [{"name": "a"}, {"name": "b"}],
             "containers": [{"name": "a", "image": "x:2"}, {"name": "b", "$patch": "delete"}, {"name": "c", "image": "z"}]}});
         strategic_merge(&mut doc, &patch);
-        assert_eq!(
-            doc,
-            json!({"spec": {"containers": [{"name": "a", "image": "x:2"}, {"name": "c", "image": "z"}]}})
-        );
+        assert_eq!(doc, json!({"spec": {"containers": [{"name": "a", "image": "x:2"}, {"name": "c", "image": "z"}]}}));
         let mut doc = json!({"metadata": {"finalizers": ["a", "b"]}, "data": {"k": "v"}});
         strategic_merge(
             &mut doc,

@@ -17,42 +17,23 @@ struct Column {
 }
 
 const fn col(name: &'static str, description: &'static str) -> Column {
-    Column {
-        name,
-        kind: "string",
-        priority: 0,
-        description,
-    }
+    Column { name, kind: "string", priority: 0, description }
 }
 
 const fn wide(name: &'static str, description: &'static str) -> Column {
-    Column {
-        name,
-        kind: "string",
-        priority: 1,
-        description,
-    }
+    Column { name, kind: "string", priority: 1, description }
 }
 
 fn columns(res: &ResourceInfo) -> Vec<Column> {
-    let name = Column {
-        name: "Name",
-        kind: "string",
-        priority: 0,
-        description: "Name must be unique within a namespace.",
-    };
+    let name =
+        Column { name: "Name", kind: "string", priority: 0, description: "Name must be unique within a namespace." };
     let age = col("Age", "Time since the object was created.");
     let mut cols = vec![name];
     match (res.group.as_str(), res.kind.as_str()) {
         ("", "Pod") => cols.extend([
             col("Ready", "Ready containers / containers."),
             col("Status", "The aggregate status of the containers."),
-            Column {
-                name: "Restarts",
-                kind: "string",
-                priority: 0,
-                description: "Restarts of the containers.",
-            },
+            Column { name: "Restarts", kind: "string", priority: 0, description: "Restarts of the containers." },
             age,
             wide("IP", "The pod's IP address."),
             wide("Node", "The node the pod runs on."),
@@ -90,11 +71,9 @@ fn columns(res: &ResourceInfo) -> Vec<Column> {
             age,
             wide("Reason", "The Attached condition's reason."),
         ]),
-        (STORAGE_GROUP, "ReplicatedStorageClass") => cols.extend([
-            col("Replication", "spec.replication"),
-            col("VolumeAccess", "spec.volumeAccess"),
-            age,
-        ]),
+        (STORAGE_GROUP, "ReplicatedStorageClass") => {
+            cols.extend([col("Replication", "spec.replication"), col("VolumeAccess", "spec.volumeAccess"), age])
+        }
         _ => cols.push(age),
     }
     cols
@@ -134,124 +113,66 @@ pub fn human_age(created: &str) -> String {
     if secs < 120 {
         format!("{secs}s")
     } else if m < 10 {
-        if secs % 60 == 0 {
-            format!("{m}m")
-        } else {
-            format!("{m}m{}s", secs % 60)
-        }
+        if secs % 60 == 0 { format!("{m}m") } else { format!("{m}m{}s", secs % 60) }
     } else if h < 3 {
         format!("{m}m")
     } else if h < 8 {
-        if m % 60 == 0 {
-            format!("{h}h")
-        } else {
-            format!("{h}h{}m", m % 60)
-        }
+        if m % 60 == 0 { format!("{h}h") } else { format!("{h}h{}m", m % 60) }
     } else if h < 48 {
         format!("{h}h")
     } else if d < 8 {
-        if h % 24 == 0 {
-            format!("{d}d")
-        } else {
-            format!("{d}d{}h", h % 24)
-        }
+        if h % 24 == 0 { format!("{d}d") } else { format!("{d}d{}h", h % 24) }
     } else {
         format!("{d}d")
     }
 }
 
 fn cells(res: &ResourceInfo, o: &Value) -> Vec<Value> {
-    let age = human_age(
-        o["metadata"]["creationTimestamp"]
-            .as_str()
-            .unwrap_or_default(),
-    );
+    let age = human_age(o["metadata"]["creationTimestamp"].as_str().unwrap_or_default());
     let mut out = vec![json!(o["metadata"]["name"])];
     let mut push = |v: String| out.push(json!(v));
     match (res.group.as_str(), res.kind.as_str()) {
         ("", "Pod") => {
-            let statuses = o["status"]["containerStatuses"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
+            let statuses = o["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
             let total = o["spec"]["containers"].as_array().map_or(0, Vec::len);
             let ready = statuses.iter().filter(|c| c["ready"] == true).count();
-            let restarts: i64 = statuses
-                .iter()
-                .filter_map(|c| c["restartCount"].as_i64())
-                .sum();
+            let restarts: i64 = statuses.iter().filter_map(|c| c["restartCount"].as_i64()).sum();
             let status = if o["metadata"]["deletionTimestamp"].is_string() {
                 "Terminating".to_string()
             } else if o["status"]["phase"] == "Pending" && !statuses.is_empty() {
                 "ContainerCreating".to_string()
             } else {
-                o["status"]["phase"]
-                    .as_str()
-                    .unwrap_or("Pending")
-                    .to_string()
+                o["status"]["phase"].as_str().unwrap_or("Pending").to_string()
             };
             push(format!("{ready}/{total}"));
             push(status);
             push(restarts.to_string());
             push(age);
-            push(
-                o["status"]["podIP"]
-                    .as_str()
-                    .unwrap_or("<none>")
-                    .to_string(),
-            );
-            push(
-                o["spec"]["nodeName"]
-                    .as_str()
-                    .unwrap_or("<none>")
-                    .to_string(),
-            );
+            push(o["status"]["podIP"].as_str().unwrap_or("<none>").to_string());
+            push(o["spec"]["nodeName"].as_str().unwrap_or("<none>").to_string());
         }
         ("", "Node") => {
             let ready = condition_status(o, "Ready");
-            push(if ready == "True" {
-                "Ready".into()
-            } else {
-                "NotReady".into()
-            });
+            push(if ready == "True" { "Ready".into() } else { "NotReady".into() });
             let roles: Vec<&str> = o["metadata"]["labels"]
                 .as_object()
-                .map(|m| {
-                    m.keys()
-                        .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
-                        .collect()
-                })
+                .map(|m| m.keys().filter_map(|k| k.strip_prefix("node-role.kubernetes.io/")).collect())
                 .unwrap_or_default();
-            push(if roles.is_empty() {
-                "<none>".into()
-            } else {
-                roles.join(",")
-            });
+            push(if roles.is_empty() { "<none>".into() } else { roles.join(",") });
             push(age);
             push(s(&o["status"]["nodeInfo"]["kubeletVersion"]));
         }
         ("", "Namespace") => {
-            push(
-                o["status"]["phase"]
-                    .as_str()
-                    .unwrap_or("Active")
-                    .to_string(),
-            );
+            push(o["status"]["phase"].as_str().unwrap_or("Active").to_string());
             push(age);
         }
         (STORAGE_GROUP, "ReplicatedVolume") => {
             push(s(&o["spec"]["size"]));
             push(condition_status(o, "IOReady"));
             push(condition_status(o, "Quorum"));
-            let attached: Vec<String> = o["status"]["actuallyAttachedTo"]
-                .as_array()
-                .map(|a| a.iter().map(s).collect())
-                .unwrap_or_default();
-            push(if attached.is_empty() {
-                "<none>".into()
-            } else {
-                attached.join(",")
-            });
+            let attached: Vec<String> =
+                o["status"]["actuallyAttachedTo"].as_array().map(|a| a.iter().map(s).collect()).unwrap_or_default();
+            push(if attached.is_empty() { "<none>".into() } else { attached.join(",") });
             push(age);
             push(s(&o["status"]["actualSize"]));
             push(s(&o["spec"]["replicatedStorageClassName"]));
@@ -302,12 +223,7 @@ impl IncludeObject {
 }
 
 /// A Table of the given objects.
-pub fn table(
-    res: &ResourceInfo,
-    objs: &[ObjRef],
-    include: IncludeObject,
-    rv: Option<u64>,
-) -> Value {
+pub fn table(res: &ResourceInfo, objs: &[ObjRef], include: IncludeObject, rv: Option<u64>) -> Value {
     let defs: Vec<Value> = columns(res)
         .iter()
         .map(|c| {
@@ -347,23 +263,14 @@ mod tests {
     fn volume_rows_show_health_and_attachments() {
         let reg = Registry::with_builtins();
         let res = reg.find_kind(STORAGE_GROUP, "ReplicatedVolume").unwrap();
-        let rv = Stored::new(
-            json!({"metadata": {"name": "v", "creationTimestamp": "2020-01-01T00:00:00Z"},
+        let rv = Stored::new(json!({"metadata": {"name": "v", "creationTimestamp": "2020-01-01T00:00:00Z"},
             "spec": {"size": "100Mi"},
             "status": {"conditions": [{"type": "IOReady", "status": "True"}, {"type": "Quorum", "status": "False"}],
-                       "actuallyAttachedTo": ["node-1", "node-2"]}}),
-        );
+                       "actuallyAttachedTo": ["node-1", "node-2"]}}));
         let t = table(&res, &[rv], IncludeObject::Metadata, Some(7));
-        let names: Vec<&str> = t["columnDefinitions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["name"].as_str().unwrap())
-            .collect();
-        assert_eq!(
-            &names[..6],
-            ["Name", "Size", "IOReady", "Quorum", "Attached", "Age"]
-        );
+        let names: Vec<&str> =
+            t["columnDefinitions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        assert_eq!(&names[..6], ["Name", "Size", "IOReady", "Quorum", "Attached", "Age"]);
         assert_eq!(t["rows"][0]["cells"][2], "True");
         assert_eq!(t["rows"][0]["cells"][4], "node-1,node-2");
         assert_eq!(t["rows"][0]["object"]["metadata"]["name"], "v");
@@ -373,8 +280,7 @@ mod tests {
     #[test]
     fn ages_read_like_kubectl() {
         let t = |secs: i64| {
-            let ts =
-                jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() - secs).unwrap();
+            let ts = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() - secs).unwrap();
             human_age(&ts.to_string())
         };
         assert_eq!(t(5), "5s");

@@ -75,10 +75,7 @@ fn line(kind: &str, object: &[u8]) -> Bytes {
 }
 
 fn error_line(err: &Error) -> Bytes {
-    line(
-        "ERROR",
-        &serde_json::to_vec(&err.to_status()).unwrap_or_default(),
-    )
+    line("ERROR", &serde_json::to_vec(&err.to_status()).unwrap_or_default())
 }
 
 impl State {
@@ -105,10 +102,7 @@ impl State {
     }
 
     fn in_scope(&self, obj: &ObjRef) -> bool {
-        self.req
-            .namespace
-            .as_deref()
-            .is_none_or(|ns| obj.namespace() == ns)
+        self.req.namespace.as_deref().is_none_or(|ns| obj.namespace() == ns)
     }
 
     /// The event as this watcher sees it, if at all.
@@ -198,10 +192,7 @@ impl State {
     }
 
     fn fell_behind(&mut self, out: &mut BytesMut) {
-        out.put_slice(&error_line(&Error::Gone {
-            requested: self.last_rv,
-            oldest: self.last_rv + 1,
-        }));
+        out.put_slice(&error_line(&Error::Gone { requested: self.last_rv, oldest: self.last_rv + 1 }));
         self.done = true;
         self.receiver = None;
     }
@@ -214,11 +205,7 @@ pub fn stream(
     bookmark_every: Duration,
     cancel: CancellationToken,
 ) -> impl futures::Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
-    let from = if req.send_initial_events {
-        None
-    } else {
-        req.resource_version
-    };
+    let from = if req.send_initial_events { None } else { req.resource_version };
     let key = req.res.key();
     let deadline = req.timeout.map(|t| Instant::now() + t);
     let mut state = State {
@@ -271,9 +258,7 @@ pub fn stream(
             state.receiver = Some(init.receiver);
         }
     }
-    futures::stream::unfold(state, |mut state| async move {
-        state.next_chunk().await.map(|b| (Ok(b), state))
-    })
+    futures::stream::unfold(state, |mut state| async move { state.next_chunk().await.map(|b| (Ok(b), state)) })
 }
 
 /// The metadata-only form of an object (`as=PartialObjectMetadata`).

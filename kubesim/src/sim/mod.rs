@@ -6,7 +6,7 @@
 //! by calling the pure planners ([`plan::plan_rv`], [`pods::plan_pods`]) and applying their actions
 //! through the store's ordinary methods. Timers are kept in the same task and fire as "dirty"
 //! marks too. Because everything runs in one task in a fixed order, and every random choice comes
-//! from a generator seeded by `--seed` (per volume: seed + name + uid), the same seed and the same
+//! from a generator seeded by `--seed` (per volume: seed + name), the same seed and the same
 //! client requests give the same story.
 //!
 //! The storage system only acts while at least one `app=controller` pod is Running; while all are
@@ -27,9 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
 use crate::resources::{ResourceInfo, STORAGE_GROUP};
-use crate::store::{
-    CreateOptions, Event, EventType, ObjRef, Preconditions, Store, Subresource, now_rfc3339,
-};
+use crate::store::{CreateOptions, Event, EventType, ObjRef, Preconditions, Store, Subresource, now_rfc3339};
 use objects::{FINALIZER, STORAGE_NAMESPACE, STORAGE_NODE_LABEL};
 use plan::{Action, Kind, Millis, NodeState, PlanConfig, RvInput, RvMemory};
 use pods::{PodAction, PodView, PodsMemory};
@@ -45,9 +43,7 @@ pub struct StorageClassSpec {
 impl StorageClassSpec {
     /// Parses `NAME=REPLICATION[/VOLUMEACCESS]`.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let (name, rest) = s
-            .split_once('=')
-            .ok_or_else(|| format!("expected NAME=REPLICATION[/ACCESS], got {s:?}"))?;
+        let (name, rest) = s.split_once('=').ok_or_else(|| format!("expected NAME=REPLICATION[/ACCESS], got {s:?}"))?;
         let (replication, access) = rest.split_once('/').unwrap_or((rest, "PreferablyLocal"));
         if !["None", "Availability", "ConsistencyAndAvailability"].contains(&replication) {
             return Err(format!(
@@ -55,27 +51,17 @@ impl StorageClassSpec {
             ));
         }
         if !["Local", "EventuallyLocal", "PreferablyLocal", "Any"].contains(&access) {
-            return Err(format!(
-                "volumeAccess must be Local, EventuallyLocal, PreferablyLocal or Any, got {access:?}"
-            ));
+            return Err(format!("volumeAccess must be Local, EventuallyLocal, PreferablyLocal or Any, got {access:?}"));
         }
-        Ok(Self {
-            name: name.trim().into(),
-            replication: replication.into(),
-            volume_access: access.into(),
-        })
+        Ok(Self { name: name.trim().into(), replication: replication.into(), volume_access: access.into() })
     }
 
     /// The default set: `rsc-a` (ConsistencyAndAvailability), `rsc-b` (Availability), `rsc-c` (None).
     pub fn defaults() -> Vec<Self> {
-        [
-            "rsc-a=ConsistencyAndAvailability",
-            "rsc-b=Availability",
-            "rsc-c=None",
-        ]
-        .iter()
-        .filter_map(|s| Self::parse(s).ok())
-        .collect()
+        ["rsc-a=ConsistencyAndAvailability", "rsc-b=Availability", "rsc-c=None"]
+            .iter()
+            .filter_map(|s| Self::parse(s).ok())
+            .collect()
     }
 }
 
@@ -103,14 +89,9 @@ struct Kinds {
 impl Kinds {
     fn from_store(store: &Store) -> Result<Self, Error> {
         let reg = store.registry();
-        let core = |p: &str| {
-            reg.find("", "v1", p)
-                .ok_or_else(|| Error::Internal(format!("{p} is not registered")))
-        };
-        let storage = |k: &str| {
-            reg.find_kind(STORAGE_GROUP, k)
-                .ok_or_else(|| Error::Internal(format!("{k} is not registered")))
-        };
+        let core = |p: &str| reg.find("", "v1", p).ok_or_else(|| Error::Internal(format!("{p} is not registered")));
+        let storage =
+            |k: &str| reg.find_kind(STORAGE_GROUP, k).ok_or_else(|| Error::Internal(format!("{k} is not registered")));
         Ok(Self {
             namespaces: core("namespaces")?,
             nodes: core("nodes")?,
@@ -148,17 +129,10 @@ struct Cache {
 }
 
 fn rv_of(obj: &ObjRef) -> String {
-    obj.value["spec"]["replicatedVolumeName"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+    obj.value["spec"]["replicatedVolumeName"].as_str().unwrap_or_default().to_string()
 }
 
-fn upsert(
-    map: &mut BTreeMap<String, ObjRef>,
-    index: Option<&mut HashMap<String, BTreeSet<String>>>,
-    ev: &Event,
-) {
+fn upsert(map: &mut BTreeMap<String, ObjRef>, index: Option<&mut HashMap<String, BTreeSet<String>>>, ev: &Event) {
     let name = ev.object.name().to_string();
     if ev.kind == EventType::Deleted {
         map.remove(&name);
@@ -185,6 +159,8 @@ struct Simulator {
     cfg: SimConfig,
     cache: Cache,
     mems: HashMap<String, RvMemory>,
+    /// How many volumes of each name the simulator has seen (seeds a re-created volume anew).
+    incarnations: HashMap<String, u64>,
     pods_mem: PodsMemory,
     start: Instant,
     timers: BTreeMap<Millis, BTreeSet<Option<String>>>,
@@ -203,9 +179,7 @@ pub struct Simulation {
 
 impl std::fmt::Debug for Simulation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Simulation")
-            .field("nodes", &self.sim.cfg.nodes)
-            .finish()
+        f.debug_struct("Simulation").field("nodes", &self.sim.cfg.nodes).finish()
     }
 }
 
@@ -222,6 +196,7 @@ impl Simulation {
             cfg,
             cache: Cache::default(),
             mems: HashMap::new(),
+            incarnations: HashMap::new(),
             start: Instant::now(),
             timers: BTreeMap::new(),
             dirty: BTreeSet::new(),
@@ -241,41 +216,21 @@ impl Simulation {
 }
 
 /// Creates the initial objects, so that a started kubesim is a ready cluster.
-fn bootstrap_objects(
-    store: &Store,
-    cfg: &SimConfig,
-    pods_mem: &mut PodsMemory,
-) -> Result<(), Error> {
+fn bootstrap_objects(store: &Store, cfg: &SimConfig, pods_mem: &mut PodsMemory) -> Result<(), Error> {
     let kinds = Kinds::from_store(store)?;
     let keep = CreateOptions { keep_status: true };
     let now = now_rfc3339();
-    for ns in [
-        "default",
-        "kube-system",
-        "kube-public",
-        "kube-node-lease",
-        STORAGE_NAMESPACE,
-    ] {
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease", STORAGE_NAMESPACE] {
         store.create(&kinds.namespaces, None, objects::namespace(ns), keep)?;
     }
     for info in [&kinds.rv, &kinds.rvr, &kinds.rva, &kinds.rsc] {
         store.create(&kinds.crds, None, objects::crd(info), keep)?;
     }
     for i in 1..=cfg.nodes {
-        store.create(
-            &kinds.nodes,
-            None,
-            objects::node(&format!("node-{i}"), i, &now),
-            keep,
-        )?;
+        store.create(&kinds.nodes, None, objects::node(&format!("node-{i}"), i, &now), keep)?;
     }
     for sc in &cfg.storage_classes {
-        store.create(
-            &kinds.rsc,
-            None,
-            objects::storage_class(&sc.name, &sc.replication, &sc.volume_access),
-            keep,
-        )?;
+        store.create(&kinds.rsc, None, objects::storage_class(&sc.name, &sc.replication, &sc.volume_access), keep)?;
     }
     let nodes: Vec<String> = (1..=cfg.nodes).map(|i| format!("node-{i}")).collect();
     for node in &nodes {
@@ -290,10 +245,7 @@ fn bootstrap_objects(
 }
 
 fn node_index(node: &str) -> usize {
-    node.rsplit('-')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+    node.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
 fn create_pod(
@@ -306,15 +258,9 @@ fn create_pod(
 ) -> Result<(), Error> {
     let name = loop {
         let suffix = crate::store::random_suffix(&mut mem.rng, 5);
-        let candidate = if app == "agent" {
-            format!("agent-{suffix}")
-        } else {
-            format!("controller-7d9f8c6b5d-{suffix}")
-        };
-        if store
-            .get(&kinds.pods, Some(STORAGE_NAMESPACE), &candidate)
-            .is_err()
-        {
+        let candidate =
+            if app == "agent" { format!("agent-{suffix}") } else { format!("controller-7d9f8c6b5d-{suffix}") };
+        if store.get(&kinds.pods, Some(STORAGE_NAMESPACE), &candidate).is_err() {
             break candidate;
         }
     };
@@ -329,12 +275,7 @@ fn create_pod(
         running,
         &now_rfc3339(),
     );
-    store.create(
-        &kinds.pods,
-        Some(STORAGE_NAMESPACE),
-        obj,
-        CreateOptions { keep_status: true },
-    )?;
+    store.create(&kinds.pods, Some(STORAGE_NAMESPACE), obj, CreateOptions { keep_status: true })?;
     Ok(())
 }
 
@@ -392,10 +333,7 @@ impl Simulator {
                 tokio::task::yield_now().await;
                 continue;
             }
-            let next = self
-                .timers
-                .first_key_value()
-                .map(|(at, _)| self.start + std::time::Duration::from_millis(*at));
+            let next = self.timers.first_key_value().map(|(at, _)| self.start + std::time::Duration::from_millis(*at));
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 ev = rx.recv() => match ev {
@@ -434,11 +372,7 @@ impl Simulator {
                 .cache
                 .nodes
                 .values()
-                .filter(|n| {
-                    n.value["metadata"]["labels"]
-                        .get(STORAGE_NODE_LABEL)
-                        .is_some()
-                })
+                .filter(|n| n.value["metadata"]["labels"].get(STORAGE_NODE_LABEL).is_some())
                 .map(|n| n.name().to_string())
                 .collect();
             self.pods_dirty = true;
@@ -452,13 +386,9 @@ impl Simulator {
 
     /// Recomputes which agents and whether a controller are up; marks the volumes that care.
     fn refresh_pod_state(&mut self) {
-        let running =
-            |p: &ObjRef| p.value["status"]["phase"] == "Running" && !objects::is_deleting(&p.value);
-        let controller_up = self
-            .cache
-            .pods
-            .values()
-            .any(|p| objects::label(&p.value, "app") == Some("controller") && running(p));
+        let running = |p: &ObjRef| p.value["status"]["phase"] == "Running" && !objects::is_deleting(&p.value);
+        let controller_up =
+            self.cache.pods.values().any(|p| objects::label(&p.value, "app") == Some("controller") && running(p));
         let agents_up: BTreeSet<String> = self
             .cache
             .pods
@@ -476,13 +406,9 @@ impl Simulator {
         }
         self.controller_up = controller_up;
         if agents_up != self.agents_up {
-            let changed: BTreeSet<&String> =
-                agents_up.symmetric_difference(&self.agents_up).collect();
+            let changed: BTreeSet<&String> = agents_up.symmetric_difference(&self.agents_up).collect();
             for obj in self.cache.rvrs.values().chain(self.cache.rvas.values()) {
-                if obj.value["spec"]["nodeName"]
-                    .as_str()
-                    .is_some_and(|n| changed.contains(&n.to_string()))
-                {
+                if obj.value["spec"]["nodeName"].as_str().is_some_and(|n| changed.contains(&n.to_string())) {
                     self.dirty.insert(rv_of(obj));
                 }
             }
@@ -497,75 +423,31 @@ impl Simulator {
             .values()
             .map(|p| PodView {
                 name: p.name().to_string(),
-                app: objects::label(&p.value, "app")
-                    .unwrap_or_default()
-                    .to_string(),
+                app: objects::label(&p.value, "app").unwrap_or_default().to_string(),
                 node: p.value["spec"]["nodeName"].as_str().map(str::to_string),
                 running: p.value["status"]["phase"] == "Running",
                 deleting: objects::is_deleting(&p.value),
             })
             .filter(|p| p.app == "agent" || p.app == "controller")
             .collect();
-        let (actions, wake) = pods::plan_pods(
-            &views,
-            &self.storage_nodes,
-            &mut self.pods_mem,
-            &self.cfg.plan,
-            now,
-        );
+        let (actions, wake) = pods::plan_pods(&views, &self.storage_nodes, &mut self.pods_mem, &self.cfg.plan, now);
         for action in actions {
             let result = match &action {
                 PodAction::Create { app, node } => {
                     tracing::debug!(app, node, "recreating a storage pod");
-                    create_pod(
-                        &self.store,
-                        &self.kinds,
-                        &mut self.pods_mem,
-                        app,
-                        node,
-                        false,
-                    )
+                    create_pod(&self.store, &self.kinds, &mut self.pods_mem, app, node, false)
                 }
                 PodAction::SetRunning { name } => self
                     .store
-                    .modify(
-                        &self.kinds.pods,
-                        Some(STORAGE_NAMESPACE),
-                        name,
-                        Subresource::Status,
-                        |p| {
-                            let app = p["metadata"]["labels"]["app"]
-                                .as_str()
-                                .unwrap_or_default()
-                                .to_string();
-                            let image = p["spec"]["containers"][0]["image"]
-                                .as_str()
-                                .unwrap_or_default()
-                                .to_string();
-                            let host_ip = p["status"]["hostIP"]
-                                .as_str()
-                                .unwrap_or_default()
-                                .to_string();
-                            let node = p["spec"]["nodeName"]
-                                .as_str()
-                                .unwrap_or_default()
-                                .to_string();
-                            let pod_ip = format!(
-                                "10.244.{}.{}",
-                                node_index(&node),
-                                2 + (name.len() * 7) % 248
-                            );
-                            p["status"] = objects::pod_status(
-                                &app,
-                                &image,
-                                &host_ip,
-                                &pod_ip,
-                                true,
-                                &now_rfc3339(),
-                            );
-                            Ok(())
-                        },
-                    )
+                    .modify(&self.kinds.pods, Some(STORAGE_NAMESPACE), name, Subresource::Status, |p| {
+                        let app = p["metadata"]["labels"]["app"].as_str().unwrap_or_default().to_string();
+                        let image = p["spec"]["containers"][0]["image"].as_str().unwrap_or_default().to_string();
+                        let host_ip = p["status"]["hostIP"].as_str().unwrap_or_default().to_string();
+                        let node = p["spec"]["nodeName"].as_str().unwrap_or_default().to_string();
+                        let pod_ip = format!("10.244.{}.{}", node_index(&node), 2 + (name.len() * 7) % 248);
+                        p["status"] = objects::pod_status(&app, &image, &host_ip, &pod_ip, true, &now_rfc3339());
+                        Ok(())
+                    })
                     .map(|_| ()),
             };
             if let Err(e) = result {
@@ -582,29 +464,18 @@ impl Simulator {
             .cache
             .rvrs_by_rv
             .get(rv_name)
-            .map(|set| {
-                set.iter()
-                    .filter_map(|n| self.cache.rvrs.get(n).cloned())
-                    .collect()
-            })
+            .map(|set| set.iter().filter_map(|n| self.cache.rvrs.get(n).cloned()).collect())
             .unwrap_or_default();
         let mut attachments: Vec<ObjRef> = self
             .cache
             .rvas_by_rv
             .get(rv_name)
-            .map(|set| {
-                set.iter()
-                    .filter_map(|n| self.cache.rvas.get(n).cloned())
-                    .collect()
-            })
+            .map(|set| set.iter().filter_map(|n| self.cache.rvas.get(n).cloned()).collect())
             .unwrap_or_default();
         attachments.sort_by(|a, b| {
             let key = |o: &ObjRef| {
                 (
-                    o.value["metadata"]["creationTimestamp"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
+                    o.value["metadata"]["creationTimestamp"].as_str().unwrap_or_default().to_string(),
                     o.resource_version(),
                 )
             };
@@ -620,25 +491,18 @@ impl Simulator {
             }
             return;
         };
-        let rsc = rv.value["spec"]["replicatedStorageClassName"]
-            .as_str()
-            .and_then(|c| self.cache.rscs.get(c))
-            .cloned();
+        let rsc = rv.value["spec"]["replicatedStorageClassName"].as_str().and_then(|c| self.cache.rscs.get(c)).cloned();
         let nodes: Vec<NodeState> = self
             .storage_nodes
             .iter()
-            .map(|n| NodeState {
-                name: n.clone(),
-                agent_up: self.agents_up.contains(n),
-            })
+            .map(|n| NodeState { name: n.clone(), agent_up: self.agents_up.contains(n) })
             .collect();
         let seed = self.cfg.plan.seed;
+        let incarnations = &mut self.incarnations;
         let mem = self.mems.entry(rv_name.to_string()).or_insert_with(|| {
-            RvMemory::new(
-                seed,
-                rv_name,
-                rv.value["metadata"]["uid"].as_str().unwrap_or_default(),
-            )
+            let n = incarnations.entry(rv_name.to_string()).or_insert(0);
+            *n += 1;
+            RvMemory::new(seed, rv_name, *n - 1)
         });
         let input = RvInput {
             rv: &rv.value,
@@ -661,98 +525,70 @@ impl Simulator {
         for action in actions {
             let result = match &action {
                 Action::AddFinalizer { kind, name } => {
-                    self.store
-                        .modify(self.kinds.of(*kind), None, name, Subresource::Main, |o| {
-                            let list = &mut o["metadata"]["finalizers"];
-                            if !list.is_array() {
-                                *list = json!([]);
-                            }
-                            if let Some(a) = list.as_array_mut()
-                                && !a.iter().any(|f| f == FINALIZER)
-                            {
-                                a.push(json!(FINALIZER));
-                            }
-                            Ok(())
-                        })
+                    self.store.modify(self.kinds.of(*kind), None, name, Subresource::Main, |o| {
+                        let list = &mut o["metadata"]["finalizers"];
+                        if !list.is_array() {
+                            *list = json!([]);
+                        }
+                        if let Some(a) = list.as_array_mut()
+                            && !a.iter().any(|f| f == FINALIZER)
+                        {
+                            a.push(json!(FINALIZER));
+                        }
+                        Ok(())
+                    })
                 }
                 Action::RemoveFinalizer { kind, name } => {
-                    self.store
-                        .modify(self.kinds.of(*kind), None, name, Subresource::Main, |o| {
-                            if let Some(a) = o["metadata"]["finalizers"].as_array_mut() {
-                                a.retain(|f| f != FINALIZER);
-                            }
-                            Ok(())
-                        })
+                    self.store.modify(self.kinds.of(*kind), None, name, Subresource::Main, |o| {
+                        if let Some(a) = o["metadata"]["finalizers"].as_array_mut() {
+                            a.retain(|f| f != FINALIZER);
+                        }
+                        Ok(())
+                    })
                 }
-                Action::CreateReplica {
-                    name,
-                    node,
-                    replica_type,
-                } => {
+                Action::CreateReplica { name, node, replica_type } => {
                     let Some(rv) = rv else { continue };
-                    let rsc = rv.value["spec"]["replicatedStorageClassName"]
-                        .as_str()
-                        .unwrap_or_default();
-                    tracing::debug!(
-                        rv = rv_name,
-                        replica = name,
-                        node,
-                        replica_type,
-                        "creating a replica"
-                    );
+                    let rsc = rv.value["spec"]["replicatedStorageClassName"].as_str().unwrap_or_default();
+                    tracing::debug!(rv = rv_name, replica = name, node, replica_type, "creating a replica");
                     let obj = objects::replica(name, &rv.value, rsc, node, replica_type);
-                    self.store
-                        .create(&self.kinds.rvr, None, obj, CreateOptions::default())
+                    self.store.create(&self.kinds.rvr, None, obj, CreateOptions::default())
                 }
                 Action::PlaceReplica { name, node } => {
                     let rsc = rv
                         .and_then(|r| r.value["spec"]["replicatedStorageClassName"].as_str())
                         .unwrap_or_default()
                         .to_string();
-                    self.store
-                        .modify(&self.kinds.rvr, None, name, Subresource::Main, |o| {
-                            o["spec"]["nodeName"] = json!(node);
-                            if !o["metadata"]["labels"].is_object() {
-                                o["metadata"]["labels"] = json!({});
-                            }
-                            let labels = &mut o["metadata"]["labels"];
-                            labels[objects::LABEL_RV] = json!(rv_name);
-                            labels[objects::LABEL_NODE] = json!(node);
-                            labels[objects::LABEL_RSC] = json!(rsc);
-                            Ok(())
-                        })
+                    self.store.modify(&self.kinds.rvr, None, name, Subresource::Main, |o| {
+                        o["spec"]["nodeName"] = json!(node);
+                        if !o["metadata"]["labels"].is_object() {
+                            o["metadata"]["labels"] = json!({});
+                        }
+                        let labels = &mut o["metadata"]["labels"];
+                        labels[objects::LABEL_RV] = json!(rv_name);
+                        labels[objects::LABEL_NODE] = json!(node);
+                        labels[objects::LABEL_RSC] = json!(rsc);
+                        Ok(())
+                    })
                 }
                 Action::SetReplicaType { name, replica_type } => {
-                    self.store
-                        .modify(&self.kinds.rvr, None, name, Subresource::Main, |o| {
-                            o["spec"]["type"] = json!(replica_type);
-                            Ok(())
-                        })
+                    self.store.modify(&self.kinds.rvr, None, name, Subresource::Main, |o| {
+                        o["spec"]["type"] = json!(replica_type);
+                        Ok(())
+                    })
                 }
                 Action::Delete { kind, name } => {
-                    self.store
-                        .delete(self.kinds.of(*kind), None, name, &Preconditions::default())
+                    self.store.delete(self.kinds.of(*kind), None, name, &Preconditions::default())
                 }
-                Action::SetStatus {
-                    kind,
-                    name,
-                    fields,
-                    conditions,
-                } => {
-                    self.store
-                        .modify(self.kinds.of(*kind), None, name, Subresource::Status, |o| {
-                            let generation = o["metadata"]["generation"].as_i64().unwrap_or(1);
-                            let merged = objects::merge_conditions(
-                                &o["status"]["conditions"],
-                                conditions,
-                                generation,
-                                &now,
-                            );
-                            let mut status = fields.clone();
-                            status.insert("conditions".into(), merged);
-                            o["status"] = Value::Object(status);
-                            Ok(())
-                        })
+                Action::SetStatus { kind, name, fields, conditions } => {
+                    self.store.modify(self.kinds.of(*kind), None, name, Subresource::Status, |o| {
+                        let generation = o["metadata"]["generation"].as_i64().unwrap_or(1);
+                        let merged =
+                            objects::merge_conditions(&o["status"]["conditions"], conditions, generation, &now);
+                        let mut status = fields.clone();
+                        status.insert("conditions".into(), merged);
+                        o["status"] = Value::Object(status);
+                        Ok(())
+                    })
                 }
             };
             if let Err(e) = result {

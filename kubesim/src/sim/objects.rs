@@ -32,9 +32,7 @@ pub fn is_deleting(obj: &Value) -> bool {
 }
 
 pub fn has_finalizer(obj: &Value) -> bool {
-    obj["metadata"]["finalizers"]
-        .as_array()
-        .is_some_and(|f| f.iter().any(|x| x == FINALIZER))
+    obj["metadata"]["finalizers"].as_array().is_some_and(|f| f.iter().any(|x| x == FINALIZER))
 }
 
 pub fn label<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
@@ -50,18 +48,8 @@ pub struct Cond {
     pub message: String,
 }
 
-pub fn cond(
-    kind: &'static str,
-    status: bool,
-    reason: &'static str,
-    message: impl Into<String>,
-) -> Cond {
-    Cond {
-        kind,
-        status,
-        reason,
-        message: message.into(),
-    }
+pub fn cond(kind: &'static str, status: bool, reason: &'static str, message: impl Into<String>) -> Cond {
+    Cond { kind, status, reason, message: message.into() }
 }
 
 /// The conditions array for an object: a condition keeps its `lastTransitionTime` while its
@@ -137,15 +125,7 @@ pub fn node(name: &str, index: usize, now: &str) -> Value {
 }
 
 /// A storage-system pod (`app=agent` or `app=controller`); `running` gives it a Running status.
-pub fn pod(
-    name: &str,
-    app: &str,
-    node: &str,
-    node_ip: &str,
-    pod_ip: &str,
-    running: bool,
-    now: &str,
-) -> Value {
+pub fn pod(name: &str, app: &str, node: &str, node_ip: &str, pod_ip: &str, running: bool, now: &str) -> Value {
     let owner = if app == "agent" {
         json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "agent", "uid": "00000000-0000-4000-8000-00000000a9e7", "controller": true})
     } else {
@@ -169,14 +149,7 @@ pub fn pod(
     obj
 }
 
-pub fn pod_status(
-    app: &str,
-    image: &str,
-    node_ip: &str,
-    pod_ip: &str,
-    running: bool,
-    now: &str,
-) -> Value {
+pub fn pod_status(app: &str, image: &str, node_ip: &str, pod_ip: &str, running: bool, now: &str) -> Value {
     let b = |x: bool| if x { "True" } else { "False" };
     let state = if running {
         json!({"running": {"startedAt": now}})
@@ -235,10 +208,7 @@ pub fn crd(info: &ResourceInfo) -> Value {
 pub fn replica(name: &str, rv: &Value, rsc: &str, node: &str, replica_type: &str) -> Value {
     let rv_name = self::name(rv);
     let mut owner = Map::new();
-    owner.insert(
-        "apiVersion".into(),
-        json!(format!("{STORAGE_GROUP}/{STORAGE_VERSION}")),
-    );
+    owner.insert("apiVersion".into(), json!(format!("{STORAGE_GROUP}/{STORAGE_VERSION}")));
     owner.insert("kind".into(), json!("ReplicatedVolume"));
     owner.insert("name".into(), json!(rv_name));
     owner.insert("uid".into(), rv["metadata"]["uid"].clone());
@@ -262,27 +232,12 @@ mod tests {
 
     #[test]
     fn conditions_keep_their_transition_time_while_status_holds() {
-        let first = merge_conditions(
-            &Value::Null,
-            &[cond("Quorum", true, "QuorumReached", "3/3")],
-            1,
-            "T1",
-        );
+        let first = merge_conditions(&Value::Null, &[cond("Quorum", true, "QuorumReached", "3/3")], 1, "T1");
         assert_eq!(first[0]["lastTransitionTime"], "T1");
-        let same = merge_conditions(
-            &first,
-            &[cond("Quorum", true, "QuorumDegraded", "2/3")],
-            1,
-            "T2",
-        );
+        let same = merge_conditions(&first, &[cond("Quorum", true, "QuorumDegraded", "2/3")], 1, "T2");
         assert_eq!(same[0]["lastTransitionTime"], "T1");
         assert_eq!(same[0]["reason"], "QuorumDegraded");
-        let flipped = merge_conditions(
-            &same,
-            &[cond("Quorum", false, "QuorumLost", "1/3")],
-            2,
-            "T3",
-        );
+        let flipped = merge_conditions(&same, &[cond("Quorum", false, "QuorumLost", "1/3")], 2, "T3");
         assert_eq!(flipped[0]["lastTransitionTime"], "T3");
         assert_eq!(flipped[0]["observedGeneration"], 2);
     }

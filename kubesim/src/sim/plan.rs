@@ -5,7 +5,7 @@
 //! Nothing here does I/O; [`plan_rv`] returns [`Action`]s that the simulator loop applies to the
 //! store. The memory ([`RvMemory`]) holds what a real storage system keeps outside the API objects:
 //! when a replica finishes syncing, when an attach completes, planted faults, and a random stream
-//! seeded from the run's seed and the volume's name and uid, so that a volume's story does not
+//! seeded from the run's seed and the volume's name, so that a volume's story does not
 //! depend on what happens to other volumes.
 //!
 //! Rules (from the reference): replication None = 1 diskful replica, Availability = 2 diskful + 1
@@ -143,9 +143,11 @@ pub struct RvMemory {
 }
 
 impl RvMemory {
-    pub fn new(seed: u64, rv_name: &str, uid: &str) -> Self {
+    /// `incarnation` counts the volumes of this name seen before (a volume deleted and created
+    /// again gets a fresh story, still independent of every other volume).
+    pub fn new(seed: u64, rv_name: &str, incarnation: u64) -> Self {
         Self {
-            rng: ChaCha8Rng::seed_from_u64(seed ^ stable_hash(&[rv_name, uid])),
+            rng: ChaCha8Rng::seed_from_u64(seed ^ stable_hash(&[rv_name, &incarnation.to_string()])),
             create_at: None,
             ready_at: BTreeMap::new(),
             ready: BTreeSet::new(),
@@ -258,20 +260,14 @@ pub fn plan_orphans(replicas: &[&Value], attachments: &[&Value]) -> Plan {
     let mut plan = Plan::default();
     for r in replicas {
         if is_deleting(r) && has_finalizer(r) {
-            plan.actions.push(Action::RemoveFinalizer {
-                kind: Kind::Replica,
-                name: name(r).into(),
-            });
+            plan.actions.push(Action::RemoveFinalizer { kind: Kind::Replica, name: name(r).into() });
         }
     }
     for a in attachments {
         let n = name(a).to_string();
         if is_deleting(a) {
             if has_finalizer(a) {
-                plan.actions.push(Action::RemoveFinalizer {
-                    kind: Kind::Attachment,
-                    name: n,
-                });
+                plan.actions.push(Action::RemoveFinalizer { kind: Kind::Attachment, name: n });
             }
             continue;
         }
@@ -283,18 +279,8 @@ pub fn plan_orphans(replicas: &[&Value], attachments: &[&Value]) -> Plan {
             name: n,
             fields,
             conditions: vec![
-                cond(
-                    "Attached",
-                    false,
-                    "WaitingForReplicatedVolume",
-                    format!("ReplicatedVolume {rv} does not exist"),
-                ),
-                cond(
-                    "ReplicaIOReady",
-                    false,
-                    "WaitingForReplica",
-                    "no replica on the node",
-                ),
+                cond("Attached", false, "WaitingForReplicatedVolume", format!("ReplicatedVolume {rv} does not exist")),
+                cond("ReplicaIOReady", false, "WaitingForReplica", "no replica on the node"),
                 cond("Ready", false, "NotAttached", "the volume is not attached"),
             ],
         });
@@ -308,42 +294,27 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
     let rv = input.rv;
     let rv_name = name(rv).to_string();
     let rv_deleting = is_deleting(rv);
-    let replication = input
-        .rsc
-        .and_then(|c| spec_str(c, "replication"))
-        .unwrap_or("ConsistencyAndAvailability");
-    let volume_access = input
-        .rsc
-        .and_then(|c| spec_str(c, "volumeAccess"))
-        .unwrap_or("PreferablyLocal");
+    let replication = input.rsc.and_then(|c| spec_str(c, "replication")).unwrap_or("ConsistencyAndAvailability");
+    let volume_access = input.rsc.and_then(|c| spec_str(c, "volumeAccess")).unwrap_or("PreferablyLocal");
     let (want_d, want_t) = replication_counts(replication);
     let node_up = |n: &str| input.nodes.iter().find(|x| x.name == n).map(|x| x.agent_up);
 
     // Finalizers: the controller owns the lifecycle of everything of the volume.
     if !rv_deleting && !has_finalizer(rv) {
-        plan.actions.push(Action::AddFinalizer {
-            kind: Kind::Volume,
-            name: rv_name.clone(),
-        });
+        plan.actions.push(Action::AddFinalizer { kind: Kind::Volume, name: rv_name.clone() });
     }
     let mut live: Vec<&Value> = Vec::new();
     for r in input.replicas {
         let n = name(r).to_string();
         if is_deleting(r) {
             if has_finalizer(r) {
-                plan.actions.push(Action::RemoveFinalizer {
-                    kind: Kind::Replica,
-                    name: n.clone(),
-                });
+                plan.actions.push(Action::RemoveFinalizer { kind: Kind::Replica, name: n.clone() });
             }
             mem.ready_at.remove(&n);
             mem.ready.remove(&n);
         } else {
             if !has_finalizer(r) {
-                plan.actions.push(Action::AddFinalizer {
-                    kind: Kind::Replica,
-                    name: n,
-                });
+                plan.actions.push(Action::AddFinalizer { kind: Kind::Replica, name: n });
             }
             live.push(r);
         }
@@ -353,43 +324,24 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
     mem.ready.retain(|k| known.contains(k.as_str()));
     for a in input.attachments {
         if !is_deleting(a) && !has_finalizer(a) {
-            plan.actions.push(Action::AddFinalizer {
-                kind: Kind::Attachment,
-                name: name(a).into(),
-            });
+            plan.actions.push(Action::AddFinalizer { kind: Kind::Attachment, name: name(a).into() });
         }
     }
 
     // Nodes taken by this volume's replicas (a replica being deleted still holds its node).
-    let mut used: BTreeSet<String> = input
-        .replicas
-        .iter()
-        .filter_map(|r| spec_str(r, "nodeName"))
-        .map(str::to_string)
-        .collect();
+    let mut used: BTreeSet<String> =
+        input.replicas.iter().filter_map(|r| spec_str(r, "nodeName")).map(str::to_string).collect();
     let free_nodes = |used: &BTreeSet<String>| -> Vec<String> {
-        input
-            .nodes
-            .iter()
-            .filter(|n| !used.contains(&n.name))
-            .map(|n| n.name.clone())
-            .collect()
+        input.nodes.iter().filter(|n| !used.contains(&n.name)).map(|n| n.name.clone()).collect()
     };
 
     // Missing replicas are created after a delay (never for a volume stuck by the quorum fault).
     if !rv_deleting && input.rsc.is_some() && !mem.quorum_stuck {
         let have_d = live.iter().filter(|r| replica_type(r) == "Diskful").count();
-        let have_t = live
-            .iter()
-            .filter(|r| replica_type(r) == "TieBreaker")
-            .count();
-        let missing: Vec<&'static str> =
-            std::iter::repeat_n("Diskful", want_d.saturating_sub(have_d))
-                .chain(std::iter::repeat_n(
-                    "TieBreaker",
-                    want_t.saturating_sub(have_t),
-                ))
-                .collect();
+        let have_t = live.iter().filter(|r| replica_type(r) == "TieBreaker").count();
+        let missing: Vec<&'static str> = std::iter::repeat_n("Diskful", want_d.saturating_sub(have_d))
+            .chain(std::iter::repeat_n("TieBreaker", want_t.saturating_sub(have_t)))
+            .collect();
         if missing.is_empty() {
             mem.create_at = None;
         } else {
@@ -414,11 +366,7 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
                         }
                     };
                     used.insert(node.clone());
-                    plan.actions.push(Action::CreateReplica {
-                        name: replica_name,
-                        node,
-                        replica_type: ty,
-                    });
+                    plan.actions.push(Action::CreateReplica { name: replica_name, node, replica_type: ty });
                 }
                 mem.create_at = None;
             } else {
@@ -435,10 +383,7 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
             match free.choose(&mut mem.rng).cloned() {
                 Some(node) => {
                     used.insert(node.clone());
-                    plan.actions.push(Action::PlaceReplica {
-                        name: name(r).into(),
-                        node,
-                    });
+                    plan.actions.push(Action::PlaceReplica { name: name(r).into(), node });
                 }
                 None => {
                     unschedulable.insert(name(r).into());
@@ -460,11 +405,7 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
             if node_up(node) != Some(true) {
                 continue;
             }
-            let base = if replica_type(r) == "Diskful" {
-                cfg.timings.diskful_sync
-            } else {
-                cfg.timings.diskless_ready
-            };
+            let base = if replica_type(r) == "Diskful" { cfg.timings.diskful_sync } else { cfg.timings.diskless_ready };
             let at = now + cfg.delay(&mut mem.rng, base);
             mem.ready_at.insert(n.clone(), at);
         }
@@ -485,9 +426,7 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
     let voting: Vec<&Value> = live
         .iter()
         .copied()
-        .filter(|r| {
-            spec_str(r, "nodeName").is_some() && matches!(replica_type(r), "Diskful" | "TieBreaker")
-        })
+        .filter(|r| spec_str(r, "nodeName").is_some() && matches!(replica_type(r), "Diskful" | "TieBreaker"))
         .collect();
     let members = (want_d + want_t).max(voting.len());
     let up = voting.iter().filter(|r| is_ready(r)).count();
@@ -497,16 +436,9 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
         mem.initialized = true;
     }
     let quorum_ok = mem.initialized && input.rsc.is_some() && members > 0 && up > members / 2;
-    let diskful_ready = live
-        .iter()
-        .filter(|r| replica_type(r) == "Diskful" && is_ready(r))
-        .count();
+    let diskful_ready = live.iter().filter(|r| replica_type(r) == "Diskful" && is_ready(r)).count();
     let io_ok = quorum_ok && diskful_ready >= 1;
-    if mem.quorum_was == Some(true)
-        && !quorum_ok
-        && !mem.quorum_stuck
-        && roll(&mut mem.rng, cfg.faults.quorum_stuck)
-    {
+    if mem.quorum_was == Some(true) && !quorum_ok && !mem.quorum_stuck && roll(&mut mem.rng, cfg.faults.quorum_stuck) {
         mem.quorum_stuck = true;
     }
     mem.quorum_was = Some(quorum_ok);
@@ -518,16 +450,11 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
     let quorum_msg = if not_ready.is_empty() {
         format!("{up}/{members} voting replicas are up to date")
     } else {
-        format!(
-            "{up}/{members} voting replicas are up to date; not ready: {}",
-            not_ready.join(", ")
-        )
+        format!("{up}/{members} voting replicas are up to date; not ready: {}", not_ready.join(", "))
     };
 
     // Size: set once the volume is initialized, then grows after each resize settles.
-    let requested = spec_str(rv, "size")
-        .and_then(quantity::parse_bytes)
-        .map(|b| quantity::round_up(b, EXTENT));
+    let requested = spec_str(rv, "size").and_then(quantity::parse_bytes).map(|b| quantity::round_up(b, EXTENT));
     if let Some(target) = requested {
         match mem.actual_size {
             None if mem.initialized => mem.actual_size = Some(target),
@@ -559,10 +486,7 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
         let n = name(a).to_string();
         let Some(m) = mem.attach.get_mut(&n) else {
             if has_finalizer(a) {
-                plan.actions.push(Action::RemoveFinalizer {
-                    kind: Kind::Attachment,
-                    name: n,
-                });
+                plan.actions.push(Action::RemoveFinalizer { kind: Kind::Attachment, name: n });
             }
             continue;
         };
@@ -573,10 +497,7 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
         let at = m.detach_at.unwrap_or(now);
         if !m.detach_stuck && now >= at {
             mem.attach.remove(&n);
-            plan.actions.push(Action::RemoveFinalizer {
-                kind: Kind::Attachment,
-                name: n,
-            });
+            plan.actions.push(Action::RemoveFinalizer { kind: Kind::Attachment, name: n });
             continue;
         }
         if !m.detach_stuck {
@@ -590,28 +511,9 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
             name: n,
             fields,
             conditions: vec![
-                cond(
-                    "Attached",
-                    attached,
-                    if attached {
-                        "Attached"
-                    } else {
-                        "SettingPrimary"
-                    },
-                    "detaching",
-                ),
-                cond(
-                    "ReplicaIOReady",
-                    false,
-                    "ReplicaNotIOReady",
-                    "the attachment is being removed",
-                ),
-                cond(
-                    "Ready",
-                    false,
-                    "NotAttached",
-                    "the attachment is being removed",
-                ),
+                cond("Attached", attached, if attached { "Attached" } else { "SettingPrimary" }, "detaching"),
+                cond("ReplicaIOReady", false, "ReplicaNotIOReady", "the attachment is being removed"),
+                cond("Ready", false, "NotAttached", "the attachment is being removed"),
             ],
         });
     }
@@ -619,10 +521,7 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
     for a in input.attachments.iter().filter(|a| !is_deleting(a)) {
         let n = name(a).to_string();
         let node = spec_str(a, "nodeName").unwrap_or_default().to_string();
-        let local = live
-            .iter()
-            .copied()
-            .find(|r| spec_str(r, "nodeName") == Some(node.as_str()));
+        let local = live.iter().copied().find(|r| spec_str(r, "nodeName") == Some(node.as_str()));
         let (attached_cond, phase) = if let Some(m) = mem.attach.get_mut(&n) {
             if !m.attached && !m.stuck && now >= m.attach_at {
                 m.attached = true;
@@ -631,55 +530,28 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
                 plan.wake(m.attach_at);
             }
             if m.attached {
-                (
-                    cond(
-                        "Attached",
-                        true,
-                        "Attached",
-                        format!("attached to node {node}"),
-                    ),
-                    "Attached",
-                )
+                (cond("Attached", true, "Attached", format!("attached to node {node}")), "Attached")
             } else {
                 (
-                    cond(
-                        "Attached",
-                        false,
-                        "SettingPrimary",
-                        format!("promoting the replica on node {node}"),
-                    ),
+                    cond("Attached", false, "SettingPrimary", format!("promoting the replica on node {node}")),
                     "Attaching",
                 )
             }
         } else {
-            let waiting = |reason: &'static str, message: String| {
-                (cond("Attached", false, reason, message), "Pending")
-            };
+            let waiting = |reason: &'static str, message: String| (cond("Attached", false, reason, message), "Pending");
             if rv_deleting {
-                waiting(
-                    "WaitingForReplicatedVolume",
-                    format!("ReplicatedVolume {rv_name} is being deleted"),
-                )
+                waiting("WaitingForReplicatedVolume", format!("ReplicatedVolume {rv_name} is being deleted"))
             } else if !io_ok {
-                waiting(
-                    "WaitingForReplicatedVolumeIOReady",
-                    format!("ReplicatedVolume {rv_name} is not IOReady"),
-                )
+                waiting("WaitingForReplicatedVolumeIOReady", format!("ReplicatedVolume {rv_name} is not IOReady"))
             } else if active >= 2 {
                 waiting(
                     "WaitingForActiveAttachmentsToDetach",
                     "the volume already has 2 active attachments; waiting for one to detach".into(),
                 )
             } else if node_up(&node).is_none() {
-                waiting(
-                    "UnableToProvideLocalVolumeAccess",
-                    format!("node {node} is not a storage node"),
-                )
+                waiting("UnableToProvideLocalVolumeAccess", format!("node {node} is not a storage node"))
             } else if node_up(&node) == Some(false) {
-                waiting(
-                    "WaitingForReplica",
-                    format!("the agent on node {node} is not ready"),
-                )
+                waiting("WaitingForReplica", format!("the agent on node {node} is not ready"))
             } else {
                 match local {
                     None if volume_access == "Local" => waiting(
@@ -689,8 +561,7 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
                     None => {
                         if !used.contains(&node) {
                             let replica_name = loop {
-                                let candidate =
-                                    format!("{rv_name}-{}", random_suffix(&mut mem.rng, 8));
+                                let candidate = format!("{rv_name}-{}", random_suffix(&mut mem.rng, 8));
                                 if !known.contains(candidate.as_str()) {
                                     break candidate;
                                 }
@@ -702,19 +573,13 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
                                 replica_type: "Access",
                             });
                         }
-                        waiting(
-                            "WaitingForReplica",
-                            format!("creating an access replica on node {node}"),
-                        )
+                        waiting("WaitingForReplica", format!("creating an access replica on node {node}"))
                     }
                     Some(r) if replica_type(r) == "TieBreaker" => {
                         let rn = name(r).to_string();
                         mem.ready.remove(&rn);
                         mem.ready_at.remove(&rn);
-                        plan.actions.push(Action::SetReplicaType {
-                            name: rn,
-                            replica_type: "Access",
-                        });
+                        plan.actions.push(Action::SetReplicaType { name: rn, replica_type: "Access" });
                         waiting(
                             "ConvertingTieBreakerToAccess",
                             format!("converting the tie-breaker on node {node} to access"),
@@ -724,10 +589,9 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
                         "LocalityNotSatisfied",
                         format!("no diskful replica on node {node} and volumeAccess is Local"),
                     ),
-                    Some(r) if !is_ready(r) => waiting(
-                        "WaitingForReplica",
-                        format!("replica {} is not ready yet", name(r)),
-                    ),
+                    Some(r) if !is_ready(r) => {
+                        waiting("WaitingForReplica", format!("replica {} is not ready yet", name(r)))
+                    }
                     Some(_) => {
                         let at = now + cfg.delay(&mut mem.rng, cfg.timings.attach);
                         let stuck = roll(&mut mem.rng, cfg.faults.attach_stuck);
@@ -749,12 +613,7 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
                             plan.wake(at);
                         }
                         (
-                            cond(
-                                "Attached",
-                                false,
-                                "SettingPrimary",
-                                format!("promoting the replica on node {node}"),
-                            ),
+                            cond("Attached", false, "SettingPrimary", format!("promoting the replica on node {node}")),
                             "Attaching",
                         )
                     }
@@ -763,34 +622,16 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
         };
         let replica_io = local.is_some_and(&is_ready) && io_ok;
         let replica_io_cond = match local {
-            None => cond(
-                "ReplicaIOReady",
-                false,
-                "WaitingForReplica",
-                format!("no replica on node {node}"),
-            ),
-            Some(r) if replica_io => cond(
-                "ReplicaIOReady",
-                true,
-                "IOReady",
-                format!("replica {} is IOReady", name(r)),
-            ),
-            Some(r) => cond(
-                "ReplicaIOReady",
-                false,
-                "ReplicaNotIOReady",
-                format!("replica {} is not IOReady", name(r)),
-            ),
+            None => cond("ReplicaIOReady", false, "WaitingForReplica", format!("no replica on node {node}")),
+            Some(r) if replica_io => cond("ReplicaIOReady", true, "IOReady", format!("replica {} is IOReady", name(r))),
+            Some(r) => {
+                cond("ReplicaIOReady", false, "ReplicaNotIOReady", format!("replica {} is not IOReady", name(r)))
+            }
         };
         let ready_cond = match (attached_cond.status, replica_io) {
             (true, true) => cond("Ready", true, "Ready", "attached and IOReady"),
             (false, _) => cond("Ready", false, "NotAttached", "the volume is not attached"),
-            (true, false) => cond(
-                "Ready",
-                false,
-                "ReplicaNotIOReady",
-                "attached but the replica is not IOReady",
-            ),
+            (true, false) => cond("Ready", false, "ReplicaNotIOReady", "attached but the replica is not IOReady"),
         };
         let mut fields = Map::new();
         fields.insert("phase".into(), json!(phase));
@@ -803,25 +644,13 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
     }
     let mut by_order: Vec<&AttachMemory> = mem.attach.values().collect();
     by_order.sort_by_key(|m| m.order);
-    let attached_nodes: Vec<String> = by_order
-        .iter()
-        .filter(|m| m.attached)
-        .map(|m| m.node.clone())
-        .collect();
-    let desired_nodes: Vec<String> = by_order
-        .iter()
-        .filter(|m| m.detach_at.is_none())
-        .map(|m| m.node.clone())
-        .collect();
+    let attached_nodes: Vec<String> = by_order.iter().filter(|m| m.attached).map(|m| m.node.clone()).collect();
+    let desired_nodes: Vec<String> =
+        by_order.iter().filter(|m| m.detach_at.is_none()).map(|m| m.node.clone()).collect();
     let attached_io = by_order
         .iter()
         .filter(|m| m.attached)
-        .filter(|m| {
-            io_ok
-                && live
-                    .iter()
-                    .any(|r| spec_str(r, "nodeName") == Some(m.node.as_str()) && is_ready(r))
-        })
+        .filter(|m| io_ok && live.iter().any(|r| spec_str(r, "nodeName") == Some(m.node.as_str()) && is_ready(r)))
         .count();
 
     // Replica statuses.
@@ -844,17 +673,8 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
             None => conds.push(cond("Scheduled", false, "Scheduling", "choosing a node")),
             Some(node) => {
                 let agent = node_up(node) == Some(true);
-                let waiting_reason = if mem.ready_at.contains_key(&n) {
-                    "Synchronizing"
-                } else {
-                    "WaitingForAgent"
-                };
-                conds.push(cond(
-                    "Scheduled",
-                    true,
-                    "ReplicaScheduled",
-                    format!("scheduled to node {node}"),
-                ));
+                let waiting_reason = if mem.ready_at.contains_key(&n) { "Synchronizing" } else { "WaitingForAgent" };
+                conds.push(cond("Scheduled", true, "ReplicaScheduled", format!("scheduled to node {node}")));
                 conds.push(cond("AddressConfigured", true, "AddressConfigured", ""));
                 conds.push(cond("Configured", true, "Configured", ""));
                 if ty == "Diskful" {
@@ -862,39 +682,21 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
                     conds.push(if ready {
                         cond("DataInitialized", true, "Initialized", "")
                     } else {
-                        cond(
-                            "DataInitialized",
-                            false,
-                            waiting_reason,
-                            "initial synchronization is in progress",
-                        )
+                        cond("DataInitialized", false, waiting_reason, "initial synchronization is in progress")
                     });
                     conds.push(if ready {
                         cond("InSync", true, "InSync", "")
                     } else {
                         cond("InSync", false, waiting_reason, "synchronizing with peers")
                     });
-                    fields.insert(
-                        "syncProgress".into(),
-                        json!(if ready { "100%" } else { "0%" }),
-                    );
+                    fields.insert("syncProgress".into(), json!(if ready { "100%" } else { "0%" }));
                 }
                 conds.push(if ready {
                     cond("Online", true, "Online", "")
                 } else if agent {
-                    cond(
-                        "Online",
-                        false,
-                        waiting_reason,
-                        "the replica is being set up",
-                    )
+                    cond("Online", false, waiting_reason, "the replica is being set up")
                 } else {
-                    cond(
-                        "Online",
-                        false,
-                        "WaitingForAgent",
-                        format!("the agent on node {node} is not ready"),
-                    )
+                    cond("Online", false, "WaitingForAgent", format!("the agent on node {node} is not ready"))
                 });
                 if ty != "Access" {
                     conds.push(match (ready, quorum_ok) {
@@ -907,12 +709,7 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
                     conds.push(match (ready, io_ok) {
                         (true, true) => cond("IOReady", true, "IOReady", ""),
                         (true, false) => cond("IOReady", false, "QuorumLost", quorum_msg.clone()),
-                        (false, _) => cond(
-                            "IOReady",
-                            false,
-                            waiting_reason,
-                            "the replica is not up to date",
-                        ),
+                        (false, _) => cond("IOReady", false, waiting_reason, "the replica is not up to date"),
                     });
                     let attached_here = attached_nodes.iter().any(|x| x == node);
                     conds.push(if attached_here {
@@ -924,40 +721,24 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
                 conds.push(if ready {
                     cond("Ready", true, "Ready", "")
                 } else {
-                    cond(
-                        "Ready",
-                        false,
-                        waiting_reason,
-                        "the replica is not ready yet",
-                    )
+                    cond("Ready", false, waiting_reason, "the replica is not ready yet")
                 });
                 if ready {
                     fields.insert("actualType".into(), json!(ty));
                 }
             }
         }
-        plan.actions.push(Action::SetStatus {
-            kind: Kind::Replica,
-            name: n,
-            fields,
-            conditions: conds,
-        });
+        plan.actions.push(Action::SetStatus { kind: Kind::Replica, name: n, fields, conditions: conds });
     }
 
     // Deleting the volume: wait for its attachments, then remove its replicas, then let it go.
     if rv_deleting && input.attachments.is_empty() {
         if !live.is_empty() {
             for r in &live {
-                plan.actions.push(Action::Delete {
-                    kind: Kind::Replica,
-                    name: name(r).into(),
-                });
+                plan.actions.push(Action::Delete { kind: Kind::Replica, name: name(r).into() });
             }
         } else if input.replicas.is_empty() && has_finalizer(rv) {
-            plan.actions.push(Action::RemoveFinalizer {
-                kind: Kind::Volume,
-                name: rv_name.clone(),
-            });
+            plan.actions.push(Action::RemoveFinalizer { kind: Kind::Volume, name: rv_name.clone() });
             return plan;
         }
     }
@@ -969,12 +750,7 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
         if placed_all && live_d >= want_d {
             cond("Scheduled", true, "AllReplicasScheduled", "")
         } else {
-            cond(
-                "Scheduled",
-                false,
-                "ReplicasNotScheduled",
-                format!("{live_d}/{want_d} diskful replicas scheduled"),
-            )
+            cond("Scheduled", false, "ReplicasNotScheduled", format!("{live_d}/{want_d} diskful replicas scheduled"))
         },
         if mem.initialized {
             cond("BackingVolumeCreated", true, "BackingVolumesCreated", "")
@@ -1007,12 +783,7 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
                 format!("{diskful_ready}/{want_d} diskful replicas up to date"),
             )
         } else {
-            cond(
-                "DataQuorum",
-                false,
-                "DataQuorumLost",
-                format!("{diskful_ready}/{want_d} diskful replicas up to date"),
-            )
+            cond("DataQuorum", false, "DataQuorumLost", format!("{diskful_ready}/{want_d} diskful replicas up to date"))
         },
     ];
     conds.push(if !quorum_ok {
@@ -1023,21 +794,11 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
         cond("Quorum", true, "QuorumDegraded", quorum_msg.clone())
     });
     conds.push(if io_ok {
-        cond(
-            "IOReady",
-            true,
-            "IOReady",
-            format!("{diskful_ready} diskful replicas IOReady"),
-        )
+        cond("IOReady", true, "IOReady", format!("{diskful_ready} diskful replicas IOReady"))
     } else if diskful_ready == 0 {
         cond("IOReady", false, "NoIOReadyReplicas", quorum_msg.clone())
     } else {
-        cond(
-            "IOReady",
-            false,
-            "InsufficientIOReadyReplicas",
-            quorum_msg.clone(),
-        )
+        cond("IOReady", false, "InsufficientIOReadyReplicas", quorum_msg.clone())
     });
     let phase = if rv_deleting {
         "Terminating"
@@ -1061,24 +822,10 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
     if !desired_nodes.is_empty() {
         fields.insert("desiredAttachTo".into(), json!(desired_nodes));
     }
-    fields.insert(
-        "diskfulReplicaCount".into(),
-        json!(format!("{live_d}/{want_d}")),
-    );
-    fields.insert(
-        "diskfulReplicasInSync".into(),
-        json!(format!("{diskful_ready}/{want_d}")),
-    );
-    fields.insert(
-        "attachedAndIOReadyCount".into(),
-        json!(format!("{attached_io}/{}", attached_nodes.len())),
-    );
-    plan.actions.push(Action::SetStatus {
-        kind: Kind::Volume,
-        name: rv_name,
-        fields,
-        conditions: conds,
-    });
+    fields.insert("diskfulReplicaCount".into(), json!(format!("{live_d}/{want_d}")));
+    fields.insert("diskfulReplicasInSync".into(), json!(format!("{diskful_ready}/{want_d}")));
+    fields.insert("attachedAndIOReadyCount".into(), json!(format!("{attached_io}/{}", attached_nodes.len())));
+    plan.actions.push(Action::SetStatus { kind: Kind::Volume, name: rv_name, fields, conditions: conds });
     plan
 }
 
@@ -1088,21 +835,11 @@ mod tests {
     use crate::sim::objects::FINALIZER;
 
     fn cfg() -> PlanConfig {
-        PlanConfig {
-            seed: 7,
-            speed: 1.0,
-            timings: Timings::default(),
-            faults: Faults::default(),
-        }
+        PlanConfig { seed: 7, speed: 1.0, timings: Timings::default(), faults: Faults::default() }
     }
 
     fn nodes(n: usize) -> Vec<NodeState> {
-        (1..=n)
-            .map(|i| NodeState {
-                name: format!("node-{i}"),
-                agent_up: true,
-            })
-            .collect()
+        (1..=n).map(|i| NodeState { name: format!("node-{i}"), agent_up: true }).collect()
     }
 
     fn rv(name: &str) -> Value {
@@ -1127,9 +864,7 @@ mod tests {
         plan.actions
             .iter()
             .filter_map(|a| match a {
-                Action::CreateReplica {
-                    node, replica_type, ..
-                } => Some((node.clone(), *replica_type)),
+                Action::CreateReplica { node, replica_type, .. } => Some((node.clone(), *replica_type)),
                 _ => None,
             })
             .collect()
@@ -1139,40 +874,24 @@ mod tests {
         plan.actions
             .iter()
             .find_map(|a| match a {
-                Action::SetStatus {
-                    kind: k,
-                    name: n,
-                    fields,
-                    conditions,
-                } if *k == kind && n == name => Some((fields, conditions.as_slice())),
+                Action::SetStatus { kind: k, name: n, fields, conditions } if *k == kind && n == name => {
+                    Some((fields, conditions.as_slice()))
+                }
                 _ => None,
             })
             .expect("a status for the object")
     }
 
     fn cond_of<'a>(conds: &'a [Cond], kind: &str) -> &'a Cond {
-        conds
-            .iter()
-            .find(|c| c.kind == kind)
-            .expect("condition present")
+        conds.iter().find(|c| c.kind == kind).expect("condition present")
     }
 
     #[test]
     fn replicas_per_replication_on_distinct_nodes_after_a_delay() {
-        for (replication, want) in [
-            ("None", 1),
-            ("Availability", 3),
-            ("ConsistencyAndAvailability", 3),
-        ] {
+        for (replication, want) in [("None", 1), ("Availability", 3), ("ConsistencyAndAvailability", 3)] {
             let (v, c, n) = (rv("v"), rsc(replication), nodes(5));
-            let mut mem = RvMemory::new(1, "v", "u1");
-            let input = RvInput {
-                rv: &v,
-                rsc: Some(&c),
-                replicas: &[],
-                attachments: &[],
-                nodes: &n,
-            };
+            let mut mem = RvMemory::new(1, "v", 0);
+            let input = RvInput { rv: &v, rsc: Some(&c), replicas: &[], attachments: &[], nodes: &n };
             let first = plan_rv(&input, &mut mem, &cfg(), 0);
             assert!(creates(&first).is_empty(), "creation waits for the delay");
             let at = first.wake_at.expect("a wake-up for the creation");
@@ -1195,14 +914,8 @@ mod tests {
             replica("v-c", "node-3", "Diskful"),
         ];
         let refs: Vec<&Value> = reps.iter().collect();
-        let mut mem = RvMemory::new(1, "v", "u1");
-        let input = RvInput {
-            rv: &v,
-            rsc: Some(&c),
-            replicas: &refs,
-            attachments: &[],
-            nodes: &n,
-        };
+        let mut mem = RvMemory::new(1, "v", 0);
+        let input = RvInput { rv: &v, rsc: Some(&c), replicas: &refs, attachments: &[], nodes: &n };
         let p = plan_rv(&input, &mut mem, &cfg(), 0);
         assert!(!cond_of(status(&p, Kind::Volume, "v").1, "Quorum").status);
         let p = plan_rv(&input, &mut mem, &cfg(), 60_000);
@@ -1212,34 +925,16 @@ mod tests {
         assert_eq!(fields["actualSize"], "100Mi");
         // One replica gone: degraded but in quorum.
         let refs2: Vec<&Value> = reps[..2].iter().collect();
-        let input2 = RvInput {
-            replicas: &refs2,
-            ..input
-        };
+        let input2 = RvInput { replicas: &refs2, ..input };
         let p = plan_rv(&input2, &mut mem, &cfg(), 61_000);
-        assert_eq!(
-            cond_of(status(&p, Kind::Volume, "v").1, "Quorum").reason,
-            "QuorumDegraded"
-        );
+        assert_eq!(cond_of(status(&p, Kind::Volume, "v").1, "Quorum").reason, "QuorumDegraded");
         // Two gone: quorum lost, IOReady false.
         let refs1: Vec<&Value> = reps[..1].iter().collect();
-        let input1 = RvInput {
-            replicas: &refs1,
-            ..input
-        };
+        let input1 = RvInput { replicas: &refs1, ..input };
         let p = plan_rv(&input1, &mut mem, &cfg(), 62_000);
         let conds = status(&p, Kind::Volume, "v").1;
-        assert_eq!(
-            (
-                cond_of(conds, "Quorum").status,
-                cond_of(conds, "Quorum").reason
-            ),
-            (false, "QuorumLost")
-        );
-        assert_eq!(
-            cond_of(conds, "IOReady").reason,
-            "InsufficientIOReadyReplicas"
-        );
+        assert_eq!((cond_of(conds, "Quorum").status, cond_of(conds, "Quorum").reason), (false, "QuorumLost"));
+        assert_eq!(cond_of(conds, "IOReady").reason, "InsufficientIOReadyReplicas");
     }
 
     #[test]
@@ -1247,28 +942,13 @@ mod tests {
         let (v, c, n) = (rv("v"), rsc("None"), nodes(3));
         let rep = replica("v-a", "node-1", "Diskful");
         let refs = [&rep];
-        let mut mem = RvMemory::new(1, "v", "u1");
-        let faulty = PlanConfig {
-            faults: Faults {
-                quorum_stuck: 1.0,
-                ..Faults::default()
-            },
-            ..cfg()
-        };
-        let input = RvInput {
-            rv: &v,
-            rsc: Some(&c),
-            replicas: &refs,
-            attachments: &[],
-            nodes: &n,
-        };
+        let mut mem = RvMemory::new(1, "v", 0);
+        let faulty = PlanConfig { faults: Faults { quorum_stuck: 1.0, ..Faults::default() }, ..cfg() };
+        let input = RvInput { rv: &v, rsc: Some(&c), replicas: &refs, attachments: &[], nodes: &n };
         plan_rv(&input, &mut mem, &faulty, 0);
         plan_rv(&input, &mut mem, &faulty, 60_000);
         assert!(mem.initialized);
-        let empty = RvInput {
-            replicas: &[],
-            ..input
-        };
+        let empty = RvInput { replicas: &[], ..input };
         plan_rv(&empty, &mut mem, &faulty, 61_000);
         assert!(mem.quorum_stuck);
         let p = plan_rv(&empty, &mut mem, &faulty, 600_000);
@@ -1284,20 +964,10 @@ mod tests {
             replica("v-c", "node-3", "Diskful"),
         ];
         let refs: Vec<&Value> = reps.iter().collect();
-        let atts = [
-            attachment("a1", "node-1"),
-            attachment("a2", "node-2"),
-            attachment("a3", "node-3"),
-        ];
+        let atts = [attachment("a1", "node-1"), attachment("a2", "node-2"), attachment("a3", "node-3")];
         let arefs: Vec<&Value> = atts.iter().collect();
-        let mut mem = RvMemory::new(1, "v", "u1");
-        let input = RvInput {
-            rv: &v,
-            rsc: Some(&c),
-            replicas: &refs,
-            attachments: &arefs,
-            nodes: &n,
-        };
+        let mut mem = RvMemory::new(1, "v", 0);
+        let input = RvInput { rv: &v, rsc: Some(&c), replicas: &refs, attachments: &arefs, nodes: &n };
         plan_rv(&input, &mut mem, &cfg(), 0);
         plan_rv(&input, &mut mem, &cfg(), 60_000);
         let p = plan_rv(&input, &mut mem, &cfg(), 120_000);
@@ -1305,14 +975,8 @@ mod tests {
         assert_eq!(status(&p, Kind::Attachment, "a2").0["phase"], "Attached");
         let (f3, c3) = status(&p, Kind::Attachment, "a3");
         assert_eq!(f3["phase"], "Pending");
-        assert_eq!(
-            cond_of(c3, "Attached").reason,
-            "WaitingForActiveAttachmentsToDetach"
-        );
-        assert_eq!(
-            status(&p, Kind::Volume, "v").0["actuallyAttachedTo"],
-            json!(["node-1", "node-2"])
-        );
+        assert_eq!(cond_of(c3, "Attached").reason, "WaitingForActiveAttachmentsToDetach");
+        assert_eq!(status(&p, Kind::Volume, "v").0["actuallyAttachedTo"], json!(["node-1", "node-2"]));
     }
 
     #[test]
@@ -1322,35 +986,20 @@ mod tests {
         let refs = [&rep];
         let att = attachment("a", "node-3");
         let arefs = [&att];
-        let mut mem = RvMemory::new(1, "v", "u1");
-        let input = RvInput {
-            rv: &v,
-            rsc: Some(&c),
-            replicas: &refs,
-            attachments: &arefs,
-            nodes: &n,
-        };
+        let mut mem = RvMemory::new(1, "v", 0);
+        let input = RvInput { rv: &v, rsc: Some(&c), replicas: &refs, attachments: &arefs, nodes: &n };
         plan_rv(&input, &mut mem, &cfg(), 0);
         let p = plan_rv(&input, &mut mem, &cfg(), 60_000);
         assert_eq!(creates(&p), vec![("node-3".to_string(), "Access")]);
-        assert_eq!(
-            cond_of(status(&p, Kind::Attachment, "a").1, "Attached").reason,
-            "WaitingForReplica"
-        );
+        assert_eq!(cond_of(status(&p, Kind::Attachment, "a").1, "Attached").reason, "WaitingForReplica");
     }
 
     #[test]
     fn same_seed_same_choices() {
         let run = |seed: u64| {
             let (v, c, n) = (rv("v"), rsc("ConsistencyAndAvailability"), nodes(6));
-            let mut mem = RvMemory::new(seed, "v", "u1");
-            let input = RvInput {
-                rv: &v,
-                rsc: Some(&c),
-                replicas: &[],
-                attachments: &[],
-                nodes: &n,
-            };
+            let mut mem = RvMemory::new(seed, "v", 0);
+            let input = RvInput { rv: &v, rsc: Some(&c), replicas: &[], attachments: &[], nodes: &n };
             plan_rv(&input, &mut mem, &cfg(), 0);
             plan_rv(&input, &mut mem, &cfg(), 60_000).actions
         };

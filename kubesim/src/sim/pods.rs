@@ -64,9 +64,7 @@ pub fn plan_pods(
     let live: Vec<&PodView> = pods.iter().filter(|p| !p.deleting).collect();
 
     for node in storage_nodes {
-        let has_agent = live
-            .iter()
-            .any(|p| p.app == "agent" && p.node.as_deref() == Some(node.as_str()));
+        let has_agent = live.iter().any(|p| p.app == "agent" && p.node.as_deref() == Some(node.as_str()));
         if has_agent {
             mem.agent_due.remove(node);
             continue;
@@ -81,10 +79,7 @@ pub fn plan_pods(
         };
         if now >= due {
             mem.agent_due.remove(node);
-            actions.push(PodAction::Create {
-                app: "agent",
-                node: node.clone(),
-            });
+            actions.push(PodAction::Create { app: "agent", node: node.clone() });
         } else {
             wake_at(due);
         }
@@ -102,10 +97,7 @@ pub fn plan_pods(
     for due in std::mem::take(&mut mem.controller_due) {
         if now >= due {
             if let Some(node) = storage_nodes.choose(&mut mem.rng) {
-                actions.push(PodAction::Create {
-                    app: "controller",
-                    node: node.clone(),
-                });
+                actions.push(PodAction::Create { app: "controller", node: node.clone() });
             }
         } else {
             wake_at(due);
@@ -124,15 +116,12 @@ pub fn plan_pods(
             }
         };
         if now >= at {
-            actions.push(PodAction::SetRunning {
-                name: p.name.clone(),
-            });
+            actions.push(PodAction::SetRunning { name: p.name.clone() });
         } else {
             wake_at(at);
         }
     }
-    mem.start_at
-        .retain(|name, _| live.iter().any(|p| &p.name == name && !p.running));
+    mem.start_at.retain(|name, _| live.iter().any(|p| &p.name == name && !p.running));
     (actions, wake)
 }
 
@@ -142,58 +131,27 @@ mod tests {
     use crate::sim::plan::{Faults, Timings};
 
     fn cfg() -> PlanConfig {
-        PlanConfig {
-            seed: 1,
-            speed: 1.0,
-            timings: Timings::default(),
-            faults: Faults::default(),
-        }
+        PlanConfig { seed: 1, speed: 1.0, timings: Timings::default(), faults: Faults::default() }
     }
 
     fn pod(name: &str, app: &str, node: &str, running: bool) -> PodView {
-        PodView {
-            name: name.into(),
-            app: app.into(),
-            node: Some(node.into()),
-            running,
-            deleting: false,
-        }
+        PodView { name: name.into(), app: app.into(), node: Some(node.into()), running, deleting: false }
     }
 
     #[test]
     fn deleted_pods_come_back_after_a_delay_and_start() {
         let nodes = vec!["node-1".to_string(), "node-2".to_string()];
         let mut mem = PodsMemory::new(1);
-        let pods = vec![
-            pod("agent-a", "agent", "node-1", true),
-            pod("controller-x", "controller", "node-1", true),
-        ];
+        let pods = vec![pod("agent-a", "agent", "node-1", true), pod("controller-x", "controller", "node-1", true)];
         let (actions, wake) = plan_pods(&pods, &nodes, &mut mem, &cfg(), 0);
         assert!(actions.is_empty(), "nothing is recreated at once");
         let due = wake.expect("a wake-up");
         let (actions, _) = plan_pods(&pods, &nodes, &mut mem, &cfg(), due + 5_000);
-        assert!(actions.contains(&PodAction::Create {
-            app: "agent",
-            node: "node-2".into()
-        }));
-        assert_eq!(
-            actions
-                .iter()
-                .filter(|a| matches!(
-                    a,
-                    PodAction::Create {
-                        app: "controller",
-                        ..
-                    }
-                ))
-                .count(),
-            1
-        );
+        assert!(actions.contains(&PodAction::Create { app: "agent", node: "node-2".into() }));
+        assert_eq!(actions.iter().filter(|a| matches!(a, PodAction::Create { app: "controller", .. })).count(), 1);
         let pending = vec![pod("agent-b", "agent", "node-2", false)];
         let (_, wake) = plan_pods(&pending, &nodes[1..], &mut mem, &cfg(), 100_000);
         let (actions, _) = plan_pods(&pending, &nodes[1..], &mut mem, &cfg(), wake.unwrap());
-        assert!(actions.contains(&PodAction::SetRunning {
-            name: "agent-b".into()
-        }));
+        assert!(actions.contains(&PodAction::SetRunning { name: "agent-b".into() }));
     }
 }

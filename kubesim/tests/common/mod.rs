@@ -30,40 +30,25 @@ pub fn client_for(sim: &KubeSim) -> Client {
 }
 
 pub fn resource(kind: &str, plural: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("storage.deckhouse.io", "v1alpha1", kind),
-        plural,
-    )
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("storage.deckhouse.io", "v1alpha1", kind), plural)
 }
 
 pub fn rvs(c: &Client) -> Api<DynamicObject> {
-    Api::all_with(
-        c.clone(),
-        &resource("ReplicatedVolume", "replicatedvolumes"),
-    )
+    Api::all_with(c.clone(), &resource("ReplicatedVolume", "replicatedvolumes"))
 }
 
 pub fn rvrs(c: &Client) -> Api<DynamicObject> {
-    Api::all_with(
-        c.clone(),
-        &resource("ReplicatedVolumeReplica", "replicatedvolumereplicas"),
-    )
+    Api::all_with(c.clone(), &resource("ReplicatedVolumeReplica", "replicatedvolumereplicas"))
 }
 
 pub fn rvas(c: &Client) -> Api<DynamicObject> {
-    Api::all_with(
-        c.clone(),
-        &resource("ReplicatedVolumeAttachment", "replicatedvolumeattachments"),
-    )
+    Api::all_with(c.clone(), &resource("ReplicatedVolumeAttachment", "replicatedvolumeattachments"))
 }
 
 pub fn dynamic(kind: &str, plural: &str, value: Value) -> DynamicObject {
     let ar = resource(kind, plural);
     let mut obj: DynamicObject = serde_json::from_value(value).expect("a valid object");
-    obj.types = Some(kube::core::TypeMeta {
-        api_version: ar.api_version.clone(),
-        kind: ar.kind.clone(),
-    });
+    obj.types = Some(kube::core::TypeMeta { api_version: ar.api_version.clone(), kind: ar.kind.clone() });
     obj
 }
 
@@ -74,10 +59,7 @@ pub async fn create_rv(c: &Client, name: &str, class: &str, size: &str) -> Dynam
         json!({"metadata": {"name": name, "labels": {"chaos.dev/scenario": "test"}},
                "spec": {"size": size, "replicatedStorageClassName": class}}),
     );
-    rvs(c)
-        .create(&PostParams::default(), &obj)
-        .await
-        .expect("RV created")
+    rvs(c).create(&PostParams::default(), &obj).await.expect("RV created")
 }
 
 pub async fn create_rva(c: &Client, rv: &str, node: &str) -> DynamicObject {
@@ -86,24 +68,14 @@ pub async fn create_rva(c: &Client, rv: &str, node: &str) -> DynamicObject {
         "replicatedvolumeattachments",
         json!({"metadata": {"name": format!("rva-{rv}-{node}")}, "spec": {"replicatedVolumeName": rv, "nodeName": node}}),
     );
-    rvas(c)
-        .create(&PostParams::default(), &obj)
-        .await
-        .expect("RVA created")
+    rvas(c).create(&PostParams::default(), &obj).await.expect("RVA created")
 }
 
 /// `(status, reason)` of a condition.
 pub fn condition(obj: &DynamicObject, kind: &str) -> Option<(String, String)> {
-    obj.data["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == kind)
-        .map(|c| {
-            (
-                c["status"].as_str().unwrap_or_default().to_string(),
-                c["reason"].as_str().unwrap_or_default().to_string(),
-            )
-        })
+    obj.data["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == kind).map(|c| {
+        (c["status"].as_str().unwrap_or_default().to_string(), c["reason"].as_str().unwrap_or_default().to_string())
+    })
 }
 
 pub fn is_true(obj: &DynamicObject, kind: &str) -> bool {
@@ -113,22 +85,13 @@ pub fn is_true(obj: &DynamicObject, kind: &str) -> bool {
 pub fn attached_to(obj: &DynamicObject) -> Vec<String> {
     obj.data["status"]["actuallyAttachedTo"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
         .unwrap_or_default()
 }
 
 /// Waits (with a watch) until the named object satisfies `cond`; `None` in the closure means the
 /// object does not exist.
-pub async fn wait_for<K>(
-    api: &Api<K>,
-    name: &str,
-    what: &str,
-    cond: impl Fn(Option<&K>) -> bool,
-) -> Option<K>
+pub async fn wait_for<K>(api: &Api<K>, name: &str, what: &str, cond: impl Fn(Option<&K>) -> bool) -> Option<K>
 where
     K: Clone + Debug + Send + DeserializeOwned + Resource + 'static,
 {
@@ -144,14 +107,9 @@ where
 
 /// Waits until an RV has IOReady and Quorum True.
 pub async fn wait_ready(c: &Client, name: &str) -> DynamicObject {
-    wait_for(
-        &rvs(c),
-        name,
-        "IOReady and in quorum",
-        |o: Option<&DynamicObject>| {
-            o.is_some_and(|o| is_true(o, "IOReady") && is_true(o, "Quorum"))
-        },
-    )
+    wait_for(&rvs(c), name, "IOReady and in quorum", |o: Option<&DynamicObject>| {
+        o.is_some_and(|o| is_true(o, "IOReady") && is_true(o, "Quorum"))
+    })
     .await
     .expect("the RV exists")
 }

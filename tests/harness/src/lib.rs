@@ -29,16 +29,8 @@ pub struct EtcdServer {
 impl EtcdServer {
     /// Starts a new etcd and waits until it serves clients.
     pub fn start() -> Self {
-        let data_dir = tempfile::Builder::new()
-            .prefix("chaos-etcd-")
-            .tempdir()
-            .expect("temporary directory for etcd");
-        let server = EtcdServer {
-            child: Mutex::new(None),
-            client_port: free_port(),
-            peer_port: free_port(),
-            data_dir,
-        };
+        let data_dir = tempfile::Builder::new().prefix("chaos-etcd-").tempdir().expect("temporary directory for etcd");
+        let server = EtcdServer { child: Mutex::new(None), client_port: free_port(), peer_port: free_port(), data_dir };
         server.spawn();
         server
     }
@@ -93,10 +85,7 @@ impl EtcdServer {
         let mut command = Command::new(&binary);
         command
             .arg("--name=test")
-            .arg(format!(
-                "--data-dir={}",
-                self.data_dir.path().join("data").display()
-            ))
+            .arg(format!("--data-dir={}", self.data_dir.path().join("data").display()))
             .arg(format!("--listen-client-urls={client_url}"))
             .arg(format!("--advertise-client-urls={client_url}"))
             .arg(format!("--listen-peer-urls={peer_url}"))
@@ -110,8 +99,8 @@ impl EtcdServer {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         die_with_parent(&mut command);
-        let spawned = spawn_on_keeper_thread(command)
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let spawned =
+            spawn_on_keeper_thread(command).unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
         let mut child = spawned;
         // Keep etcd's stderr flowing (a full pipe would block it) and visible on failure.
         if let Some(stderr) = child.stderr.take() {
@@ -129,9 +118,7 @@ impl EtcdServer {
         let started = Instant::now();
         let addr: SocketAddr = ([127, 0, 0, 1], self.client_port).into();
         while started.elapsed() < limit {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-                && self.health_ok()
-            {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() && self.health_ok() {
                 return;
             }
             if let Some(child) = self.child.lock().expect("etcd child lock").as_mut()
@@ -141,10 +128,7 @@ impl EtcdServer {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!(
-            "etcd did not become ready on {} within {limit:?}",
-            self.endpoint()
-        );
+        panic!("etcd did not become ready on {} within {limit:?}", self.endpoint());
     }
 
     /// `GET /health` answers `"health":"true"` once etcd has a leader and serves requests.
@@ -154,10 +138,8 @@ impl EtcdServer {
             return false;
         };
         let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-        let request = format!(
-            "GET /health HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-            self.client_port
-        );
+        let request =
+            format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n", self.client_port);
         if stream.write_all(request.as_bytes()).is_err() {
             return false;
         }
@@ -185,26 +167,19 @@ pub fn etcd_binary() -> PathBuf {
         return PathBuf::from(path);
     }
     find_on_path("etcd").unwrap_or_else(|| {
-        panic!(
-            "etcd is not installed: run `scripts/bootstrap.sh` (or `apt-get install etcd-server`)"
-        )
+        panic!("etcd is not installed: run `scripts/bootstrap.sh` (or `apt-get install etcd-server`)")
     })
 }
 
 /// The first executable called `name` on `PATH`.
 pub fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
 }
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
 }
 
 /// Makes the child receive SIGKILL when the thread that spawned it exits.
@@ -244,11 +219,7 @@ fn spawn_on_keeper_thread(command: Command) -> std::io::Result<Child> {
         Mutex::new(tx)
     });
     let (reply_tx, reply_rx) = mpsc::channel();
-    sender
-        .lock()
-        .expect("keeper lock")
-        .send((command, reply_tx))
-        .expect("keeper thread alive");
+    sender.lock().expect("keeper lock").send((command, reply_tx)).expect("keeper thread alive");
     reply_rx.recv().expect("keeper thread answers")
 }
 

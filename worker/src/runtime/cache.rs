@@ -20,10 +20,7 @@ pub(crate) fn engine_dir(engine: &Engine, root: &Path) -> PathBuf {
 
 /// Compiles `wasm` (digest `digest`), going through the disk cache when there is one.
 pub(crate) fn compile(engine: &Engine, digest: &str, wasm: &[u8], cache: Option<&Path>) -> Result<Component> {
-    let fail = |e: wasmtime::Error| Error::Plugin {
-        digest: digest.to_string(),
-        message: format!("{e:#}"),
-    };
+    let fail = |e: wasmtime::Error| Error::Plugin { digest: digest.to_string(), message: format!("{e:#}") };
     let Some(root) = cache else {
         return Component::new(engine, wasm).map_err(fail);
     };

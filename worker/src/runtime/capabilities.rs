@@ -83,9 +83,7 @@ impl Rule {
     }
 
     fn has_group(&self, group: &str) -> bool {
-        self.resources
-            .iter()
-            .any(|r| r == "*" || split(r).0 == group)
+        self.resources.iter().any(|r| r == "*" || split(r).0 == group)
     }
 
     fn has_kind(&self, k: &KindRef<'_>) -> bool {
@@ -105,10 +103,7 @@ impl Capabilities {
         let caps: Capabilities = serde_json::from_slice(json).map_err(|e| e.to_string())?;
         for (i, rule) in caps.rules.iter().enumerate() {
             if let Some(v) = rule.verbs.iter().find(|v| !VERBS.contains(&v.as_str())) {
-                return Err(format!(
-                    "rules[{i}]: unknown verb {v:?} (expected one of {})",
-                    VERBS.join(", ")
-                ));
+                return Err(format!("rules[{i}]: unknown verb {v:?} (expected one of {})", VERBS.join(", ")));
             }
             if rule.resources.is_empty() || rule.verbs.is_empty() {
                 return Err(format!("rules[{i}]: needs resources and verbs"));
@@ -138,23 +133,19 @@ impl Capabilities {
     /// The check that needs no discovery: some rule grants the verb, the group and (when a
     /// namespace is named) the namespace. Refusing here means no request reaches the cluster.
     pub fn precheck(&self, verb: Verb, group: &str, namespace: Option<&str>) -> Result<(), String> {
-        let ok = self.rules.iter().any(|r| {
-            r.has_verb(verb)
-                && r.has_group(group)
-                && namespace.is_none_or(|ns| r.has_namespace(Some(ns)))
-        });
-        if ok {
-            Ok(())
-        } else {
-            Err(self.refusal(verb, group, None, namespace))
-        }
+        let ok = self
+            .rules
+            .iter()
+            .any(|r| r.has_verb(verb) && r.has_group(group) && namespace.is_none_or(|ns| r.has_namespace(Some(ns))));
+        if ok { Ok(()) } else { Err(self.refusal(verb, group, None, namespace)) }
     }
 
     /// The full check, once the kind is known.
     pub fn check(&self, verb: Verb, k: &KindRef<'_>, namespace: Option<&str>) -> Result<(), String> {
-        let ok = self.rules.iter().any(|r| {
-            r.has_verb(verb) && r.has_kind(k) && (!k.namespaced || r.has_namespace(namespace))
-        });
+        let ok = self
+            .rules
+            .iter()
+            .any(|r| r.has_verb(verb) && r.has_kind(k) && (!k.namespaced || r.has_namespace(namespace)));
         if ok {
             Ok(())
         } else {
@@ -174,10 +165,7 @@ impl Capabilities {
             Some(ns) => format!(" in namespace {ns}"),
             None => String::new(),
         };
-        format!(
-            "the plugin did not declare {verb} on {what}{place} in its capabilities",
-            verb = verb.as_str()
-        )
+        format!("the plugin did not declare {verb} on {what}{place} in its capabilities", verb = verb.as_str())
     }
 }
 
@@ -189,12 +177,7 @@ mod tests {
         Capabilities::parse(json.as_bytes()).unwrap()
     }
 
-    const POD: KindRef<'static> = KindRef {
-        group: "",
-        kind: "Pod",
-        plural: "pods",
-        namespaced: true,
-    };
+    const POD: KindRef<'static> = KindRef { group: "", kind: "Pod", plural: "pods", namespaced: true };
     const RV: KindRef<'static> = KindRef {
         group: "storage.deckhouse.io",
         kind: "ReplicatedVolume",
@@ -231,10 +214,7 @@ mod tests {
     fn the_refusal_names_verb_resource_and_namespace() {
         let c = caps(r#"{"rules":[]}"#);
         let msg = c.check(Verb::Delete, &POD, Some("kube-system")).unwrap_err();
-        assert_eq!(
-            msg,
-            "the plugin did not declare delete on pods in namespace kube-system in its capabilities"
-        );
+        assert_eq!(msg, "the plugin did not declare delete on pods in namespace kube-system in its capabilities");
     }
 
     #[test]

@@ -61,7 +61,10 @@ pub(crate) fn build(config: &RuntimeConfig) -> Result<(Engine, bool)> {
         match Engine::new(&c) {
             Ok(engine) => return Ok((engine, true)),
             Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), "the pooling allocator is unavailable here; allocating instances on demand");
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "the pooling allocator is unavailable here; allocating instances on demand"
+                );
             }
         }
     }
@@ -73,17 +76,15 @@ pub(crate) fn build(config: &RuntimeConfig) -> Result<(Engine, bool)> {
 /// it must tick even when every runtime thread is busy running guests.
 pub(crate) fn start_ticker(engine: &Engine, tick: Duration) {
     let weak = engine.weak();
-    let spawned = std::thread::Builder::new()
-        .name("wasm-epoch".into())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(tick);
-                match weak.upgrade() {
-                    Some(e) => e.increment_epoch(),
-                    None => break,
-                }
+    let spawned = std::thread::Builder::new().name("wasm-epoch".into()).spawn(move || {
+        loop {
+            std::thread::sleep(tick);
+            match weak.upgrade() {
+                Some(e) => e.increment_epoch(),
+                None => break,
             }
-        });
+        }
+    });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the epoch ticker; CPU budgets are not enforced");
     }

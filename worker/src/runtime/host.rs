@@ -19,7 +19,6 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::capabilities::{Capabilities, KindRef, Verb};
 use super::kube::{KubeGateway, Resolved, WatchHandle};
 use super::sink::{Level, Record, Sink, Tags};
-use super::stdio::StderrTail;
 
 /// The generated bindings of `plugins/wit/plugin.wit`.
 pub mod bindings {
@@ -64,10 +63,7 @@ impl wasmtime::ResourceLimiter for Limits {
         if desired > self.memory {
             // An error (not `Ok(false)`) traps at once with a reason we can name, instead of
             // `memory.grow` returning -1 and the guest aborting with an allocation message.
-            return Err(wasmtime::Error::new(MemoryLimitExceeded {
-                desired,
-                limit: self.memory,
-            }));
+            return Err(wasmtime::Error::new(MemoryLimitExceeded { desired, limit: self.memory }));
         }
         Ok(true)
     }
@@ -93,11 +89,7 @@ pub(crate) struct ReportBatch {
 
 impl ReportBatch {
     pub fn new(interval: Duration) -> Self {
-        ReportBatch {
-            interval,
-            last_sent: None,
-            pending: None,
-        }
+        ReportBatch { interval, last_sent: None, pending: None }
     }
 
     /// When the pending report is due, if there is one.
@@ -128,15 +120,11 @@ pub struct InstanceState {
     pub(crate) actions: HashMap<u64, (String, Vec<(String, String)>, Instant)>,
     pub(crate) next_action: u64,
     pub(crate) reports: ReportBatch,
-    pub(crate) stderr: StderrTail,
 }
 
 impl WasiView for InstanceState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -152,11 +140,7 @@ impl InstanceState {
     /// A host log line about the plugin (e.g. a refused call).
     fn host_log(&self, level: Level, message: String, mut fields: Vec<(String, String)>) {
         fields.push(("source".into(), "host".into()));
-        self.emit(Record::Log {
-            level,
-            message,
-            fields,
-        });
+        self.emit(Record::Log { level, message, fields });
     }
 
     /// Every import starts here: the guest is out of its compute loop, so its CPU slice restarts.
@@ -191,7 +175,12 @@ impl InstanceState {
     }
 
     /// Resolves and checks a kube call: capability pre-check (no network), discovery, full check.
-    async fn authorize(&mut self, verb: Verb, of: &ObjectKind, namespace: Option<&str>) -> Result<(KubeGateway, Resolved), WitError> {
+    async fn authorize(
+        &mut self,
+        verb: Verb,
+        of: &ObjectKind,
+        namespace: Option<&str>,
+    ) -> Result<(KubeGateway, Resolved), WitError> {
         let group = of.api_version.rsplit_once('/').map_or("", |(g, _)| g);
         let none = Capabilities::default();
         let caps = self.caps.clone();
@@ -278,11 +267,7 @@ impl bindings::chaos::plugin::host::Host for InstanceState {
             WitLevel::Warn => Level::Warn,
             WitLevel::Error => Level::Error,
         };
-        self.emit(Record::Log {
-            level,
-            message,
-            fields,
-        });
+        self.emit(Record::Log { level, message, fields });
         Ok(())
     }
 
@@ -290,11 +275,7 @@ impl bindings::chaos::plugin::host::Host for InstanceState {
         self.enter();
         self.next_action += 1;
         let id = self.next_action;
-        self.emit(Record::ActionStart {
-            id,
-            name: name.clone(),
-            params: params.clone(),
-        });
+        self.emit(Record::ActionStart { id, name: name.clone(), params: params.clone() });
         // Bounded: a plugin that starts actions without ending them must not grow the host.
         if self.actions.len() < 1024 {
             self.actions.insert(id, (name, params, Instant::now()));
@@ -312,14 +293,7 @@ impl bindings::chaos::plugin::host::Host for InstanceState {
             Ok(detail) => (true, detail),
             Err(message) => (false, message),
         };
-        self.emit(Record::ActionEnd {
-            id,
-            name,
-            params,
-            ok,
-            result,
-            duration,
-        });
+        self.emit(Record::ActionEnd { id, name, params, ok, result, duration });
         Ok(())
     }
 
@@ -341,7 +315,12 @@ impl bindings::chaos::plugin::host::Host for InstanceState {
 }
 
 impl bindings::chaos::plugin::kube::Host for InstanceState {
-    async fn get(&mut self, of: ObjectKind, namespace: Option<String>, name: String) -> wasmtime::Result<Result<String, WitError>> {
+    async fn get(
+        &mut self,
+        of: ObjectKind,
+        namespace: Option<String>,
+        name: String,
+    ) -> wasmtime::Result<Result<String, WitError>> {
         self.enter();
         let ns = namespace.as_deref();
         let (kube, r) = match self.authorize(Verb::Get, &of, ns).await {
@@ -351,19 +330,27 @@ impl bindings::chaos::plugin::kube::Host for InstanceState {
         Ok(self.call(async { kube.get(&r, ns, &name).await }).await)
     }
 
-    async fn list(&mut self, of: ObjectKind, namespace: Option<String>, sel: Selectors) -> wasmtime::Result<Result<String, WitError>> {
+    async fn list(
+        &mut self,
+        of: ObjectKind,
+        namespace: Option<String>,
+        sel: Selectors,
+    ) -> wasmtime::Result<Result<String, WitError>> {
         self.enter();
         let ns = namespace.as_deref();
         let (kube, r) = match self.authorize(Verb::List, &of, ns).await {
             Ok(x) => x,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(self
-            .call(async { kube.list(&r, ns, sel.label_selector, sel.field_selector).await })
-            .await)
+        Ok(self.call(async { kube.list(&r, ns, sel.label_selector, sel.field_selector).await }).await)
     }
 
-    async fn create(&mut self, of: ObjectKind, namespace: Option<String>, body: String) -> wasmtime::Result<Result<String, WitError>> {
+    async fn create(
+        &mut self,
+        of: ObjectKind,
+        namespace: Option<String>,
+        body: String,
+    ) -> wasmtime::Result<Result<String, WitError>> {
         self.enter();
         let ns = namespace.as_deref();
         let (kube, r) = match self.authorize(Verb::Create, &of, ns).await {
@@ -373,7 +360,12 @@ impl bindings::chaos::plugin::kube::Host for InstanceState {
         Ok(self.call(async { kube.create(&r, ns, &body).await }).await)
     }
 
-    async fn delete(&mut self, of: ObjectKind, namespace: Option<String>, name: String) -> wasmtime::Result<Result<(), WitError>> {
+    async fn delete(
+        &mut self,
+        of: ObjectKind,
+        namespace: Option<String>,
+        name: String,
+    ) -> wasmtime::Result<Result<(), WitError>> {
         self.enter();
         let ns = namespace.as_deref();
         let (kube, r) = match self.authorize(Verb::Delete, &of, ns).await {
@@ -383,19 +375,29 @@ impl bindings::chaos::plugin::kube::Host for InstanceState {
         Ok(self.call(async { kube.delete(&r, ns, &name).await }).await)
     }
 
-    async fn patch(&mut self, of: ObjectKind, namespace: Option<String>, name: String, patch_type: PatchType, body: String) -> wasmtime::Result<Result<String, WitError>> {
+    async fn patch(
+        &mut self,
+        of: ObjectKind,
+        namespace: Option<String>,
+        name: String,
+        patch_type: PatchType,
+        body: String,
+    ) -> wasmtime::Result<Result<String, WitError>> {
         self.enter();
         let ns = namespace.as_deref();
         let (kube, r) = match self.authorize(Verb::Patch, &of, ns).await {
             Ok(x) => x,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(self
-            .call(async { kube.patch(&r, ns, &name, patch_type, &body).await })
-            .await)
+        Ok(self.call(async { kube.patch(&r, ns, &name, patch_type, &body).await }).await)
     }
 
-    async fn open_watch(&mut self, of: ObjectKind, namespace: Option<String>, sel: Selectors) -> wasmtime::Result<Result<Resource<WatchHandle>, WitError>> {
+    async fn open_watch(
+        &mut self,
+        of: ObjectKind,
+        namespace: Option<String>,
+        sel: Selectors,
+    ) -> wasmtime::Result<Result<Resource<WatchHandle>, WitError>> {
         self.enter();
         let ns = namespace.as_deref();
         let (kube, r) = match self.authorize(Verb::Watch, &of, ns).await {
@@ -409,7 +411,11 @@ impl bindings::chaos::plugin::kube::Host for InstanceState {
 }
 
 impl bindings::chaos::plugin::kube::HostWatch for InstanceState {
-    async fn next(&mut self, watch: Resource<WatchHandle>, timeout_ms: u64) -> wasmtime::Result<Result<Option<WatchEvent>, WitError>> {
+    async fn next(
+        &mut self,
+        watch: Resource<WatchHandle>,
+        timeout_ms: u64,
+    ) -> wasmtime::Result<Result<Option<WatchEvent>, WitError>> {
         self.enter();
         let rx = self.table.get(&watch)?.rx.clone();
         let wait = async move {

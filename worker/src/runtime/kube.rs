@@ -51,19 +51,12 @@ impl std::fmt::Debug for KubeGateway {
 
 impl KubeGateway {
     pub fn new(client: kube::Client) -> Self {
-        KubeGateway {
-            inner: Arc::new(Inner {
-                client,
-                discovery: RwLock::new(HashMap::new()),
-            }),
-        }
+        KubeGateway { inner: Arc::new(Inner { client, discovery: RwLock::new(HashMap::new()) }) }
     }
 
     /// A cluster at a plain URL (kubesim, `kubectl proxy`), no credentials.
     pub fn from_url(url: &str) -> Result<Self> {
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|e| Error::Kube(format!("bad URL {url:?}: {e}")))?;
+        let uri: http::Uri = url.parse().map_err(|e| Error::Kube(format!("bad URL {url:?}: {e}")))?;
         let config = kube::Config::new(uri);
         let client = kube::Client::try_from(config).map_err(|e| Error::Kube(e.to_string()))?;
         Ok(Self::new(client))
@@ -71,8 +64,8 @@ impl KubeGateway {
 
     /// A cluster from a kubeconfig file (its current context).
     pub async fn from_kubeconfig(path: &Path) -> Result<Self> {
-        let kubeconfig = kube::config::Kubeconfig::read_from(path)
-            .map_err(|e| Error::Kube(format!("{}: {e}", path.display())))?;
+        let kubeconfig =
+            kube::config::Kubeconfig::read_from(path).map_err(|e| Error::Kube(format!("{}: {e}", path.display())))?;
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
             .await
             .map_err(|e| Error::Kube(format!("{}: {e}", path.display())))?;
@@ -81,9 +74,7 @@ impl KubeGateway {
     }
 
     async fn resources(&self, api_version: &str, refresh: bool) -> Result<Arc<Vec<APIResource>>, WitError> {
-        if !refresh
-            && let Some(found) = self.inner.discovery.read().ok().and_then(|d| d.get(api_version).cloned())
-        {
+        if !refresh && let Some(found) = self.inner.discovery.read().ok().and_then(|d| d.get(api_version).cloned()) {
             return Ok(found);
         }
         let client = self.inner.client.clone();
@@ -154,7 +145,13 @@ impl KubeGateway {
         to_json(&obj)
     }
 
-    pub async fn list(&self, r: &Resolved, ns: Option<&str>, labels: Option<String>, fields: Option<String>) -> Result<String, WitError> {
+    pub async fn list(
+        &self,
+        r: &Resolved,
+        ns: Option<&str>,
+        labels: Option<String>,
+        fields: Option<String>,
+    ) -> Result<String, WitError> {
         let api = self.api(r, ns);
         let mut lp = ListParams::default();
         lp.label_selector = labels;
@@ -164,8 +161,8 @@ impl KubeGateway {
     }
 
     pub async fn create(&self, r: &Resolved, ns: Option<&str>, body: &str) -> Result<String, WitError> {
-        let mut obj: DynamicObject = serde_json::from_str(body)
-            .map_err(|e| WitError::Invalid(format!("the object is not valid JSON: {e}")))?;
+        let mut obj: DynamicObject =
+            serde_json::from_str(body).map_err(|e| WitError::Invalid(format!("the object is not valid JSON: {e}")))?;
         if r.namespaced && obj.metadata.namespace.is_none() {
             obj.metadata.namespace = ns.map(str::to_string);
         }
@@ -181,15 +178,21 @@ impl KubeGateway {
         Ok(())
     }
 
-    pub async fn patch(&self, r: &Resolved, ns: Option<&str>, name: &str, kind: PatchType, body: &str) -> Result<String, WitError> {
-        let value: serde_json::Value = serde_json::from_str(body)
-            .map_err(|e| WitError::Invalid(format!("the patch is not valid JSON: {e}")))?;
+    pub async fn patch(
+        &self,
+        r: &Resolved,
+        ns: Option<&str>,
+        name: &str,
+        kind: PatchType,
+        body: &str,
+    ) -> Result<String, WitError> {
+        let value: serde_json::Value =
+            serde_json::from_str(body).map_err(|e| WitError::Invalid(format!("the patch is not valid JSON: {e}")))?;
         let patch = match kind {
             PatchType::Merge => Patch::Merge(value),
             PatchType::Strategic => Patch::Strategic(value),
             PatchType::Json => Patch::Json(
-                serde_json::from_value(value)
-                    .map_err(|e| WitError::Invalid(format!("not a JSON patch: {e}")))?,
+                serde_json::from_value(value).map_err(|e| WitError::Invalid(format!("not a JSON patch: {e}")))?,
             ),
         };
         let api = self.api(r, ns);
@@ -199,7 +202,14 @@ impl KubeGateway {
     }
 
     /// Starts a watcher task; it lives until the handle is dropped or `stop` fires.
-    pub fn watch(&self, r: &Resolved, ns: Option<&str>, labels: Option<String>, fields: Option<String>, stop: &CancellationToken) -> WatchHandle {
+    pub fn watch(
+        &self,
+        r: &Resolved,
+        ns: Option<&str>,
+        labels: Option<String>,
+        fields: Option<String>,
+        stop: &CancellationToken,
+    ) -> WatchHandle {
         let api = self.api(r, ns);
         let mut cfg = watcher::Config::default();
         cfg.label_selector = labels;
@@ -231,10 +241,7 @@ impl KubeGateway {
                 }
             }
         });
-        WatchHandle {
-            rx: Arc::new(tokio::sync::Mutex::new(rx)),
-            _stop: token.drop_guard(),
-        }
+        WatchHandle { rx: Arc::new(tokio::sync::Mutex::new(rx)), _stop: token.drop_guard() }
     }
 }
 
@@ -250,16 +257,13 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String, WitError> {
 
 /// Runs a request on its own task (kube/hyper futures are deep; the plugin's fiber stack is
 /// small) with the request timeout.
-async fn timed<T: Send + 'static>(
-    fut: impl Future<Output = kube::Result<T>> + Send + 'static,
-) -> Result<T, WitError> {
+async fn timed<T: Send + 'static>(fut: impl Future<Output = kube::Result<T>> + Send + 'static) -> Result<T, WitError> {
     let task = tokio::spawn(tokio::time::timeout(REQUEST_TIMEOUT, fut));
     match task.await {
         Ok(Ok(r)) => r.map_err(map_error),
-        Ok(Err(_)) => Err(WitError::Timeout(format!(
-            "no answer from the cluster within {}s",
-            REQUEST_TIMEOUT.as_secs()
-        ))),
+        Ok(Err(_)) => {
+            Err(WitError::Timeout(format!("no answer from the cluster within {}s", REQUEST_TIMEOUT.as_secs())))
+        }
         Err(e) => Err(WitError::Other(format!("request task failed: {e}"))),
     }
 }
@@ -288,9 +292,9 @@ pub fn map_error(e: kube::Error) -> WitError {
 
 fn map_watch_error(e: watcher::Error) -> WitError {
     match e {
-        watcher::Error::InitialListFailed(e)
-        | watcher::Error::WatchStartFailed(e)
-        | watcher::Error::WatchFailed(e) => map_error(e),
+        watcher::Error::InitialListFailed(e) | watcher::Error::WatchStartFailed(e) | watcher::Error::WatchFailed(e) => {
+            map_error(e)
+        }
         other => WitError::Other(other.to_string()),
     }
 }

@@ -35,11 +35,11 @@ use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 pub use self::capabilities::Capabilities;
+use self::host::bindings::chaos::plugin::types::{Error as WitError, InstanceInfo};
+use self::host::bindings::{Plugin as PluginWorld, PluginPre};
+use self::host::{CpuBudgetExceeded, CpuMeter, InstanceState, Limits, MemoryLimitExceeded, ReportBatch, Shared};
 pub use self::kube::KubeGateway;
 pub use self::sink::{Level, MemorySink, NullSink, Record, Sink, Tags};
-use self::host::bindings::{Plugin as PluginWorld, PluginPre};
-use self::host::bindings::chaos::plugin::types::{Error as WitError, InstanceInfo};
-use self::host::{CpuBudgetExceeded, CpuMeter, InstanceState, Limits, MemoryLimitExceeded, ReportBatch, Shared};
 use self::stdio::{LogStream, StderrTail};
 use crate::error::{Error, Result};
 
@@ -116,8 +116,7 @@ impl Runtime {
         // All of WASI p2 is linked, but the context grants nothing: no preopened directory, no
         // network, no environment; stdio goes to the log.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
-        PluginWorld::add_to_linker::<InstanceState, HasSelf<InstanceState>>(&mut linker, |s| s)
-            .map_err(engine_err)?;
+        PluginWorld::add_to_linker::<InstanceState, HasSelf<InstanceState>>(&mut linker, |s| s).map_err(engine_err)?;
         tracing::debug!(pooling, "wasm runtime ready");
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
@@ -176,10 +175,7 @@ impl Runtime {
             });
         }
         let capabilities = Capabilities::read(&wasm)
-            .map_err(|message| Error::Capabilities {
-                digest: digest.clone(),
-                message,
-            })?
+            .map_err(|message| Error::Capabilities { digest: digest.clone(), message })?
             .map(Arc::new);
         let engine = self.inner.engine.clone();
         let cache = self.inner.config.cache_dir.clone();
@@ -188,23 +184,13 @@ impl Runtime {
         let component = tokio::task::spawn_blocking(move || cache::compile(&engine, &d, &wasm, cache.as_deref()))
             .await
             .map_err(|e| Error::Engine(format!("compile task: {e}")))??;
-        let fail = |e: wasmtime::Error| Error::Plugin {
-            digest: digest.clone(),
-            message: format!("{e:#}"),
-        };
+        let fail = |e: wasmtime::Error| Error::Plugin { digest: digest.clone(), message: format!("{e:#}") };
         // Memory images are made lazily on the first instantiation; make them now instead.
         component.initialize_copy_on_write_image().map_err(fail)?;
         let pre = self.inner.linker.instantiate_pre(&component).map_err(fail)?;
         let pre = PluginPre::new(pre).map_err(fail)?;
         tracing::debug!(%digest, "plugin compiled");
-        Ok(Plugin {
-            inner: Arc::new(PluginInner {
-                digest,
-                capabilities,
-                pre,
-                runtime: self.clone(),
-            }),
-        })
+        Ok(Plugin { inner: Arc::new(PluginInner { digest, capabilities, pre, runtime: self.clone() }) })
     }
 }
 
@@ -336,11 +322,7 @@ impl Plugin {
             attempt: spec.attempt,
             seed: spec.seed,
         };
-        let shared = Arc::new(Shared {
-            tags,
-            sink: services.sink,
-            info,
-        });
+        let shared = Arc::new(Shared { tags, sink: services.sink, info });
         let budget = LogStream::new_budget();
         let tail = StderrTail::default();
         let stdout = LogStream::stdout(shared.clone(), budget.clone());
@@ -358,10 +340,7 @@ impl Plugin {
         let state = InstanceState {
             wasi,
             table: ResourceTable::new(),
-            limits: Limits {
-                memory: config.memory_limit,
-                table_elements: engine::TABLE_ELEMENTS,
-            },
+            limits: Limits { memory: config.memory_limit, table_elements: engine::TABLE_ELEMENTS },
             cpu: CpuMeter {
                 ticks: 0,
                 budget_ticks: u64::try_from(config.cpu_budget.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX),
@@ -375,7 +354,6 @@ impl Plugin {
             actions: HashMap::new(),
             next_action: 0,
             reports: ReportBatch::new(config.report_interval),
-            stderr: tail.clone(),
         };
         let mut store = Store::new(&rt.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -412,9 +390,9 @@ impl Plugin {
             None => Outcome::Failed(format!(
                 "did not return within the grace period ({grace:?}) after cancellation; dropped"
             )),
-            Some(Ok(Ok(summary))) => Outcome::Succeeded(
-                serde_json::from_str(&summary).unwrap_or(serde_json::Value::String(summary)),
-            ),
+            Some(Ok(Ok(summary))) => {
+                Outcome::Succeeded(serde_json::from_str(&summary).unwrap_or(serde_json::Value::String(summary)))
+            }
             Some(Ok(Err(e))) => Outcome::Failed(describe(&e)),
             Some(Err(e)) => Outcome::Failed(failure_reason(&e, &tail.text())),
         };
@@ -471,10 +449,7 @@ fn panic_message(stderr: &str) -> Option<String> {
     let start = stderr.rfind("panicked at ")?;
     let rest = &stderr[start..];
     let (location, message) = rest.split_once('\n')?;
-    let message: Vec<&str> = message
-        .lines()
-        .take_while(|l| !l.starts_with("note: run with `RUST_BACKTRACE"))
-        .collect();
+    let message: Vec<&str> = message.lines().take_while(|l| !l.starts_with("note: run with `RUST_BACKTRACE")).collect();
     Some(format!("{} {}", location.trim_end(), message.join(" ").trim()))
 }
 

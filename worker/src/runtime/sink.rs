@@ -113,11 +113,7 @@ impl MemorySink {
 
     /// The records of one instance.
     pub fn of(&self, instance: &str) -> Vec<Record> {
-        self.records()
-            .into_iter()
-            .filter(|(t, _)| t.instance == instance)
-            .map(|(_, r)| r)
-            .collect()
+        self.records().into_iter().filter(|(t, _)| t.instance == instance).map(|(_, r)| r).collect()
     }
 }
 

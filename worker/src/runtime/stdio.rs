@@ -57,23 +57,11 @@ pub(crate) struct LogStream {
 
 impl LogStream {
     pub fn stdout(shared: Arc<Shared>, budget: Arc<AtomicUsize>) -> Self {
-        LogStream {
-            shared,
-            stream: "stdout",
-            partial: Arc::default(),
-            budget,
-            tail: None,
-        }
+        LogStream { shared, stream: "stdout", partial: Arc::default(), budget, tail: None }
     }
 
     pub fn stderr(shared: Arc<Shared>, budget: Arc<AtomicUsize>, tail: StderrTail) -> Self {
-        LogStream {
-            shared,
-            stream: "stderr",
-            partial: Arc::default(),
-            budget,
-            tail: Some(tail),
-        }
+        LogStream { shared, stream: "stderr", partial: Arc::default(), budget, tail: Some(tail) }
     }
 
     pub fn new_budget() -> Arc<AtomicUsize> {
@@ -86,19 +74,11 @@ impl LogStream {
         if let Some(tail) = &self.tail {
             tail.push(text);
         }
-        let level = if self.tail.is_some() {
-            Level::Warn
-        } else {
-            Level::Info
-        };
+        let level = if self.tail.is_some() { Level::Warn } else { Level::Info };
         self.shared.sink.record(
             &self.shared.tags,
             jiff::Timestamp::now(),
-            Record::Log {
-                level,
-                message: text.to_string(),
-                fields: vec![("stream".into(), self.stream.into())],
-            },
+            Record::Log { level, message: text.to_string(), fields: vec![("stream".into(), self.stream.into())] },
         );
     }
 
@@ -134,11 +114,7 @@ impl LogStream {
 
     /// Emits an unfinished last line.
     pub fn finish(&self) {
-        let rest = self
-            .partial
-            .lock()
-            .map(|mut p| std::mem::take(&mut *p))
-            .unwrap_or_default();
+        let rest = self.partial.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
         if !rest.is_empty() {
             self.line(&rest);
         }

@@ -1,7 +1,7 @@
 //! A test plugin that misbehaves on request (`{"mode": ...}`), to prove the worker contains it:
 //! `spin` (endless loop, no host calls), `grow` (allocates without end), `forbidden` (a kube call
 //! outside its capabilities), `panic`, `ignore-cancel` (never returns after a stop). Well-behaved
-//! modes for neighbours and benchmarks: `ok`, `sleep` (until stopped, then cleans up), `calls`
+//! modes for neighbours and benchmarks: `ok`, `sleep` (until stopped, then cleans up), `random` (seeded draws), `reports` (`n` reports in a row), `calls`
 //! (`n` no-op host calls).
 
 use chaos_plugin_sdk::{self as sdk, Error, kube};
@@ -49,9 +49,23 @@ impl sdk::Guest for Hostile {
                 let _ = sdk::sleep_ms(50);
             },
             "sleep" => {
+                sdk::log::info("sleeping until stopped", &[]);
                 while sdk::sleep_ms(3_600_000) {}
                 sdk::log::info("stopping: cleaning up", &[]);
                 sdk::summary(&serde_json::json!({"cleaned_up": true}))
+            }
+            "random" => {
+                // The seeded stream and WASI's randomness (std's HashMap keys): both replay.
+                let draws: Vec<u64> = (0..4).map(|_| sdk::rand::next_u64()).collect();
+                let set: std::collections::HashMap<u32, ()> = (0..16).map(|i| (i, ())).collect();
+                let order: Vec<u32> = set.keys().copied().collect();
+                sdk::summary(&serde_json::json!({"draws": draws, "order": order}))
+            }
+            "reports" => {
+                for i in 1..=cfg.n {
+                    sdk::report(&[("done", i as i64)], &serde_json::json!({"at": i}));
+                }
+                sdk::summary(&cfg.n)
             }
             "calls" => {
                 for _ in 0..cfg.n {

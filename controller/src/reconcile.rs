@@ -1,0 +1,385 @@
+//! The controller loop: campaign for leadership; while leading, watch scenarios, their
+//! statuses, instances, instance statuses and the global stop switch into a [`Cache`], call the
+//! planner for every scenario whenever something changed or a planned moment came, and commit
+//! the plans.
+//!
+//! Every write is fenced twice: by the leader key's revision (a deposed leader's writes fail)
+//! and by the revision of the scenario the plan was made from (an apply or stop in between
+//! invalidates the plan). Each write also carries its own guard (create-only, compare-and-swap),
+//! so a conflict means "plan again", never a duplicate.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chaos_def::records::{DesiredState, InstancePhase, TaskInstance};
+use chaos_def::store::{Batch, Leadership, Store, StoreError, Watcher};
+use jiff::Timestamp;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cache::{Cache, Change};
+use crate::plan::{Action, Plan, PlanInput, PlannerConfig, naming, plan_scenario};
+
+/// The controller's settings.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// This controller's name in the election and in the statuses it writes.
+    pub identity: String,
+    /// TTL of the leadership lease: how long a dead leader blocks the next one.
+    pub lease_ttl: Duration,
+    pub planner: PlannerConfig,
+    /// Longest sleep between passes even when nothing is due (a safety net).
+    pub resync: Duration,
+}
+
+impl ControllerConfig {
+    pub fn new(identity: impl Into<String>) -> Self {
+        ControllerConfig {
+            identity: identity.into(),
+            lease_ttl: Duration::from_secs(2),
+            planner: PlannerConfig::default(),
+            resync: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Runs the controller until `cancel`: campaign, lead until the term ends, campaign again.
+pub async fn run(store: Store, config: ControllerConfig, cancel: CancellationToken) -> Result<(), ControllerError> {
+    while !cancel.is_cancelled() {
+        let lease = match store.grant_lease(config.lease_ttl).await {
+            Ok(lease) => lease,
+            Err(error) => {
+                tracing::warn!(%error, "cannot get a lease from etcd; retrying");
+                sleep_or_cancel(Duration::from_secs(1), &cancel).await;
+                continue;
+            }
+        };
+        let leadership = match store.campaign("controller", &config.identity, &lease, &cancel).await {
+            Ok(leadership) => leadership,
+            Err(StoreError::Cancelled) => break,
+            Err(error) => {
+                tracing::warn!(%error, "campaign failed; retrying");
+                sleep_or_cancel(Duration::from_millis(500), &cancel).await;
+                continue;
+            }
+        };
+        tracing::info!(identity = %config.identity, "leading");
+        lead(&store, &leadership, &config, &cancel).await;
+        if cancel.is_cancelled() {
+            // Step down at once so that another controller takes over without waiting a TTL.
+            let _ = leadership.resign().await;
+            let _ = lease.revoke().await;
+            break;
+        }
+        tracing::warn!(identity = %config.identity, "leadership lost; campaigning again");
+    }
+    Ok(())
+}
+
+async fn sleep_or_cancel(duration: Duration, cancel: &CancellationToken) {
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        _ = tokio::time::sleep(duration) => {}
+    }
+}
+
+/// Leads until the term ends or `cancel`.
+async fn lead(store: &Store, leadership: &Leadership, config: &ControllerConfig, cancel: &CancellationToken) {
+    let term = leadership.lost();
+    let stop = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let (tx, mut rx) = mpsc::channel::<Change>(1024);
+    let keys = store.keys().clone();
+    spawn_watch(&tracker, store.watch(&keys.scenarios_prefix()), Change::Scenario, tx.clone(), stop.clone());
+    spawn_watch(
+        &tracker,
+        store.watch(&keys.scenario_statuses_prefix()),
+        Change::ScenarioStatus,
+        tx.clone(),
+        stop.clone(),
+    );
+    spawn_watch(&tracker, store.watch(&keys.instances_prefix()), Change::Instance, tx.clone(), stop.clone());
+    spawn_watch(&tracker, store.watch(&keys.statuses_prefix()), Change::InstanceStatus, tx.clone(), stop.clone());
+    spawn_watch(&tracker, store.watch(&keys.stop_all()), Change::StopAll, tx, stop.clone());
+    tracker.close();
+
+    let mut cache = Cache::default();
+    let mut listed = 0;
+    let mut wake = Instant::now() + config.resync;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = term.cancelled() => break,
+            change = rx.recv() => {
+                let Some(change) = change else { break };
+                listed += usize::from(is_listing(&change));
+                cache.apply(&keys, change);
+                // Take every change already queued before planning once for all of them.
+                while let Ok(change) = rx.try_recv() {
+                    listed += usize::from(is_listing(&change));
+                    cache.apply(&keys, change);
+                }
+            }
+            _ = tokio::time::sleep_until(wake) => {}
+        }
+        // Plan only from a complete picture: every watch has listed once.
+        if listed < 5 {
+            continue;
+        }
+        let next = reconcile(store, leadership, config, &mut cache).await;
+        wake = next.unwrap_or_else(|| Instant::now() + config.resync);
+    }
+    stop.cancel();
+    tracker.wait().await;
+}
+
+fn is_listing(change: &Change) -> bool {
+    use chaos_def::store::WatchEvent::Listed;
+    matches!(
+        change,
+        Change::Scenario(Listed { .. })
+            | Change::ScenarioStatus(Listed { .. })
+            | Change::Instance(Listed { .. })
+            | Change::InstanceStatus(Listed { .. })
+            | Change::StopAll(Listed { .. })
+    )
+}
+
+fn spawn_watch<T: serde::de::DeserializeOwned + Send + 'static>(
+    tracker: &TaskTracker,
+    mut watcher: Watcher<T>,
+    wrap: fn(chaos_def::store::WatchEvent<T>) -> Change,
+    tx: mpsc::Sender<Change>,
+    stop: CancellationToken,
+) {
+    tracker.spawn(async move {
+        while let Some(event) = watcher.next(&stop).await {
+            if tx.send(wrap(event)).await.is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// One pass over every scenario. Returns when to pass again if nothing changes.
+async fn reconcile(
+    store: &Store,
+    leadership: &Leadership,
+    config: &ControllerConfig,
+    cache: &mut Cache,
+) -> Option<Instant> {
+    let now = Timestamp::now();
+    let mut wake_at: Option<Timestamp> = None;
+    let names: Vec<String> = cache.scenarios.keys().cloned().collect();
+    let empty = BTreeMap::new();
+    for name in names {
+        let plan = {
+            let input = PlanInput {
+                scenario: &cache.scenarios[&name],
+                status: cache.scenario_statuses.get(&name),
+                instances: cache.instances.get(&name).unwrap_or(&empty),
+                statuses: &cache.instance_statuses,
+                stop_all: cache.stop_all,
+                now,
+            };
+            plan_scenario(input, &config.planner)
+        };
+        if let Some(at) = plan.wake_at {
+            wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
+        }
+        match commit(store, leadership, config, cache, &name, plan).await {
+            Ok(true) => {}
+            // Someone else wrote in between: the watch brings the change; plan again soon.
+            Ok(false) => wake_at = Some(now + jiff::SignedDuration::from_millis(50)),
+            Err(error) => {
+                tracing::warn!(scenario = %name, %error, "could not write the plan; retrying");
+                wake_at = Some(now + jiff::SignedDuration::from_millis(500));
+            }
+        }
+    }
+    orphans(store, leadership, cache).await;
+    wake_at.map(|at| {
+        let wait = Duration::try_from(at.duration_since(now)).unwrap_or_default();
+        Instant::now() + wait
+    })
+}
+
+/// Writes one scenario's plan. Returns false when a guard failed.
+async fn commit(
+    store: &Store,
+    leadership: &Leadership,
+    config: &ControllerConfig,
+    cache: &mut Cache,
+    name: &str,
+    mut plan: Plan,
+) -> Result<bool, StoreError> {
+    let keys = store.keys().clone();
+    let scenario = &cache.scenarios[name];
+    let scenario_revision = scenario.mod_revision;
+    let (fence_key, fence_revision) = leadership.fence();
+    let fenced = |batch: &mut Batch| {
+        batch.fence(fence_key.clone(), fence_revision);
+        batch.require_unchanged(keys.scenario(name), scenario_revision);
+    };
+
+    if plan.rest.contains(&Action::Finalize) {
+        return finalize(store, &fenced, cache, name).await;
+    }
+
+    // The status (with the step counter and volume counts) and the writes that must go with
+    // it: one transaction.
+    plan.status.controller = config.identity.clone();
+    let old_status = cache.scenario_statuses.get(name);
+    let status_changed = old_status.is_none_or(|s| s.value != plan.status);
+    if status_changed || !plan.atomic.is_empty() {
+        let mut batch = Batch::new();
+        fenced(&mut batch);
+        let status_key = keys.scenario_status(name);
+        match old_status {
+            Some(old) => batch.update(status_key.clone(), &plan.status, old.mod_revision)?,
+            None => batch.create(status_key.clone(), &plan.status)?,
+        };
+        for action in &plan.atomic {
+            add_action(&mut batch, &keys, name, action)?;
+        }
+        let outcome = batch.commit(store).await?;
+        if !outcome.all_committed() {
+            return Ok(false);
+        }
+        cache.wrote_status(name, plan.status.clone(), outcome.revision);
+        record(cache, name, &plan.atomic, outcome.revision);
+    }
+
+    if plan.rest.is_empty() {
+        return Ok(true);
+    }
+    let mut batch = Batch::new();
+    fenced(&mut batch);
+    for action in &plan.rest {
+        add_action(&mut batch, &keys, name, action)?;
+    }
+    let outcome = batch.commit(store).await?;
+    // Chunks that landed are recorded even when a later one conflicted.
+    let written: BTreeMap<&str, i64> = outcome.written.iter().map(|(k, r)| (k.as_str(), *r)).collect();
+    for action in &plan.rest {
+        if let Action::Create(instance) | Action::Update { instance, .. } = action
+            && let Some(revision) = written.get(keys.instance(name, &instance.id).as_str())
+        {
+            cache.wrote_instance(instance.clone(), *revision);
+        }
+    }
+    Ok(outcome.all_committed())
+}
+
+fn add_action(batch: &mut Batch, keys: &chaos_def::Keys, scenario: &str, action: &Action) -> Result<(), StoreError> {
+    match action {
+        Action::Create(instance) => {
+            batch.create(keys.instance(scenario, &instance.id), instance)?;
+        }
+        Action::Update { instance, mod_revision } => {
+            batch.update(keys.instance(scenario, &instance.id), instance, *mod_revision)?;
+        }
+        Action::RemoveVolume { instances, .. } => {
+            for (id, mod_revision) in instances {
+                batch.delete_if(keys.instance(scenario, id), *mod_revision);
+            }
+        }
+        Action::Finalize => {}
+    }
+    Ok(())
+}
+
+/// Applies committed atomic actions to the cache.
+fn record(cache: &mut Cache, scenario: &str, actions: &[Action], revision: i64) {
+    for action in actions {
+        match action {
+            Action::Create(instance) | Action::Update { instance, .. } => {
+                cache.wrote_instance(instance.clone(), revision)
+            }
+            Action::RemoveVolume { instances, .. } => {
+                for (id, _) in instances {
+                    cache.removed_instance(scenario, id, revision);
+                }
+            }
+            Action::Finalize => {}
+        }
+    }
+}
+
+/// Removes every record of a deleted, stopped scenario: its instances, their statuses, its
+/// journal, its status, and last the scenario itself (so a crash halfway leaves it marked for
+/// deletion and the next pass finishes the job).
+async fn finalize(
+    store: &Store,
+    fenced: &dyn Fn(&mut Batch),
+    cache: &mut Cache,
+    name: &str,
+) -> Result<bool, StoreError> {
+    let keys = store.keys();
+    let run = naming::run_prefix(&cache.scenarios[name].value);
+    let mut batch = Batch::new();
+    fenced(&mut batch);
+    batch.delete_prefix(keys.scenario_instances_prefix(name));
+    batch.delete_prefix(format!("{}{run}-", keys.statuses_prefix()));
+    batch.delete_prefix(keys.scenario_events_prefix(name));
+    batch.delete(keys.scenario_status(name));
+    batch.delete(keys.scenario(name));
+    let outcome = batch.commit(store).await?;
+    if outcome.all_committed() {
+        tracing::info!(scenario = %name, "scenario deleted");
+        cache.forget(name);
+    }
+    Ok(outcome.all_committed())
+}
+
+/// Instances whose scenario record is gone (removed behind the controller's back): stopped,
+/// and removed once they have finished, so that nothing runs without a scenario.
+async fn orphans(store: &Store, leadership: &Leadership, cache: &mut Cache) {
+    let keys = store.keys().clone();
+    let mut batch = Batch::new();
+    let (fence_key, fence_revision) = leadership.fence();
+    batch.fence(fence_key, fence_revision);
+    let mut updates: Vec<TaskInstance> = Vec::new();
+    for (scenario, instances) in &cache.instances {
+        if cache.scenarios.contains_key(scenario) {
+            continue;
+        }
+        for (id, instance) in instances {
+            let phase = cache
+                .instance_statuses
+                .get(id)
+                .filter(|s| s.value.attempt == instance.value.attempt)
+                .map(|s| s.value.phase)
+                .unwrap_or_default();
+            if instance.value.desired == DesiredState::Run {
+                let mut next = instance.value.clone();
+                next.desired = DesiredState::Stop;
+                next.stop_reason = Some("its scenario is gone".into());
+                if batch.update(keys.instance(scenario, id), &next, instance.mod_revision).is_ok() {
+                    updates.push(next);
+                }
+            } else if phase.is_finished() || phase == InstancePhase::Pending {
+                batch.delete_if(keys.instance(scenario, id), instance.mod_revision);
+            }
+        }
+    }
+    if batch.is_empty() {
+        return;
+    }
+    match batch.commit(store).await {
+        Ok(outcome) => {
+            for instance in updates {
+                cache.wrote_instance(instance, outcome.revision);
+            }
+        }
+        Err(error) => tracing::warn!(%error, "could not stop orphaned instances"),
+    }
+}
