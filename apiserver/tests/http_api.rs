@@ -388,7 +388,10 @@ async fn deleting_a_scenario_with_work_stops_it_first() {
         ..Default::default()
     };
     api.store.put(&keys.scenario_status("megatest"), &status).await.unwrap();
-    api.store.put(&keys.instance("megatest", &format!("{}-t-x", stored.run_prefix())), &serde_json::json!({})).await.unwrap();
+    api.store
+        .put(&keys.instance("megatest", &format!("{}-t-x", stored.run_prefix())), &serde_json::json!({}))
+        .await
+        .unwrap();
 
     let response = api.http.delete(format!("{}/v1/scenarios/megatest", api.url)).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);

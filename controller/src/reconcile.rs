@@ -225,13 +225,15 @@ async fn commit(
     let scenario = &cache.scenarios[name];
     let scenario_revision = scenario.mod_revision;
     let (fence_key, fence_revision) = leadership.fence();
-    let fenced = |batch: &mut Batch| {
+    let fenced = || {
+        let mut batch = Batch::new();
         batch.fence(fence_key.clone(), fence_revision);
         batch.require_unchanged(keys.scenario(name), scenario_revision);
+        batch
     };
 
     if plan.rest.contains(&Action::Finalize) {
-        return finalize(store, &fenced, cache, name).await;
+        return finalize(store, fenced(), cache, name).await;
     }
 
     // The status (with the step counter and volume counts) and the writes that must go with
@@ -240,8 +242,7 @@ async fn commit(
     let old_status = cache.scenario_statuses.get(name);
     let status_changed = old_status.is_none_or(|s| s.value != plan.status);
     if status_changed || !plan.atomic.is_empty() {
-        let mut batch = Batch::new();
-        fenced(&mut batch);
+        let mut batch = fenced();
         let status_key = keys.scenario_status(name);
         match old_status {
             Some(old) => batch.update(status_key.clone(), &plan.status, old.mod_revision)?,
@@ -261,8 +262,7 @@ async fn commit(
     if plan.rest.is_empty() {
         return Ok(true);
     }
-    let mut batch = Batch::new();
-    fenced(&mut batch);
+    let mut batch = fenced();
     for action in &plan.rest {
         add_action(&mut batch, &keys, name, action)?;
     }
@@ -317,16 +317,9 @@ fn record(cache: &mut Cache, scenario: &str, actions: &[Action], revision: i64) 
 /// Removes every record of a deleted, stopped scenario: its instances, their statuses, its
 /// journal, its status, and last the scenario itself (so a crash halfway leaves it marked for
 /// deletion and the next pass finishes the job).
-async fn finalize(
-    store: &Store,
-    fenced: &dyn Fn(&mut Batch),
-    cache: &mut Cache,
-    name: &str,
-) -> Result<bool, StoreError> {
+async fn finalize(store: &Store, mut batch: Batch, cache: &mut Cache, name: &str) -> Result<bool, StoreError> {
     let keys = store.keys();
     let run = naming::run_prefix(&cache.scenarios[name].value);
-    let mut batch = Batch::new();
-    fenced(&mut batch);
     batch.delete_prefix(keys.scenario_instances_prefix(name));
     batch.delete_prefix(format!("{}{run}-", keys.statuses_prefix()));
     batch.delete_prefix(keys.scenario_events_prefix(name));

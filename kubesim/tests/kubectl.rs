@@ -130,6 +130,18 @@ async fn kubectl_works_unchanged() {
     let again = k.run(&["apply", "--validate=false", "-f", &file]).await;
     assert!(again.contains("unchanged"), "{again}");
 
+    // Ordinary manifests too: a namespace and a config map, applied and then changed.
+    let cm = "apiVersion: v1\nkind: Namespace\nmetadata: {name: demo}\n---\n\
+              apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg, namespace: demo}\ndata: {a: \"1\"}\n";
+    let cm_file = k.write("cm.yaml", cm);
+    let out = k.run(&["apply", "--validate=false", "-f", &cm_file]).await;
+    assert!(out.contains("configmap/cfg created"), "{out}");
+    k.write("cm.yaml", &cm.replace("a: \"1\"", "a: \"2\", b: \"3\""));
+    let out = k.run(&["apply", "--validate=false", "-f", &cm_file]).await;
+    assert!(out.contains("configmap/cfg configured"), "{out}");
+    let data = k.run(&["get", "cm", "cfg", "-n", "demo", "-o", "jsonpath={.data}"]).await;
+    assert_eq!(data, r#"{"a":"2","b":"3"}"#);
+
     let pod = k.run(&["get", "pods", "-n", "d8-sds-replicated-volume", "-l", "app=controller", "-o", "name"]).await;
     let pod = pod.lines().next().unwrap().trim_start_matches("pod/").to_string();
     let deleted = k.run(&["delete", "pod", &pod, "-n", "d8-sds-replicated-volume"]).await;

@@ -175,6 +175,10 @@ fn handle(
         Some("status") if t.res.has_status => Subresource::Status,
         Some(_) => return Err(Error::NoSuchResource),
     };
+    // Silently writing on a dry run would be worse than refusing it.
+    if query.get("dryRun").is_some_and(|v| !v.is_empty()) && method != Method::GET {
+        return Err(Error::BadRequest("dryRun is not supported by kubesim".into()));
+    }
     let ns = t.namespace.as_deref();
     let res = &t.res;
     let store = &state.store;

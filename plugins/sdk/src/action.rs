@@ -5,11 +5,7 @@ use crate::Error;
 use crate::bindings::chaos::plugin::host;
 
 /// Runs `f` as the action `name`: logs its start with `params`, then its end with the result.
-pub fn action<T>(
-    name: &str,
-    params: &[(&str, &str)],
-    f: impl FnOnce() -> Result<T, Error>,
-) -> Result<T, Error> {
+pub fn action<T>(name: &str, params: &[(&str, &str)], f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
     let scope = Action::start(name, params);
     let result = f();
     match &result {

@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-pub use crate::bindings::chaos::plugin::kube::{PatchType, WatchEvent};
 use crate::bindings::chaos::plugin::kube as wit;
+pub use crate::bindings::chaos::plugin::kube::{PatchType, WatchEvent};
 use crate::objects::ObjectMeta;
 use crate::{Duration, Error};
 
@@ -25,10 +25,7 @@ impl Kind {
     }
 
     fn wit(&self) -> wit::ObjectKind {
-        wit::ObjectKind {
-            api_version: self.api_version.to_string(),
-            kind: self.kind.to_string(),
-        }
+        wit::ObjectKind { api_version: self.api_version.to_string(), kind: self.kind.to_string() }
     }
 }
 
@@ -43,12 +40,9 @@ pub const PODS: Kind = Kind::new("v1", "Pod");
 pub const NODES: Kind = Kind::new("v1", "Node");
 pub const NAMESPACES: Kind = Kind::new("v1", "Namespace");
 pub const REPLICATED_VOLUMES: Kind = Kind::new(STORAGE_API_VERSION, "ReplicatedVolume");
-pub const REPLICATED_VOLUME_REPLICAS: Kind =
-    Kind::new(STORAGE_API_VERSION, "ReplicatedVolumeReplica");
-pub const REPLICATED_VOLUME_ATTACHMENTS: Kind =
-    Kind::new(STORAGE_API_VERSION, "ReplicatedVolumeAttachment");
-pub const REPLICATED_STORAGE_CLASSES: Kind =
-    Kind::new(STORAGE_API_VERSION, "ReplicatedStorageClass");
+pub const REPLICATED_VOLUME_REPLICAS: Kind = Kind::new(STORAGE_API_VERSION, "ReplicatedVolumeReplica");
+pub const REPLICATED_VOLUME_ATTACHMENTS: Kind = Kind::new(STORAGE_API_VERSION, "ReplicatedVolumeAttachment");
+pub const REPLICATED_STORAGE_CLASSES: Kind = Kind::new(STORAGE_API_VERSION, "ReplicatedStorageClass");
 
 /// Label and field selectors, in the API's text form.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -62,16 +56,10 @@ impl Selectors {
         Self::default()
     }
     pub fn labels(s: impl Into<String>) -> Self {
-        Selectors {
-            labels: Some(s.into()),
-            fields: None,
-        }
+        Selectors { labels: Some(s.into()), fields: None }
     }
     pub fn fields(s: impl Into<String>) -> Self {
-        Selectors {
-            labels: None,
-            fields: Some(s.into()),
-        }
+        Selectors { labels: None, fields: Some(s.into()) }
     }
     /// The one object with this name.
     pub fn name(name: &str) -> Self {
@@ -79,10 +67,7 @@ impl Selectors {
     }
 
     fn wit(&self) -> wit::Selectors {
-        wit::Selectors {
-            label_selector: self.labels.clone(),
-            field_selector: self.fields.clone(),
-        }
+        wit::Selectors { label_selector: self.labels.clone(), field_selector: self.fields.clone() }
     }
 }
 
@@ -118,18 +103,13 @@ pub fn add_ownership_labels(obj: &mut Value) {
     let Some(map) = obj.as_object_mut() else {
         return;
     };
-    let meta = map
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Default::default()));
+    let meta = map.entry("metadata").or_insert_with(|| Value::Object(Default::default()));
     if !meta.is_object() {
         *meta = Value::Object(Default::default());
     }
     let labels = meta
         .as_object_mut()
-        .map(|m| {
-            m.entry("labels")
-                .or_insert_with(|| Value::Object(Default::default()))
-        })
+        .map(|m| m.entry("labels").or_insert_with(|| Value::Object(Default::default())))
         .and_then(Value::as_object_mut);
     if let Some(labels) = labels {
         for (k, v) in crate::ownership_labels() {
@@ -164,13 +144,7 @@ pub fn patch(
     patch_type: PatchType,
     patch: &Value,
 ) -> Result<Value, Error> {
-    parse(&wit::patch(
-        &kind.wit(),
-        namespace,
-        name,
-        patch_type,
-        &patch.to_string(),
-    )?)
+    parse(&wit::patch(&kind.wit(), namespace, name, patch_type, &patch.to_string())?)
 }
 
 /// A watch stream (it relists by itself after disconnects or expired versions).
@@ -207,9 +181,7 @@ pub fn wait_for(
     loop {
         let now = crate::now_ms();
         if now >= deadline {
-            return Err(Error::Timeout(format!(
-                "{kind} {name}: not in the expected state after {timeout}"
-            )));
+            return Err(Error::Timeout(format!("{kind} {name}: not in the expected state after {timeout}")));
         }
         match w.next(Duration::from_millis(deadline - now))? {
             None => {}
@@ -258,16 +230,11 @@ pub fn get_as<T: Object>(namespace: Option<&str>, name: &str) -> Result<T, Error
 }
 
 pub fn try_get_as<T: Object>(namespace: Option<&str>, name: &str) -> Result<Option<T>, Error> {
-    try_get(T::KIND, namespace, name)?
-        .map(from_value)
-        .transpose()
+    try_get(T::KIND, namespace, name)?.map(from_value).transpose()
 }
 
 pub fn list_as<T: Object>(namespace: Option<&str>, sel: &Selectors) -> Result<Vec<T>, Error> {
-    list(T::KIND, namespace, sel)?
-        .into_iter()
-        .map(from_value)
-        .collect()
+    list(T::KIND, namespace, sel)?.into_iter().map(from_value).collect()
 }
 
 /// Creates the object in its `metadata.namespace` (with the ownership labels added).

@@ -153,11 +153,7 @@ pub fn cancelled() -> bool {
 
 /// `Err(Cancelled)` once the instance has been asked to stop: `sdk::check_cancelled()?`.
 pub fn check_cancelled() -> Result<(), Error> {
-    if host::cancelled() {
-        Err(Error::Cancelled)
-    } else {
-        Ok(())
-    }
+    if host::cancelled() { Err(Error::Cancelled) } else { Ok(()) }
 }
 
 /// Wall clock in milliseconds since the Unix epoch.
@@ -186,8 +182,5 @@ pub fn ownership_labels() -> [(&'static str, String); 2] {
 /// A label selector matching the objects this instance created.
 pub fn owned_selector() -> String {
     let info = host::info();
-    format!(
-        "{LABEL_SCENARIO}={},{LABEL_INSTANCE}={}",
-        info.scenario, info.instance
-    )
+    format!("{LABEL_SCENARIO}={},{LABEL_INSTANCE}={}", info.scenario, info.instance)
 }

@@ -5,10 +5,7 @@ use crate::Level;
 use crate::bindings::chaos::plugin::host;
 
 pub(crate) fn owned(fields: &[(&str, &str)]) -> Vec<(String, String)> {
-    fields
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 pub fn log(level: Level, message: &str, fields: &[(&str, &str)]) {

@@ -31,10 +31,7 @@ pub struct ObjectMeta {
 
 impl ObjectMeta {
     pub fn named(name: impl Into<String>) -> Self {
-        ObjectMeta {
-            name: name.into(),
-            ..Default::default()
-        }
+        ObjectMeta { name: name.into(), ..Default::default() }
     }
 }
 
@@ -183,11 +180,7 @@ pub struct ReplicatedVolumeReplicaStatus {
     #[serde(default)]
     pub conditions: Vec<Condition>,
 }
-object!(
-    ReplicatedVolumeReplica,
-    kube::REPLICATED_VOLUME_REPLICAS,
-    false
-);
+object!(ReplicatedVolumeReplica, kube::REPLICATED_VOLUME_REPLICAS, false);
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -217,16 +210,10 @@ pub struct ReplicatedVolumeAttachmentStatus {
 impl ReplicatedVolumeAttachment {
     /// `Ready=True` (attached and the local replica IOReady).
     pub fn ready(&self) -> bool {
-        self.status
-            .as_ref()
-            .is_some_and(|s| is_true(&s.conditions, "Ready"))
+        self.status.as_ref().is_some_and(|s| is_true(&s.conditions, "Ready"))
     }
 }
-object!(
-    ReplicatedVolumeAttachment,
-    kube::REPLICATED_VOLUME_ATTACHMENTS,
-    false
-);
+object!(ReplicatedVolumeAttachment, kube::REPLICATED_VOLUME_ATTACHMENTS, false);
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -248,8 +235,4 @@ pub struct ReplicatedStorageClassSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topology: Option<String>,
 }
-object!(
-    ReplicatedStorageClass,
-    kube::REPLICATED_STORAGE_CLASSES,
-    false
-);
+object!(ReplicatedStorageClass, kube::REPLICATED_STORAGE_CLASSES, false);

@@ -31,11 +31,7 @@ pub fn range_u64(lo: u64, hi: u64) -> u64 {
 
 /// A uniform index below `len` (0 when `len` is 0).
 pub fn index(len: usize) -> usize {
-    if len == 0 {
-        0
-    } else {
-        range_u64(0, len as u64 - 1) as usize
-    }
+    if len == 0 { 0 } else { range_u64(0, len as u64 - 1) as usize }
 }
 
 /// True with probability `percent`/100.
@@ -45,11 +41,7 @@ pub fn chance(percent: u32) -> bool {
 
 /// A random element, or None for an empty slice.
 pub fn choose<T>(items: &[T]) -> Option<&T> {
-    if items.is_empty() {
-        None
-    } else {
-        items.get(index(items.len()))
-    }
+    if items.is_empty() { None } else { items.get(index(items.len())) }
 }
 
 /// Fisher–Yates in place.
@@ -89,7 +81,5 @@ pub fn quantity(range: &Range<Quantity>) -> Quantity {
 /// A lowercase alphanumeric string (for generated object names).
 pub fn name_suffix(len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    (0..len)
-        .map(|_| ALPHABET[index(ALPHABET.len())] as char)
-        .collect()
+    (0..len).map(|_| ALPHABET[index(ALPHABET.len())] as char).collect()
 }

@@ -99,6 +99,9 @@ impl ReportBatch {
     }
 }
 
+/// An action started and not yet ended: name, params, start.
+pub(crate) type OpenAction = (String, Vec<(String, String)>, Instant);
+
 /// Everything an instance shares with its runtime and its stdio streams.
 pub(crate) struct Shared {
     pub tags: Tags,
@@ -117,7 +120,7 @@ pub struct InstanceState {
     pub(crate) rng: ChaCha8Rng,
     pub(crate) caps: Option<Arc<Capabilities>>,
     pub(crate) kube: Option<KubeGateway>,
-    pub(crate) actions: HashMap<u64, (String, Vec<(String, String)>, Instant)>,
+    pub(crate) actions: HashMap<u64, OpenAction>,
     pub(crate) next_action: u64,
     pub(crate) reports: ReportBatch,
 }

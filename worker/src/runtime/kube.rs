@@ -153,9 +153,11 @@ impl KubeGateway {
         fields: Option<String>,
     ) -> Result<String, WitError> {
         let api = self.api(r, ns);
-        let mut lp = ListParams::default();
-        lp.label_selector = labels;
-        lp.field_selector = fields;
+        let lp = ListParams {
+            label_selector: labels,
+            field_selector: fields,
+            ..Default::default()
+        };
         let list = timed(async move { api.list(&lp).await }).await?;
         to_json(&list)
     }
@@ -211,9 +213,11 @@ impl KubeGateway {
         stop: &CancellationToken,
     ) -> WatchHandle {
         let api = self.api(r, ns);
-        let mut cfg = watcher::Config::default();
-        cfg.label_selector = labels;
-        cfg.field_selector = fields;
+        let cfg = watcher::Config {
+            label_selector: labels,
+            field_selector: fields,
+            ..Default::default()
+        };
         // Small buffer: a plugin that stops reading holds the watcher back instead of growing
         // memory without bound.
         let (tx, rx) = mpsc::channel(16);

@@ -304,9 +304,11 @@ impl Plugin {
         InstanceHandle { id, cancel, join }
     }
 
-    async fn run(self, spec: InstanceSpec, services: Services, cancel: CancellationToken) -> Outcome {
+    /// A fresh store for one instance: its state, limits, CPU meter and WASI context.
+    fn new_store(&self, spec: &InstanceSpec, services: Services, cancel: &CancellationToken) -> NewStore {
         let rt = &self.inner.runtime.inner;
         let config = &rt.config;
+        let spec = spec.clone();
         let tags = Tags {
             scenario: spec.scenario.clone(),
             instance: spec.instance_id.clone(),
@@ -368,7 +370,39 @@ impl Plugin {
             Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
         });
 
-        let grace = config.cancel_grace;
+        NewStore {
+            store,
+            stdout,
+            stderr,
+            tail,
+        }
+    }
+
+    /// Instantiates the plugin in a fresh store and drops it without running it: what starting
+    /// an instance costs before `run` is called (for benchmarks).
+    pub async fn instantiate_only(&self) -> Result<Duration> {
+        let services = Services {
+            sink: Arc::new(NullSink),
+            kube: None,
+        };
+        let started = std::time::Instant::now();
+        let mut new = self.new_store(&InstanceSpec::default(), services, &CancellationToken::new());
+        self.inner
+            .pre
+            .instantiate_async(&mut new.store)
+            .await
+            .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        Ok(started.elapsed())
+    }
+
+    async fn run(self, spec: InstanceSpec, services: Services, cancel: CancellationToken) -> Outcome {
+        let NewStore {
+            mut store,
+            stdout,
+            stderr,
+            tail,
+        } = self.new_store(&spec, services, &cancel);
+        let grace = self.inner.runtime.inner.config.cancel_grace;
         let result = {
             let pre = self.inner.pre.clone();
             let store = &mut store;
@@ -397,10 +431,17 @@ impl Plugin {
             Some(Err(e)) => Outcome::Failed(failure_reason(&e, &tail.text())),
         };
         if let Outcome::Failed(reason) = &outcome {
-            tracing::debug!(instance = %shared.tags.instance, %reason, "instance failed");
+            tracing::debug!(instance = %spec.instance_id, %reason, "instance failed");
         }
         outcome
     }
+}
+
+struct NewStore {
+    store: Store<InstanceState>,
+    stdout: LogStream,
+    stderr: LogStream,
+    tail: StderrTail,
 }
 
 /// The plugin's own error, as a user reads it.

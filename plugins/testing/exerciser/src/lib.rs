@@ -58,21 +58,15 @@ impl sdk::Guest for Exerciser {
         let info = sdk::info();
 
         // --- host ---
-        c.expect("info", !info.instance.is_empty() && !info.scenario.is_empty(), || {
-            format!("{info:?}")
-        });
+        c.expect("info", !info.instance.is_empty() && !info.scenario.is_empty(), || format!("{info:?}"));
         let now = sdk::now_ms();
         c.expect("now", now > 1_600_000_000_000, || format!("now = {now}"));
         let (r1, r2) = (sdk::rand::next_u64(), sdk::rand::next_u64());
         c.expect("random", r1 != r2, || "two equal draws".into());
         let picks: Vec<u64> = (0..20).map(|_| sdk::rand::range_u64(3, 5)).collect();
-        c.expect("random_range", picks.iter().all(|p| (3..=5).contains(p)), || {
-            format!("{picks:?}")
-        });
+        c.expect("random_range", picks.iter().all(|p| (3..=5).contains(p)), || format!("{picks:?}"));
         c.expect("cancelled", !sdk::cancelled(), || "cancelled at start".into());
-        c.expect("sleep", sdk::sleep(Duration::from_millis(5)), || {
-            "sleep returned false".into()
-        });
+        c.expect("sleep", sdk::sleep(Duration::from_millis(5)), || "sleep returned false".into());
         for level in [Level::Trace, Level::Debug, Level::Info, Level::Warn, Level::Error] {
             log::log(level, "exerciser log line", &[("level", &format!("{level:?}"))]);
         }
@@ -80,16 +74,13 @@ impl sdk::Guest for Exerciser {
         eprintln!("a line on stderr");
         sdk::report(&[("checks", 1), ("volumes", 0)], &json!({"phase": "running"}));
         sdk::event("exercised", &[("what", "event")]);
-        let failed = action::action("failing-action", &[("why", "on purpose")], || {
-            Err::<(), _>(Error::other("deliberate"))
-        });
+        let failed =
+            action::action("failing-action", &[("why", "on purpose")], || Err::<(), _>(Error::other("deliberate")));
         c.expect("action_failed", failed.is_err(), || "should fail".into());
 
         // --- kube ---
         let nodes = kube::list(kube::NODES, None, &Selectors::all());
-        c.expect("kube_list_nodes", nodes.as_ref().is_ok_and(|n| !n.is_empty()), || {
-            format!("{nodes:?}")
-        });
+        c.expect("kube_list_nodes", nodes.as_ref().is_ok_and(|n| !n.is_empty()), || format!("{nodes:?}"));
         let name = format!("ex-{}", sdk::rand::name_suffix(6));
         let rv = ReplicatedVolume {
             metadata: ObjectMeta::named(&name),
@@ -99,9 +90,7 @@ impl sdk::Guest for Exerciser {
             },
             status: None,
         };
-        let created = action::action("create-volume", &[("name", &name)], || {
-            kube::create_as(&rv)
-        });
+        let created = action::action("create-volume", &[("name", &name)], || kube::create_as(&rv));
         c.record("kube_create", created.as_ref().map(|_| ()).map_err(|e| e.describe()));
         if let Ok(created) = &created {
             let labels = &created.metadata.labels;
@@ -113,21 +102,15 @@ impl sdk::Guest for Exerciser {
             );
         }
         let dup = kube::create_as(&rv);
-        c.expect("error_conflict", matches!(dup, Err(Error::Conflict(_))), || {
-            format!("{dup:?}")
-        });
+        c.expect("error_conflict", matches!(dup, Err(Error::Conflict(_))), || format!("{dup:?}"));
         let got = kube::get_as::<ReplicatedVolume>(None, &name);
         c.record("kube_get", got.map(|_| ()).map_err(|e| e.describe()));
         let missing = kube::get(kube::REPLICATED_VOLUMES, None, "no-such-volume");
-        c.expect("error_not_found", matches!(missing, Err(Error::NotFound(_))), || {
-            format!("{missing:?}")
-        });
+        c.expect("error_not_found", matches!(missing, Err(Error::NotFound(_))), || format!("{missing:?}"));
         let owned = kube::list_as::<ReplicatedVolume>(None, &Selectors::labels(sdk::owned_selector()));
-        c.expect(
-            "kube_list_by_label",
-            owned.as_ref().is_ok_and(|l| l.iter().any(|v| v.metadata.name == name)),
-            || format!("{owned:?}"),
-        );
+        c.expect("kube_list_by_label", owned.as_ref().is_ok_and(|l| l.iter().any(|v| v.metadata.name == name)), || {
+            format!("{owned:?}")
+        });
         let ready = kube::wait_until::<ReplicatedVolume>(None, &name, Duration::from_secs(20), |v| {
             v.is_some_and(|v| v.ready())
         });
@@ -161,9 +144,7 @@ impl sdk::Guest for Exerciser {
         let never = kube::wait_for(kube::REPLICATED_VOLUMES, None, &name, Duration::from_millis(300), |_| false);
         c.expect("error_timeout", matches!(never, Err(Error::Timeout(_))), || format!("{never:?}"));
         let forbidden = kube::delete(kube::NODES, None, "node-1");
-        c.expect("error_forbidden", matches!(forbidden, Err(Error::Forbidden(_))), || {
-            format!("{forbidden:?}")
-        });
+        c.expect("error_forbidden", matches!(forbidden, Err(Error::Forbidden(_))), || format!("{forbidden:?}"));
         // A watch on pods: the initial list arrives as restarted, applied…, synced.
         let pods = kube::watch(kube::PODS, Some("d8-sds-replicated-volume"), &Selectors::labels("app=agent"));
         let mut seen = Vec::new();
@@ -187,9 +168,7 @@ impl sdk::Guest for Exerciser {
                     || format!("{seen:?}"),
                 );
                 let quiet = w.next(Duration::from_millis(50));
-                c.expect("watch_next_timeout", matches!(quiet, Ok(None) | Ok(Some(_))), || {
-                    format!("{quiet:?}")
-                });
+                c.expect("watch_next_timeout", matches!(quiet, Ok(None) | Ok(Some(_))), || format!("{quiet:?}"));
             }
             Err(e) => c.record("watch_open_next", Err(e.describe())),
         }
@@ -202,9 +181,7 @@ impl sdk::Guest for Exerciser {
         if cfg.wait_for_cancel {
             sdk::report(&[("checks", c.0.len() as i64)], &json!({"phase": "waiting"}));
             let woke_early = !sdk::sleep(Duration::from_secs(3600));
-            c.expect("sleep_cut_by_cancel", woke_early && sdk::cancelled(), || {
-                "sleep was not cut short".into()
-            });
+            c.expect("sleep_cut_by_cancel", woke_early && sdk::cancelled(), || "sleep was not cut short".into());
             // After the stop: cleanup calls still work.
             let after = kube::list(kube::NODES, None, &Selectors::all());
             c.record("kube_after_cancel", after.map(|_| ()).map_err(|e| e.describe()));

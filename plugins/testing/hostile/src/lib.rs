@@ -7,9 +7,7 @@
 use chaos_plugin_sdk::{self as sdk, Error, kube};
 
 // Read-only access to pods in one namespace: anything else is refused by the host.
-sdk::capabilities!(
-    r#"{"rules":[{"resources":["pods"],"verbs":["get","list"],"namespaces":["default"]}]}"#
-);
+sdk::capabilities!(r#"{"rules":[{"resources":["pods"],"verbs":["get","list"],"namespaces":["default"]}]}"#);
 
 #[derive(serde::Deserialize)]
 struct Config {
