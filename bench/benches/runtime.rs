@@ -10,18 +10,12 @@ use tokio_util::sync::CancellationToken;
 fn runtime_benches(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let (runtime, plugin) = rt.block_on(async {
-        let runtime = Runtime::new(RuntimeConfig {
-            max_instances: 256,
-            ..RuntimeConfig::default()
-        })
-        .unwrap();
+        let runtime = Runtime::new(RuntimeConfig { max_instances: 256, ..RuntimeConfig::default() }).unwrap();
         let path = chaos_worker::plugins::testing("hostile").unwrap();
         let plugin = runtime.load_file(path).await.unwrap();
         (runtime, plugin)
     });
-    c.bench_function("instantiate", |b| {
-        b.to_async(&rt).iter(|| async { plugin.instantiate_only().await.unwrap() })
-    });
+    c.bench_function("instantiate", |b| b.to_async(&rt).iter(|| async { plugin.instantiate_only().await.unwrap() }));
     c.bench_function("instance_ok", |b| {
         b.to_async(&rt).iter(|| async {
             plugin
@@ -31,10 +25,7 @@ fn runtime_benches(c: &mut Criterion) {
                         config_json: r#"{"mode":"ok"}"#.into(),
                         ..InstanceSpec::default()
                     },
-                    Services {
-                        sink: Arc::new(NullSink),
-                        kube: None,
-                    },
+                    Services { sink: Arc::new(NullSink), kube: None },
                     CancellationToken::new(),
                 )
                 .wait()

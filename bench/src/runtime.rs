@@ -72,14 +72,7 @@ fn spec(id: usize, config: &str) -> InstanceSpec {
 async fn run_to_end(plugin: &Plugin, config: &str) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let outcome = plugin
-        .start(
-            spec(0, config),
-            Services {
-                sink: Arc::new(NullSink),
-                kube: None,
-            },
-            CancellationToken::new(),
-        )
+        .start(spec(0, config), Services { sink: Arc::new(NullSink), kube: None }, CancellationToken::new())
         .wait()
         .await;
     anyhow::ensure!(matches!(outcome, Outcome::Succeeded(_)), "{outcome:?}");
@@ -93,10 +86,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let path = chaos_worker::plugins::testing("hostile").context("the hostile test plugin was not built")?;
-    let runtime = Runtime::new(RuntimeConfig {
-        max_instances: args.instances + 16,
-        ..RuntimeConfig::default()
-    })?;
+    let runtime = Runtime::new(RuntimeConfig { max_instances: args.instances + 16, ..RuntimeConfig::default() })?;
     // Compiled here, once: everything below runs the precompiled plugin.
     let plugin = runtime.load_file(path).await?;
 
@@ -126,10 +116,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for i in 0..args.instances as usize {
         handles.push(plugin.start(
             spec(i + 1, r#"{"mode":"sleep"}"#),
-            Services {
-                sink: asleep.clone(),
-                kube: None,
-            },
+            Services { sink: asleep.clone(), kube: None },
             cancel.child_token(),
         ));
         if i % 500 == 499 {

@@ -445,6 +445,10 @@ impl<'a> Planner<'a> {
 
     fn create_volume_plugins(&mut self, group: &VolumeGroup<'a>) {
         let Some(volumes) = &self.stored.spec.volumes else { return };
+        // The common case, every pass: the volume has them all already.
+        if group.before.len() + group.after.len() >= volumes.plugins.len() {
+            return;
+        }
         let volume = group.volume;
         for use_ in &volumes.plugins {
             let id = naming::volume_plugin_id(&self.run, volume.index, use_.use_name());

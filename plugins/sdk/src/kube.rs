@@ -204,11 +204,8 @@ pub fn wait_for(
                     }
                 }
             }
-            Some(WatchEvent::Synced) => {
-                if current.is_none() && pred(None) {
-                    return Ok(None);
-                }
-            }
+            Some(WatchEvent::Synced) if current.is_none() && pred(None) => return Ok(None),
+            Some(WatchEvent::Synced) => {}
         }
     }
 }

@@ -153,11 +153,7 @@ impl KubeGateway {
         fields: Option<String>,
     ) -> Result<String, WitError> {
         let api = self.api(r, ns);
-        let lp = ListParams {
-            label_selector: labels,
-            field_selector: fields,
-            ..Default::default()
-        };
+        let lp = ListParams { label_selector: labels, field_selector: fields, ..Default::default() };
         let list = timed(async move { api.list(&lp).await }).await?;
         to_json(&list)
     }
@@ -213,11 +209,7 @@ impl KubeGateway {
         stop: &CancellationToken,
     ) -> WatchHandle {
         let api = self.api(r, ns);
-        let cfg = watcher::Config {
-            label_selector: labels,
-            field_selector: fields,
-            ..Default::default()
-        };
+        let cfg = watcher::Config { label_selector: labels, field_selector: fields, ..Default::default() };
         // Small buffer: a plugin that stops reading holds the watcher back instead of growing
         // memory without bound.
         let (tx, rx) = mpsc::channel(16);

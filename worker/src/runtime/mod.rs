@@ -370,38 +370,21 @@ impl Plugin {
             Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
         });
 
-        NewStore {
-            store,
-            stdout,
-            stderr,
-            tail,
-        }
+        NewStore { store, stdout, stderr, tail }
     }
 
     /// Instantiates the plugin in a fresh store and drops it without running it: what starting
     /// an instance costs before `run` is called (for benchmarks).
     pub async fn instantiate_only(&self) -> Result<Duration> {
-        let services = Services {
-            sink: Arc::new(NullSink),
-            kube: None,
-        };
+        let services = Services { sink: Arc::new(NullSink), kube: None };
         let started = std::time::Instant::now();
         let mut new = self.new_store(&InstanceSpec::default(), services, &CancellationToken::new());
-        self.inner
-            .pre
-            .instantiate_async(&mut new.store)
-            .await
-            .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        self.inner.pre.instantiate_async(&mut new.store).await.map_err(|e| Error::Engine(format!("{e:#}")))?;
         Ok(started.elapsed())
     }
 
     async fn run(self, spec: InstanceSpec, services: Services, cancel: CancellationToken) -> Outcome {
-        let NewStore {
-            mut store,
-            stdout,
-            stderr,
-            tail,
-        } = self.new_store(&spec, services, &cancel);
+        let NewStore { mut store, stdout, stderr, tail } = self.new_store(&spec, services, &cancel);
         let grace = self.inner.runtime.inner.config.cancel_grace;
         let result = {
             let pre = self.inner.pre.clone();
