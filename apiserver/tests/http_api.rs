@@ -241,6 +241,7 @@ async fn instances_and_workers_are_read_from_etcd() {
         id: "i-1".into(),
         scenario: "megatest".into(),
         cluster: "default".into(),
+        worker_selector: Default::default(),
         plugin: "pod-destroyer".parse().unwrap(),
         params: Default::default(),
         seed: 1,

@@ -61,6 +61,7 @@ fn bench(c: &mut Criterion) {
                 id: id.clone(),
                 scenario: "big".into(),
                 cluster: "default".into(),
+                worker_selector: Default::default(),
                 plugin: plugin.parse().unwrap(),
                 params: Default::default(),
                 seed: index,

@@ -196,6 +196,9 @@ pub struct TaskInstance {
     pub scenario: String,
     /// The cluster the instance acts on (from the scenario).
     pub cluster: String,
+    /// Labels its worker must carry (from the scenario's `workerSelector`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub worker_selector: BTreeMap<String, String>,
     pub plugin: PluginRef,
     #[schema(value_type = Object)]
     pub params: Map<String, Value>,
@@ -297,6 +300,8 @@ pub struct InstanceStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worker: Option<String>,
     pub attempt: u32,
+    /// The placement this status describes (see [`Assignment::placement`]).
+    pub placement: u32,
     /// Why the instance waits or failed ("no worker reaches cluster prod-a").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -343,16 +348,38 @@ pub struct WorkerUsage {
     pub running: u32,
 }
 
-/// `assignments/<worker>/<instance-id>` — a placement, written by the scheduler. Its
-/// `mod_revision` is the fencing token a worker's status writes compare against.
+/// `assignments/<worker>/<instance-id>` — a placement, written by the scheduler.
+///
+/// The contract between scheduler and worker:
+/// - The scheduler creates it (never updates it) attached to the worker's lease (the `lease`
+///   of `workers/<worker>`), so it disappears by itself when the worker dies.
+/// - Its `mod_revision` is the fencing token: every status write of the worker for this run is
+///   a transaction comparing the assignment key's `mod_revision` with the one it started from.
+///   Once the assignment is gone (worker dead, lease lost), late writes fail.
+/// - The worker runs the instance while `desired` is Run; when it turns Stop, or the instance's
+///   `attempt` moves past `attempt` here, it cancels the run and lets the plugin clean up.
+/// - When the run has finished, the worker writes the final status (Succeeded or Failed, with
+///   this `attempt` and `placement`) and deletes the assignment in the same fenced transaction;
+///   that frees the slot.
+/// - The plugin is told run number `attempt + placement - 1`: 1 on the first run ever, more
+///   whenever an earlier run may have left something in the cluster to adopt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Assignment {
     pub instance: String,
     pub scenario: String,
+    /// The instance's `attempt` when it was placed.
     pub attempt: u32,
+    /// How many times this instance has been placed (1 the first time; +1 on each placement
+    /// after a worker died or gave it up).
+    #[serde(default = "one")]
+    pub placement: u32,
     #[schema(value_type = String, format = DateTime)]
     pub assigned_at: Timestamp,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// `events/<scenario>/<seq>` — one journal entry.

@@ -44,6 +44,9 @@ pub struct ScenarioSpec {
     /// Which cluster the scenario acts on; workers declare the clusters they reach.
     #[serde(default = "default_cluster")]
     pub cluster: String,
+    /// Labels a worker must carry to run this scenario's instances.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub worker_selector: BTreeMap<String, String>,
     /// Every random choice derives from it; absent means the server picks one at apply time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,

@@ -483,6 +483,7 @@ impl<'a> Planner<'a> {
             id,
             scenario: self.stored.metadata.name.clone(),
             cluster: self.stored.spec.cluster.clone(),
+            worker_selector: self.stored.spec.worker_selector.clone(),
             plugin,
             params,
             volume,
