@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chaos_def::records::{DesiredState, InstancePhase, TaskInstance};
-use chaos_def::store::{Batch, Leadership, Store, StoreError, Watcher};
+use chaos_def::store::{Batch, Leadership, Store, StoreError};
 use jiff::Timestamp;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -53,42 +53,12 @@ pub enum ControllerError {
 
 /// Runs the controller until `cancel`: campaign, lead until the term ends, campaign again.
 pub async fn run(store: Store, config: ControllerConfig, cancel: CancellationToken) -> Result<(), ControllerError> {
-    while !cancel.is_cancelled() {
-        let lease = match store.grant_lease(config.lease_ttl).await {
-            Ok(lease) => lease,
-            Err(error) => {
-                tracing::warn!(%error, "cannot get a lease from etcd; retrying");
-                sleep_or_cancel(Duration::from_secs(1), &cancel).await;
-                continue;
-            }
-        };
-        let leadership = match store.campaign("controller", &config.identity, &lease, &cancel).await {
-            Ok(leadership) => leadership,
-            Err(StoreError::Cancelled) => break,
-            Err(error) => {
-                tracing::warn!(%error, "campaign failed; retrying");
-                sleep_or_cancel(Duration::from_millis(500), &cancel).await;
-                continue;
-            }
-        };
-        tracing::info!(identity = %config.identity, "leading");
+    chaos_daemon::run_elected(&store, "controller", &config.identity, config.lease_ttl, &cancel, |leadership| async {
         lead(&store, &leadership, &config, &cancel).await;
-        if cancel.is_cancelled() {
-            // Step down at once so that another controller takes over without waiting a TTL.
-            let _ = leadership.resign().await;
-            let _ = lease.revoke().await;
-            break;
-        }
-        tracing::warn!(identity = %config.identity, "leadership lost; campaigning again");
-    }
+        leadership
+    })
+    .await;
     Ok(())
-}
-
-async fn sleep_or_cancel(duration: Duration, cancel: &CancellationToken) {
-    tokio::select! {
-        _ = cancel.cancelled() => {}
-        _ = tokio::time::sleep(duration) => {}
-    }
 }
 
 /// Leads until the term ends or `cancel`.
@@ -98,17 +68,35 @@ async fn lead(store: &Store, leadership: &Leadership, config: &ControllerConfig,
     let tracker = TaskTracker::new();
     let (tx, mut rx) = mpsc::channel::<Change>(1024);
     let keys = store.keys().clone();
-    spawn_watch(&tracker, store.watch(&keys.scenarios_prefix()), Change::Scenario, tx.clone(), stop.clone());
-    spawn_watch(
+    chaos_daemon::forward_watch(
+        &tracker,
+        store.watch(&keys.scenarios_prefix()),
+        Change::Scenario,
+        tx.clone(),
+        stop.clone(),
+    );
+    chaos_daemon::forward_watch(
         &tracker,
         store.watch(&keys.scenario_statuses_prefix()),
         Change::ScenarioStatus,
         tx.clone(),
         stop.clone(),
     );
-    spawn_watch(&tracker, store.watch(&keys.instances_prefix()), Change::Instance, tx.clone(), stop.clone());
-    spawn_watch(&tracker, store.watch(&keys.statuses_prefix()), Change::InstanceStatus, tx.clone(), stop.clone());
-    spawn_watch(&tracker, store.watch(&keys.stop_all()), Change::StopAll, tx, stop.clone());
+    chaos_daemon::forward_watch(
+        &tracker,
+        store.watch(&keys.instances_prefix()),
+        Change::Instance,
+        tx.clone(),
+        stop.clone(),
+    );
+    chaos_daemon::forward_watch(
+        &tracker,
+        store.watch(&keys.statuses_prefix()),
+        Change::InstanceStatus,
+        tx.clone(),
+        stop.clone(),
+    );
+    chaos_daemon::forward_watch(&tracker, store.watch(&keys.stop_all()), Change::StopAll, tx, stop.clone());
     tracker.close();
 
     let mut cache = Cache::default();
@@ -151,22 +139,6 @@ fn is_listing(change: &Change) -> bool {
             | Change::InstanceStatus(Listed { .. })
             | Change::StopAll(Listed { .. })
     )
-}
-
-fn spawn_watch<T: serde::de::DeserializeOwned + Send + 'static>(
-    tracker: &TaskTracker,
-    mut watcher: Watcher<T>,
-    wrap: fn(chaos_def::store::WatchEvent<T>) -> Change,
-    tx: mpsc::Sender<Change>,
-    stop: CancellationToken,
-) {
-    tracker.spawn(async move {
-        while let Some(event) = watcher.next(&stop).await {
-            if tx.send(wrap(event)).await.is_err() {
-                break;
-            }
-        }
-    });
 }
 
 /// One pass over every scenario. Returns when to pass again if nothing changes.

@@ -2,8 +2,9 @@
 //! log format), logging set-up, and shutdown on SIGINT/SIGTERM (a second signal forces exit).
 
 use chaos_def::consts::{DEFAULT_ETCD, DEFAULT_PREFIX, ENV_ETCD, ENV_PREFIX};
-use chaos_def::store::{Store, StoreError};
+use chaos_def::store::{Leadership, Store, StoreError, WatchEvent, Watcher};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// `--etcd`, `--prefix`: where the state lives.
 #[derive(Debug, Clone, clap::Args)]
@@ -87,4 +88,78 @@ pub fn default_identity() -> String {
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "localhost".into());
     format!("{host}-{}", std::process::id())
+}
+
+/// Runs `lead` for as long as this process is the elected leader of `role`, campaigning again
+/// whenever a term ends, until `cancel`. `lead` gets the term's [`Leadership`] and must return
+/// it once the term's `lost()` token fires (or `cancel` does); on `cancel` the leader resigns
+/// at once so that a standby takes over without waiting out the lease.
+pub async fn run_elected<F, Fut>(
+    store: &Store,
+    role: &str,
+    identity: &str,
+    lease_ttl: std::time::Duration,
+    cancel: &CancellationToken,
+    mut lead: F,
+) where
+    F: FnMut(Leadership) -> Fut,
+    Fut: std::future::Future<Output = Leadership>,
+{
+    use std::time::Duration;
+    while !cancel.is_cancelled() {
+        let lease = match store.grant_lease(lease_ttl).await {
+            Ok(lease) => lease,
+            Err(error) => {
+                tracing::warn!(%error, "cannot get a lease from etcd; retrying");
+                sleep_or_cancel(Duration::from_secs(1), cancel).await;
+                continue;
+            }
+        };
+        let leadership = match store.campaign(role, identity, &lease, cancel).await {
+            Ok(leadership) => leadership,
+            Err(StoreError::Cancelled) => break,
+            Err(error) => {
+                tracing::warn!(%error, "campaign failed; retrying");
+                sleep_or_cancel(Duration::from_millis(500), cancel).await;
+                continue;
+            }
+        };
+        tracing::info!(%role, %identity, "leading");
+        let leadership = lead(leadership).await;
+        if cancel.is_cancelled() {
+            let _ = leadership.resign().await;
+            let _ = lease.revoke().await;
+            break;
+        }
+        tracing::warn!(%role, %identity, "leadership lost; campaigning again");
+    }
+}
+
+/// Sleeps for `duration` or until `cancel`, whichever comes first.
+pub async fn sleep_or_cancel(duration: std::time::Duration, cancel: &CancellationToken) {
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        _ = tokio::time::sleep(duration) => {}
+    }
+}
+
+/// Forwards a watcher's events into `tx` (wrapped by `wrap`) on a task of `tracker` until
+/// `stop`, so that one loop can follow several prefixes through one channel.
+pub fn forward_watch<T, C>(
+    tracker: &TaskTracker,
+    mut watcher: Watcher<T>,
+    wrap: fn(WatchEvent<T>) -> C,
+    tx: tokio::sync::mpsc::Sender<C>,
+    stop: CancellationToken,
+) where
+    T: serde::de::DeserializeOwned + Send + 'static,
+    C: Send + 'static,
+{
+    tracker.spawn(async move {
+        while let Some(event) = watcher.next(&stop).await {
+            if tx.send(wrap(event)).await.is_err() {
+                break;
+            }
+        }
+    });
 }

@@ -114,6 +114,14 @@ impl Keys {
         self.under(&format!("control/election/{role}"))
     }
 
+    /// An operator's cordon on a worker: present means it gets no new instances.
+    pub fn cordon(&self, worker: &str) -> String {
+        self.under(&format!("control/cordon/{worker}"))
+    }
+    pub fn cordons_prefix(&self) -> String {
+        self.under("control/cordon/")
+    }
+
     /// The global kill switch: present means every scenario stops and new ones are refused.
     pub fn stop_all(&self) -> String {
         self.under("control/stop-all")

@@ -139,6 +139,16 @@ impl Batch {
         self.push_put(key.into(), value, None, Guard::Absent)
     }
 
+    /// Writes only if the key does not exist yet, attached to `lease`.
+    pub fn create_with_lease<T: Serialize>(
+        &mut self,
+        key: impl Into<String>,
+        value: &T,
+        lease: i64,
+    ) -> Result<&mut Self> {
+        self.push_put(key.into(), value, Some(lease), Guard::Absent)
+    }
+
     /// Writes only if the key was last written at `mod_revision`.
     pub fn update<T: Serialize>(&mut self, key: impl Into<String>, value: &T, mod_revision: i64) -> Result<&mut Self> {
         self.push_put(key.into(), value, None, Guard::ModRevision(mod_revision))

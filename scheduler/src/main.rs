@@ -1,0 +1,43 @@
+//! `chaos-scheduler`: places task instances on workers, as the elected leader among any number
+//! of replicas.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use chaos_daemon::{EtcdArgs, LogArgs};
+use chaos_scheduler::SchedulerConfig;
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(name = "chaos-scheduler", version, about = "Places task instances on workers")]
+struct Args {
+    #[command(flatten)]
+    etcd: EtcdArgs,
+    /// This replica's name in the leader election (default: host name and process id).
+    #[arg(long, env = "CHAOS_SCHEDULER_NAME")]
+    name: Option<String>,
+    /// Leadership lease TTL in seconds.
+    #[arg(long, default_value_t = 2)]
+    lease_ttl: u64,
+    /// Seconds between full passes when nothing changes (the safety net).
+    #[arg(long, default_value_t = 15)]
+    resync: u64,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    chaos_daemon::init_logging(args.log.log_format);
+    let shutdown = chaos_daemon::shutdown_token();
+    let store = args.etcd.connect().await.context("connecting to etcd")?;
+    let identity = args.name.unwrap_or_else(chaos_daemon::default_identity);
+    let mut config = SchedulerConfig::new(identity.clone());
+    config.lease_ttl = Duration::from_secs(args.lease_ttl);
+    config.resync = Duration::from_secs(args.resync);
+    tracing::info!(%identity, prefix = %args.etcd.prefix, "scheduler started");
+    chaos_scheduler::run(store, config, shutdown).await;
+    tracing::info!("scheduler stopped");
+    Ok(())
+}
