@@ -53,6 +53,8 @@ impl AppState {
         scenarios::resume,
         cluster::instances,
         cluster::workers,
+        cluster::cordon,
+        cluster::uncordon,
         healthz,
         readyz,
     ),
@@ -75,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/resume", post(scenarios::resume))
         .route("/v1/instances", get(cluster::instances))
         .route("/v1/workers", get(cluster::workers))
+        .route("/v1/workers/{name}/cordon", post(cluster::cordon).delete(cluster::uncordon))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::serve))

@@ -113,6 +113,11 @@ impl Client {
         self.call(Method::GET, &path, None).await
     }
 
+    pub async fn cordon(&self, worker: &str, on: bool) -> Result<ActionResponse, ClientError> {
+        let method = if on { Method::POST } else { Method::DELETE };
+        self.call(method, &format!("/v1/workers/{worker}/cordon"), None).await
+    }
+
     pub async fn workers(&self) -> Result<WorkerList, ClientError> {
         self.call(Method::GET, "/v1/workers", None).await
     }

@@ -74,11 +74,24 @@ enum Command {
         resource: Single,
         name: String,
     },
+    /// Cordon or uncordon a worker.
+    Worker {
+        #[command(subcommand)]
+        action: WorkerAction,
+    },
     /// Print a shell completion script (e.g. `source <(chaosctl completion bash)`).
     Completion {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum WorkerAction {
+    /// The worker gets no new instances (those it runs stay).
+    Cordon { name: String },
+    /// The worker gets new instances again.
+    Uncordon { name: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -147,6 +160,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 println!("scenario/{name} deleted");
             }
+            Ok(())
+        }
+        Command::Worker { action } => {
+            let (name, on) = match action {
+                WorkerAction::Cordon { name } => (name, true),
+                WorkerAction::Uncordon { name } => (name, false),
+            };
+            let response = client.cordon(&name, on).await?;
+            println!("worker/{name} {}", response.result);
             Ok(())
         }
         Command::Completion { shell } => {

@@ -197,3 +197,44 @@ async fn lists_instances_and_workers_and_prints_completions() {
     assert!(out.status.success());
     assert!(stdout(&out).contains("_chaosctl()"));
 }
+
+#[tokio::test]
+async fn cordon_and_uncordon_a_worker() {
+    let stack = stack().await;
+    let worker = chaos_def::records::WorkerRecord {
+        name: "w1".into(),
+        slots: 8,
+        labels: Default::default(),
+        clusters: vec!["default".into()],
+        version: "0.1.0".into(),
+        usage: Default::default(),
+        cordoned: false,
+        started_at: jiff::Timestamp::now(),
+    };
+    stack.store.put(&stack.store.keys().worker("w1"), &worker).await.unwrap();
+    let out = stack.run(&["worker", "cordon", "w1"]).await;
+    assert_eq!(stdout(&out), "worker/w1 cordoned\n");
+    assert!(stack.store.get::<serde_json::Value>(&stack.store.keys().cordon("w1")).await.unwrap().is_some());
+    let out = stack.run(&["get", "workers"]).await;
+    assert!(stdout(&out).lines().nth(1).unwrap().contains("Cordoned"), "{}", stdout(&out));
+    let out = stack.run(&["worker", "uncordon", "w1"]).await;
+    assert_eq!(stdout(&out), "worker/w1 uncordoned\n");
+    let out = stack.run(&["get", "workers", "-o", "json"]).await;
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(listed[0]["cordoned"], false);
+}
+
+#[tokio::test]
+async fn stop_all_and_resume() {
+    let stack = stack().await;
+    stack.run(&["apply", "-f", &format!("{EXAMPLES}/demo.yaml")]).await;
+    let out = stack.run(&["stop", "--all"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("scenario/demo stopping"), "{}", stdout(&out));
+    let out = stack.run(&["apply", "-f", &format!("{EXAMPLES}/megatest.yaml")]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let out = stack.run(&["resume"]).await;
+    assert!(out.status.success());
+    let out = stack.run(&["apply", "-f", &format!("{EXAMPLES}/megatest.yaml")]).await;
+    assert_eq!(stdout(&out), "scenario/megatest created\n");
+}
