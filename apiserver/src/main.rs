@@ -20,9 +20,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    chaos_daemon::init_logging(args.log.log_format);
-    let shutdown = chaos_daemon::shutdown_token();
-    let store = args.etcd.connect().await.context("connecting to etcd")?;
+    let (store, shutdown) = chaos_daemon::boot(&args.etcd, &args.log).await.context("connecting to etcd")?;
     let listener =
         tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     tracing::info!(listen = %listener.local_addr()?, etcd = ?args.etcd.endpoints, prefix = %args.etcd.prefix, "apiserver started");

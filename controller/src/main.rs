@@ -29,9 +29,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    chaos_daemon::init_logging(args.log.log_format);
-    let shutdown = chaos_daemon::shutdown_token();
-    let store = args.etcd.connect().await.context("connecting to etcd")?;
+    let (store, shutdown) = chaos_daemon::boot(&args.etcd, &args.log).await.context("connecting to etcd")?;
     let identity = args.name.unwrap_or_else(chaos_daemon::default_identity);
     let mut config = ControllerConfig::new(identity.clone());
     config.lease_ttl = Duration::from_secs(args.lease_ttl);

@@ -14,10 +14,8 @@ use std::time::Duration;
 use chaos_def::records::{DesiredState, InstancePhase, TaskInstance};
 use chaos_def::store::{Batch, Leadership, Store, StoreError};
 use jiff::Timestamp;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::cache::{Cache, Change};
 use crate::plan::{Action, Plan, PlanInput, PlannerConfig, naming, plan_scenario};
@@ -64,81 +62,25 @@ pub async fn run(store: Store, config: ControllerConfig, cancel: CancellationTok
 /// Leads until the term ends or `cancel`.
 async fn lead(store: &Store, leadership: &Leadership, config: &ControllerConfig, cancel: &CancellationToken) {
     let term = leadership.lost();
-    let stop = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let (tx, mut rx) = mpsc::channel::<Change>(1024);
     let keys = store.keys().clone();
-    chaos_daemon::forward_watch(
-        &tracker,
-        store.watch(&keys.scenarios_prefix()),
-        Change::Scenario,
-        tx.clone(),
-        stop.clone(),
-    );
-    chaos_daemon::forward_watch(
-        &tracker,
-        store.watch(&keys.scenario_statuses_prefix()),
-        Change::ScenarioStatus,
-        tx.clone(),
-        stop.clone(),
-    );
-    chaos_daemon::forward_watch(
-        &tracker,
-        store.watch(&keys.instances_prefix()),
-        Change::Instance,
-        tx.clone(),
-        stop.clone(),
-    );
-    chaos_daemon::forward_watch(
-        &tracker,
-        store.watch(&keys.statuses_prefix()),
-        Change::InstanceStatus,
-        tx.clone(),
-        stop.clone(),
-    );
-    chaos_daemon::forward_watch(&tracker, store.watch(&keys.stop_all()), Change::StopAll, tx, stop.clone());
-    tracker.close();
+    let mut watches = chaos_daemon::Watches::new();
+    watches.follow(store.watch(&keys.scenarios_prefix()), Change::Scenario);
+    watches.follow(store.watch(&keys.scenario_statuses_prefix()), Change::ScenarioStatus);
+    watches.follow(store.watch(&keys.instances_prefix()), Change::Instance);
+    watches.follow(store.watch(&keys.statuses_prefix()), Change::InstanceStatus);
+    watches.follow(store.watch(&keys.stop_all()), Change::StopAll);
 
     let mut cache = Cache::default();
-    let mut listed = 0;
     let mut wake = Instant::now() + config.resync;
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = term.cancelled() => break,
-            change = rx.recv() => {
-                let Some(change) = change else { break };
-                listed += usize::from(is_listing(&change));
-                cache.apply(&keys, change);
-                // Take every change already queued before planning once for all of them.
-                while let Ok(change) = rx.try_recv() {
-                    listed += usize::from(is_listing(&change));
-                    cache.apply(&keys, change);
-                }
-            }
-            _ = tokio::time::sleep_until(wake) => {}
-        }
+    while watches.wait(wake, chaos_daemon::either_cancelled(cancel, &term), |change| cache.apply(&keys, change)).await {
         // Plan only from a complete picture: every watch has listed once.
-        if listed < 5 {
+        if !watches.all_listed() {
             continue;
         }
         let next = reconcile(store, leadership, config, &mut cache).await;
         wake = next.unwrap_or_else(|| Instant::now() + config.resync);
     }
-    stop.cancel();
-    tracker.wait().await;
-}
-
-fn is_listing(change: &Change) -> bool {
-    use chaos_def::store::WatchEvent::Listed;
-    matches!(
-        change,
-        Change::Scenario(Listed { .. })
-            | Change::ScenarioStatus(Listed { .. })
-            | Change::Instance(Listed { .. })
-            | Change::InstanceStatus(Listed { .. })
-            | Change::StopAll(Listed { .. })
-    )
+    watches.close().await;
 }
 
 /// One pass over every scenario. Returns when to pass again if nothing changes.

@@ -143,23 +143,98 @@ pub async fn sleep_or_cancel(duration: std::time::Duration, cancel: &Cancellatio
     }
 }
 
-/// Forwards a watcher's events into `tx` (wrapped by `wrap`) on a task of `tracker` until
-/// `stop`, so that one loop can follow several prefixes through one channel.
-pub fn forward_watch<T, C>(
-    tracker: &TaskTracker,
-    mut watcher: Watcher<T>,
-    wrap: fn(WatchEvent<T>) -> C,
-    tx: tokio::sync::mpsc::Sender<C>,
+/// What every daemon does first: logging, the shutdown token, the etcd connection.
+pub async fn boot(etcd: &EtcdArgs, log: &LogArgs) -> Result<(Store, CancellationToken), StoreError> {
+    init_logging(log.log_format);
+    let shutdown = shutdown_token();
+    let store = etcd.connect().await?;
+    Ok((store, shutdown))
+}
+
+/// Several watches followed through one channel, for a loop that keeps a cache of several
+/// prefixes: it takes their events in batches, and knows when every watch has listed once
+/// (before that, its picture is incomplete and it must not act on it).
+pub struct Watches<C> {
+    tracker: TaskTracker,
     stop: CancellationToken,
-) where
-    T: serde::de::DeserializeOwned + Send + 'static,
-    C: Send + 'static,
-{
-    tracker.spawn(async move {
-        while let Some(event) = watcher.next(&stop).await {
-            if tx.send(wrap(event)).await.is_err() {
-                break;
+    tx: Option<tokio::sync::mpsc::Sender<(C, bool)>>,
+    rx: tokio::sync::mpsc::Receiver<(C, bool)>,
+    watches: usize,
+    listed: usize,
+}
+
+impl<C: Send + 'static> Default for Watches<C> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<C: Send + 'static> Watches<C> {
+    pub fn new() -> Self {
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        Watches { tracker: TaskTracker::new(), stop: CancellationToken::new(), tx: Some(tx), rx, watches: 0, listed: 0 }
+    }
+
+    /// Follows `watcher`, wrapping its events with `wrap`.
+    pub fn follow<T>(&mut self, mut watcher: Watcher<T>, wrap: fn(WatchEvent<T>) -> C)
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
+        let Some(tx) = self.tx.clone() else { return };
+        let stop = self.stop.clone();
+        self.watches += 1;
+        self.tracker.spawn(async move {
+            while let Some(event) = watcher.next(&stop).await {
+                let listing = matches!(event, WatchEvent::Listed { .. });
+                if tx.send((wrap(event), listing)).await.is_err() {
+                    break;
+                }
             }
+        });
+    }
+
+    /// Whether every watch has delivered its first listing.
+    pub fn all_listed(&self) -> bool {
+        self.listed >= self.watches
+    }
+
+    /// Waits for changes until `wake` (or `until` completes); hands every change queued by
+    /// then to `apply`. Returns false once `until` has completed: time to stop.
+    pub async fn wait(
+        &mut self,
+        wake: tokio::time::Instant,
+        until: impl std::future::Future<Output = ()>,
+        mut apply: impl FnMut(C),
+    ) -> bool {
+        tokio::select! {
+            _ = until => return false,
+            change = self.rx.recv() => {
+                let Some((change, listing)) = change else { return false };
+                self.listed += usize::from(listing);
+                apply(change);
+                while let Ok((change, listing)) = self.rx.try_recv() {
+                    self.listed += usize::from(listing);
+                    apply(change);
+                }
+            }
+            _ = tokio::time::sleep_until(wake) => {}
         }
-    });
+        true
+    }
+
+    /// Stops every watch and waits for their tasks.
+    pub async fn close(mut self) {
+        self.tx = None;
+        self.stop.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+/// Completes when either token is cancelled.
+pub async fn either_cancelled(a: &CancellationToken, b: &CancellationToken) {
+    tokio::select! {
+        _ = a.cancelled() => {}
+        _ = b.cancelled() => {}
+    }
 }

@@ -14,10 +14,8 @@ use chaos_def::Keys;
 use chaos_def::records::{Assignment, DesiredState, InstancePhase, InstanceStatus, TaskInstance, WorkerRecord};
 use chaos_def::store::{Batch, Leadership, Store, Versioned, WatchEvent};
 use jiff::Timestamp;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::placement::{Candidate, WorkerView, place};
 
@@ -84,15 +82,7 @@ fn apply<T>(map: &mut BTreeMap<String, Versioned<T>>, event: WatchEvent<T>) {
 }
 
 impl Cache {
-    fn apply(&mut self, change: Change) -> bool {
-        let listed = matches!(
-            &change,
-            Change::Worker(WatchEvent::Listed { .. })
-                | Change::Cordon(WatchEvent::Listed { .. })
-                | Change::Instance(WatchEvent::Listed { .. })
-                | Change::Status(WatchEvent::Listed { .. })
-                | Change::Assignment(WatchEvent::Listed { .. })
-        );
+    fn apply(&mut self, change: Change) {
         match change {
             Change::Worker(e) => apply(&mut self.workers, e),
             Change::Cordon(e) => apply(&mut self.cordons, e),
@@ -100,48 +90,29 @@ impl Cache {
             Change::Status(e) => apply(&mut self.statuses, e),
             Change::Assignment(e) => apply(&mut self.assignments, e),
         }
-        listed
     }
 }
 
 async fn lead(store: &Store, leadership: &Leadership, config: &SchedulerConfig, cancel: &CancellationToken) {
-    use chaos_daemon::forward_watch;
     let term = leadership.lost();
-    let stop = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let (tx, mut rx) = mpsc::channel::<Change>(1024);
     let keys = store.keys().clone();
-    forward_watch(&tracker, store.watch(&keys.workers_prefix()), Change::Worker, tx.clone(), stop.clone());
-    forward_watch(&tracker, store.watch(&keys.cordons_prefix()), Change::Cordon, tx.clone(), stop.clone());
-    forward_watch(&tracker, store.watch(&keys.instances_prefix()), Change::Instance, tx.clone(), stop.clone());
-    forward_watch(&tracker, store.watch(&keys.statuses_prefix()), Change::Status, tx.clone(), stop.clone());
-    forward_watch(&tracker, store.watch(&keys.assignments_prefix()), Change::Assignment, tx, stop.clone());
-    tracker.close();
+    let mut watches = chaos_daemon::Watches::new();
+    watches.follow(store.watch(&keys.workers_prefix()), Change::Worker);
+    watches.follow(store.watch(&keys.cordons_prefix()), Change::Cordon);
+    watches.follow(store.watch(&keys.instances_prefix()), Change::Instance);
+    watches.follow(store.watch(&keys.statuses_prefix()), Change::Status);
+    watches.follow(store.watch(&keys.assignments_prefix()), Change::Assignment);
 
     let mut cache = Cache::default();
-    let mut listed = 0;
     let mut wake = Instant::now() + config.resync;
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = term.cancelled() => break,
-            change = rx.recv() => {
-                let Some(change) = change else { break };
-                listed += usize::from(cache.apply(change));
-                while let Ok(change) = rx.try_recv() {
-                    listed += usize::from(cache.apply(change));
-                }
-            }
-            _ = tokio::time::sleep_until(wake) => {}
-        }
-        if listed < 5 {
+    while watches.wait(wake, chaos_daemon::either_cancelled(cancel, &term), |change| cache.apply(change)).await {
+        if !watches.all_listed() {
             continue;
         }
         let retry_soon = schedule(store, leadership, &mut cache).await;
         wake = Instant::now() + if retry_soon { Duration::from_millis(200) } else { config.resync };
     }
-    stop.cancel();
-    tracker.wait().await;
+    watches.close().await;
 }
 
 /// The phase of the instance's current attempt (an older attempt's status says nothing).

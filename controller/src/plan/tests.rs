@@ -472,7 +472,8 @@ proptest! {
     ) {
         let world = random_run(seed, &events, stop_after);
         // Alive volumes never exceed max + step.max - 1 (a step may overshoot, no more).
-        prop_assert!(world.max_alive_seen <= 5 + 3 - 1, "{} alive", world.max_alive_seen);
+        let bound = 5 + 3 - 1; // max + step.max - 1
+        prop_assert!(world.max_alive_seen <= bound, "{} alive", world.max_alive_seen);
         // Every started volume reached the end, done or failed, and the scenario stopped.
         let status = &world.status.as_ref().unwrap().value;
         prop_assert_eq!(status.phase, ScenarioPhase::Stopped);
