@@ -403,6 +403,15 @@ fn describe(view: &ScenarioView, now: Timestamp) -> String {
     .collect();
     let _ =
         writeln!(out, "  Instances:   {}", if phases.is_empty() { "none yet".to_string() } else { phases.join(", ") });
+    if !status.failures.is_empty() {
+        let _ = writeln!(out, "  Failures:");
+        for failure in &status.failures {
+            let _ = writeln!(out, "    {failure}");
+        }
+    }
+    if let Some(deleted) = meta.deletion_timestamp {
+        let _ = writeln!(out, "  Deleting:    since {deleted} (removed once every instance has finished)");
+    }
     out
 }
 

@@ -343,3 +343,40 @@ fn kill(child: &mut Child) {
     let _ = child.kill(); // SIGKILL
     let _ = child.wait();
 }
+
+#[tokio::test]
+async fn a_deleted_scenario_is_stopped_then_every_record_of_it_removed() {
+    let store = Store::connect(&[EtcdServer::shared().endpoint()], &unique_prefix()).await.unwrap();
+    let cancel = CancellationToken::new();
+    let _journal = fake_worker(store.clone(), cancel.clone());
+    let controller = tokio::spawn(chaos_controller::run(store.clone(), config("c1"), cancel.clone()));
+    let stored = apply(&store, SCENARIO).await;
+    wait_for(&store, "fast", Duration::from_secs(30), |s| s.volumes.started >= 3).await;
+
+    // What the apiserver does for DELETE of a running scenario.
+    let key = store.keys().scenario("fast");
+    let current = store.get::<StoredScenario>(&key).await.unwrap().unwrap();
+    let mut next = current.value.clone();
+    next.metadata.deletion_timestamp = Some(jiff::Timestamp::now());
+    next.stop =
+        Some(chaos_def::records::StopRequest { requested_at: jiff::Timestamp::now(), reason: "deleted".into() });
+    store.update(&key, &next, current.mod_revision).await.unwrap();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while store.get::<StoredScenario>(&key).await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the scenario was never removed: {:#?}",
+            status(&store, "fast").await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let keys = store.keys();
+    assert!(store.get::<ScenarioStatus>(&keys.scenario_status("fast")).await.unwrap().is_none());
+    assert!(store.list::<TaskInstance>(&keys.scenario_instances_prefix("fast")).await.unwrap().items.is_empty());
+    let statuses =
+        store.list::<InstanceStatus>(&format!("{}{}-", keys.statuses_prefix(), stored.run_prefix())).await.unwrap();
+    assert!(statuses.items.is_empty(), "{} instance statuses left", statuses.items.len());
+    cancel.cancel();
+    controller.await.unwrap().unwrap();
+}
