@@ -4,6 +4,7 @@
 
 mod client;
 mod output;
+mod stack;
 
 use std::io::Read as _;
 use std::process::ExitCode;
@@ -79,11 +80,60 @@ enum Command {
         #[command(subcommand)]
         action: WorkerAction,
     },
+    /// Start a local stack as child processes: etcd, kubesim (unless --kubeconfig names a real
+    /// cluster), the apiserver, a controller, a scheduler and N workers. Ctrl-C stops it all.
+    Up {
+        #[command(flatten)]
+        stack: StackArgs,
+    },
     /// Print a shell completion script (e.g. `source <(chaosctl completion bash)`).
     Completion {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct StackArgs {
+    /// How many workers to start.
+    #[arg(long, default_value_t = 3)]
+    workers: u32,
+    /// Slots per worker.
+    #[arg(long, default_value_t = 200)]
+    slots: u32,
+    /// Use this cluster instead of starting kubesim.
+    #[arg(long)]
+    kubeconfig: Option<std::path::PathBuf>,
+    /// Where etcd's data and every process's log go.
+    #[arg(long, default_value = ".state")]
+    state_dir: std::path::PathBuf,
+    /// kubesim: speed factor (the simulated storage's delays are divided by it).
+    #[arg(long, default_value_t = 10.0)]
+    speed: f64,
+    /// kubesim: storage nodes.
+    #[arg(long, default_value_t = 5)]
+    nodes: u32,
+    /// kubesim: seed of the simulated cluster's own randomness.
+    #[arg(long, default_value_t = 1)]
+    sim_seed: u64,
+    /// kubesim: probability that a quorum loss never heals (a planted bug).
+    #[arg(long, default_value_t = 0.0)]
+    fault_quorum_stuck: f64,
+}
+
+impl StackArgs {
+    fn options(&self) -> stack::StackOptions {
+        stack::StackOptions {
+            workers: self.workers,
+            kubeconfig: self.kubeconfig.clone(),
+            state_dir: self.state_dir.clone(),
+            speed: self.speed,
+            nodes: self.nodes,
+            seed: self.sim_seed,
+            fault_quorum_stuck: self.fault_quorum_stuck,
+            slots: self.slots,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,11 +221,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("worker/{name} {}", response.result);
             Ok(())
         }
+        Command::Up { stack } => up(&stack).await,
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "chaosctl", &mut std::io::stdout());
             Ok(())
         }
     }
+}
+
+async fn up(args: &StackArgs) -> anyhow::Result<()> {
+    let options = args.options();
+    eprintln!("starting a local stack in {} ...", options.state_dir.display());
+    let mut stack = stack::Stack::start(&options).await?;
+    println!("stack is up (logs in {}):", stack.state_dir.display());
+    for (name, pid) in stack.processes() {
+        println!("  {name:<12} pid {}", pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()));
+    }
+    println!();
+    println!("  export CHAOS_SERVER={}", stack.apiserver);
+    println!("  export CHAOS_ETCD={}", stack.etcd);
+    println!("  chaosctl apply -f examples/demo.yaml && chaosctl get scenarios");
+    if let Some(kube) = &stack.kube_url {
+        println!("  kubectl --server {kube} get rv,rva,rvr,pods -A");
+    }
+    println!();
+    println!("Ctrl-C stops everything (a second Ctrl-C forces).");
+    tokio::signal::ctrl_c().await?;
+    eprintln!("stopping ...");
+    tokio::spawn(async {
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("forced exit");
+        std::process::exit(130);
+    });
+    stack.stop().await;
+    eprintln!("stopped");
+    Ok(())
 }
 
 async fn apply(client: &Client, file: &str, output: Format) -> anyhow::Result<()> {
