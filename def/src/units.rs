@@ -176,7 +176,8 @@ impl FromStr for Quantity {
         let trimmed = text.trim();
         let split = trimmed.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(trimmed.len());
         let (number, suffix) = trimmed.split_at(split);
-        if number.is_empty() || number.starts_with('.') || number.ends_with('.') || number.matches('.').count() > 1 {
+        // Kubernetes' grammar: digits, digits '.' digits, digits '.', or '.' digits.
+        if !number.bytes().any(|b| b.is_ascii_digit()) || number.matches('.').count() > 1 {
             return Err(bad());
         }
         let multiplier: u128 = match suffix {
@@ -199,7 +200,7 @@ impl FromStr for Quantity {
         // round the fractional bytes up.
         let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
         let too_big = || UnitError(format!("quantity {text:?} is too large"));
-        let whole: u128 = whole.parse().map_err(|_| too_big())?;
+        let whole: u128 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| too_big())? };
         let mut bytes = whole.checked_mul(multiplier).ok_or_else(too_big)?;
         if !frac.is_empty() {
             if frac.len() > 18 {
@@ -358,6 +359,8 @@ mod tests {
             ("1.5Gi", 3 << 29),
             ("0.5Ki", 512),
             ("0.1", 1),
+            (".5Ki", 512),
+            ("2.", 2),
             ("1048576", 1 << 20),
         ] {
             let q: Quantity = text.parse().unwrap();
@@ -368,7 +371,7 @@ mod tests {
 
     #[test]
     fn quantities_reject_garbage() {
-        for text in ["", "Mi", "1.2.3Mi", "12 apples", "-1Gi", "1Zi", ".5Mi", "99999999999Ei"] {
+        for text in ["", "Mi", ".Mi", "1.2.3Mi", "12 apples", "-1Gi", "1Zi", "99999999999Ei"] {
             assert!(text.parse::<Quantity>().is_err(), "{text}");
         }
     }
