@@ -1,5 +1,5 @@
 //! The worker's one error type: what can fail while setting up the runtime, loading a plugin or
-//! connecting to a cluster. What goes wrong inside a running instance is not an error of the
+//! connecting to a cluster, and (daemon mode) talking to etcd. What goes wrong inside a running instance is not an error of the
 //! worker but the instance's [`Outcome`](crate::runtime::Outcome).
 
 use std::path::PathBuf;
@@ -23,6 +23,19 @@ pub enum Error {
     },
     #[error("kubernetes client: {0}")]
     Kube(String),
+    /// The state in etcd could not be read or written (daemon mode).
+    #[error(transparent)]
+    Store(#[from] chaos_def::store::StoreError),
+    /// A daemon setting is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The health/metrics listener could not be set up.
+    #[error("listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -2,10 +2,12 @@
 //!
 //! [`runtime`] is the wasmtime host (engine, compiled-plugin cache, instances, the imports,
 //! capabilities, the cluster gateway); [`plugins`] locates the plugins built from `plugins/`;
-//! [`cli`] is the `run-plugin` subcommand's output. The daemon mode (etcd registration and
-//! assignments) comes later and drives the same [`runtime::Runtime`].
+//! [`cli`] is the `run-plugin` subcommand's output; [`daemon`] is `chaos-worker run`: etcd
+//! registration, assignments, fenced statuses and the journal, driving the same
+//! [`runtime::Runtime`].
 
 pub mod cli;
+pub mod daemon;
 pub mod error;
 pub mod plugins;
 pub mod runtime;

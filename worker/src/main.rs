@@ -1,13 +1,15 @@
-//! `chaos-worker`: runs chaos plugins. Today: `run-plugin`, one instance alone, for plugin
-//! authors. The daemon mode (etcd registration, assignments) comes with the scheduler.
+//! `chaos-worker`: runs chaos plugins. `run` is the daemon (etcd registration, assignments,
+//! fenced statuses, journal; see `chaos_worker::daemon`); `run-plugin` runs one instance
+//! alone, for plugin authors.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use chaos_daemon::{LogArgs, init_logging, shutdown_token};
+use chaos_daemon::{EtcdArgs, LogArgs, default_identity, init_logging, shutdown_token};
 use chaos_worker::cli::PrintSink;
+use chaos_worker::daemon::{Daemon, DaemonConfig};
 use chaos_worker::runtime::{InstanceSpec, KubeGateway, Outcome, Runtime, RuntimeConfig, Services};
 use clap::{Args, Parser, Subcommand};
 
@@ -20,9 +22,65 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Runs the worker daemon: registers in etcd and runs the instances assigned to it until
+    /// SIGINT/SIGTERM (then stops its plugins, lets them clean up, and releases its lease).
+    Run(RunArgs),
     /// Runs one plugin instance alone, printing its log on stdout and its summary (JSON) at the
     /// end. Ctrl-C or SIGTERM stops it and waits for its cleanup.
     RunPlugin(RunPluginArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("kube").required(false))]
+struct RunArgs {
+    /// This worker's name (`workers/<name>`); default `<host>-<pid>`.
+    #[arg(long)]
+    name: Option<String>,
+    /// Instances run at once.
+    #[arg(long, default_value_t = 10)]
+    slots: u32,
+    /// A cluster this worker reaches (repeatable; default `default`). One Kubernetes API per
+    /// process: every name refers to the cluster of --kube-url / --kubeconfig.
+    #[arg(long = "cluster")]
+    clusters: Vec<String>,
+    /// A label `key=value` (repeatable), matched by scenarios' workerSelector.
+    #[arg(long = "label", value_parser = key_value)]
+    labels: Vec<(String, String)>,
+    /// The Kubernetes API server (plain URL, no credentials; e.g. kubesim).
+    #[arg(long, group = "kube")]
+    kube_url: Option<String>,
+    /// A kubeconfig file (its current context).
+    #[arg(long, group = "kube")]
+    kubeconfig: Option<PathBuf>,
+    /// The registration lease's TTL in seconds (etcd's minimum is about 2).
+    #[arg(long, default_value_t = 2)]
+    lease_ttl: u64,
+    /// Where /healthz, /readyz and /metrics are served.
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    listen: String,
+    /// A plugin from a local file, `NAME=PATH` (repeatable); looked up before the built-ins.
+    #[arg(long = "plugin-path", value_parser = key_value)]
+    plugin_paths: Vec<(String, String)>,
+    /// How long plugins may clean up after a stop before they are dropped.
+    #[arg(long, default_value = "30s")]
+    grace: chaos_def::Duration,
+    /// Guest CPU time allowed between two host calls.
+    #[arg(long, default_value = "10s")]
+    cpu_budget: chaos_def::Duration,
+    /// Keep compiled plugins here across runs.
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    etcd: EtcdArgs,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -51,6 +109,9 @@ struct RunPluginArgs {
     /// The volume the instance runs for, if any.
     #[arg(long)]
     volume: Option<String>,
+    /// Which attempt this is (above 1: a restart, which adopts what the previous one left).
+    #[arg(long, default_value_t = 1)]
+    attempt: u32,
     /// How long the plugin may clean up after Ctrl-C before it is dropped.
     #[arg(long, default_value = "30s")]
     grace: chaos_def::Duration,
@@ -69,7 +130,49 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::RunPlugin(args) => run_plugin(args).await,
+        Command::Run(args) => run(args).await,
     }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    init_logging(args.log.log_format);
+    let shutdown = shutdown_token();
+    let store = args.etcd.connect().await.context("connecting to etcd")?;
+    let grace = args.grace.as_std();
+    let runtime = Runtime::new(RuntimeConfig {
+        cancel_grace: grace,
+        cpu_budget: args.cpu_budget.as_std(),
+        cache_dir: args.cache_dir.clone(),
+        ..RuntimeConfig::default()
+    })?;
+    let kube = match (&args.kube_url, &args.kubeconfig) {
+        (Some(url), _) => Some(KubeGateway::from_url(url)?),
+        (None, Some(path)) => Some(KubeGateway::from_kubeconfig(path).await?),
+        (None, None) => {
+            tracing::warn!("no --kube-url or --kubeconfig: plugins' cluster calls will fail");
+            None
+        }
+    };
+    let mut config = DaemonConfig::new(args.name.unwrap_or_else(default_identity));
+    config.slots = args.slots;
+    if !args.clusters.is_empty() {
+        config.clusters = args.clusters;
+    }
+    config.labels = args.labels.into_iter().collect();
+    config.lease_ttl = Duration::from_secs(args.lease_ttl.max(1));
+    config.plugin_paths = args.plugin_paths.into_iter().map(|(k, v)| (k, PathBuf::from(v))).collect();
+    config.stop_grace = grace + Duration::from_secs(5);
+    let listener =
+        tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
+    tracing::info!(worker = %config.name, listen = %listener.local_addr()?, "chaos-worker starting");
+    let daemon = Daemon::new(store, runtime, kube, config);
+    // Health and metrics keep answering during the graceful shutdown.
+    let serving = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(chaos_worker::daemon::metrics::serve(listener, daemon.metrics(), serving.clone()));
+    daemon.run(shutdown).await?;
+    serving.cancel();
+    let _ = server.await;
+    Ok(())
 }
 
 async fn run_plugin(args: RunPluginArgs) -> anyhow::Result<()> {
@@ -107,7 +210,7 @@ async fn run_plugin(args: RunPluginArgs) -> anyhow::Result<()> {
             plugin: name,
             config_json: args.config,
             seed: args.seed,
-            attempt: 1,
+            attempt: args.attempt,
         },
         Services { sink: Arc::new(PrintSink::new(args.log.log_format)), kube },
         cancel,

@@ -1,0 +1,122 @@
+//! `volume-checker` (seed 000): watches one RV (a watch, not polling) and counts the transitions
+//! of its IOReady and Quorum conditions, which must start True. Every change is logged with the
+//! expected and observed status, reason, message and the replicas that are not ready, and
+//! journaled as an event. On stop it returns, per condition, the transitions, the seconds spent
+//! not True and the verdict: Stable (none), Recovered (even) or Broken (odd).
+//!
+//! Config: `{"volume"}` (CheckerParams takes nothing else).
+
+use chaos_megatest::logic::checker::{CONDITIONS, Tracker};
+use chaos_megatest::logic::config;
+use chaos_megatest::{self as mt};
+use chaos_plugin_sdk::kube::{self, Selectors, WatchEvent};
+use chaos_plugin_sdk::objects::{ReplicatedVolume, ReplicatedVolumeReplica, condition, is_true};
+use chaos_plugin_sdk::{self as sdk, Duration, Error, Level, log};
+use serde_json::{Map, Value, json};
+
+sdk::capabilities!(
+    r#"{"rules":[
+        {"resources":["storage.deckhouse.io/replicatedvolumes"],"verbs":["get","list","watch"]},
+        {"resources":["storage.deckhouse.io/replicatedvolumereplicas"],"verbs":["list"]}
+    ]}"#
+);
+
+struct Checker;
+
+impl sdk::Guest for Checker {
+    fn run(config: String) -> Result<String, Error> {
+        let cfg = config::checker(&config, sdk::info().volume.as_deref()).map_err(mt::config_error)?;
+        let rv = cfg.volume;
+        let mut tracker = Tracker::default();
+        let mut events = 0i64;
+        let watch = kube::watch(kube::REPLICATED_VOLUMES, None, &Selectors::name(&rv))?;
+        log::info("watching", &[("rv", &rv), ("expected", "IOReady=True,Quorum=True")]);
+        while !sdk::cancelled() {
+            let event = match watch.next(Duration::from_secs(5)) {
+                Ok(Some(e)) => e,
+                Ok(None) => continue,
+                Err(Error::Cancelled) => break,
+                Err(e) => return Err(e),
+            };
+            match event {
+                WatchEvent::Applied(text) => {
+                    let Ok(volume) = serde_json::from_str::<ReplicatedVolume>(&text) else { continue };
+                    if volume.metadata.name != rv {
+                        continue;
+                    }
+                    events += 1;
+                    observe(&rv, &volume, &mut tracker);
+                }
+                WatchEvent::Deleted(_) => log::warn("volume deleted", &[("rv", &rv)]),
+                WatchEvent::Restarted | WatchEvent::Synced => {}
+            }
+            let counters: Vec<(String, i64)> =
+                tracker.stats.iter().map(|(c, s)| (format!("{c}Transitions"), i64::from(s.transitions))).collect();
+            let counters: Vec<(&str, i64)> = counters.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            sdk::report(&counters, &json!({"verdict": tracker.verdict(), "observed": events}));
+        }
+
+        let now = sdk::now_ms();
+        let mut conditions = Map::new();
+        for (name, result) in tracker.result(now) {
+            log::info(
+                "checker result",
+                &[
+                    ("rv", &rv),
+                    ("condition", &name),
+                    ("transitions", &result.transitions.to_string()),
+                    ("secondsFalse", &format!("{:.1}", result.seconds_false)),
+                    ("verdict", &format!("{:?}", result.verdict)),
+                ],
+            );
+            conditions.insert(name, serde_json::to_value(result).unwrap_or(Value::Null));
+        }
+        sdk::summary(&json!({"volume": rv, "verdict": tracker.verdict(), "conditions": conditions}))
+    }
+}
+
+/// Records the volume's conditions; logs and journals each change.
+fn observe(rv: &str, volume: &ReplicatedVolume, tracker: &mut Tracker) {
+    let conditions = volume.status.as_ref().map_or(&[][..], |s| &s.conditions[..]);
+    for name in CONDITIONS {
+        let c = condition(conditions, name);
+        let status = c.map_or("Unknown", |c| c.status.as_str());
+        let Some(t) = tracker.observe(name, status, sdk::now_ms()) else { continue };
+        let reason = c.and_then(|c| c.reason.clone()).unwrap_or_default();
+        let message = c.and_then(|c| c.message.clone()).unwrap_or_default();
+        let not_ready = not_ready_replicas(rv);
+        let transition = format!("{}->{}", t.from, t.to);
+        let count = t.count.to_string();
+        let fields = [
+            ("rv", rv),
+            ("condition", name),
+            ("expected", "True"),
+            ("observed", status),
+            ("transition", transition.as_str()),
+            ("reason", reason.as_str()),
+            ("message", message.as_str()),
+            ("transitions", count.as_str()),
+            ("notReadyReplicas", not_ready.as_str()),
+        ];
+        let level = if status == "True" { Level::Info } else { Level::Warn };
+        log::log(level, "condition changed", &fields);
+        sdk::event("condition-transition", &fields);
+    }
+}
+
+/// The replicas of the volume that are not Ready, as `name(type@node)`, comma-separated.
+fn not_ready_replicas(rv: &str) -> String {
+    let replicas =
+        kube::list_as::<ReplicatedVolumeReplica>(None, &Selectors::fields(format!("spec.replicatedVolumeName={rv}")));
+    match replicas {
+        Ok(list) => list
+            .iter()
+            .filter(|r| !r.status.as_ref().is_some_and(|s| is_true(&s.conditions, "Ready")))
+            .map(|r| format!("{}({}@{})", r.metadata.name, r.spec.type_, r.spec.node_name.as_deref().unwrap_or("-")))
+            .collect::<Vec<_>>()
+            .join(","),
+        Err(e) => format!("unknown: {}", e.describe()),
+    }
+}
+
+sdk::export!(Checker);

@@ -1,0 +1,180 @@
+//! What this worker knows of its assignments and their instances, and the pure decision of what
+//! to do about one instance.
+//!
+//! Each instance of this worker is in one of these states, driven by watch events:
+//!
+//! ```text
+//!  (assigned, instance Run, attempt matches, slot free) ──Start──▶ Running
+//!  Running ──(assignment gone | instance gone | desired Stop | attempt moved on)──Stop──▶ Stopping
+//!  Stopping ──(plugin returned)──▶ final status + assignment deleted (fenced) ──▶ gone
+//!  (assigned, but the instance is gone / Stop / on a later attempt, never started) ──Finish──▶ gone
+//! ```
+//!
+//! [`decide`] is that table as a function of the cached records; the daemon applies its answer.
+
+use std::collections::BTreeMap;
+
+use chaos_def::records::{Assignment, DesiredState, InstancePhase, TaskInstance};
+use chaos_def::store::Versioned;
+
+/// What the daemon is doing with one instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    /// Its plugin runs.
+    Running,
+    /// It was asked to stop; the plugin cleans up.
+    Stopping,
+}
+
+/// What to do about one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Start its plugin.
+    Start,
+    /// Cancel the run (the plugin cleans up; then the final status is written).
+    Stop(String),
+    /// Never started and never will: write this final status and delete the assignment.
+    Finish(InstancePhase, String),
+    /// Nothing to do now.
+    Ignore,
+}
+
+/// The decision for one instance given its assignment, its record, whether it runs here, and
+/// whether a slot is free.
+pub fn decide(
+    assignment: Option<&Assignment>,
+    instance: Option<&TaskInstance>,
+    running: Option<RunState>,
+    slot_free: bool,
+) -> Decision {
+    match (running, assignment) {
+        (Some(RunState::Stopping), _) => Decision::Ignore,
+        (Some(RunState::Running), None) => Decision::Stop("the assignment was withdrawn".into()),
+        (Some(RunState::Running), Some(a)) => match instance {
+            None => Decision::Stop("the instance was deleted".into()),
+            Some(i) if i.desired == DesiredState::Stop => {
+                Decision::Stop(i.stop_reason.clone().unwrap_or_else(|| "stop requested".into()))
+            }
+            Some(i) if i.attempt > a.attempt => Decision::Stop(format!("attempt {} superseded", a.attempt)),
+            Some(_) => Decision::Ignore,
+        },
+        (None, None) => Decision::Ignore,
+        (None, Some(a)) => match instance {
+            None => Decision::Finish(InstancePhase::Failed, "the instance does not exist".into()),
+            Some(i) if i.attempt > a.attempt => {
+                Decision::Finish(InstancePhase::Failed, format!("attempt {} superseded before it started", a.attempt))
+            }
+            Some(i) if i.desired == DesiredState::Stop => {
+                Decision::Finish(InstancePhase::Succeeded, "stopped before it started".into())
+            }
+            Some(_) if slot_free => Decision::Start,
+            Some(_) => Decision::Ignore,
+        },
+    }
+}
+
+/// The cached records of this worker's assignments and of their instances.
+#[derive(Debug, Default)]
+pub struct Cache {
+    /// By instance id.
+    pub assignments: BTreeMap<String, Versioned<Assignment>>,
+    /// By instance id; only instances with an assignment here.
+    pub instances: BTreeMap<String, Versioned<TaskInstance>>,
+}
+
+impl Cache {
+    /// Keeps `item` unless the cache holds a newer version.
+    pub fn put_instance(&mut self, id: &str, item: Versioned<TaskInstance>) {
+        match self.instances.get(id) {
+            Some(have) if have.mod_revision >= item.mod_revision => {}
+            _ => {
+                self.instances.insert(id.to_string(), item);
+            }
+        }
+    }
+}
+
+/// The instance id of a key `…/instances/<scenario>/<id>` under `prefix` (`…/instances/`).
+pub fn instance_id_of(prefix: &str, key: &str) -> Option<String> {
+    let rest = key.strip_prefix(prefix)?;
+    let (_, id) = rest.split_once('/')?;
+    (!id.is_empty() && !id.contains('/')).then(|| id.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use chaos_def::PluginRef;
+
+    use super::*;
+
+    fn assignment(attempt: u32) -> Assignment {
+        Assignment {
+            instance: "i".into(),
+            scenario: "s".into(),
+            attempt,
+            placement: 1,
+            assigned_at: jiff::Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    fn instance(attempt: u32, desired: DesiredState) -> TaskInstance {
+        TaskInstance {
+            id: "i".into(),
+            scenario: "s".into(),
+            cluster: "default".into(),
+            worker_selector: BTreeMap::new(),
+            plugin: PluginRef::Name("p".into()),
+            params: serde_json::Map::new(),
+            seed: 1,
+            volume: None,
+            desired,
+            attempt,
+            created_at: jiff::Timestamp::UNIX_EPOCH,
+            role: Default::default(),
+            stop_reason: None,
+            failure: None,
+        }
+    }
+
+    #[test]
+    fn an_assigned_instance_to_run_starts_when_a_slot_is_free() {
+        let (a, i) = (assignment(1), instance(1, DesiredState::Run));
+        assert_eq!(decide(Some(&a), Some(&i), None, true), Decision::Start);
+        assert_eq!(decide(Some(&a), Some(&i), None, false), Decision::Ignore);
+        assert_eq!(decide(Some(&a), Some(&i), Some(RunState::Running), true), Decision::Ignore);
+    }
+
+    #[test]
+    fn a_running_instance_stops_on_stop_withdrawal_deletion_or_a_new_attempt() {
+        let a = assignment(1);
+        let run = Some(RunState::Running);
+        assert!(matches!(decide(Some(&a), Some(&instance(1, DesiredState::Stop)), run, true), Decision::Stop(_)));
+        assert!(matches!(decide(None, Some(&instance(1, DesiredState::Run)), run, true), Decision::Stop(_)));
+        assert!(matches!(decide(Some(&a), None, run, true), Decision::Stop(_)));
+        assert!(matches!(decide(Some(&a), Some(&instance(2, DesiredState::Run)), run, true), Decision::Stop(_)));
+        // Already stopping: nothing more to do.
+        assert_eq!(decide(None, None, Some(RunState::Stopping), true), Decision::Ignore);
+    }
+
+    #[test]
+    fn an_assignment_that_cannot_run_is_finished_at_once() {
+        let a = assignment(1);
+        assert_eq!(
+            decide(Some(&a), Some(&instance(1, DesiredState::Stop)), None, true),
+            Decision::Finish(InstancePhase::Succeeded, "stopped before it started".into())
+        );
+        assert!(matches!(decide(Some(&a), None, None, true), Decision::Finish(InstancePhase::Failed, _)));
+        assert!(matches!(
+            decide(Some(&a), Some(&instance(3, DesiredState::Run)), None, true),
+            Decision::Finish(InstancePhase::Failed, _)
+        ));
+        assert_eq!(decide(None, Some(&instance(1, DesiredState::Run)), None, true), Decision::Ignore);
+    }
+
+    #[test]
+    fn instance_ids_come_from_keys() {
+        assert_eq!(instance_id_of("/c/instances/", "/c/instances/s/i-1").as_deref(), Some("i-1"));
+        assert_eq!(instance_id_of("/c/instances/", "/c/instances/s"), None);
+        assert_eq!(instance_id_of("/c/instances/", "/c/other/s/i"), None);
+    }
+}

@@ -1,0 +1,149 @@
+//! The worker's numbers and its HTTP endpoints: `/healthz` (the process answers), `/readyz`
+//! (registered under a live lease), `/metrics` (Prometheus text format).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// A number that only goes up.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A number that goes up and down.
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Everything `/metrics` shows.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub running: Gauge,
+    pub started: Counter,
+    pub finished: Counter,
+    pub reports: Counter,
+    pub status_writes: Counter,
+    pub status_write_errors: Counter,
+    pub fenced_writes: Counter,
+    pub buffered_statuses: Gauge,
+    pub buffered_reports: Gauge,
+    pub journal_events: Counter,
+    pub journal_dropped: Counter,
+    pub buffered_events: Gauge,
+    pub registrations: Counter,
+    pub leases_lost: Counter,
+    pub self_fenced: Counter,
+    pub registered: AtomicBool,
+}
+
+impl Metrics {
+    pub fn is_registered(&self) -> bool {
+        self.registered.load(Ordering::Relaxed)
+    }
+
+    pub fn set_registered(&self, registered: bool) {
+        self.registered.store(registered, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut one = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = writeln!(out, "# HELP chaos_worker_{name} {help}\n# TYPE chaos_worker_{name} {kind}");
+            let _ = writeln!(out, "chaos_worker_{name} {value}");
+        };
+        one("running_instances", "gauge", "Plugin instances running now.", self.running.get());
+        one("instances_started_total", "counter", "Instances started.", self.started.get());
+        one("instances_finished_total", "counter", "Instances finished.", self.finished.get());
+        one("reports_total", "counter", "Reports received from plugins.", self.reports.get());
+        one("status_writes_total", "counter", "Status transactions committed.", self.status_writes.get());
+        one(
+            "status_write_errors_total",
+            "counter",
+            "Status writes that failed (retried).",
+            self.status_write_errors.get(),
+        );
+        one("fenced_writes_total", "counter", "Status writes refused by the fence.", self.fenced_writes.get());
+        one("buffered_statuses", "gauge", "Statuses waiting to be written.", self.buffered_statuses.get());
+        one("buffered_reports", "gauge", "Reports not yet delivered to etcd.", self.buffered_reports.get());
+        one("journal_events_total", "counter", "Journal events written.", self.journal_events.get());
+        one("journal_dropped_total", "counter", "Journal events dropped (cap).", self.journal_dropped.get());
+        one("buffered_events", "gauge", "Journal events waiting to be written.", self.buffered_events.get());
+        one("registrations_total", "counter", "Registrations under a new lease.", self.registrations.get());
+        one("leases_lost_total", "counter", "Leases lost (self-fencing).", self.leases_lost.get());
+        one("registered", "gauge", "1 while registered under a live lease.", u64::from(self.is_registered()));
+        out
+    }
+}
+
+/// Serves the three endpoints on `listener` until `cancel` (a minimal HTTP/1.1 server: one
+/// request per connection).
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, cancel: CancellationToken) {
+    loop {
+        let (mut socket, _) = tokio::select! {
+            _ = cancel.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(error) => {
+                    tracing::debug!(%error, "accept failed");
+                    continue;
+                }
+            },
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            // The request head, read until its blank line (or 8 KiB, or 5 s).
+            let mut buf = Vec::with_capacity(1024);
+            let read_head = async {
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
+                    match socket.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            };
+            if tokio::time::timeout(std::time::Duration::from_secs(5), read_head).await.is_err() {
+                return;
+            }
+            let request = String::from_utf8_lossy(&buf);
+            let path = request.split_whitespace().nth(1).unwrap_or("/");
+            let (code, body) = match path {
+                "/healthz" => ("200 OK", "ok\n".to_string()),
+                "/readyz" if metrics.is_registered() => ("200 OK", "ready\n".to_string()),
+                "/readyz" => ("503 Service Unavailable", "not registered\n".to_string()),
+                "/metrics" => ("200 OK", metrics.render()),
+                _ => ("404 Not Found", "not found\n".to_string()),
+            };
+            let response = format!(
+                "HTTP/1.1 {code}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+            let _ = socket.shutdown().await;
+        });
+    }
+}

@@ -1,0 +1,444 @@
+//! `chaos-worker run`: the worker daemon (DESIGN §4, §7).
+//!
+//! ```text
+//! loop {                                   ┌ registration: workers/<name> on a lease (+ usage)
+//!   register under a new lease ───────────▶┤ assignments/<name>/ + instances/ watched into a Cache
+//!   session until shutdown or lease lost   ├ decide() per instance → supervisor tasks (plugins)
+//!   stop every plugin, wait for cleanup    └ status writer (batched, buffered, fenced) + journal
+//! }
+//! ```
+//!
+//! A session lasts as long as its lease. When the lease is lost (etcd away or this process
+//! paused past the TTL) every assignment bound to it is gone, so the worker fences itself: it
+//! cancels every plugin, drops their pending status writes (they would be refused anyway),
+//! waits for the plugins to clean up and registers again under a new lease. On shutdown it
+//! stops accepting, cancels the plugins, waits for their cleanup (bounded by `stop_grace`),
+//! and revokes the lease, which removes the registration and the assignments at once.
+//!
+//! Modules: [`registration`] (record, lease, usage), [`assignments`] (cache and the pure
+//! decision table), [`supervisor`] (one task per run, the sink), [`status`] (status writer),
+//! [`journal`] (event journal), [`metrics`] (counters, `/healthz`, `/readyz`, `/metrics`).
+
+pub mod assignments;
+pub mod journal;
+pub mod metrics;
+pub mod registration;
+pub mod status;
+pub mod supervisor;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chaos_def::keys::Keys;
+use chaos_def::records::{Assignment, InstancePhase, TaskInstance};
+use chaos_def::store::{Lease, Store, Versioned, WatchEvent};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use self::assignments::{Cache, Decision, RunState, decide, instance_id_of};
+use self::journal::{Journal, JournalConfig};
+use self::metrics::Metrics;
+use self::status::{Fence, StatusWriter};
+use self::supervisor::{Context, Run, supervise};
+use crate::error::Result;
+use crate::runtime::{KubeGateway, Runtime};
+
+/// The daemon's settings.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    pub name: String,
+    pub slots: u32,
+    pub labels: BTreeMap<String, String>,
+    pub clusters: Vec<String>,
+    /// The registration lease's TTL (etcd rounds it up to its minimum).
+    pub lease_ttl: Duration,
+    /// How often the usage in the registration is refreshed.
+    pub usage_interval: Duration,
+    /// At most one status write per instance per this interval (finals go at once).
+    pub status_interval: Duration,
+    /// How long plugins may take to clean up at shutdown or after a lease loss.
+    pub stop_grace: Duration,
+    /// Plugins by name from local files (`--plugin-path NAME=PATH`), before the built-in ones.
+    pub plugin_paths: BTreeMap<String, PathBuf>,
+    pub journal: JournalConfig,
+}
+
+impl DaemonConfig {
+    pub fn new(name: impl Into<String>) -> Self {
+        DaemonConfig {
+            name: name.into(),
+            slots: 10,
+            labels: BTreeMap::new(),
+            clusters: vec!["default".into()],
+            lease_ttl: Duration::from_secs(2),
+            usage_interval: Duration::from_secs(3),
+            status_interval: Duration::from_secs(1),
+            stop_grace: Duration::from_secs(35),
+            plugin_paths: BTreeMap::new(),
+            journal: JournalConfig::default(),
+        }
+    }
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SessionEnd {
+    Shutdown,
+    LeaseLost,
+}
+
+/// The daemon: what lives across sessions.
+#[derive(Debug)]
+pub struct Daemon {
+    store: Store,
+    config: Arc<DaemonConfig>,
+    ctx: Arc<Context>,
+    metrics: Arc<Metrics>,
+}
+
+impl Daemon {
+    pub fn new(store: Store, runtime: Runtime, kube: Option<KubeGateway>, config: DaemonConfig) -> Self {
+        let metrics = Arc::new(Metrics::default());
+        let writer = StatusWriter::new(store.clone(), config.status_interval, metrics.clone());
+        let journal = Journal::new(store.clone(), &config.name, config.journal.clone(), metrics.clone());
+        let ctx = Arc::new(Context {
+            worker: config.name.clone(),
+            runtime,
+            kube,
+            plugin_paths: config.plugin_paths.clone(),
+            writer,
+            journal,
+            metrics: metrics.clone(),
+        });
+        Daemon { store, config: Arc::new(config), ctx, metrics }
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Runs until `shutdown`, then stops gracefully.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        let background = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        tracker.spawn(self.ctx.writer.clone().run(Duration::from_millis(100), background.clone()));
+        tracker.spawn(self.ctx.journal.clone().run(Duration::from_millis(250), background.clone()));
+        let started_at = jiff::Timestamp::now();
+        let mut failures = 0;
+        let mut sampler = registration::UsageSampler::default();
+        while !shutdown.is_cancelled() {
+            let record = registration::record(&self.config, started_at, sampler.sample(0));
+            let lease = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                r = registration::register(&self.store, &self.config, &record) => r,
+            };
+            let lease = match lease {
+                Ok(lease) => lease,
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(%error, "cannot register; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(registration::retry_delay(failures)) => {}
+                    }
+                    continue;
+                }
+            };
+            failures = 0;
+            self.metrics.registrations.inc();
+            self.metrics.set_registered(true);
+            let end = self.session(&lease, started_at, &shutdown).await;
+            self.metrics.set_registered(false);
+            match end {
+                SessionEnd::LeaseLost => {
+                    self.metrics.leases_lost.inc();
+                    tracing::warn!(lease = format!("{:x}", lease.id()), "lease lost: fenced; registering again");
+                }
+                SessionEnd::Shutdown => {
+                    match tokio::time::timeout(self.store.call_timeout(), lease.revoke()).await {
+                        Ok(Ok(())) => tracing::info!("lease revoked"),
+                        Ok(Err(error)) => tracing::warn!(%error, "cannot revoke the lease; it runs out by itself"),
+                        Err(_) => tracing::warn!("revoking the lease timed out; it runs out by itself"),
+                    }
+                    break;
+                }
+            }
+        }
+        background.cancel();
+        tracker.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+        tracing::info!("worker stopped");
+        Ok(())
+    }
+
+    /// One lease's life: watch, decide, supervise; at its end stop every run and wait for them.
+    async fn session(&self, lease: &Lease, started_at: jiff::Timestamp, shutdown: &CancellationToken) -> SessionEnd {
+        let keys: &Keys = self.store.keys();
+        let lost = lease.lost();
+        let watch_cancel = CancellationToken::new();
+        let session = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        tracker.spawn(registration::refresh_usage(
+            self.store.clone(),
+            self.config.clone(),
+            lease.id(),
+            started_at,
+            self.metrics.clone(),
+            watch_cancel.clone(),
+        ));
+        let assignments_prefix = keys.worker_assignments_prefix(&self.config.name);
+        let instances_prefix = keys.instances_prefix();
+        let mut assignment_watch = self.store.watch::<Assignment>(&assignments_prefix);
+        let mut instance_watch = self.store.watch::<TaskInstance>(&instances_prefix);
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
+        let mut st = SessionState {
+            cache: Cache::default(),
+            runs: BTreeMap::new(),
+            cancel: session.clone(),
+            done: done_tx,
+            tracker: tracker.clone(),
+        };
+
+        let end = loop {
+            let mut touched: BTreeSet<String> = BTreeSet::new();
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break SessionEnd::Shutdown,
+                _ = lost.cancelled() => break SessionEnd::LeaseLost,
+                Some(id) = done_rx.recv() => {
+                    // The final write deleted the assignment the run started from; forget it
+                    // now rather than when the watch says so, or it would start again. A
+                    // newer assignment of the same instance stays.
+                    if let Some(run) = st.runs.remove(&id)
+                        && st.cache.assignments.get(&id).is_some_and(|a| a.mod_revision == run.fence_revision)
+                    {
+                        st.cache.assignments.remove(&id);
+                    }
+                    self.metrics.running.set(st.runs.len() as u64);
+                    // A slot is free: anything waiting may start.
+                    touched.extend(st.cache.assignments.keys().cloned());
+                }
+                Some(event) = assignment_watch.next(&watch_cancel) => match event {
+                    WatchEvent::Listed { items, .. } => {
+                        touched.extend(st.cache.assignments.keys().cloned());
+                        st.cache.assignments = items.into_iter()
+                            .filter_map(|(k, v)| Keys::name_in(&assignments_prefix, &k).map(|id| (id.to_string(), v)))
+                            .collect();
+                        touched.extend(st.cache.assignments.keys().cloned());
+                    }
+                    WatchEvent::Put { key, item } => {
+                        if let Some(id) = Keys::name_in(&assignments_prefix, &key) {
+                            st.cache.assignments.insert(id.to_string(), item);
+                            touched.insert(id.to_string());
+                        }
+                    }
+                    WatchEvent::Deleted { key, .. } => {
+                        if let Some(id) = Keys::name_in(&assignments_prefix, &key) {
+                            st.cache.assignments.remove(id);
+                            touched.insert(id.to_string());
+                        }
+                    }
+                },
+                Some(event) = instance_watch.next(&watch_cancel) => match event {
+                    WatchEvent::Listed { items, .. } => {
+                        // A relist (after a compaction) replaces the picture: what is missing
+                        // from it was deleted meanwhile.
+                        let listed: BTreeSet<String> =
+                            items.iter().filter_map(|(key, _)| instance_id_of(&instances_prefix, key)).collect();
+                        let gone: Vec<String> =
+                            st.cache.instances.keys().filter(|id| !listed.contains(*id)).cloned().collect();
+                        for id in gone {
+                            st.cache.instances.remove(&id);
+                            touched.insert(id);
+                        }
+                        for (key, item) in items {
+                            if let Some(id) = instance_id_of(&instances_prefix, &key)
+                                && st.cache.assignments.contains_key(&id)
+                            {
+                                st.cache.put_instance(&id, item);
+                                touched.insert(id);
+                            }
+                        }
+                    }
+                    WatchEvent::Put { key, item } => {
+                        if let Some(id) = instance_id_of(&instances_prefix, &key)
+                            && (st.cache.assignments.contains_key(&id) || st.runs.contains_key(&id))
+                        {
+                            st.cache.put_instance(&id, item);
+                            touched.insert(id);
+                        }
+                    }
+                    WatchEvent::Deleted { key, .. } => {
+                        if let Some(id) = instance_id_of(&instances_prefix, &key)
+                            && st.cache.instances.remove(&id).is_some()
+                        {
+                            touched.insert(id);
+                        }
+                    }
+                },
+            }
+            for id in touched {
+                self.reconcile(&id, &mut st).await;
+            }
+            self.metrics.running.set(st.runs.len() as u64);
+        };
+
+        // Fence or shut down: stop every run and let the plugins clean up.
+        watch_cancel.cancel();
+        let SessionState { mut runs, done, .. } = st;
+        if end == SessionEnd::LeaseLost {
+            self.metrics.self_fenced.add(runs.len() as u64);
+            self.ctx.writer.fence_all();
+        }
+        tracing::info!(runs = runs.len(), ?end, "stopping every run");
+        session.cancel();
+        tracker.close();
+        drop(done);
+        let waited = async {
+            while runs.values().next().is_some() {
+                match done_rx.recv().await {
+                    Some(id) => {
+                        runs.remove(&id);
+                        self.metrics.running.set(runs.len() as u64);
+                    }
+                    None => break,
+                }
+            }
+            tracker.wait().await;
+        };
+        if tokio::time::timeout(self.config.stop_grace, waited).await.is_err() {
+            tracing::warn!(grace = ?self.config.stop_grace, "plugins did not finish cleaning up in time");
+        }
+        end
+    }
+
+    /// Applies [`decide`] to one instance.
+    async fn reconcile(&self, id: &str, st: &mut SessionState) {
+        let SessionState { cache, runs, .. } = st;
+        // An assignment whose instance is not cached yet: read it.
+        if let Some(a) = cache.assignments.get(id)
+            && !cache.instances.contains_key(id)
+            && !runs.contains_key(id)
+        {
+            let key = self.store.keys().instance(&a.value.scenario, id);
+            // Bounded well below a lease TTL: the loop must not sit here while its lease runs out.
+            let read = tokio::time::timeout(Duration::from_secs(1), self.store.get::<TaskInstance>(&key)).await;
+            match read.unwrap_or(Err(chaos_def::store::StoreError::Timeout(Duration::from_secs(1)))) {
+                Ok(Some(item)) => cache.put_instance(id, item),
+                Ok(None) => {}
+                Err(error) => {
+                    // Retried on the next event touching it (the watch relists after errors).
+                    tracing::debug!(instance = id, %error, "cannot read the instance");
+                    return;
+                }
+            }
+        }
+        let assignment = cache.assignments.get(id);
+        let instance = cache.instances.get(id);
+        let running = runs.get(id).map(|run| run.state);
+        let slot_free = runs.len() < self.config.slots as usize;
+        match decide(assignment.map(|a| &a.value), instance.map(|i| &i.value), running, slot_free) {
+            Decision::Ignore => {}
+            Decision::Stop(reason) => {
+                tracing::info!(instance = id, %reason, "stopping");
+                if let Some(run) = runs.get_mut(id) {
+                    run.state = RunState::Stopping;
+                    run.cancel.cancel();
+                }
+                self.ctx.writer.update(id, |s| {
+                    s.phase = InstancePhase::Stopping;
+                    s.reason = Some(reason);
+                });
+            }
+            decision @ (Decision::Start | Decision::Finish(..)) => {
+                let (Some(a), Some(i)) = (assignment, instance) else {
+                    // Finish without an instance record.
+                    if let (Decision::Finish(phase, reason), Some(a)) = (&decision, assignment) {
+                        let instance = placeholder_instance(&a.value);
+                        let run = (id, a.clone(), instance, Some((*phase, reason.clone())));
+                        self.spawn_run(run, st);
+                    }
+                    return;
+                };
+                let finish = match decision {
+                    Decision::Finish(phase, reason) => Some((phase, reason)),
+                    _ => None,
+                };
+                let run = (id, a.clone(), i.value.clone(), finish);
+                self.spawn_run(run, st);
+            }
+        }
+        if !st.cache.assignments.contains_key(id) && !st.runs.contains_key(id) {
+            st.cache.instances.remove(id);
+        }
+    }
+
+    fn spawn_run(&self, run: NewRun<'_>, st: &mut SessionState) {
+        let (id, assignment, instance, finish_now) = run;
+        let cancel = st.cancel.child_token();
+        let state = if finish_now.is_some() { RunState::Stopping } else { RunState::Running };
+        let fence_revision = assignment.mod_revision;
+        st.runs.insert(id.to_string(), RunEntry { state, cancel: cancel.clone(), fence_revision });
+        let run = Run {
+            instance,
+            attempt: assignment.value.attempt,
+            placement: assignment.value.placement,
+            fence: Fence {
+                key: self.store.keys().assignment(&self.config.name, id),
+                mod_revision: assignment.mod_revision,
+            },
+            finish_now,
+            cancel,
+            session: st.cancel.clone(),
+        };
+        st.tracker.spawn(supervise(self.ctx.clone(), run, st.done.clone()));
+    }
+}
+
+/// One run of this session.
+struct RunEntry {
+    state: RunState,
+    /// The run's own token (a child of the session's).
+    cancel: CancellationToken,
+    /// The `mod_revision` of the assignment it started from.
+    fence_revision: i64,
+}
+
+/// What a session holds while it runs.
+struct SessionState {
+    cache: Cache,
+    /// The runs of this session, by instance id.
+    runs: BTreeMap<String, RunEntry>,
+    /// The session's token: every run's token is a child of it.
+    cancel: CancellationToken,
+    done: mpsc::UnboundedSender<String>,
+    tracker: TaskTracker,
+}
+
+/// A run to start: instance id, its assignment, its record, and a final status to write at
+/// once instead of running it.
+type NewRun<'a> = (&'a str, Versioned<Assignment>, TaskInstance, Option<(InstancePhase, String)>);
+
+/// An instance record for an assignment whose instance is gone (only its id and scenario
+/// matter: it is finished at once).
+fn placeholder_instance(a: &Assignment) -> TaskInstance {
+    TaskInstance {
+        id: a.instance.clone(),
+        scenario: a.scenario.clone(),
+        cluster: String::new(),
+        worker_selector: BTreeMap::new(),
+        plugin: chaos_def::PluginRef::Name(String::new()),
+        params: serde_json::Map::new(),
+        seed: 0,
+        volume: None,
+        desired: chaos_def::records::DesiredState::Stop,
+        attempt: a.attempt,
+        created_at: a.assigned_at,
+        role: Default::default(),
+        stop_reason: None,
+        failure: None,
+    }
+}

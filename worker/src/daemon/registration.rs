@@ -1,0 +1,126 @@
+//! Registration: `workers/<name>` attached to the worker's own lease, with its slots, labels,
+//! clusters, version and usage (CPU, memory, running instances), refreshed every few seconds.
+//!
+//! The lease is kept alive by [`chaos_def::store::Lease`]; when it cannot be refreshed within
+//! its TTL its `lost` token fires and the daemon fences itself (see [`super`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chaos_def::records::{WorkerRecord, WorkerUsage};
+use chaos_def::store::{Lease, Store};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::DaemonConfig;
+use super::metrics::Metrics;
+use crate::error::Result;
+
+/// The record as this worker registers it.
+pub fn record(config: &DaemonConfig, started_at: jiff::Timestamp, usage: WorkerUsage) -> WorkerRecord {
+    WorkerRecord {
+        name: config.name.clone(),
+        slots: config.slots,
+        labels: config.labels.clone(),
+        clusters: config.clusters.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        usage,
+        cordoned: false,
+        started_at,
+    }
+}
+
+/// Grants a lease and writes the registration under it.
+pub async fn register(store: &Store, config: &DaemonConfig, record: &WorkerRecord) -> Result<Lease> {
+    let lease = store.grant_lease(config.lease_ttl).await?;
+    store.put_with_lease(&store.keys().worker(&config.name), record, lease.id()).await?;
+    tracing::info!(worker = %config.name, lease = format!("{:x}", lease.id()), ttl = ?lease.ttl(), "registered");
+    Ok(lease)
+}
+
+/// Samples this process's CPU and memory use from `/proc/self`.
+#[derive(Debug, Default)]
+pub struct UsageSampler {
+    last: Option<(Instant, u64)>,
+}
+
+impl UsageSampler {
+    /// CPU in millicores since the last sample (0 on the first), resident memory in bytes.
+    pub fn sample(&mut self, running: u32) -> WorkerUsage {
+        let now = Instant::now();
+        let ticks = cpu_ticks().unwrap_or(0);
+        let cpu_millis = match self.last {
+            Some((at, before)) if now > at => {
+                // Clock ticks are 100 per second on Linux.
+                let cpu_ms = ticks.saturating_sub(before) * 10;
+                let wall_ms = now.duration_since(at).as_millis().max(1) as u64;
+                cpu_ms * 1000 / wall_ms
+            }
+            _ => 0,
+        };
+        self.last = Some((now, ticks));
+        WorkerUsage { cpu_millis, memory_bytes: rss_bytes().unwrap_or(0), running }
+    }
+}
+
+fn cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Rewrites the registration with fresh usage every `every` until `cancel` (errors are logged:
+/// the lease, not this refresh, decides whether the worker is alive).
+pub async fn refresh_usage(
+    store: Store,
+    config: Arc<DaemonConfig>,
+    lease_id: i64,
+    started_at: jiff::Timestamp,
+    metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+) {
+    let mut sampler = UsageSampler::default();
+    sampler.sample(0);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(config.usage_interval) => {}
+        }
+        let running = u32::try_from(metrics.running.get()).unwrap_or(u32::MAX);
+        let rec = record(&config, started_at, sampler.sample(running));
+        if let Err(error) = store.put_with_lease(&store.keys().worker(&config.name), &rec, lease_id).await {
+            tracing::debug!(%error, "cannot refresh the registration");
+        }
+    }
+}
+
+/// How long to wait before registering again after a failure.
+pub fn retry_delay(failures: u32) -> Duration {
+    Duration::from_millis((200u64 << failures.min(4)).min(3_000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_reads_this_process() {
+        let mut sampler = UsageSampler::default();
+        let first = sampler.sample(3);
+        assert_eq!(first.running, 3);
+        assert_eq!(first.cpu_millis, 0);
+        assert!(first.memory_bytes > 0);
+    }
+}

@@ -1,0 +1,206 @@
+//! The instance supervisor: one task per run. It resolves the plugin, starts it through the
+//! runtime with a sink that feeds the status writer and the journal, waits for it to return,
+//! and writes the final status together with the assignment's deletion (fenced).
+//!
+//! Two tokens stop a run: the instance's own (a Stop decision, or its writes were refused) and
+//! the session's (shutdown, lease lost). A run ended by the session writes no final status:
+//! its assignment is (or is about to be) gone with the lease, and the scheduler places the
+//! instance again.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chaos_def::PluginRef;
+use chaos_def::records::{InstancePhase, JournalEvent, TaskInstance};
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::journal::Journal;
+use super::metrics::Metrics;
+use super::status::{Fence, FinalWrite, StatusWriter, initial_status, with_summary};
+use crate::runtime::{InstanceSpec, KubeGateway, Outcome, Plugin, Record, Runtime, Services, Sink, Tags};
+
+/// What every run of this worker shares.
+pub struct Context {
+    pub worker: String,
+    pub runtime: Runtime,
+    pub kube: Option<KubeGateway>,
+    pub plugin_paths: BTreeMap<String, PathBuf>,
+    pub writer: Arc<StatusWriter>,
+    pub journal: Arc<Journal>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").field("worker", &self.worker).finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// The plugin a reference names: a file given with `--plugin-path NAME=PATH`, else a
+    /// built-in plugin. (Pushed plugins, `name@version` and `sha256:…` from `blobs/`, are not
+    /// fetched yet.)
+    async fn resolve(&self, plugin: &PluginRef) -> Result<Plugin, String> {
+        if let Some(path) = self.plugin_paths.get(plugin.name()) {
+            return self.runtime.load_file(path).await.map_err(|e| e.to_string());
+        }
+        if let PluginRef::Name(name) = plugin
+            && let Some(bytes) = crate::plugins::builtin(name)
+        {
+            return self.runtime.load(bytes.to_vec()).await.map_err(|e| e.to_string());
+        }
+        Err(format!("plugin {} is not available on this worker", plugin.name()))
+    }
+}
+
+/// One run to supervise.
+#[derive(Debug)]
+pub struct Run {
+    pub instance: TaskInstance,
+    pub attempt: u32,
+    pub placement: u32,
+    pub fence: Fence,
+    /// Set when the run is not to start: the final status to write at once.
+    pub finish_now: Option<(InstancePhase, String)>,
+    /// The instance's own token (a child of `session`).
+    pub cancel: CancellationToken,
+    pub session: CancellationToken,
+}
+
+/// Runs `run` to its end and reports its id on `done`.
+pub async fn supervise(ctx: Arc<Context>, run: Run, done: mpsc::UnboundedSender<String>) {
+    let id = run.instance.id.clone();
+    supervise_inner(&ctx, run).await;
+    let _ = done.send(id);
+}
+
+async fn supervise_inner(ctx: &Context, run: Run) {
+    let Run { instance, attempt, placement, fence, finish_now, cancel, session } = run;
+    let id = instance.id.clone();
+    if let Some((phase, reason)) = finish_now {
+        let worker = ctx.worker.clone();
+        let written = ctx
+            .writer
+            .finish(
+                &id,
+                fence,
+                |s| {
+                    *s = initial_status(&worker, attempt, placement);
+                    s.started_at = None;
+                    s.phase = phase;
+                    s.reason = Some(reason);
+                },
+                &session,
+            )
+            .await;
+        tracing::info!(instance = %id, phase = phase.as_str(), ?written, "finished without starting");
+        return;
+    }
+    ctx.writer.open(&id, fence.clone(), initial_status(&ctx.worker, attempt, placement), cancel.clone());
+    let outcome = match ctx.resolve(&instance.plugin).await {
+        Err(reason) => Outcome::Failed(reason),
+        Ok(plugin) => {
+            let spec = InstanceSpec {
+                instance_id: id.clone(),
+                scenario: instance.scenario.clone(),
+                volume: instance.volume.as_ref().map(|v| v.name.clone()),
+                plugin: instance.plugin.name().to_string(),
+                config_json: Value::Object(instance.params.clone()).to_string(),
+                seed: instance.seed,
+                // The run number the plugin sees (see `Assignment`).
+                attempt: attempt + placement.saturating_sub(1),
+            };
+            let sink = Arc::new(DaemonSink { writer: ctx.writer.clone(), journal: ctx.journal.clone() });
+            tracing::info!(instance = %id, plugin = %instance.plugin.name(), attempt, placement, "starting");
+            ctx.metrics.started.inc();
+            let handle = plugin.start(spec, Services { sink, kube: ctx.kube.clone() }, cancel.clone());
+            handle.wait().await
+        }
+    };
+    ctx.metrics.finished.inc();
+    if session.is_cancelled() {
+        tracing::info!(instance = %id, ?outcome, "stopped with the session; no final status");
+        ctx.writer.close(&id);
+        return;
+    }
+    let (phase, error, summary) = match outcome {
+        Outcome::Succeeded(summary) => (InstancePhase::Succeeded, None, Some(summary)),
+        Outcome::Failed(reason) => (InstancePhase::Failed, Some(reason), None),
+    };
+    let written = ctx
+        .writer
+        .finish(
+            &id,
+            fence,
+            |s| {
+                s.phase = phase;
+                if let Some(error) = error {
+                    s.last_error = Some(error);
+                }
+                if let Some(summary) = summary {
+                    with_summary(&mut s.state, summary);
+                }
+            },
+            &session,
+        )
+        .await;
+    if written == FinalWrite::Fenced {
+        tracing::warn!(instance = %id, phase = phase.as_str(), "final status refused: the run was fenced");
+    } else {
+        tracing::info!(instance = %id, phase = phase.as_str(), "finished");
+    }
+}
+
+/// Where a daemon's instance output goes: reports to the status writer, actions and events to
+/// the journal, log lines to this process's log.
+struct DaemonSink {
+    writer: Arc<StatusWriter>,
+    journal: Arc<Journal>,
+}
+
+fn fields_map(fields: &[(String, String)]) -> Map<String, Value> {
+    fields.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()
+}
+
+impl Sink for DaemonSink {
+    fn record(&self, tags: &Tags, at: jiff::Timestamp, record: Record) {
+        let event = |kind: &str, fields: Map<String, Value>| JournalEvent {
+            time: at,
+            kind: kind.to_string(),
+            instance: Some(tags.instance.clone()),
+            volume: tags.volume.clone(),
+            fields,
+        };
+        match record {
+            Record::Log { level, message, fields } => {
+                let fields: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                tracing::info!(instance = %tags.instance, plugin = %tags.plugin, level = level.as_str(),
+                    "plugin: {message} {}", fields.join(" "));
+            }
+            Record::Report { counters, state } => self.writer.report(&tags.instance, counters, state),
+            Record::ActionStart { id, name, params } => {
+                let mut fields = fields_map(&params);
+                fields.insert("action".into(), name.into());
+                fields.insert("id".into(), id.into());
+                self.journal.push(&tags.scenario, event("action-start", fields));
+            }
+            Record::ActionEnd { id, name, params, ok, result, duration } => {
+                let mut fields = fields_map(&params);
+                fields.insert("action".into(), name.into());
+                fields.insert("id".into(), id.into());
+                fields.insert("ok".into(), ok.into());
+                fields.insert("result".into(), result.into());
+                fields.insert("durationMs".into(), u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).into());
+                self.journal.push(&tags.scenario, event("action-end", fields));
+            }
+            Record::Event { event: kind, fields } => {
+                let mut map = fields_map(&fields);
+                map.insert("event".into(), kind.clone().into());
+                self.journal.push(&tags.scenario, event(&kind, map));
+            }
+        }
+    }
+}
