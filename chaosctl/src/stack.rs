@@ -151,6 +151,7 @@ impl Stack {
                 format!("--name=worker-{i}"),
                 format!("--slots={}", options.slots),
                 "--cluster=default".into(),
+                format!("--listen=127.0.0.1:{}", free_port()?),
             ];
             args.extend(kube_args.iter().cloned());
             self.spawn(&format!("worker-{i}"), &worker, &args)?;

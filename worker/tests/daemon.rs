@@ -528,3 +528,35 @@ async fn a_plugin_journals_its_actions_and_events_in_order() {
     assert!(entries.iter().all(|(_, e)| e.value.instance.as_deref() == Some("s5-ex")));
     daemon.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_away_past_the_ttl_makes_the_worker_fence_itself() {
+    let etcd = EtcdServer::start();
+    let store = connect(&etcd).await;
+    let daemon = InProcess::start(&store, "w-outage", Duration::from_secs(2));
+    let inst = instance("s6", "s6-sleep", json!({"mode": "sleep"}));
+    assign(&store, "w-outage", &inst).await;
+    status_in(&store, "s6-sleep", InstancePhase::Running).await;
+    let first = registration(&store, "w-outage").await.expect("registered").lease;
+
+    etcd.kill();
+    // Still without etcd: the lease cannot be kept, so the worker stops its plugins itself.
+    wait_for(LIMIT, "self-fencing", || async {
+        (daemon.metrics.leases_lost.get() >= 1 && daemon.metrics.running.get() == 0).then_some(())
+    })
+    .await;
+    assert_eq!(daemon.metrics.self_fenced.get(), 1);
+    etcd.restart();
+    let again = wait_for(LIMIT, "a registration under a new lease", || async {
+        registration(&store, "w-outage").await.filter(|r| r.lease != first)
+    })
+    .await;
+    assert_ne!(again.lease, 0);
+    // The old lease's assignment goes with it; the status was never finalised by the fenced run.
+    wait_for(LIMIT, "the old assignment to expire", || async {
+        (!exists(&store, &store.keys().assignment("w-outage", "s6-sleep")).await).then_some(())
+    })
+    .await;
+    assert_eq!(status(&store, "s6-sleep").await.expect("status").phase, InstancePhase::Running);
+    daemon.stop().await;
+}

@@ -1,0 +1,94 @@
+//! The whole system: `chaosctl up` starts the real binaries (etcd, kubesim, apiserver,
+//! controller, scheduler, two workers); a fast megatest runs on kubesim; after `stop` every
+//! volume has been torn down and kubesim holds nothing labelled with the scenario.
+//!
+//! `up` finds the other binaries next to `chaosctl`: `cargo test --workspace` builds them all.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+
+fn chaosctl(server: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_chaosctl")).args(args).env("CHAOS_SERVER", server).output().unwrap()
+}
+
+fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn scenario(server: &str) -> Value {
+    let out = chaosctl(server, &["get", "scenario", "demo", "-o", "json"]);
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+#[test]
+fn a_megatest_on_the_local_stack_leaves_nothing_behind_after_stop() {
+    let state = tempfile::tempdir().unwrap();
+    let mut up = Command::new(env!("CARGO_BIN_EXE_chaosctl"));
+    up.args(["up", "--workers", "2", "--speed", "20", "--state-dir"]).arg(state.path()).stdout(Stdio::piped());
+    let mut up = chaos_harness::spawn_tied(up).unwrap();
+    let mut lines = BufReader::new(up.stdout.take().unwrap()).lines();
+    let (mut server, mut kube) = (String::new(), String::new());
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(url) = line.trim().strip_prefix("export CHAOS_SERVER=") {
+            server = url.to_string();
+        }
+        if let Some(rest) = line.trim().strip_prefix("kubectl --server ") {
+            kube = rest.split_whitespace().next().unwrap().to_string();
+        }
+        if line.starts_with("Ctrl-C") {
+            break;
+        }
+    }
+    assert!(!server.is_empty() && !kube.is_empty(), "chaosctl up did not print its endpoints");
+
+    // The demo scenario, fast: steps every 2-4 s, volumes living 10-20 s.
+    let text = std::fs::read_to_string(format!("{EXAMPLES}/demo.yaml"))
+        .unwrap()
+        .replace("stepPeriod: {min: 10s, max: 20s}", "stepPeriod: {min: 2s, max: 4s}")
+        .replace("lifetime: {min: 1m, max: 3m}", "lifetime: {min: 10s, max: 20s}");
+    let file = state.path().join("demo.yaml");
+    std::fs::write(&file, text).unwrap();
+    let out = chaosctl(&server, &["apply", "-f", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Volumes are created in the cluster, live, and some finish their whole life.
+    let http = reqwest::blocking::Client::new();
+    let labelled = |plural: &str| -> usize {
+        let url = format!("{kube}/apis/storage.deckhouse.io/v1alpha1/{plural}?labelSelector=chaos.dev/scenario%3Ddemo");
+        let list: Value = http.get(url).send().unwrap().json().unwrap();
+        list["items"].as_array().map_or(0, Vec::len)
+    };
+    wait_until("an RV in the cluster", Duration::from_secs(60), || labelled("replicatedvolumes") > 0);
+    wait_until("two volumes done", Duration::from_secs(120), || {
+        scenario(&server)["status"]["volumes"]["done"].as_u64().unwrap_or(0) >= 2
+    });
+
+    let out = chaosctl(&server, &["stop", "demo"]);
+    assert!(out.status.success());
+    wait_until("the scenario stopped", Duration::from_secs(120), || scenario(&server)["status"]["phase"] == "Stopped");
+    let status = scenario(&server)["status"].clone();
+    assert_eq!(status["volumes"]["done"], status["volumes"]["started"], "{status:#}");
+    assert_eq!(status["volumes"]["failed"], 0, "{status:#}");
+    for plural in ["replicatedvolumes", "replicatedvolumeattachments", "replicatedvolumereplicas"] {
+        assert_eq!(labelled(plural), 0, "{plural} of the scenario left in the cluster");
+    }
+
+    // Ctrl-C stops the stack cleanly.
+    // SAFETY: kill(2) on our own child with a valid signal.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(up.id() as i32, libc::SIGINT);
+    }
+    let exit = up.wait().unwrap();
+    assert!(exit.success(), "chaosctl up exited with {exit}");
+}
