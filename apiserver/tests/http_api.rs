@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use chaos_apiserver::AppState;
 use chaos_def::api::{ApplyResponse, ErrorBody, InstanceList, ScenarioList, ScenarioView, WorkerList};
-use chaos_def::records::{DesiredState, PluginMeta, StoredScenario, TaskInstance, WorkerRecord, WorkerUsage};
+use chaos_def::records::{PluginMeta, StoredScenario, TaskInstance, WorkerRecord, WorkerUsage};
 use chaos_def::store::Store;
 use chaos_harness::{EtcdServer, unique_prefix};
 use reqwest::StatusCode;
@@ -237,22 +237,7 @@ async fn instances_and_workers_are_read_from_etcd() {
     assert!(serde_json::from_value::<WorkerList>(body).unwrap().items.is_empty());
 
     let keys = api.store.keys().clone();
-    let instance = TaskInstance {
-        id: "i-1".into(),
-        scenario: "megatest".into(),
-        cluster: "default".into(),
-        worker_selector: Default::default(),
-        plugin: "pod-destroyer".parse().unwrap(),
-        params: Default::default(),
-        seed: 1,
-        volume: None,
-        desired: DesiredState::Run,
-        attempt: 1,
-        created_at: jiff::Timestamp::now(),
-        role: Default::default(),
-        stop_reason: None,
-        failure: None,
-    };
+    let instance = TaskInstance::new("i-1", "megatest", "pod-destroyer".parse().unwrap(), jiff::Timestamp::now());
     api.store.put(&keys.instance("megatest", "i-1"), &instance).await.unwrap();
     let other = TaskInstance { id: "i-2".into(), scenario: "other".into(), ..instance.clone() };
     api.store.put(&keys.instance("other", "i-2"), &other).await.unwrap();

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chaos_controller::plan::{PlanInput, PlannerConfig, plan_scenario};
 use chaos_def::records::{
-    DesiredState, InstancePhase, InstanceRole, InstanceStatus, ScenarioStatus, StoredScenario, TaskInstance, VolumeRef,
+    InstancePhase, InstanceRole, InstanceStatus, ScenarioStatus, StoredScenario, TaskInstance, VolumeRef,
 };
 use chaos_def::store::Versioned;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -58,20 +58,10 @@ fn bench(c: &mut Criterion) {
             let id = format!("{run}-v{index:05}-{name}");
             let plugin = if name == "main" { "volume-main" } else { name };
             let instance = TaskInstance {
-                id: id.clone(),
-                scenario: "big".into(),
-                cluster: "default".into(),
-                worker_selector: Default::default(),
-                plugin: plugin.parse().unwrap(),
-                params: Default::default(),
                 seed: index,
                 volume: Some(volume.clone()),
-                desired: DesiredState::Run,
-                attempt: 1,
-                created_at: now,
                 role,
-                stop_reason: None,
-                failure: None,
+                ..TaskInstance::new(id.clone(), "big", plugin.parse().unwrap(), now)
             };
             let status = InstanceStatus {
                 phase: InstancePhase::Running,

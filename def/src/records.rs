@@ -224,6 +224,29 @@ pub struct TaskInstance {
     pub failure: Option<String>,
 }
 
+impl TaskInstance {
+    /// A cluster-wide task of `scenario` on the `default` cluster, to run, first attempt; the
+    /// other fields are set with struct update syntax where they matter.
+    pub fn new(id: impl Into<String>, scenario: impl Into<String>, plugin: PluginRef, created_at: Timestamp) -> Self {
+        TaskInstance {
+            id: id.into(),
+            scenario: scenario.into(),
+            cluster: "default".into(),
+            worker_selector: BTreeMap::new(),
+            plugin,
+            params: Map::new(),
+            seed: 0,
+            volume: None,
+            desired: DesiredState::Run,
+            attempt: 1,
+            created_at,
+            role: InstanceRole::Task,
+            stop_reason: None,
+            failure: None,
+        }
+    }
+}
+
 /// The place of an instance in its scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]

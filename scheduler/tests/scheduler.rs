@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chaos_def::records::{
-    Assignment, DesiredState, InstancePhase, InstanceRole, InstanceStatus, TaskInstance, WorkerRecord, WorkerUsage,
+    Assignment, DesiredState, InstancePhase, InstanceStatus, TaskInstance, WorkerRecord, WorkerUsage,
 };
 use chaos_def::store::{Lease, Store};
 use chaos_harness::{EtcdServer, unique_prefix};
@@ -46,24 +46,14 @@ impl Fixture {
 
     async fn instance(&self, id: &str, volume: Option<u64>, desired: DesiredState) {
         let instance = TaskInstance {
-            id: id.into(),
-            scenario: "s".into(),
-            cluster: "default".into(),
-            worker_selector: BTreeMap::new(),
-            plugin: "pod-destroyer".parse().unwrap(),
-            params: Default::default(),
-            seed: 1,
             volume: volume.map(|index| chaos_def::records::VolumeRef {
                 index,
                 name: format!("rv-{index}"),
                 ends_at: jiff::Timestamp::now(),
             }),
             desired,
-            attempt: 1,
-            created_at: jiff::Timestamp::now(),
-            role: InstanceRole::Task,
-            stop_reason: None,
-            failure: None,
+            seed: 1,
+            ..TaskInstance::new(id, "s", "pod-destroyer".parse().unwrap(), jiff::Timestamp::now())
         };
         self.store.put(&self.store.keys().instance("s", id), &instance).await.unwrap();
     }

@@ -54,20 +54,9 @@ fn hostile_path() -> String {
 
 fn instance(scenario: &str, id: &str, params: serde_json::Value) -> TaskInstance {
     TaskInstance {
-        id: id.into(),
-        scenario: scenario.into(),
-        cluster: "default".into(),
-        worker_selector: Default::default(),
-        plugin: PluginRef::Name("hostile".into()),
         params: params.as_object().cloned().unwrap_or_default(),
         seed: 7,
-        volume: None,
-        desired: DesiredState::Run,
-        attempt: 1,
-        created_at: jiff::Timestamp::now(),
-        role: Default::default(),
-        stop_reason: None,
-        failure: None,
+        ..TaskInstance::new(id, scenario, PluginRef::Name("hostile".into()), jiff::Timestamp::now())
     }
 }
 
