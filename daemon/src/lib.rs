@@ -23,6 +23,28 @@ impl EtcdArgs {
     }
 }
 
+/// `--name`, `--lease-ttl`: how a replica of an elected daemon (controller, scheduler) takes
+/// part in its election.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ElectionArgs {
+    /// This replica's name in the leader election (default: host name and process id).
+    #[arg(long, env = "CHAOS_NAME")]
+    pub name: Option<String>,
+    /// Leadership lease TTL in seconds: how long a crashed leader blocks the next one.
+    #[arg(long, default_value_t = 2)]
+    pub lease_ttl: u64,
+}
+
+impl ElectionArgs {
+    pub fn identity(&self) -> String {
+        self.name.clone().unwrap_or_else(default_identity)
+    }
+
+    pub fn lease_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.lease_ttl)
+    }
+}
+
 /// `--log-format`: how log lines look.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {

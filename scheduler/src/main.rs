@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use chaos_daemon::{EtcdArgs, LogArgs};
+use chaos_daemon::{ElectionArgs, EtcdArgs, LogArgs};
 use chaos_scheduler::SchedulerConfig;
 use clap::Parser;
 
@@ -13,12 +13,8 @@ use clap::Parser;
 struct Args {
     #[command(flatten)]
     etcd: EtcdArgs,
-    /// This replica's name in the leader election (default: host name and process id).
-    #[arg(long, env = "CHAOS_SCHEDULER_NAME")]
-    name: Option<String>,
-    /// Leadership lease TTL in seconds.
-    #[arg(long, default_value_t = 2)]
-    lease_ttl: u64,
+    #[command(flatten)]
+    election: ElectionArgs,
     /// Seconds between full passes when nothing changes (the safety net).
     #[arg(long, default_value_t = 15)]
     resync: u64,
@@ -30,9 +26,9 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let (store, shutdown) = chaos_daemon::boot(&args.etcd, &args.log).await.context("connecting to etcd")?;
-    let identity = args.name.unwrap_or_else(chaos_daemon::default_identity);
+    let identity = args.election.identity();
     let mut config = SchedulerConfig::new(identity.clone());
-    config.lease_ttl = Duration::from_secs(args.lease_ttl);
+    config.lease_ttl = args.election.lease_ttl();
     config.resync = Duration::from_secs(args.resync);
     tracing::info!(%identity, prefix = %args.etcd.prefix, "scheduler started");
     chaos_scheduler::run(store, config, shutdown).await;
