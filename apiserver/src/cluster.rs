@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use chaos_def::Keys;
 use chaos_def::api::{InstanceList, InstanceView, WorkerList};
-use chaos_def::records::{InstanceStatus, TaskInstance, WorkerRecord};
+use chaos_def::records::{Cordon, InstanceStatus, TaskInstance, WorkerRecord};
 use serde::Deserialize;
 
 use crate::AppState;
@@ -64,19 +64,29 @@ pub async fn workers(State(state): State<AppState>) -> Result<Json<WorkerList>, 
     let workers = store.list::<WorkerRecord>(&store.keys().workers_prefix()).await?;
     // A cordon is the operator's, kept apart from the record the worker itself rewrites.
     let cordon_prefix = store.keys().cordons_prefix();
-    let cordoned: std::collections::BTreeSet<String> = store
-        .list::<serde_json::Value>(&cordon_prefix)
+    let cordons: BTreeMap<String, Cordon> = store
+        .list::<Cordon>(&cordon_prefix)
         .await?
         .items
         .into_iter()
-        .filter_map(|(key, _)| Keys::name_in(&cordon_prefix, &key).map(str::to_string))
+        .filter_map(|(key, v)| Keys::name_in(&cordon_prefix, &key).map(|name| (name.to_string(), v.value)))
         .collect();
+    let assignments_prefix = store.keys().assignments_prefix();
+    let mut assigned: BTreeMap<String, u32> = BTreeMap::new();
+    for key in store.list_keys(&assignments_prefix).await? {
+        if let Some((worker, _)) = key.strip_prefix(&assignments_prefix).and_then(|rest| rest.split_once('/')) {
+            *assigned.entry(worker.to_string()).or_default() += 1;
+        }
+    }
     let items = workers
         .items
         .into_iter()
         .map(|(_, v)| {
             let mut worker = v.value;
-            worker.cordoned |= cordoned.contains(&worker.name);
+            let cordon = cordons.get(&worker.name);
+            worker.cordoned |= cordon.is_some();
+            worker.draining = cordon.is_some_and(|c| c.drain);
+            worker.assigned = Some(assigned.get(&worker.name).copied().unwrap_or(0));
             worker
         })
         .collect();
@@ -95,12 +105,37 @@ pub async fn cordon(
     State(state): State<AppState>,
     axum::extract::Path(name): axum::extract::Path<String>,
 ) -> Result<Json<chaos_def::api::ActionResponse>, ApiError> {
+    put_cordon(&state, name, false).await
+}
+
+/// Drain a worker: cordon it, and have it stop what it runs (each plugin cleans up) and hand
+/// every instance back to be placed on another worker. Lifted by uncordon.
+#[utoipa::path(
+    post,
+    path = "/v1/workers/{name}/drain",
+    tag = "cluster",
+    params(("name" = String, Path, description = "Worker name")),
+    responses((status = 200, body = chaos_def::api::ActionResponse))
+)]
+pub async fn drain(
+    State(state): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Result<Json<chaos_def::api::ActionResponse>, ApiError> {
+    put_cordon(&state, name, true).await
+}
+
+async fn put_cordon(
+    state: &AppState,
+    name: String,
+    drain: bool,
+) -> Result<Json<chaos_def::api::ActionResponse>, ApiError> {
     check_worker_name(&name)?;
     let store = &state.store;
-    let record = serde_json::json!({"cordonedAt": jiff::Timestamp::now()});
+    let record = Cordon { cordoned_at: jiff::Timestamp::now(), drain };
     store.put(&store.keys().cordon(&name), &record).await?;
-    tracing::info!(worker = %name, "cordoned");
-    Ok(Json(chaos_def::api::ActionResponse { result: "cordoned".into(), name }))
+    let result = if drain { "draining" } else { "cordoned" };
+    tracing::info!(worker = %name, result);
+    Ok(Json(chaos_def::api::ActionResponse { result: result.into(), name }))
 }
 
 /// Lift a cordon.

@@ -55,6 +55,7 @@ impl AppState {
         cluster::workers,
         cluster::cordon,
         cluster::uncordon,
+        cluster::drain,
         healthz,
         readyz,
     ),
@@ -78,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/instances", get(cluster::instances))
         .route("/v1/workers", get(cluster::workers))
         .route("/v1/workers/{name}/cordon", post(cluster::cordon).delete(cluster::uncordon))
+        .route("/v1/workers/{name}/drain", post(cluster::drain))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::serve))

@@ -249,6 +249,8 @@ async fn instances_and_workers_are_read_from_etcd() {
         version: "0.1.0".into(),
         usage: WorkerUsage::default(),
         cordoned: false,
+        draining: false,
+        assigned: None,
         started_at: jiff::Timestamp::now(),
     };
     api.store.put(&keys.worker("w-1"), &worker).await.unwrap();

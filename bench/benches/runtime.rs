@@ -25,7 +25,7 @@ fn runtime_benches(c: &mut Criterion) {
                         config_json: r#"{"mode":"ok"}"#.into(),
                         ..InstanceSpec::default()
                     },
-                    Services { sink: Arc::new(NullSink), kube: None },
+                    Services::new(Arc::new(NullSink), None),
                     CancellationToken::new(),
                 )
                 .wait()

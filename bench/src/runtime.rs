@@ -71,10 +71,8 @@ fn spec(id: usize, config: &str) -> InstanceSpec {
 
 async fn run_to_end(plugin: &Plugin, config: &str) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let outcome = plugin
-        .start(spec(0, config), Services { sink: Arc::new(NullSink), kube: None }, CancellationToken::new())
-        .wait()
-        .await;
+    let outcome =
+        plugin.start(spec(0, config), Services::new(Arc::new(NullSink), None), CancellationToken::new()).wait().await;
     anyhow::ensure!(matches!(outcome, Outcome::Succeeded(_)), "{outcome:?}");
     Ok(started.elapsed())
 }
@@ -116,7 +114,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for i in 0..args.instances as usize {
         handles.push(plugin.start(
             spec(i + 1, r#"{"mode":"sleep"}"#),
-            Services { sink: asleep.clone(), kube: None },
+            Services::new(asleep.clone(), None),
             cancel.child_token(),
         ));
         if i % 500 == 499 {

@@ -118,6 +118,10 @@ impl Client {
         self.call(method, &format!("/v1/workers/{worker}/cordon"), None).await
     }
 
+    pub async fn drain(&self, worker: &str) -> Result<ActionResponse, ClientError> {
+        self.call(Method::POST, &format!("/v1/workers/{worker}/drain"), None).await
+    }
+
     pub async fn workers(&self) -> Result<WorkerList, ClientError> {
         self.call(Method::GET, "/v1/workers", None).await
     }

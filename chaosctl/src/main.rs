@@ -2,10 +2,6 @@
 //! Every command talks to the apiserver; a scenario file is validated here first, so that a
 //! broken file is reported (with its lines) before anything is sent.
 
-mod client;
-mod output;
-mod stack;
-
 use std::io::Read as _;
 use std::process::ExitCode;
 
@@ -15,8 +11,9 @@ use chaos_def::records::{InstancePhase, ScenarioStatus};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use jiff::Timestamp;
 
-use crate::client::Client;
-use crate::output::{Format, age, structured, table};
+use chaosctl::client::Client;
+use chaosctl::output::{Format, age, structured, table};
+use chaosctl::stack;
 
 #[derive(Debug, Parser)]
 #[command(name = "chaosctl", version, about = "Run chaos scenarios against Kubernetes", propagate_version = true)]
@@ -75,7 +72,7 @@ enum Command {
         resource: Single,
         name: String,
     },
-    /// Cordon or uncordon a worker.
+    /// Cordon, uncordon or drain a worker.
     Worker {
         #[command(subcommand)]
         action: WorkerAction,
@@ -132,6 +129,7 @@ impl StackArgs {
             seed: self.sim_seed,
             fault_quorum_stuck: self.fault_quorum_stuck,
             slots: self.slots,
+            ..stack::StackOptions::new(&self.state_dir)
         }
     }
 }
@@ -140,8 +138,20 @@ impl StackArgs {
 enum WorkerAction {
     /// The worker gets no new instances (those it runs stay).
     Cordon { name: String },
-    /// The worker gets new instances again.
+    /// The worker gets new instances again (also ends a drain).
     Uncordon { name: String },
+    /// Cordon the worker and move everything it runs to other workers: each plugin is stopped
+    /// (and cleans up), then placed elsewhere. Waits until the worker runs nothing.
+    Drain {
+        name: String,
+        /// Give up waiting after this long (the drain itself goes on).
+        #[arg(long, default_value = "10m", value_parser = parse_duration)]
+        timeout: std::time::Duration,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    text.parse::<chaos_def::units::Duration>().map(|d| d.as_std()).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -212,10 +222,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Worker { action: WorkerAction::Drain { name, timeout } } => drain(&client, &name, timeout).await,
         Command::Worker { action } => {
             let (name, on) = match action {
                 WorkerAction::Cordon { name } => (name, true),
-                WorkerAction::Uncordon { name } => (name, false),
+                WorkerAction::Uncordon { name } | WorkerAction::Drain { name, .. } => (name, false),
             };
             let response = client.cordon(&name, on).await?;
             println!("worker/{name} {}", response.result);
@@ -372,8 +383,12 @@ async fn get(
                 .map(|w| {
                     vec![
                         w.name.clone(),
-                        if w.cordoned { "Cordoned".into() } else { "Ready".into() },
-                        format!("{}/{}", w.usage.running, w.slots),
+                        match (w.draining, w.cordoned) {
+                            (true, _) => "Draining".into(),
+                            (false, true) => "Cordoned".into(),
+                            (false, false) => "Ready".into(),
+                        },
+                        format!("{}/{}", w.assigned.unwrap_or(w.usage.running), w.slots),
                         w.clusters.join(","),
                         format!("{}m", w.usage.cpu_millis),
                         format!("{}Mi", w.usage.memory_bytes >> 20),
@@ -500,5 +515,36 @@ fn params_text(plugin: &str, params: &serde_json::Map<String, serde_json::Value>
         plugin.to_string()
     } else {
         format!("{plugin} {}", serde_json::Value::Object(params.clone()))
+    }
+}
+
+/// `worker drain`: asks for the drain, then waits until nothing is assigned to the worker.
+async fn drain(client: &Client, name: &str, timeout: std::time::Duration) -> anyhow::Result<()> {
+    client.drain(name).await?;
+    println!("worker/{name} draining");
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = None;
+    loop {
+        let workers = client.workers().await?.items;
+        let left = match workers.iter().find(|w| w.name == name) {
+            // Gone (stopped meanwhile): its assignments went with its lease.
+            None => 0,
+            Some(worker) => worker.assigned.unwrap_or(worker.usage.running),
+        };
+        if left == 0 {
+            println!("worker/{name} drained");
+            return Ok(());
+        }
+        if last != Some(left) {
+            println!("worker/{name}: {left} instance(s) still stopping");
+            last = Some(left);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "worker/{name} still holds {left} instance(s) after {}; the drain goes on (see `chaosctl get workers`)",
+                chaos_def::units::Duration::from(timeout)
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
 }

@@ -27,10 +27,31 @@ pub struct StackOptions {
     /// kubesim's `--fault-quorum-stuck` probability.
     pub fault_quorum_stuck: f64,
     pub slots: u32,
+    /// The workers' registration lease TTL in seconds.
+    pub worker_lease_ttl: u64,
+}
+
+impl StackOptions {
+    /// Defaults for a quick local stack in `state_dir`.
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        StackOptions {
+            workers: 3,
+            kubeconfig: None,
+            state_dir: state_dir.into(),
+            speed: 10.0,
+            nodes: 5,
+            seed: 1,
+            fault_quorum_stuck: 0.0,
+            slots: 200,
+            worker_lease_ttl: 2,
+        }
+    }
 }
 
 struct Process {
     name: String,
+    program: PathBuf,
+    args: Vec<String>,
     child: Child,
 }
 
@@ -42,16 +63,22 @@ pub struct Stack {
     /// The Kubernetes API the workers use (kubesim's URL), if kubesim runs.
     pub kube_url: Option<String>,
     pub state_dir: PathBuf,
+    options: StackOptions,
+    /// The next worker's number.
+    next_worker: u32,
+    /// How workers reach the cluster (`--kube-url URL` or `--kubeconfig PATH`).
+    kube_args: Vec<String>,
 }
 
-/// A binary of this project: next to the running `chaosctl` (cargo puts them together).
-fn sibling(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe().context("locating chaosctl")?;
-    let path = exe.parent().map(|dir| dir.join(name)).unwrap_or_else(|| PathBuf::from(name));
-    if !path.is_file() {
-        bail!("{name} is not next to chaosctl ({}); build everything with `cargo build --workspace`", path.display());
-    }
-    Ok(path)
+/// A binary of this project: next to the running executable (cargo puts them together), or
+/// one level up (a test executable lives in `target/<profile>/deps/`).
+pub fn sibling(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the running executable")?;
+    let dir = exe.parent().context("the running executable has no directory")?;
+    let candidates = [dir.join(name), dir.parent().map(|up| up.join(name)).unwrap_or_default()];
+    candidates.iter().find(|path| path.is_file()).cloned().with_context(|| {
+        format!("{name} is not next to {}; build everything with `cargo build --workspace`", exe.display())
+    })
 }
 
 fn on_path(name: &str, install: &str) -> anyhow::Result<PathBuf> {
@@ -80,6 +107,9 @@ impl Stack {
             apiserver: String::new(),
             kube_url: None,
             state_dir: options.state_dir.clone(),
+            options: options.clone(),
+            next_worker: 0,
+            kube_args: Vec::new(),
         };
         match stack.start_all(options, peer_port).await {
             Ok(()) => Ok(stack),
@@ -143,18 +173,9 @@ impl Stack {
         wait_http(&http, &format!("{}/readyz", self.apiserver), "the apiserver").await?;
         self.spawn("controller", &sibling("chaos-controller")?, &[etcd_flag.clone(), "--name=controller-0".into()])?;
         self.spawn("scheduler", &sibling("chaos-scheduler")?, &[etcd_flag.clone(), "--name=scheduler-0".into()])?;
-        let worker = sibling("chaos-worker")?;
-        for i in 0..options.workers {
-            let mut args = vec![
-                "run".to_string(),
-                etcd_flag.clone(),
-                format!("--name=worker-{i}"),
-                format!("--slots={}", options.slots),
-                "--cluster=default".into(),
-                format!("--listen=127.0.0.1:{}", free_port()?),
-            ];
-            args.extend(kube_args.iter().cloned());
-            self.spawn(&format!("worker-{i}"), &worker, &args)?;
+        self.kube_args = kube_args;
+        for _ in 0..options.workers {
+            self.spawn_worker()?;
         }
         self.wait_workers(&http, options.workers).await?;
         // The controller and scheduler have no port of their own to probe: check they are up.
@@ -170,8 +191,81 @@ impl Stack {
         Ok(())
     }
 
+    /// Starts one more worker (`worker-<n>`); returns its name.
+    fn spawn_worker(&mut self) -> anyhow::Result<String> {
+        let name = format!("worker-{}", self.next_worker);
+        self.next_worker += 1;
+        let mut args = vec![
+            "run".to_string(),
+            format!("--etcd={}", self.etcd),
+            format!("--name={name}"),
+            format!("--slots={}", self.options.slots),
+            format!("--lease-ttl={}", self.options.worker_lease_ttl),
+            "--cluster=default".into(),
+            format!("--listen=127.0.0.1:{}", free_port()?),
+        ];
+        args.extend(self.kube_args.iter().cloned());
+        self.spawn(&name, &sibling("chaos-worker")?, &args)?;
+        Ok(name)
+    }
+
+    /// Starts one more worker and waits until it has registered; returns its name.
+    pub async fn add_worker(&mut self) -> anyhow::Result<String> {
+        let registered = self.registered_workers(&reqwest::Client::new()).await;
+        let name = self.spawn_worker()?;
+        self.wait_workers(&reqwest::Client::new(), registered as u32 + 1).await?;
+        Ok(name)
+    }
+
+    /// The pid of a process of the stack, by name (`etcd`, `controller`, `worker-0`, ...).
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.processes.iter().find(|p| p.name == name).and_then(|p| p.child.id())
+    }
+
+    /// Sends `signal` to a process of the stack (SIGSTOP, SIGCONT, SIGKILL, ...).
+    pub fn signal(&self, name: &str, signal: i32) -> anyhow::Result<()> {
+        let pid = self.pid(name).with_context(|| format!("no running process named {name}"))?;
+        send_signal(pid, signal);
+        Ok(())
+    }
+
+    /// SIGKILLs a process of the stack and waits until it is gone.
+    pub async fn kill(&mut self, name: &str) -> anyhow::Result<()> {
+        let process =
+            self.processes.iter_mut().find(|p| p.name == name).with_context(|| format!("no process named {name}"))?;
+        process.child.kill().await?;
+        Ok(())
+    }
+
+    /// Starts a killed (or exited) process again with the same arguments.
+    pub fn restart(&mut self, name: &str) -> anyhow::Result<()> {
+        let index =
+            self.processes.iter().position(|p| p.name == name).with_context(|| format!("no process named {name}"))?;
+        let old = self.processes.remove(index);
+        let child = self.command(&old.name, &old.program, &old.args, true)?;
+        self.processes.insert(index, Process { child, ..old });
+        Ok(())
+    }
+
     fn spawn(&mut self, name: &str, program: &Path, args: &[String]) -> anyhow::Result<()> {
-        let log = std::fs::File::create(self.state_dir.join(format!("{name}.log")))
+        let child = self.command(name, program, args, false)?;
+        self.processes.push(Process {
+            name: name.to_string(),
+            program: program.to_path_buf(),
+            args: args.to_vec(),
+            child,
+        });
+        Ok(())
+    }
+
+    fn command(&self, name: &str, program: &Path, args: &[String], append: bool) -> anyhow::Result<Child> {
+        let path = self.state_dir.join(format!("{name}.log"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(&path)
             .with_context(|| format!("creating the log file of {name}"))?;
         let child = Command::new(program)
             .args(args)
@@ -182,18 +276,20 @@ impl Stack {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", program.display()))?;
-        self.processes.push(Process { name: name.to_string(), child });
-        Ok(())
+        Ok(child)
+    }
+
+    async fn registered_workers(&self, http: &reqwest::Client) -> usize {
+        match http.get(format!("{}/v1/workers", self.apiserver)).send().await {
+            Ok(response) => response.json::<chaos_def::api::WorkerList>().await.map(|l| l.items.len()).unwrap_or(0),
+            Err(_) => 0,
+        }
     }
 
     async fn wait_workers(&self, http: &reqwest::Client, count: u32) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let url = format!("{}/v1/workers", self.apiserver);
         loop {
-            let registered = match http.get(&url).send().await {
-                Ok(response) => response.json::<chaos_def::api::WorkerList>().await.map(|l| l.items.len()).unwrap_or(0),
-                Err(_) => 0,
-            };
+            let registered = self.registered_workers(http).await;
             if registered >= count as usize {
                 return Ok(());
             }
@@ -216,13 +312,10 @@ impl Stack {
     /// their plugins' objects), then SIGKILL.
     pub async fn stop(&mut self) {
         while let Some(mut process) = self.processes.pop() {
-            if let Some(pid) = process.child.id().and_then(|pid| i32::try_from(pid).ok()) {
-                // SAFETY: kill(2) with the pid of a child we spawned and have not reaped yet
-                // (so the pid cannot have been reused) and a valid signal number.
-                #[allow(unsafe_code)]
-                unsafe {
-                    libc::kill(pid, libc::SIGTERM);
-                }
+            if let Some(pid) = process.child.id() {
+                // A stopped process must run again to handle SIGTERM.
+                send_signal(pid, libc::SIGCONT);
+                send_signal(pid, libc::SIGTERM);
             }
             match tokio::time::timeout(Duration::from_secs(15), process.child.wait()).await {
                 Ok(_) => {}
@@ -231,6 +324,18 @@ impl Stack {
                     let _ = process.child.kill().await;
                 }
             }
+        }
+    }
+}
+
+/// kill(2) on a child of the stack (`Child::id` is None once it is reaped, so the pid cannot
+/// have been reused).
+fn send_signal(pid: u32, signal: i32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        // SAFETY: kill(2) takes no pointers; the pid is a live child of this process.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(pid, signal);
         }
     }
 }

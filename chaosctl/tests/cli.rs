@@ -209,6 +209,8 @@ async fn cordon_and_uncordon_a_worker() {
         version: "0.1.0".into(),
         usage: Default::default(),
         cordoned: false,
+        draining: false,
+        assigned: None,
         started_at: jiff::Timestamp::now(),
     };
     stack.store.put(&stack.store.keys().worker("w1"), &worker).await.unwrap();

@@ -29,10 +29,11 @@ pub enum BuiltinPlugin {
     VolumeReplicaDestroyer,
     VolumeReplicaCreator,
     PodDestroyer,
+    Noop,
 }
 
 impl BuiltinPlugin {
-    pub const ALL: [BuiltinPlugin; 7] = [
+    pub const ALL: [BuiltinPlugin; 8] = [
         BuiltinPlugin::VolumeMain,
         BuiltinPlugin::VolumeChecker,
         BuiltinPlugin::VolumeAttacher,
@@ -40,6 +41,7 @@ impl BuiltinPlugin {
         BuiltinPlugin::VolumeReplicaDestroyer,
         BuiltinPlugin::VolumeReplicaCreator,
         BuiltinPlugin::PodDestroyer,
+        BuiltinPlugin::Noop,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +53,7 @@ impl BuiltinPlugin {
             BuiltinPlugin::VolumeReplicaDestroyer => "volume-replica-destroyer",
             BuiltinPlugin::VolumeReplicaCreator => "volume-replica-creator",
             BuiltinPlugin::PodDestroyer => "pod-destroyer",
+            BuiltinPlugin::Noop => "noop",
         }
     }
 
@@ -61,7 +64,7 @@ impl BuiltinPlugin {
     pub fn scope(self) -> PluginScope {
         match self {
             BuiltinPlugin::VolumeMain => PluginScope::VolumeLifecycle,
-            BuiltinPlugin::PodDestroyer => PluginScope::Cluster,
+            BuiltinPlugin::PodDestroyer | BuiltinPlugin::Noop => PluginScope::Cluster,
             _ => PluginScope::Volume,
         }
     }
@@ -72,6 +75,11 @@ impl fmt::Display for BuiltinPlugin {
         f.write_str(self.name())
     }
 }
+
+/// `noop` takes no parameters: it runs until stopped and touches nothing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoopParams {}
 
 /// `volume-checker` takes no parameters.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -161,6 +169,11 @@ pub fn validate_params(
         }
         BuiltinPlugin::VolumeChecker => {
             if let Err((field, message)) = typed::<CheckerParams>(value) {
+                error(&field, message);
+            }
+        }
+        BuiltinPlugin::Noop => {
+            if let Err((field, message)) = typed::<NoopParams>(value) {
                 error(&field, message);
             }
         }

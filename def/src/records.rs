@@ -342,6 +342,20 @@ pub struct InstanceStatus {
     pub updated_at: Option<Timestamp>,
 }
 
+/// `control/cordon/<worker>` — an operator's cordon, kept apart from the registration the worker
+/// rewrites. A cordoned worker gets no new instances and keeps what it runs. With `drain`, the
+/// worker also stops everything it runs (each plugin cleans up, as on any stop) and hands each
+/// instance back as `Pending`, so the scheduler places it on another worker with the next
+/// placement number; the worker is empty once every run has cleaned up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Cordon {
+    #[schema(value_type = String, format = DateTime)]
+    pub cordoned_at: Timestamp,
+    #[serde(default)]
+    pub drain: bool,
+}
+
 /// `workers/<name>` — a worker's registration, bound to its lease.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -356,9 +370,15 @@ pub struct WorkerRecord {
     pub version: String,
     #[serde(default)]
     pub usage: WorkerUsage,
-    /// Cordoned workers get no new instances.
+    /// Cordoned workers get no new instances (the apiserver fills it in from [`Cordon`]).
     #[serde(default)]
     pub cordoned: bool,
+    /// Being drained (the apiserver fills it in from [`Cordon`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub draining: bool,
+    /// Instances assigned to it now (the apiserver fills it in from `assignments/<worker>/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned: Option<u32>,
     #[schema(value_type = String, format = DateTime)]
     pub started_at: Timestamp,
 }

@@ -141,6 +141,20 @@ pub struct TaskSpec {
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     #[schema(value_type = Object)]
     pub params: Map<String, Value>,
+    /// How many instances of this task run at once (each with its own seed); 1 by default.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub replicas: u32,
+}
+
+/// The most instances one task may ask for.
+pub const MAX_TASK_REPLICAS: u32 = 100_000;
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 /// How a scenario names a plugin: `name` (built-in, or the newest pushed version),
@@ -377,6 +391,9 @@ impl Scenario {
             v.dns_label(&format!("{path}.name"), &task.name);
             if !task_names.insert(task.name.as_str()) {
                 v.error(format!("{path}.name"), format!("duplicate task name {:?}", task.name));
+            }
+            if !(1..=MAX_TASK_REPLICAS).contains(&task.replicas) {
+                v.error(format!("{path}.replicas"), format!("must be between 1 and {MAX_TASK_REPLICAS}"));
             }
             if let Some(plugin) = task.plugin.builtin() {
                 if plugin.scope() != PluginScope::Cluster {

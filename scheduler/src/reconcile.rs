@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chaos_def::Keys;
-use chaos_def::records::{Assignment, DesiredState, InstancePhase, InstanceStatus, TaskInstance, WorkerRecord};
+use chaos_def::records::{Assignment, Cordon, DesiredState, InstancePhase, InstanceStatus, TaskInstance, WorkerRecord};
 use chaos_def::store::{Batch, Leadership, Store, Versioned, WatchEvent};
 use jiff::Timestamp;
 use tokio::time::Instant;
@@ -48,7 +48,7 @@ pub async fn run(store: Store, config: SchedulerConfig, cancel: CancellationToke
 
 enum Change {
     Worker(WatchEvent<WorkerRecord>),
-    Cordon(WatchEvent<serde_json::Value>),
+    Cordon(WatchEvent<Cordon>),
     Instance(WatchEvent<TaskInstance>),
     Status(WatchEvent<InstanceStatus>),
     Assignment(WatchEvent<Assignment>),
@@ -59,7 +59,7 @@ enum Change {
 #[derive(Default)]
 struct Cache {
     workers: BTreeMap<String, Versioned<WorkerRecord>>,
-    cordons: BTreeMap<String, Versioned<serde_json::Value>>,
+    cordons: BTreeMap<String, Versioned<Cordon>>,
     instances: BTreeMap<String, Versioned<TaskInstance>>,
     statuses: BTreeMap<String, Versioned<InstanceStatus>>,
     assignments: BTreeMap<String, Versioned<Assignment>>,

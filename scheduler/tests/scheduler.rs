@@ -38,6 +38,8 @@ impl Fixture {
             version: "test".into(),
             usage: WorkerUsage::default(),
             cordoned: false,
+            draining: false,
+            assigned: None,
             started_at: jiff::Timestamp::now(),
         };
         self.store.put_with_lease(&self.store.keys().worker(name), &record, lease.id()).await.unwrap();

@@ -212,7 +212,7 @@ async fn run_plugin(args: RunPluginArgs) -> anyhow::Result<()> {
             seed: args.seed,
             attempt: args.attempt,
         },
-        Services { sink: Arc::new(PrintSink::new(args.log.log_format)), kube },
+        Services::new(Arc::new(PrintSink::new(args.log.log_format)), kube),
         cancel,
     );
     match handle.wait().await {

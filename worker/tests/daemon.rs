@@ -359,10 +359,12 @@ async fn a_paused_worker_fences_itself_and_registers_again() {
     })
     .await;
     assert_ne!(again.lease, first);
-    wait_for(LIMIT, "the plugin stopped by the worker itself", || async {
-        (worker.logged("lease lost") && worker.logged("stopping: cleaning up")).then_some(())
+    wait_for(LIMIT, "the plugin dropped by the worker itself", || async {
+        (worker.logged("lease lost") && worker.logged("aborted: the worker lost its right to run it")).then_some(())
     })
     .await;
+    // Dropped, not cancelled: its cleanup would undo what the instance's next run adopts.
+    assert!(!worker.logged("stopping: cleaning up"), "a fenced plugin ran its cleanup");
     // No final status: the late writes were refused or never made.
     let last = status(&store, "s3-sleep").await.expect("status");
     assert_eq!(last.phase, InstancePhase::Running, "{last:?}");

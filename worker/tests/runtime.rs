@@ -53,7 +53,7 @@ async fn the_same_seed_replays_the_same_random_choices() {
     let run = |instance: &str, seed: u64| {
         let mut s = spec(instance, json!({"mode": "random"}));
         s.seed = seed;
-        plugin.start(s, chaos_worker::runtime::Services { sink: sink.clone(), kube: None }, Default::default())
+        plugin.start(s, chaos_worker::runtime::Services::new(sink.clone(), None), Default::default())
     };
     let (a, b, c) = (run("a", 7), run("b", 7), run("c", 8));
     let (a, b, c) = (a.wait().await, b.wait().await, c.wait().await);

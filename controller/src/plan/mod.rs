@@ -499,8 +499,16 @@ impl<'a> Planner<'a> {
     /// The cluster-wide tasks: one instance each while running; stopped with the scenario or
     /// when removed from the spec. Returns whether all have settled.
     fn tasks(&mut self, tasks: &[&'a Versioned<TaskInstance>], stopping: bool) -> bool {
-        let wanted: BTreeMap<String, &chaos_def::scenario::TaskSpec> =
-            self.stored.spec.tasks.iter().map(|task| (naming::task_id(&self.run, &task.name), task)).collect();
+        let run = self.run.as_str();
+        let wanted: BTreeMap<String, &chaos_def::scenario::TaskSpec> = self
+            .stored
+            .spec
+            .tasks
+            .iter()
+            .flat_map(|task| {
+                (0..task.replicas).map(move |r| (naming::task_id(run, &task.name, r, task.replicas), task))
+            })
+            .collect();
         for instance in tasks {
             let value = &instance.value;
             if stopping {

@@ -24,9 +24,10 @@ pub fn volume_plugin_id(run: &str, index: u64, use_name: &str) -> String {
     format!("{run}-v{index:05}-{use_name}")
 }
 
-/// The cluster-wide task named `task`.
-pub fn task_id(run: &str, task: &str) -> String {
-    format!("{run}-t-{task}")
+/// Replica `replica` (0-based) of the cluster-wide task named `task`: `-t-<task>` when the task
+/// has one replica, `-t-<task>-<replica:05>` when it has several.
+pub fn task_id(run: &str, task: &str, replica: u32, replicas: u32) -> String {
+    if replicas <= 1 { format!("{run}-t-{task}") } else { format!("{run}-t-{task}-{replica:05}") }
 }
 
 /// The RV's name: the scenario name, the volume index and a random suffix (as the seed's

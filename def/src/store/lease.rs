@@ -6,6 +6,7 @@
 //! etcd has deleted or will delete the keys attached to it.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -19,7 +20,32 @@ pub struct Lease {
     ttl: Duration,
     lost: CancellationToken,
     stop: CancellationToken,
+    clock: LeaseClock,
     store: Store,
+}
+
+/// Until when a lease is surely alive, as its keep-alive last learned it: a check that needs no
+/// task to run, so a process resumed after a pause (SIGSTOP) sees at once that its lease may
+/// be gone, before its `lost` token has had a chance to fire.
+#[derive(Debug, Clone)]
+pub struct LeaseClock(Arc<Mutex<Instant>>);
+
+impl LeaseClock {
+    fn new(until: Instant) -> Self {
+        LeaseClock(Arc::new(Mutex::new(until)))
+    }
+
+    pub fn alive_until(&self) -> Instant {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn is_alive(&self) -> bool {
+        Instant::now() < self.alive_until()
+    }
+
+    fn set(&self, until: Instant) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = until;
+    }
 }
 
 impl Lease {
@@ -38,6 +64,11 @@ impl Lease {
 
     pub fn is_lost(&self) -> bool {
         self.lost.is_cancelled()
+    }
+
+    /// Until when the lease is surely alive.
+    pub fn clock(&self) -> LeaseClock {
+        self.clock.clone()
     }
 
     /// Stops refreshing and revokes the lease, deleting every key attached to it at once
@@ -70,23 +101,31 @@ impl Store {
             ttl,
             lost: CancellationToken::new(),
             stop: CancellationToken::new(),
+            clock: LeaseClock::new(Instant::now() + ttl),
             store: self.clone(),
         };
-        tokio::spawn(keep_alive(self.clone(), lease.id, ttl, lease.lost.clone(), lease.stop.clone()));
+        let tokens = (lease.lost.clone(), lease.stop.clone());
+        tokio::spawn(keep_alive(self.clone(), lease.id, ttl, tokens, lease.clock.clone()));
         Ok(lease)
     }
 }
 
 /// Refreshes the lease until `stop`; fires `lost` when it expired or could not be refreshed
 /// within its TTL.
-async fn keep_alive(store: Store, id: i64, ttl: Duration, lost: CancellationToken, stop: CancellationToken) {
+async fn keep_alive(
+    store: Store,
+    id: i64,
+    ttl: Duration,
+    (lost, stop): (CancellationToken, CancellationToken),
+    clock: LeaseClock,
+) {
     let period = ttl / 3;
     // The lease is surely alive until this instant; refreshes move it forward.
-    let mut alive_until = Instant::now() + ttl;
+    let mut alive_until = clock.alive_until();
     loop {
         let outcome = tokio::select! {
             _ = stop.cancelled() => return,
-            outcome = refresh_stream(&store, id, period, &mut alive_until, &stop) => outcome,
+            outcome = refresh_stream(&store, id, period, (&mut alive_until, &clock), &stop) => outcome,
         };
         match outcome {
             Ok(()) => return, // stopped
@@ -113,7 +152,7 @@ async fn refresh_stream(
     store: &Store,
     id: i64,
     period: Duration,
-    alive_until: &mut Instant,
+    (alive_until, clock): (&mut Instant, &LeaseClock),
     stop: &CancellationToken,
 ) -> Result<()> {
     async fn before<T>(
@@ -139,6 +178,7 @@ async fn refresh_stream(
         }
         // Measured from when the refresh was sent: the server's clock started no earlier.
         *alive_until = sent_at + Duration::from_secs(u64::try_from(response.ttl()).unwrap_or(1));
+        clock.set(*alive_until);
         tokio::select! {
             _ = stop.cancelled() => return Ok(()),
             _ = tokio::time::sleep(period) => {}

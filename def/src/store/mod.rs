@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 pub use batch::{Batch, BatchOutcome};
 pub use election::Leadership;
 pub use error::{Result, StoreError};
-pub use lease::Lease;
+pub use lease::{Lease, LeaseClock};
 pub use watch::{WatchEvent, Watcher};
 
 use crate::keys::Keys;
@@ -121,13 +121,43 @@ impl Store {
     /// Every item under `prefix`, read page by page at one revision so the listing is a
     /// consistent snapshot.
     pub async fn list<T: DeserializeOwned>(&self, prefix: &str) -> Result<Listing<T>> {
+        let mut items = Vec::new();
+        let revision = self
+            .scan(prefix, false, |key, kv| {
+                items.push((key.clone(), decode(&key, kv)?));
+                Ok(())
+            })
+            .await?;
+        Ok(Listing { items, revision })
+    }
+
+    /// The keys under `prefix` (values are not read), at one revision.
+    pub async fn list_keys(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut keys = Vec::new();
+        self.scan(prefix, true, |key, _| {
+            keys.push(key);
+            Ok(())
+        })
+        .await?;
+        Ok(keys)
+    }
+
+    /// Walks `prefix` page by page at the revision of the first page; returns that revision.
+    async fn scan(
+        &self,
+        prefix: &str,
+        keys_only: bool,
+        mut each: impl FnMut(String, &etcd_client::KeyValue) -> Result<()>,
+    ) -> Result<i64> {
         let mut kv = self.client.kv_client();
         let range_end = prefix_end(prefix.as_bytes());
-        let mut items = Vec::new();
         let mut from = prefix.as_bytes().to_vec();
         let mut revision = 0;
         loop {
             let mut options = GetOptions::new().with_range(range_end.clone()).with_limit(LIST_PAGE);
+            if keys_only {
+                options = options.with_keys_only();
+            }
             if revision > 0 {
                 options = options.with_revision(revision);
             }
@@ -136,9 +166,7 @@ impl Store {
                 revision = response.header().map(|h| h.revision()).unwrap_or_default();
             }
             for kv in response.kvs() {
-                let key = String::from_utf8_lossy(kv.key()).into_owned();
-                let value = decode(&key, kv)?;
-                items.push((key, value));
+                each(String::from_utf8_lossy(kv.key()).into_owned(), kv)?;
             }
             match response.kvs().last() {
                 Some(last) if response.more() => {
@@ -148,7 +176,7 @@ impl Store {
                 _ => break,
             }
         }
-        Ok(Listing { items, revision })
+        Ok(revision)
     }
 
     /// Writes `value` unconditionally; returns the new revision.

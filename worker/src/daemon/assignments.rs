@@ -8,6 +8,8 @@
 //!  Running ──(assignment gone | instance gone | desired Stop | attempt moved on)──Stop──▶ Stopping
 //!  Stopping ──(plugin returned)──▶ final status + assignment deleted (fenced) ──▶ gone
 //!  (assigned, but the instance is gone / Stop / on a later attempt, never started) ──Finish──▶ gone
+//!  Running ──(worker draining)──Drain──▶ Stopping ──▶ final status Pending + assignment deleted
+//!  (assigned, never started, worker draining) ──Finish(Pending)──▶ gone (placed elsewhere)
 //! ```
 //!
 //! [`decide`] is that table as a function of the cached records; the daemon applies its answer.
@@ -33,19 +35,33 @@ pub enum Decision {
     Start,
     /// Cancel the run (the plugin cleans up; then the final status is written).
     Stop(String),
-    /// Never started and never will: write this final status and delete the assignment.
+    /// Cancel the run to hand the instance back (the worker is drained): once the plugin has
+    /// cleaned up, its status goes back to Pending so that it is placed elsewhere.
+    Drain,
+    /// Never started and never will here: write this final status and delete the assignment.
     Finish(InstancePhase, String),
     /// Nothing to do now.
     Ignore,
 }
 
+/// What a Pending status says of an instance handed back by a drain.
+pub const DRAINED: &str = "drained from its worker; waiting to be placed on another";
+
+/// What the worker as a whole is doing, as [`decide`] needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerState {
+    pub slot_free: bool,
+    /// An operator drains this worker.
+    pub draining: bool,
+}
+
 /// The decision for one instance given its assignment, its record, whether it runs here, and
-/// whether a slot is free.
+/// the worker's state.
 pub fn decide(
     assignment: Option<&Assignment>,
     instance: Option<&TaskInstance>,
     running: Option<RunState>,
-    slot_free: bool,
+    worker: WorkerState,
 ) -> Decision {
     match (running, assignment) {
         (Some(RunState::Stopping), _) => Decision::Ignore,
@@ -56,6 +72,7 @@ pub fn decide(
                 Decision::Stop(i.stop_reason.clone().unwrap_or_else(|| "stop requested".into()))
             }
             Some(i) if i.attempt > a.attempt => Decision::Stop(format!("attempt {} superseded", a.attempt)),
+            Some(_) if worker.draining => Decision::Drain,
             Some(_) => Decision::Ignore,
         },
         (None, None) => Decision::Ignore,
@@ -67,7 +84,8 @@ pub fn decide(
             Some(i) if i.desired == DesiredState::Stop => {
                 Decision::Finish(InstancePhase::Succeeded, "stopped before it started".into())
             }
-            Some(_) if slot_free => Decision::Start,
+            Some(_) if worker.draining => Decision::Finish(InstancePhase::Pending, DRAINED.into()),
+            Some(_) if worker.slot_free => Decision::Start,
             Some(_) => Decision::Ignore,
         },
     }
@@ -136,39 +154,64 @@ mod tests {
         }
     }
 
+    const FREE: WorkerState = WorkerState { slot_free: true, draining: false };
+    const FULL: WorkerState = WorkerState { slot_free: false, draining: false };
+    const DRAINING: WorkerState = WorkerState { slot_free: true, draining: true };
+
+    #[test]
+    fn a_draining_worker_hands_every_instance_back_but_still_honours_stops() {
+        let a = assignment(1);
+        let run = Some(RunState::Running);
+        assert_eq!(decide(Some(&a), Some(&instance(1, DesiredState::Run)), run, DRAINING), Decision::Drain);
+        assert_eq!(
+            decide(Some(&a), Some(&instance(1, DesiredState::Run)), None, DRAINING),
+            Decision::Finish(InstancePhase::Pending, DRAINED.into())
+        );
+        // A stop asked for meanwhile is a stop, not a hand-over.
+        assert!(matches!(decide(Some(&a), Some(&instance(1, DesiredState::Stop)), run, DRAINING), Decision::Stop(_)));
+        assert_eq!(
+            decide(Some(&a), Some(&instance(1, DesiredState::Stop)), None, DRAINING),
+            Decision::Finish(InstancePhase::Succeeded, "stopped before it started".into())
+        );
+        assert_eq!(
+            decide(Some(&a), Some(&instance(1, DesiredState::Run)), Some(RunState::Stopping), DRAINING),
+            Decision::Ignore
+        );
+    }
+
     #[test]
     fn an_assigned_instance_to_run_starts_when_a_slot_is_free() {
         let (a, i) = (assignment(1), instance(1, DesiredState::Run));
-        assert_eq!(decide(Some(&a), Some(&i), None, true), Decision::Start);
-        assert_eq!(decide(Some(&a), Some(&i), None, false), Decision::Ignore);
-        assert_eq!(decide(Some(&a), Some(&i), Some(RunState::Running), true), Decision::Ignore);
+        assert_eq!(decide(Some(&a), Some(&i), None, FREE), Decision::Start);
+        assert_eq!(decide(Some(&a), Some(&i), None, FULL), Decision::Ignore);
+        assert_eq!(decide(Some(&a), Some(&i), Some(RunState::Running), FREE), Decision::Ignore);
     }
 
     #[test]
     fn a_running_instance_stops_on_stop_withdrawal_deletion_or_a_new_attempt() {
         let a = assignment(1);
         let run = Some(RunState::Running);
-        assert!(matches!(decide(Some(&a), Some(&instance(1, DesiredState::Stop)), run, true), Decision::Stop(_)));
-        assert!(matches!(decide(None, Some(&instance(1, DesiredState::Run)), run, true), Decision::Stop(_)));
-        assert!(matches!(decide(Some(&a), None, run, true), Decision::Stop(_)));
-        assert!(matches!(decide(Some(&a), Some(&instance(2, DesiredState::Run)), run, true), Decision::Stop(_)));
+        assert!(matches!(decide(Some(&a), Some(&instance(1, DesiredState::Stop)), run, FREE), Decision::Stop(_)));
+        assert!(matches!(decide(None, Some(&instance(1, DesiredState::Run)), run, FREE), Decision::Stop(_)));
+        assert!(matches!(decide(Some(&a), None, run, FREE), Decision::Stop(_)));
+        assert!(matches!(decide(Some(&a), Some(&instance(2, DesiredState::Run)), run, FREE), Decision::Stop(_)));
         // Already stopping: nothing more to do.
-        assert_eq!(decide(None, None, Some(RunState::Stopping), true), Decision::Ignore);
+        assert_eq!(decide(None, None, Some(RunState::Stopping), FREE), Decision::Ignore);
     }
 
     #[test]
     fn an_assignment_that_cannot_run_is_finished_at_once() {
         let a = assignment(1);
         assert_eq!(
-            decide(Some(&a), Some(&instance(1, DesiredState::Stop)), None, true),
+            decide(Some(&a), Some(&instance(1, DesiredState::Stop)), None, FREE),
             Decision::Finish(InstancePhase::Succeeded, "stopped before it started".into())
         );
-        assert!(matches!(decide(Some(&a), None, None, true), Decision::Finish(InstancePhase::Failed, _)));
+        assert!(matches!(decide(Some(&a), None, None, FREE), Decision::Finish(InstancePhase::Failed, _)));
         assert!(matches!(
-            decide(Some(&a), Some(&instance(3, DesiredState::Run)), None, true),
+            decide(Some(&a), Some(&instance(3, DesiredState::Run)), None, FREE),
             Decision::Finish(InstancePhase::Failed, _)
         ));
-        assert_eq!(decide(None, Some(&instance(1, DesiredState::Run)), None, true), Decision::Ignore);
+        assert_eq!(decide(None, Some(&instance(1, DesiredState::Run)), None, FREE), Decision::Ignore);
     }
 
     #[test]

@@ -9,9 +9,11 @@
 //! ```
 //!
 //! A session lasts as long as its lease. When the lease is lost (etcd away or this process
-//! paused past the TTL) every assignment bound to it is gone, so the worker fences itself: it
-//! cancels every plugin, drops their pending status writes (they would be refused anyway),
-//! waits for the plugins to clean up and registers again under a new lease. On shutdown it
+//! paused past the TTL) every assignment bound to it is gone and other workers may already run
+//! its instances, so the worker fences itself: it drops every plugin at once, without their
+//! cleanup (the next run adopts what they made), drops their pending status writes (they would
+//! be refused anyway) and registers again under a new lease. Even before it notices, a plugin
+//! can make no cluster call once the lease is not surely alive ([`crate::runtime::RunFence`]). On shutdown it
 //! stops accepting, cancels the plugins, waits for their cleanup (bounded by `stop_grace`),
 //! and revokes the lease, which removes the registration and the assignments at once.
 //!
@@ -32,13 +34,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chaos_def::keys::Keys;
-use chaos_def::records::{Assignment, InstancePhase, TaskInstance};
+use chaos_def::records::{Assignment, Cordon, InstancePhase, TaskInstance};
 use chaos_def::store::{Lease, Store, Versioned, WatchEvent};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use self::assignments::{Cache, Decision, RunState, decide, instance_id_of};
+use self::assignments::{Cache, DRAINED, Decision, RunState, WorkerState, decide, instance_id_of};
 use self::journal::{Journal, JournalConfig};
 use self::metrics::Metrics;
 use self::status::{Fence, StatusWriter};
@@ -180,6 +182,10 @@ impl Daemon {
         let lost = lease.lost();
         let watch_cancel = CancellationToken::new();
         let session = CancellationToken::new();
+        // Fired when the lease is lost: plugins are dropped at once, without their cleanup
+        // (another worker may already run them and adopt what they made).
+        let abort = CancellationToken::new();
+        let authority = crate::runtime::RunFence { abort: abort.clone(), lease: Some(lease.clock()) };
         let tracker = TaskTracker::new();
         tracker.spawn(registration::refresh_usage(
             self.store.clone(),
@@ -193,6 +199,9 @@ impl Daemon {
         let instances_prefix = keys.instances_prefix();
         let mut assignment_watch = self.store.watch::<Assignment>(&assignments_prefix);
         let mut instance_watch = self.store.watch::<TaskInstance>(&instances_prefix);
+        // A prefix watch: `…/cordon/w-1` also sees `…/cordon/w-10`; only the exact key counts.
+        let cordon_key = keys.cordon(&self.config.name);
+        let mut cordon_watch = self.store.watch::<Cordon>(&cordon_key);
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
         let mut st = SessionState {
             cache: Cache::default(),
@@ -200,6 +209,8 @@ impl Daemon {
             cancel: session.clone(),
             done: done_tx,
             tracker: tracker.clone(),
+            draining: false,
+            authority,
         };
 
         let end = loop {
@@ -242,6 +253,22 @@ impl Daemon {
                         }
                     }
                 },
+                Some(event) = cordon_watch.next(&watch_cancel) => {
+                    let draining = match event {
+                        WatchEvent::Listed { items, .. } => {
+                            items.iter().any(|(key, c)| *key == cordon_key && c.value.drain)
+                        }
+                        WatchEvent::Put { key, item } if key == cordon_key => item.value.drain,
+                        WatchEvent::Deleted { key, .. } if key == cordon_key => false,
+                        _ => st.draining,
+                    };
+                    if draining != st.draining {
+                        tracing::info!(draining, "drain {}", if draining { "asked for" } else { "lifted" });
+                        st.draining = draining;
+                        touched.extend(st.cache.assignments.keys().cloned());
+                        touched.extend(st.runs.keys().cloned());
+                    }
+                }
                 Some(event) = instance_watch.next(&watch_cancel) => match event {
                     WatchEvent::Listed { items, .. } => {
                         // A relist (after a compaction) replaces the picture: what is missing
@@ -292,6 +319,7 @@ impl Daemon {
         if end == SessionEnd::LeaseLost {
             self.metrics.self_fenced.add(runs.len() as u64);
             self.ctx.writer.fence_all();
+            abort.cancel();
         }
         tracing::info!(runs = runs.len(), ?end, "stopping every run");
         session.cancel();
@@ -317,7 +345,8 @@ impl Daemon {
 
     /// Applies [`decide`] to one instance.
     async fn reconcile(&self, id: &str, st: &mut SessionState) {
-        let SessionState { cache, runs, .. } = st;
+        let SessionState { cache, runs, draining, .. } = st;
+        let draining = *draining;
         // An assignment whose instance is not cached yet: read it.
         if let Some(a) = cache.assignments.get(id)
             && !cache.instances.contains_key(id)
@@ -339,9 +368,21 @@ impl Daemon {
         let assignment = cache.assignments.get(id);
         let instance = cache.instances.get(id);
         let running = runs.get(id).map(|run| run.state);
-        let slot_free = runs.len() < self.config.slots as usize;
-        match decide(assignment.map(|a| &a.value), instance.map(|i| &i.value), running, slot_free) {
+        let worker = WorkerState { slot_free: runs.len() < self.config.slots as usize, draining };
+        match decide(assignment.map(|a| &a.value), instance.map(|i| &i.value), running, worker) {
             Decision::Ignore => {}
+            Decision::Drain => {
+                tracing::info!(instance = id, "draining: stopping to hand it back");
+                if let Some(run) = runs.get_mut(id) {
+                    run.state = RunState::Stopping;
+                    run.handover.cancel();
+                    run.cancel.cancel();
+                }
+                self.ctx.writer.update(id, |s| {
+                    s.phase = InstancePhase::Stopping;
+                    s.reason = Some(DRAINED.into());
+                });
+            }
             Decision::Stop(reason) => {
                 tracing::info!(instance = id, %reason, "stopping");
                 if let Some(run) = runs.get_mut(id) {
@@ -379,9 +420,11 @@ impl Daemon {
     fn spawn_run(&self, run: NewRun<'_>, st: &mut SessionState) {
         let (id, assignment, instance, finish_now) = run;
         let cancel = st.cancel.child_token();
+        let handover = CancellationToken::new();
         let state = if finish_now.is_some() { RunState::Stopping } else { RunState::Running };
         let fence_revision = assignment.mod_revision;
-        st.runs.insert(id.to_string(), RunEntry { state, cancel: cancel.clone(), fence_revision });
+        let entry = RunEntry { state, cancel: cancel.clone(), handover: handover.clone(), fence_revision };
+        st.runs.insert(id.to_string(), entry);
         let run = Run {
             instance,
             attempt: assignment.value.attempt,
@@ -392,7 +435,9 @@ impl Daemon {
             },
             finish_now,
             cancel,
+            handover,
             session: st.cancel.clone(),
+            authority: st.authority.clone(),
         };
         st.tracker.spawn(supervise(self.ctx.clone(), run, st.done.clone()));
     }
@@ -403,6 +448,8 @@ struct RunEntry {
     state: RunState,
     /// The run's own token (a child of the session's).
     cancel: CancellationToken,
+    /// Fired (before `cancel`) when the run is stopped to hand the instance back.
+    handover: CancellationToken,
     /// The `mod_revision` of the assignment it started from.
     fence_revision: i64,
 }
@@ -416,6 +463,10 @@ struct SessionState {
     cancel: CancellationToken,
     done: mpsc::UnboundedSender<String>,
     tracker: TaskTracker,
+    /// An operator drains this worker (its cordon says `drain`).
+    draining: bool,
+    /// Every run's right to act: the session's abort and lease clock.
+    authority: crate::runtime::RunFence,
 }
 
 /// A run to start: instance id, its assignment, its record, and a final status to write at

@@ -26,6 +26,8 @@ pub fn record(config: &DaemonConfig, started_at: jiff::Timestamp, usage: WorkerU
         version: env!("CARGO_PKG_VERSION").to_string(),
         usage,
         cordoned: false,
+        draining: false,
+        assigned: None,
         started_at,
     }
 }

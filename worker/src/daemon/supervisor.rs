@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::journal::Journal;
 use super::metrics::Metrics;
 use super::status::{Fence, FinalWrite, StatusWriter, initial_status, with_summary};
-use crate::runtime::{InstanceSpec, KubeGateway, Outcome, Plugin, Record, Runtime, Services, Sink, Tags};
+use crate::runtime::{InstanceSpec, KubeGateway, Outcome, Plugin, Record, RunFence, Runtime, Services, Sink, Tags};
 
 /// What every run of this worker shares.
 pub struct Context {
@@ -67,7 +67,12 @@ pub struct Run {
     pub finish_now: Option<(InstancePhase, String)>,
     /// The instance's own token (a child of `session`).
     pub cancel: CancellationToken,
+    /// Fired before `cancel` when the run stops to hand the instance back (a drain): its final
+    /// status is then Pending, so that the scheduler places it elsewhere.
+    pub handover: CancellationToken,
     pub session: CancellationToken,
+    /// The session's abort and lease clock: past them the plugin may not touch the cluster.
+    pub authority: RunFence,
 }
 
 /// Runs `run` to its end and reports its id on `done`.
@@ -78,7 +83,7 @@ pub async fn supervise(ctx: Arc<Context>, run: Run, done: mpsc::UnboundedSender<
 }
 
 async fn supervise_inner(ctx: &Context, run: Run) {
-    let Run { instance, attempt, placement, fence, finish_now, cancel, session } = run;
+    let Run { instance, attempt, placement, fence, finish_now, cancel, handover, session, authority } = run;
     let id = instance.id.clone();
     if let Some((phase, reason)) = finish_now {
         let worker = ctx.worker.clone();
@@ -116,8 +121,21 @@ async fn supervise_inner(ctx: &Context, run: Run) {
             let sink = Arc::new(DaemonSink { writer: ctx.writer.clone(), journal: ctx.journal.clone() });
             tracing::info!(instance = %id, plugin = %instance.plugin.name(), attempt, placement, "starting");
             ctx.metrics.started.inc();
-            let handle = plugin.start(spec, Services { sink, kube: ctx.kube.clone() }, cancel.clone());
-            handle.wait().await
+            ctx.journal.push(&instance.scenario, run_event(ctx, &instance, "run-started", attempt, placement));
+            let services = Services { sink, kube: ctx.kube.clone(), fence: authority.clone() };
+            let handle = plugin.start(spec, services, cancel.clone());
+            let outcome = handle.wait().await;
+            let mut ended = run_event(ctx, &instance, "run-ended", attempt, placement);
+            let ok = matches!(outcome, Outcome::Succeeded(_));
+            ended.fields.insert("ok".into(), ok.into());
+            if let Some(lease) = authority.lease.as_ref().filter(|_| authority.revoked()) {
+                // The run lost its right to act before it ended: say until when it had it.
+                let past = tokio::time::Instant::now().saturating_duration_since(lease.alive_until());
+                let until = ended.time - jiff::SignedDuration::try_from(past).unwrap_or_default();
+                ended.fields.insert("activeUntil".into(), until.to_string().into());
+            }
+            ctx.journal.push(&instance.scenario, ended);
+            outcome
         }
     };
     ctx.metrics.finished.inc();
@@ -127,6 +145,9 @@ async fn supervise_inner(ctx: &Context, run: Run) {
         return;
     }
     let (phase, error, summary) = match outcome {
+        // Handed back: whatever the plugin returned, the instance is not finished.
+        Outcome::Succeeded(_) if handover.is_cancelled() => (InstancePhase::Pending, None, None),
+        Outcome::Failed(reason) if handover.is_cancelled() => (InstancePhase::Pending, Some(reason), None),
         Outcome::Succeeded(summary) => (InstancePhase::Succeeded, None, Some(summary)),
         Outcome::Failed(reason) => (InstancePhase::Failed, Some(reason), None),
     };
@@ -137,6 +158,9 @@ async fn supervise_inner(ctx: &Context, run: Run) {
             fence,
             |s| {
                 s.phase = phase;
+                if phase == InstancePhase::Pending {
+                    s.reason = Some(super::assignments::DRAINED.into());
+                }
                 if let Some(error) = error {
                     s.last_error = Some(error);
                 }
@@ -151,6 +175,22 @@ async fn supervise_inner(ctx: &Context, run: Run) {
         tracing::warn!(instance = %id, phase = phase.as_str(), "final status refused: the run was fenced");
     } else {
         tracing::info!(instance = %id, phase = phase.as_str(), "finished");
+    }
+}
+
+/// A journal entry about one run of an instance on this worker (`run-started`, `run-ended`):
+/// from these, anyone can check that no instance ever ran on two workers at once.
+fn run_event(ctx: &Context, instance: &TaskInstance, kind: &str, attempt: u32, placement: u32) -> JournalEvent {
+    let mut fields = Map::new();
+    fields.insert("worker".into(), ctx.worker.clone().into());
+    fields.insert("attempt".into(), attempt.into());
+    fields.insert("placement".into(), placement.into());
+    JournalEvent {
+        time: jiff::Timestamp::now(),
+        kind: kind.into(),
+        instance: Some(instance.id.clone()),
+        volume: instance.volume.as_ref().map(|v| v.name.clone()),
+        fields,
     }
 }
 

@@ -120,6 +120,7 @@ pub struct InstanceState {
     pub(crate) rng: ChaCha8Rng,
     pub(crate) caps: Option<Arc<Capabilities>>,
     pub(crate) kube: Option<KubeGateway>,
+    pub(crate) fence: super::RunFence,
     pub(crate) actions: HashMap<u64, OpenAction>,
     pub(crate) next_action: u64,
     pub(crate) reports: ReportBatch,
@@ -184,6 +185,9 @@ impl InstanceState {
         of: &ObjectKind,
         namespace: Option<&str>,
     ) -> Result<(KubeGateway, Resolved), WitError> {
+        if self.fence.revoked() {
+            return Err(WitError::Cancelled);
+        }
         let group = of.api_version.rsplit_once('/').map_or("", |(g, _)| g);
         let none = Capabilities::default();
         let caps = self.caps.clone();
@@ -420,6 +424,9 @@ impl bindings::chaos::plugin::kube::HostWatch for InstanceState {
         timeout_ms: u64,
     ) -> wasmtime::Result<Result<Option<WatchEvent>, WitError>> {
         self.enter();
+        if self.fence.revoked() {
+            return Ok(Err(WitError::Cancelled));
+        }
         let rx = self.table.get(&watch)?.rx.clone();
         let wait = async move {
             let mut rx = rx.lock().await;

@@ -243,6 +243,31 @@ pub struct Services {
     pub sink: Arc<dyn Sink>,
     /// The cluster; None: every kube call fails (after the capability check).
     pub kube: Option<KubeGateway>,
+    /// What ends the run's right to act at all.
+    pub fence: RunFence,
+}
+
+impl Services {
+    pub fn new(sink: Arc<dyn Sink>, kube: Option<KubeGateway>) -> Self {
+        Services { sink, kube, fence: RunFence::default() }
+    }
+}
+
+/// What revokes a run's right to touch the cluster, unlike cancellation (which lets the
+/// plugin clean up): `abort` drops the instance at once, without its cleanup; and once the
+/// worker's lease is no longer surely alive, every cluster call is refused, even before the
+/// worker has noticed (a paused process resumed past its TTL makes no call: another worker
+/// may already run the instance).
+#[derive(Debug, Clone, Default)]
+pub struct RunFence {
+    pub abort: CancellationToken,
+    pub lease: Option<chaos_def::store::LeaseClock>,
+}
+
+impl RunFence {
+    pub fn revoked(&self) -> bool {
+        self.abort.is_cancelled() || self.lease.as_ref().is_some_and(|l| !l.is_alive())
+    }
 }
 
 /// How an instance ended.
@@ -353,6 +378,7 @@ impl Plugin {
             rng: host::rng_for(spec.seed),
             caps: self.inner.capabilities.clone(),
             kube: services.kube,
+            fence: services.fence,
             actions: HashMap::new(),
             next_action: 0,
             reports: ReportBatch::new(config.report_interval),
@@ -376,7 +402,7 @@ impl Plugin {
     /// Instantiates the plugin in a fresh store and drops it without running it: what starting
     /// an instance costs before `run` is called (for benchmarks).
     pub async fn instantiate_only(&self) -> Result<Duration> {
-        let services = Services { sink: Arc::new(NullSink), kube: None };
+        let services = Services::new(Arc::new(NullSink), None);
         let started = std::time::Instant::now();
         let mut new = self.new_store(&InstanceSpec::default(), services, &CancellationToken::new());
         self.inner.pre.instantiate_async(&mut new.store).await.map_err(|e| Error::Engine(format!("{e:#}")))?;
@@ -384,6 +410,7 @@ impl Plugin {
     }
 
     async fn run(self, spec: InstanceSpec, services: Services, cancel: CancellationToken) -> Outcome {
+        let abort = services.fence.abort.clone();
         let NewStore { mut store, stdout, stderr, tail } = self.new_store(&spec, services, &cancel);
         let grace = self.inner.runtime.inner.config.cancel_grace;
         let result = {
@@ -396,7 +423,11 @@ impl Plugin {
             tokio::pin!(run);
             tokio::select! {
                 r = &mut run => Some(r),
-                _ = cancel.cancelled() => tokio::time::timeout(grace, &mut run).await.ok(),
+                _ = abort.cancelled() => None,
+                _ = cancel.cancelled() => tokio::select! {
+                    r = tokio::time::timeout(grace, &mut run) => r.ok(),
+                    _ = abort.cancelled() => None,
+                },
             }
             // Dropping `run` here disposes of the guest's fiber if it did not finish.
         };
@@ -404,6 +435,7 @@ impl Plugin {
         stderr.finish();
         store.data_mut().flush_report();
         let outcome = match result {
+            None if abort.is_cancelled() => Outcome::Failed("aborted: the worker lost its right to run it".into()),
             None => Outcome::Failed(format!(
                 "did not return within the grace period ({grace:?}) after cancellation; dropped"
             )),

@@ -59,7 +59,7 @@ pub fn start(
     sink: &Arc<MemorySink>,
     kube: Option<KubeGateway>,
 ) -> InstanceHandle {
-    plugin.start(spec(instance, config), Services { sink: sink.clone(), kube }, CancellationToken::new())
+    plugin.start(spec(instance, config), Services::new(sink.clone(), kube), CancellationToken::new())
 }
 
 /// Polls `cond` every 20 ms until it holds; panics after `limit`.
