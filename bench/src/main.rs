@@ -1,7 +1,11 @@
-//! `chaos-bench`: whole-system benchmarks of the chaos orchestrator, one subcommand per part
-//! (`runtime` today; `pipeline` and `failover` come with the controller and scheduler).
+//! `chaos-bench`: whole-system benchmarks of the chaos orchestrator, one subcommand per part:
+//! `runtime` (the plugin runtime in-process), `pipeline` (apply → Running through the real
+//! binaries) and `failover` (a worker killed under its instances). Each prints JSON.
 //! Criterion benches (`cargo bench -p chaos-bench`) cover the parts in isolation.
 
+mod failover;
+mod fleet;
+mod pipeline;
 mod runtime;
 
 use clap::{Parser, Subcommand};
@@ -17,6 +21,10 @@ struct Cli {
 enum Command {
     /// The WASM plugin runtime: instantiation, host calls, idle memory, concurrency.
     Runtime(runtime::Args),
+    /// The whole system: apply N no-op instances, time until all run; raw etcd puts alongside.
+    Pipeline(pipeline::Args),
+    /// SIGKILL a worker under its instances: time until they run elsewhere, and duplicates.
+    Failover(failover::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -24,5 +32,7 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Runtime(args) => rt.block_on(runtime::run(args)),
+        Command::Pipeline(args) => rt.block_on(pipeline::run(args)),
+        Command::Failover(args) => rt.block_on(failover::run(args)),
     }
 }

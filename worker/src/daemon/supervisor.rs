@@ -104,8 +104,10 @@ async fn supervise_inner(ctx: &Context, run: Run) {
         tracing::info!(instance = %id, phase = phase.as_str(), ?written, "finished without starting");
         return;
     }
+    // Running is reported once the plugin is compiled and about to start, not before.
+    let resolved = ctx.resolve(&instance.plugin).await;
     ctx.writer.open(&id, fence.clone(), initial_status(&ctx.worker, attempt, placement), cancel.clone());
-    let outcome = match ctx.resolve(&instance.plugin).await {
+    let outcome = match resolved {
         Err(reason) => Outcome::Failed(reason),
         Ok(plugin) => {
             let spec = InstanceSpec {

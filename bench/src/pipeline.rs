@@ -1,0 +1,99 @@
+//! `chaos-bench pipeline`: how fast the whole system turns a scenario into running instances.
+//!
+//! Starts etcd and the stack (apiserver, controller, scheduler, `--workers` workers), measures
+//! raw single-key put throughput of etcd with the same client, applies a scenario of
+//! `--instances` `noop` instances, and times apply → first Running and apply → all Running
+//! (seen through a watch on the statuses). Then measures the steady state: keys written per
+//! running instance per second, from etcd's own `/metrics`, while everything just runs.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::fleet::{Fleet, follow, wait_board};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Instances to run.
+    #[arg(long, default_value_t = 10_000)]
+    instances: u32,
+    /// Worker processes.
+    #[arg(long, default_value_t = 3)]
+    workers: u32,
+    /// How long to measure raw etcd puts.
+    #[arg(long, default_value_t = 3)]
+    put_seconds: u64,
+    /// How long to measure the steady state once everything runs.
+    #[arg(long, default_value_t = 15)]
+    steady_seconds: u64,
+    /// Print JSON only (the figures), no progress.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let say = |text: &str| {
+        if !args.json {
+            eprintln!("{text}");
+        }
+    };
+    // Room for every instance, and some.
+    let slots = args.instances.div_ceil(args.workers.max(1)) + 16;
+    say(&format!("starting a stack with {} workers of {slots} slots ...", args.workers));
+    let mut fleet = Fleet::start(args.workers, slots, 2).await?;
+
+    say("measuring raw etcd puts ...");
+    let key = "/bench/raw-put";
+    let started = Instant::now();
+    let mut puts = 0_u64;
+    while started.elapsed() < Duration::from_secs(args.put_seconds) {
+        fleet.store.put(key, &puts).await?;
+        puts += 1;
+    }
+    let etcd_put_per_sec = puts as f64 / started.elapsed().as_secs_f64();
+
+    let cancel = CancellationToken::new();
+    let board = follow(&fleet.store, cancel.clone());
+    wait_board(&board, Duration::from_secs(10), "the status watch", |_| true).await?;
+    say(&format!("applying {} noop instances ...", args.instances));
+    let applied = Instant::now();
+    fleet.apply_noop("pipeline", args.instances).await?;
+    let n = args.instances as usize;
+    let limit = Duration::from_secs(60 + u64::from(args.instances) / 20);
+    let all = wait_board(&board, limit, "every instance Running", |b| b.running() >= n).await?;
+    let first = board.lock().unwrap_or_else(|p| p.into_inner()).first_running.unwrap_or(all);
+    let seconds = (all - applied).as_secs_f64();
+    let instances_per_sec = args.instances as f64 / seconds;
+
+    say("measuring the steady state ...");
+    let before = fleet.etcd_writes().await?;
+    let steady_from = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.steady_seconds)).await;
+    let written = fleet.etcd_writes().await? - before;
+    let steady = written / steady_from.elapsed().as_secs_f64() / args.instances as f64;
+    let still_running = board.lock().unwrap_or_else(|p| p.into_inner()).running();
+
+    cancel.cancel();
+    say("stopping the stack ...");
+    fleet.stack.stop().await;
+    let report = json!({
+        "instances": args.instances,
+        "workers": args.workers,
+        "seconds": round(seconds, 3),
+        "instances_per_sec": round(instances_per_sec, 1),
+        "etcd_put_per_sec": round(etcd_put_per_sec, 1),
+        "ratio": round(instances_per_sec / etcd_put_per_sec, 3),
+        "apply_to_first_running_ms": round((first - applied).as_secs_f64() * 1000.0, 1),
+        "steady_writes_per_instance_per_sec": round(steady, 5),
+        "steady_running": still_running,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+pub fn round(value: f64, digits: i32) -> f64 {
+    let scale = 10_f64.powi(digits);
+    (value * scale).round() / scale
+}
