@@ -8,6 +8,7 @@
 pub mod cluster;
 pub mod error;
 pub mod metrics;
+pub mod report;
 pub mod scenarios;
 
 use std::sync::Arc;
@@ -56,6 +57,8 @@ impl AppState {
         cluster::cordon,
         cluster::uncordon,
         cluster::drain,
+        report::report,
+        report::events,
         healthz,
         readyz,
     ),
@@ -74,6 +77,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/scenarios", post(scenarios::apply).get(scenarios::list))
         .route("/v1/scenarios/{name}", get(scenarios::get).delete(scenarios::delete))
         .route("/v1/scenarios/{name}/stop", post(scenarios::stop))
+        .route("/v1/scenarios/{name}/report", get(report::report))
+        .route("/v1/scenarios/{name}/events", get(report::events))
         .route("/v1/stop-all", post(scenarios::stop_all))
         .route("/v1/resume", post(scenarios::resume))
         .route("/v1/instances", get(cluster::instances))

@@ -9,8 +9,8 @@ use serde_json::json;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::fleet::{Fleet, follow, wait_board};
 use crate::pipeline::round;
+use chaosctl::fleet::{Fleet, follow, wait_board};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -58,7 +58,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let killed_wall = jiff::Timestamp::now();
     fleet.stack.kill(&victim).await?;
 
-    let elsewhere = |b: &crate::fleet::Board, id: &str| {
+    let elsewhere = |b: &chaosctl::fleet::Board, id: &str| {
         b.running_on.iter().filter(|((i, w), at)| i == id && *w != victim && **at > killed_at).map(|(_, at)| *at).min()
     };
     wait_board(&board, Duration::from_secs(60), "every instance of the killed worker Running elsewhere", |b| {

@@ -4,7 +4,6 @@
 //! Criterion benches (`cargo bench -p chaos-bench`) cover the parts in isolation.
 
 mod failover;
-mod fleet;
 mod pipeline;
 mod runtime;
 

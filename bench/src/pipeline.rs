@@ -12,7 +12,7 @@ use serde_json::json;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::fleet::{Fleet, follow, wait_board};
+use chaosctl::fleet::{Fleet, follow, wait_board};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

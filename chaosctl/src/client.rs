@@ -122,6 +122,14 @@ impl Client {
         self.call(Method::POST, &format!("/v1/workers/{worker}/drain"), None).await
     }
 
+    pub async fn report(&self, scenario: &str) -> Result<chaos_def::api::Report, ClientError> {
+        self.call(Method::GET, &format!("/v1/scenarios/{scenario}/report"), None).await
+    }
+
+    pub async fn events(&self, scenario: &str, after: u64) -> Result<chaos_def::api::EventList, ClientError> {
+        self.call(Method::GET, &format!("/v1/scenarios/{scenario}/events?after={after}"), None).await
+    }
+
     pub async fn workers(&self) -> Result<WorkerList, ClientError> {
         self.call(Method::GET, "/v1/workers", None).await
     }

@@ -1,8 +1,11 @@
 //! The library half of `chaosctl`: the REST client, output formatting, the local stack
-//! (`chaosctl up`, also used by `chaos-bench` and the end-to-end tests) and the analysis of a
-//! scenario's journal (runs of an instance on workers).
+//! (`chaosctl up`), a stack driven from code ([`fleet`], for `chaos-bench` and the end-to-end
+//! tests) and the analysis of a scenario's journal (runs of an instance on workers).
 
 pub mod client;
+pub mod demo;
+pub mod fleet;
 pub mod output;
+pub mod report;
 pub mod runs;
 pub mod stack;

@@ -72,6 +72,22 @@ enum Command {
         resource: Single,
         name: String,
     },
+    /// A scenario's report: volumes, the checker's verdict per volume, actions by plugin with
+    /// failures and latency, faults injected, instances restarted and why.
+    Report {
+        name: String,
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+    /// A scenario's journal: what its plugins did and saw, oldest first.
+    Events {
+        name: String,
+        /// Keep printing new entries as they come (Ctrl-C ends).
+        #[arg(short, long)]
+        follow: bool,
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
     /// Cordon, uncordon or drain a worker.
     Worker {
         #[command(subcommand)]
@@ -82,6 +98,26 @@ enum Command {
     Up {
         #[command(flatten)]
         stack: StackArgs,
+    },
+    /// The whole product in a few minutes: a local stack on kubesim with a planted storage bug,
+    /// the demo megatest with a live view, a stop, the full teardown, a check that nothing is
+    /// left, and the report (which must flag as Broken exactly the volumes the bug hit).
+    Demo {
+        /// Workers to start.
+        #[arg(long, default_value_t = 3)]
+        workers: u32,
+        /// How long the scenario runs before it is stopped.
+        #[arg(long, default_value = "2m", value_parser = parse_duration)]
+        run_for: std::time::Duration,
+        /// kubesim's speed factor.
+        #[arg(long, default_value_t = 30.0)]
+        speed: f64,
+        /// Probability that deleting an up-to-date replica breaks its volume (the planted bug).
+        #[arg(long, default_value_t = 0.3)]
+        fault_replica_loss: f64,
+        /// Where etcd's data and the logs go.
+        #[arg(long, default_value = ".state/demo")]
+        state_dir: std::path::PathBuf,
     },
     /// Print a shell completion script (e.g. `source <(chaosctl completion bash)`).
     Completion {
@@ -222,6 +258,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Report { name, output } => {
+            let report = client.report(&name).await?;
+            match structured(output, &report) {
+                Some(text) => print!("{text}"),
+                None => print!("{}", chaosctl::report::render(&report)),
+            }
+            Ok(())
+        }
+        Command::Events { name, follow, output } => events(&client, &name, follow, output).await,
         Command::Worker { action: WorkerAction::Drain { name, timeout } } => drain(&client, &name, timeout).await,
         Command::Worker { action } => {
             let (name, on) = match action {
@@ -233,6 +278,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Up { stack } => up(&stack).await,
+        Command::Demo { workers, run_for, speed, fault_replica_loss, state_dir } => {
+            let mut options = chaosctl::demo::DemoOptions::new(state_dir);
+            options.stack.workers = workers;
+            options.stack.speed = speed;
+            options.stack.fault_replica_loss = fault_replica_loss;
+            options.run_for = run_for;
+            chaosctl::demo::run(&options).await
+        }
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "chaosctl", &mut std::io::stdout());
             Ok(())
@@ -546,5 +599,31 @@ async fn drain(client: &Client, name: &str, timeout: std::time::Duration) -> any
             );
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// `events`: pages through the journal; with `--follow`, polls for more until Ctrl-C.
+async fn events(client: &Client, name: &str, follow: bool, output: Format) -> anyhow::Result<()> {
+    let mut after = 0;
+    loop {
+        let page = client.events(name, after).await?;
+        for entry in &page.items {
+            match output {
+                Format::Table => println!("{}", chaosctl::report::event_line(entry)),
+                _ => println!("{}", serde_json::to_string(entry)?),
+            }
+        }
+        let more = page.last > after;
+        after = page.last;
+        if more {
+            continue;
+        }
+        if !follow {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
     }
 }

@@ -26,6 +26,8 @@ pub struct StackOptions {
     pub seed: u64,
     /// kubesim's `--fault-quorum-stuck` probability.
     pub fault_quorum_stuck: f64,
+    /// kubesim's `--fault-replica-loss` probability (the demo's planted bug).
+    pub fault_replica_loss: f64,
     pub slots: u32,
     /// The workers' registration lease TTL in seconds.
     pub worker_lease_ttl: u64,
@@ -42,6 +44,7 @@ impl StackOptions {
             nodes: 5,
             seed: 1,
             fault_quorum_stuck: 0.0,
+            fault_replica_loss: 0.0,
             slots: 200,
             worker_lease_ttl: 2,
         }
@@ -68,6 +71,8 @@ pub struct Stack {
     next_worker: u32,
     /// How workers reach the cluster (`--kube-url URL` or `--kubeconfig PATH`).
     kube_args: Vec<String>,
+    /// The probe endpoints (`/healthz`, `/readyz`, `/metrics`) of the controller and scheduler.
+    pub probes: Vec<(String, String)>,
 }
 
 /// A binary of this project: next to the running executable (cargo puts them together), or
@@ -110,6 +115,7 @@ impl Stack {
             options: options.clone(),
             next_worker: 0,
             kube_args: Vec::new(),
+            probes: Vec::new(),
         };
         match stack.start_all(options, peer_port).await {
             Ok(()) => Ok(stack),
@@ -154,6 +160,7 @@ impl Stack {
                         format!("--speed={}", options.speed),
                         format!("--seed={}", options.seed),
                         format!("--fault-quorum-stuck={}", options.fault_quorum_stuck),
+                        format!("--fault-replica-loss={}", options.fault_replica_loss),
                     ],
                 )?;
                 wait_http(&http, &format!("{url}/version"), "kubesim").await?;
@@ -171,14 +178,19 @@ impl Stack {
             &[etcd_flag.clone(), format!("--listen=127.0.0.1:{api_port}")],
         )?;
         wait_http(&http, &format!("{}/readyz", self.apiserver), "the apiserver").await?;
-        self.spawn("controller", &sibling("chaos-controller")?, &[etcd_flag.clone(), "--name=controller-0".into()])?;
-        self.spawn("scheduler", &sibling("chaos-scheduler")?, &[etcd_flag.clone(), "--name=scheduler-0".into()])?;
+        for role in ["controller", "scheduler"] {
+            let port = free_port()?;
+            let args = [etcd_flag.clone(), format!("--name={role}-0"), format!("--listen=127.0.0.1:{port}")];
+            self.spawn(role, &sibling(&format!("chaos-{role}"))?, &args)?;
+            wait_http(&http, &format!("http://127.0.0.1:{port}/readyz"), &format!("the {role}")).await?;
+            self.probes.push((role.to_string(), format!("http://127.0.0.1:{port}")));
+        }
         self.kube_args = kube_args;
         for _ in 0..options.workers {
             self.spawn_worker()?;
         }
         self.wait_workers(&http, options.workers).await?;
-        // The controller and scheduler have no port of their own to probe: check they are up.
+        // Nothing exited meanwhile.
         for process in &mut self.processes {
             if let Some(status) = process.child.try_wait()? {
                 bail!(
@@ -203,6 +215,8 @@ impl Stack {
             format!("--lease-ttl={}", self.options.worker_lease_ttl),
             "--cluster=default".into(),
             format!("--listen=127.0.0.1:{}", free_port()?),
+            // Shared: a plugin is compiled once for all the workers of the stack.
+            format!("--cache-dir={}", self.state_dir.join("plugin-cache").display()),
         ];
         args.extend(self.kube_args.iter().cloned());
         self.spawn(&name, &sibling("chaos-worker")?, &args)?;

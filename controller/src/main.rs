@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use chaos_controller::ControllerConfig;
+use chaos_daemon::probes::ProbeArgs;
 use chaos_daemon::{ElectionArgs, EtcdArgs, LogArgs};
 use clap::Parser;
 
@@ -17,6 +18,8 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     retry_limit: u32,
     #[command(flatten)]
+    probes: ProbeArgs,
+    #[command(flatten)]
     log: LogArgs,
 }
 
@@ -24,11 +27,14 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let (store, shutdown) = chaos_daemon::boot(&args.etcd, &args.log).await.context("connecting to etcd")?;
+    let probes = chaos_daemon::probes::start(&args.probes, "controller", &store, &shutdown)
+        .await
+        .with_context(|| format!("listening on {}", args.probes.listen))?;
     let identity = args.election.identity();
     let mut config = ControllerConfig::new(identity.clone());
     config.lease_ttl = args.election.lease_ttl();
     config.planner.retry_limit = args.retry_limit;
-    tracing::info!(%identity, prefix = %args.etcd.prefix, "controller started");
+    tracing::info!(%identity, prefix = %args.etcd.prefix, %probes, "controller started");
     chaos_controller::run(store, config, shutdown).await?;
     tracing::info!("controller stopped");
     Ok(())

@@ -1,6 +1,8 @@
 //! Process plumbing every chaos daemon shares: the common flags (etcd endpoints, key prefix,
 //! log format), logging set-up, and shutdown on SIGINT/SIGTERM (a second signal forces exit).
 
+pub mod probes;
+
 use chaos_def::consts::{DEFAULT_ETCD, DEFAULT_PREFIX, ENV_ETCD, ENV_PREFIX};
 use chaos_def::store::{Leadership, Store, StoreError, WatchEvent, Watcher};
 use tokio_util::sync::CancellationToken;
@@ -147,7 +149,9 @@ pub async fn run_elected<F, Fut>(
             }
         };
         tracing::info!(%role, %identity, "leading");
+        probes::set_leading(true);
         let leadership = lead(leadership).await;
+        probes::set_leading(false);
         if cancel.is_cancelled() {
             let _ = leadership.resign().await;
             let _ = lease.revoke().await;

@@ -115,3 +115,97 @@ pub struct InstanceList {
 pub struct WorkerList {
     pub items: Vec<WorkerRecord>,
 }
+
+/// `GET /v1/scenarios/{name}/events`: journal entries after a sequence number, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EventList {
+    pub items: Vec<EventEntry>,
+    /// The sequence number to ask after next time (the last one given, or the one asked after).
+    pub last: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EventEntry {
+    pub seq: u64,
+    #[serde(flatten)]
+    pub event: crate::records::JournalEvent,
+}
+
+/// `GET /v1/scenarios/{name}/report` (DESIGN §11): the megatest's closing statistics and more.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub scenario: String,
+    /// The scenario's phase when the report was made.
+    pub phase: String,
+    pub volumes: ReportVolumes,
+    /// Replicated volumes created by `volume-main` (adoptions by a later run not counted).
+    pub rvs_created: u64,
+    /// One row per volume with a checker, by volume index.
+    pub checks: Vec<VolumeCheck>,
+    pub verdicts: VerdictCounts,
+    /// Actions by plugin and action name.
+    pub actions: Vec<ActionStats>,
+    /// Chaos injected (successful actions of every plugin but `volume-main`), by action name.
+    pub faults: std::collections::BTreeMap<String, u64>,
+    /// Instances that ran more than once, and why each earlier run ended.
+    pub restarts: Vec<Restart>,
+    /// Journal entries the report was made from.
+    pub journal_entries: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportVolumes {
+    pub started: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub alive: u64,
+}
+
+/// What a volume's checker saw (final once the checker has stopped, else so far).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeCheck {
+    pub volume: String,
+    /// The RV's name.
+    pub rv: String,
+    pub io_ready_transitions: u64,
+    pub quorum_transitions: u64,
+    pub seconds_not_io_ready: f64,
+    pub seconds_not_quorum: f64,
+    /// `Stable`, `Recovered` or `Broken` (`Unknown` when the checker never reported).
+    pub verdict: String,
+    /// Whether the checker has finished (its numbers are final).
+    #[serde(rename = "final")]
+    pub is_final: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerdictCounts {
+    pub stable: u64,
+    pub recovered: u64,
+    pub broken: u64,
+    pub unknown: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionStats {
+    pub plugin: String,
+    pub action: String,
+    pub count: u64,
+    pub failures: u64,
+    pub p50_ms: u64,
+    pub p99_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Restart {
+    pub instance: String,
+    pub runs: u64,
+    /// Why each run but the last ended, in order.
+    pub reasons: Vec<String>,
+}

@@ -40,6 +40,10 @@ struct Args {
     /// Probability that a resize never settles actualSize.
     #[arg(long, default_value_t = 0.0, value_parser = probability)]
     fault_resize_stuck: f64,
+    /// Probability that deleting an up-to-date replica breaks its volume for good (quorum lost,
+    /// never regained); each hit is announced as an Event with reason PlantedFault.
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
+    fault_replica_loss: f64,
     /// Serve another kind: group/version/plural/Kind[/namespaced] (core group: empty group).
     #[arg(long = "resource", value_parser = ResourceInfo::parse_flag)]
     resources: Vec<ResourceInfo>,
@@ -107,6 +111,7 @@ async fn main() -> anyhow::Result<()> {
             attach_stuck: args.fault_attach_stuck,
             detach_stuck: args.fault_detach_stuck,
             resize_stuck: args.fault_resize_stuck,
+            replica_loss: args.fault_replica_loss,
         },
         resources: args.resources,
         limits: StoreLimits { history: args.history, ..StoreLimits::default() },

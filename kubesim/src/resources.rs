@@ -193,6 +193,9 @@ impl Registry {
 pub fn builtins() -> Vec<ResourceInfo> {
     let core = |plural: &str, kind: &str, namespaced: bool| ResourceInfo::new("", "v1", plural, kind, namespaced);
     let apps = |plural: &str, kind: &str| ResourceInfo::new("apps", "v1", plural, kind, true);
+    let rbac = |plural: &str, kind: &str, namespaced: bool| {
+        ResourceInfo::new("rbac.authorization.k8s.io", "v1", plural, kind, namespaced).without_status()
+    };
     let storage = |plural: &str, kind: &str| ResourceInfo::new(STORAGE_GROUP, STORAGE_VERSION, plural, kind, false);
     vec![
         core("namespaces", "Namespace", false).short(&["ns"]),
@@ -204,6 +207,10 @@ pub fn builtins() -> Vec<ResourceInfo> {
         core("services", "Service", true).short(&["svc"]),
         core("events", "Event", true).short(&["ev"]).without_status(),
         apps("deployments", "Deployment").short(&["deploy"]),
+        rbac("clusterroles", "ClusterRole", false),
+        rbac("clusterrolebindings", "ClusterRoleBinding", false),
+        rbac("roles", "Role", true),
+        rbac("rolebindings", "RoleBinding", true),
         apps("daemonsets", "DaemonSet").short(&["ds"]),
         apps("statefulsets", "StatefulSet").short(&["sts"]),
         ResourceInfo::new("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", false)

@@ -296,7 +296,7 @@ async fn deleting_a_volume_waits_for_its_attachments_and_removes_its_replicas() 
 
 #[tokio::test]
 async fn fault_knobs_plant_their_bugs() {
-    let faults = Faults { quorum_stuck: 1.0, attach_stuck: 1.0, resize_stuck: 1.0, detach_stuck: 0.0 };
+    let faults = Faults { quorum_stuck: 1.0, attach_stuck: 1.0, resize_stuck: 1.0, ..Faults::default() };
     let (_a, c) = start(Config { faults, ..Config::for_tests() }).await;
     let (_b, d) =
         start(Config { faults: Faults { detach_stuck: 1.0, ..Faults::default() }, ..Config::for_tests() }).await;

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use chaos_daemon::probes::ProbeArgs;
 use chaos_daemon::{ElectionArgs, EtcdArgs, LogArgs};
 use chaos_scheduler::SchedulerConfig;
 use clap::Parser;
@@ -19,6 +20,8 @@ struct Args {
     #[arg(long, default_value_t = 15)]
     resync: u64,
     #[command(flatten)]
+    probes: ProbeArgs,
+    #[command(flatten)]
     log: LogArgs,
 }
 
@@ -26,11 +29,14 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let (store, shutdown) = chaos_daemon::boot(&args.etcd, &args.log).await.context("connecting to etcd")?;
+    let probes = chaos_daemon::probes::start(&args.probes, "scheduler", &store, &shutdown)
+        .await
+        .with_context(|| format!("listening on {}", args.probes.listen))?;
     let identity = args.election.identity();
     let mut config = SchedulerConfig::new(identity.clone());
     config.lease_ttl = args.election.lease_ttl();
     config.resync = Duration::from_secs(args.resync);
-    tracing::info!(%identity, prefix = %args.etcd.prefix, "scheduler started");
+    tracing::info!(%identity, prefix = %args.etcd.prefix, %probes, "scheduler started");
     chaos_scheduler::run(store, config, shutdown).await;
     tracing::info!("scheduler stopped");
     Ok(())

@@ -34,7 +34,7 @@ enum Command {
 #[command(group = clap::ArgGroup::new("kube").required(false))]
 struct RunArgs {
     /// This worker's name (`workers/<name>`); default `<host>-<pid>`.
-    #[arg(long)]
+    #[arg(long, env = "CHAOS_NAME")]
     name: Option<String>,
     /// Instances run at once.
     #[arg(long, default_value_t = 10)]

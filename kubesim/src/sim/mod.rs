@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::resources::{ResourceInfo, STORAGE_GROUP};
+use crate::resources::{ResourceInfo, STORAGE_GROUP, STORAGE_VERSION};
 use crate::store::{CreateOptions, Event, EventType, ObjRef, Preconditions, Store, Subresource, now_rfc3339};
 use objects::{FINALIZER, STORAGE_NAMESPACE, STORAGE_NODE_LABEL};
 use plan::{Action, Kind, Millis, NodeState, PlanConfig, RvInput, RvMemory};
@@ -84,6 +84,7 @@ struct Kinds {
     rvr: Arc<ResourceInfo>,
     rva: Arc<ResourceInfo>,
     rsc: Arc<ResourceInfo>,
+    events: Arc<ResourceInfo>,
 }
 
 impl Kinds {
@@ -103,6 +104,7 @@ impl Kinds {
             rvr: storage("ReplicatedVolumeReplica")?,
             rva: storage("ReplicatedVolumeAttachment")?,
             rsc: storage("ReplicatedStorageClass")?,
+            events: core("events")?,
         })
     }
 
@@ -511,11 +513,44 @@ impl Simulator {
             attachments: &attachment_values,
             nodes: &nodes,
         };
+        let was_broken = mem.broken;
         let plan = plan::plan_rv(&input, mem, &self.cfg.plan, now);
+        if mem.broken && !was_broken {
+            self.announce_fault(rv_name, "replica-loss", "deleting an up-to-date replica broke the volume for good");
+        }
         if let Some(at) = plan.wake_at {
             self.set_timer(at, Some(rv_name.to_string()));
         }
         self.act(rv_name, Some(&rv), plan.actions);
+    }
+
+    /// Records a planted fault as a Warning Event on the volume (`kubectl get events`), labelled
+    /// `kubesim.dev/planted-fault=<fault>`.
+    fn announce_fault(&mut self, rv_name: &str, fault: &str, message: &str) {
+        let event = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": format!("{rv_name}.planted-{fault}"),
+                "namespace": "default",
+                "labels": {"kubesim.dev/planted-fault": fault},
+            },
+            "involvedObject": {
+                "apiVersion": format!("{STORAGE_GROUP}/{STORAGE_VERSION}"),
+                "kind": "ReplicatedVolume",
+                "name": rv_name,
+            },
+            "reason": "PlantedFault",
+            "message": message,
+            "type": "Warning",
+            "firstTimestamp": now_rfc3339(),
+            "lastTimestamp": now_rfc3339(),
+            "count": 1,
+        });
+        if let Err(error) = self.store.create(&self.kinds.events, Some("default"), event, Default::default()) {
+            tracing::warn!(rv = rv_name, %error, "cannot record a planted fault");
+        }
+        tracing::info!(rv = rv_name, fault, "planted fault");
     }
 
     /// Applies a volume's actions to the store. Failures are left for the next reconcile (the

@@ -79,6 +79,11 @@ pub struct Faults {
     pub detach_stuck: f64,
     /// A resize never settles (`actualSize` stays below `spec.size`). Rolled once per resize.
     pub resize_stuck: f64,
+    /// Deleting an up-to-date voting replica breaks its volume for good: it loses quorum at
+    /// once and never regains it (as if the deleted copy held data the others lacked). Rolled
+    /// once per such deletion. Announced as a Kubernetes Event (reason `PlantedFault`), so
+    /// that a test can tell which volumes it hit.
+    pub replica_loss: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -140,6 +145,8 @@ pub struct RvMemory {
     pub initialized: bool,
     pub quorum_was: Option<bool>,
     pub quorum_stuck: bool,
+    /// Broken by the `replica_loss` fault: no quorum, ever again.
+    pub broken: bool,
 }
 
 impl RvMemory {
@@ -158,6 +165,7 @@ impl RvMemory {
             initialized: false,
             quorum_was: None,
             quorum_stuck: false,
+            broken: false,
         }
     }
 }
@@ -311,7 +319,16 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
                 plan.actions.push(Action::RemoveFinalizer { kind: Kind::Replica, name: n.clone() });
             }
             mem.ready_at.remove(&n);
-            mem.ready.remove(&n);
+            let was_ready = mem.ready.remove(&n);
+            if was_ready
+                && !rv_deleting
+                && !mem.broken
+                && matches!(replica_type(r), "Diskful" | "TieBreaker")
+                && roll(&mut mem.rng, cfg.faults.replica_loss)
+            {
+                mem.broken = true;
+                mem.quorum_stuck = true;
+            }
         } else {
             if !has_finalizer(r) {
                 plan.actions.push(Action::AddFinalizer { kind: Kind::Replica, name: n });
@@ -435,7 +452,7 @@ pub fn plan_rv(input: &RvInput, mem: &mut RvMemory, cfg: &PlanConfig, now: Milli
     if input.rsc.is_some() && members > 0 && up >= members {
         mem.initialized = true;
     }
-    let quorum_ok = mem.initialized && input.rsc.is_some() && members > 0 && up > members / 2;
+    let quorum_ok = !mem.broken && mem.initialized && input.rsc.is_some() && members > 0 && up > members / 2;
     let diskful_ready = live.iter().filter(|r| replica_type(r) == "Diskful" && is_ready(r)).count();
     let io_ok = quorum_ok && diskful_ready >= 1;
     if mem.quorum_was == Some(true) && !quorum_ok && !mem.quorum_stuck && roll(&mut mem.rng, cfg.faults.quorum_stuck) {
@@ -953,6 +970,36 @@ mod tests {
         assert!(mem.quorum_stuck);
         let p = plan_rv(&empty, &mut mem, &faulty, 600_000);
         assert!(creates(&p).is_empty(), "a stuck volume gets no replacement");
+    }
+
+    #[test]
+    fn replica_loss_fault_breaks_a_volume_for_good_and_only_on_an_up_to_date_replica() {
+        let (v, c, n) = (rv("v"), rsc("ConsistencyAndAvailability"), nodes(3));
+        let reps = [
+            replica("v-a", "node-1", "Diskful"),
+            replica("v-b", "node-2", "Diskful"),
+            replica("v-c", "node-3", "Diskful"),
+        ];
+        let faulty = PlanConfig { faults: Faults { replica_loss: 1.0, ..Faults::default() }, ..cfg() };
+        let mut mem = RvMemory::new(1, "v", 0);
+        let refs: Vec<&Value> = reps.iter().collect();
+        let input = RvInput { rv: &v, rsc: Some(&c), replicas: &refs, attachments: &[], nodes: &n };
+        plan_rv(&input, &mut mem, &faulty, 0);
+        let p = plan_rv(&input, &mut mem, &faulty, 60_000);
+        assert!(cond_of(status(&p, Kind::Volume, "v").1, "Quorum").status);
+        assert!(!mem.broken);
+
+        let mut deleted = reps[0].clone();
+        deleted["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        let after: Vec<&Value> = vec![&deleted, &reps[1], &reps[2]];
+        let p = plan_rv(&RvInput { replicas: &after, ..input }, &mut mem, &faulty, 61_000);
+        assert!(mem.broken, "deleting an up-to-date replica broke the volume");
+        assert!(!cond_of(status(&p, Kind::Volume, "v").1, "Quorum").status);
+        // Two replicas are still up to date, and stay so; the quorum never comes back.
+        let rest: Vec<&Value> = vec![&reps[1], &reps[2]];
+        let p = plan_rv(&RvInput { replicas: &rest, ..input }, &mut mem, &faulty, 600_000);
+        assert!(!cond_of(status(&p, Kind::Volume, "v").1, "Quorum").status);
+        assert!(creates(&p).is_empty(), "a broken volume gets no replacement");
     }
 
     #[test]

@@ -128,8 +128,13 @@ async fn supervise_inner(ctx: &Context, run: Run) {
             let handle = plugin.start(spec, services, cancel.clone());
             let outcome = handle.wait().await;
             let mut ended = run_event(ctx, &instance, "run-ended", attempt, placement);
-            let ok = matches!(outcome, Outcome::Succeeded(_));
-            ended.fields.insert("ok".into(), ok.into());
+            ended.fields.insert("ok".into(), matches!(outcome, Outcome::Succeeded(_)).into());
+            if let Outcome::Failed(error) = &outcome {
+                ended.fields.insert("error".into(), error.clone().into());
+            }
+            if handover.is_cancelled() {
+                ended.fields.insert("drained".into(), true.into());
+            }
             if let Some(lease) = authority.lease.as_ref().filter(|_| authority.revoked()) {
                 // The run lost its right to act before it ended: say until when it had it.
                 let past = tokio::time::Instant::now().saturating_duration_since(lease.alive_until());
@@ -209,12 +214,15 @@ fn fields_map(fields: &[(String, String)]) -> Map<String, Value> {
 
 impl Sink for DaemonSink {
     fn record(&self, tags: &Tags, at: jiff::Timestamp, record: Record) {
-        let event = |kind: &str, fields: Map<String, Value>| JournalEvent {
-            time: at,
-            kind: kind.to_string(),
-            instance: Some(tags.instance.clone()),
-            volume: tags.volume.clone(),
-            fields,
+        let event = |kind: &str, mut fields: Map<String, Value>| {
+            fields.insert("plugin".into(), tags.plugin.clone().into());
+            JournalEvent {
+                time: at,
+                kind: kind.to_string(),
+                instance: Some(tags.instance.clone()),
+                volume: tags.volume.clone(),
+                fields,
+            }
         };
         match record {
             Record::Log { level, message, fields } => {

@@ -1,17 +1,18 @@
-//! What `pipeline` and `failover` share: a local stack of the real binaries (through
-//! `chaosctl`'s [`Stack`]), a scenario of `noop` task replicas, and a board that follows every
+//! A local stack driven from code: the [`Stack`] of real binaries with a client of its
+//! apiserver and of its etcd, scenarios of `noop` task replicas, and a board that follows every
 //! instance's status through an etcd watch and notes when each was first seen Running where.
+//! `chaos-bench pipeline|failover` and the end-to-end tests are built on it.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::client::Client;
+use crate::stack::{Stack, StackOptions};
 use anyhow::Context as _;
 use chaos_def::Keys;
 use chaos_def::records::{InstancePhase, InstanceStatus, JournalEvent};
 use chaos_def::store::{Store, WatchEvent};
-use chaosctl::client::Client;
-use chaosctl::stack::{Stack, StackOptions};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -24,9 +25,16 @@ pub struct Fleet {
 }
 
 impl Fleet {
+    /// Starts a stack with `workers` workers of `slots` slots in a temporary directory.
     pub async fn start(workers: u32, slots: u32, lease_ttl: u64) -> anyhow::Result<Fleet> {
-        let state = tempfile::Builder::new().prefix("chaos-bench-").tempdir()?;
+        let state = tempfile::Builder::new().prefix("chaos-fleet-").tempdir()?;
         let options = StackOptions { workers, slots, worker_lease_ttl: lease_ttl, ..StackOptions::new(state.path()) };
+        Self::start_with(options, state).await
+    }
+
+    /// Starts a stack as `options` say; `state` (which holds `options.state_dir`) is removed
+    /// when the fleet is dropped.
+    pub async fn start_with(options: StackOptions, state: tempfile::TempDir) -> anyhow::Result<Fleet> {
         let stack = Stack::start(&options).await.context("starting the stack")?;
         let store = Store::connect(std::slice::from_ref(&stack.etcd), chaos_def::consts::DEFAULT_PREFIX).await?;
         let client = Client::new(&stack.apiserver);

@@ -1,0 +1,313 @@
+//! The report of a scenario (DESIGN §11) and its journal as a stream of entries.
+//!
+//! [`build`] is pure: it reads the scenario's status, the statuses of its instances (they
+//! outlive the instance records of finished volumes, until the scenario is deleted) and its
+//! journal, and counts. The handlers only gather those from etcd.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use chaos_def::api::{ActionStats, EventEntry, EventList, Report, ReportVolumes, Restart, VolumeCheck};
+use chaos_def::records::{InstanceStatus, JournalEvent, ScenarioStatus, StoredScenario};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody};
+
+/// What a status key's instance id says: the volume index and the plugin use, or the task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Owner {
+    Volume { index: u64, use_name: String },
+    Task(String),
+}
+
+/// `<run>-v<index:05>-<use>` or `<run>-t-<task>`; the run prefix already stripped.
+fn owner_of(rest: &str) -> Option<Owner> {
+    if let Some(task) = rest.strip_prefix("t-") {
+        return Some(Owner::Task(task.to_string()));
+    }
+    let rest = rest.strip_prefix('v')?;
+    let (index, use_name) = rest.split_once('-')?;
+    Some(Owner::Volume { index: index.parse().ok()?, use_name: use_name.to_string() })
+}
+
+fn u64_at(value: &Value, pointer: &str) -> u64 {
+    value.pointer(pointer).and_then(Value::as_u64).unwrap_or(0)
+}
+
+fn f64_at(value: &Value, pointer: &str) -> f64 {
+    value.pointer(pointer).and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+/// Nearest-rank percentile of sorted `values`.
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// The checker's row for one volume, from its status (its summary once it has stopped).
+fn check_of(volume: String, status: &InstanceStatus) -> VolumeCheck {
+    let summary = status.state.get("summary").filter(|s| s.is_object());
+    match summary {
+        Some(s) => VolumeCheck {
+            rv: s.get("volume").and_then(Value::as_str).unwrap_or(&volume).to_string(),
+            volume,
+            io_ready_transitions: u64_at(s, "/conditions/IOReady/transitions"),
+            quorum_transitions: u64_at(s, "/conditions/Quorum/transitions"),
+            seconds_not_io_ready: f64_at(s, "/conditions/IOReady/secondsFalse"),
+            seconds_not_quorum: f64_at(s, "/conditions/Quorum/secondsFalse"),
+            verdict: s.get("verdict").and_then(Value::as_str).unwrap_or("Unknown").to_string(),
+            is_final: status.phase.is_finished(),
+        },
+        None => VolumeCheck {
+            rv: volume.clone(),
+            volume,
+            io_ready_transitions: status.counters.get("IOReadyTransitions").copied().unwrap_or(0).max(0) as u64,
+            quorum_transitions: status.counters.get("QuorumTransitions").copied().unwrap_or(0).max(0) as u64,
+            seconds_not_io_ready: 0.0,
+            seconds_not_quorum: 0.0,
+            verdict: status.state.get("verdict").and_then(Value::as_str).unwrap_or("Unknown").to_string(),
+            is_final: false,
+        },
+    }
+}
+
+/// Builds the report of `stored` from its status, the statuses of its instances (by instance
+/// id) and its journal.
+pub fn build(
+    stored: &StoredScenario,
+    status: &ScenarioStatus,
+    statuses: &BTreeMap<String, InstanceStatus>,
+    journal: &[JournalEvent],
+) -> Report {
+    let run = format!("{}-", stored.run_prefix());
+    let mut report = Report {
+        scenario: stored.metadata.name.clone(),
+        phase: format!("{:?}", status.phase),
+        volumes: ReportVolumes {
+            started: status.volumes.started,
+            done: status.volumes.done,
+            failed: status.volumes.failed,
+            alive: status.volumes.alive,
+        },
+        journal_entries: journal.len() as u64,
+        ..Report::default()
+    };
+
+    let mut checks: BTreeMap<u64, VolumeCheck> = BTreeMap::new();
+    for (id, s) in statuses {
+        let Some(Owner::Volume { index, use_name }) = id.strip_prefix(&run).and_then(owner_of) else { continue };
+        if use_name == "volume-checker" {
+            checks.insert(index, check_of(format!("v{index:05}"), s));
+        }
+    }
+    for check in checks.values() {
+        let counts = &mut report.verdicts;
+        match check.verdict.as_str() {
+            "Stable" => counts.stable += 1,
+            "Recovered" => counts.recovered += 1,
+            "Broken" => counts.broken += 1,
+            _ => counts.unknown += 1,
+        }
+    }
+    report.checks = checks.into_values().collect();
+
+    // Actions, by plugin and name; faults; RVs created.
+    let mut actions: BTreeMap<(String, String), (u64, Vec<u64>)> = BTreeMap::new();
+    for event in journal.iter().filter(|e| e.kind == "action-end") {
+        let field = |name: &str| event.fields.get(name).and_then(Value::as_str).unwrap_or("").to_string();
+        let plugin = match field("plugin") {
+            p if !p.is_empty() => p,
+            _ => event.instance.as_deref().and_then(|id| id.strip_prefix(&run)).and_then(owner_of).map_or_else(
+                String::new,
+                |o| match o {
+                    Owner::Volume { use_name, .. } => use_name,
+                    Owner::Task(task) => task,
+                },
+            ),
+        };
+        let action = field("action");
+        let ok = event.fields.get("ok").and_then(Value::as_bool).unwrap_or(false);
+        let entry = actions.entry((plugin.clone(), action.clone())).or_default();
+        entry.1.push(event.fields.get("durationMs").and_then(Value::as_u64).unwrap_or(0));
+        if !ok {
+            entry.0 += 1;
+            continue;
+        }
+        if plugin == "volume-main" {
+            if action == "create-volume" && !field("result").starts_with("adopted") {
+                report.rvs_created += 1;
+            }
+        } else {
+            *report.faults.entry(action).or_default() += 1;
+        }
+    }
+    report.actions = actions
+        .into_iter()
+        .map(|((plugin, action), (failures, mut durations))| {
+            durations.sort_unstable();
+            ActionStats {
+                plugin,
+                action,
+                count: durations.len() as u64,
+                failures,
+                p50_ms: percentile(&durations, 50.0),
+                p99_ms: percentile(&durations, 99.0),
+            }
+        })
+        .collect();
+    report.restarts = restarts(journal);
+    report
+}
+
+/// Instances that ran more than once, with why each earlier run ended.
+fn restarts(journal: &[JournalEvent]) -> Vec<Restart> {
+    #[derive(Default)]
+    struct Runs {
+        started: u64,
+        ends: Vec<String>,
+    }
+    let mut by_instance: BTreeMap<&str, Runs> = BTreeMap::new();
+    let mut events: Vec<&JournalEvent> = journal.iter().collect();
+    events.sort_by_key(|e| e.time);
+    for event in events {
+        let Some(instance) = event.instance.as_deref() else { continue };
+        let field = |name: &str| event.fields.get(name).and_then(Value::as_str);
+        let worker = field("worker").unwrap_or("?");
+        match event.kind.as_str() {
+            "run-started" => {
+                let runs = by_instance.entry(instance).or_default();
+                // A run that never said how it ended: its worker died or was cut off.
+                if runs.started > runs.ends.len() as u64 {
+                    runs.ends.push("its worker was lost".into());
+                }
+                runs.started += 1;
+            }
+            "run-ended" => {
+                let runs = by_instance.entry(instance).or_default();
+                let why = if event.fields.get("drained").and_then(Value::as_bool) == Some(true) {
+                    format!("drained from {worker}")
+                } else if field("activeUntil").is_some() {
+                    format!("{worker} lost its lease")
+                } else if let Some(error) = field("error") {
+                    format!("failed on {worker}: {error}")
+                } else {
+                    format!("ended on {worker}")
+                };
+                runs.ends.push(why);
+            }
+            _ => {}
+        }
+    }
+    by_instance
+        .into_iter()
+        .filter(|(_, runs)| runs.started > 1)
+        .map(|(instance, runs)| Restart {
+            instance: instance.to_string(),
+            runs: runs.started,
+            reasons: runs.ends.into_iter().take((runs.started - 1) as usize).collect(),
+        })
+        .collect()
+}
+
+async fn journal_of(state: &AppState, name: &str) -> Result<Vec<(String, JournalEvent)>, ApiError> {
+    let prefix = state.store.keys().scenario_events_prefix(name);
+    Ok(state.store.list::<JournalEvent>(&prefix).await?.items.into_iter().map(|(k, v)| (k, v.value)).collect())
+}
+
+/// The scenario's report.
+#[utoipa::path(
+    get,
+    path = "/v1/scenarios/{name}/report",
+    tag = "scenarios",
+    params(("name" = String, Path, description = "Scenario name")),
+    responses((status = 200, body = Report), (status = 404, body = ErrorBody))
+)]
+pub async fn report(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Report>, ApiError> {
+    let store = &state.store;
+    let keys = store.keys();
+    let stored = store
+        .get::<StoredScenario>(&keys.scenario(&name))
+        .await?
+        .ok_or_else(|| ApiError::NotFound { kind: "scenario", name: name.clone() })?
+        .value;
+    let status = store.get::<ScenarioStatus>(&keys.scenario_status(&name)).await?.map(|v| v.value).unwrap_or_default();
+    let prefix = format!("{}{}-", keys.statuses_prefix(), stored.run_prefix());
+    let statuses = store
+        .list::<InstanceStatus>(&prefix)
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|(key, v)| key.strip_prefix(&keys.statuses_prefix()).map(|id| (id.to_string(), v.value)))
+        .collect();
+    let journal: Vec<JournalEvent> = journal_of(&state, &name).await?.into_iter().map(|(_, e)| e).collect();
+    Ok(Json(build(&stored, &status, &statuses, &journal)))
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+pub struct EventQuery {
+    /// Only entries after this sequence number.
+    pub after: Option<u64>,
+    /// At most this many entries (default 1000).
+    pub limit: Option<usize>,
+}
+
+/// The scenario's journal, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/scenarios/{name}/events",
+    tag = "scenarios",
+    params(("name" = String, Path, description = "Scenario name"), EventQuery),
+    responses((status = 200, body = EventList), (status = 404, body = ErrorBody))
+)]
+pub async fn events(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<EventQuery>,
+) -> Result<Json<EventList>, ApiError> {
+    let store = &state.store;
+    if store.get::<Value>(&store.keys().scenario(&name)).await?.is_none() {
+        return Err(ApiError::NotFound { kind: "scenario", name });
+    }
+    let after = query.after.unwrap_or(0);
+    let limit = query.limit.unwrap_or(1000).clamp(1, 10_000);
+    let prefix = store.keys().scenario_events_prefix(&name);
+    let items: Vec<EventEntry> = journal_of(&state, &name)
+        .await?
+        .into_iter()
+        .filter_map(|(key, event)| Some(EventEntry { seq: key.strip_prefix(&prefix)?.parse().ok()?, event }))
+        .filter(|e| e.seq > after)
+        .take(limit)
+        .collect();
+    let last = items.last().map_or(after, |e| e.seq);
+    Ok(Json(EventList { items, last }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_say_which_volume_and_plugin_use_or_task() {
+        assert_eq!(
+            owner_of("v00012-volume-checker"),
+            Some(Owner::Volume { index: 12, use_name: "volume-checker".into() })
+        );
+        assert_eq!(owner_of("t-agent-destroyer"), Some(Owner::Task("agent-destroyer".into())));
+        assert_eq!(owner_of("main"), None);
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let values: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&values, 50.0), 50);
+        assert_eq!(percentile(&values, 99.0), 99);
+        assert_eq!(percentile(&[7], 99.0), 7);
+        assert_eq!(percentile(&[], 50.0), 0);
+    }
+}

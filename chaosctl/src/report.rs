@@ -1,0 +1,94 @@
+//! How `chaosctl report` and `chaosctl events` print: the report as a few tables, journal
+//! entries as one line each.
+
+use std::fmt::Write as _;
+
+use chaos_def::api::{EventEntry, Report};
+
+use crate::output::table;
+
+/// The report as people read it.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let v = &report.volumes;
+    let _ = writeln!(out, "Scenario {} ({})", report.scenario, report.phase);
+    let _ = writeln!(
+        out,
+        "Volumes: {} started, {} done, {} failed, {} alive; {} RVs created",
+        v.started, v.done, v.failed, v.alive, report.rvs_created
+    );
+    let _ = writeln!(out);
+    if report.checks.is_empty() {
+        let _ = writeln!(out, "No volume checker has reported.");
+    } else {
+        let rows: Vec<Vec<String>> = report
+            .checks
+            .iter()
+            .map(|c| {
+                vec![
+                    c.volume.clone(),
+                    c.rv.clone(),
+                    c.io_ready_transitions.to_string(),
+                    c.quorum_transitions.to_string(),
+                    format!("{:.1}", c.seconds_not_io_ready),
+                    format!("{:.1}", c.seconds_not_quorum),
+                    if c.is_final { c.verdict.clone() } else { format!("{} (so far)", c.verdict) },
+                ]
+            })
+            .collect();
+        let header =
+            ["VOLUME", "RV", "IOREADY-TRANSITIONS", "QUORUM-TRANSITIONS", "S-NOT-IOREADY", "S-NOT-QUORUM", "VERDICT"];
+        out.push_str(&table(&header, &rows));
+    }
+    let c = &report.verdicts;
+    let _ = writeln!(
+        out,
+        "Verdicts: Stable {}, Recovered {}, Broken {}, Unknown {}",
+        c.stable, c.recovered, c.broken, c.unknown
+    );
+    let _ = writeln!(out);
+    if !report.actions.is_empty() {
+        let rows: Vec<Vec<String>> = report
+            .actions
+            .iter()
+            .map(|a| {
+                vec![
+                    a.plugin.clone(),
+                    a.action.clone(),
+                    a.count.to_string(),
+                    a.failures.to_string(),
+                    format!("{}ms", a.p50_ms),
+                    format!("{}ms", a.p99_ms),
+                ]
+            })
+            .collect();
+        out.push_str(&table(&["PLUGIN", "ACTION", "COUNT", "FAILED", "P50", "P99"], &rows));
+        let _ = writeln!(out);
+    }
+    let faults: Vec<String> = report.faults.iter().map(|(name, n)| format!("{name} {n}")).collect();
+    let _ = writeln!(out, "Faults injected: {}", if faults.is_empty() { "none".into() } else { faults.join(", ") });
+    if report.restarts.is_empty() {
+        let _ = writeln!(out, "Instances restarted: none");
+    } else {
+        let _ = writeln!(out, "Instances restarted: {}", report.restarts.len());
+        for restart in &report.restarts {
+            let _ = writeln!(out, "  {} ({} runs): {}", restart.instance, restart.runs, restart.reasons.join("; "));
+        }
+    }
+    out
+}
+
+/// One journal entry on one line: time, kind, instance, then its fields.
+pub fn event_line(entry: &EventEntry) -> String {
+    let e = &entry.event;
+    let mut line =
+        format!("{} {:<20} {}", e.time.strftime("%H:%M:%S%.3f"), e.kind, e.instance.as_deref().unwrap_or("-"));
+    for (key, value) in &e.fields {
+        let text = match value {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let _ = write!(line, " {key}={text}");
+    }
+    line
+}

@@ -1,0 +1,60 @@
+//! End-to-end tests of the chaos orchestrator live in `tests/`: each starts the real binaries
+//! through [`chaosctl::fleet::Fleet`] (which finds them next to the test executable, so run
+//! them with `cargo test --workspace`, which builds every binary first).
+//!
+//! What the suites share: waiting on a stack's state, and reading it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chaos_def::records::InstanceStatus;
+use chaosctl::fleet::Fleet;
+use tokio::time::Instant;
+
+/// Polls `probe` every 100 ms until it gives `Some`; panics after `limit` naming `what`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The instances assigned to each worker now, by worker.
+pub async fn assignments(fleet: &Fleet) -> BTreeMap<String, Vec<String>> {
+    let prefix = fleet.store.keys().assignments_prefix();
+    let mut held: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for key in fleet.store.list_keys(&prefix).await.expect("list assignments") {
+        if let Some((worker, id)) = key.strip_prefix(&prefix).and_then(|rest| rest.split_once('/')) {
+            held.entry(worker.to_string()).or_default().push(id.to_string());
+        }
+    }
+    held
+}
+
+/// Every instance's status now, by instance id.
+pub async fn statuses(fleet: &Fleet) -> BTreeMap<String, InstanceStatus> {
+    let prefix = fleet.store.keys().statuses_prefix();
+    let listing = fleet.store.list::<InstanceStatus>(&prefix).await.expect("list statuses");
+    listing
+        .items
+        .into_iter()
+        .filter_map(|(key, v)| chaos_def::Keys::name_in(&prefix, &key).map(|id| (id.to_string(), v.value)))
+        .collect()
+}
+
+/// The instances of scenario `name` that ever ran on two workers at once, from its journal;
+/// `dead` says since when each killed worker is gone.
+pub async fn duplicates(fleet: &Fleet, name: &str, dead: &BTreeMap<String, jiff::Timestamp>) -> Vec<String> {
+    let journal = fleet.journal(name).await.expect("read the journal");
+    let runs = chaosctl::runs::runs(&journal);
+    assert!(!runs.is_empty(), "the journal of {name} shows no run");
+    chaosctl::runs::overlapping(&runs, dead).into_iter().collect()
+}

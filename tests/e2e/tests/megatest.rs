@@ -1,0 +1,177 @@
+//! The whole system under failure (issue 8): the real binaries run megatests on kubesim.
+//!
+//! - `chaosctl demo` ends with a report that flags as Broken exactly the volumes kubesim's
+//!   planted bug hit, and leaves nothing behind.
+//! - A megatest goes on while the controller, the scheduler, the apiserver and a worker are
+//!   each killed with SIGKILL in turn: no volume is lost, no instance ran twice at once, nothing
+//!   is left after the stop, and the report counts the RVs kubesim saw.
+//! - `stop --all` stops every scenario and refuses new ones until `resume`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use chaos_def::records::ScenarioPhase;
+use chaos_e2e::{duplicates, eventually};
+use chaosctl::fleet::Fleet;
+use chaosctl::stack::StackOptions;
+use serde_json::Value;
+
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const RVS: &str = "apis/storage.deckhouse.io/v1alpha1/replicatedvolumes";
+
+/// The demo scenario renamed, with volumes living 10-20 s.
+fn megatest(name: &str) -> chaos_def::Scenario {
+    let text = chaosctl::demo::SCENARIO
+        .replace("name: demo", &format!("name: {name}"))
+        .replace("lifetime: {min: 30s, max: 60s}", "lifetime: {min: 10s, max: 20s}")
+        .replace("stepPeriod: {min: 5s, max: 10s}", "stepPeriod: {min: 2s, max: 4s}");
+    chaos_def::scenario::parse_scenarios(&text).expect("the demo scenario parses").remove(0)
+}
+
+async fn kube_list(fleet: &Fleet, path: &str, selector: &str) -> Vec<Value> {
+    let kube = fleet.stack.kube_url.clone().expect("kubesim runs");
+    let url = format!("{kube}/{path}?labelSelector={selector}");
+    let list: Value = reqwest_get(&url).await;
+    list["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// A GET against kubesim; Null when it does not answer (it never goes away in these tests).
+async fn reqwest_get(url: &str) -> Value {
+    match reqwest::get(url).await {
+        Ok(response) => response.json().await.unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    }
+}
+
+async fn phase(fleet: &Fleet, name: &str) -> Option<ScenarioPhase> {
+    Some(fleet.client.scenario(name).await.ok()?.status.phase)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_flags_exactly_the_volumes_the_planted_bug_hit_and_leaves_nothing() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let state = tempfile::tempdir().unwrap();
+    let chaosctl = chaosctl::stack::sibling("chaosctl").unwrap();
+    let out = tokio::process::Command::new(chaosctl)
+        .args(["demo", "--run-for", "60s", "--fault-replica-loss", "0.5", "--state-dir"])
+        .arg(state.path())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("nothing labelled chaos.dev/scenario=demo is left"), "{stdout}");
+    assert!(stdout.contains("Every volume the bug hit is flagged Broken, and no other."), "{stdout}");
+    let hits: usize = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Planted bug hit ")?.split_whitespace().next()?.parse().ok())
+        .expect("the demo says how many volumes the bug hit");
+    assert!(hits >= 1, "the planted bug hit nothing: the demo shows no Broken volume\n{stdout}");
+    assert!(stdout.contains("VERDICT") && stdout.contains("Broken"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_megatest_survives_each_component_killed_in_turn() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let state = tempfile::tempdir().unwrap();
+    let options = StackOptions { workers: 3, speed: 30.0, ..StackOptions::new(state.path()) };
+    let mut fleet = Fleet::start_with(options, state).await.expect("start the stack");
+    fleet.client.apply(&megatest("survivor")).await.unwrap();
+
+    // Every RV kubesim ever holds for the scenario, polled while the test runs.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::<String>::new()));
+    let selector = "chaos.dev/scenario%3Dsurvivor";
+    let poll = {
+        let (seen, kube) = (seen.clone(), fleet.stack.kube_url.clone().unwrap());
+        tokio::spawn(async move {
+            loop {
+                let list = reqwest_get(&format!("{kube}/{RVS}?labelSelector={selector}")).await;
+                for rv in list["items"].as_array().into_iter().flatten() {
+                    if let Some(name) = rv.pointer("/metadata/name").and_then(Value::as_str) {
+                        seen.lock().unwrap().insert(name.to_string());
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+
+    let done = |fleet: &Fleet| {
+        let client = fleet.client.clone();
+        async move { Some(client.scenario("survivor").await.ok()?.status.volumes.done) }
+    };
+    eventually(Duration::from_secs(90), "a first volume through its life", || async {
+        done(&fleet).await.filter(|d| *d >= 1)
+    })
+    .await;
+
+    let mut dead = BTreeMap::new();
+    for victim in ["controller", "scheduler", "apiserver", "worker-0"] {
+        let before = done(&fleet).await.unwrap_or(0);
+        fleet.stack.kill(victim).await.unwrap();
+        if victim == "worker-0" {
+            dead.insert(victim.to_string(), jiff::Timestamp::now());
+        } else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            fleet.stack.restart(victim).unwrap();
+        }
+        // The run goes on: another volume finishes its whole life.
+        eventually(Duration::from_secs(90), &format!("a volume done after {victim} was killed"), || async {
+            done(&fleet).await.filter(|d| *d > before)
+        })
+        .await;
+    }
+
+    fleet.client.stop("survivor", None).await.unwrap();
+    eventually(Duration::from_secs(120), "the scenario stopped", || async {
+        (phase(&fleet, "survivor").await == Some(ScenarioPhase::Stopped)).then_some(())
+    })
+    .await;
+    poll.abort();
+    let status = fleet.client.scenario("survivor").await.unwrap().status;
+    assert_eq!(status.volumes.done, status.volumes.started, "{status:?}");
+    assert_eq!(status.volumes.failed, 0, "{status:?}");
+    for path in [
+        RVS,
+        "apis/storage.deckhouse.io/v1alpha1/replicatedvolumeattachments",
+        "apis/storage.deckhouse.io/v1alpha1/replicatedvolumereplicas",
+        "api/v1/pods",
+    ] {
+        assert_eq!(kube_list(&fleet, path, selector).await.len(), 0, "{path} of the scenario left behind");
+    }
+    assert_eq!(duplicates(&fleet, "survivor", &dead).await, Vec::<String>::new());
+
+    // The report counts what kubesim saw.
+    let report = fleet.client.report("survivor").await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(report.rvs_created as usize, seen.len(), "report {report:?}\nkubesim saw {seen:?}");
+    assert_eq!(report.volumes.started, status.volumes.started);
+    let checked: BTreeSet<String> = report.checks.iter().map(|c| c.rv.clone()).collect();
+    assert!(checked.is_subset(&seen), "checked {checked:?}, kubesim saw {seen:?}");
+    fleet.stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_all_stops_every_scenario_and_refuses_new_ones_until_resume() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let mut fleet = Fleet::start(2, 40, 2).await.expect("start the stack");
+    fleet.apply_noop("first", 3).await.unwrap();
+    fleet.apply_noop("second", 3).await.unwrap();
+    fleet.client.stop_all(Some("maintenance".into())).await.unwrap();
+    for name in ["first", "second"] {
+        eventually(Duration::from_secs(60), &format!("{name} stopped"), || async {
+            (phase(&fleet, name).await == Some(ScenarioPhase::Stopped)).then_some(())
+        })
+        .await;
+    }
+    let refused = fleet.apply_noop("third", 1).await.expect_err("a new scenario during stop --all");
+    assert!(refused.to_string().contains("stop"), "{refused}");
+    fleet.client.resume().await.unwrap();
+    fleet.apply_noop("third", 1).await.unwrap();
+    eventually(Duration::from_secs(60), "third running", || async {
+        (phase(&fleet, "third").await == Some(ScenarioPhase::Running)).then_some(())
+    })
+    .await;
+    fleet.stack.stop().await;
+}
