@@ -21,7 +21,8 @@ pub struct Fleet {
     pub stack: Stack,
     pub store: Store,
     pub client: Client,
-    _state: tempfile::TempDir,
+    /// Removed on drop, unless `CHAOS_KEEP_STATE` is set (to read the logs after a failure).
+    _state: Option<tempfile::TempDir>,
 }
 
 impl Fleet {
@@ -38,6 +39,13 @@ impl Fleet {
         let stack = Stack::start(&options).await.context("starting the stack")?;
         let store = Store::connect(std::slice::from_ref(&stack.etcd), chaos_def::consts::DEFAULT_PREFIX).await?;
         let client = Client::new(&stack.apiserver);
+        let state = match std::env::var_os("CHAOS_KEEP_STATE") {
+            Some(_) => {
+                eprintln!("keeping the stack's state and logs in {}", state.keep().display());
+                None
+            }
+            None => Some(state),
+        };
         Ok(Fleet { stack, store, client, _state: state })
     }
 

@@ -210,7 +210,12 @@ async fn schedule(store: &Store, leadership: &Leadership, cache: &mut Cache) -> 
             assigned_at: now,
         };
         let key = keys.assignment(worker, id);
-        if batch.create_with_lease(key.clone(), &assignment, leases[worker.as_str()]).is_ok() {
+        // Placed because of the status as cached: only if it still is (a final status and the
+        // deletion of the previous assignment arrive on two watches, in either order; placing
+        // on the deletion alone would run a finished instance again).
+        let status_key = keys.status(id);
+        let seen = cache.statuses.get(&status_key).map_or(0, |s| s.mod_revision);
+        if batch.create_with_lease_if(key.clone(), &assignment, leases[worker.as_str()], (status_key, seen)).is_ok() {
             written.push((key, assignment));
         }
     }

@@ -23,9 +23,21 @@ enum Guard {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Put { key: String, value: Vec<u8>, lease: Option<i64>, guard: Guard },
-    Delete { key: String, guard: Guard },
-    DeletePrefix { prefix: String },
+    /// `also`: another key that must be unchanged since the given `mod_revision` (0: absent).
+    Put {
+        key: String,
+        value: Vec<u8>,
+        lease: Option<i64>,
+        guard: Guard,
+        also: Option<(String, i64)>,
+    },
+    Delete {
+        key: String,
+        guard: Guard,
+    },
+    DeletePrefix {
+        prefix: String,
+    },
 }
 
 impl Op {
@@ -36,16 +48,19 @@ impl Op {
         }
     }
 
-    fn compare(&self) -> Option<Compare> {
-        let (key, guard) = match self {
-            Op::Put { key, guard, .. } | Op::Delete { key, guard } => (key, guard),
-            Op::DeletePrefix { .. } => return None,
+    fn compares(&self) -> Vec<Compare> {
+        let (key, guard, also) = match self {
+            Op::Put { key, guard, also, .. } => (key, guard, also.as_ref()),
+            Op::Delete { key, guard } => (key, guard, None),
+            Op::DeletePrefix { .. } => return Vec::new(),
         };
-        match guard {
+        let own = match guard {
             Guard::None => None,
             Guard::Absent => Some(Compare::create_revision(key.as_str(), CompareOp::Equal, 0)),
             Guard::ModRevision(rev) => Some(Compare::mod_revision(key.as_str(), CompareOp::Equal, *rev)),
-        }
+        };
+        let other = also.map(|(key, rev)| Compare::mod_revision(key.as_str(), CompareOp::Equal, *rev));
+        own.into_iter().chain(other).collect()
     }
 
     fn txn_op(&self) -> TxnOp {
@@ -149,6 +164,27 @@ impl Batch {
         self.push_put(key.into(), value, Some(lease), Guard::Absent)
     }
 
+    /// Like [`Batch::create_with_lease`], and only if `other` is unchanged since it was read
+    /// at `other_revision` (0: still absent) — "create this because of what that key said".
+    pub fn create_with_lease_if(
+        &mut self,
+        key: impl Into<String>,
+        value: &impl Serialize,
+        lease: i64,
+        (other, other_revision): (String, i64),
+    ) -> Result<&mut Self> {
+        let key = key.into();
+        let value = encode(&key, value)?;
+        self.ops.push(Op::Put {
+            key,
+            value,
+            lease: Some(lease),
+            guard: Guard::Absent,
+            also: Some((other, other_revision)),
+        });
+        Ok(self)
+    }
+
     /// Writes only if the key was last written at `mod_revision`.
     pub fn update<T: Serialize>(&mut self, key: impl Into<String>, value: &T, mod_revision: i64) -> Result<&mut Self> {
         self.push_put(key.into(), value, None, Guard::ModRevision(mod_revision))
@@ -179,7 +215,7 @@ impl Batch {
         guard: Guard,
     ) -> Result<&mut Self> {
         let value = encode(&key, value)?;
-        self.ops.push(Op::Put { key, value, lease, guard });
+        self.ops.push(Op::Put { key, value, lease, guard, also: None });
         Ok(self)
     }
 
@@ -204,7 +240,7 @@ impl Batch {
         let mut kv = store.client.kv_client();
         for chunk in self.chunks()? {
             let mut compares: Vec<Compare> = self.fences.clone();
-            compares.extend(chunk.iter().filter_map(Op::compare));
+            compares.extend(chunk.iter().flat_map(Op::compares));
             let txn = Txn::new().when(compares).and_then(chunk.iter().map(Op::txn_op).collect::<Vec<_>>());
             let response = store.bounded(kv.txn(txn)).await?;
             if response.succeeded() {
