@@ -229,14 +229,10 @@ async fn journal_of(state: &AppState, name: &str) -> Result<Vec<(String, Journal
     responses((status = 200, body = Report), (status = 404, body = ErrorBody))
 )]
 pub async fn report(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Report>, ApiError> {
+    let stored = crate::scenarios::read_scenario(&state, &name).await?.value;
+    let status = crate::scenarios::read_status(&state, &name).await?;
     let store = &state.store;
     let keys = store.keys();
-    let stored = store
-        .get::<StoredScenario>(&keys.scenario(&name))
-        .await?
-        .ok_or_else(|| ApiError::NotFound { kind: "scenario", name: name.clone() })?
-        .value;
-    let status = store.get::<ScenarioStatus>(&keys.scenario_status(&name)).await?.map(|v| v.value).unwrap_or_default();
     let prefix = format!("{}{}-", keys.statuses_prefix(), stored.run_prefix());
     let statuses = store
         .list::<InstanceStatus>(&prefix)
@@ -271,9 +267,7 @@ pub async fn events(
     Query(query): Query<EventQuery>,
 ) -> Result<Json<EventList>, ApiError> {
     let store = &state.store;
-    if store.get::<Value>(&store.keys().scenario(&name)).await?.is_none() {
-        return Err(ApiError::NotFound { kind: "scenario", name });
-    }
+    crate::scenarios::read_scenario(&state, &name).await?;
     let after = query.after.unwrap_or(0);
     let limit = query.limit.unwrap_or(1000).clamp(1, 10_000);
     let prefix = store.keys().scenario_events_prefix(&name);

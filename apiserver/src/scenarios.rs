@@ -195,7 +195,7 @@ fn rand_seed() -> u64 {
     uuid::Uuid::new_v4().as_u64_pair().0 >> 1
 }
 
-async fn read_status(state: &AppState, name: &str) -> Result<ScenarioStatus, ApiError> {
+pub(crate) async fn read_status(state: &AppState, name: &str) -> Result<ScenarioStatus, ApiError> {
     let store = &state.store;
     Ok(store.get::<ScenarioStatus>(&store.keys().scenario_status(name)).await?.map(|v| v.value).unwrap_or_default())
 }
@@ -237,7 +237,7 @@ pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Res
     Ok(Json(ScenarioView { stored, status }))
 }
 
-async fn read_scenario(state: &AppState, name: &str) -> Result<Versioned<StoredScenario>, ApiError> {
+pub(crate) async fn read_scenario(state: &AppState, name: &str) -> Result<Versioned<StoredScenario>, ApiError> {
     let store = &state.store;
     store
         .get::<StoredScenario>(&store.keys().scenario(name))

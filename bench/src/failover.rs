@@ -29,11 +29,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let say = |text: &str| {
-        if !args.json {
-            eprintln!("{text}");
-        }
-    };
+    let say = crate::progress(args.json);
     let slots = args.instances.div_ceil(args.workers.max(2) - 1) + 4;
     say(&format!("starting a stack with {} workers ...", args.workers));
     let mut fleet = Fleet::start(args.workers, slots, args.lease_ttl).await?;
@@ -42,6 +38,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     fleet.apply_noop("failover", args.instances).await?;
     let n = args.instances as usize;
     wait_board(&board, Duration::from_secs(60), "every instance Running", |b| b.running() >= n).await?;
+    // Every run journaled before the kill, so that the duplicate check sees the victim's runs.
+    fleet.journaled_runs("failover", n, Duration::from_secs(10)).await?;
 
     // The worker holding the most.
     let prefix = fleet.store.keys().assignments_prefix();

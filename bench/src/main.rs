@@ -26,6 +26,15 @@ enum Command {
     Failover(failover::Args),
 }
 
+/// Progress lines on stderr, unless only the JSON figures are wanted.
+fn progress(json_only: bool) -> impl Fn(&str) {
+    move |text| {
+        if !json_only {
+            eprintln!("{text}");
+        }
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -34,11 +34,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let say = |text: &str| {
-        if !args.json {
-            eprintln!("{text}");
-        }
-    };
+    let say = crate::progress(args.json);
     // Room for every instance, and some.
     let slots = args.instances.div_ceil(args.workers.max(1)) + 16;
     say(&format!("starting a stack with {} workers of {slots} slots ...", args.workers));

@@ -66,6 +66,25 @@ impl Fleet {
         Ok(self.store.list::<JournalEvent>(&prefix).await?.items.into_iter().map(|(_, v)| v.value).collect())
     }
 
+    /// Waits until the journal of scenario `name` shows a run of each of `count` instances
+    /// (journals reach etcd a little after the runs start).
+    pub async fn journaled_runs(&self, name: &str, count: usize, limit: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let runs = crate::runs::runs(&self.journal(name).await?);
+            let instances: std::collections::BTreeSet<&str> = runs.iter().map(|r| r.instance.as_str()).collect();
+            if instances.len() >= count {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the journal of {name} shows {} of {count} instances",
+                instances.len()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// etcd's own count of keys written (puts and deletes, inside transactions or not).
     pub async fn etcd_writes(&self) -> anyhow::Result<f64> {
         let text = reqwest::get(format!("{}/metrics", self.stack.etcd)).await?.text().await?;

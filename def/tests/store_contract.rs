@@ -48,6 +48,39 @@ async fn compare_and_swap_refuses_a_stale_revision() {
     assert!(store.get::<Item>(&key).await.unwrap().is_none());
 }
 
+/// What the scheduler relies on: an assignment is created only if the status it was decided
+/// from is unchanged (a final status written meanwhile refuses it).
+#[tokio::test]
+async fn a_create_guarded_by_another_key_fails_once_that_key_changed() {
+    let store = store_on(EtcdServer::shared()).await;
+    let keys = store.keys();
+    let lease = store.grant_lease(Duration::from_secs(5)).await.unwrap();
+    let (status, assignment) = (keys.status("i-1"), keys.assignment("w", "i-1"));
+    let seen = store.put(&status, &Item { n: 1 }).await.unwrap();
+
+    // The status moved on after it was read: nothing is created.
+    store.put(&status, &Item { n: 2 }).await.unwrap();
+    let mut stale = Batch::new();
+    stale.create_with_lease_if(&assignment, &Item { n: 7 }, lease.id(), (status.clone(), seen)).unwrap();
+    let outcome = stale.commit(&store).await.unwrap();
+    assert_eq!((outcome.committed, outcome.conflicts), (0, 1));
+    assert!(store.get::<Item>(&assignment).await.unwrap().is_none());
+
+    // Decided from the current status: created, on the lease.
+    let current = store.get::<Item>(&status).await.unwrap().unwrap().mod_revision;
+    let mut fresh = Batch::new();
+    fresh.create_with_lease_if(&assignment, &Item { n: 7 }, lease.id(), (status.clone(), current)).unwrap();
+    assert!(fresh.commit(&store).await.unwrap().all_committed());
+    assert_eq!(store.get::<Item>(&assignment).await.unwrap().unwrap().lease, lease.id());
+
+    // An absent key is revision 0.
+    let mut absent = Batch::new();
+    absent
+        .create_with_lease_if(keys.assignment("w", "i-2"), &Item { n: 8 }, lease.id(), (keys.status("i-2"), 0))
+        .unwrap();
+    assert!(absent.commit(&store).await.unwrap().all_committed());
+}
+
 #[tokio::test]
 async fn a_batch_over_the_transaction_limit_commits_in_chunks_and_lists_in_pages() {
     let store = store_on(EtcdServer::shared()).await;

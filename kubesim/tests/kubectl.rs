@@ -152,3 +152,30 @@ async fn kubectl_works_unchanged() {
     assert!(left.trim().is_empty(), "kubectl delete waited until everything was gone: {left}");
     sim.shutdown().await;
 }
+
+/// `deploy/kubernetes/` (the manifests for a real cluster) is accepted as a whole, and every
+/// object is there afterwards.
+#[tokio::test]
+async fn the_deploy_manifests_apply_cleanly() {
+    let sim = KubeSim::start(Config::for_tests()).await.expect("kubesim starts");
+    let k = Kubectl::new(&sim);
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/kubernetes");
+    let out = k.run(&["apply", "--validate=false", "-f", dir]).await;
+    for object in [
+        "namespace/chaos-system",
+        "statefulset.apps/chaos-etcd",
+        "clusterrole.rbac.authorization.k8s.io/chaos-worker",
+        "deployment.apps/chaos-apiserver",
+        "deployment.apps/chaos-controller",
+        "deployment.apps/chaos-scheduler",
+        "deployment.apps/chaos-worker",
+    ] {
+        assert!(out.contains(&format!("{object} created")), "{object} missing from:\n{out}");
+    }
+    let workers =
+        k.run(&["get", "deployment", "chaos-worker", "-n", "chaos-system", "-o", "jsonpath={.spec.replicas}"]).await;
+    assert_eq!(workers.trim(), "3");
+    // Applying again changes nothing.
+    let again = k.run(&["apply", "--validate=false", "-f", dir]).await;
+    assert!(!again.contains("created"), "{again}");
+}

@@ -219,17 +219,32 @@ impl Batch {
         Ok(self)
     }
 
-    /// The chunks: each keeps its operations and its compares (fences included) within the
-    /// limit, and no key twice (etcd refuses that within one transaction).
+    /// The chunks: each keeps its operations, and its compares (fences included), within the
+    /// limit (etcd counts the two lists apart), and no key twice (etcd refuses that within one
+    /// transaction).
     fn chunks(&self) -> Result<Vec<&[Op]>> {
-        let per_chunk = self.max_ops.saturating_sub(self.fences.len()).max(1);
         let mut seen = BTreeSet::new();
         for op in &self.ops {
             if !seen.insert(op.key()) {
                 return Err(StoreError::DuplicateKey { key: op.key().to_string() });
             }
         }
-        Ok(self.ops.chunks(per_chunk).collect())
+        let mut chunks = Vec::new();
+        let (mut start, mut compares) = (0, self.fences.len());
+        for (i, op) in self.ops.iter().enumerate() {
+            let needs = op.compares().len();
+            let full =
+                i - start >= self.max_ops.saturating_sub(self.fences.len()).max(1) || compares + needs > self.max_ops;
+            if full && i > start {
+                chunks.push(&self.ops[start..i]);
+                (start, compares) = (i, self.fences.len());
+            }
+            compares += needs;
+        }
+        if start < self.ops.len() {
+            chunks.push(&self.ops[start..]);
+        }
+        Ok(chunks)
     }
 
     /// Commits chunk after chunk. A chunk whose compares fail is skipped (and reported);
@@ -272,6 +287,22 @@ mod tests {
         // One place in each chunk is taken by the fence.
         assert!(chunks.iter().all(|c| c.len() < ETCD_MAX_TXN_OPS));
         assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), 300);
+    }
+
+    #[test]
+    fn guarded_creates_count_their_compares_against_the_limit() {
+        let mut batch = Batch::new();
+        batch.fence("/leader", 7);
+        for i in 0..300 {
+            batch.create_with_lease_if(format!("/a/{i}"), &i, 1, (format!("/s/{i}"), 0)).unwrap();
+        }
+        let chunks = batch.chunks().unwrap();
+        for chunk in &chunks {
+            let compares: usize = 1 + chunk.iter().map(|op| op.compares().len()).sum::<usize>();
+            assert!(compares <= ETCD_MAX_TXN_OPS && chunk.len() <= ETCD_MAX_TXN_OPS, "{compares} compares");
+        }
+        assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), 300);
+        assert_eq!(chunks.len(), 5, "two compares an op: 63 ops a chunk");
     }
 
     #[test]

@@ -23,6 +23,8 @@ async fn running(workers: u32, name: &str, instances: u32) -> Fleet {
     let fleet = Fleet::start(workers, 40, TTL).await.expect("start the stack");
     fleet.apply_noop(name, instances).await.expect("apply");
     all_running(&fleet, name, instances as usize).await;
+    // Journaled too: the duplicate checks must see every run, the victims' included.
+    fleet.journaled_runs(name, instances as usize, LIMIT).await.expect("every run journaled");
     fleet
 }
 

@@ -128,6 +128,19 @@ impl Daemon {
         let tracker = TaskTracker::new();
         tracker.spawn(self.ctx.writer.clone().run(Duration::from_millis(100), background.clone()));
         tracker.spawn(self.ctx.journal.clone().run(Duration::from_millis(250), background.clone()));
+        // Compile the built-in plugins now, in the background, so that the first instance of
+        // each starts at once instead of waiting for its compilation.
+        let ctx = self.ctx.clone();
+        tracker.spawn(async move {
+            for name in crate::plugins::builtin_names() {
+                if let Some(bytes) = crate::plugins::builtin(name)
+                    && let Err(error) = ctx.runtime.load(bytes.to_vec()).await
+                {
+                    tracing::warn!(plugin = name, %error, "cannot compile a built-in plugin");
+                }
+            }
+            tracing::debug!("built-in plugins compiled");
+        });
         let started_at = jiff::Timestamp::now();
         let mut failures = 0;
         let mut sampler = registration::UsageSampler::default();
@@ -203,6 +216,7 @@ impl Daemon {
         let cordon_key = keys.cordon(&self.config.name);
         let mut cordon_watch = self.store.watch::<Cordon>(&cordon_key);
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
+        let (fetched_tx, mut fetched_rx) = mpsc::unbounded_channel::<(String, Fetched)>();
         let mut st = SessionState {
             cache: Cache::default(),
             runs: BTreeMap::new(),
@@ -211,6 +225,9 @@ impl Daemon {
             tracker: tracker.clone(),
             draining: false,
             authority,
+            fetching: BTreeSet::new(),
+            fetched: fetched_tx,
+            absent: BTreeSet::new(),
         };
 
         let end = loop {
@@ -253,6 +270,19 @@ impl Daemon {
                         }
                     }
                 },
+                Some((id, item)) = fetched_rx.recv() => {
+                    st.fetching.remove(&id);
+                    match item {
+                        Fetched::Read(Some(item)) => st.cache.put_instance(&id, item),
+                        // Decided on as missing (finished at once), not read again.
+                        Fetched::Read(None) => {
+                            st.absent.insert(id.clone());
+                        }
+                        // Read again on the next event touching it.
+                        Fetched::Failed => continue,
+                    }
+                    touched.insert(id);
+                }
                 Some(event) = cordon_watch.next(&watch_cancel) => {
                     let draining = match event {
                         WatchEvent::Listed { items, .. } => {
@@ -345,25 +375,38 @@ impl Daemon {
 
     /// Applies [`decide`] to one instance.
     async fn reconcile(&self, id: &str, st: &mut SessionState) {
-        let SessionState { cache, runs, draining, .. } = st;
+        let SessionState { cache, runs, draining, fetching, fetched, absent, tracker, .. } = st;
         let draining = *draining;
-        // An assignment whose instance is not cached yet: read it.
+        // An assignment whose instance is not cached yet: read it, off the loop (a burst of
+        // assignments is read concurrently); the answer comes back as an event.
         if let Some(a) = cache.assignments.get(id)
             && !cache.instances.contains_key(id)
             && !runs.contains_key(id)
+            && !absent.contains(id)
         {
-            let key = self.store.keys().instance(&a.value.scenario, id);
-            // Bounded well below a lease TTL: the loop must not sit here while its lease runs out.
-            let read = tokio::time::timeout(Duration::from_secs(1), self.store.get::<TaskInstance>(&key)).await;
-            match read.unwrap_or(Err(chaos_def::store::StoreError::Timeout(Duration::from_secs(1)))) {
-                Ok(Some(item)) => cache.put_instance(id, item),
-                Ok(None) => {}
-                Err(error) => {
-                    // Retried on the next event touching it (the watch relists after errors).
-                    tracing::debug!(instance = id, %error, "cannot read the instance");
-                    return;
-                }
+            if fetching.insert(id.to_string()) {
+                let (store, tx, id) = (self.store.clone(), fetched.clone(), id.to_string());
+                let key = store.keys().instance(&a.value.scenario, &id);
+                tracker.spawn(async move {
+                    // Bounded well below a lease TTL; on an error the instance counts as
+                    // unknown for now and is read again on the next event touching it.
+                    let read = tokio::time::timeout(Duration::from_secs(1), store.get::<TaskInstance>(&key)).await;
+                    match read {
+                        Ok(Ok(item)) => {
+                            let _ = tx.send((id, Fetched::Read(item)));
+                        }
+                        Ok(Err(error)) => {
+                            tracing::debug!(instance = %id, %error, "cannot read the instance");
+                            let _ = tx.send((id, Fetched::Failed));
+                        }
+                        Err(_) => {
+                            tracing::debug!(instance = %id, "reading the instance timed out");
+                            let _ = tx.send((id, Fetched::Failed));
+                        }
+                    }
+                });
             }
+            return;
         }
         let assignment = cache.assignments.get(id);
         let instance = cache.instances.get(id);
@@ -414,6 +457,7 @@ impl Daemon {
         }
         if !st.cache.assignments.contains_key(id) && !st.runs.contains_key(id) {
             st.cache.instances.remove(id);
+            st.absent.remove(id);
         }
     }
 
@@ -443,6 +487,12 @@ impl Daemon {
     }
 }
 
+/// The answer to reading an instance record an assignment names.
+enum Fetched {
+    Read(Option<Versioned<TaskInstance>>),
+    Failed,
+}
+
 /// One run of this session.
 struct RunEntry {
     state: RunState,
@@ -467,6 +517,11 @@ struct SessionState {
     draining: bool,
     /// Every run's right to act: the session's abort and lease clock.
     authority: crate::runtime::RunFence,
+    /// Instances being read (an assignment came before its instance record).
+    fetching: BTreeSet<String>,
+    fetched: mpsc::UnboundedSender<(String, Fetched)>,
+    /// Instances read and found missing (their assignments are finished at once).
+    absent: BTreeSet<String>,
 }
 
 /// A run to start: instance id, its assignment, its record, and a final status to write at
