@@ -185,6 +185,20 @@ impl Batch {
         Ok(self)
     }
 
+    /// Writes only if `other` is unchanged since it was read at `other_revision` (0: absent)
+    /// — "write this while that key still says what it said".
+    pub fn put_if(
+        &mut self,
+        key: impl Into<String>,
+        value: &impl Serialize,
+        (other, other_revision): (String, i64),
+    ) -> Result<&mut Self> {
+        let key = key.into();
+        let value = encode(&key, value)?;
+        self.ops.push(Op::Put { key, value, lease: None, guard: Guard::None, also: Some((other, other_revision)) });
+        Ok(self)
+    }
+
     /// Writes only if the key was last written at `mod_revision`.
     pub fn update<T: Serialize>(&mut self, key: impl Into<String>, value: &T, mod_revision: i64) -> Result<&mut Self> {
         self.push_put(key.into(), value, None, Guard::ModRevision(mod_revision))

@@ -347,9 +347,11 @@ impl Daemon {
         watch_cancel.cancel();
         let SessionState { mut runs, done, .. } = st;
         if end == SessionEnd::LeaseLost {
+            // Abort first: dropping the pending writes cancels their runs, and a cancelled run
+            // would start its cleanup.
+            abort.cancel();
             self.metrics.self_fenced.add(runs.len() as u64);
             self.ctx.writer.fence_all();
-            abort.cancel();
         }
         tracing::info!(runs = runs.len(), ?end, "stopping every run");
         session.cancel();

@@ -225,7 +225,7 @@ impl StatusWriter {
     /// One pass: every due entry, concurrently, one fenced transaction each.
     pub async fn flush(&self) {
         let now = Instant::now();
-        let due: Vec<(String, Fence, InstanceStatus, u64, bool)> = {
+        let due: Vec<DueWrite> = {
             let mut entries = self.lock();
             entries
                 .iter_mut()
@@ -240,16 +240,54 @@ impl StatusWriter {
                 })
                 .collect()
         };
-        let writes = due.into_iter().map(|(id, fence, status, version, last)| async move {
+        // Final writes go one transaction each (with the assignment's deletion); the others in
+        // groups, one transaction per group, each status guarded by its own assignment.
+        let (finals, others): (Vec<_>, Vec<_>) = due.into_iter().partition(|(.., last)| *last);
+        let finals = finals.into_iter().map(|(id, fence, status, version, last)| async move {
             let result = self.write(&id, &fence, &status, last).await;
-            (id, version, result)
+            vec![(id, version, result)]
         });
-        for (id, version, result) in futures::future::join_all(writes).await {
+        let groups: Vec<Vec<_>> = others.chunks(GROUP).map(<[_]>::to_vec).collect();
+        let groups = groups.into_iter().map(|group| self.write_group(group));
+        let (finals, groups) = tokio::join!(futures::future::join_all(finals), futures::future::join_all(groups));
+        for (id, version, result) in finals.into_iter().chain(groups).flatten() {
             self.settle(&id, version, result);
         }
         let (dirty, reports) = self.buffered();
         self.metrics.buffered_statuses.set(dirty);
         self.metrics.buffered_reports.set(reports);
+    }
+
+    /// Non-final statuses in one transaction; when one of their assignments changed, the
+    /// transaction is refused as a whole and each is written alone (so that only the fenced
+    /// ones are refused).
+    async fn write_group(&self, group: Vec<DueWrite>) -> Vec<(String, u64, WriteResult)> {
+        let mut batch = Batch::new();
+        for (id, fence, status, ..) in &group {
+            if let Err(error) =
+                batch.put_if(self.store.keys().status(id), status, (fence.key.clone(), fence.mod_revision))
+            {
+                tracing::error!(instance = %id, %error, "cannot encode a status");
+            }
+        }
+        let committed = match batch.commit(&self.store).await {
+            Ok(outcome) if outcome.all_committed() && outcome.committed == 1 => Some(WriteResult::Written),
+            Ok(_) => None,
+            Err(error) => {
+                tracing::debug!(%error, "status writes failed; kept for later");
+                Some(WriteResult::Retry)
+            }
+        };
+        match committed {
+            Some(result) => group.into_iter().map(|(id, _, _, version, _)| (id, version, result)).collect(),
+            None => {
+                let alone = group.into_iter().map(|(id, fence, status, version, last)| async move {
+                    let result = self.write(&id, &fence, &status, last).await;
+                    (id, version, result)
+                });
+                futures::future::join_all(alone).await
+            }
+        }
     }
 
     async fn write(&self, id: &str, fence: &Fence, status: &InstanceStatus, last: bool) -> WriteResult {
@@ -325,11 +363,19 @@ impl StatusWriter {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
 enum WriteResult {
     Written,
     Fenced,
     Retry,
 }
+
+/// A status due to be written: instance, fence, status, its version, whether it is the final one.
+type DueWrite = (String, Fence, InstanceStatus, u64, bool);
+
+/// Non-final statuses per transaction (each one put and one compare, its assignment's guard;
+/// etcd allows 128 of each): small enough that a refused group costs little to redo alone.
+const GROUP: usize = 63;
 
 /// The status a run starts with.
 pub fn initial_status(worker: &str, attempt: u32, placement: u32) -> InstanceStatus {

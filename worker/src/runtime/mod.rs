@@ -421,12 +421,16 @@ impl Plugin {
                 plugin.call_run(&mut *store, &spec.config_json).await
             };
             tokio::pin!(run);
+            // Biased: an abort wins over everything, even a run that could finish (its cleanup
+            // must not run once another worker may own the instance).
             tokio::select! {
-                r = &mut run => Some(r),
+                biased;
                 _ = abort.cancelled() => None,
+                r = &mut run => Some(r),
                 _ = cancel.cancelled() => tokio::select! {
-                    r = tokio::time::timeout(grace, &mut run) => r.ok(),
+                    biased;
                     _ = abort.cancelled() => None,
+                    r = tokio::time::timeout(grace, &mut run) => r.ok(),
                 },
             }
             // Dropping `run` here disposes of the guest's fiber if it did not finish.
