@@ -262,7 +262,9 @@ async fn instances_and_workers_are_read_from_etcd() {
     let (_, body) = api.get("/v1/instances").await;
     assert_eq!(serde_json::from_value::<InstanceList>(body).unwrap().items.len(), 2);
     let (_, body) = api.get("/v1/workers").await;
-    assert_eq!(serde_json::from_value::<WorkerList>(body).unwrap().items, vec![worker]);
+    // The apiserver adds what it knows apart from the worker: no cordon, nothing assigned.
+    let listed = WorkerRecord { assigned: Some(0), ..worker };
+    assert_eq!(serde_json::from_value::<WorkerList>(body).unwrap().items, vec![listed]);
 }
 
 #[tokio::test]

@@ -54,8 +54,9 @@ fn a_megatest_on_the_local_stack_leaves_nothing_behind_after_stop() {
     // The demo scenario, fast: steps every 2-4 s, volumes living 10-20 s.
     let text = std::fs::read_to_string(format!("{EXAMPLES}/demo.yaml"))
         .unwrap()
-        .replace("stepPeriod: {min: 10s, max: 20s}", "stepPeriod: {min: 2s, max: 4s}")
-        .replace("lifetime: {min: 1m, max: 3m}", "lifetime: {min: 10s, max: 20s}");
+        .replace("stepPeriod: {min: 5s, max: 10s}", "stepPeriod: {min: 2s, max: 4s}")
+        .replace("lifetime: {min: 30s, max: 60s}", "lifetime: {min: 10s, max: 20s}");
+    assert!(text.contains("lifetime: {min: 10s"), "examples/demo.yaml changed: update this test");
     let file = state.path().join("demo.yaml");
     std::fs::write(&file, text).unwrap();
     let out = chaosctl(&server, &["apply", "-f", file.to_str().unwrap()]);
