@@ -131,7 +131,7 @@ async fn put_cordon(
 ) -> Result<Json<chaos_def::api::ActionResponse>, ApiError> {
     check_worker_name(&name)?;
     let store = &state.store;
-    let record = Cordon { cordoned_at: jiff::Timestamp::now(), drain };
+    let record = Cordon { cordoned_at: Some(jiff::Timestamp::now()), drain };
     store.put(&store.keys().cordon(&name), &record).await?;
     let result = if drain { "draining" } else { "cordoned" };
     tracing::info!(worker = %name, result);

@@ -350,8 +350,10 @@ pub struct InstanceStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Cordon {
-    #[schema(value_type = String, format = DateTime)]
-    pub cordoned_at: Timestamp,
+    /// The key's presence is the cordon; what it holds is detail (any JSON object will do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub cordoned_at: Option<Timestamp>,
     #[serde(default)]
     pub drain: bool,
 }
