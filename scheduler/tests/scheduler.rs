@@ -19,12 +19,20 @@ struct Fixture {
 
 impl Fixture {
     async fn start() -> Fixture {
+        let fixture = Self::without_scheduler().await;
+        fixture.start_scheduler();
+        fixture
+    }
+
+    async fn without_scheduler() -> Fixture {
         let store = Store::connect(&[EtcdServer::shared().endpoint()], &unique_prefix()).await.unwrap();
-        let cancel = CancellationToken::new();
+        Fixture { store, cancel: CancellationToken::new() }
+    }
+
+    fn start_scheduler(&self) {
         let mut config = SchedulerConfig::new("s1");
         config.lease_ttl = Duration::from_secs(1);
-        tokio::spawn(chaos_scheduler::run(store.clone(), config, cancel.clone()));
-        Fixture { store, cancel }
+        tokio::spawn(chaos_scheduler::run(self.store.clone(), config, self.cancel.clone()));
     }
 
     /// Registers a worker on its own lease, as the worker daemon does.
@@ -103,8 +111,12 @@ impl Drop for Fixture {
 
 #[tokio::test]
 async fn every_instance_is_placed_once_within_slots_on_the_workers_lease() {
-    let f = Fixture::start().await;
+    // The scheduler starts knowing the three workers (from its first listing): a worker's
+    // registration and an instance come on two watches, in either order, and spreading is
+    // only checked among the workers it knows.
+    let f = Fixture::without_scheduler().await;
     let leases = [f.worker("w1", 4).await, f.worker("w2", 4).await, f.worker("w3", 4).await];
+    f.start_scheduler();
     for volume in 0..3u64 {
         for plugin in 0..3 {
             f.instance(&format!("v{volume}-p{plugin}"), Some(volume), DesiredState::Run).await;
