@@ -130,6 +130,26 @@ impl Client {
         self.call(Method::GET, &format!("/v1/scenarios/{scenario}/events?after={after}"), None).await
     }
 
+    /// Every journal entry after `*after`, page by page; moves `*after` past the last one
+    /// (only on success: after an error, the same entries are asked for again).
+    pub async fn events_since(
+        &self,
+        scenario: &str,
+        after: &mut u64,
+    ) -> Result<Vec<chaos_def::api::EventEntry>, ClientError> {
+        let (mut entries, mut cursor) = (Vec::new(), *after);
+        loop {
+            let page = self.events(scenario, cursor).await?;
+            let more = page.last > cursor;
+            cursor = page.last;
+            entries.extend(page.items);
+            if !more {
+                *after = cursor;
+                return Ok(entries);
+            }
+        }
+    }
+
     pub async fn workers(&self) -> Result<WorkerList, ClientError> {
         self.call(Method::GET, "/v1/workers", None).await
     }

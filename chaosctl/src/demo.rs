@@ -178,18 +178,12 @@ impl LiveView {
 
     async fn refresh(&mut self, client: &Client, elapsed: Duration) {
         // New journal entries: actions and condition transitions.
-        while let Ok(page) = client.events(NAME, self.after).await {
-            for entry in &page.items {
-                match entry.event.kind.as_str() {
-                    "action-end" => self.actions += 1,
-                    "condition-transition" => self.transitions += 1,
-                    _ => {}
-                }
-            }
-            let more = page.last > self.after;
-            self.after = page.last;
-            if !more {
-                break;
+        // Missed entries (the apiserver busy) are read on the next refresh.
+        for entry in client.events_since(NAME, &mut self.after).await.unwrap_or_default() {
+            match entry.event.kind.as_str() {
+                "action-end" => self.actions += 1,
+                "condition-transition" => self.transitions += 1,
+                _ => {}
             }
         }
         if !self.tty && self.last_print.is_some_and(|at| at.elapsed() < Duration::from_secs(10)) {

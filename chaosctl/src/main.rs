@@ -606,17 +606,11 @@ async fn drain(client: &Client, name: &str, timeout: std::time::Duration) -> any
 async fn events(client: &Client, name: &str, follow: bool, output: Format) -> anyhow::Result<()> {
     let mut after = 0;
     loop {
-        let page = client.events(name, after).await?;
-        for entry in &page.items {
+        for entry in client.events_since(name, &mut after).await? {
             match output {
-                Format::Table => println!("{}", chaosctl::report::event_line(entry)),
-                _ => println!("{}", serde_json::to_string(entry)?),
+                Format::Table => println!("{}", chaosctl::report::event_line(&entry)),
+                _ => println!("{}", serde_json::to_string(&entry)?),
             }
-        }
-        let more = page.last > after;
-        after = page.last;
-        if more {
-            continue;
         }
         if !follow {
             return Ok(());

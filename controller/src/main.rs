@@ -26,10 +26,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let (store, shutdown) = chaos_daemon::boot(&args.etcd, &args.log).await.context("connecting to etcd")?;
-    let probes = chaos_daemon::probes::start(&args.probes, "controller", &store, &shutdown)
-        .await
-        .with_context(|| format!("listening on {}", args.probes.listen))?;
+    let (store, shutdown, probes) =
+        chaos_daemon::boot_elected(&args.etcd, &args.log, &args.probes, "controller").await.context("starting")?;
     let identity = args.election.identity();
     let mut config = ControllerConfig::new(identity.clone());
     config.lease_ttl = args.election.lease_ttl();

@@ -177,6 +177,21 @@ pub async fn boot(etcd: &EtcdArgs, log: &LogArgs) -> Result<(Store, Cancellation
     Ok((store, shutdown))
 }
 
+/// What an elected daemon (controller, scheduler) does first: [`boot`], then its probes on
+/// `--listen`. Returns the store, the shutdown token and the probes' address.
+pub async fn boot_elected(
+    etcd: &EtcdArgs,
+    log: &LogArgs,
+    probes: &probes::ProbeArgs,
+    role: &'static str,
+) -> std::io::Result<(Store, CancellationToken, std::net::SocketAddr)> {
+    let (store, shutdown) = boot(etcd, log).await.map_err(std::io::Error::other)?;
+    let address = probes::start(probes, role, &store, &shutdown)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("listening on {}: {e}", probes.listen)))?;
+    Ok((store, shutdown, address))
+}
+
 /// Several watches followed through one channel, for a loop that keeps a cache of several
 /// prefixes: it takes their events in batches, and knows when every watch has listed once
 /// (before that, its picture is incomplete and it must not act on it).
