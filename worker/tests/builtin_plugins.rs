@@ -399,7 +399,7 @@ fn the_seven_plugins_are_embedded_and_declare_only_what_they_use() {
         ("volume-attacher", &[(rva, crud), (rv, "get,list,watch"), ("nodes", "list")]),
         ("volume-resizer", &[(rv, "get,list,watch,patch")]),
         ("volume-replica-destroyer", &[(rvr, "list,delete")]),
-        ("volume-replica-creator", &[(rvr, "create")]),
+        ("volume-replica-creator", &[(rvr, "create,list,delete"), (rv, "get")]),
         ("pod-destroyer", &[("pods", "list,delete")]),
     ];
     for (plugin, rules) in want {
@@ -410,6 +410,20 @@ fn the_seven_plugins_are_embedded_and_declare_only_what_they_use() {
         let want: Vec<(String, String)> = rules.iter().map(|(r, v)| (r.to_string(), v.to_string())).collect();
         assert_eq!(got, want, "{plugin}");
     }
+}
+
+/// The teardown stops the creator after the volume is deleted: a replica it created meanwhile
+/// must not outlive the scenario.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replica_creator_removes_its_replicas_of_a_deleted_volume_at_stop() {
+    let c = Cluster::start(kubesim::Config::for_tests()).await;
+    // No such volume (it was deleted): what the creator makes is orphaned.
+    let config = json!({"volume": "mgt-gone", "period": {"min": "20ms", "max": "50ms"}});
+    let run = Running::start(&c.url(), "volume-replica-creator", config, &["--instance", "crt-2"]).await;
+    run.wait_until("two creations", |r| r.actions("create-replica").len() >= 2).await;
+    let summary = run.stop().await;
+    assert!(summary["removedAtStop"].as_u64().unwrap() >= 2, "{summary}");
+    assert!(c.of_volume("rvr", "mgt-gone").await.is_empty(), "orphan replicas left");
 }
 
 // --- volume-attacher ---

@@ -33,7 +33,11 @@ impl sdk::Guest for Resizer {
         let (rv, p) = (cfg.volume, cfg.params);
         let (mut resized, mut failures, mut last) = (0i64, 0i64, None::<u64>);
         while mt::wait_random(&p.period) {
-            let volume = kube::get_as::<ReplicatedVolume>(None, &rv)?;
+            // A stop that comes during the read is a stop, not a failure.
+            let volume = match kube::get_as::<ReplicatedVolume>(None, &rv) {
+                Err(Error::Cancelled) => break,
+                read => read?,
+            };
             let current = bytes(Some(&volume.spec.size))
                 .ok_or_else(|| Error::other(format!("spec.size {:?} is not a quantity", volume.spec.size)))?;
             let step = sdk::rand::quantity(&p.step);
