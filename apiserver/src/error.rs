@@ -23,10 +23,20 @@ pub enum ApiError {
     Forbidden { message: String },
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("{}", too_large_message(*size, *limit))]
+    PluginTooLarge { size: Option<u64>, limit: usize },
+    /// Well-formed but not acceptable (a file that is not a plugin).
+    #[error("{message}")]
+    Rejected { message: String },
     #[error("etcd is unavailable: {0}")]
     Unavailable(StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+fn too_large_message(size: Option<u64>, limit: usize) -> String {
+    let size = size.map(|n| format!("{n} bytes")).unwrap_or_else(|| "larger than that".into());
+    format!("the plugin is {size}; this apiserver stores plugins up to {limit} bytes (--plugin-max-bytes)")
 }
 
 impl From<StoreError> for ApiError {
@@ -53,7 +63,8 @@ impl ApiError {
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge { .. } | ApiError::PluginTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Rejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -66,7 +77,8 @@ impl ApiError {
             ApiError::NotFound { .. } => "NotFound",
             ApiError::Conflict { .. } => "Conflict",
             ApiError::Forbidden { .. } => "Forbidden",
-            ApiError::PayloadTooLarge { .. } => "PayloadTooLarge",
+            ApiError::PayloadTooLarge { .. } | ApiError::PluginTooLarge { .. } => "PayloadTooLarge",
+            ApiError::Rejected { .. } => "Invalid",
             ApiError::Unavailable(_) => "Unavailable",
             ApiError::Internal(_) => "Internal",
         }

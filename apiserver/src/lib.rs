@@ -8,6 +8,7 @@
 pub mod cluster;
 pub mod error;
 pub mod metrics;
+pub mod plugins;
 pub mod report;
 pub mod scenarios;
 
@@ -17,7 +18,7 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use chaos_def::consts::MAX_REQUEST_BODY;
 use chaos_def::store::{Store, StoreError};
@@ -27,17 +28,24 @@ use utoipa::OpenApi;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::metrics::Metrics;
+use crate::plugins::PluginPolicy;
 
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
+    pub plugins: Arc<PluginPolicy>,
 }
 
 impl AppState {
     pub fn new(store: Store) -> Self {
-        AppState { store, metrics: Metrics::new() }
+        AppState { store, metrics: Metrics::new(), plugins: Arc::default() }
+    }
+
+    pub fn with_plugin_policy(mut self, policy: PluginPolicy) -> Self {
+        self.plugins = Arc::new(policy);
+        self
     }
 }
 
@@ -59,6 +67,9 @@ impl AppState {
         cluster::drain,
         report::report,
         report::events,
+        plugins::push,
+        plugins::list,
+        plugins::get,
         healthz,
         readyz,
     ),
@@ -66,6 +77,7 @@ impl AppState {
     tags(
         (name = "scenarios", description = "Apply, inspect, stop and delete scenarios"),
         (name = "cluster", description = "Task instances and workers"),
+        (name = "plugins", description = "Push, list and describe plugins"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -85,6 +97,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/workers", get(cluster::workers))
         .route("/v1/workers/{name}/cordon", post(cluster::cordon).delete(cluster::uncordon))
         .route("/v1/workers/{name}/drain", post(cluster::drain))
+        .route("/v1/plugins", get(plugins::list))
+        .route("/v1/plugins/{name}/{version}", put(plugins::push).get(plugins::get))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::serve))

@@ -202,6 +202,7 @@ async fn pushed_plugins_can_be_named_by_name_version_or_digest() {
         digest: digest.clone(),
         size: 1,
         capabilities: Value::Null,
+        interface_version: "0.1.0".into(),
         pushed_at: jiff::Timestamp::now(),
     };
     api.store.put(&api.store.keys().plugin("my-checker", "2.0.0"), &meta).await.unwrap();

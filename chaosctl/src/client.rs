@@ -2,9 +2,10 @@
 //! one line a person can act on.
 
 use chaos_def::api::{
-    ActionResponse, ApplyResponse, ErrorBody, GlobalStopResponse, InstanceList, ScenarioList, ScenarioView, StopBody,
-    WorkerList,
+    ActionResponse, ApplyResponse, ErrorBody, GlobalStopResponse, InstanceList, PluginList, PushResponse, ScenarioList,
+    ScenarioView, StopBody, WorkerList,
 };
+use chaos_def::records::PluginMeta;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -48,7 +49,7 @@ impl Client {
         &self,
         method: Method,
         path: &str,
-        body: Option<(String, &'static str)>,
+        body: Option<(reqwest::Body, &'static str)>,
     ) -> Result<T, ClientError> {
         let url = format!("{}{path}", self.server);
         let mut request = self.http.request(method, &url);
@@ -76,7 +77,27 @@ impl Client {
 
     pub async fn apply(&self, scenario_json: &impl Serialize) -> Result<ApplyResponse, ClientError> {
         let body = serde_json::to_string(scenario_json).expect("a scenario serialises");
-        self.call(Method::POST, "/v1/scenarios", Some((body, "application/json"))).await
+        self.call(Method::POST, "/v1/scenarios", Some((body.into(), "application/json"))).await
+    }
+
+    /// Pushes a plugin's bytes; `digest` is their sha256 (hex), checked by the apiserver.
+    pub async fn push_plugin(
+        &self,
+        name: &str,
+        version: &str,
+        bytes: Vec<u8>,
+        digest: &str,
+    ) -> Result<PushResponse, ClientError> {
+        let path = format!("/v1/plugins/{name}/{version}?digest={digest}");
+        self.call(Method::PUT, &path, Some((bytes.into(), "application/wasm"))).await
+    }
+
+    pub async fn plugins(&self) -> Result<PluginList, ClientError> {
+        self.call(Method::GET, "/v1/plugins", None).await
+    }
+
+    pub async fn plugin(&self, name: &str, version: &str) -> Result<PluginMeta, ClientError> {
+        self.call(Method::GET, &format!("/v1/plugins/{name}/{version}"), None).await
     }
 
     pub async fn scenarios(&self) -> Result<ScenarioList, ClientError> {
@@ -89,12 +110,12 @@ impl Client {
 
     pub async fn stop(&self, name: &str, reason: Option<String>) -> Result<ActionResponse, ClientError> {
         let body = serde_json::to_string(&StopBody { reason }).expect("a stop request serialises");
-        self.call(Method::POST, &format!("/v1/scenarios/{name}/stop"), Some((body, "application/json"))).await
+        self.call(Method::POST, &format!("/v1/scenarios/{name}/stop"), Some((body.into(), "application/json"))).await
     }
 
     pub async fn stop_all(&self, reason: Option<String>) -> Result<GlobalStopResponse, ClientError> {
         let body = serde_json::to_string(&StopBody { reason }).expect("a stop request serialises");
-        self.call(Method::POST, "/v1/stop-all", Some((body, "application/json"))).await
+        self.call(Method::POST, "/v1/stop-all", Some((body.into(), "application/json"))).await
     }
 
     pub async fn resume(&self) -> Result<GlobalStopResponse, ClientError> {

@@ -6,6 +6,7 @@ pub mod client;
 pub mod demo;
 pub mod fleet;
 pub mod output;
+pub mod plugin;
 pub mod report;
 pub mod runs;
 pub mod stack;

@@ -88,6 +88,11 @@ enum Command {
         #[arg(short, long, value_enum, default_value_t = Format::Table)]
         output: Format,
     },
+    /// Write, push, list and describe plugins.
+    Plugin {
+        #[command(subcommand)]
+        action: PluginAction,
+    },
     /// Cordon, uncordon or drain a worker.
     Worker {
         #[command(subcommand)]
@@ -171,6 +176,43 @@ impl StackArgs {
 }
 
 #[derive(Debug, Subcommand)]
+enum PluginAction {
+    /// Start a new plugin: a crate from the template (SDK, capabilities, a test against kubesim)
+    /// that builds as is with `cargo build --release --target wasm32-wasip2`.
+    New {
+        /// The plugin's name (lowercase letters, digits and '-').
+        name: String,
+        /// Where to write the crate (default: ./NAME).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+        /// The plugin SDK's directory (default: plugins/sdk of the tree chaosctl was built from).
+        #[arg(long)]
+        sdk: Option<std::path::PathBuf>,
+    },
+    /// Store a plugin (.wasm component) under a name and version; workers fetch it on first use.
+    Push {
+        file: std::path::PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        version: String,
+        #[arg(short, long, value_enum, default_value_t)]
+        output: Format,
+    },
+    /// Pushed plugins: name, version, digest, size, capabilities, age.
+    List {
+        #[arg(short, long, value_enum, default_value_t)]
+        output: Format,
+    },
+    /// One pushed plugin: NAME@VERSION, or NAME for its most recently pushed version.
+    Describe {
+        plugin: String,
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum WorkerAction {
     /// The worker gets no new instances (those it runs stay).
     Cordon { name: String },
@@ -198,6 +240,8 @@ enum Resource {
     Instances,
     #[value(alias = "worker")]
     Workers,
+    #[value(alias = "plugin")]
+    Plugins,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -267,6 +311,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Events { name, follow, output } => events(&client, &name, follow, output).await,
+        Command::Plugin { action } => plugin(&client, action).await,
         Command::Worker { action: WorkerAction::Drain { name, timeout } } => drain(&client, &name, timeout).await,
         Command::Worker { action } => {
             let (name, on) = match action {
@@ -291,6 +336,71 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn plugin(client: &Client, action: PluginAction) -> anyhow::Result<()> {
+    match action {
+        PluginAction::New { name, dir, sdk } => {
+            let dir = dir.unwrap_or_else(|| std::path::PathBuf::from(&name));
+            let sdk = sdk
+                .or_else(chaosctl::plugin::default_sdk)
+                .ok_or_else(|| anyhow::anyhow!("where is the plugin SDK? give its directory with --sdk"))?;
+            let made = chaosctl::plugin::scaffold(&name, &dir, &sdk)?;
+            let wasm = format!("target/wasm32-wasip2/release/{}.wasm", name.replace('-', "_"));
+            println!("plugin crate {name} created in {}", made.display());
+            println!();
+            println!("  cd {}", made.display());
+            println!("  cargo build --release --target wasm32-wasip2");
+            println!("  cargo test        # against kubesim (kubesim and chaos-worker on PATH, or CHAOS_BIN_DIR)");
+            println!("  chaosctl plugin push {wasm} --name {name} --version 0.1.0");
+            Ok(())
+        }
+        PluginAction::Push { file, name, version, output } => {
+            let bytes = std::fs::read(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let digest = chaos_def::plugin::sha256_hex(&bytes);
+            let response = client
+                .push_plugin(&name, &version, bytes, &digest)
+                .await
+                .map_err(|e| anyhow::anyhow!("plugin {name}@{version}: {e}"))?;
+            if let Some(text) = structured(output, &response) {
+                print!("{text}");
+            } else {
+                let p = &response.plugin;
+                println!("plugin/{}@{} {} (sha256:{}, {} bytes)", p.name, p.version, response.result, p.digest, p.size);
+            }
+            Ok(())
+        }
+        PluginAction::List { output } => plugin_list(client, output).await,
+        PluginAction::Describe { plugin, output } => {
+            let meta = match plugin.split_once('@') {
+                Some((name, version)) => client.plugin(name, version).await?,
+                None => client
+                    .plugins()
+                    .await?
+                    .items
+                    .into_iter()
+                    .filter(|p| p.name == plugin)
+                    .max_by_key(|p| p.pushed_at)
+                    .ok_or_else(|| anyhow::anyhow!("no plugin {plugin:?} is pushed (chaosctl plugin list)"))?,
+            };
+            match structured(output, &meta) {
+                Some(text) => print!("{text}"),
+                None => print!("{}", chaosctl::plugin::describe(&meta)),
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn plugin_list(client: &Client, output: Format) -> anyhow::Result<()> {
+    let items = client.plugins().await?.items;
+    if let Some(text) = structured(output, &items) {
+        print!("{text}");
+        return Ok(());
+    }
+    let rows = chaosctl::plugin::table_rows(&items, Timestamp::now());
+    print_rows(&["NAME", "VERSION", "DIGEST", "SIZE", "CAPABILITIES", "AGE"], &rows, "plugins");
+    Ok(())
 }
 
 async fn up(args: &StackArgs) -> anyhow::Result<()> {
@@ -456,6 +566,7 @@ async fn get(
                 "workers",
             );
         }
+        Resource::Plugins => plugin_list(client, output).await?,
     }
     Ok(())
 }

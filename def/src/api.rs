@@ -209,3 +209,17 @@ pub struct Restart {
     /// Why each run but the last ended, in order.
     pub reasons: Vec<String>,
 }
+
+/// Pushed plugins (`GET /v1/plugins`), by name then version.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PluginList {
+    pub items: Vec<crate::records::PluginMeta>,
+}
+
+/// The answer to a push: `created`, or `unchanged` when the same bytes were pushed before
+/// under the same name and version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PushResponse {
+    pub result: String,
+    pub plugin: crate::records::PluginMeta,
+}

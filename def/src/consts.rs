@@ -19,6 +19,10 @@ pub const ENV_SERVER: &str = "CHAOS_SERVER";
 pub const ETCD_MAX_TXN_OPS: usize = 128;
 /// Largest request body the apiserver accepts.
 pub const MAX_REQUEST_BODY: usize = 1 << 20;
+/// Largest plugin the apiserver stores unless told otherwise (`--plugin-max-bytes`).
+pub const DEFAULT_PLUGIN_MAX_BYTES: usize = 16 << 20;
+/// Plugin bytes are stored in etcd in chunks of this size (etcd refuses requests over 1.5 MiB).
+pub const BLOB_CHUNK_BYTES: usize = 512 << 10;
 
 /// Labels every Kubernetes object a plugin creates carries (DESIGN §6).
 pub const LABEL_SCENARIO: &str = "chaos.dev/scenario";

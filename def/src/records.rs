@@ -450,11 +450,16 @@ pub struct JournalEvent {
 pub struct PluginMeta {
     pub name: String,
     pub version: String,
+    /// sha256 of the bytes, lowercase hex; the bytes are under `blobs/<digest>/`.
     pub digest: String,
     pub size: u64,
+    /// What it declared (`{"rules": [...]}`); null when it declared nothing.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub capabilities: Value,
+    /// The `chaos:plugin` interface version it was built against.
+    #[serde(default)]
+    pub interface_version: String,
     #[schema(value_type = String, format = DateTime)]
     pub pushed_at: Timestamp,
 }

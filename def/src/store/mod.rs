@@ -6,6 +6,7 @@
 //! went away; streaming calls (watch, keep-alive) are not, since they are meant to last.
 
 mod batch;
+mod blobs;
 mod election;
 mod error;
 mod lease;

@@ -24,6 +24,7 @@
 pub mod assignments;
 pub mod journal;
 pub mod metrics;
+pub mod pushed;
 pub mod registration;
 pub mod status;
 pub mod supervisor;
@@ -43,6 +44,7 @@ use tokio_util::task::TaskTracker;
 use self::assignments::{Cache, DRAINED, Decision, RunState, WorkerState, decide, instance_id_of};
 use self::journal::{Journal, JournalConfig};
 use self::metrics::Metrics;
+use self::pushed::PushedPlugins;
 use self::status::{Fence, StatusWriter};
 use self::supervisor::{Context, Run, supervise};
 use crate::error::Result;
@@ -106,9 +108,12 @@ impl Daemon {
         let metrics = Arc::new(Metrics::default());
         let writer = StatusWriter::new(store.clone(), config.status_interval, metrics.clone());
         let journal = Journal::new(store.clone(), &config.name, config.journal.clone(), metrics.clone());
+        // Pushed plugins are kept on disk next to the compiled artifacts.
+        let pushed = PushedPlugins::new(store.clone(), runtime.clone(), runtime.config().cache_dir.clone());
         let ctx = Arc::new(Context {
             worker: config.name.clone(),
             runtime,
+            pushed,
             kube,
             plugin_paths: config.plugin_paths.clone(),
             writer,
@@ -336,6 +341,13 @@ impl Daemon {
                         }
                     }
                 },
+            }
+            // The lease clock is the authority. Past it, an event may be the lease's own expiry
+            // (its assignments deleted): taken as a withdrawal, its stop would run a cleanup
+            // that the instance's next run, elsewhere, must not see. The keep-alive task
+            // reports the loss too, but not necessarily before the watches wake.
+            if st.authority.lease.as_ref().is_some_and(|clock| !clock.is_alive()) {
+                break SessionEnd::LeaseLost;
             }
             for id in touched {
                 self.reconcile(&id, &mut st).await;

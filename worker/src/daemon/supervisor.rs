@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::journal::Journal;
 use super::metrics::Metrics;
+use super::pushed::PushedPlugins;
 use super::status::{Fence, FinalWrite, StatusWriter, initial_status, with_summary};
 use crate::runtime::{InstanceSpec, KubeGateway, Outcome, Plugin, Record, RunFence, Runtime, Services, Sink, Tags};
 
@@ -26,6 +27,7 @@ use crate::runtime::{InstanceSpec, KubeGateway, Outcome, Plugin, Record, RunFenc
 pub struct Context {
     pub worker: String,
     pub runtime: Runtime,
+    pub pushed: PushedPlugins,
     pub kube: Option<KubeGateway>,
     pub plugin_paths: BTreeMap<String, PathBuf>,
     pub writer: Arc<StatusWriter>,
@@ -40,9 +42,8 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
-    /// The plugin a reference names: a file given with `--plugin-path NAME=PATH`, else a
-    /// built-in plugin. (Pushed plugins, `name@version` and `sha256:…` from `blobs/`, are not
-    /// fetched yet.)
+    /// The plugin a reference names: a file given with `--plugin-path NAME=PATH`, a built-in
+    /// plugin, else a pushed one (fetched from etcd by digest on first use).
     async fn resolve(&self, plugin: &PluginRef) -> Result<Plugin, String> {
         if let Some(path) = self.plugin_paths.get(plugin.name()) {
             return self.runtime.load_file(path).await.map_err(|e| e.to_string());
@@ -52,7 +53,7 @@ impl Context {
         {
             return self.runtime.load(bytes.to_vec()).await.map_err(|e| e.to_string());
         }
-        Err(format!("plugin {} is not available on this worker", plugin.name()))
+        self.pushed.load(plugin).await
     }
 }
 

@@ -12,7 +12,6 @@
 //! cluster gateway), [`sink`] (where instance output goes), [`stdio`] (stdout/stderr capture).
 
 pub mod cache;
-pub mod capabilities;
 pub mod engine;
 pub mod host;
 pub mod kube;
@@ -27,14 +26,15 @@ use std::time::Duration;
 
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
-use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
-pub use self::capabilities::Capabilities;
+pub use chaos_def::plugin::Capabilities;
+pub use chaos_def::plugin::capabilities;
+pub use chaos_def::plugin::sha256_hex;
 use self::host::bindings::chaos::plugin::types::{Error as WitError, InstanceInfo};
 use self::host::bindings::{Plugin as PluginWorld, PluginPre};
 use self::host::{CpuBudgetExceeded, CpuMeter, InstanceState, Limits, MemoryLimitExceeded, ReportBatch, Shared};
@@ -192,16 +192,6 @@ impl Runtime {
         tracing::debug!(%digest, "plugin compiled");
         Ok(Plugin { inner: Arc::new(PluginInner { digest, capabilities, pre, runtime: self.clone() }) })
     }
-}
-
-/// `sha256:` + hex, the digest plugins are named by.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    let hash = Sha256::digest(bytes);
-    let mut s = String::with_capacity(64);
-    for b in hash {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
 }
 
 /// A compiled plugin, ready to start instances. Cheap to clone.

@@ -1,7 +1,9 @@
 //! A plugin's declared capabilities: which kinds, verbs and namespaces it may touch. Declared in
 //! the component's `chaos:capabilities` custom section (JSON, written by the SDK's
-//! `capabilities!` macro) and read here with `wasmparser` alone, so that the apiserver can read
-//! it at push time without wasmtime. Every kube call is checked against it before it is made.
+//! `capabilities!` macro) and read with `wasmparser` alone (feature `component`), so that the
+//! apiserver reads it at push time without wasmtime. The worker checks every kube call against
+//! it before the call is made; the apiserver checks it against the operator's policy
+//! ([`Capabilities::not_granted_by`]) before a plugin is stored.
 
 use serde::{Deserialize, Serialize};
 
@@ -112,6 +114,7 @@ impl Capabilities {
         Ok(caps)
     }
 
+    #[cfg(feature = "component")]
     /// Reads the capabilities from a component's bytes: `None` when the section is absent (the
     /// plugin may make no kube call at all).
     pub fn read(wasm: &[u8]) -> Result<Option<Self>, String> {
@@ -169,6 +172,59 @@ impl Capabilities {
     }
 }
 
+/// Whether an operator's `granted` entry (resource, verb or namespace) covers a requested one.
+/// Wildcards are only covered by wildcards at least as wide: `*` by `*`, `group/*` by `group/*`
+/// or `*`.
+fn covers(granted: &str, requested: &str, grouped: bool) -> bool {
+    if granted == "*" || granted == requested {
+        return true;
+    }
+    match granted.strip_suffix("/*") {
+        Some(group) if grouped => requested != "*" && split(requested).0 == group,
+        _ => false,
+    }
+}
+
+impl Capabilities {
+    /// What this plugin asks for that `policy` does not grant, one line per verb, resource and
+    /// namespace (empty: everything is granted). Resources are compared as written, so a policy
+    /// that grants `pods` does not grant `Pod`: operators list the forms their plugins use.
+    pub fn not_granted_by(&self, policy: &Capabilities) -> Vec<String> {
+        let mut missing = Vec::new();
+        for rule in &self.rules {
+            // A rule without namespaces only reaches cluster-scoped kinds.
+            let namespaces: Vec<Option<&str>> = if rule.namespaces.is_empty() {
+                vec![None]
+            } else {
+                rule.namespaces.iter().map(|n| Some(n.as_str())).collect()
+            };
+            for resource in &rule.resources {
+                for verb in &rule.verbs {
+                    for namespace in &namespaces {
+                        let granted = policy.rules.iter().any(|p| {
+                            p.resources.iter().any(|r| covers(r, resource, true))
+                                && p.verbs.iter().any(|v| covers(v, verb, false))
+                                && namespace.is_none_or(|ns| p.namespaces.iter().any(|n| covers(n, ns, false)))
+                        });
+                        if !granted {
+                            let place = match namespace {
+                                Some("*") => " in every namespace".to_string(),
+                                Some(ns) => format!(" in namespace {ns}"),
+                                None => String::new(),
+                            };
+                            let line = format!("{verb} on {resource}{place}");
+                            if !missing.contains(&line) {
+                                missing.push(line);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        missing
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,5 +278,38 @@ mod tests {
         assert!(Capabilities::parse(br#"{"rules":[{"resources":["pods"],"verbs":["nuke"]}]}"#).is_err());
         assert!(Capabilities::parse(br#"{"rulez":[]}"#).is_err());
         assert!(Capabilities::parse(b"not json").is_err());
+    }
+
+    #[test]
+    fn the_policy_grants_only_what_it_lists() {
+        let policy = caps(
+            r#"{"rules":[
+                {"resources":["pods"],"verbs":["get","list","delete"],"namespaces":["default","d8"]},
+                {"resources":["storage.deckhouse.io/*"],"verbs":["*"]}
+            ]}"#,
+        );
+        let fine = caps(
+            r#"{"rules":[{"resources":["pods"],"verbs":["list","delete"],"namespaces":["d8"]},
+                         {"resources":["storage.deckhouse.io/replicatedvolumes"],"verbs":["create"]}]}"#,
+        );
+        assert_eq!(fine.not_granted_by(&policy), Vec::<String>::new());
+        let greedy = caps(
+            r#"{"rules":[{"resources":["pods"],"verbs":["delete","patch"],"namespaces":["d8","kube-system"]},
+                         {"resources":["*"],"verbs":["get"],"namespaces":["*"]}]}"#,
+        );
+        assert_eq!(
+            greedy.not_granted_by(&policy),
+            vec![
+                "delete on pods in namespace kube-system",
+                "patch on pods in namespace d8",
+                "patch on pods in namespace kube-system",
+                "get on * in every namespace",
+            ]
+        );
+        // `group/*` is covered by the same or by `*`, and covers the group's kinds only.
+        let wide = caps(r#"{"rules":[{"resources":["storage.deckhouse.io/*","apps/deployments"],"verbs":["get"]}]}"#);
+        assert_eq!(wide.not_granted_by(&policy), vec!["get on apps/deployments"]);
+        let everything = caps(r#"{"rules":[{"resources":["*"],"verbs":["*"],"namespaces":["*"]}]}"#);
+        assert!(greedy.not_granted_by(&everything).is_empty());
     }
 }
