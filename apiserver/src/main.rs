@@ -1,9 +1,9 @@
 //! `chaos-apiserver`: serves the REST API on `--listen`, backed by etcd.
 
 use anyhow::Context;
+use chaos_apiserver::plugins::PluginPolicy;
 use chaos_daemon::{EtcdArgs, LogArgs};
 use chaos_def::consts::DEFAULT_APISERVER_LISTEN;
-use chaos_apiserver::plugins::PluginPolicy;
 use clap::Parser;
 
 #[derive(Debug, Parser)]
@@ -28,7 +28,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let grantable = args.plugin_policy.as_deref().map(PluginPolicy::read_grantable).transpose().map_err(anyhow::Error::msg)?;
+    let grantable =
+        args.plugin_policy.as_deref().map(PluginPolicy::read_grantable).transpose().map_err(anyhow::Error::msg)?;
     let policy_note = args.plugin_policy.as_ref().map(|p| p.display().to_string());
     let policy = PluginPolicy { max_bytes: args.plugin_max_bytes, grantable };
     let (store, shutdown) = chaos_daemon::boot(&args.etcd, &args.log).await.context("connecting to etcd")?;
@@ -39,7 +40,8 @@ async fn main() -> anyhow::Result<()> {
         None => tracing::warn!("no --plugin-policy: pushed plugins may be granted any capability"),
     }
     tracing::info!(listen = %listener.local_addr()?, etcd = ?args.etcd.endpoints, prefix = %args.etcd.prefix, "apiserver started");
-    chaos_apiserver::serve(listener, chaos_apiserver::AppState::new(store).with_plugin_policy(policy), shutdown).await?;
+    chaos_apiserver::serve(listener, chaos_apiserver::AppState::new(store).with_plugin_policy(policy), shutdown)
+        .await?;
     tracing::info!("apiserver stopped");
     Ok(())
 }

@@ -137,7 +137,9 @@ pub async fn push(
         // Another push of this version won the race.
         Err(StoreError::AlreadyExists { .. }) => match store.get::<PluginMeta>(&key).await? {
             Some(existing) => same_or_conflict(existing.value, &digest),
-            None => Err(ApiError::Conflict { message: format!("{name}@{version} changed while it was pushed; try again") }),
+            None => {
+                Err(ApiError::Conflict { message: format!("{name}@{version} changed while it was pushed; try again") })
+            }
         },
         Err(error) => Err(error.into()),
     }
@@ -149,9 +151,9 @@ fn same_or_conflict(existing: PluginMeta, digest: &str) -> Result<(StatusCode, J
     }
     Err(ApiError::Conflict {
         message: format!(
-            "{}@{} was pushed before with other bytes (sha256:{}); a version names one build forever: push this \
-             one as a new version",
-            existing.name, existing.version, existing.digest
+            "version {} was pushed before with other bytes (sha256:{}); a version names one build forever: push \
+             this one as a new version",
+            existing.version, existing.digest
         ),
     })
 }

@@ -190,6 +190,7 @@ enum PluginAction {
         sdk: Option<std::path::PathBuf>,
     },
     /// Store a plugin (.wasm component) under a name and version; workers fetch it on first use.
+    #[command(disable_version_flag = true)]
     Push {
         file: std::path::PathBuf,
         #[arg(long)]
@@ -730,5 +731,16 @@ async fn events(client: &Client, name: &str, follow: bool, output: Format) -> an
             _ = tokio::signal::ctrl_c() => return Ok(()),
             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap checks a command's definition only when that command is parsed; check them all.
+    #[test]
+    fn every_command_is_well_formed() {
+        Cli::command().debug_assert();
     }
 }

@@ -33,7 +33,10 @@ pub fn default_sdk() -> Option<PathBuf> {
 pub fn scaffold(name: &str, dir: &Path, sdk: &Path) -> anyhow::Result<PathBuf> {
     check_dns_label(name).map_err(|why| anyhow::anyhow!("plugin name {name:?}: {why}"))?;
     if !sdk.join("Cargo.toml").exists() {
-        bail!("no plugin SDK at {} (give its directory with --sdk: plugins/sdk of the chaos repository)", sdk.display());
+        bail!(
+            "no plugin SDK at {} (give its directory with --sdk: plugins/sdk of the chaos repository)",
+            sdk.display()
+        );
     }
     if dir.exists() && dir.read_dir().with_context(|| format!("reading {}", dir.display()))?.next().is_some() {
         bail!("{} exists and is not empty", dir.display());
@@ -41,7 +44,10 @@ pub fn scaffold(name: &str, dir: &Path, sdk: &Path) -> anyhow::Result<PathBuf> {
     let sdk = sdk.canonicalize().with_context(|| format!("resolving {}", sdk.display()))?;
     let crate_name = name.replace('-', "_");
     for (path, text) in TEMPLATE {
-        let text = text.replace("{{name}}", name).replace("{{crate}}", &crate_name).replace("{{sdk}}", &sdk.display().to_string());
+        let text = text
+            .replace("{{name}}", name)
+            .replace("{{crate}}", &crate_name)
+            .replace("{{sdk}}", &sdk.display().to_string());
         let target = dir.join(path);
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
@@ -90,7 +96,11 @@ pub fn describe(meta: &PluginMeta) -> String {
                         .unwrap_or_default()
                 };
                 let namespaces = list("namespaces");
-                let place = if namespaces.is_empty() { "cluster-scoped only".into() } else { format!("in {namespaces}") };
+                let place = match namespaces.as_str() {
+                    "" => "(cluster-scoped only)".to_string(),
+                    "*" => "in every namespace".to_string(),
+                    some => format!("in {some}"),
+                };
                 out.push_str(&format!("  {} {} {place}\n", list("verbs"), list("resources")));
             }
         }

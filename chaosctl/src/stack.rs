@@ -31,6 +31,8 @@ pub struct StackOptions {
     pub slots: u32,
     /// The workers' registration lease TTL in seconds.
     pub worker_lease_ttl: u64,
+    /// More flags for the apiserver (`--plugin-policy FILE`, `--plugin-max-bytes N`).
+    pub apiserver_args: Vec<String>,
 }
 
 impl StackOptions {
@@ -47,6 +49,7 @@ impl StackOptions {
             fault_replica_loss: 0.0,
             slots: 200,
             worker_lease_ttl: 2,
+            apiserver_args: Vec::new(),
         }
     }
 }
@@ -175,7 +178,7 @@ impl Stack {
         self.spawn(
             "apiserver",
             &sibling("chaos-apiserver")?,
-            &[etcd_flag.clone(), format!("--listen=127.0.0.1:{api_port}")],
+            &[&[etcd_flag.clone(), format!("--listen=127.0.0.1:{api_port}")][..], &options.apiserver_args].concat(),
         )?;
         wait_http(&http, &format!("{}/readyz", self.apiserver), "the apiserver").await?;
         for role in ["controller", "scheduler"] {

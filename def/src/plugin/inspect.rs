@@ -72,7 +72,11 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection, PluginFileError> {
             Payload::ComponentImportSection(reader) if depth == 1 => {
                 for import in reader {
                     let import = import.map_err(|e| PluginFileError::Invalid(e.to_string()))?;
-                    imports.push(import.name.name.to_string());
+                    // Types the world uses (`use types.{error}`) are imported by name too; they
+                    // need nothing from the host.
+                    if !matches!(import.ty, wasmparser::ComponentTypeRef::Type(_)) {
+                        imports.push(import.name.name.to_string());
+                    }
                 }
             }
             Payload::ComponentExportSection(reader) if depth == 1 => {

@@ -30,13 +30,7 @@ pub struct PushedPlugins {
 
 impl PushedPlugins {
     pub fn new(store: Store, runtime: Runtime, cache_dir: Option<PathBuf>) -> Self {
-        PushedPlugins {
-            store,
-            runtime,
-            cache_dir,
-            loaded: Mutex::default(),
-            versions: Mutex::default(),
-        }
+        PushedPlugins { store, runtime, cache_dir, loaded: Mutex::default(), versions: Mutex::default() }
     }
 
     /// The compiled plugin a reference names.

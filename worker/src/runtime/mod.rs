@@ -32,9 +32,6 @@ use tokio_util::task::TaskTracker;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
-pub use chaos_def::plugin::Capabilities;
-pub use chaos_def::plugin::capabilities;
-pub use chaos_def::plugin::sha256_hex;
 use self::host::bindings::chaos::plugin::types::{Error as WitError, InstanceInfo};
 use self::host::bindings::{Plugin as PluginWorld, PluginPre};
 use self::host::{CpuBudgetExceeded, CpuMeter, InstanceState, Limits, MemoryLimitExceeded, ReportBatch, Shared};
@@ -42,6 +39,9 @@ pub use self::kube::KubeGateway;
 pub use self::sink::{Level, MemorySink, NullSink, Record, Sink, Tags};
 use self::stdio::{LogStream, StderrTail};
 use crate::error::{Error, Result};
+pub use chaos_def::plugin::Capabilities;
+pub use chaos_def::plugin::capabilities;
+pub use chaos_def::plugin::sha256_hex;
 
 /// How the runtime is set up. `Default` is what a worker runs with.
 #[derive(Debug, Clone)]
