@@ -67,7 +67,7 @@ struct RunArgs {
     /// Guest CPU time allowed between two host calls.
     #[arg(long, default_value = "10s")]
     cpu_budget: chaos_def::Duration,
-    /// Keep compiled plugins here across runs.
+    /// Keep compiled plugins, and the bytes of pushed ones, here across runs.
     #[arg(long)]
     cache_dir: Option<PathBuf>,
     #[command(flatten)]

@@ -1,7 +1,6 @@
 //! Pushed plugins on the worker, against a real etcd: fetched by digest once, checked against
 //! it, kept on disk so that the next worker process needs no fetch, and refused when damaged.
 
-
 use chaos_def::PluginRef;
 use chaos_def::plugin::sha256_hex;
 use chaos_def::records::PluginMeta;
