@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use chaos_def::records::{InstancePhase, PluginMeta};
+use chaos_def::records::{InstancePhase, InstanceStatus, PluginMeta};
 use chaos_e2e::eventually;
 use chaosctl::fleet::Fleet;
 use chaosctl::stack::{StackOptions, sibling};
@@ -82,6 +82,27 @@ async fn pod_names(http: &reqwest::Client, kube_url: &str) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// Applies (with chaosctl) a scenario `name` of one task running `plugin` with `params` (YAML
+/// flow text); returns the instance's first final status.
+async fn run_task(fleet: &Fleet, work: &Path, name: &str, plugin: &str, params: &str) -> InstanceStatus {
+    let scenario = work.join(format!("{name}.yaml"));
+    std::fs::write(
+        &scenario,
+        format!(
+            "apiVersion: chaosctl.dev/v1alpha1\nkind: Scenario\nmetadata: {{name: {name}}}\nspec:\n  cluster: default\n  \
+             seed: 3\n  tasks:\n    - name: {name}\n      plugin: {plugin}\n      params: {params}\n"
+        ),
+    )
+    .unwrap();
+    let applied = chaosctl(fleet, &["apply", "-f", scenario.to_str().unwrap()]);
+    assert!(applied.status.success(), "{}", text(&applied));
+    eventually(LIMIT, &format!("the instance of {name} to finish"), || async {
+        let items = fleet.client.instances(Some(name)).await.ok()?.items;
+        items.into_iter().find_map(|i| i.status.filter(|s| s.phase.is_finished()))
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,21 +188,8 @@ async fn a_plugin_from_the_template_is_pushed_and_kills_pods_in_a_scenario() {
         kube(&http, reqwest::Method::POST, format!("{kube_url}/api/v1/namespaces/shop/pods"), Some(pod)).await;
     }
 
-    let scenario = work.path().join("kill-web.yaml");
-    std::fs::write(
-        &scenario,
-        "apiVersion: chaosctl.dev/v1alpha1\nkind: Scenario\nmetadata: {name: kill-web}\nspec:\n  cluster: default\n  \
-         seed: 3\n  tasks:\n    - name: kill-web\n      plugin: pod-killer@1.0.0\n      params: {namespace: shop, \
-         labelSelector: app=web, nameRegex: '^web-[0-9]+$', percent: 50}\n",
-    )
-    .unwrap();
-    let applied = chaosctl(&fleet, &["apply", "-f", scenario.to_str().unwrap()]);
-    assert!(applied.status.success(), "{}", text(&applied));
-    let status = eventually(LIMIT, "the pod killer to finish", || async {
-        let items = fleet.client.instances(Some("kill-web")).await.ok()?.items;
-        items.into_iter().find_map(|i| i.status.filter(|s| s.phase.is_finished()))
-    })
-    .await;
+    let params = "{namespace: shop, labelSelector: app=web, nameRegex: '^web-[0-9]+$', percent: 50}";
+    let status = run_task(&fleet, work.path(), "kill-web", "pod-killer@1.0.0", params).await;
     assert_eq!(status.phase, InstancePhase::Succeeded, "{status:?}");
 
     // Half of the ten web-N pods are gone; the canary and the database are untouched.
@@ -271,20 +279,7 @@ async fn refusals(fleet: &Fleet, work: &Path) {
     let mut damaged = hostile_bytes.clone();
     damaged[1000] ^= 0xff;
     fleet.store.write_blob(&digest, &damaged).await.unwrap();
-    let scenario = work.join("damaged.yaml");
-    std::fs::write(
-        &scenario,
-        "apiVersion: chaosctl.dev/v1alpha1\nkind: Scenario\nmetadata: {name: damaged}\nspec:\n  cluster: default\n  \
-         tasks:\n    - name: ok\n      plugin: hostile@1\n      params: {mode: ok}\n",
-    )
-    .unwrap();
-    let applied = chaosctl(fleet, &["apply", "-f", scenario.to_str().unwrap()]);
-    assert!(applied.status.success(), "{}", text(&applied));
-    let status = eventually(LIMIT, "the damaged plugin's instance to fail", || async {
-        let items = fleet.client.instances(Some("damaged")).await.ok()?.items;
-        items.into_iter().find_map(|i| i.status.filter(|s| s.phase.is_finished()))
-    })
-    .await;
+    let status = run_task(fleet, work, "damaged", "hostile@1", "{mode: ok}").await;
     assert_eq!(status.phase, InstancePhase::Failed, "{status:?}");
     let error = status.last_error.unwrap_or_default();
     assert!(error.contains(&format!("plugin sha256:{digest} is corrupted in etcd")), "{error}");
