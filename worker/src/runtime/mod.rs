@@ -400,7 +400,8 @@ impl Plugin {
     }
 
     async fn run(self, spec: InstanceSpec, services: Services, cancel: CancellationToken) -> Outcome {
-        let abort = services.fence.abort.clone();
+        let fence = services.fence.clone();
+        let abort = fence.abort.clone();
         let NewStore { mut store, stdout, stderr, tail } = self.new_store(&spec, services, &cancel);
         let grace = self.inner.runtime.inner.config.cancel_grace;
         let result = {
@@ -417,11 +418,20 @@ impl Plugin {
                 biased;
                 _ = abort.cancelled() => None,
                 r = &mut run => Some(r),
-                _ = cancel.cancelled() => tokio::select! {
-                    biased;
-                    _ = abort.cancelled() => None,
-                    r = tokio::time::timeout(grace, &mut run) => r.ok(),
-                },
+                // A stop that comes once the worker has lost its right to run the instance (a
+                // write refused after a long pause, say) is an abort too, whoever noticed first:
+                // the cleanup could not touch the cluster, and the next run adopts what is there.
+                _ = cancel.cancelled() => {
+                    if fence.revoked() {
+                        None
+                    } else {
+                        tokio::select! {
+                            biased;
+                            _ = abort.cancelled() => None,
+                            r = tokio::time::timeout(grace, &mut run) => r.ok(),
+                        }
+                    }
+                }
             }
             // Dropping `run` here disposes of the guest's fiber if it did not finish.
         };
@@ -429,7 +439,7 @@ impl Plugin {
         stderr.finish();
         store.data_mut().flush_report();
         let outcome = match result {
-            None if abort.is_cancelled() => Outcome::Failed("aborted: the worker lost its right to run it".into()),
+            None if fence.revoked() => Outcome::Failed("aborted: the worker lost its right to run it".into()),
             None => Outcome::Failed(format!(
                 "did not return within the grace period ({grace:?}) after cancellation; dropped"
             )),
