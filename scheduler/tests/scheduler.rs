@@ -18,13 +18,10 @@ struct Fixture {
 }
 
 impl Fixture {
-    async fn start() -> Fixture {
-        let fixture = Self::without_scheduler().await;
-        fixture.start_scheduler();
-        fixture
-    }
-
-    async fn without_scheduler() -> Fixture {
+    /// A fresh key prefix; the scheduler starts when the test says, once what it must see from its
+    /// first listing is in place (a worker's registration and an instance come on two watches, in
+    /// either order).
+    async fn new() -> Fixture {
         let store = Store::connect(&[EtcdServer::shared().endpoint()], &unique_prefix()).await.unwrap();
         Fixture { store, cancel: CancellationToken::new() }
     }
@@ -114,7 +111,7 @@ async fn every_instance_is_placed_once_within_slots_on_the_workers_lease() {
     // The scheduler starts knowing the three workers (from its first listing): a worker's
     // registration and an instance come on two watches, in either order, and spreading is
     // only checked among the workers it knows.
-    let f = Fixture::without_scheduler().await;
+    let f = Fixture::new().await;
     let leases = [f.worker("w1", 4).await, f.worker("w2", 4).await, f.worker("w3", 4).await];
     f.start_scheduler();
     for volume in 0..3u64 {
@@ -140,15 +137,18 @@ async fn every_instance_is_placed_once_within_slots_on_the_workers_lease() {
 
 #[tokio::test]
 async fn a_dead_workers_instances_move_within_a_lease_ttl() {
-    let f = Fixture::start().await;
+    // Both workers are registered before the scheduler starts: otherwise it may place all six
+    // instances on w1 before w2's registration reaches it, and w2 would have nothing to lose.
+    let f = Fixture::new().await;
     let _w1 = f.worker("w1", 10).await;
     let w2 = f.worker("w2", 10).await;
+    f.start_scheduler();
     for i in 0..6 {
         f.instance(&format!("i{i}"), None, DesiredState::Run).await;
     }
     let placed = f.wait_assignments(|a| a.len() == 6).await;
     let on_w2: Vec<String> = placed.iter().filter(|(_, (w, _, _))| w == "w2").map(|(id, _)| id.clone()).collect();
-    assert!(!on_w2.is_empty());
+    assert!(!on_w2.is_empty(), "least loaded first puts some instances on w2: {placed:#?}");
     for id in &on_w2 {
         f.status(id, InstancePhase::Running, 1).await;
     }
@@ -164,8 +164,9 @@ async fn a_dead_workers_instances_move_within_a_lease_ttl() {
 
 #[tokio::test]
 async fn without_capacity_an_instance_waits_with_the_reason_until_a_worker_comes() {
-    let f = Fixture::start().await;
+    let f = Fixture::new().await;
     let _w1 = f.worker("w1", 1).await;
+    f.start_scheduler();
     f.instance("a", None, DesiredState::Run).await;
     f.instance("b", None, DesiredState::Run).await;
     f.wait_assignments(|a| a.len() == 1).await;
@@ -191,10 +192,13 @@ async fn without_capacity_an_instance_waits_with_the_reason_until_a_worker_comes
 
 #[tokio::test]
 async fn cordoned_workers_get_nothing_and_stopped_runs_get_their_cleanup_placed() {
-    let f = Fixture::start().await;
+    // Workers and the cordon come on other watches than the instances: all are in place before
+    // the scheduler starts, so its first listing sees them.
+    let f = Fixture::new().await;
     let _w1 = f.worker("w1", 10).await;
     let _w2 = f.worker("w2", 10).await;
     f.store.put(&f.store.keys().cordon("w1"), &serde_json::json!({})).await.unwrap();
+    f.start_scheduler();
     // A run that started on a worker that died, now to stop: its cleanup must run somewhere.
     f.instance("cleanup", None, DesiredState::Stop).await;
     f.status("cleanup", InstancePhase::Running, 1).await;
