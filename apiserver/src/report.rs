@@ -4,7 +4,7 @@
 //! outlive the instance records of finished volumes, until the scenario is deleted) and its
 //! journal, and counts. The handlers only gather those from etcd.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -119,6 +119,7 @@ pub fn build(
 
     // Actions, by plugin and name; faults; RVs created.
     let mut actions: BTreeMap<(String, String), (u64, Vec<u64>)> = BTreeMap::new();
+    let mut volumes_created: BTreeSet<&str> = BTreeSet::new();
     for event in journal.iter().filter(|e| e.kind == "action-end") {
         let field = |name: &str| event.fields.get(name).and_then(Value::as_str).unwrap_or("").to_string();
         let plugin = match field("plugin") {
@@ -140,13 +141,18 @@ pub fn build(
             continue;
         }
         if plugin == "volume-main" {
-            if action == "create-volume" && !field("result").starts_with("adopted") {
-                report.rvs_created += 1;
+            // One RV per volume's main instance, however many of its runs said so: a run that
+            // adopts an RV found one its predecessor created, maybe without living to journal it.
+            if action == "create-volume"
+                && let Some(instance) = event.instance.as_deref()
+            {
+                volumes_created.insert(instance);
             }
         } else {
             *report.faults.entry(action).or_default() += 1;
         }
     }
+    report.rvs_created = volumes_created.len() as u64;
     report.actions = actions
         .into_iter()
         .map(|((plugin, action), (failures, mut durations))| {

@@ -6,7 +6,10 @@
 //! (seen through a watch on the statuses). Then measures the steady state: keys written per
 //! running instance per second, from etcd's own `/metrics`, while everything just runs.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use chaos_def::store::{Store, WatchEvent};
 
 use serde_json::json;
 use tokio::time::Instant;
@@ -52,11 +55,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let cancel = CancellationToken::new();
     let board = follow(&fleet.store, cancel.clone());
+    let n = args.instances as usize;
+    // When the last instance record and the last assignment were seen: where the time goes.
+    let instances_written = stage(&fleet.store, fleet.store.keys().instances_prefix(), n, cancel.clone());
+    let assigned = stage(&fleet.store, fleet.store.keys().assignments_prefix(), n, cancel.clone());
     wait_board(&board, Duration::from_secs(10), "the status watch", |_| true).await?;
     say(&format!("applying {} noop instances ...", args.instances));
     let applied = Instant::now();
     fleet.apply_noop("pipeline", args.instances).await?;
-    let n = args.instances as usize;
     let limit = Duration::from_secs(60 + u64::from(args.instances) / 20);
     let all = wait_board(&board, limit, "every instance Running", |b| b.running() >= n).await?;
     let first = board.lock().unwrap_or_else(|p| p.into_inner()).first_running.unwrap_or(all);
@@ -84,9 +90,58 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "apply_to_first_running_ms": round((first - applied).as_secs_f64() * 1000.0, 1),
         "steady_writes_per_instance_per_sec": round(steady, 5),
         "steady_running": still_running,
+        // Where the time goes: when the first and the last instance record, assignment and
+        // Running status were seen, from the apply.
+        "stages_ms": {
+            "first_instance": since(applied, &instances_written.first),
+            "first_assigned": since(applied, &assigned.first),
+            "first_running": round((first - applied).as_secs_f64() * 1000.0, 1),
+            "all_instances": since(applied, &instances_written.all),
+            "all_assigned": since(applied, &assigned.all),
+            "all_running": round((all - applied).as_secs_f64() * 1000.0, 1),
+        },
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
+}
+
+/// When a stage saw its first key and its `n`th.
+#[derive(Default)]
+struct Stage {
+    first: OnceLock<Instant>,
+    all: OnceLock<Instant>,
+}
+
+/// Counts the distinct keys put under `prefix`, noting when the first and the `n`th were seen.
+fn stage(store: &Store, prefix: String, n: usize, cancel: CancellationToken) -> Arc<Stage> {
+    let reached = Arc::new(Stage::default());
+    let store = store.clone();
+    let shared = reached.clone();
+    tokio::spawn(async move {
+        let mut watch = store.watch::<serde::de::IgnoredAny>(&prefix);
+        let mut seen = std::collections::HashSet::new();
+        while let Some(event) = watch.next(&cancel).await {
+            match event {
+                WatchEvent::Listed { items, .. } => seen.extend(items.into_iter().map(|(key, _)| key)),
+                WatchEvent::Put { key, .. } => {
+                    seen.insert(key);
+                }
+                WatchEvent::Deleted { .. } => {}
+            }
+            if !seen.is_empty() {
+                let _ = shared.first.set(Instant::now());
+            }
+            if seen.len() >= n {
+                let _ = shared.all.set(Instant::now());
+                return;
+            }
+        }
+    });
+    reached
+}
+
+fn since(from: Instant, at: &OnceLock<Instant>) -> Option<f64> {
+    at.get().map(|at| round((*at - from).as_secs_f64() * 1000.0, 1))
 }
 
 pub fn round(value: f64, digits: i32) -> f64 {

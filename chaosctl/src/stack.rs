@@ -74,7 +74,8 @@ pub struct Stack {
     next_worker: u32,
     /// How workers reach the cluster (`--kube-url URL` or `--kubeconfig PATH`).
     kube_args: Vec<String>,
-    /// The probe endpoints (`/healthz`, `/readyz`, `/metrics`) of the controller and scheduler.
+    /// The probe endpoints (`/healthz`, `/readyz`, `/metrics`) of the controller, the scheduler and
+    /// each worker.
     pub probes: Vec<(String, String)>,
 }
 
@@ -189,10 +190,11 @@ impl Stack {
             self.probes.push((role.to_string(), format!("http://127.0.0.1:{port}")));
         }
         self.kube_args = kube_args;
+        let mut started = Vec::new();
         for _ in 0..options.workers {
-            self.spawn_worker()?;
+            started.push(self.spawn_worker()?);
         }
-        self.wait_workers(&http, options.workers).await?;
+        self.wait_workers(&http, options.workers, &started).await?;
         // Nothing exited meanwhile.
         for process in &mut self.processes {
             if let Some(status) = process.child.try_wait()? {
@@ -210,6 +212,7 @@ impl Stack {
     fn spawn_worker(&mut self) -> anyhow::Result<String> {
         let name = format!("worker-{}", self.next_worker);
         self.next_worker += 1;
+        let port = free_port()?;
         let mut args = vec![
             "run".to_string(),
             format!("--etcd={}", self.etcd),
@@ -217,20 +220,21 @@ impl Stack {
             format!("--slots={}", self.options.slots),
             format!("--lease-ttl={}", self.options.worker_lease_ttl),
             "--cluster=default".into(),
-            format!("--listen=127.0.0.1:{}", free_port()?),
+            format!("--listen=127.0.0.1:{port}"),
             // Shared: a plugin is compiled once for all the workers of the stack.
             format!("--cache-dir={}", self.state_dir.join("plugin-cache").display()),
         ];
         args.extend(self.kube_args.iter().cloned());
         self.spawn(&name, &sibling("chaos-worker")?, &args)?;
+        self.probes.push((name.clone(), format!("http://127.0.0.1:{port}")));
         Ok(name)
     }
 
-    /// Starts one more worker and waits until it has registered; returns its name.
+    /// Starts one more worker and waits until it has registered and is ready; returns its name.
     pub async fn add_worker(&mut self) -> anyhow::Result<String> {
         let registered = self.registered_workers(&reqwest::Client::new()).await;
         let name = self.spawn_worker()?;
-        self.wait_workers(&reqwest::Client::new(), registered as u32 + 1).await?;
+        self.wait_workers(&reqwest::Client::new(), registered as u32 + 1, std::slice::from_ref(&name)).await?;
         Ok(name)
     }
 
@@ -303,16 +307,26 @@ impl Stack {
         }
     }
 
-    async fn wait_workers(&self, http: &reqwest::Client, count: u32) -> anyhow::Result<()> {
+    /// Waits until `count` workers are registered and each of `started` is ready.
+    async fn wait_workers(&self, http: &reqwest::Client, count: u32, started: &[String]) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let registered = self.registered_workers(http).await;
-            if registered >= count as usize {
+            // Ready: registered, and its built-in plugins compiled (a worker still compiling
+            // would start its first instances late, and take the CPU from everyone else).
+            let mut ready = 0;
+            for (_, url) in self.probes.iter().filter(|(name, _)| started.contains(name)) {
+                let answer = http.get(format!("{url}/readyz")).timeout(Duration::from_secs(2)).send().await;
+                ready += usize::from(answer.is_ok_and(|r| r.status().is_success()));
+            }
+            if registered >= count as usize && ready == started.len() {
                 return Ok(());
             }
             if Instant::now() > deadline {
                 bail!(
-                    "only {registered} of {count} workers registered within 60 s; see the worker logs in {}",
+                    "{registered} of {count} workers registered, {ready} of the {} started ready within 60 s; \
+                     see the worker logs in {}",
+                    started.len(),
                     self.state_dir.display()
                 );
             }

@@ -72,15 +72,62 @@ async fn lead(store: &Store, leadership: &Leadership, config: &ControllerConfig,
 
     let mut cache = Cache::default();
     let mut wake = Instant::now() + config.resync;
-    while watches.wait(wake, chaos_daemon::either_cancelled(cancel, &term), |change| cache.apply(&keys, change)).await {
+    let mut pace = Pace::default();
+    let mut changed = false;
+    let apply = |change, cache: &mut Cache, changed: &mut bool| {
+        cache.apply(&keys, change);
+        *changed = true;
+    };
+    while watches
+        .wait(pace.next_wake(changed, wake), chaos_daemon::either_cancelled(cancel, &term), |c| {
+            apply(c, &mut cache, &mut changed)
+        })
+        .await
+    {
         // Plan only from a complete picture: every watch has listed once.
-        if !watches.all_listed() {
+        if !watches.all_listed() || !pace.may_pass(changed, wake) {
             continue;
         }
+        changed = false;
+        let started = Instant::now();
         let next = reconcile(store, leadership, config, &mut cache).await;
+        pace.passed(started);
         wake = next.unwrap_or_else(|| Instant::now() + config.resync);
     }
     watches.close().await;
+}
+
+/// When the next pass may start. A pass plans every instance of every scenario; in a burst
+/// (thousands of instances going Running, each status a change) passes back to back would keep
+/// a core busy planning the same scenarios again and again. So after a pass of duration `d`,
+/// the next one waits until `d` has gone by, gathering the changes meanwhile: passing takes at
+/// most half the controller's time, and a pass of a small system (well under a millisecond)
+/// delays nothing.
+#[derive(Debug, Default)]
+struct Pace {
+    earliest: Option<Instant>,
+}
+
+impl Pace {
+    fn passed(&mut self, started: Instant) {
+        let now = Instant::now();
+        self.earliest = Some(now + (now - started));
+    }
+
+    /// Until when to wait for changes: the timed wake, or, with changes waiting, the earliest
+    /// moment a pass may start.
+    fn next_wake(&self, changed: bool, wake: Instant) -> Instant {
+        match self.earliest {
+            Some(earliest) if changed => earliest.min(wake),
+            _ if changed => Instant::now(),
+            _ => wake,
+        }
+    }
+
+    fn may_pass(&self, changed: bool, wake: Instant) -> bool {
+        let now = Instant::now();
+        (changed || now >= wake) && self.earliest.is_none_or(|earliest| now >= earliest)
+    }
 }
 
 /// One pass over every scenario. Returns when to pass again if nothing changes.
@@ -176,7 +223,8 @@ async fn commit(
     if plan.rest.is_empty() {
         return Ok(true);
     }
-    let mut batch = fenced();
+    // The rest touches each instance alone: its chunks may land in any order.
+    let mut batch = fenced().unordered(chaos_def::consts::BATCH_CHUNKS_IN_FLIGHT);
     for action in &plan.rest {
         add_action(&mut batch, &keys, name, action)?;
     }
@@ -288,5 +336,38 @@ async fn orphans(store: &Store, leadership: &Leadership, cache: &mut Cache) {
             }
         }
         Err(error) => tracing::warn!(%error, "could not stop orphaned instances"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_long_pass_changes_wait_as_long_as_it_took() {
+        let mut pace = Pace::default();
+        let resync = Instant::now() + Duration::from_secs(15);
+        // Nothing passed yet: a change is planned at once; without one, wait for the resync.
+        assert!(pace.may_pass(true, resync));
+        assert!(!pace.may_pass(false, resync));
+        assert_eq!(pace.next_wake(false, resync), resync);
+
+        // A pass of 80 ms (a scenario of thousands of instances).
+        let started = Instant::now();
+        tokio::time::advance(Duration::from_millis(80)).await;
+        pace.passed(started);
+        let ended = Instant::now();
+        assert!(!pace.may_pass(true, resync), "a change right after waits");
+        assert_eq!(pace.next_wake(true, resync), ended + Duration::from_millis(80));
+        assert_eq!(pace.next_wake(false, resync), resync, "no change: nothing to wake for early");
+        tokio::time::advance(Duration::from_millis(80)).await;
+        assert!(pace.may_pass(true, resync));
+
+        // A pass of a small system delays nothing measurable.
+        let started = Instant::now();
+        tokio::time::advance(Duration::from_micros(200)).await;
+        pace.passed(started);
+        tokio::time::advance(Duration::from_micros(200)).await;
+        assert!(pace.may_pass(true, resync));
     }
 }

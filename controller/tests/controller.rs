@@ -150,14 +150,16 @@ async fn wait_for(
 
 /// Every put under `prefix` in etcd's history up to now, oldest first: (key, version, value).
 /// Read until an event at or past the current revision arrives, or the stream has been quiet
-/// for a second (the history is delivered at once; quiet means it is all there).
+/// for a while: the history comes in bursts as fast as etcd reads it, so quiet means it is all
+/// there. (etcd 3.4 answers a progress request at once, before the history is out, so that
+/// cannot tell.)
 async fn history(store: &Store, prefix: &str) -> Vec<(String, i64, Vec<u8>)> {
     let now = store.ping().await.unwrap();
     let mut client = store.client();
     let options = WatchOptions::new().with_prefix().with_start_revision(1);
     let mut stream = client.watch(prefix, Some(options)).await.unwrap();
     let mut puts = Vec::new();
-    while let Ok(message) = tokio::time::timeout(Duration::from_secs(1), stream.message()).await {
+    while let Ok(message) = tokio::time::timeout(Duration::from_secs(3), stream.message()).await {
         let response = message.unwrap().unwrap();
         let mut reached_now = false;
         for event in response.events() {
@@ -187,7 +189,7 @@ async fn creations(store: &Store, prefix: &str) -> BTreeMap<String, u32> {
 
 fn config(name: &str) -> ControllerConfig {
     let mut config = ControllerConfig::new(name);
-    config.lease_ttl = Duration::from_secs(1);
+    config.lease_ttl = Duration::from_secs(2);
     config
 }
 
@@ -333,7 +335,7 @@ async fn status_writers(store: &Store, name: &str) -> BTreeSet<String> {
 fn spawn_controller(etcd: &EtcdServer, prefix: &str, name: &str) -> Child {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_chaos-controller"));
     command
-        .args(["--etcd", &etcd.endpoint(), "--prefix", prefix, "--name", name, "--lease-ttl", "1"])
+        .args(["--etcd", &etcd.endpoint(), "--prefix", prefix, "--name", name, "--lease-ttl", "2"])
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null());
     chaos_harness::spawn_tied(command).unwrap()

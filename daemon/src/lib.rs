@@ -192,6 +192,9 @@ pub async fn boot_elected(
     Ok((store, shutdown, address))
 }
 
+/// Changes queued between two turns of a [`Watches`] loop before the watches wait.
+pub const WATCHES_QUEUE: usize = 16_384;
+
 /// Several watches followed through one channel, for a loop that keeps a cache of several
 /// prefixes: it takes their events in batches, and knows when every watch has listed once
 /// (before that, its picture is incomplete and it must not act on it).
@@ -212,7 +215,10 @@ impl<C: Send + 'static> Default for Watches<C> {
 
 impl<C: Send + 'static> Watches<C> {
     pub fn new() -> Self {
-        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        // Room for the changes of a whole burst (a scenario of thousands of instances, and their
+        // statuses): the loop takes all that is queued at each turn, so a small channel would
+        // cut a burst into many turns, each a full pass over the cache.
+        let (tx, rx) = tokio::sync::mpsc::channel(WATCHES_QUEUE);
         Watches { tracker: TaskTracker::new(), stop: CancellationToken::new(), tx: Some(tx), rx, watches: 0, listed: 0 }
     }
 

@@ -112,6 +112,36 @@ async fn a_batch_over_the_transaction_limit_commits_in_chunks_and_lists_in_pages
 }
 
 #[tokio::test]
+async fn an_unordered_batch_lands_every_chunk_and_reports_each_keys_revision() {
+    let store = store_on(EtcdServer::shared()).await;
+    let key = |n: u32| store.keys().instance("unordered", &format!("i{n:04}"));
+    // One key taken beforehand: the chunk holding its create fails as a unit, the others land.
+    store.put(&key(450), &Item { n: 0 }).await.unwrap();
+    let mut batch = Batch::new().unordered(4);
+    for n in 0..1000u32 {
+        batch.create(key(n), &Item { n }).unwrap();
+    }
+    let outcome = batch.commit(&store).await.unwrap();
+    let chunks = 1000usize.div_ceil(128);
+    assert_eq!((outcome.committed, outcome.conflicts), (chunks - 1, 1), "{outcome:?}");
+    assert!(outcome.rejected_keys.contains(&key(450)));
+    assert_eq!(outcome.written.len() + outcome.rejected_keys.len(), 1000);
+
+    // Each written key is stored at the revision the outcome gives for it; the rejected
+    // chunk's keys are absent, and the taken key kept its value.
+    let listing = store.list::<Item>(&store.keys().scenario_instances_prefix("unordered")).await.unwrap();
+    let stored: std::collections::BTreeMap<&str, i64> =
+        listing.items.iter().map(|(k, v)| (k.as_str(), v.mod_revision)).collect();
+    for (key, revision) in &outcome.written {
+        assert_eq!(stored.get(key.as_str()), Some(revision), "{key}");
+    }
+    assert_eq!(listing.items.len(), outcome.written.len() + 1);
+    assert_eq!(store.get::<Item>(&key(450)).await.unwrap().unwrap().value, Item { n: 0 });
+    assert_eq!(outcome.revision, outcome.written.iter().map(|(_, r)| *r).max().unwrap());
+    store.delete_prefix(&store.keys().scenario_instances_prefix("unordered")).await.unwrap();
+}
+
+#[tokio::test]
 async fn a_fenced_batch_fails_once_the_fence_key_changed() {
     let store = store_on(EtcdServer::shared()).await;
     let fence_key = store.keys().election("test-fence");

@@ -81,6 +81,20 @@ fn apply<T>(map: &mut BTreeMap<String, Versioned<T>>, event: WatchEvent<T>) {
     }
 }
 
+/// Whether a change can give an instance a need for a worker or free room for one; the others
+/// (a run's progress, and the echo of the scheduler's own assignments) leave placement as it is
+/// and do not cost a pass over every instance. A run's progress comes from a worker holding its
+/// assignment; when that worker goes, the assignment's deletion is what calls for a pass.
+fn wakes_placement(change: &Change) -> bool {
+    match change {
+        Change::Status(WatchEvent::Put { item, .. }) => {
+            !matches!(item.value.phase, InstancePhase::Scheduled | InstancePhase::Running)
+        }
+        Change::Assignment(WatchEvent::Put { .. }) => false,
+        _ => true,
+    }
+}
+
 impl Cache {
     fn apply(&mut self, change: Change) {
         match change {
@@ -105,10 +119,17 @@ async fn lead(store: &Store, leadership: &Leadership, config: &SchedulerConfig, 
 
     let mut cache = Cache::default();
     let mut wake = Instant::now() + config.resync;
-    while watches.wait(wake, chaos_daemon::either_cancelled(cancel, &term), |change| cache.apply(change)).await {
-        if !watches.all_listed() {
+    let mut dirty = false;
+    let apply = |change: Change, cache: &mut Cache, dirty: &mut bool| {
+        *dirty |= wakes_placement(&change);
+        cache.apply(change);
+    };
+    while watches.wait(wake, chaos_daemon::either_cancelled(cancel, &term), |c| apply(c, &mut cache, &mut dirty)).await
+    {
+        if !watches.all_listed() || !(dirty || Instant::now() >= wake) {
             continue;
         }
+        dirty = false;
         let retry_soon = schedule(store, leadership, &mut cache).await;
         wake = Instant::now() + if retry_soon { Duration::from_millis(200) } else { config.resync };
     }
@@ -195,7 +216,8 @@ async fn schedule(store: &Store, leadership: &Leadership, cache: &mut Cache) -> 
     let decision = place(&workers, &candidates, &volume_load);
 
     let (fence_key, fence_revision) = leadership.fence();
-    let mut batch = Batch::new();
+    // Each assignment and reason stands alone: the chunks may land in any order.
+    let mut batch = Batch::new().unordered(chaos_def::consts::BATCH_CHUNKS_IN_FLIGHT);
     batch.fence(fence_key, fence_revision);
     let now = Timestamp::now();
     let mut written = Vec::new();
@@ -266,5 +288,47 @@ async fn schedule(store: &Store, leadership: &Leadership, cache: &mut Cache) -> 
             tracing::warn!(%error, "could not write assignments; retrying");
             true
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn versioned<T>(value: T) -> Versioned<T> {
+        Versioned { value, mod_revision: 5, create_revision: 5, lease: 0 }
+    }
+
+    fn status(phase: InstancePhase) -> Change {
+        let status = InstanceStatus { phase, ..Default::default() };
+        Change::Status(WatchEvent::Put { key: "/s/i".into(), item: versioned(status) })
+    }
+
+    #[test]
+    fn only_changes_that_can_call_for_a_placement_cost_a_pass() {
+        // A run's progress and the echo of an assignment just written change nothing to place.
+        assert!(!wakes_placement(&status(InstancePhase::Scheduled)));
+        assert!(!wakes_placement(&status(InstancePhase::Running)));
+        let assignment = Assignment {
+            instance: "i".into(),
+            scenario: "s".into(),
+            attempt: 1,
+            placement: 1,
+            assigned_at: Timestamp::now(),
+        };
+        let written = Change::Assignment(WatchEvent::Put { key: "/a/w/i".into(), item: versioned(assignment) });
+        assert!(!wakes_placement(&written));
+        // A run ending, an assignment gone (its worker died), a new instance: all may.
+        for phase in [InstancePhase::Pending, InstancePhase::Stopping, InstancePhase::Succeeded, InstancePhase::Failed]
+        {
+            assert!(wakes_placement(&status(phase)), "{phase:?}");
+        }
+        assert!(wakes_placement(&Change::Assignment(WatchEvent::Deleted { key: "/a/w/i".into(), revision: 6 })));
+        let instance = TaskInstance::new("i", "s", "noop".parse().unwrap(), Timestamp::now());
+        assert!(wakes_placement(&Change::Instance(WatchEvent::Put {
+            key: "/i/s/i".into(),
+            item: versioned(instance)
+        })));
+        assert!(wakes_placement(&Change::Worker(WatchEvent::Deleted { key: "/w/w".into(), revision: 7 })));
     }
 }

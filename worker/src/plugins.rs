@@ -9,7 +9,12 @@ mod generated {
 
 /// The component bytes of a built-in plugin.
 pub fn builtin(name: &str) -> Option<&'static [u8]> {
-    generated::BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
+    builtin_entry(name).map(|(_, bytes)| bytes)
+}
+
+/// A built-in plugin's name (as a static string) and its component bytes.
+pub fn builtin_entry(name: &str) -> Option<(&'static str, &'static [u8])> {
+    generated::BUILTIN.iter().find(|(n, _)| *n == name).copied()
 }
 
 /// The names of the built-in plugins.

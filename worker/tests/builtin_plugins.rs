@@ -26,17 +26,20 @@ struct Running {
     child: Mutex<Child>,
     stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<Vec<String>>>,
+    /// The threads reading stdout and stderr: they end when the process has exited and its
+    /// pipes are drained.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
-fn collect(reader: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+fn collect(reader: impl std::io::Read + Send + 'static) -> (Arc<Mutex<Vec<String>>>, std::thread::JoinHandle<()>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = lines.clone();
-    std::thread::spawn(move || {
+    let thread = std::thread::spawn(move || {
         for line in BufReader::new(reader).lines().map_while(Result::ok) {
             sink.lock().unwrap().push(line);
         }
     });
-    lines
+    (lines, thread)
 }
 
 /// Compiles `plugin` into the shared cache once, one plugin at a time: a run with a config that
@@ -66,9 +69,9 @@ impl Running {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = chaos_harness::spawn_tied(cmd).expect("spawn chaos-worker");
-        let stdout = collect(child.stdout.take().unwrap());
-        let stderr = collect(child.stderr.take().unwrap());
-        Running { child: Mutex::new(child), stdout, stderr }
+        let (stdout, out_reader) = collect(child.stdout.take().unwrap());
+        let (stderr, err_reader) = collect(child.stderr.take().unwrap());
+        Running { child: Mutex::new(child), stdout, stderr, readers: vec![out_reader, err_reader] }
     }
 
     /// The records printed so far (the JSON lines with a `kind`).
@@ -124,7 +127,9 @@ impl Running {
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         // The reader threads drain what is left in the pipes.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        for reader in self.readers {
+            tokio::task::spawn_blocking(move || reader.join()).await.unwrap().unwrap();
+        }
         let stdout = self.stdout.lock().unwrap().clone();
         let summary = stdout.last().and_then(|l| serde_json::from_str::<Value>(l).ok()).unwrap_or(Value::Null);
         let summary = if summary.get("kind").is_some() { Value::Null } else { summary };
@@ -514,10 +519,14 @@ async fn checker_verdict(faults: kubesim::Faults, replicas_to_delete: usize, hea
 
     if replicas_to_delete > 0 {
         // Two of the three diskful replicas: below the majority, quorum is lost.
+        // In one request: deleted one by one on a slow machine, the storage could replace
+        // the first before the second is gone, and quorum would never be lost.
         let replicas = c.of_volume("rvr", "mgt-chk").await;
-        for r in replicas.iter().take(replicas_to_delete) {
-            c.api("rvr").delete(&name(r), &DeleteParams::default()).await.expect("delete rvr");
-        }
+        assert!(replicas_to_delete < replicas.len(), "{} replicas", replicas.len());
+        let keep: Vec<String> = replicas.iter().skip(replicas_to_delete).map(name).collect();
+        let others = keep.iter().map(|k| format!(",metadata.name!={k}")).collect::<String>();
+        let lp = ListParams::default().fields(&format!("spec.replicatedVolumeName=mgt-chk{others}"));
+        c.api("rvr").delete_collection(&DeleteParams::default(), &lp).await.expect("delete rvrs");
         run.wait_until("the checker to see Quorum lost", |r| {
             r.logs("condition changed")
                 .iter()

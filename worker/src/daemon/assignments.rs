@@ -91,12 +91,13 @@ pub fn decide(
     }
 }
 
-/// The cached records of this worker's assignments and of their instances.
+/// The cached records of this worker's assignments and of the instances.
 #[derive(Debug, Default)]
 pub struct Cache {
     /// By instance id.
     pub assignments: BTreeMap<String, Versioned<Assignment>>,
-    /// By instance id; only instances with an assignment here.
+    /// Every instance record, by instance id: an assignment usually comes after its instance's
+    /// record, and throwing the record away until then would cost etcd a read per run.
     pub instances: BTreeMap<String, Versioned<TaskInstance>>,
 }
 

@@ -1,5 +1,6 @@
 //! The worker's numbers and its HTTP endpoints: `/healthz` (the process answers), `/readyz`
-//! (registered under a live lease), `/metrics` (Prometheus text format).
+//! (registered under a live lease, and the built-in plugins compiled, so that an instance
+//! assigned now starts at once), `/metrics` (Prometheus text format).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -57,6 +58,7 @@ pub struct Metrics {
     pub leases_lost: Counter,
     pub self_fenced: Counter,
     pub registered: AtomicBool,
+    pub plugins_compiled: AtomicBool,
 }
 
 impl Metrics {
@@ -133,8 +135,11 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, cancel: Cancell
             let path = request.split_whitespace().nth(1).unwrap_or("/");
             let (code, body) = match path {
                 "/healthz" => ("200 OK", "ok\n".to_string()),
-                "/readyz" if metrics.is_registered() => ("200 OK", "ready\n".to_string()),
-                "/readyz" => ("503 Service Unavailable", "not registered\n".to_string()),
+                "/readyz" => match (metrics.is_registered(), metrics.plugins_compiled.load(Ordering::Relaxed)) {
+                    (true, true) => ("200 OK", "ready\n".to_string()),
+                    (false, _) => ("503 Service Unavailable", "not registered\n".to_string()),
+                    (true, false) => ("503 Service Unavailable", "compiling the built-in plugins\n".to_string()),
+                },
                 "/metrics" => ("200 OK", metrics.render()),
                 _ => ("404 Not Found", "not found\n".to_string()),
             };

@@ -18,10 +18,12 @@
 //! and revokes the lease, which removes the registration and the assignments at once.
 //!
 //! Modules: [`registration`] (record, lease, usage), [`assignments`] (cache and the pure
-//! decision table), [`supervisor`] (one task per run, the sink), [`status`] (status writer),
+//! decision table), [`supervisor`] (one task per run, the sink), [`builtins`] and [`pushed`]
+//! (where plugins come from), [`status`] (status writer),
 //! [`journal`] (event journal), [`metrics`] (counters, `/healthz`, `/readyz`, `/metrics`).
 
 pub mod assignments;
+pub mod builtins;
 pub mod journal;
 pub mod metrics;
 pub mod pushed;
@@ -36,12 +38,14 @@ use std::time::Duration;
 
 use chaos_def::keys::Keys;
 use chaos_def::records::{Assignment, Cordon, InstancePhase, TaskInstance};
+use chaos_def::retry::{Backoff, retry};
 use chaos_def::store::{Lease, Store, Versioned, WatchEvent};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use self::assignments::{Cache, DRAINED, Decision, RunState, WorkerState, decide, instance_id_of};
+use self::builtins::BuiltinPlugins;
 use self::journal::{Journal, JournalConfig};
 use self::metrics::Metrics;
 use self::pushed::PushedPlugins;
@@ -112,6 +116,7 @@ impl Daemon {
         let pushed = PushedPlugins::new(store.clone(), runtime.clone(), runtime.config().cache_dir.clone());
         let ctx = Arc::new(Context {
             worker: config.name.clone(),
+            builtins: BuiltinPlugins::new(runtime.clone()),
             runtime,
             pushed,
             kube,
@@ -133,18 +138,11 @@ impl Daemon {
         let tracker = TaskTracker::new();
         tracker.spawn(self.ctx.writer.clone().run(Duration::from_millis(100), background.clone()));
         tracker.spawn(self.ctx.journal.clone().run(Duration::from_millis(250), background.clone()));
-        // Compile the built-in plugins now, in the background, so that the first instance of
-        // each starts at once instead of waiting for its compilation.
+        // In the background: the worker registers meanwhile, and is ready once they are done.
         let ctx = self.ctx.clone();
         tracker.spawn(async move {
-            for name in crate::plugins::builtin_names() {
-                if let Some(bytes) = crate::plugins::builtin(name)
-                    && let Err(error) = ctx.runtime.load(bytes.to_vec()).await
-                {
-                    tracing::warn!(plugin = name, %error, "cannot compile a built-in plugin");
-                }
-            }
-            tracing::debug!("built-in plugins compiled");
+            ctx.builtins.compile_all().await;
+            ctx.metrics.plugins_compiled.store(true, std::sync::atomic::Ordering::Relaxed);
         });
         let started_at = jiff::Timestamp::now();
         let mut failures = 0;
@@ -278,13 +276,11 @@ impl Daemon {
                 Some((id, item)) = fetched_rx.recv() => {
                     st.fetching.remove(&id);
                     match item {
-                        Fetched::Read(Some(item)) => st.cache.put_instance(&id, item),
+                        Some(item) => st.cache.put_instance(&id, item),
                         // Decided on as missing (finished at once), not read again.
-                        Fetched::Read(None) => {
+                        None => {
                             st.absent.insert(id.clone());
                         }
-                        // Read again on the next event touching it.
-                        Fetched::Failed => continue,
                     }
                     touched.insert(id);
                 }
@@ -317,25 +313,26 @@ impl Daemon {
                             touched.insert(id);
                         }
                         for (key, item) in items {
-                            if let Some(id) = instance_id_of(&instances_prefix, &key)
-                                && st.cache.assignments.contains_key(&id)
-                            {
+                            if let Some(id) = instance_id_of(&instances_prefix, &key) {
                                 st.cache.put_instance(&id, item);
-                                touched.insert(id);
+                                if st.concerns(&id) {
+                                    touched.insert(id);
+                                }
                             }
                         }
                     }
                     WatchEvent::Put { key, item } => {
-                        if let Some(id) = instance_id_of(&instances_prefix, &key)
-                            && (st.cache.assignments.contains_key(&id) || st.runs.contains_key(&id))
-                        {
+                        if let Some(id) = instance_id_of(&instances_prefix, &key) {
                             st.cache.put_instance(&id, item);
-                            touched.insert(id);
+                            if st.concerns(&id) {
+                                touched.insert(id);
+                            }
                         }
                     }
                     WatchEvent::Deleted { key, .. } => {
                         if let Some(id) = instance_id_of(&instances_prefix, &key)
                             && st.cache.instances.remove(&id).is_some()
+                            && st.concerns(&id)
                         {
                             touched.insert(id);
                         }
@@ -389,10 +386,11 @@ impl Daemon {
 
     /// Applies [`decide`] to one instance.
     async fn reconcile(&self, id: &str, st: &mut SessionState) {
-        let SessionState { cache, runs, draining, fetching, fetched, absent, tracker, .. } = st;
+        let SessionState { cache, runs, draining, fetching, fetched, absent, tracker, cancel, .. } = st;
         let draining = *draining;
-        // An assignment whose instance is not cached yet: read it, off the loop (a burst of
-        // assignments is read concurrently); the answer comes back as an event.
+        // An assignment whose instance record the instance watch has not brought yet (the two
+        // watches deliver in their own time): read it, off the loop (a burst of assignments is
+        // read concurrently), until an answer comes; the answer comes back as an event.
         if let Some(a) = cache.assignments.get(id)
             && !cache.instances.contains_key(id)
             && !runs.contains_key(id)
@@ -401,22 +399,27 @@ impl Daemon {
             if fetching.insert(id.to_string()) {
                 let (store, tx, id) = (self.store.clone(), fetched.clone(), id.to_string());
                 let key = store.keys().instance(&a.value.scenario, &id);
+                let session = cancel.clone();
                 tracker.spawn(async move {
-                    // Bounded well below a lease TTL; on an error the instance counts as
-                    // unknown for now and is read again on the next event touching it.
-                    let read = tokio::time::timeout(Duration::from_secs(1), store.get::<TaskInstance>(&key)).await;
-                    match read {
-                        Ok(Ok(item)) => {
-                            let _ = tx.send((id, Fetched::Read(item)));
+                    // Each try bounded well below a lease TTL; an overloaded etcd is tried again
+                    // (nothing else would bring this instance back to the loop's attention).
+                    let backoff = Backoff { attempts: u32::MAX, max: Duration::from_secs(2), ..Backoff::default() };
+                    let read = retry(
+                        backoff,
+                        &session,
+                        |_| true,
+                        || async {
+                            match tokio::time::timeout(Duration::from_secs(1), store.get::<TaskInstance>(&key)).await {
+                                Ok(read) => read.map_err(|e| e.to_string()),
+                                Err(_) => Err("timed out".to_string()),
+                            }
+                        },
+                    );
+                    match read.await {
+                        Ok(item) => {
+                            let _ = tx.send((id, item));
                         }
-                        Ok(Err(error)) => {
-                            tracing::debug!(instance = %id, %error, "cannot read the instance");
-                            let _ = tx.send((id, Fetched::Failed));
-                        }
-                        Err(_) => {
-                            tracing::debug!(instance = %id, "reading the instance timed out");
-                            let _ = tx.send((id, Fetched::Failed));
-                        }
+                        Err(error) => tracing::debug!(instance = %id, %error, "the instance was not read"),
                     }
                 });
             }
@@ -469,8 +472,7 @@ impl Daemon {
                 self.spawn_run(run, st);
             }
         }
-        if !st.cache.assignments.contains_key(id) && !st.runs.contains_key(id) {
-            st.cache.instances.remove(id);
+        if !st.concerns(id) {
             st.absent.remove(id);
         }
     }
@@ -501,11 +503,8 @@ impl Daemon {
     }
 }
 
-/// The answer to reading an instance record an assignment names.
-enum Fetched {
-    Read(Option<Versioned<TaskInstance>>),
-    Failed,
-}
+/// The answer to reading an instance record an assignment names (`None`: there is none).
+type Fetched = Option<Versioned<TaskInstance>>;
 
 /// One run of this session.
 struct RunEntry {
@@ -536,6 +535,13 @@ struct SessionState {
     fetched: mpsc::UnboundedSender<(String, Fetched)>,
     /// Instances read and found missing (their assignments are finished at once).
     absent: BTreeSet<String>,
+}
+
+impl SessionState {
+    /// Whether this worker has anything to do with instance `id`: an assignment or a run.
+    fn concerns(&self, id: &str) -> bool {
+        self.cache.assignments.contains_key(id) || self.runs.contains_key(id)
+    }
 }
 
 /// A run to start: instance id, its assignment, its record, and a final status to write at

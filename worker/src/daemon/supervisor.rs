@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::builtins::BuiltinPlugins;
 use super::journal::Journal;
 use super::metrics::Metrics;
 use super::pushed::PushedPlugins;
@@ -27,6 +28,7 @@ use crate::runtime::{InstanceSpec, KubeGateway, Outcome, Plugin, Record, RunFenc
 pub struct Context {
     pub worker: String,
     pub runtime: Runtime,
+    pub builtins: BuiltinPlugins,
     pub pushed: PushedPlugins,
     pub kube: Option<KubeGateway>,
     pub plugin_paths: BTreeMap<String, PathBuf>,
@@ -49,9 +51,9 @@ impl Context {
             return self.runtime.load_file(path).await.map_err(|e| e.to_string());
         }
         if let PluginRef::Name(name) = plugin
-            && let Some(bytes) = crate::plugins::builtin(name)
+            && let Some(builtin) = self.builtins.load(name).await
         {
-            return self.runtime.load(bytes.to_vec()).await.map_err(|e| e.to_string());
+            return builtin;
         }
         self.pushed.load(plugin).await
     }

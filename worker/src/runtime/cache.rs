@@ -26,6 +26,13 @@ pub(crate) fn compile(engine: &Engine, digest: &str, wasm: &[u8], cache: Option<
     };
     let dir = engine_dir(engine, root);
     let path = dir.join(format!("{digest}.cwasm"));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    // One compilation per digest among every worker sharing the directory (the workers of a
+    // local stack start together): the others wait for it, then read the artifact. The lock
+    // goes with the file handle, also when the process dies.
+    let lock_path = dir.join(format!(".{digest}.lock"));
+    let lock = std::fs::File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
+    lock.lock().map_err(|e| Error::io(&lock_path, e))?;
     if path.exists() {
         match deserialize_file(engine, &path) {
             Ok(c) => return Ok(c),
@@ -35,7 +42,6 @@ pub(crate) fn compile(engine: &Engine, digest: &str, wasm: &[u8], cache: Option<
         }
     }
     let bytes = engine.precompile_component(wasm).map_err(fail)?;
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     // Write then rename: a reader never maps a half-written file.
     let tmp = dir.join(format!(".{digest}.{}.tmp", std::process::id()));
     std::fs::write(&tmp, &bytes).map_err(|e| Error::io(&tmp, e))?;
