@@ -120,7 +120,9 @@ async fn attachments_attach_at_most_two_and_detach_on_delete() {
 #[tokio::test]
 async fn attaching_needs_the_agent_and_a_local_replica() {
     let cfg = Config {
-        timings: Timings { pod_recreate: Duration::from_secs(150), ..Timings::default() },
+        // The agent comes back after ~6 s: time to see the attachment wait for it, even on a
+        // loaded machine, and well within the wait for it to attach (20 s).
+        timings: Timings { pod_recreate: Duration::from_secs(600), ..Timings::default() },
         ..Config::for_tests()
     };
     let (_sim, c) = start(cfg).await;
@@ -249,9 +251,10 @@ async fn deleted_storage_pods_are_recreated() {
 
 #[tokio::test]
 async fn nothing_reacts_while_all_controllers_are_down() {
-    // Controllers come back after ~2 s (200 s of story at speed 100).
+    // Controllers come back after ~8 s (800 s of story at speed 100): long enough for the checks
+    // below on a loaded machine, well within the wait for the volume to get ready (20 s).
     let cfg = Config {
-        timings: Timings { pod_recreate: Duration::from_secs(200), ..Timings::default() },
+        timings: Timings { pod_recreate: Duration::from_secs(800), ..Timings::default() },
         ..Config::for_tests()
     };
     let (_sim, c) = start(cfg).await;

@@ -209,6 +209,10 @@ impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failed test shows what the worker said.
+        if std::thread::panicking() {
+            eprintln!("--- the worker's log ---\n{}", self.log.lock().map(|l| l.clone()).unwrap_or_default());
+        }
     }
 }
 

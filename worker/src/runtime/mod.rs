@@ -402,7 +402,11 @@ impl Plugin {
     async fn run(self, spec: InstanceSpec, services: Services, cancel: CancellationToken) -> Outcome {
         let fence = services.fence.clone();
         let abort = fence.abort.clone();
-        let NewStore { mut store, stdout, stderr, tail } = self.new_store(&spec, services, &cancel);
+        // What the guest sees as its stop: passed on from `cancel` below only while the worker
+        // still has the right to run the instance. Were the guest to see every stop, it could
+        // wake on one, run its cleanup and finish before the check below is made.
+        let guest_stop = CancellationToken::new();
+        let NewStore { mut store, stdout, stderr, tail } = self.new_store(&spec, services, &guest_stop);
         let grace = self.inner.runtime.inner.config.cancel_grace;
         let result = {
             let pre = self.inner.pre.clone();
@@ -425,6 +429,7 @@ impl Plugin {
                     if fence.revoked() {
                         None
                     } else {
+                        guest_stop.cancel();
                         tokio::select! {
                             biased;
                             _ = abort.cancelled() => None,
