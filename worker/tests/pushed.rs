@@ -33,14 +33,26 @@ fn runtime(cache: &std::path::Path) -> Runtime {
     Runtime::new(RuntimeConfig { cache_dir: Some(cache.to_path_buf()), ..RuntimeConfig::default() }).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pushed_plugin_is_fetched_once_and_kept_on_disk() {
+/// A worker's pushed plugins, keeping them on disk in `cache` (as a fresh worker process would).
+fn worker_plugins(store: &Store, cache: &std::path::Path) -> PushedPlugins {
+    PushedPlugins::new(store.clone(), runtime(cache), Some(cache.to_path_buf()))
+}
+
+/// A store on a fresh prefix, a cache directory, and the test plugin pushed as `mine@1.0.0`:
+/// its bytes and digest.
+async fn pushed_fixture() -> (Store, tempfile::TempDir, Vec<u8>, String) {
     let store = Store::connect(&[EtcdServer::shared().endpoint()], &unique_prefix()).await.unwrap();
     let cache = tempfile::tempdir().unwrap();
     let bytes = hostile();
     let digest = push(&store, "mine", "1.0.0", &bytes).await;
+    (store, cache, bytes, digest)
+}
 
-    let pushed = PushedPlugins::new(store.clone(), runtime(cache.path()), Some(cache.path().to_path_buf()));
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_plugin_is_fetched_once_and_kept_on_disk() {
+    let (store, cache, bytes, digest) = pushed_fixture().await;
+
+    let pushed = worker_plugins(&store, cache.path());
     let by_version = PluginRef::Version { name: "mine".into(), version: "1.0.0".into() };
     // Every way of naming it gives the same plugin.
     for reference in [by_version.clone(), PluginRef::Name("mine".into()), PluginRef::Digest(digest.clone())] {
@@ -51,22 +63,19 @@ async fn a_pushed_plugin_is_fetched_once_and_kept_on_disk() {
 
     // A restarted worker finds it on disk: it loads even with the blob gone from etcd.
     store.delete_prefix(&store.keys().blob_prefix(&digest)).await.unwrap();
-    let restarted = PushedPlugins::new(store.clone(), runtime(cache.path()), Some(cache.path().to_path_buf()));
+    let restarted = worker_plugins(&store, cache.path());
     assert_eq!(restarted.load(&PluginRef::Digest(digest.clone())).await.unwrap().digest(), digest);
 
     // A damaged file on disk is not trusted: it is fetched again (and here, gone from etcd, fails).
     std::fs::write(&kept, b"not the plugin").unwrap();
-    let third = PushedPlugins::new(store.clone(), runtime(cache.path()), Some(cache.path().to_path_buf()));
+    let third = worker_plugins(&store, cache.path());
     let error = third.load(&PluginRef::Digest(digest.clone())).await.unwrap_err();
     assert!(error.contains("is not stored"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn damaged_bytes_and_unknown_references_are_refused_with_the_reason() {
-    let store = Store::connect(&[EtcdServer::shared().endpoint()], &unique_prefix()).await.unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    let bytes = hostile();
-    let digest = push(&store, "mine", "1.0.0", &bytes).await;
+    let (store, cache, bytes, digest) = pushed_fixture().await;
     let mut damaged = bytes.clone();
     damaged[100] ^= 1;
     store.write_blob(&digest, &damaged).await.unwrap();

@@ -313,22 +313,10 @@ impl Daemon {
                             touched.insert(id);
                         }
                         for (key, item) in items {
-                            if let Some(id) = instance_id_of(&instances_prefix, &key) {
-                                st.cache.put_instance(&id, item);
-                                if st.concerns(&id) {
-                                    touched.insert(id);
-                                }
-                            }
+                            st.note_instance(&instances_prefix, &key, item, &mut touched);
                         }
                     }
-                    WatchEvent::Put { key, item } => {
-                        if let Some(id) = instance_id_of(&instances_prefix, &key) {
-                            st.cache.put_instance(&id, item);
-                            if st.concerns(&id) {
-                                touched.insert(id);
-                            }
-                        }
-                    }
+                    WatchEvent::Put { key, item } => st.note_instance(&instances_prefix, &key, item, &mut touched),
                     WatchEvent::Deleted { key, .. } => {
                         if let Some(id) = instance_id_of(&instances_prefix, &key)
                             && st.cache.instances.remove(&id).is_some()
@@ -541,6 +529,23 @@ impl SessionState {
     /// Whether this worker has anything to do with instance `id`: an assignment or a run.
     fn concerns(&self, id: &str) -> bool {
         self.cache.assignments.contains_key(id) || self.runs.contains_key(id)
+    }
+
+    /// Keeps an instance record the watch brought (every one: its assignment may come later);
+    /// an instance this worker has to do with is to be reconsidered.
+    fn note_instance(
+        &mut self,
+        prefix: &str,
+        key: &str,
+        item: Versioned<TaskInstance>,
+        touched: &mut BTreeSet<String>,
+    ) {
+        if let Some(id) = instance_id_of(prefix, key) {
+            self.cache.put_instance(&id, item);
+            if self.concerns(&id) {
+                touched.insert(id);
+            }
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 //! new plugin reads its blob once.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use chaos_def::PluginRef;
@@ -16,6 +16,7 @@ use chaos_def::records::PluginMeta;
 use chaos_def::store::Store;
 use tokio::sync::OnceCell;
 
+use crate::runtime::cache::write_atomically;
 use crate::runtime::{Plugin, Runtime};
 
 pub struct PushedPlugins {
@@ -103,22 +104,14 @@ impl PushedPlugins {
             ));
         }
         tracing::info!(%digest, size = bytes.len(), "plugin fetched");
-        if let Some(path) = &cached
-            && let Err(error) = write_atomically(path, &bytes).await
-        {
-            // The worker runs without it; the next start fetches again.
-            tracing::warn!(path = %path.display(), %error, "cannot keep the plugin on disk");
+        if let Some(path) = cached {
+            let (kept, copy) = (path.clone(), bytes.clone());
+            let written = tokio::task::spawn_blocking(move || write_atomically(&kept, &copy)).await;
+            if let Err(error) = written.map_err(std::io::Error::other).and_then(|r| r) {
+                // The worker runs without it; the next start fetches again.
+                tracing::warn!(path = %path.display(), %error, "cannot keep the plugin on disk");
+            }
         }
         Ok(bytes)
     }
-}
-
-/// Write then rename, so that a reader never sees half a file.
-async fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir).await?;
-    }
-    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
-    tokio::fs::write(&tmp, bytes).await?;
-    tokio::fs::rename(&tmp, path).await
 }

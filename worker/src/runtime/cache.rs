@@ -42,11 +42,23 @@ pub(crate) fn compile(engine: &Engine, digest: &str, wasm: &[u8], cache: Option<
         }
     }
     let bytes = engine.precompile_component(wasm).map_err(fail)?;
-    // Write then rename: a reader never maps a half-written file.
-    let tmp = dir.join(format!(".{digest}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, &bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    write_atomically(&path, &bytes).map_err(|e| Error::io(&path, e))?;
     deserialize_file(engine, &path).map_err(fail)
+}
+
+/// Writes `path` through a temporary file and a rename, so that a reader never sees (or maps)
+/// half a file. The temporary name is unique to the process and the call: two writers of one
+/// path, in one process or two, never write into the same file.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
 }
 
 #[allow(unsafe_code)]
