@@ -3,9 +3,9 @@
 //! and writes the final status together with the assignment's deletion (fenced).
 //!
 //! Two tokens stop a run: the instance's own (a Stop decision, or its writes were refused) and
-//! the session's (shutdown, lease lost). A run ended by the session writes no final status:
-//! its assignment is (or is about to be) gone with the lease, and the scheduler places the
-//! instance again.
+//! the session's (shutdown, lease lost). A run ended by the session, or after the worker lost
+//! its right to run it, writes no final status: its assignment is (or is about to be) gone with
+//! the lease, and the scheduler places the instance again.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -149,7 +149,10 @@ async fn supervise_inner(ctx: &Context, run: Run) {
         }
     };
     ctx.metrics.finished.inc();
-    if session.is_cancelled() {
+    // The session's end and the loss of the right to run the instance (the abort comes just
+    // before the session's end, and the supervisor may see it first) are one case: the
+    // assignment is gone with the lease, and a final write would be refused.
+    if session.is_cancelled() || authority.revoked() {
         tracing::info!(instance = %id, ?outcome, "stopped with the session; no final status");
         ctx.writer.close(&id);
         return;
