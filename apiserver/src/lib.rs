@@ -1,4 +1,4 @@
-//! chaos-apiserver: the REST API (DESIGN §10). It validates and stores scenarios in etcd and
+//! chaos-apiserver: the REST API (docs/api.md). It validates and stores scenarios in etcd and
 //! serves what the other components wrote there; it holds no state of its own, so any number
 //! of replicas can run side by side.
 //!

@@ -1,4 +1,4 @@
-//! The report of a scenario (DESIGN §11) and its journal as a stream of entries.
+//! The report of a scenario (`chaosctl report`) and its journal as a stream of entries.
 //!
 //! [`build`] is pure: it reads the scenario's status, the statuses of its instances (they
 //! outlive the instance records of finished volumes, until the scenario is deleted) and its

@@ -1,5 +1,5 @@
 //! chaos-controller: turns stored scenarios into task instances and drives each volume's life
-//! (DESIGN §6). [`plan`] decides, purely; [`reconcile`] is the thin loop around it that reads
+//! (docs/architecture.md). [`plan`] decides, purely; [`reconcile`] is the thin loop around it that reads
 //! etcd into a [`cache`], calls the planner and writes its actions back under leader election.
 
 pub mod cache;

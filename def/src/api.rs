@@ -1,4 +1,4 @@
-//! The REST contract (DESIGN §10): the bodies the apiserver sends and accepts, shared with
+//! The REST contract (docs/api.md): the bodies the apiserver sends and accepts, shared with
 //! `chaosctl` so both sides read the same types.
 
 use serde::{Deserialize, Serialize};
@@ -131,7 +131,7 @@ pub struct EventEntry {
     pub event: crate::records::JournalEvent,
 }
 
-/// `GET /v1/scenarios/{name}/report` (DESIGN §11): the megatest's closing statistics and more.
+/// `GET /v1/scenarios/{name}/report`: the megatest's closing statistics and more.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {

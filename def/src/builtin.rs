@@ -1,4 +1,4 @@
-//! The built-in plugins (DESIGN §8): their names, what they act on, and the typed parameters
+//! The built-in plugins (docs/builtin-plugins.md): their names, what they act on, and the typed parameters
 //! each accepts, so that a scenario's `params` are checked strictly at apply time.
 
 use std::fmt;

@@ -29,6 +29,6 @@ pub const DEFAULT_PLUGIN_MAX_BYTES: usize = 16 << 20;
 /// Plugin bytes are stored in etcd in chunks of this size (etcd refuses requests over 1.5 MiB).
 pub const BLOB_CHUNK_BYTES: usize = 512 << 10;
 
-/// Labels every Kubernetes object a plugin creates carries (DESIGN §6).
+/// Labels every Kubernetes object a plugin creates carries: a restarted plugin adopts what they mark, a sweep finds it.
 pub const LABEL_SCENARIO: &str = "chaos.dev/scenario";
 pub const LABEL_INSTANCE: &str = "chaos.dev/instance";

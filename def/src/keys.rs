@@ -1,4 +1,4 @@
-//! The etcd key layout (DESIGN §4): the one place where a key is spelled.
+//! The etcd key layout (docs/architecture.md): the one place where a key is spelled.
 //!
 //! One key per item, grouped by prefix, so that a list is a prefix range and every change is
 //! one small write a watcher sees as one event. Every function returns a full key under the

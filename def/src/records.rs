@@ -148,7 +148,7 @@ pub struct ScenarioStatus {
     pub volumes: VolumeCounts,
     /// Instances by observed phase.
     pub instances: BTreeMap<String, u64>,
-    /// The volume orchestrator's progress (seed 000's `multivolume` loop).
+    /// The volume orchestrator's progress (the original megatest's `multivolume` loop).
     pub orchestrator: OrchestratorProgress,
     /// Failures that did not stop the scenario (a task that exhausted its retries).
     #[serde(skip_serializing_if = "Vec::is_empty")]

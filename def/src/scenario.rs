@@ -1,4 +1,4 @@
-//! The Scenario: what a user writes (DESIGN §5), how it is parsed from YAML or JSON, and how
+//! The Scenario: what a user writes (docs/scenarios.md), how it is parsed from YAML or JSON, and how
 //! it is validated. Every error names the field path and, for YAML, the line.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -53,7 +53,7 @@ pub struct ScenarioSpec {
     /// The scenario stops itself after this long.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<Duration>,
-    /// The volume orchestrator (seed 000's `multivolume`).
+    /// The volume orchestrator (the original megatest's `multivolume`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volumes: Option<VolumesSpec>,
     /// Cluster-wide task instances, one each, for the scenario's life.

@@ -1,4 +1,4 @@
-//! The chaos worker: runs task instances as sandboxed WASM plugins (DESIGN §7).
+//! The chaos worker: runs task instances as sandboxed WASM plugins (see docs/architecture.md).
 //!
 //! [`runtime`] is the wasmtime host (engine, compiled-plugin cache, instances, the imports,
 //! capabilities, the cluster gateway); [`plugins`] locates the plugins built from `plugins/`;

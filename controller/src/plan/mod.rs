@@ -3,9 +3,9 @@
 //! no global randomness — the loop in [`crate::reconcile`] reads etcd, calls
 //! [`plan_scenario`], and writes the actions back.
 //!
-//! What it decides (DESIGN §6, seed 000's `multivolume` and `volume-main`):
+//! What it decides (the original megatest's `multivolume` and `volume-main`; docs/architecture.md):
 //! - the orchestrator: every `stepPeriod`, while fewer than `max` volumes are alive, start a
-//!   step of `step` volumes (a step may overshoot `max`, as in the seed);
+//!   step of `step` volumes (a step may overshoot `max`, as in the original);
 //! - each volume's life: volume-main first; the per-volume plugins once it reports ready; at
 //!   the end of its lifetime (or when the scenario stops) the plugins that must go first, then
 //!   volume-main (which deletes the RV), then the rest; then its records are removed;
@@ -389,7 +389,7 @@ impl<'a> Planner<'a> {
         false
     }
 
-    /// Seed 000's order: the plugins that watch and attach stop first, then volume-main
+    /// The original megatest's order: the plugins that watch and attach stop first, then volume-main
     /// deletes the RV, then the replica and size churners stop. Returns whether the volume is
     /// removed in this plan.
     fn teardown(&mut self, group: &VolumeGroup<'a>, reason: &str, failure: Option<&str>) -> bool {

@@ -1,4 +1,4 @@
-//! `volume-attacher`: which cycle to run, from the number of active attachments (seed 000).
+//! `volume-attacher`: which cycle to run, from the number of active attachments (the original megatest's table).
 //!
 //! | active | wanted node | cycle | attachments after |
 //! |---|---|---|---|
@@ -7,7 +7,7 @@
 //! | 1 | the attached node | detach it | 0 |
 //! | 2 (or more) | either | detach a random one | 1 |
 
-/// Percent of cycles from 0 attachments that only attach (seed 000: `rand(100) < 10`); without
+/// Percent of cycles from 0 attachments that only attach (the original megatest: `rand(100) < 10`); without
 /// them the volume would never get back to 1 or 2 attachments after the start.
 pub const ATTACH_ONLY_PERCENT: u64 = 10;
 
@@ -42,7 +42,7 @@ pub fn decide(active: &[String], wanted: &str, roll: u64, pick: u64) -> Cycle {
         [] => Cycle::Normal { node: wanted.to_string() },
         [one] if one == wanted => Cycle::Detach { node: one.clone() },
         [one] => Cycle::Migration { from: one.clone(), to: wanted.to_string() },
-        // Two (a controller that crashed and came back, seed 000): detach one, whichever was
+        // Two (a controller that crashed and came back, says the original megatest): detach one, whichever was
         // drawn. More than two cannot be active, but the same answer brings it down.
         many => Cycle::Detach { node: many[(pick % many.len() as u64) as usize].clone() },
     }

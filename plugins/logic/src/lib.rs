@@ -1,4 +1,4 @@
-//! The decisions of the seven megatest plugins (seed 000, DESIGN §8) as pure functions.
+//! The decisions of the seven megatest plugins (docs/builtin-plugins.md) as pure functions.
 //!
 //! The plugins themselves are WASM components in the plugins workspace, which is built only for
 //! `wasm32-wasip2`; their decision logic lives here, in a crate of the root workspace, so that

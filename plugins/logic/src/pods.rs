@@ -2,7 +2,7 @@
 
 use chaos_def::Range;
 
-/// Shuffles `pods` and keeps the first `rand(pods.min..=pods.max)` of them (seed 000: the status
+/// Shuffles `pods` and keeps the first `rand(pods.min..=pods.max)` of them (as the original megatest: the status
 /// is not looked at).
 pub fn victims(mut pods: Vec<String>, count: &Range<u32>, rng: &mut impl crate::Random) -> Vec<String> {
     // A stable order first, so that the same seed picks the same pods whatever the list order.

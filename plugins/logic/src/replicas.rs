@@ -1,7 +1,7 @@
 //! `volume-replica-creator` and `volume-replica-destroyer`: which replica.
 
 /// The types the creator makes. Never Diskful: nothing removes surplus diskful replicas yet
-/// (seed 000).
+/// (as in the original megatest).
 pub const CREATED_TYPES: [&str; 2] = ["Access", "TieBreaker"];
 
 /// The type for a uniform `roll`.

@@ -1,6 +1,6 @@
 //! What the megatest plugins (plugins/builtin/*) share on the guest side: the seeded random
 //! source for the pure decisions of `chaos-megatest-logic`, config errors, the storage nodes, and
-//! attaching/detaching a volume with the waits of seed 000 (by watch, bounded, cut short by
+//! attaching/detaching a volume with the waits of the original megatest (by watch, bounded, cut short by
 //! cancellation).
 
 use chaos_plugin_sdk::kube::{self, Selectors};
@@ -139,7 +139,7 @@ pub fn wait_attached(name: &str) -> Result<(), Error> {
 
 /// The action "detach": deletes `rva-<rv>-<node>` if it exists and waits until it is gone and
 /// the node has left the volume's `actuallyAttachedTo`. The result says when there was nothing
-/// to do (seed 000 logs every non-action too).
+/// to do (the original megatest logs every non-action too).
 pub fn detach(rv: &str, node: &str) -> Result<(), Error> {
     let name = rva_name(rv, node);
     detach_named(rv, node, &name)

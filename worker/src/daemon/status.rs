@@ -4,7 +4,7 @@
 //! assignment key and the `mod_revision` the run started from). Reports and phase changes only
 //! update the entry; a flush loop writes dirty entries, at most once per `min_interval` per
 //! instance (the first write and the final one go out at once), each in a transaction that
-//! requires the assignment to be unchanged (DESIGN §4). The final write also deletes the
+//! requires the assignment to be unchanged (the fencing of docs/architecture.md). The final write also deletes the
 //! assignment, in the same transaction.
 //!
 //! - A refused transaction (assignment gone or replaced) means the run was fenced: the entry is

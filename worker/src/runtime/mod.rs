@@ -1,4 +1,4 @@
-//! The WASM plugin runtime (DESIGN §7): one wasmtime engine per process, plugins compiled once
+//! The WASM plugin runtime (docs/architecture.md): one wasmtime engine per process, plugins compiled once
 //! per digest and cached, and instances — each a fresh `Store` with a memory limit, a CPU
 //! budget between host calls, WASI without filesystem or sockets, and the chaos imports —
 //! started from a reused `InstancePre`, cancelled cooperatively and dropped after a grace period.

@@ -1,5 +1,5 @@
 //! `pod-killer`: the plugin of the guide (docs/plugins.md), made from `chaosctl plugin new
-//! pod-killer`. It picks pods the way seed 003 describes — by namespace, label selector and a
+//! pod-killer`. It picks pods the way chaos tools for Kubernetes do — by namespace, label selector and a
 //! regular expression on the name — and kills a percentage of them, every `interval`, for
 //! `rounds` rounds (one round when no interval is given).
 //!

@@ -1,4 +1,4 @@
-//! `pod-destroyer` (seed 000): every random `period` lists the pods of `namespace` matching
+//! `pod-destroyer` (a megatest plugin): every random `period` lists the pods of `namespace` matching
 //! `labelSelector`, shuffles them (their status is not looked at) and deletes the first
 //! `rand(pods.min..=pods.max)`. It does not wait for the deletions.
 //!

@@ -1,4 +1,4 @@
-//! `volume-attacher` (seed 000): emulates CSI publishing a volume on different nodes through
+//! `volume-attacher` (a megatest plugin): emulates CSI publishing a volume on different nodes through
 //! ReplicatedVolumeAttachments. Every random `period` it draws a storage node and, by the number
 //! of active attachments, runs a cycle (see `chaos_megatest_logic::attacher`): from 0 a normal
 //! attach-wait-detach or, in 10%, an attach only; from 1 a migration or a detach; from 2 the

@@ -1,4 +1,4 @@
-//! `volume-checker` (seed 000): watches one RV (a watch, not polling) and counts the transitions
+//! `volume-checker` (a megatest plugin): watches one RV (a watch, not polling) and counts the transitions
 //! of its IOReady and Quorum conditions, which must start True. Every change is logged with the
 //! expected and observed status, reason, message and the replicas that are not ready, and
 //! journaled as an event. On stop it returns, per condition, the transitions, the seconds spent

@@ -1,4 +1,4 @@
-//! `volume-main` (seed 000): one volume's life. Creates the RV and its initial attachments
+//! `volume-main` (a megatest plugin): one volume's life. Creates the RV and its initial attachments
 //! (0, 1 or 2 random storage nodes), waits by watch until it is IOReady and in Quorum, reports
 //! `{"ready": true}` (the controller then starts the volume's other plugins), and lives until
 //! stopped. On stop it detaches every attachment of the volume, deletes the RV and waits until it

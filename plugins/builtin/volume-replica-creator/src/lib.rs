@@ -1,4 +1,4 @@
-//! `volume-replica-creator` (seed 000): every random `period` creates an Access or TieBreaker
+//! `volume-replica-creator` (a megatest plugin): every random `period` creates an Access or TieBreaker
 //! replica of the RV, named `<rv>-<8 random>` (never Diskful: nothing removes surplus diskful
 //! replicas). It does not wait: the storage places it. On stop (it is stopped after the volume
 //! is deleted), if the volume is gone, it deletes what it created that is still there: a

@@ -1,4 +1,4 @@
-//! `volume-replica-destroyer` (seed 000): every random `period` deletes a random replica of the
+//! `volume-replica-destroyer` (a megatest plugin): every random `period` deletes a random replica of the
 //! RV. It does not wait for anything: healing is the storage's business, judged by the checker.
 //!
 //! Config: `{"volume", "period": {"min", "max"}}`.

@@ -1,4 +1,4 @@
-//! `volume-resizer` (seed 000): every random `period` grows the RV by a random `step`, never past
+//! `volume-resizer` (a megatest plugin): every random `period` grows the RV by a random `step`, never past
 //! `maxSize`, and waits (by watch) until `status.actualSize` is at least the size requested; the
 //! storage may round up, so more is success too.
 //!
