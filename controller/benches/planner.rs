@@ -3,35 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use chaos_controller::fixture::Megatest;
 use chaos_controller::plan::{PlanInput, PlannerConfig, plan_scenario};
-use chaos_def::records::{
-    InstancePhase, InstanceRole, InstanceStatus, ScenarioStatus, StoredScenario, TaskInstance, VolumeRef,
-};
+use chaos_def::records::{InstancePhase, InstanceRole, InstanceStatus, ScenarioStatus, TaskInstance, VolumeRef};
 use chaos_def::store::Versioned;
 use criterion::{Criterion, criterion_group, criterion_main};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
-
-const SCENARIO: &str = "
-apiVersion: chaosctl.dev/v1alpha1
-kind: Scenario
-metadata: {name: big}
-spec:
-  seed: 1
-  volumes:
-    max: 1000
-    step: {min: 1, max: 3}
-    storageClasses: [rsc-a]
-    size: 100Mi
-    lifetime: {min: 1h, max: 2h}
-    plugins:
-      - plugin: volume-checker
-      - plugin: volume-attacher
-      - plugin: volume-replica-destroyer
-      - plugin: volume-replica-creator
-      - plugin: volume-resizer
-        params: {maxSize: 1Gi}
-";
 
 fn versioned<T>(value: T) -> Versioned<T> {
     Versioned { value, mod_revision: 7, create_revision: 7, lease: 0 }
@@ -39,8 +17,15 @@ fn versioned<T>(value: T) -> Versioned<T> {
 
 fn bench(c: &mut Criterion) {
     let now: Timestamp = "2026-01-01T00:10:00Z".parse().unwrap();
-    let scenario = chaos_def::parse_scenarios(SCENARIO).unwrap().remove(0);
-    let stored = StoredScenario::create(scenario, "0123abcd".into(), now);
+    let big = Megatest {
+        name: "big",
+        seed: 1,
+        max: 1000,
+        step_period: "{min: 10s, max: 30s}",
+        lifetime: "{min: 1h, max: 2h}",
+        task: false,
+    };
+    let stored = big.stored("0123abcd", now);
     let run = stored.run_prefix();
     let mut instances = BTreeMap::new();
     let mut statuses = BTreeMap::new();

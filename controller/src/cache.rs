@@ -1,15 +1,11 @@
-//! The controller's view of etcd: every record the planner reads, kept current by watches and
-//! by the controller's own writes (written through at the revision etcd gave them, so the next
-//! plan does not repeat a write whose watch event is still on its way).
-//!
-//! A change is applied only if it is not older than what the cache holds for that key, so a
-//! late watch event never undoes a newer write-through.
-
-use std::collections::BTreeMap;
+//! The controller's view of etcd: every record the planner reads, one
+//! [`WatchCache`](chaos_def::store::WatchCache) per watched prefix, kept current by the watches
+//! and by the controller's own writes (written through at the revision etcd gave them, so the
+//! next plan does not repeat a write whose watch event is still on its way).
 
 use chaos_def::Keys;
 use chaos_def::records::{InstanceStatus, ScenarioStatus, StoredScenario, TaskInstance};
-use chaos_def::store::{Versioned, WatchEvent};
+use chaos_def::store::{KeyShape, Slot, WatchCache, WatchEvent};
 
 /// What the watches feed in, one variant per watched prefix.
 #[derive(Debug)]
@@ -21,150 +17,69 @@ pub enum Change {
     StopAll(WatchEvent<serde_json::Value>),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Cache {
-    pub scenarios: BTreeMap<String, Versioned<StoredScenario>>,
-    pub scenario_statuses: BTreeMap<String, Versioned<ScenarioStatus>>,
-    /// Scenario name → instance id → instance.
-    pub instances: BTreeMap<String, BTreeMap<String, Versioned<TaskInstance>>>,
-    /// Instance id → status.
-    pub instance_statuses: BTreeMap<String, Versioned<InstanceStatus>>,
-    pub stop_all: bool,
-}
-
-/// One keyed map's update rules.
-fn put<T>(map: &mut BTreeMap<String, Versioned<T>>, name: String, item: Versioned<T>) {
-    if map.get(&name).is_none_or(|held| held.mod_revision <= item.mod_revision) {
-        map.insert(name, item);
-    }
-}
-
-fn delete<T>(map: &mut BTreeMap<String, Versioned<T>>, name: &str, revision: i64) {
-    if map.get(name).is_some_and(|held| held.mod_revision < revision) {
-        map.remove(name);
-    }
-}
-
-fn relist<T>(
-    map: &mut BTreeMap<String, Versioned<T>>,
-    items: Vec<(String, Versioned<T>)>,
-    name: impl Fn(&str) -> Option<String>,
-) {
-    map.clear();
-    for (key, item) in items {
-        if let Some(name) = name(&key) {
-            map.insert(name, item);
-        }
-    }
+    /// By scenario name.
+    pub scenarios: WatchCache<StoredScenario>,
+    /// By scenario name.
+    pub scenario_statuses: WatchCache<ScenarioStatus>,
+    /// Grouped by scenario, then by instance id.
+    pub instances: WatchCache<TaskInstance>,
+    /// By instance id.
+    pub instance_statuses: WatchCache<InstanceStatus>,
+    /// The global kill switch: its key exists while it is on.
+    pub stop_all: WatchCache<serde_json::Value>,
 }
 
 impl Cache {
-    /// Applies one watch event.
-    pub fn apply(&mut self, keys: &Keys, change: Change) {
-        match change {
-            Change::Scenario(event) => {
-                let prefix = keys.scenarios_prefix();
-                apply_named(&mut self.scenarios, event, |key| Keys::name_in(&prefix, key).map(str::to_string));
-            }
-            Change::ScenarioStatus(event) => {
-                let prefix = keys.scenario_statuses_prefix();
-                apply_named(&mut self.scenario_statuses, event, |key| Keys::name_in(&prefix, key).map(str::to_string));
-            }
-            Change::InstanceStatus(event) => {
-                let prefix = keys.statuses_prefix();
-                apply_named(&mut self.instance_statuses, event, |key| Keys::name_in(&prefix, key).map(str::to_string));
-            }
-            Change::Instance(event) => self.apply_instance(keys, event),
-            Change::StopAll(event) => match event {
-                WatchEvent::Listed { items, .. } => self.stop_all = !items.is_empty(),
-                WatchEvent::Put { .. } => self.stop_all = true,
-                WatchEvent::Deleted { .. } => self.stop_all = false,
-            },
+    pub fn new(keys: &Keys) -> Self {
+        Cache {
+            scenarios: WatchCache::new(keys.scenarios_prefix(), KeyShape::Name),
+            scenario_statuses: WatchCache::new(keys.scenario_statuses_prefix(), KeyShape::Name),
+            instances: WatchCache::new(keys.instances_prefix(), KeyShape::GroupName),
+            instance_statuses: WatchCache::new(keys.statuses_prefix(), KeyShape::Name),
+            stop_all: WatchCache::new(keys.stop_all(), KeyShape::Exact),
         }
     }
 
-    fn apply_instance(&mut self, keys: &Keys, event: WatchEvent<TaskInstance>) {
-        let prefix = keys.instances_prefix();
-        let split = |key: &str| -> Option<(String, String)> {
-            let (scenario, id) = key.strip_prefix(&prefix)?.split_once('/')?;
-            Some((scenario.to_string(), id.to_string()))
+    /// Applies one watch event.
+    pub fn apply(&mut self, change: Change) {
+        match change {
+            Change::Scenario(event) => self.scenarios.apply(event),
+            Change::ScenarioStatus(event) => self.scenario_statuses.apply(event),
+            Change::Instance(event) => self.instances.apply(event),
+            Change::InstanceStatus(event) => self.instance_statuses.apply(event),
+            Change::StopAll(event) => self.stop_all.apply(event),
         };
-        match event {
-            WatchEvent::Listed { items, .. } => {
-                self.instances.clear();
-                for (key, item) in items {
-                    if let Some((scenario, id)) = split(&key) {
-                        self.instances.entry(scenario).or_default().insert(id, item);
-                    }
-                }
-            }
-            WatchEvent::Put { key, item } => {
-                if let Some((scenario, id)) = split(&key) {
-                    put(self.instances.entry(scenario).or_default(), id, item);
-                }
-            }
-            WatchEvent::Deleted { key, revision } => {
-                if let Some((scenario, id)) = split(&key)
-                    && let Some(map) = self.instances.get_mut(&scenario)
-                {
-                    delete(map, &id, revision);
-                    if map.is_empty() {
-                        self.instances.remove(&scenario);
-                    }
-                }
-            }
-        }
+    }
+
+    /// Whether the global kill switch is on.
+    pub fn stop_all(&self) -> bool {
+        !self.stop_all.is_empty()
     }
 
     /// Records an instance this controller wrote at `revision`.
     pub fn wrote_instance(&mut self, instance: TaskInstance, revision: i64) {
-        let map = self.instances.entry(instance.scenario.clone()).or_default();
-        put(
-            map,
-            instance.id.clone(),
-            Versioned { value: instance, mod_revision: revision, create_revision: revision, lease: 0 },
-        );
+        let slot = Slot::new(instance.scenario.clone(), instance.id.clone());
+        self.instances.wrote(slot, instance, revision);
     }
 
     /// Records the removal of an instance this controller made at `revision`.
     pub fn removed_instance(&mut self, scenario: &str, id: &str, revision: i64) {
-        if let Some(map) = self.instances.get_mut(scenario) {
-            delete(map, id, revision);
-        }
+        self.instances.removed(Slot::new(scenario, id), revision);
     }
 
     pub fn wrote_status(&mut self, name: &str, status: ScenarioStatus, revision: i64) {
-        put(
-            &mut self.scenario_statuses,
-            name.to_string(),
-            Versioned { value: status, mod_revision: revision, create_revision: revision, lease: 0 },
-        );
+        self.scenario_statuses.wrote(Slot::named(name), status, revision);
     }
 
-    /// Forgets a finalized scenario.
-    pub fn forget(&mut self, name: &str) {
-        self.scenarios.remove(name);
-        self.scenario_statuses.remove(name);
-        self.instances.remove(name);
-    }
-}
-
-fn apply_named<T>(
-    map: &mut BTreeMap<String, Versioned<T>>,
-    event: WatchEvent<T>,
-    name: impl Fn(&str) -> Option<String>,
-) {
-    match event {
-        WatchEvent::Listed { items, .. } => relist(map, items, name),
-        WatchEvent::Put { key, item } => {
-            if let Some(name) = name(&key) {
-                put(map, name, item);
-            }
-        }
-        WatchEvent::Deleted { key, revision } => {
-            if let Some(name) = name(&key) {
-                delete(map, &name, revision);
-            }
+    /// Records the removal of a scenario and everything of it at `revision`.
+    pub fn removed_scenario(&mut self, name: &str, revision: i64) {
+        self.scenarios.removed(Slot::named(name), revision);
+        self.scenario_statuses.removed(Slot::named(name), revision);
+        let ids: Vec<String> = self.instances.records(name).keys().cloned().collect();
+        for id in ids {
+            self.instances.removed(Slot::new(name, id), revision);
         }
     }
 }

@@ -3,7 +3,9 @@
 //! etcd into a [`cache`], calls the planner and writes its actions back under leader election.
 
 pub mod cache;
+#[doc(hidden)]
+pub mod fixture;
 pub mod plan;
 pub mod reconcile;
 
-pub use reconcile::{ControllerConfig, ControllerError, run};
+pub use reconcile::{ControllerConfig, run};

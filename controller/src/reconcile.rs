@@ -43,20 +43,13 @@ impl ControllerConfig {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ControllerError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
 /// Runs the controller until `cancel`: campaign, lead until the term ends, campaign again.
-pub async fn run(store: Store, config: ControllerConfig, cancel: CancellationToken) -> Result<(), ControllerError> {
+pub async fn run(store: Store, config: ControllerConfig, cancel: CancellationToken) {
     chaos_daemon::run_elected(&store, "controller", &config.identity, config.lease_ttl, &cancel, |leadership| async {
         lead(&store, &leadership, &config, &cancel).await;
         leadership
     })
     .await;
-    Ok(())
 }
 
 /// Leads until the term ends or `cancel`.
@@ -70,12 +63,12 @@ async fn lead(store: &Store, leadership: &Leadership, config: &ControllerConfig,
     watches.follow(store.watch(&keys.statuses_prefix()), Change::InstanceStatus);
     watches.follow(store.watch(&keys.stop_all()), Change::StopAll);
 
-    let mut cache = Cache::default();
+    let mut cache = Cache::new(&keys);
     let mut wake = Instant::now() + config.resync;
     let mut pace = Pace::default();
     let mut changed = false;
     let apply = |change, cache: &mut Cache, changed: &mut bool| {
-        cache.apply(&keys, change);
+        cache.apply(change);
         *changed = true;
     };
     while watches
@@ -139,16 +132,15 @@ async fn reconcile(
 ) -> Option<Instant> {
     let now = Timestamp::now();
     let mut wake_at: Option<Timestamp> = None;
-    let names: Vec<String> = cache.scenarios.keys().cloned().collect();
-    let empty = BTreeMap::new();
+    let names: Vec<String> = cache.scenarios.named().keys().cloned().collect();
     for name in names {
         let plan = {
             let input = PlanInput {
-                scenario: &cache.scenarios[&name],
-                status: cache.scenario_statuses.get(&name),
-                instances: cache.instances.get(&name).unwrap_or(&empty),
-                statuses: &cache.instance_statuses,
-                stop_all: cache.stop_all,
+                scenario: &cache.scenarios.named()[&name],
+                status: cache.scenario_statuses.get_named(&name),
+                instances: cache.instances.records(&name),
+                statuses: cache.instance_statuses.named(),
+                stop_all: cache.stop_all(),
                 now,
             };
             plan_scenario(input, &config.planner)
@@ -183,7 +175,7 @@ async fn commit(
     mut plan: Plan,
 ) -> Result<bool, StoreError> {
     let keys = store.keys().clone();
-    let scenario = &cache.scenarios[name];
+    let scenario = &cache.scenarios.named()[name];
     let scenario_revision = scenario.mod_revision;
     let (fence_key, fence_revision) = leadership.fence();
     let fenced = || {
@@ -200,7 +192,7 @@ async fn commit(
     // The status (with the step counter and volume counts) and the writes that must go with
     // it: one transaction.
     plan.status.controller = config.identity.clone();
-    let old_status = cache.scenario_statuses.get(name);
+    let old_status = cache.scenario_statuses.get_named(name);
     let status_changed = old_status.is_none_or(|s| s.value != plan.status);
     if status_changed || !plan.atomic.is_empty() {
         let mut batch = fenced();
@@ -281,7 +273,7 @@ fn record(cache: &mut Cache, scenario: &str, actions: &[Action], revision: i64) 
 /// deletion and the next pass finishes the job).
 async fn finalize(store: &Store, mut batch: Batch, cache: &mut Cache, name: &str) -> Result<bool, StoreError> {
     let keys = store.keys();
-    let run = naming::run_prefix(&cache.scenarios[name].value);
+    let run = naming::run_prefix(&cache.scenarios.named()[name].value);
     batch.delete_prefix(keys.scenario_instances_prefix(name));
     batch.delete_prefix(format!("{}{run}-", keys.statuses_prefix()));
     batch.delete_prefix(keys.scenario_events_prefix(name));
@@ -290,7 +282,7 @@ async fn finalize(store: &Store, mut batch: Batch, cache: &mut Cache, name: &str
     let outcome = batch.commit(store).await?;
     if outcome.all_committed() {
         tracing::info!(scenario = %name, "scenario deleted");
-        cache.forget(name);
+        cache.removed_scenario(name, outcome.revision);
     }
     Ok(outcome.all_committed())
 }
@@ -303,14 +295,14 @@ async fn orphans(store: &Store, leadership: &Leadership, cache: &mut Cache) {
     let (fence_key, fence_revision) = leadership.fence();
     batch.fence(fence_key, fence_revision);
     let mut updates: Vec<TaskInstance> = Vec::new();
-    for (scenario, instances) in &cache.instances {
-        if cache.scenarios.contains_key(scenario) {
+    for (scenario, instances) in cache.instances.groups() {
+        if cache.scenarios.get_named(scenario).is_some() {
             continue;
         }
         for (id, instance) in instances {
             let phase = cache
                 .instance_statuses
-                .get(id)
+                .get_named(id)
                 .filter(|s| s.value.attempt == instance.value.attempt)
                 .map(|s| s.value.phase)
                 .unwrap_or_default();

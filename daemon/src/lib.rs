@@ -192,6 +192,46 @@ pub async fn boot_elected(
     Ok((store, shutdown, address))
 }
 
+/// The flags of an elected daemon (controller, scheduler), besides its own.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ElectedDaemonArgs {
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+    #[command(flatten)]
+    pub election: ElectionArgs,
+    #[command(flatten)]
+    pub probes: probes::ProbeArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// What an elected daemon's loop is started with.
+#[derive(Debug)]
+pub struct Elected {
+    pub store: Store,
+    /// This replica's name in the election.
+    pub identity: String,
+    pub lease_ttl: std::time::Duration,
+    pub shutdown: CancellationToken,
+}
+
+impl ElectedDaemonArgs {
+    /// An elected daemon's whole life: [`boot_elected`], then `run` until it returns (after
+    /// shutdown), with a log line at either end.
+    pub async fn serve<F, Fut>(&self, role: &'static str, run: F) -> std::io::Result<()>
+    where
+        F: FnOnce(Elected) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let (store, shutdown, probes) = boot_elected(&self.etcd, &self.log, &self.probes, role).await?;
+        let identity = self.election.identity();
+        tracing::info!(%role, %identity, prefix = %self.etcd.prefix, %probes, "{role} started");
+        run(Elected { store, identity, lease_ttl: self.election.lease_ttl(), shutdown }).await;
+        tracing::info!(%role, "{role} stopped");
+        Ok(())
+    }
+}
+
 /// Changes queued between two turns of a [`Watches`] loop before the watches wait.
 pub const WATCHES_QUEUE: usize = 16_384;
 

@@ -14,31 +14,17 @@ use serde_json::json;
 
 use super::*;
 
-const SCENARIO: &str = "
-apiVersion: chaosctl.dev/v1alpha1
-kind: Scenario
-metadata: {name: mt}
-spec:
-  seed: 42
-  volumes:
-    max: 5
-    step: {min: 1, max: 3}
-    stepPeriod: {min: 10s, max: 30s}
-    lifetime: {min: 1m, max: 5m}
-    storageClasses: [rsc-a, rsc-b]
-    size: 100Mi
-    plugins:
-      - plugin: volume-checker
-      - plugin: volume-attacher
-      - plugin: volume-replica-destroyer
-      - plugin: volume-replica-creator
-      - plugin: volume-resizer
-        params: {maxSize: 1Gi}
-  tasks:
-    - name: agents
-      plugin: pod-destroyer
-      params: {namespace: d8-sds-replicated-volume, labelSelector: app=agent}
-";
+fn scenario() -> String {
+    let pace = crate::fixture::Megatest {
+        name: "mt",
+        seed: 42,
+        max: 5,
+        step_period: "{min: 10s, max: 30s}",
+        lifetime: "{min: 1m, max: 5m}",
+        task: true,
+    };
+    pace.yaml()
+}
 
 fn t0() -> Timestamp {
     "2026-01-01T00:00:00Z".parse().unwrap()
@@ -216,7 +202,7 @@ impl World {
 
 #[test]
 fn a_new_scenario_starts_its_tasks_and_its_first_step() {
-    let mut world = World::new(SCENARIO);
+    let mut world = World::new(&scenario());
     let plan = world.step();
     let status = &plan.status;
     assert_eq!(status.phase, ScenarioPhase::Running);
@@ -244,7 +230,7 @@ fn a_new_scenario_starts_its_tasks_and_its_first_step() {
 
 #[test]
 fn a_volume_lives_and_is_torn_down_in_the_seed_order() {
-    let mut world = World::new(SCENARIO);
+    let mut world = World::new(&scenario());
     world.step();
     let main_id = world.main_ids()[0].clone();
     let ends_at = world.instances[&main_id].value.volume.as_ref().unwrap().ends_at;
@@ -311,7 +297,7 @@ fn a_volume_lives_and_is_torn_down_in_the_seed_order() {
 
 #[test]
 fn a_failed_instance_is_retried_with_backoff_then_fails_its_volume() {
-    let mut world = World::new(SCENARIO);
+    let mut world = World::new(&scenario());
     world.step();
     let main_id = world.main_ids()[0].clone();
     world.report(&main_id, InstancePhase::Failed, false, Some("RV not ready in 5m"));
@@ -347,7 +333,7 @@ fn a_failed_instance_is_retried_with_backoff_then_fails_its_volume() {
 
 #[test]
 fn stop_tears_everything_down_and_the_scenario_ends_stopped() {
-    let mut world = World::new(SCENARIO);
+    let mut world = World::new(&scenario());
     for _ in 0..6 {
         world.step();
         world.work();
@@ -374,7 +360,7 @@ fn stop_tears_everything_down_and_the_scenario_ends_stopped() {
 
 #[test]
 fn a_deleted_scenario_is_finalized_once_stopped_and_duration_stops_it() {
-    let text = SCENARIO.replace("  seed: 42", "  seed: 42\n  duration: 1m");
+    let text = scenario().replace("  seed: 42", "  seed: 42\n  duration: 1m");
     let mut world = World::new(&text);
     world.step();
     world.now += secs(60);
@@ -397,7 +383,7 @@ fn a_deleted_scenario_is_finalized_once_stopped_and_duration_stops_it() {
 
 #[test]
 fn no_step_starts_volumes_while_max_are_alive() {
-    let text = SCENARIO
+    let text = scenario()
         .replace("    max: 5\n", "    max: 1\n")
         .replace("lifetime: {min: 1m, max: 5m}", "lifetime: {min: 1h, max: 1h}");
     let mut world = World::new(&text);
@@ -414,7 +400,7 @@ fn no_step_starts_volumes_while_max_are_alive() {
 
 #[test]
 fn a_scenario_stopped_before_it_started_is_stopped_at_once() {
-    let mut world = World::new(SCENARIO);
+    let mut world = World::new(&scenario());
     world.stop();
     let plan = world.step();
     assert_eq!(plan.status.phase, ScenarioPhase::Stopped);
@@ -425,7 +411,7 @@ fn a_scenario_stopped_before_it_started_is_stopped_at_once() {
 /// One random run: the worker moves instances along with some failures, time passes in
 /// random steps, the scenario stops at a random moment and the run continues until it ends.
 fn random_run(seed: u64, events: &[(u8, u16)], stop_after: usize) -> World {
-    let text = SCENARIO.replace("seed: 42", &format!("seed: {seed}"));
+    let text = scenario().replace("seed: 42", &format!("seed: {seed}"));
     let mut world = World::new(&text);
     for (i, (kind, amount)) in events.iter().enumerate() {
         if i == stop_after {

@@ -7,6 +7,7 @@
 
 mod batch;
 mod blobs;
+mod cache;
 mod election;
 mod error;
 mod lease;
@@ -20,6 +21,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use batch::{Batch, BatchOutcome};
+pub use cache::{KeyShape, Slot, WatchCache};
 pub use election::Leadership;
 pub use error::{Result, StoreError};
 pub use lease::{Lease, LeaseClock};
