@@ -23,6 +23,25 @@ pub enum Error {
     },
     #[error("kubernetes client: {0}")]
     Kube(String),
+    /// A plugin reference by name or version that nothing was pushed under.
+    #[error("plugin {plugin} is not pushed")]
+    NotPushed { plugin: String },
+    /// A bare plugin name that is neither a built-in plugin nor pushed.
+    #[error("plugin {name} is neither built in nor pushed")]
+    UnknownPlugin { name: String },
+    /// A pushed plugin's record or bytes could not be read from etcd.
+    #[error("cannot read plugin {plugin} from etcd: {source}")]
+    PluginUnreadable {
+        plugin: String,
+        #[source]
+        source: chaos_def::store::StoreError,
+    },
+    /// A digest with no stored bytes.
+    #[error("plugin sha256:{digest} is not stored (was it pushed?)")]
+    BlobMissing { digest: String },
+    /// Stored bytes that do not hash to their digest.
+    #[error("plugin sha256:{digest} is corrupted in etcd: its {size} bytes hash to sha256:{actual}; push it again")]
+    BlobCorrupt { digest: String, size: usize, actual: String },
     /// The state in etcd could not be read or written (daemon mode).
     #[error(transparent)]
     Store(#[from] chaos_def::store::StoreError),

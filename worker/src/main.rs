@@ -31,7 +31,6 @@ enum Command {
 }
 
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("kube").required(false))]
 struct RunArgs {
     /// This worker's name (`workers/<name>`); default `<host>-<pid>`.
     #[arg(long, env = "CHAOS_NAME")]
@@ -46,12 +45,8 @@ struct RunArgs {
     /// A label `key=value` (repeatable), matched by scenarios' workerSelector.
     #[arg(long = "label", value_parser = key_value)]
     labels: Vec<(String, String)>,
-    /// The Kubernetes API server (plain URL, no credentials; e.g. kubesim).
-    #[arg(long, group = "kube")]
-    kube_url: Option<String>,
-    /// A kubeconfig file (its current context).
-    #[arg(long, group = "kube")]
-    kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    kube: KubeArgs,
     /// The registration lease's TTL in seconds (etcd's minimum is about 2).
     #[arg(long, default_value_t = 2)]
     lease_ttl: u64,
@@ -61,15 +56,8 @@ struct RunArgs {
     /// A plugin from a local file, `NAME=PATH` (repeatable); looked up before the built-ins.
     #[arg(long = "plugin-path", value_parser = key_value)]
     plugin_paths: Vec<(String, String)>,
-    /// How long plugins may clean up after a stop before they are dropped.
-    #[arg(long, default_value = "30s")]
-    grace: chaos_def::Duration,
-    /// Guest CPU time allowed between two host calls.
-    #[arg(long, default_value = "10s")]
-    cpu_budget: chaos_def::Duration,
-    /// Keep compiled plugins, and the bytes of pushed ones, here across runs.
-    #[arg(long)]
-    cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
     #[command(flatten)]
     etcd: EtcdArgs,
     #[command(flatten)]
@@ -84,7 +72,7 @@ fn key_value(s: &str) -> Result<(String, String), String> {
 }
 
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("cluster").required(true))]
+#[command(group = clap::ArgGroup::new("cluster").required(true).args(["kube_url", "kubeconfig"]))]
 struct RunPluginArgs {
     /// The plugin: a .wasm component, or the name of a built-in plugin.
     plugin: String,
@@ -94,12 +82,8 @@ struct RunPluginArgs {
     /// The instance seed: the same seed replays the same random choices.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// The Kubernetes API server (plain URL, no credentials; e.g. kubesim).
-    #[arg(long, group = "cluster")]
-    kube_url: Option<String>,
-    /// A kubeconfig file (its current context).
-    #[arg(long, group = "cluster")]
-    kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    kube: KubeArgs,
     /// Scenario name the instance runs for (labels on created objects).
     #[arg(long, default_value = "run-plugin")]
     scenario: String,
@@ -112,17 +96,57 @@ struct RunPluginArgs {
     /// Which attempt this is (above 1: a restart, which adopts what the previous one left).
     #[arg(long, default_value_t = 1)]
     attempt: u32,
-    /// How long the plugin may clean up after Ctrl-C before it is dropped.
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+/// Which Kubernetes API the plugins reach.
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+struct KubeArgs {
+    /// The Kubernetes API server (plain URL, no credentials; e.g. kubesim).
+    #[arg(long)]
+    kube_url: Option<String>,
+    /// A kubeconfig file (its current context).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+}
+
+impl KubeArgs {
+    async fn gateway(&self) -> anyhow::Result<Option<KubeGateway>> {
+        Ok(match (&self.kube_url, &self.kubeconfig) {
+            (Some(url), _) => Some(KubeGateway::from_url(url)?),
+            (None, Some(path)) => Some(KubeGateway::from_kubeconfig(path).await?),
+            (None, None) => None,
+        })
+    }
+}
+
+/// How plugins are contained and kept.
+#[derive(Debug, Args)]
+struct SandboxArgs {
+    /// How long a plugin may clean up after a stop (or Ctrl-C) before it is dropped.
     #[arg(long, default_value = "30s")]
     grace: chaos_def::Duration,
     /// Guest CPU time allowed between two host calls.
     #[arg(long, default_value = "10s")]
     cpu_budget: chaos_def::Duration,
-    /// Keep compiled plugins here across runs.
+    /// Keep compiled plugins, and the bytes of pushed ones, here across runs.
     #[arg(long)]
     cache_dir: Option<PathBuf>,
-    #[command(flatten)]
-    log: LogArgs,
+}
+
+impl SandboxArgs {
+    fn runtime_config(&self) -> RuntimeConfig {
+        RuntimeConfig {
+            cancel_grace: self.grace.as_std(),
+            cpu_budget: self.cpu_budget.as_std(),
+            cache_dir: self.cache_dir.clone(),
+            ..RuntimeConfig::default()
+        }
+    }
 }
 
 #[tokio::main]
@@ -138,21 +162,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     init_logging(args.log.log_format);
     let shutdown = shutdown_token();
     let store = args.etcd.connect().await.context("connecting to etcd")?;
-    let grace = args.grace.as_std();
-    let runtime = Runtime::new(RuntimeConfig {
-        cancel_grace: grace,
-        cpu_budget: args.cpu_budget.as_std(),
-        cache_dir: args.cache_dir.clone(),
-        ..RuntimeConfig::default()
-    })?;
-    let kube = match (&args.kube_url, &args.kubeconfig) {
-        (Some(url), _) => Some(KubeGateway::from_url(url)?),
-        (None, Some(path)) => Some(KubeGateway::from_kubeconfig(path).await?),
-        (None, None) => {
-            tracing::warn!("no --kube-url or --kubeconfig: plugins' cluster calls will fail");
-            None
-        }
-    };
+    let grace = args.sandbox.grace.as_std();
+    let runtime = Runtime::new(args.sandbox.runtime_config())?;
+    let kube = args.kube.gateway().await?;
+    if kube.is_none() {
+        tracing::warn!("no --kube-url or --kubeconfig: plugins' cluster calls will fail");
+    }
     let mut config = DaemonConfig::new(args.name.unwrap_or_else(default_identity));
     config.slots = args.slots;
     if !args.clusters.is_empty() {
@@ -179,14 +194,7 @@ async fn run_plugin(args: RunPluginArgs) -> anyhow::Result<()> {
     init_logging(args.log.log_format);
     serde_json::from_str::<serde_json::Value>(&args.config).context("--config is not valid JSON")?;
     let cancel = shutdown_token();
-    let runtime = Runtime::new(RuntimeConfig {
-        max_instances: 4,
-        cancel_grace: args.grace.as_std(),
-        cpu_budget: args.cpu_budget.as_std(),
-        cache_dir: args.cache_dir.clone(),
-        report_interval: Duration::from_secs(1),
-        ..RuntimeConfig::default()
-    })?;
+    let runtime = Runtime::new(RuntimeConfig { max_instances: 4, ..args.sandbox.runtime_config() })?;
     let path = PathBuf::from(&args.plugin);
     let plugin = if path.exists() {
         runtime.load_file(&path).await?
@@ -195,11 +203,7 @@ async fn run_plugin(args: RunPluginArgs) -> anyhow::Result<()> {
     } else {
         bail!("{}: no such file, and no built-in plugin of that name", args.plugin);
     };
-    let kube = match (&args.kube_url, &args.kubeconfig) {
-        (Some(url), _) => Some(KubeGateway::from_url(url)?),
-        (None, Some(path)) => Some(KubeGateway::from_kubeconfig(path).await?),
-        (None, None) => None,
-    };
+    let kube = args.kube.gateway().await?;
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| args.plugin.clone());
     tracing::info!(plugin = %name, digest = plugin.digest(), "starting the instance");
     let handle = plugin.start(

@@ -104,6 +104,6 @@ async fn the_exerciser_calls_every_import_against_kubesim() {
     let leftover = KubeGateway::from_url(&sim.url()).unwrap();
     let rv = leftover.resolve("storage.deckhouse.io/v1alpha1", "ReplicatedVolume").await.unwrap();
     let err = leftover.get(&rv, None, volume).await.unwrap_err();
-    assert!(matches!(err, chaos_worker::runtime::host::bindings::chaos::plugin::types::Error::NotFound(_)), "{err:?}");
+    assert!(matches!(err, chaos_worker::runtime::bindings::chaos::plugin::types::Error::NotFound(_)), "{err:?}");
     sim.shutdown().await;
 }

@@ -69,7 +69,7 @@ async fn a_pushed_plugin_is_fetched_once_and_kept_on_disk() {
     // A damaged file on disk is not trusted: it is fetched again (and here, gone from etcd, fails).
     std::fs::write(&kept, b"not the plugin").unwrap();
     let third = worker_plugins(&store, cache.path());
-    let error = third.load(&PluginRef::Digest(digest.clone())).await.unwrap_err();
+    let error = third.load(&PluginRef::Digest(digest.clone())).await.unwrap_err().to_string();
     assert!(error.contains("is not stored"), "{error}");
 }
 
@@ -81,10 +81,10 @@ async fn damaged_bytes_and_unknown_references_are_refused_with_the_reason() {
     store.write_blob(&digest, &damaged).await.unwrap();
 
     let pushed = PushedPlugins::new(store.clone(), runtime(cache.path()), None);
-    let error = pushed.load(&PluginRef::Digest(digest.clone())).await.unwrap_err();
+    let error = pushed.load(&PluginRef::Digest(digest.clone())).await.unwrap_err().to_string();
     assert!(error.contains(&format!("plugin sha256:{digest} is corrupted in etcd")), "{error}");
     let missing = PluginRef::Version { name: "mine".into(), version: "2.0.0".into() };
-    assert_eq!(pushed.load(&missing).await.unwrap_err(), "plugin mine@2.0.0 is not pushed");
-    let unknown = pushed.load(&PluginRef::Name("nobody".into())).await.unwrap_err();
+    assert_eq!(pushed.load(&missing).await.unwrap_err().to_string(), "plugin mine@2.0.0 is not pushed");
+    let unknown = pushed.load(&PluginRef::Name("nobody".into())).await.unwrap_err().to_string();
     assert_eq!(unknown, "plugin nobody is neither built in nor pushed");
 }

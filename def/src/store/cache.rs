@@ -162,7 +162,7 @@ impl<T, V> WatchCache<T, V> {
     /// deletion was written, at a revision the caller does not know but later than that, and
     /// the watch will confirm it. A newer record in the slot stays.
     pub fn removed_version(&mut self, slot: Slot, mod_revision: i64) -> Vec<Slot> {
-        if !self.get(&slot).is_some_and(|held| held.mod_revision == mod_revision) {
+        if self.get(&slot).is_none_or(|held| held.mod_revision != mod_revision) {
             return Vec::new();
         }
         self.delete(slot, mod_revision + 1)
@@ -253,7 +253,7 @@ impl<T, V> WatchCache<T, V> {
             *tombstone = (*tombstone).max(revision);
         }
         let Some(records) = self.groups.get_mut(&slot.group) else { return Vec::new() };
-        if !records.get(&slot.name).is_some_and(|held| held.mod_revision < revision) {
+        if records.get(&slot.name).is_none_or(|held| held.mod_revision >= revision) {
             return Vec::new();
         }
         records.remove(&slot.name);
@@ -269,7 +269,7 @@ impl<T, V> WatchCache<T, V> {
         let mut fresh: BTreeMap<Slot, Versioned<V>> = BTreeMap::new();
         for (key, item) in items {
             let Some(slot) = self.slot_of(&key) else { continue };
-            if !self.tombstones.get(&slot).is_some_and(|deleted| *deleted > item.mod_revision) {
+            if self.tombstones.get(&slot).is_none_or(|deleted| *deleted <= item.mod_revision) {
                 let item = self.project_item(item);
                 fresh.insert(slot, item);
             }

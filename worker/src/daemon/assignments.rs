@@ -1,5 +1,4 @@
-//! What this worker knows of its assignments and their instances, and the pure decision of what
-//! to do about one instance.
+//! The pure decision of what to do about one instance of this worker.
 //!
 //! Each instance of this worker is in one of these states, driven by watch events:
 //!
@@ -12,12 +11,10 @@
 //!  (assigned, never started, worker draining) ──Finish(Pending)──▶ gone (placed elsewhere)
 //! ```
 //!
-//! [`decide`] is that table as a function of the cached records; the daemon applies its answer.
-
-use std::collections::BTreeMap;
+//! [`decide`] is that table as a function of the cached records; [`super::session`] applies it
+//! to every instance a change touches.
 
 use chaos_def::records::{Assignment, DesiredState, InstancePhase, TaskInstance};
-use chaos_def::store::Versioned;
 
 /// What the daemon is doing with one instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,37 +88,10 @@ pub fn decide(
     }
 }
 
-/// The cached records of this worker's assignments and of the instances.
-#[derive(Debug, Default)]
-pub struct Cache {
-    /// By instance id.
-    pub assignments: BTreeMap<String, Versioned<Assignment>>,
-    /// Every instance record, by instance id: an assignment usually comes after its instance's
-    /// record, and throwing the record away until then would cost etcd a read per run.
-    pub instances: BTreeMap<String, Versioned<TaskInstance>>,
-}
-
-impl Cache {
-    /// Keeps `item` unless the cache holds a newer version.
-    pub fn put_instance(&mut self, id: &str, item: Versioned<TaskInstance>) {
-        match self.instances.get(id) {
-            Some(have) if have.mod_revision >= item.mod_revision => {}
-            _ => {
-                self.instances.insert(id.to_string(), item);
-            }
-        }
-    }
-}
-
-/// The instance id of a key `…/instances/<scenario>/<id>` under `prefix` (`…/instances/`).
-pub fn instance_id_of(prefix: &str, key: &str) -> Option<String> {
-    let rest = key.strip_prefix(prefix)?;
-    let (_, id) = rest.split_once('/')?;
-    (!id.is_empty() && !id.contains('/')).then(|| id.to_string())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use chaos_def::PluginRef;
 
     use super::*;
@@ -213,12 +183,5 @@ mod tests {
             Decision::Finish(InstancePhase::Failed, _)
         ));
         assert_eq!(decide(None, Some(&instance(1, DesiredState::Run)), None, FREE), Decision::Ignore);
-    }
-
-    #[test]
-    fn instance_ids_come_from_keys() {
-        assert_eq!(instance_id_of("/c/instances/", "/c/instances/s/i-1").as_deref(), Some("i-1"));
-        assert_eq!(instance_id_of("/c/instances/", "/c/instances/s"), None);
-        assert_eq!(instance_id_of("/c/instances/", "/c/other/s/i"), None);
     }
 }

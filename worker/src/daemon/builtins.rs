@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use crate::error::Result;
 use crate::runtime::{Plugin, Runtime};
 
 pub struct BuiltinPlugins {
@@ -18,13 +19,13 @@ impl BuiltinPlugins {
     }
 
     /// The built-in plugin `name`, compiled on first use; `None` when there is none by that name.
-    pub async fn load(&self, name: &str) -> Option<Result<Plugin, String>> {
+    pub async fn load(&self, name: &str) -> Option<Result<Plugin>> {
         let (name, bytes) = crate::plugins::builtin_entry(name)?;
         if let Some(plugin) = self.loaded.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
             return Some(Ok(plugin.clone()));
         }
         // Two first uses at once compile once: the runtime shares one compilation per digest.
-        let loaded = self.runtime.load(bytes).await.map_err(|e| e.to_string());
+        let loaded = self.runtime.load(bytes).await;
         if let Ok(plugin) = &loaded {
             self.loaded.lock().unwrap_or_else(|p| p.into_inner()).insert(name, plugin.clone());
         }

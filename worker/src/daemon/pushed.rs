@@ -16,6 +16,7 @@ use chaos_def::records::PluginMeta;
 use chaos_def::store::Store;
 use tokio::sync::OnceCell;
 
+use crate::error::{Error, Result};
 use crate::runtime::cache::write_atomically;
 use crate::runtime::{Plugin, Runtime};
 
@@ -35,7 +36,7 @@ impl PushedPlugins {
     }
 
     /// The compiled plugin a reference names.
-    pub async fn load(&self, plugin: &PluginRef) -> Result<Plugin, String> {
+    pub async fn load(&self, plugin: &PluginRef) -> Result<Plugin> {
         let digest = self.digest_of(plugin).await?;
         let cell = {
             let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
@@ -43,14 +44,14 @@ impl PushedPlugins {
         };
         cell.get_or_try_init(|| async {
             let bytes = self.fetch(&digest).await?;
-            self.runtime.load(bytes).await.map_err(|e| e.to_string())
+            self.runtime.load(bytes).await
         })
         .await
         .cloned()
     }
 
-    async fn digest_of(&self, plugin: &PluginRef) -> Result<String, String> {
-        let unavailable = |e: chaos_def::store::StoreError| format!("cannot read plugin {plugin} from etcd: {e}");
+    async fn digest_of(&self, plugin: &PluginRef) -> Result<String> {
+        let unavailable = |source| Error::PluginUnreadable { plugin: plugin.to_string(), source };
         match plugin {
             PluginRef::Digest(digest) => Ok(digest.clone()),
             PluginRef::Version { name, version } => {
@@ -60,7 +61,7 @@ impl PushedPlugins {
                 }
                 let key = self.store.keys().plugin(name, version);
                 let meta = self.store.get::<PluginMeta>(&key).await.map_err(unavailable)?;
-                let digest = meta.ok_or_else(|| format!("plugin {plugin} is not pushed"))?.value.digest;
+                let digest = meta.ok_or_else(|| Error::NotPushed { plugin: plugin.to_string() })?.value.digest;
                 self.versions.lock().unwrap_or_else(|e| e.into_inner()).insert(id, digest.clone());
                 Ok(digest)
             }
@@ -74,13 +75,13 @@ impl PushedPlugins {
                     .map(|(_, v)| v.value)
                     .max_by_key(|meta| meta.pushed_at)
                     .map(|meta| meta.digest)
-                    .ok_or_else(|| format!("plugin {name} is neither built in nor pushed"))
+                    .ok_or_else(|| Error::UnknownPlugin { name: name.clone() })
             }
         }
     }
 
     /// The bytes of `digest`: from the disk cache if they are there and intact, else from etcd.
-    async fn fetch(&self, digest: &str) -> Result<Vec<u8>, String> {
+    async fn fetch(&self, digest: &str) -> Result<Vec<u8>> {
         let cached = self.cache_dir.as_ref().map(|dir| dir.join("blobs").join(format!("{digest}.wasm")));
         if let Some(path) = &cached
             && let Ok(bytes) = tokio::fs::read(path).await
@@ -94,14 +95,11 @@ impl PushedPlugins {
             .store
             .read_blob(digest)
             .await
-            .map_err(|e| format!("cannot read plugin sha256:{digest} from etcd: {e}"))?
-            .ok_or_else(|| format!("plugin sha256:{digest} is not stored (was it pushed?)"))?;
+            .map_err(|source| Error::PluginUnreadable { plugin: format!("sha256:{digest}"), source })?
+            .ok_or_else(|| Error::BlobMissing { digest: digest.to_string() })?;
         let actual = sha256_hex(&bytes);
         if actual != digest {
-            return Err(format!(
-                "plugin sha256:{digest} is corrupted in etcd: its {} bytes hash to sha256:{actual}; push it again",
-                bytes.len()
-            ));
+            return Err(Error::BlobCorrupt { digest: digest.to_string(), size: bytes.len(), actual });
         }
         tracing::info!(%digest, size = bytes.len(), "plugin fetched");
         if let Some(path) = cached {

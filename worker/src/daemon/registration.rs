@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chaos_def::records::{WorkerRecord, WorkerUsage};
+use chaos_def::retry::{Backoff, retry};
 use chaos_def::store::{Lease, Store};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::DaemonConfig;
+use super::config::DaemonConfig;
 use super::metrics::Metrics;
 use crate::error::Result;
 
@@ -108,9 +109,42 @@ pub async fn refresh_usage(
     }
 }
 
-/// How long to wait before registering again after a failure.
-pub fn retry_delay(failures: u32) -> Duration {
-    Duration::from_millis((200u64 << failures.min(4)).min(3_000))
+/// Registers (a new lease, the record under it), trying again with backoff until it works;
+/// `None` once `shutdown` fires first.
+pub async fn register_until(
+    store: &Store,
+    config: &DaemonConfig,
+    started_at: jiff::Timestamp,
+    shutdown: &CancellationToken,
+) -> Option<Lease> {
+    let backoff =
+        Backoff { initial: Duration::from_millis(400), max: Duration::from_secs(3), factor: 2, attempts: u32::MAX };
+    let mut sampler = UsageSampler::default();
+    let registered = retry(
+        backoff,
+        shutdown,
+        |_| true,
+        || {
+            let record = record(config, started_at, sampler.sample(0));
+            async move {
+                let registered = register(store, config, &record).await;
+                if let Err(error) = &registered {
+                    tracing::warn!(%error, "cannot register; retrying");
+                }
+                registered
+            }
+        },
+    );
+    registered.await.ok()
+}
+
+/// Ends the lease at shutdown, which removes the registration and every assignment at once.
+pub async fn revoke(store: &Store, lease: Lease) {
+    match tokio::time::timeout(store.call_timeout(), lease.revoke()).await {
+        Ok(Ok(())) => tracing::info!("lease revoked"),
+        Ok(Err(error)) => tracing::warn!(%error, "cannot revoke the lease; it runs out by itself"),
+        Err(_) => tracing::warn!("revoking the lease timed out; it runs out by itself"),
+    }
 }
 
 #[cfg(test)]

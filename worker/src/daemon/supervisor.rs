@@ -14,7 +14,6 @@ use std::sync::Arc;
 use chaos_def::PluginRef;
 use chaos_def::records::{InstancePhase, JournalEvent, TaskInstance};
 use serde_json::{Map, Value};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::builtins::BuiltinPlugins;
@@ -46,9 +45,9 @@ impl std::fmt::Debug for Context {
 impl Context {
     /// The plugin a reference names: a file given with `--plugin-path NAME=PATH`, a built-in
     /// plugin, else a pushed one (fetched from etcd by digest on first use).
-    async fn resolve(&self, plugin: &PluginRef) -> Result<Plugin, String> {
+    async fn resolve(&self, plugin: &PluginRef) -> crate::error::Result<Plugin> {
         if let Some(path) = self.plugin_paths.get(plugin.name()) {
-            return self.runtime.load_file(path).await.map_err(|e| e.to_string());
+            return self.runtime.load_file(path).await;
         }
         if let PluginRef::Name(name) = plugin
             && let Some(builtin) = self.builtins.load(name).await
@@ -78,14 +77,10 @@ pub struct Run {
     pub authority: RunFence,
 }
 
-/// Runs `run` to its end and reports its id on `done`.
-pub async fn supervise(ctx: Arc<Context>, run: Run, done: mpsc::UnboundedSender<String>) {
-    let id = run.instance.id.clone();
-    supervise_inner(&ctx, run).await;
-    let _ = done.send(id);
-}
-
-async fn supervise_inner(ctx: &Context, run: Run) {
+/// Runs `run` to its end: starts its plugin (or only writes its final status), waits for it,
+/// and writes how it ended.
+pub async fn supervise(ctx: Arc<Context>, run: Run) {
+    let ctx = ctx.as_ref();
     let Run { instance, attempt, placement, fence, finish_now, cancel, handover, session, authority } = run;
     let id = instance.id.clone();
     if let Some((phase, reason)) = finish_now {
@@ -111,7 +106,7 @@ async fn supervise_inner(ctx: &Context, run: Run) {
     let resolved = ctx.resolve(&instance.plugin).await;
     ctx.writer.open(&id, fence.clone(), initial_status(&ctx.worker, attempt, placement), cancel.clone());
     let outcome = match resolved {
-        Err(reason) => Outcome::Failed(reason),
+        Err(error) => Outcome::Failed(error.to_string()),
         Ok(plugin) => {
             let spec = InstanceSpec {
                 instance_id: id.clone(),

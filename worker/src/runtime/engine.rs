@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::RuntimeConfig;
+use super::config::RuntimeConfig;
 use crate::error::{Error, Result};
 
 /// Frames of wasm code; a Rust guest keeps its own stack in linear memory, so this is small.

@@ -16,22 +16,11 @@ use tokio_util::sync::CancellationToken;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::bindings;
+use super::bindings::WatchHandle;
 use super::capabilities::{Capabilities, KindRef, Verb};
-use super::kube::{KubeGateway, Resolved, WatchHandle};
+use super::kube::{KubeGateway, Resolved};
 use super::sink::{Level, Record, Sink, Tags};
-
-/// The generated bindings of `plugins/wit/plugin.wit`.
-pub mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../plugins/wit",
-        world: "plugin",
-        imports: { default: async | trappable },
-        exports: { default: async },
-        with: {
-            "chaos:plugin/kube.watch": crate::runtime::kube::WatchHandle,
-        },
-    });
-}
 
 use bindings::chaos::plugin::kube::{ObjectKind, PatchType, Selectors, WatchEvent};
 use bindings::chaos::plugin::types::{Error as WitError, InstanceInfo, Level as WitLevel};
@@ -120,7 +109,7 @@ pub struct InstanceState {
     pub(crate) rng: ChaCha8Rng,
     pub(crate) caps: Option<Arc<Capabilities>>,
     pub(crate) kube: Option<KubeGateway>,
-    pub(crate) fence: super::RunFence,
+    pub(crate) fence: super::fence::RunFence,
     pub(crate) actions: HashMap<u64, OpenAction>,
     pub(crate) next_action: u64,
     pub(crate) reports: ReportBatch,

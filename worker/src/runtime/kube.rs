@@ -14,10 +14,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResource;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::mpsc;
-use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::sync::CancellationToken;
 
-use super::host::bindings::chaos::plugin::kube::{PatchType, WatchEvent};
-use super::host::bindings::chaos::plugin::types::Error as WitError;
+use super::bindings::WatchHandle;
+use super::bindings::chaos::plugin::kube::{PatchType, WatchEvent};
+use super::bindings::chaos::plugin::types::Error as WitError;
 use crate::error::{Error, Result};
 
 /// How long one request may take before the plugin gets `timeout`.
@@ -239,12 +240,6 @@ impl KubeGateway {
         });
         WatchHandle { rx: Arc::new(tokio::sync::Mutex::new(rx)), _stop: token.drop_guard() }
     }
-}
-
-/// The host side of a WIT `watch` resource.
-pub struct WatchHandle {
-    pub(crate) rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Result<WatchEvent, WitError>>>>,
-    _stop: DropGuard,
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String, WitError> {

@@ -8,11 +8,14 @@
 //! ```
 //!
 //! Modules: [`engine`] (engine, pooling, epoch ticker), [`cache`] (compiled artifacts),
-//! [`capabilities`] (what a plugin may do in the cluster), [`host`] (the imports), [`kube`] (the
+//! [`capabilities`] (what a plugin may do in the cluster), [`bindings`] (the WIT types), [`host`] (the imports), [`kube`] (the
 //! cluster gateway), [`sink`] (where instance output goes), [`stdio`] (stdout/stderr capture).
 
+pub mod bindings;
 pub mod cache;
+mod config;
 pub mod engine;
+mod fence;
 pub mod host;
 pub mod kube;
 pub mod sink;
@@ -20,7 +23,7 @@ pub mod stdio;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,8 +35,10 @@ use tokio_util::task::TaskTracker;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
-use self::host::bindings::chaos::plugin::types::{Error as WitError, InstanceInfo};
-use self::host::bindings::{Plugin as PluginWorld, PluginPre};
+use self::bindings::chaos::plugin::types::{Error as WitError, InstanceInfo};
+use self::bindings::{Plugin as PluginWorld, PluginPre};
+pub use self::config::RuntimeConfig;
+pub use self::fence::RunFence;
 use self::host::{CpuBudgetExceeded, CpuMeter, InstanceState, Limits, MemoryLimitExceeded, ReportBatch, Shared};
 pub use self::kube::KubeGateway;
 pub use self::sink::{Level, MemorySink, NullSink, Record, Sink, Tags};
@@ -42,44 +47,6 @@ use crate::error::{Error, Result};
 pub use chaos_def::plugin::Capabilities;
 pub use chaos_def::plugin::capabilities;
 pub use chaos_def::plugin::sha256_hex;
-
-/// How the runtime is set up. `Default` is what a worker runs with.
-#[derive(Debug, Clone)]
-pub struct RuntimeConfig {
-    /// Linear memory per instance (default 64 MiB); growing past it traps.
-    pub memory_limit: usize,
-    /// Guest CPU time allowed between two host calls (default 10 s); past it the instance is
-    /// stopped. Measured in epoch ticks, so it is approximate to a tick.
-    pub cpu_budget: Duration,
-    /// How long a cancelled instance may take to clean up and return (default 30 s).
-    pub cancel_grace: Duration,
-    /// Instances alive at once (the pooling allocator's size; default 10,000).
-    pub max_instances: u32,
-    /// Use the pooling allocator when the host allows it (default true).
-    pub pooling: bool,
-    /// Where compiled plugins are kept across restarts (None: memory only).
-    pub cache_dir: Option<PathBuf>,
-    /// At most one report per instance per interval reaches the sink (default 1 s).
-    pub report_interval: Duration,
-    /// The epoch tick: the CPU budget's resolution and the longest a spinning guest runs
-    /// before yielding to other tasks (default 10 ms).
-    pub epoch_tick: Duration,
-}
-
-impl Default for RuntimeConfig {
-    fn default() -> Self {
-        RuntimeConfig {
-            memory_limit: 64 << 20,
-            cpu_budget: Duration::from_secs(10),
-            cancel_grace: Duration::from_secs(30),
-            max_instances: 10_000,
-            pooling: true,
-            cache_dir: None,
-            report_interval: Duration::from_secs(1),
-            epoch_tick: Duration::from_millis(10),
-        }
-    }
-}
 
 /// The plugin runtime of one worker process. Cheap to clone.
 #[derive(Clone)]
@@ -240,23 +207,6 @@ pub struct Services {
 impl Services {
     pub fn new(sink: Arc<dyn Sink>, kube: Option<KubeGateway>) -> Self {
         Services { sink, kube, fence: RunFence::default() }
-    }
-}
-
-/// What revokes a run's right to touch the cluster, unlike cancellation (which lets the
-/// plugin clean up): `abort` drops the instance at once, without its cleanup; and once the
-/// worker's lease is no longer surely alive, every cluster call is refused, even before the
-/// worker has noticed (a paused process resumed past its TTL makes no call: another worker
-/// may already run the instance).
-#[derive(Debug, Clone, Default)]
-pub struct RunFence {
-    pub abort: CancellationToken,
-    pub lease: Option<chaos_def::store::LeaseClock>,
-}
-
-impl RunFence {
-    pub fn revoked(&self) -> bool {
-        self.abort.is_cancelled() || self.lease.as_ref().is_some_and(|l| !l.is_alive())
     }
 }
 
