@@ -1,5 +1,5 @@
-//! Placement, purely: which worker runs which instance. No I/O; the loop in
-//! [`crate::reconcile`] feeds it the live workers and the instances waiting for one.
+//! Placement, purely: which worker runs which instance. No I/O; [`crate::plan`] feeds it the
+//! live workers and the instances waiting for one.
 //!
 //! Rules: a worker qualifies when it reaches the instance's cluster, carries every label of the
 //! instance's worker selector, is not cordoned, and has a free slot. Among those, an instance
