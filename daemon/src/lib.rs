@@ -4,6 +4,7 @@
 pub mod probes;
 
 use chaos_def::consts::{DEFAULT_ETCD, DEFAULT_PREFIX, ENV_ETCD, ENV_PREFIX};
+use chaos_def::retry::Backoff;
 use chaos_def::store::{Leadership, Store, StoreError, WatchEvent, Watcher};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -129,13 +130,21 @@ pub async fn run_elected<F, Fut>(
     F: FnMut(Leadership) -> Fut,
     Fut: std::future::Future<Output = Leadership>,
 {
-    use std::time::Duration;
+    // Each failure waits a little longer (etcd may be restarting), up to a second.
+    let backoff = Backoff {
+        initial: std::time::Duration::from_millis(200),
+        max: std::time::Duration::from_secs(1),
+        factor: 2,
+        attempts: u32::MAX,
+    };
+    let mut failures = 0;
     while !cancel.is_cancelled() {
         let lease = match store.grant_lease(lease_ttl).await {
             Ok(lease) => lease,
             Err(error) => {
                 tracing::warn!(%error, "cannot get a lease from etcd; retrying");
-                sleep_or_cancel(Duration::from_secs(1), cancel).await;
+                failures += 1;
+                sleep_or_cancel(backoff.delay(failures), cancel).await;
                 continue;
             }
         };
@@ -144,10 +153,12 @@ pub async fn run_elected<F, Fut>(
             Err(StoreError::Cancelled) => break,
             Err(error) => {
                 tracing::warn!(%error, "campaign failed; retrying");
-                sleep_or_cancel(Duration::from_millis(500), cancel).await;
+                failures += 1;
+                sleep_or_cancel(backoff.delay(failures), cancel).await;
                 continue;
             }
         };
+        failures = 0;
         tracing::info!(%role, %identity, "leading");
         probes::set_leading(true);
         let leadership = lead(leadership).await;

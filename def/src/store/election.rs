@@ -117,6 +117,8 @@ async fn watch_term(store: Store, key: String, revision: i64, lease_lost: Cancel
             _ = lease_lost.cancelled() => return term.cancel(),
             stream = client.watch(key.as_str(), Some(options)) => match stream {
                 Ok(stream) => stream,
+                // A short fixed pause, not a growing backoff: the lease bounds how long a term
+                // may go unwatched, and the lease's loss ends the term anyway.
                 Err(_) => {
                     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                     continue;

@@ -6,13 +6,13 @@
 
 use std::collections::VecDeque;
 use std::marker::PhantomData;
-use std::time::Duration;
 
 use etcd_client::{EventType, WatchOptions, WatchStream};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use super::{Result, Store, StoreError, Versioned, decode};
+use crate::retry::Backoff;
 
 /// What a watcher reports.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,7 +92,9 @@ impl<T: DeserializeOwned> Watcher<T> {
                 Ok(()) => self.failures = 0,
                 Err(error) => {
                     self.failures = self.failures.saturating_add(1);
-                    let delay = backoff(self.failures);
+                    // Not `retry`: the state machine hands out events between tries, so it keeps
+                    // its own count and takes only the delays from the one backoff.
+                    let delay = Backoff::default().delay(self.failures);
                     tracing::debug!(prefix = %self.prefix, %error, ?delay, "watch interrupted; retrying");
                     tokio::select! {
                         _ = cancel.cancelled() => return None,
@@ -181,10 +183,4 @@ impl<T: DeserializeOwned> Watcher<T> {
         }
         Ok(())
     }
-}
-
-/// 100 ms doubling to 5 s.
-fn backoff(failures: u32) -> Duration {
-    let exp = failures.saturating_sub(1).min(6);
-    Duration::from_millis((100u64 << exp).min(5_000))
 }
