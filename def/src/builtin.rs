@@ -6,8 +6,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::scenario::SpecError;
 use crate::units::{Duration, Quantity, Range};
+use crate::validation::{SpecError, check_dns_label};
 
 /// What a plugin instance is bound to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,7 +210,7 @@ pub fn validate_params(
         BuiltinPlugin::PodDestroyer => match typed::<PodDestroyerParams>(value) {
             Ok(p) => {
                 period_ok(&p.period, &mut error);
-                if let Err(why) = crate::scenario::check_dns_label(&p.namespace) {
+                if let Err(why) = check_dns_label(&p.namespace) {
                     error("namespace", format!("{:?} is not a valid namespace: {why}", p.namespace));
                 }
                 if p.label_selector.trim().is_empty() {

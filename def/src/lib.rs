@@ -11,8 +11,12 @@ pub mod keys;
 pub mod plugin;
 pub mod records;
 pub mod scenario;
-pub mod units;
+pub mod validation;
 pub mod yaml;
+
+/// Durations, quantities and ranges: the plugin-facing crate `chaos-plugin-types` owns them, so
+/// that the plugin SDK can share them without depending on this crate.
+pub use chaos_plugin_types::units;
 
 #[cfg(feature = "store")]
 pub mod retry;
