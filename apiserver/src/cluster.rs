@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::{Query, State};
 use chaos_def::Keys;
-use chaos_def::api::{InstanceList, InstanceView, WorkerList};
+use chaos_def::api::{ActionResponse, ActionResult, InstanceList, InstanceView, WorkerList};
 use chaos_def::records::{Cordon, InstanceStatus, TaskInstance, WorkerRecord};
 use serde::Deserialize;
 
@@ -99,12 +99,12 @@ pub async fn workers(State(state): State<AppState>) -> Result<Json<WorkerList>, 
     path = "/v1/workers/{name}/cordon",
     tag = "cluster",
     params(("name" = String, Path, description = "Worker name")),
-    responses((status = 200, body = chaos_def::api::ActionResponse))
+    responses((status = 200, body = ActionResponse))
 )]
 pub async fn cordon(
     State(state): State<AppState>,
     axum::extract::Path(name): axum::extract::Path<String>,
-) -> Result<Json<chaos_def::api::ActionResponse>, ApiError> {
+) -> Result<Json<ActionResponse>, ApiError> {
     put_cordon(&state, name, false).await
 }
 
@@ -115,27 +115,23 @@ pub async fn cordon(
     path = "/v1/workers/{name}/drain",
     tag = "cluster",
     params(("name" = String, Path, description = "Worker name")),
-    responses((status = 200, body = chaos_def::api::ActionResponse))
+    responses((status = 200, body = ActionResponse))
 )]
 pub async fn drain(
     State(state): State<AppState>,
     axum::extract::Path(name): axum::extract::Path<String>,
-) -> Result<Json<chaos_def::api::ActionResponse>, ApiError> {
+) -> Result<Json<ActionResponse>, ApiError> {
     put_cordon(&state, name, true).await
 }
 
-async fn put_cordon(
-    state: &AppState,
-    name: String,
-    drain: bool,
-) -> Result<Json<chaos_def::api::ActionResponse>, ApiError> {
+async fn put_cordon(state: &AppState, name: String, drain: bool) -> Result<Json<ActionResponse>, ApiError> {
     check_worker_name(&name)?;
     let store = &state.store;
     let record = Cordon { cordoned_at: Some(jiff::Timestamp::now()), drain };
     store.put(&store.keys().cordon(&name), &record).await?;
-    let result = if drain { "draining" } else { "cordoned" };
-    tracing::info!(worker = %name, result);
-    Ok(Json(chaos_def::api::ActionResponse { result: result.into(), name }))
+    let result = if drain { ActionResult::Draining } else { ActionResult::Cordoned };
+    tracing::info!(worker = %name, result = result.as_str());
+    Ok(Json(ActionResponse { result, name }))
 }
 
 /// Lift a cordon.
@@ -144,17 +140,17 @@ async fn put_cordon(
     path = "/v1/workers/{name}/cordon",
     tag = "cluster",
     params(("name" = String, Path, description = "Worker name")),
-    responses((status = 200, body = chaos_def::api::ActionResponse))
+    responses((status = 200, body = ActionResponse))
 )]
 pub async fn uncordon(
     State(state): State<AppState>,
     axum::extract::Path(name): axum::extract::Path<String>,
-) -> Result<Json<chaos_def::api::ActionResponse>, ApiError> {
+) -> Result<Json<ActionResponse>, ApiError> {
     check_worker_name(&name)?;
     let store = &state.store;
     store.delete(&store.keys().cordon(&name)).await?;
     tracing::info!(worker = %name, "uncordoned");
-    Ok(Json(chaos_def::api::ActionResponse { result: "uncordoned".into(), name }))
+    Ok(Json(ActionResponse { result: ActionResult::Uncordoned, name }))
 }
 
 fn check_worker_name(name: &str) -> Result<(), ApiError> {

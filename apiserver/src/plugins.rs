@@ -10,7 +10,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use chaos_def::api::{PluginList, PushResponse};
+use chaos_def::api::{PluginList, PushResponse, PushResult};
 use chaos_def::builtin::BuiltinPlugin;
 use chaos_def::plugin::{Capabilities, Inspection, inspect, sha256_hex};
 use chaos_def::records::PluginMeta;
@@ -132,7 +132,7 @@ pub async fn push(
     match store.create(&key, &meta).await {
         Ok(_) => {
             tracing::info!(plugin = %name, %version, %digest, size = meta.size, "plugin pushed");
-            Ok((StatusCode::CREATED, Json(PushResponse { result: "created".into(), plugin: meta })))
+            Ok((StatusCode::CREATED, Json(PushResponse { result: PushResult::Created, plugin: meta })))
         }
         // Another push of this version won the race.
         Err(StoreError::AlreadyExists { .. }) => match store.get::<PluginMeta>(&key).await? {
@@ -147,7 +147,7 @@ pub async fn push(
 
 fn same_or_conflict(existing: PluginMeta, digest: &str) -> Result<(StatusCode, Json<PushResponse>), ApiError> {
     if existing.digest == digest {
-        return Ok((StatusCode::OK, Json(PushResponse { result: "unchanged".into(), plugin: existing })));
+        return Ok((StatusCode::OK, Json(PushResponse { result: PushResult::Unchanged, plugin: existing })));
     }
     Err(ApiError::Conflict {
         message: format!(

@@ -11,7 +11,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chaos_def::api::{
-    ActionResponse, ApplyResponse, ApplyResult, GlobalStop, GlobalStopResponse, ScenarioList, ScenarioView, StopBody,
+    ActionResponse, ActionResult, ApplyResponse, ApplyResult, GlobalStop, GlobalStopResponse, GlobalStopResult,
+    ScenarioList, ScenarioView, StopBody,
 };
 use chaos_def::builtin::BuiltinPlugin;
 use chaos_def::records::{PluginMeta, ScenarioPhase, ScenarioStatus, StopRequest, StoredScenario};
@@ -261,8 +262,12 @@ pub async fn stop(
 ) -> Result<Json<ActionResponse>, ApiError> {
     let request = stop_body(&body?)?;
     let reason = request.reason.unwrap_or_else(|| "stopped by user".into());
-    let result = if request_stop(&state, &name, &reason).await? { "stopping" } else { "already-stopping" };
-    Ok(Json(ActionResponse { result: result.into(), name }))
+    let result = if request_stop(&state, &name, &reason).await? {
+        ActionResult::Stopping
+    } else {
+        ActionResult::AlreadyStopping
+    };
+    Ok(Json(ActionResponse { result, name }))
 }
 
 fn stop_body(body: &[u8]) -> Result<StopBody, ApiError> {
@@ -322,7 +327,7 @@ pub async fn delete(
     loop {
         let current = read_scenario(&state, &name).await?;
         if current.value.metadata.deletion_timestamp.is_some() {
-            return Ok((StatusCode::ACCEPTED, Json(ActionResponse { result: "deleting".into(), name })));
+            return Ok((StatusCode::ACCEPTED, Json(ActionResponse { result: ActionResult::Deleting, name })));
         }
         let status = store.get::<ScenarioStatus>(&keys.scenario_status(&name)).await?;
         let idle =
@@ -351,9 +356,9 @@ pub async fn delete(
         if outcome.all_committed() {
             tracing::info!(scenario = %name, stopping_first = accepted, "scenario deleted");
             return Ok(if accepted {
-                (StatusCode::ACCEPTED, Json(ActionResponse { result: "deleting".into(), name }))
+                (StatusCode::ACCEPTED, Json(ActionResponse { result: ActionResult::Deleting, name }))
             } else {
-                (StatusCode::OK, Json(ActionResponse { result: "deleted".into(), name }))
+                (StatusCode::OK, Json(ActionResponse { result: ActionResult::Deleted, name }))
             });
         }
         if !cas_backoff(&mut attempt).await {
@@ -392,7 +397,7 @@ pub async fn stop_all(
         }
     }
     tracing::warn!(count = stopped.len(), %reason, "global stop");
-    Ok(Json(GlobalStopResponse { result: "stopping".into(), stopped }))
+    Ok(Json(GlobalStopResponse { result: GlobalStopResult::Stopping, stopped }))
 }
 
 /// Turns the kill switch off: new scenarios are accepted again; stopped ones stay stopped.
@@ -401,5 +406,5 @@ pub async fn resume(State(state): State<AppState>) -> Result<Json<GlobalStopResp
     let store = &state.store;
     store.delete(&store.keys().stop_all()).await?;
     tracing::info!("global stop lifted");
-    Ok(Json(GlobalStopResponse { result: "resumed".into(), stopped: Vec::new() }))
+    Ok(Json(GlobalStopResponse { result: GlobalStopResult::Resumed, stopped: Vec::new() }))
 }

@@ -71,19 +71,64 @@ pub struct StopBody {
     pub reason: Option<String>,
 }
 
+/// What an action did: a scenario's stop (`stopping`, or `already-stopping`) or delete
+/// (`deleted`, or `deleting`: stopping first), a worker's cordon (`cordoned`), uncordon
+/// (`uncordoned`) or drain (`draining`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionResult {
+    /// A scenario's stop is requested.
+    Stopping,
+    /// A scenario's stop had been requested before.
+    AlreadyStopping,
+    /// A scenario is removed.
+    Deleted,
+    /// A scenario is stopping first; the controller removes it once every instance has finished.
+    Deleting,
+    /// A worker gets no new instances.
+    Cordoned,
+    /// A worker gets new instances again.
+    Uncordoned,
+    /// A worker is cordoned and stops what it runs, to have it placed elsewhere.
+    Draining,
+}
+
+impl ActionResult {
+    /// The name on the wire, as people read it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionResult::Stopping => "stopping",
+            ActionResult::AlreadyStopping => "already-stopping",
+            ActionResult::Deleted => "deleted",
+            ActionResult::Deleting => "deleting",
+            ActionResult::Cordoned => "cordoned",
+            ActionResult::Uncordoned => "uncordoned",
+            ActionResult::Draining => "draining",
+        }
+    }
+}
+
+/// The answer to an action on one scenario or worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ActionResponse {
-    /// `stopping`, `already-stopping`, `deleted`, `deleting` (stopping first; the controller
-    /// removes it once every instance has finished).
-    pub result: String,
+    pub result: ActionResult,
     pub name: String,
+}
+
+/// What `stop --all` or `resume` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GlobalStopResult {
+    /// The kill switch is on: every scenario is stopping and new ones are refused.
+    Stopping,
+    /// The kill switch is off: new scenarios are accepted.
+    Resumed,
 }
 
 /// The answer to `stop --all` and `resume`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GlobalStopResponse {
-    /// `stopping` or `resumed`.
-    pub result: String,
+    pub result: GlobalStopResult,
     /// Scenarios asked to stop by this call.
     #[serde(default)]
     pub stopped: Vec<String>,
@@ -216,10 +261,64 @@ pub struct PluginList {
     pub items: Vec<crate::records::PluginMeta>,
 }
 
-/// The answer to a push: `created`, or `unchanged` when the same bytes were pushed before
-/// under the same name and version.
+/// What a push did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PushResult {
+    /// The plugin is stored.
+    Created,
+    /// The same bytes were pushed before under the same name and version.
+    Unchanged,
+}
+
+impl PushResult {
+    /// The name on the wire, as people read it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PushResult::Created => "created",
+            PushResult::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// The answer to a push.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PushResponse {
-    pub result: String,
+    pub result: PushResult,
     pub plugin: crate::records::PluginMeta,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `as_str` is what people read and serde what goes on the wire: they must be the same name.
+    #[test]
+    fn results_print_as_they_travel() {
+        use ActionResult::*;
+        for result in [Stopping, AlreadyStopping, Deleted, Deleting, Cordoned, Uncordoned, Draining] {
+            assert_eq!(serde_json::to_value(result).unwrap(), result.as_str(), "{result:?}");
+        }
+        for result in [PushResult::Created, PushResult::Unchanged] {
+            assert_eq!(serde_json::to_value(result).unwrap(), result.as_str(), "{result:?}");
+        }
+        for result in [ApplyResult::Created, ApplyResult::Configured, ApplyResult::Unchanged] {
+            assert_eq!(serde_json::to_value(result).unwrap(), result.as_str(), "{result:?}");
+        }
+        assert_eq!(serde_json::to_value(GlobalStopResult::Stopping).unwrap(), "stopping");
+        assert_eq!(serde_json::to_value(GlobalStopResult::Resumed).unwrap(), "resumed");
+    }
+
+    /// The OpenAPI document lists each result's values, as they go on the wire.
+    #[test]
+    fn the_schema_lists_the_results() {
+        use utoipa::PartialSchema as _;
+        let values = |schema: utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>| {
+            serde_json::to_value(schema).unwrap()["enum"].clone()
+        };
+        let all = ["stopping", "already-stopping", "deleted", "deleting", "cordoned", "uncordoned", "draining"];
+        assert_eq!(values(ActionResult::schema()), serde_json::json!(all));
+        assert_eq!(values(GlobalStopResult::schema()), serde_json::json!(["stopping", "resumed"]));
+        assert_eq!(values(PushResult::schema()), serde_json::json!(["created", "unchanged"]));
+    }
 }

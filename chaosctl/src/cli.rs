@@ -1,0 +1,279 @@
+//! The command line's shape: every command, flag and argument `chaosctl` accepts, as clap types.
+//! What each command does lives in [`crate::cmd`]; `main` joins the two.
+
+use chaos_def::consts::{DEFAULT_SERVER, ENV_SERVER};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+
+use chaosctl::output::Format;
+use chaosctl::stack;
+
+#[derive(Debug, Parser)]
+#[command(name = "chaosctl", version, about = "Run chaos scenarios against Kubernetes", propagate_version = true)]
+pub struct Cli {
+    /// The apiserver's URL.
+    #[arg(long, global = true, env = ENV_SERVER, default_value = DEFAULT_SERVER)]
+    pub server: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or update scenarios from a YAML or JSON file (`-` reads standard input).
+    Apply {
+        #[arg(short = 'f', long = "filename", value_name = "FILE")]
+        file: String,
+        #[arg(short, long, value_enum, default_value_t)]
+        output: Format,
+    },
+    /// List scenarios, instances or workers.
+    Get {
+        #[arg(value_enum)]
+        resource: Resource,
+        /// One scenario by name (scenarios only).
+        name: Option<String>,
+        /// Only the instances of this scenario (instances only).
+        #[arg(long)]
+        scenario: Option<String>,
+        #[arg(short, long, value_enum, default_value_t)]
+        output: Format,
+    },
+    /// Show one scenario in detail.
+    Describe {
+        #[arg(value_enum)]
+        resource: Single,
+        name: String,
+    },
+    /// Stop a scenario: its volumes are torn down and its tasks stopped. `--all` is the global
+    /// kill switch: every scenario stops and new ones are refused until `chaosctl resume`.
+    Stop {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        name: Option<String>,
+        /// Stop every scenario and refuse new ones.
+        #[arg(long)]
+        all: bool,
+        /// Why, shown in the scenario's status.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift `stop --all`: new scenarios are accepted again (stopped ones stay stopped).
+    Resume,
+    /// Delete a scenario.
+    Delete {
+        #[arg(value_enum)]
+        resource: Single,
+        name: String,
+    },
+    /// A scenario's report: volumes, the checker's verdict per volume, actions by plugin with
+    /// failures and latency, faults injected, instances restarted and why.
+    Report {
+        name: String,
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+    /// A scenario's journal: what its plugins did and saw, oldest first.
+    Events {
+        name: String,
+        /// Keep printing new entries as they come (Ctrl-C ends).
+        #[arg(short, long)]
+        follow: bool,
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+    /// Write, push, list and describe plugins.
+    Plugin {
+        #[command(subcommand)]
+        action: PluginAction,
+    },
+    /// Cordon, uncordon or drain a worker.
+    Worker {
+        #[command(subcommand)]
+        action: WorkerAction,
+    },
+    /// Start a local stack as child processes: etcd, kubesim (unless --kubeconfig names a real
+    /// cluster), the apiserver, a controller, a scheduler and N workers. Ctrl-C stops it all.
+    Up {
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+    /// The whole product in a few minutes: a local stack on kubesim with a planted storage bug,
+    /// the demo megatest with a live view, a stop, the full teardown, a check that nothing is
+    /// left, and the report (which must flag as Broken exactly the volumes the bug hit).
+    Demo {
+        #[command(flatten)]
+        demo: DemoArgs,
+    },
+    /// Print a shell completion script (e.g. `source <(chaosctl completion bash)`).
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StackArgs {
+    /// How many workers to start.
+    #[arg(long, default_value_t = 3)]
+    workers: u32,
+    /// Slots per worker.
+    #[arg(long, default_value_t = 200)]
+    slots: u32,
+    /// Use this cluster instead of starting kubesim.
+    #[arg(long)]
+    kubeconfig: Option<std::path::PathBuf>,
+    /// Where etcd's data and every process's log go.
+    #[arg(long, default_value = ".state")]
+    state_dir: std::path::PathBuf,
+    /// kubesim: speed factor (the simulated storage's delays are divided by it).
+    #[arg(long, default_value_t = 10.0)]
+    speed: f64,
+    /// kubesim: storage nodes.
+    #[arg(long, default_value_t = 5)]
+    nodes: u32,
+    /// kubesim: seed of the simulated cluster's own randomness.
+    #[arg(long, default_value_t = 1)]
+    sim_seed: u64,
+    /// kubesim: probability that a quorum loss never heals (a planted bug).
+    #[arg(long, default_value_t = 0.0)]
+    fault_quorum_stuck: f64,
+}
+
+impl StackArgs {
+    /// The stack these flags ask for.
+    pub fn options(&self) -> stack::StackOptions {
+        stack::StackOptions {
+            workers: self.workers,
+            kubeconfig: self.kubeconfig.clone(),
+            state_dir: self.state_dir.clone(),
+            speed: self.speed,
+            nodes: self.nodes,
+            seed: self.sim_seed,
+            fault_quorum_stuck: self.fault_quorum_stuck,
+            slots: self.slots,
+            ..stack::StackOptions::new(&self.state_dir)
+        }
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Workers to start.
+    #[arg(long, default_value_t = 3)]
+    workers: u32,
+    /// How long the scenario runs before it is stopped.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    run_for: std::time::Duration,
+    /// kubesim's speed factor.
+    #[arg(long, default_value_t = 30.0)]
+    speed: f64,
+    /// Probability that deleting an up-to-date replica breaks its volume (the planted bug).
+    #[arg(long, default_value_t = 0.3)]
+    fault_replica_loss: f64,
+    /// Where etcd's data and the logs go.
+    #[arg(long, default_value = ".state/demo")]
+    state_dir: std::path::PathBuf,
+}
+
+impl DemoArgs {
+    /// The demo these flags ask for.
+    pub fn options(&self) -> chaosctl::demo::DemoOptions {
+        let mut options = chaosctl::demo::DemoOptions::new(&self.state_dir);
+        options.stack.workers = self.workers;
+        options.stack.speed = self.speed;
+        options.stack.fault_replica_loss = self.fault_replica_loss;
+        options.run_for = self.run_for;
+        options
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginAction {
+    /// Start a new plugin: a crate from the template (SDK, capabilities, a test against kubesim)
+    /// that builds as is with `cargo build --release --target wasm32-wasip2`.
+    New {
+        /// The plugin's name (lowercase letters, digits and '-').
+        name: String,
+        /// Where to write the crate (default: ./NAME).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+        /// Depend on the plugin SDK in this directory (default: write the SDK chaosctl carries into the crate).
+        #[arg(long)]
+        sdk: Option<std::path::PathBuf>,
+    },
+    /// Store a plugin (.wasm component) under a name and version; workers fetch it on first use.
+    #[command(disable_version_flag = true)]
+    Push {
+        file: std::path::PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        version: String,
+        #[arg(short, long, value_enum, default_value_t)]
+        output: Format,
+    },
+    /// Pushed plugins: name, version, digest, size, capabilities, age.
+    List {
+        #[arg(short, long, value_enum, default_value_t)]
+        output: Format,
+    },
+    /// One pushed plugin: NAME@VERSION, or NAME for its most recently pushed version.
+    Describe {
+        plugin: String,
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkerAction {
+    /// The worker gets no new instances (those it runs stay).
+    Cordon { name: String },
+    /// The worker gets new instances again (also ends a drain).
+    Uncordon { name: String },
+    /// Cordon the worker and move everything it runs to other workers: each plugin is stopped
+    /// (and cleans up), then placed elsewhere. Waits until the worker runs nothing.
+    Drain {
+        name: String,
+        /// Give up waiting after this long (the drain itself goes on).
+        #[arg(long, default_value = "10m", value_parser = parse_duration)]
+        timeout: std::time::Duration,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    text.parse::<chaos_def::units::Duration>().map(|d| d.as_std()).map_err(|e| e.to_string())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Resource {
+    #[value(alias = "scenario", alias = "sc")]
+    Scenarios,
+    #[value(alias = "instance", alias = "inst")]
+    Instances,
+    #[value(alias = "worker")]
+    Workers,
+    #[value(alias = "plugin")]
+    Plugins,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Single {
+    #[value(alias = "scenarios", alias = "sc")]
+    Scenario,
+}
+
+/// `completion SHELL`: prints the completion script of the whole command line.
+pub fn print_completion(shell: clap_complete::Shell) {
+    clap_complete::generate(shell, &mut Cli::command(), "chaosctl", &mut std::io::stdout());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap checks a command's definition only when that command is parsed; check them all.
+    #[test]
+    fn every_command_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,169 @@
+//! `get scenarios|instances|workers|plugins`: lists as tables for people, or as JSON/YAML for
+//! scripts. Each resource's row is a pure function of what the apiserver sent and the time.
+
+use chaos_def::api::{InstanceView, ScenarioView};
+use chaos_def::records::{ScenarioPhase, ScenarioStatus, WorkerRecord};
+use chaosctl::client::Client;
+use chaosctl::output::{Format, age, structured};
+use jiff::Timestamp;
+
+use super::print_rows;
+use crate::cli::Resource;
+
+/// Lists `resource`: one scenario when `name` is given, the instances of `scenario` when given.
+pub async fn get(
+    client: &Client,
+    resource: Resource,
+    name: Option<String>,
+    scenario: Option<String>,
+    output: Format,
+) -> anyhow::Result<()> {
+    match resource {
+        Resource::Scenarios => scenarios(client, name.as_deref(), output).await,
+        Resource::Instances => instances(client, scenario.as_deref(), output).await,
+        Resource::Workers => workers(client, output).await,
+        Resource::Plugins => super::plugin::list(client, output).await,
+    }
+}
+
+async fn scenarios(client: &Client, name: Option<&str>, output: Format) -> anyhow::Result<()> {
+    let items = match name {
+        Some(name) => vec![client.scenario(name).await?],
+        None => client.scenarios().await?.items,
+    };
+    // A named get prints the object itself, a list get the list (as kubectl does).
+    let text = match (name, items.first()) {
+        (Some(_), Some(one)) => structured(output, one),
+        _ => structured(output, &items),
+    };
+    if let Some(text) = text {
+        print!("{text}");
+        return Ok(());
+    }
+    let now = Timestamp::now();
+    let rows: Vec<Vec<String>> = items.iter().map(|s| scenario_row(s, now)).collect();
+    print_rows(&["NAME", "PHASE", "GENERATION", "VOLUMES(ALIVE/STARTED/DONE)", "AGE"], &rows, "scenarios");
+    Ok(())
+}
+
+fn scenario_row(view: &ScenarioView, now: Timestamp) -> Vec<String> {
+    let meta = &view.stored.metadata;
+    let v = &view.status.volumes;
+    vec![
+        meta.name.clone(),
+        phase_text(&view.status, view.stored.stop.is_some()),
+        meta.generation.to_string(),
+        format!("{}/{}/{}", v.alive, v.started, v.done),
+        age(meta.creation_timestamp, now),
+    ]
+}
+
+/// The phase as people read it: a stop requested but not yet seen by the controller shows.
+pub(super) fn phase_text(status: &ScenarioStatus, stop_requested: bool) -> String {
+    let phase = format!("{:?}", status.phase);
+    match status.phase {
+        ScenarioPhase::Pending | ScenarioPhase::Running if stop_requested => format!("{phase} (stop requested)"),
+        _ => phase,
+    }
+}
+
+async fn instances(client: &Client, scenario: Option<&str>, output: Format) -> anyhow::Result<()> {
+    let items = client.instances(scenario).await?.items;
+    if let Some(text) = structured(output, &items) {
+        print!("{text}");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = items.iter().map(instance_row).collect();
+    let header = ["ID", "SCENARIO", "PLUGIN", "VOLUME", "DESIRED", "PHASE", "WORKER", "ATTEMPT", "REASON"];
+    print_rows(&header, &rows, "instances");
+    Ok(())
+}
+
+fn instance_row(view: &InstanceView) -> Vec<String> {
+    let instance = &view.instance;
+    let status = view.status.clone().unwrap_or_default();
+    vec![
+        instance.id.clone(),
+        instance.scenario.clone(),
+        instance.plugin.to_string(),
+        instance.volume.as_ref().map(|v| v.name.clone()).unwrap_or_else(|| "-".into()),
+        format!("{:?}", instance.desired),
+        format!("{:?}", status.phase),
+        status.worker.unwrap_or_else(|| "-".into()),
+        instance.attempt.to_string(),
+        status.reason.or(status.last_error).unwrap_or_default(),
+    ]
+}
+
+async fn workers(client: &Client, output: Format) -> anyhow::Result<()> {
+    let items = client.workers().await?.items;
+    if let Some(text) = structured(output, &items) {
+        print!("{text}");
+        return Ok(());
+    }
+    let now = Timestamp::now();
+    let rows: Vec<Vec<String>> = items.iter().map(|w| worker_row(w, now)).collect();
+    let header = ["NAME", "STATUS", "RUNNING/SLOTS", "CLUSTERS", "CPU", "MEMORY", "VERSION", "AGE"];
+    print_rows(&header, &rows, "workers");
+    Ok(())
+}
+
+fn worker_row(worker: &WorkerRecord, now: Timestamp) -> Vec<String> {
+    let status = match (worker.draining, worker.cordoned) {
+        (true, _) => "Draining",
+        (false, true) => "Cordoned",
+        (false, false) => "Ready",
+    };
+    vec![
+        worker.name.clone(),
+        status.into(),
+        format!("{}/{}", worker.assigned.unwrap_or(worker.usage.running), worker.slots),
+        worker.clusters.join(","),
+        format!("{}m", worker.usage.cpu_millis),
+        format!("{}Mi", worker.usage.memory_bytes >> 20),
+        worker.version.clone(),
+        age(worker.started_at, now),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use chaos_def::records::WorkerUsage;
+
+    use super::*;
+
+    #[test]
+    fn a_worker_row_says_draining_over_cordoned_and_counts_assignments_first() {
+        let now: Timestamp = "2026-01-01T12:05:00Z".parse().unwrap();
+        let mut worker = WorkerRecord {
+            name: "w1".into(),
+            slots: 200,
+            labels: Default::default(),
+            clusters: vec!["default".into(), "edge".into()],
+            version: "0.1.0".into(),
+            usage: WorkerUsage { cpu_millis: 250, memory_bytes: 64 << 20, running: 7 },
+            cordoned: true,
+            draining: true,
+            assigned: Some(5),
+            started_at: "2026-01-01T12:00:00Z".parse().unwrap(),
+        };
+        assert_eq!(
+            worker_row(&worker, now),
+            ["w1", "Draining", "5/200", "default,edge", "250m", "64Mi", "0.1.0", "5m"]
+        );
+        worker.draining = false;
+        worker.assigned = None;
+        assert_eq!(worker_row(&worker, now)[1..3], ["Cordoned", "7/200"]);
+        worker.cordoned = false;
+        assert_eq!(worker_row(&worker, now)[1], "Ready");
+    }
+
+    #[test]
+    fn a_requested_stop_shows_until_the_controller_stops() {
+        let status = |phase| ScenarioStatus { phase, ..Default::default() };
+        assert_eq!(phase_text(&status(ScenarioPhase::Running), true), "Running (stop requested)");
+        assert_eq!(phase_text(&status(ScenarioPhase::Pending), true), "Pending (stop requested)");
+        assert_eq!(phase_text(&status(ScenarioPhase::Running), false), "Running");
+        assert_eq!(phase_text(&status(ScenarioPhase::Stopping), true), "Stopping");
+    }
+}

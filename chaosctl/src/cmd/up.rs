@@ -1,0 +1,38 @@
+//! `up`: a local stack as child processes (started by [`chaosctl::stack`]), kept until Ctrl-C.
+//! (`demo` starts its own stack: all of it is [`chaosctl::demo`].)
+
+use chaosctl::stack::{Stack, StackOptions};
+
+/// `up`: starts the stack, says how to use it, and stops it all on Ctrl-C (a second one forces).
+pub async fn up(options: &StackOptions) -> anyhow::Result<()> {
+    eprintln!("starting a local stack in {} ...", options.state_dir.display());
+    let mut stack = Stack::start(options).await?;
+    print_usage(&stack);
+    tokio::signal::ctrl_c().await?;
+    eprintln!("stopping ...");
+    tokio::spawn(async {
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("forced exit");
+        std::process::exit(130);
+    });
+    stack.stop().await;
+    eprintln!("stopped");
+    Ok(())
+}
+
+/// The processes, and the commands that reach the stack.
+fn print_usage(stack: &Stack) {
+    println!("stack is up (logs in {}):", stack.state_dir.display());
+    for (name, pid) in stack.processes() {
+        println!("  {name:<12} pid {}", pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()));
+    }
+    println!();
+    println!("  export CHAOS_SERVER={}", stack.apiserver);
+    println!("  export CHAOS_ETCD={}", stack.etcd);
+    println!("  chaosctl apply -f examples/demo.yaml && chaosctl get scenarios");
+    if let Some(kube) = &stack.kube_url {
+        println!("  kubectl --server {kube} get rv,rva,rvr,pods -A");
+    }
+    println!();
+    println!("Ctrl-C stops everything (a second Ctrl-C forces).");
+}
