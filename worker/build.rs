@@ -20,10 +20,10 @@ fn main() {
         Some(dir) => PathBuf::from(dir).join("plugins"),
         None => root.join("target").join("plugins"),
     };
-    for path in ["Cargo.toml", "Cargo.lock", "wit", "sdk", "testing", "builtin"] {
+    for path in ["Cargo.toml", "Cargo.lock", "wit", "sdk", "types", "logic", "megatest", "testing", "builtin"] {
         println!("cargo:rerun-if-changed={}", plugins.join(path).display());
     }
-    // The SDK uses chaos-def's units and label names.
+    // The megatest crates use chaos-def.
     println!("cargo:rerun-if-changed={}", root.join("def/src").display());
     println!("cargo:rerun-if-changed={}", root.join("def/Cargo.toml").display());
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");

@@ -30,5 +30,5 @@ pub const DEFAULT_PLUGIN_MAX_BYTES: usize = 16 << 20;
 pub const BLOB_CHUNK_BYTES: usize = 512 << 10;
 
 /// Labels every Kubernetes object a plugin creates carries: a restarted plugin adopts what they mark, a sweep finds it.
-pub const LABEL_SCENARIO: &str = "chaos.dev/scenario";
-pub const LABEL_INSTANCE: &str = "chaos.dev/instance";
+/// Spelled in `chaos-plugin-types`, which the plugin SDK shares.
+pub use chaos_plugin_types::labels::{LABEL_INSTANCE, LABEL_SCENARIO};

@@ -1,5 +1,7 @@
-//! The action log of seed 000: every action is logged when it starts (name and params) and when
-//! it ends (result and duration, measured by the host).
+//! The action log: every action (a step that changes or probes the cluster, such as deleting a
+//! pod) is journaled when it starts (name and params) and when it ends (result and duration,
+//! measured by the host); `chaosctl report` counts the actions of a scenario with their failures
+//! and latencies.
 
 use crate::Error;
 use crate::bindings::chaos::plugin::host;

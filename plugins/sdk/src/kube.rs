@@ -1,48 +1,23 @@
-//! Kubernetes access: generic (any kind, objects as JSON) and typed (the [`Object`] kinds of
-//! [`crate::objects`]), plus waiting for an object to satisfy a predicate by watch, with a
+//! Kubernetes access: generic (any kind, objects as JSON) and typed (any [`Object`], such as the
+//! kinds of [`crate::objects`]), plus waiting for an object to satisfy a predicate by watch, with a
 //! timeout and cancellation. Every object created through this module carries the ownership
 //! labels (scenario, instance).
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::bindings::chaos::plugin::kube as wit;
 pub use crate::bindings::chaos::plugin::kube::{PatchType, WatchEvent};
-use crate::objects::ObjectMeta;
+pub use crate::meta::{
+    Kind, NAMESPACES, NODES, Object, PODS, REPLICATED_STORAGE_CLASSES, REPLICATED_VOLUME_ATTACHMENTS,
+    REPLICATED_VOLUME_REPLICAS, REPLICATED_VOLUMES, STORAGE_API_VERSION,
+};
 use crate::{Duration, Error};
 
-/// A kind: `api_version` and `kind` (the plural works too).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Kind {
-    pub api_version: &'static str,
-    pub kind: &'static str,
+/// The kind as the host takes it.
+fn wit_kind(kind: Kind) -> wit::ObjectKind {
+    wit::ObjectKind { api_version: kind.api_version.to_string(), kind: kind.kind.to_string() }
 }
-
-impl Kind {
-    pub const fn new(api_version: &'static str, kind: &'static str) -> Self {
-        Kind { api_version, kind }
-    }
-
-    fn wit(&self) -> wit::ObjectKind {
-        wit::ObjectKind { api_version: self.api_version.to_string(), kind: self.kind.to_string() }
-    }
-}
-
-impl std::fmt::Display for Kind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.api_version, self.kind)
-    }
-}
-
-pub const STORAGE_API_VERSION: &str = "storage.deckhouse.io/v1alpha1";
-pub const PODS: Kind = Kind::new("v1", "Pod");
-pub const NODES: Kind = Kind::new("v1", "Node");
-pub const NAMESPACES: Kind = Kind::new("v1", "Namespace");
-pub const REPLICATED_VOLUMES: Kind = Kind::new(STORAGE_API_VERSION, "ReplicatedVolume");
-pub const REPLICATED_VOLUME_REPLICAS: Kind = Kind::new(STORAGE_API_VERSION, "ReplicatedVolumeReplica");
-pub const REPLICATED_VOLUME_ATTACHMENTS: Kind = Kind::new(STORAGE_API_VERSION, "ReplicatedVolumeAttachment");
-pub const REPLICATED_STORAGE_CLASSES: Kind = Kind::new(STORAGE_API_VERSION, "ReplicatedStorageClass");
 
 /// Label and field selectors, in the API's text form.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,7 +51,7 @@ fn parse(text: &str) -> Result<Value, Error> {
 }
 
 pub fn get(kind: Kind, namespace: Option<&str>, name: &str) -> Result<Value, Error> {
-    parse(&wit::get(&kind.wit(), namespace, name)?)
+    parse(&wit::get(&wit_kind(kind), namespace, name)?)
 }
 
 /// Like [`get`], but a missing object is `None`.
@@ -90,7 +65,7 @@ pub fn try_get(kind: Kind, namespace: Option<&str>, name: &str) -> Result<Option
 
 /// The matching objects (the list's `items`).
 pub fn list(kind: Kind, namespace: Option<&str>, sel: &Selectors) -> Result<Vec<Value>, Error> {
-    let mut list = parse(&wit::list(&kind.wit(), namespace, &sel.wit())?)?;
+    let mut list = parse(&wit::list(&wit_kind(kind), namespace, &sel.wit())?)?;
     match list.get_mut("items").map(Value::take) {
         Some(Value::Array(items)) => Ok(items),
         Some(Value::Null) | None => Ok(Vec::new()),
@@ -121,16 +96,16 @@ pub fn add_ownership_labels(obj: &mut Value) {
 /// Creates the object (with the ownership labels added); returns it as stored.
 pub fn create(kind: Kind, namespace: Option<&str>, mut obj: Value) -> Result<Value, Error> {
     add_ownership_labels(&mut obj);
-    parse(&wit::create(&kind.wit(), namespace, &obj.to_string())?)
+    parse(&wit::create(&wit_kind(kind), namespace, &obj.to_string())?)
 }
 
 pub fn delete(kind: Kind, namespace: Option<&str>, name: &str) -> Result<(), Error> {
-    wit::delete(&kind.wit(), namespace, name)
+    wit::delete(&wit_kind(kind), namespace, name)
 }
 
 /// Deletes the object; false when it was already gone.
 pub fn delete_if_exists(kind: Kind, namespace: Option<&str>, name: &str) -> Result<bool, Error> {
-    match wit::delete(&kind.wit(), namespace, name) {
+    match wit::delete(&wit_kind(kind), namespace, name) {
         Ok(()) => Ok(true),
         Err(Error::NotFound(_)) => Ok(false),
         Err(e) => Err(e),
@@ -144,7 +119,7 @@ pub fn patch(
     patch_type: PatchType,
     patch: &Value,
 ) -> Result<Value, Error> {
-    parse(&wit::patch(&kind.wit(), namespace, name, patch_type, &patch.to_string())?)
+    parse(&wit::patch(&wit_kind(kind), namespace, name, patch_type, &patch.to_string())?)
 }
 
 /// A watch stream (it relists by itself after disconnects or expired versions).
@@ -159,7 +134,7 @@ impl Watch {
 }
 
 pub fn watch(kind: Kind, namespace: Option<&str>, sel: &Selectors) -> Result<Watch, Error> {
-    Ok(Watch(wit::open_watch(&kind.wit(), namespace, &sel.wit())?))
+    Ok(Watch(wit::open_watch(&wit_kind(kind), namespace, &sel.wit())?))
 }
 
 /// Waits, by watch, until the object named `name` satisfies `pred` (called with `None` while
@@ -208,14 +183,6 @@ pub fn wait_for(
             Some(WatchEvent::Synced) => {}
         }
     }
-}
-
-/// A kind with a typed representation.
-pub trait Object: Serialize + DeserializeOwned {
-    const KIND: Kind;
-    const NAMESPACED: bool;
-    fn metadata(&self) -> &ObjectMeta;
-    fn metadata_mut(&mut self) -> &mut ObjectMeta;
 }
 
 fn from_value<T: DeserializeOwned>(v: Value) -> Result<T, Error> {

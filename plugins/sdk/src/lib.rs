@@ -1,33 +1,74 @@
-//! The guest SDK every chaos plugin is built on: the bindings generated from `plugins/wit/`
-//! (`chaos:plugin@0.1.0`) and the helpers a plugin author wants around them.
+//! The guest SDK every chaos plugin is built on: the bindings of the WIT world
+//! `chaos:plugin/plugin@0.1.0` (generated from the `wit/` directory of this crate) and the
+//! helpers a plugin author wants around them.
 //!
-//! A plugin is a `cdylib` crate built for `wasm32-wasip2`:
+//! A plugin is a `cdylib` crate built for `wasm32-wasip2` that exports one function, `run`: it
+//! takes the instance's config (the scenario task's `params`, as JSON) and returns a summary
+//! (JSON) or an [`Error`]. Everything else it does goes through the host: Kubernetes calls
+//! ([`kube`]), time and cancellation ([`sleep`], [`cancelled`]), seeded randomness ([`rand`]),
+//! and what it tells the system ([`log`], [`action`], [`report`], [`event`]).
 //!
 //! ```ignore
-//! use chaos_plugin_sdk::{self as sdk, Error};
+//! use chaos_plugin_sdk::kube::{self, Selectors};
+//! use chaos_plugin_sdk::{self as sdk, Error, action};
 //!
+//! // What the plugin may do in the cluster; the worker refuses any other call.
 //! sdk::capabilities!(r#"{"rules": [
-//!     {"resources": ["pods"], "verbs": ["list", "delete"], "namespaces": ["default"]}
+//!     {"resources": ["pods"], "verbs": ["list", "delete"], "namespaces": ["*"]}
 //! ]}"#);
 //!
-//! struct MyPlugin;
-//! impl sdk::Guest for MyPlugin {
+//! #[derive(serde::Deserialize)]
+//! struct Config {
+//!     namespace: String,
+//!     period: sdk::Duration,
+//! }
+//!
+//! struct PodKiller;
+//!
+//! impl sdk::Guest for PodKiller {
 //!     fn run(config: String) -> Result<String, Error> {
-//!         let cfg: serde_json::Value = sdk::parse_config(&config)?;
-//!         while sdk::sleep(sdk::Duration::from_secs(1)) { /* ... */ }
-//!         sdk::summary(&cfg)
+//!         let cfg: Config = sdk::parse_config(&config)?;
+//!         let mut killed = 0;
+//!         // `sleep` returns false once the instance is asked to stop.
+//!         while sdk::sleep(cfg.period) {
+//!             let pods = kube::list(kube::PODS, Some(&cfg.namespace), &Selectors::all())?;
+//!             let names: Vec<&str> =
+//!                 pods.iter().filter_map(|p| p.pointer("/metadata/name")?.as_str()).collect();
+//!             if let Some(name) = sdk::rand::choose(&names) {
+//!                 action::action("kill-pod", &[("pod", name)], || {
+//!                     kube::delete_if_exists(kube::PODS, Some(&cfg.namespace), name)
+//!                 })?;
+//!                 killed += 1;
+//!             }
+//!         }
+//!         sdk::summary(&serde_json::json!({ "killed": killed }))
 //!     }
 //! }
-//! sdk::export!(MyPlugin);
+//!
+//! sdk::export!(PodKiller);
 //! ```
 //!
+//! (`ignore`d here because it builds for `wasm32-wasip2` only; `examples/pod-lister.rs` is a
+//! complete plugin that does build: `cargo build --release --target wasm32-wasip2 --example
+//! pod-lister`.)
+//!
 //! Modules: [`kube`] (generic and typed Kubernetes access, waiting by watch), [`objects`] (pods
-//! and the four storage kinds), [`rand`] (seeded random ranges and choices), [`action`] (the
-//! action log scope), [`log`]. Durations and quantities are `chaos-def`'s.
+//! and the four storage kinds), [`meta`] (what both share: kinds, object metadata, the
+//! [`meta::Object`] trait), [`rand`] (seeded random ranges and choices), [`action`] (the action
+//! log scope), [`log`]. Durations, quantities, ranges and the ownership label names come from
+//! `chaos-plugin-types` and are re-exported here.
+//!
+//! # Versions
+//!
+//! The SDK's major and minor version numbers are those of the WIT package it binds
+//! (`chaos:plugin@0.1.0` → `chaos-plugin-sdk 0.1.x`); the patch number is the SDK's own. A
+//! plugin built with SDK `0.1.x` runs on every worker that serves `chaos:plugin@0.1.y` with `y`
+//! at least the package's patch number the SDK was built against.
 
 pub mod action;
 pub mod kube;
 pub mod log;
+pub mod meta;
 pub mod objects;
 pub mod rand;
 
@@ -35,7 +76,7 @@ pub mod rand;
 pub mod bindings {
     wit_bindgen::generate!({
         world: "plugin",
-        path: "../wit",
+        path: "wit",
         pub_export_macro: true,
         default_bindings_module: "chaos_plugin_sdk::bindings",
         generate_all,
@@ -45,8 +86,8 @@ pub mod bindings {
 pub use bindings::Guest;
 pub use bindings::chaos::plugin::types::{Error, InstanceInfo, Level};
 pub use bindings::export;
-pub use chaos_def::consts::{LABEL_INSTANCE, LABEL_SCENARIO};
-pub use chaos_def::units::{Duration, Quantity, Range};
+pub use chaos_plugin_types::labels::{LABEL_INSTANCE, LABEL_SCENARIO};
+pub use chaos_plugin_types::units::{Duration, Quantity, Range, UnitError};
 
 use bindings::chaos::plugin::host;
 

@@ -2,38 +2,10 @@
 //! version `v1alpha1`, all cluster-scoped). Only the fields the plugins read or write are
 //! modelled; unknown fields are ignored when reading.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::kube::{self, Kind, Object};
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ObjectMeta {
-    #[serde(default)]
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource_version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deletion_timestamp: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub finalizers: Vec<String>,
-}
-
-impl ObjectMeta {
-    pub fn named(name: impl Into<String>) -> Self {
-        ObjectMeta { name: name.into(), ..Default::default() }
-    }
-}
+pub use crate::meta::ObjectMeta;
+use crate::meta::{self, Kind, Object};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -99,7 +71,7 @@ pub struct PodStatus {
     #[serde(default)]
     pub conditions: Vec<Condition>,
 }
-object!(Pod, kube::PODS, true);
+object!(Pod, meta::PODS, true);
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -150,7 +122,7 @@ impl ReplicatedVolume {
         self.status.as_ref().map_or(&[], |s| &s.actually_attached_to)
     }
 }
-object!(ReplicatedVolume, kube::REPLICATED_VOLUMES, false);
+object!(ReplicatedVolume, meta::REPLICATED_VOLUMES, false);
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -180,7 +152,7 @@ pub struct ReplicatedVolumeReplicaStatus {
     #[serde(default)]
     pub conditions: Vec<Condition>,
 }
-object!(ReplicatedVolumeReplica, kube::REPLICATED_VOLUME_REPLICAS, false);
+object!(ReplicatedVolumeReplica, meta::REPLICATED_VOLUME_REPLICAS, false);
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -213,7 +185,7 @@ impl ReplicatedVolumeAttachment {
         self.status.as_ref().is_some_and(|s| is_true(&s.conditions, "Ready"))
     }
 }
-object!(ReplicatedVolumeAttachment, kube::REPLICATED_VOLUME_ATTACHMENTS, false);
+object!(ReplicatedVolumeAttachment, meta::REPLICATED_VOLUME_ATTACHMENTS, false);
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -235,4 +207,4 @@ pub struct ReplicatedStorageClassSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topology: Option<String>,
 }
-object!(ReplicatedStorageClass, kube::REPLICATED_STORAGE_CLASSES, false);
+object!(ReplicatedStorageClass, meta::REPLICATED_STORAGE_CLASSES, false);

@@ -274,31 +274,38 @@ macro_rules! text_serde {
 text_serde!(Duration, "a duration such as 300ms, 30s, 5m or 2h", false);
 text_serde!(Quantity, "a quantity such as 4Ki, 100Mi or 1Gi", true);
 
-impl utoipa::PartialSchema for Duration {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::String)
-            .description(Some("Duration: number + unit (ms, s, m, h, d), e.g. 30s, 5m, 1h30m"))
-            .examples([serde_json::json!("30s")])
-            .into()
-    }
-}
-impl utoipa::ToSchema for Duration {}
+/// OpenAPI schemas: both units are strings in the API, as in a scenario file.
+#[cfg(feature = "utoipa")]
+mod schema {
+    use super::{Duration, Quantity};
 
-impl utoipa::PartialSchema for Quantity {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::String)
-            .description(Some("Kubernetes quantity, e.g. 4Ki, 100Mi, 1Gi"))
-            .examples([serde_json::json!("100Mi")])
-            .into()
+    impl utoipa::PartialSchema for Duration {
+        fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::String)
+                .description(Some("Duration: number + unit (ms, s, m, h, d), e.g. 30s, 5m, 1h30m"))
+                .examples([serde_json::json!("30s")])
+                .into()
+        }
     }
+    impl utoipa::ToSchema for Duration {}
+
+    impl utoipa::PartialSchema for Quantity {
+        fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::String)
+                .description(Some("Kubernetes quantity, e.g. 4Ki, 100Mi, 1Gi"))
+                .examples([serde_json::json!("100Mi")])
+                .into()
+        }
+    }
+    impl utoipa::ToSchema for Quantity {}
 }
-impl utoipa::ToSchema for Quantity {}
 
 /// An inclusive `{min, max}` range. `min <= max` is checked by scenario validation, where the
 /// error can name the field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Range<T> {
     pub min: T,
