@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chaos_def::PluginRef;
-use chaos_def::records::{InstancePhase, JournalEvent, TaskInstance};
+use chaos_def::records::{InstancePhase, InstanceStatus, JournalEvent, TaskInstance};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -81,109 +81,111 @@ pub struct Run {
 /// and writes how it ended.
 pub async fn supervise(ctx: Arc<Context>, run: Run) {
     let ctx = ctx.as_ref();
-    let Run { instance, attempt, placement, fence, finish_now, cancel, handover, session, authority } = run;
-    let id = instance.id.clone();
-    if let Some((phase, reason)) = finish_now {
+    if let Some((phase, reason)) = run.finish_now.clone() {
         let worker = ctx.worker.clone();
-        let written = ctx
-            .writer
-            .finish(
-                &id,
-                fence,
-                |s| {
-                    *s = initial_status(&worker, attempt, placement);
-                    s.started_at = None;
-                    s.phase = phase;
-                    s.reason = Some(reason);
-                },
-                &session,
-            )
-            .await;
-        tracing::info!(instance = %id, phase = phase.as_str(), ?written, "finished without starting");
+        let (attempt, placement) = (run.attempt, run.placement);
+        let written = write_final(ctx, &run, |s| {
+            *s = initial_status(&worker, attempt, placement);
+            s.started_at = None;
+            s.phase = phase;
+            s.reason = Some(reason);
+        })
+        .await;
+        tracing::info!(instance = %run.instance.id, phase = phase.as_str(), ?written, "finished without starting");
         return;
     }
     // Running is reported once the plugin is compiled and about to start, not before.
-    let resolved = ctx.resolve(&instance.plugin).await;
-    ctx.writer.open(&id, fence.clone(), initial_status(&ctx.worker, attempt, placement), cancel.clone());
+    let resolved = ctx.resolve(&run.instance.plugin).await;
+    let status = initial_status(&ctx.worker, run.attempt, run.placement);
+    ctx.writer.open(&run.instance.id, run.fence.clone(), status, run.cancel.clone());
     let outcome = match resolved {
         Err(error) => Outcome::Failed(error.to_string()),
-        Ok(plugin) => {
-            let spec = InstanceSpec {
-                instance_id: id.clone(),
-                scenario: instance.scenario.clone(),
-                volume: instance.volume.as_ref().map(|v| v.name.clone()),
-                plugin: instance.plugin.name().to_string(),
-                config_json: Value::Object(instance.params.clone()).to_string(),
-                seed: instance.seed,
-                // The run number the plugin sees (see `Assignment`).
-                attempt: attempt + placement.saturating_sub(1),
-            };
-            let sink = Arc::new(DaemonSink { writer: ctx.writer.clone(), journal: ctx.journal.clone() });
-            tracing::info!(instance = %id, plugin = %instance.plugin.name(), attempt, placement, "starting");
-            ctx.metrics.started.inc();
-            ctx.journal.push(&instance.scenario, run_event(ctx, &instance, "run-started", attempt, placement));
-            let services = Services { sink, kube: ctx.kube.clone(), fence: authority.clone() };
-            let handle = plugin.start(spec, services, cancel.clone());
-            let outcome = handle.wait().await;
-            let mut ended = run_event(ctx, &instance, "run-ended", attempt, placement);
-            ended.fields.insert("ok".into(), matches!(outcome, Outcome::Succeeded(_)).into());
-            if let Outcome::Failed(error) = &outcome {
-                ended.fields.insert("error".into(), error.clone().into());
-            }
-            if handover.is_cancelled() {
-                ended.fields.insert("drained".into(), true.into());
-            }
-            if let Some(lease) = authority.lease.as_ref().filter(|_| authority.revoked()) {
-                // The run lost its right to act before it ended: say until when it had it.
-                let past = tokio::time::Instant::now().saturating_duration_since(lease.alive_until());
-                let until = ended.time - jiff::SignedDuration::try_from(past).unwrap_or_default();
-                ended.fields.insert("activeUntil".into(), until.to_string().into());
-            }
-            ctx.journal.push(&instance.scenario, ended);
-            outcome
-        }
+        Ok(plugin) => run_plugin(ctx, &run, plugin).await,
     };
     ctx.metrics.finished.inc();
     // The session's end and the loss of the right to run the instance (the abort comes just
     // before the session's end, and the supervisor may see it first) are one case: the
     // assignment is gone with the lease, and a final write would be refused.
-    if session.is_cancelled() || authority.revoked() {
-        tracing::info!(instance = %id, ?outcome, "stopped with the session; no final status");
-        ctx.writer.close(&id);
+    if run.session.is_cancelled() || run.authority.revoked() {
+        tracing::info!(instance = %run.instance.id, ?outcome, "stopped with the session; no final status");
+        ctx.writer.close(&run.instance.id);
         return;
     }
+    finish(ctx, &run, outcome).await;
+}
+
+/// Starts the plugin, waits for it, and journals the run's start and end.
+async fn run_plugin(ctx: &Context, run: &Run, plugin: Plugin) -> Outcome {
+    let Run { instance, attempt, placement, .. } = run;
+    let (attempt, placement) = (*attempt, *placement);
+    let spec = InstanceSpec {
+        instance_id: instance.id.clone(),
+        scenario: instance.scenario.clone(),
+        volume: instance.volume.as_ref().map(|v| v.name.clone()),
+        plugin: instance.plugin.name().to_string(),
+        config_json: Value::Object(instance.params.clone()).to_string(),
+        seed: instance.seed,
+        // The run number the plugin sees (see `Assignment`).
+        attempt: attempt + placement.saturating_sub(1),
+    };
+    let sink = Arc::new(DaemonSink { writer: ctx.writer.clone(), journal: ctx.journal.clone() });
+    tracing::info!(instance = %instance.id, plugin = %instance.plugin.name(), attempt, placement, "starting");
+    ctx.metrics.started.inc();
+    ctx.journal.push(&instance.scenario, run_event(ctx, instance, "run-started", attempt, placement));
+    let services = Services { sink, kube: ctx.kube.clone(), fence: run.authority.clone() };
+    let outcome = plugin.start(spec, services, run.cancel.clone()).wait().await;
+    let mut ended = run_event(ctx, instance, "run-ended", attempt, placement);
+    ended.fields.insert("ok".into(), matches!(outcome, Outcome::Succeeded(_)).into());
+    if let Outcome::Failed(error) = &outcome {
+        ended.fields.insert("error".into(), error.clone().into());
+    }
+    if run.handover.is_cancelled() {
+        ended.fields.insert("drained".into(), true.into());
+    }
+    if let Some(lease) = run.authority.lease.as_ref().filter(|_| run.authority.revoked()) {
+        // The run lost its right to act before it ended: say until when it had it.
+        let past = tokio::time::Instant::now().saturating_duration_since(lease.alive_until());
+        let until = ended.time - jiff::SignedDuration::try_from(past).unwrap_or_default();
+        ended.fields.insert("activeUntil".into(), until.to_string().into());
+    }
+    ctx.journal.push(&instance.scenario, ended);
+    outcome
+}
+
+/// Writes the final status of a run that ended with `outcome`.
+async fn finish(ctx: &Context, run: &Run, outcome: Outcome) {
+    let handed_back = run.handover.is_cancelled();
     let (phase, error, summary) = match outcome {
         // Handed back: whatever the plugin returned, the instance is not finished.
-        Outcome::Succeeded(_) if handover.is_cancelled() => (InstancePhase::Pending, None, None),
-        Outcome::Failed(reason) if handover.is_cancelled() => (InstancePhase::Pending, Some(reason), None),
+        Outcome::Succeeded(_) if handed_back => (InstancePhase::Pending, None, None),
+        Outcome::Failed(reason) if handed_back => (InstancePhase::Pending, Some(reason), None),
         Outcome::Succeeded(summary) => (InstancePhase::Succeeded, None, Some(summary)),
         Outcome::Failed(reason) => (InstancePhase::Failed, Some(reason), None),
     };
-    let written = ctx
-        .writer
-        .finish(
-            &id,
-            fence,
-            |s| {
-                s.phase = phase;
-                if phase == InstancePhase::Pending {
-                    s.reason = Some(super::assignments::DRAINED.into());
-                }
-                if let Some(error) = error {
-                    s.last_error = Some(error);
-                }
-                if let Some(summary) = summary {
-                    with_summary(&mut s.state, summary);
-                }
-            },
-            &session,
-        )
-        .await;
+    let written = write_final(ctx, run, |s| {
+        s.phase = phase;
+        if phase == InstancePhase::Pending {
+            s.reason = Some(super::assignments::DRAINED.into());
+        }
+        if let Some(error) = error {
+            s.last_error = Some(error);
+        }
+        if let Some(summary) = summary {
+            with_summary(&mut s.state, summary);
+        }
+    })
+    .await;
+    let id = &run.instance.id;
     if written == FinalWrite::Fenced {
         tracing::warn!(instance = %id, phase = phase.as_str(), "final status refused: the run was fenced");
     } else {
         tracing::info!(instance = %id, phase = phase.as_str(), "finished");
     }
+}
+
+/// The run's final status, with its assignment's deletion, fenced (see [`StatusWriter::finish`]).
+async fn write_final(ctx: &Context, run: &Run, change: impl FnOnce(&mut InstanceStatus)) -> FinalWrite {
+    ctx.writer.finish(&run.instance.id, run.fence.clone(), change, &run.session).await
 }
 
 /// A journal entry about one run of an instance on this worker (`run-started`, `run-ended`):
