@@ -17,14 +17,7 @@ fn versioned<T>(value: T) -> Versioned<T> {
 
 fn bench(c: &mut Criterion) {
     let now: Timestamp = "2026-01-01T00:10:00Z".parse().unwrap();
-    let big = Megatest {
-        name: "big",
-        seed: 1,
-        max: 1000,
-        step_period: "{min: 10s, max: 30s}",
-        lifetime: "{min: 1h, max: 2h}",
-        task: false,
-    };
+    let big = Megatest { max: 1000, lifetime: "{min: 1h, max: 2h}", task: false, ..Megatest::new("big", 1) };
     let stored = big.stored("0123abcd", now);
     let run = stored.run_prefix();
     let mut instances = BTreeMap::new();

@@ -18,7 +18,12 @@ pub struct Megatest<'a> {
     pub task: bool,
 }
 
-impl Megatest<'_> {
+impl<'a> Megatest<'a> {
+    /// Five volumes at once, a step every 10–30 s, each living 1–5 min, and the task.
+    pub fn new(name: &'a str, seed: u64) -> Self {
+        Megatest { name, seed, max: 5, step_period: "{min: 10s, max: 30s}", lifetime: "{min: 1m, max: 5m}", task: true }
+    }
+
     pub fn yaml(&self) -> String {
         let Megatest { name, seed, max, step_period, lifetime, task } = self;
         let mut yaml = format!(

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chaos_controller::ControllerConfig;
+use chaos_controller::fixture::Megatest;
 use chaos_def::records::{
     DesiredState, InstancePhase, InstanceRole, InstanceStatus, ScenarioPhase, ScenarioStatus, StoredScenario,
     TaskInstance,
@@ -19,16 +20,10 @@ use etcd_client::{EventType, WatchOptions};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+/// Volumes that live a second or two, started every 100–200 ms.
 fn scenario() -> String {
-    let fast = chaos_controller::fixture::Megatest {
-        name: "fast",
-        seed: 5,
-        max: 5,
-        step_period: "{min: 100ms, max: 200ms}",
-        lifetime: "{min: 1s, max: 2s}",
-        task: true,
-    };
-    fast.yaml()
+    let fast = Megatest::new("fast", 5);
+    Megatest { step_period: "{min: 100ms, max: 200ms}", lifetime: "{min: 1s, max: 2s}", ..fast }.yaml()
 }
 
 /// What the fake worker saw of one instance: the poll at which it first saw it asked to

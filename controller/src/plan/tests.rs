@@ -15,15 +15,7 @@ use serde_json::json;
 use super::*;
 
 fn scenario() -> String {
-    let pace = crate::fixture::Megatest {
-        name: "mt",
-        seed: 42,
-        max: 5,
-        step_period: "{min: 10s, max: 30s}",
-        lifetime: "{min: 1m, max: 5m}",
-        task: true,
-    };
-    pace.yaml()
+    crate::fixture::Megatest::new("mt", 42).yaml()
 }
 
 fn t0() -> Timestamp {
