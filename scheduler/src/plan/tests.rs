@@ -324,6 +324,33 @@ impl World {
         Ok((plan, applied))
     }
 
+    /// Every watch delivers, then one pass; a write that breaks a rule fails the test.
+    fn pass(&mut self) -> (Plan, Applied) {
+        self.settle();
+        self.step().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Every watch delivers, and the scheduler has nothing to write.
+    fn assert_nothing_to_do_once_settled(&mut self) {
+        self.settle();
+        let plan = self.plan();
+        assert!(plan.is_empty(), "{plan:?}");
+    }
+
+    /// A world where `w0` (`slots` slots, reaching cluster default) holds the instances `ids`,
+    /// placed by one pass.
+    fn with_placed_on_w0(slots: u32, ids: &[&str]) -> Self {
+        let mut world = World::new();
+        world.register("w0", slots, &["default"]);
+        for id in ids {
+            world.add(id, "default");
+        }
+        let (_, applied) = world.pass();
+        let expected: BTreeMap<&str, &str> = ids.iter().map(|id| (*id, "w0")).collect();
+        assert_eq!(placed_on(&applied), expected);
+        world
+    }
+
     /// Applies a plan as etcd would, each write on its own (a refused one is counted, as the
     /// loop passes again soon); fails on a write that breaks a rule.
     fn apply(&mut self, plan: &Plan) -> Result<Applied, String> {
@@ -431,10 +458,6 @@ fn placed_on(applied: &Applied) -> BTreeMap<&str, &str> {
     applied.created.iter().map(|(worker, id)| (id.as_str(), worker.as_str())).collect()
 }
 
-fn step(world: &mut World) -> (Plan, Applied) {
-    world.step().unwrap_or_else(|e| panic!("{e}"))
-}
-
 #[test]
 fn instances_fill_free_slots_and_the_rest_wait_with_the_reason() {
     let mut world = World::new();
@@ -443,8 +466,7 @@ fn instances_fill_free_slots_and_the_rest_wait_with_the_reason() {
     for i in 0..5 {
         world.add(&format!("i{i}"), "default");
     }
-    world.settle();
-    let (plan, applied) = step(&mut world);
+    let (plan, applied) = world.pass();
     assert_eq!(applied.created.len(), 3);
     assert_eq!(applied.rejected, 0);
     let per_worker: BTreeMap<&str, usize> = applied.created.iter().fold(BTreeMap::new(), |mut m, (w, _)| {
@@ -472,12 +494,7 @@ fn instances_fill_free_slots_and_the_rest_wait_with_the_reason() {
 
 #[test]
 fn an_assignment_is_written_through_so_the_next_pass_does_not_repeat_it() {
-    let mut world = World::new();
-    world.register("w0", 1, &["default"]);
-    world.add("i0", "default");
-    world.settle();
-    let (_, applied) = step(&mut world);
-    assert_eq!(placed_on(&applied), BTreeMap::from([("i0", "w0")]));
+    let mut world = World::with_placed_on_w0(1, &["i0"]);
     // The assignment's watch event has not arrived: the cache knows it all the same.
     world.add("i1", "default");
     world.deliver(2);
@@ -494,8 +511,7 @@ fn an_assignment_is_written_through_so_the_next_pass_does_not_repeat_it() {
 fn the_waiting_reason_is_written_once_and_again_only_when_it_changes() {
     let mut world = World::new();
     world.add("i0", "default");
-    world.settle();
-    let (plan, applied) = step(&mut world);
+    let (plan, applied) = world.pass();
     assert_eq!(plan.statuses.len(), 1);
     assert_eq!(plan.statuses[0].replaces, None);
     assert_eq!(applied.statuses, 1);
@@ -506,23 +522,17 @@ fn the_waiting_reason_is_written_once_and_again_only_when_it_changes() {
     assert_eq!(unchanged.waiting.len(), 1);
 
     world.register("w0", 1, &["prod"]);
-    world.settle();
     let held = world.statuses.mod_revision(&world.keys.status("i0"));
-    let (plan, applied) = step(&mut world);
+    let (plan, applied) = world.pass();
     assert_eq!(plan.statuses[0].replaces, Some(held));
     assert_eq!(applied.statuses, 1);
     assert_eq!(world.status("i0").unwrap().reason.as_deref(), Some("no worker reaches cluster default"));
-    world.settle();
-    assert!(world.plan().is_empty());
+    world.assert_nothing_to_do_once_settled();
 }
 
 #[test]
 fn a_finished_instance_is_not_placed_when_its_assignment_goes_before_its_status() {
-    let mut world = World::new();
-    world.register("w0", 1, &["default"]);
-    world.add("i0", "default");
-    world.settle();
-    step(&mut world);
+    let mut world = World::with_placed_on_w0(1, &["i0"]);
     world.start("i0");
     world.settle();
     world.finish("i0", InstancePhase::Succeeded, None);
@@ -533,22 +543,16 @@ fn a_finished_instance_is_not_placed_when_its_assignment_goes_before_its_status(
     let applied = world.apply(&plan).unwrap();
     assert_eq!((applied.created.len(), applied.rejected), (0, 1), "the status guard refuses it");
     world.check().unwrap();
-    world.settle();
-    assert!(world.plan().is_empty());
+    world.assert_nothing_to_do_once_settled();
 }
 
 #[test]
 fn an_instance_whose_worker_died_is_placed_again_with_the_next_placement() {
-    let mut world = World::new();
-    world.register("w0", 1, &["default"]);
-    world.add("i0", "default");
-    world.settle();
-    step(&mut world);
+    let mut world = World::with_placed_on_w0(1, &["i0"]);
     world.start("i0");
     world.register("w1", 1, &["default"]);
     world.kill("w0");
-    world.settle();
-    let (plan, applied) = step(&mut world);
+    let (plan, applied) = world.pass();
     assert_eq!(placed_on(&applied), BTreeMap::from([("i0", "w1")]));
     assert_eq!((plan.assignments[0].assignment.placement, plan.assignments[0].assignment.attempt), (2, 1));
     // The guard is the status the new placement was numbered from.
@@ -557,11 +561,7 @@ fn an_instance_whose_worker_died_is_placed_again_with_the_next_placement() {
 
 #[test]
 fn a_stopped_instance_whose_run_never_finished_is_placed_for_its_cleanup() {
-    let mut world = World::new();
-    world.register("w0", 2, &["default"]);
-    world.add("i0", "default");
-    world.settle();
-    step(&mut world);
+    let mut world = World::with_placed_on_w0(2, &["i0"]);
     world.start("i0");
     world.stop("i0");
     // Stopped before any run: nothing to clean up, nowhere to go.
@@ -569,16 +569,14 @@ fn a_stopped_instance_whose_run_never_finished_is_placed_for_its_cleanup() {
     world.stop("i1");
     world.register("w1", 2, &["default"]);
     world.kill("w0");
-    world.settle();
-    let (plan, applied) = step(&mut world);
+    let (plan, applied) = world.pass();
     assert_eq!(placed_on(&applied), BTreeMap::from([("i0", "w1")]));
     assert_eq!(plan.assignments[0].assignment.placement, 2);
     assert!(plan.waiting.is_empty());
     // Once it finished its cleanup, it stays finished.
     world.settle();
     world.finish("i0", InstancePhase::Succeeded, None);
-    world.settle();
-    assert!(world.plan().is_empty());
+    world.assert_nothing_to_do_once_settled();
 }
 
 #[test]
@@ -595,8 +593,7 @@ fn cordoned_workers_get_nothing() {
     for i in 0..3 {
         world.add(&format!("i{i}"), "default");
     }
-    world.settle();
-    let (_, applied) = step(&mut world);
+    let (_, applied) = world.pass();
     let workers: BTreeSet<&str> = applied.created.iter().map(|(w, _)| w.as_str()).collect();
     assert_eq!(workers, BTreeSet::from(["w1", "w3"]));
 
@@ -604,25 +601,18 @@ fn cordoned_workers_get_nothing() {
     world.cordon("w1", false);
     world.cordon("w3", false);
     world.add("i3", "default");
-    world.settle();
-    let (plan, _) = step(&mut world);
+    let (plan, _) = world.pass();
     assert_eq!(plan.waiting, [("i3".to_string(), "every worker reaching cluster default is cordoned".to_string())]);
     assert!(plan.assignments.is_empty());
 }
 
 #[test]
 fn a_drained_workers_instances_go_elsewhere_with_the_next_placement() {
-    let mut world = World::new();
-    world.register("w0", 2, &["default"]);
-    world.add("i0", "default");
-    world.add("i1", "default");
-    world.settle();
-    step(&mut world);
+    let mut world = World::with_placed_on_w0(2, &["i0", "i1"]);
     world.start("i0");
     world.register("w1", 2, &["default"]);
     world.drain("w0");
-    world.settle();
-    let (plan, applied) = step(&mut world);
+    let (plan, applied) = world.pass();
     assert_eq!(placed_on(&applied), BTreeMap::from([("i0", "w1"), ("i1", "w1")]));
     assert!(plan.assignments.iter().all(|a| a.assignment.placement == 2));
     world.check().unwrap();
@@ -630,15 +620,10 @@ fn a_drained_workers_instances_go_elsewhere_with_the_next_placement() {
 
 #[test]
 fn a_waiting_instance_never_hides_a_run_that_reported() {
-    let mut world = World::new();
-    world.register("w0", 1, &["default"]);
-    world.add("i0", "default");
-    world.settle();
-    step(&mut world);
+    let mut world = World::with_placed_on_w0(1, &["i0"]);
     world.start("i0");
     world.kill("w0");
-    world.settle();
-    let (plan, applied) = step(&mut world);
+    let (plan, applied) = world.pass();
     assert_eq!(plan.waiting, [("i0".to_string(), "no worker is registered".to_string())]);
     assert!(plan.is_empty(), "the Running status stays: {plan:?}");
     assert_eq!(applied, Applied::default());
@@ -647,23 +632,17 @@ fn a_waiting_instance_never_hides_a_run_that_reported() {
 
 #[test]
 fn a_status_of_an_earlier_attempt_is_replaced_and_the_placements_start_over() {
-    let mut world = World::new();
-    world.register("w0", 1, &["default"]);
-    world.add("i0", "default");
-    world.settle();
-    step(&mut world);
+    let mut world = World::with_placed_on_w0(1, &["i0"]);
     world.finish("i0", InstancePhase::Failed, None);
     world.restart("i0");
     world.register("w1", 1, &["prod"]);
     world.kill("w0");
-    world.settle();
-    let (plan, _) = step(&mut world);
+    let (plan, _) = world.pass();
     let status = world.statuses.records[&world.keys.status("i0")].value.clone();
     assert_eq!((status.phase, status.attempt, status.placement), (InstancePhase::Pending, 2, 0));
     assert_eq!(plan.statuses.len(), 1);
     world.register("w2", 1, &["default"]);
-    world.settle();
-    let (plan, _) = step(&mut world);
+    let (plan, _) = world.pass();
     assert_eq!((plan.assignments[0].assignment.attempt, plan.assignments[0].assignment.placement), (2, 1));
 }
 
