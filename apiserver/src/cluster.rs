@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use chaos_def::Keys;
 use chaos_def::api::{ActionResponse, ActionResult, InstanceList, InstanceView, WorkerList};
 use chaos_def::records::{Cordon, InstanceStatus, TaskInstance, WorkerRecord};
@@ -93,19 +93,27 @@ pub async fn workers(State(state): State<AppState>) -> Result<Json<WorkerList>, 
     Ok(Json(WorkerList { items }))
 }
 
+/// The worker a cordon endpoint acts on: the `{name}` of its path.
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct WorkerPath {
+    /// Worker name
+    pub name: String,
+}
+
+/// What the cordon endpoints answer.
+type CordonResponse = Result<Json<ActionResponse>, ApiError>;
+
 /// Cordon a worker: it gets no new instances (those it runs stay).
 #[utoipa::path(
     post,
     path = "/v1/workers/{name}/cordon",
     tag = "cluster",
-    params(("name" = String, Path, description = "Worker name")),
+    params(WorkerPath),
     responses((status = 200, body = ActionResponse))
 )]
-pub async fn cordon(
-    State(state): State<AppState>,
-    axum::extract::Path(name): axum::extract::Path<String>,
-) -> Result<Json<ActionResponse>, ApiError> {
-    put_cordon(&state, name, false).await
+pub async fn cordon(State(state): State<AppState>, Path(WorkerPath { name }): Path<WorkerPath>) -> CordonResponse {
+    change_cordon(&state, name, CordonChange::Cordon).await
 }
 
 /// Drain a worker: cordon it, and have it stop what it runs (each plugin cleans up) and hand
@@ -114,24 +122,11 @@ pub async fn cordon(
     post,
     path = "/v1/workers/{name}/drain",
     tag = "cluster",
-    params(("name" = String, Path, description = "Worker name")),
+    params(WorkerPath),
     responses((status = 200, body = ActionResponse))
 )]
-pub async fn drain(
-    State(state): State<AppState>,
-    axum::extract::Path(name): axum::extract::Path<String>,
-) -> Result<Json<ActionResponse>, ApiError> {
-    put_cordon(&state, name, true).await
-}
-
-async fn put_cordon(state: &AppState, name: String, drain: bool) -> Result<Json<ActionResponse>, ApiError> {
-    check_worker_name(&name)?;
-    let store = &state.store;
-    let record = Cordon { cordoned_at: Some(jiff::Timestamp::now()), drain };
-    store.put(&store.keys().cordon(&name), &record).await?;
-    let result = if drain { ActionResult::Draining } else { ActionResult::Cordoned };
-    tracing::info!(worker = %name, result = result.as_str());
-    Ok(Json(ActionResponse { result, name }))
+pub async fn drain(State(state): State<AppState>, Path(WorkerPath { name }): Path<WorkerPath>) -> CordonResponse {
+    change_cordon(&state, name, CordonChange::Drain).await
 }
 
 /// Lift a cordon.
@@ -139,18 +134,39 @@ async fn put_cordon(state: &AppState, name: String, drain: bool) -> Result<Json<
     delete,
     path = "/v1/workers/{name}/cordon",
     tag = "cluster",
-    params(("name" = String, Path, description = "Worker name")),
+    params(WorkerPath),
     responses((status = 200, body = ActionResponse))
 )]
-pub async fn uncordon(
-    State(state): State<AppState>,
-    axum::extract::Path(name): axum::extract::Path<String>,
-) -> Result<Json<ActionResponse>, ApiError> {
+pub async fn uncordon(State(state): State<AppState>, Path(WorkerPath { name }): Path<WorkerPath>) -> CordonResponse {
+    change_cordon(&state, name, CordonChange::Uncordon).await
+}
+
+/// What the three cordon endpoints do to a worker's cordon record: the one thing they differ in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CordonChange {
+    Cordon,
+    Drain,
+    Uncordon,
+}
+
+/// Writes (or, to uncordon, deletes) the worker's cordon record and answers with the result.
+async fn change_cordon(state: &AppState, name: String, change: CordonChange) -> CordonResponse {
     check_worker_name(&name)?;
     let store = &state.store;
-    store.delete(&store.keys().cordon(&name)).await?;
-    tracing::info!(worker = %name, "uncordoned");
-    Ok(Json(ActionResponse { result: ActionResult::Uncordoned, name }))
+    let key = store.keys().cordon(&name);
+    let result = match change {
+        CordonChange::Cordon | CordonChange::Drain => {
+            let drain = change == CordonChange::Drain;
+            store.put(&key, &Cordon { cordoned_at: Some(jiff::Timestamp::now()), drain }).await?;
+            if drain { ActionResult::Draining } else { ActionResult::Cordoned }
+        }
+        CordonChange::Uncordon => {
+            store.delete(&key).await?;
+            ActionResult::Uncordoned
+        }
+    };
+    tracing::info!(worker = %name, result = result.as_str());
+    Ok(Json(ActionResponse { result, name }))
 }
 
 fn check_worker_name(name: &str) -> Result<(), ApiError> {

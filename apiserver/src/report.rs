@@ -8,13 +8,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use chaos_def::api::{ActionStats, EventEntry, EventList, Report, ReportVolumes, Restart, VolumeCheck};
+use chaos_def::api::{ActionStats, EventEntry, EventList, Report, ReportVolumes, Restart, ScenarioView, VolumeCheck};
 use chaos_def::records::{InstanceStatus, JournalEvent, ScenarioStatus, StoredScenario};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
+use crate::scenarios::ScenarioPath;
 
 /// What a status key's instance id says: the volume index and the plugin use, or the task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,12 +232,14 @@ async fn journal_of(state: &AppState, name: &str) -> Result<Vec<(String, Journal
     get,
     path = "/v1/scenarios/{name}/report",
     tag = "scenarios",
-    params(("name" = String, Path, description = "Scenario name")),
+    params(ScenarioPath),
     responses((status = 200, body = Report), (status = 404, body = ErrorBody))
 )]
-pub async fn report(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Report>, ApiError> {
-    let stored = crate::scenarios::read_scenario(&state, &name).await?.value;
-    let status = crate::scenarios::read_status(&state, &name).await?;
+pub async fn report(
+    State(state): State<AppState>,
+    Path(ScenarioPath { name }): Path<ScenarioPath>,
+) -> Result<Json<Report>, ApiError> {
+    let ScenarioView { stored, status } = crate::scenarios::read_view(&state, &name).await?;
     let store = &state.store;
     let keys = store.keys();
     let prefix = format!("{}{}-", keys.statuses_prefix(), stored.run_prefix());
@@ -264,12 +267,12 @@ pub struct EventQuery {
     get,
     path = "/v1/scenarios/{name}/events",
     tag = "scenarios",
-    params(("name" = String, Path, description = "Scenario name"), EventQuery),
+    params(ScenarioPath, EventQuery),
     responses((status = 200, body = EventList), (status = 404, body = ErrorBody))
 )]
 pub async fn events(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    Path(ScenarioPath { name }): Path<ScenarioPath>,
     Query(query): Query<EventQuery>,
 ) -> Result<Json<EventList>, ApiError> {
     let store = &state.store;

@@ -224,18 +224,34 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<ScenarioList>, A
     Ok(Json(ScenarioList { items }))
 }
 
+/// The scenario an endpoint acts on: the `{name}` of its path.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ScenarioPath {
+    /// Scenario name
+    pub name: String,
+}
+
 /// One scenario with its status.
 #[utoipa::path(
     get,
     path = "/v1/scenarios/{name}",
     tag = "scenarios",
-    params(("name" = String, Path, description = "Scenario name")),
+    params(ScenarioPath),
     responses((status = 200, body = ScenarioView), (status = 404, body = ErrorBody))
 )]
-pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<ScenarioView>, ApiError> {
-    let stored = read_scenario(&state, &name).await?.value;
-    let status = read_status(&state, &name).await?;
-    Ok(Json(ScenarioView { stored, status }))
+pub async fn get(
+    State(state): State<AppState>,
+    Path(ScenarioPath { name }): Path<ScenarioPath>,
+) -> Result<Json<ScenarioView>, ApiError> {
+    Ok(Json(read_view(&state, &name).await?))
+}
+
+/// The scenario (`NotFound` when there is none) with its status.
+pub(crate) async fn read_view(state: &AppState, name: &str) -> Result<ScenarioView, ApiError> {
+    let stored = read_scenario(state, name).await?.value;
+    let status = read_status(state, name).await?;
+    Ok(ScenarioView { stored, status })
 }
 
 pub(crate) async fn read_scenario(state: &AppState, name: &str) -> Result<Versioned<StoredScenario>, ApiError> {
@@ -251,13 +267,13 @@ pub(crate) async fn read_scenario(state: &AppState, name: &str) -> Result<Versio
     post,
     path = "/v1/scenarios/{name}/stop",
     tag = "scenarios",
-    params(("name" = String, Path, description = "Scenario name")),
+    params(ScenarioPath),
     request_body(content = Option<StopBody>, content_type = "application/json"),
     responses((status = 200, body = ActionResponse), (status = 404, body = ErrorBody))
 )]
 pub async fn stop(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    Path(ScenarioPath { name }): Path<ScenarioPath>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ActionResponse>, ApiError> {
     let request = stop_body(&body?)?;
@@ -310,7 +326,7 @@ async fn request_stop(state: &AppState, name: &str, reason: &str) -> Result<bool
     delete,
     path = "/v1/scenarios/{name}",
     tag = "scenarios",
-    params(("name" = String, Path, description = "Scenario name")),
+    params(ScenarioPath),
     responses(
         (status = 200, description = "Deleted", body = ActionResponse),
         (status = 202, description = "Stopping first; deleted once stopped", body = ActionResponse),
@@ -319,7 +335,7 @@ async fn request_stop(state: &AppState, name: &str, reason: &str) -> Result<bool
 )]
 pub async fn delete(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    Path(ScenarioPath { name }): Path<ScenarioPath>,
 ) -> Result<(StatusCode, Json<ActionResponse>), ApiError> {
     let store = &state.store;
     let keys = store.keys();
