@@ -383,13 +383,7 @@ impl Store {
     }
 
     pub fn get(&self, res: &ResourceInfo, ns: Option<&str>, name: &str) -> Result<ObjRef> {
-        let inner = self.lock();
-        inner
-            .objects
-            .get(&res.key())
-            .and_then(|m| m.get(&(ns_key(res, ns), name.to_string())))
-            .cloned()
-            .ok_or_else(|| Error::NotFound(target(res, name)))
+        Self::get_locked(&self.lock(), res, ns, name)
     }
 
     /// Matching objects (in one namespace, or all when `ns` is `None`) and the list's version.

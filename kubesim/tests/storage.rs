@@ -33,6 +33,11 @@ fn types_of(replicas: &[DynamicObject]) -> Vec<String> {
     t
 }
 
+/// The tests' config, with a deleted pod recreated after `delay` of story.
+fn pods_recreated_after(delay: Duration) -> Config {
+    Config { timings: Timings { pod_recreate: delay, ..Timings::default() }, ..Config::for_tests() }
+}
+
 /// Deletes all replicas of a volume but the first in one request, so that the storage system
 /// cannot replace one before the other is gone, however slow the machine.
 async fn delete_all_but_one_replica(c: &kube::Client, rv: &str) {
@@ -119,13 +124,9 @@ async fn attachments_attach_at_most_two_and_detach_on_delete() {
 
 #[tokio::test]
 async fn attaching_needs_the_agent_and_a_local_replica() {
-    let cfg = Config {
-        // The agent comes back after ~6 s: time to see the attachment wait for it, even on a
-        // loaded machine, and well within the wait for it to attach (20 s).
-        timings: Timings { pod_recreate: Duration::from_secs(600), ..Timings::default() },
-        ..Config::for_tests()
-    };
-    let (_sim, c) = start(cfg).await;
+    // The agent comes back after ~6 s: time to see the attachment wait for it, even on a
+    // loaded machine, and well within the wait for it to attach (20 s).
+    let (_sim, c) = start(pods_recreated_after(Duration::from_secs(600))).await;
     create_rv(&c, "one", "rsc-c", "100Mi").await;
     wait_ready(&c, "one").await;
     let pods: Api<Pod> = Api::namespaced(c.clone(), NS);
@@ -253,11 +254,7 @@ async fn deleted_storage_pods_are_recreated() {
 async fn nothing_reacts_while_all_controllers_are_down() {
     // Controllers come back after ~8 s (800 s of story at speed 100): long enough for the checks
     // below on a loaded machine, well within the wait for the volume to get ready (20 s).
-    let cfg = Config {
-        timings: Timings { pod_recreate: Duration::from_secs(800), ..Timings::default() },
-        ..Config::for_tests()
-    };
-    let (_sim, c) = start(cfg).await;
+    let (_sim, c) = start(pods_recreated_after(Duration::from_secs(800))).await;
     let pods: Api<Pod> = Api::namespaced(c.clone(), NS);
     pods.delete_collection(&DeleteParams::default(), &ListParams::default().labels("app=controller")).await.unwrap();
     create_rv(&c, "frozen", "rsc-a", "100Mi").await;

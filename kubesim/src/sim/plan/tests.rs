@@ -23,6 +23,11 @@ fn replica(name: &str, node: &str, ty: &str) -> Value {
            "spec": {"replicatedVolumeName": "v", "nodeName": node, "type": ty}})
 }
 
+/// Diskful replicas `v-a`, `v-b` and `v-c` of volume `v` on `node-1`, `node-2` and `node-3`.
+fn diskful_on_three_nodes() -> [Value; 3] {
+    [replica("v-a", "node-1", "Diskful"), replica("v-b", "node-2", "Diskful"), replica("v-c", "node-3", "Diskful")]
+}
+
 fn attachment(name: &str, node: &str) -> Value {
     json!({"metadata": {"name": name, "finalizers": [FINALIZER]}, "spec": {"replicatedVolumeName": "v", "nodeName": node}})
 }
@@ -75,8 +80,7 @@ fn replicas_per_replication_on_distinct_nodes_after_a_delay() {
 #[test]
 fn quorum_follows_the_majority_of_voting_replicas() {
     let (v, c, n) = (rv("v"), rsc("ConsistencyAndAvailability"), nodes(5));
-    let reps =
-        [replica("v-a", "node-1", "Diskful"), replica("v-b", "node-2", "Diskful"), replica("v-c", "node-3", "Diskful")];
+    let reps = diskful_on_three_nodes();
     let refs: Vec<&Value> = reps.iter().collect();
     let mut mem = RvMemory::new(1, "v", 0);
     let input = RvInput { rv: &v, rsc: Some(&c), replicas: &refs, attachments: &[], nodes: &n };
@@ -122,8 +126,7 @@ fn quorum_stuck_fault_prevents_recovery() {
 #[test]
 fn replica_loss_fault_breaks_a_volume_for_good_and_only_on_an_up_to_date_replica() {
     let (v, c, n) = (rv("v"), rsc("ConsistencyAndAvailability"), nodes(3));
-    let reps =
-        [replica("v-a", "node-1", "Diskful"), replica("v-b", "node-2", "Diskful"), replica("v-c", "node-3", "Diskful")];
+    let reps = diskful_on_three_nodes();
     let faulty = PlanConfig { faults: Faults { replica_loss: 1.0, ..Faults::default() }, ..cfg() };
     let mut mem = RvMemory::new(1, "v", 0);
     let refs: Vec<&Value> = reps.iter().collect();
@@ -133,8 +136,7 @@ fn replica_loss_fault_breaks_a_volume_for_good_and_only_on_an_up_to_date_replica
     assert!(cond_of(status(&p, Kind::Volume, "v").1, "Quorum").status);
     assert!(!mem.broken);
 
-    let mut deleted = reps[0].clone();
-    deleted["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    let deleted = deleting(&reps[0]);
     let after: Vec<&Value> = vec![&deleted, &reps[1], &reps[2]];
     let p = plan_rv(&RvInput { replicas: &after, ..input }, &mut mem, &faulty, 61_000);
     assert!(mem.broken, "deleting an up-to-date replica broke the volume");
@@ -149,8 +151,7 @@ fn replica_loss_fault_breaks_a_volume_for_good_and_only_on_an_up_to_date_replica
 #[test]
 fn third_attachment_waits_for_one_to_detach() {
     let (v, c, n) = (rv("v"), rsc("ConsistencyAndAvailability"), nodes(5));
-    let reps =
-        [replica("v-a", "node-1", "Diskful"), replica("v-b", "node-2", "Diskful"), replica("v-c", "node-3", "Diskful")];
+    let reps = diskful_on_three_nodes();
     let refs: Vec<&Value> = reps.iter().collect();
     let atts = [attachment("a1", "node-1"), attachment("a2", "node-2"), attachment("a3", "node-3")];
     let arefs: Vec<&Value> = atts.iter().collect();
@@ -219,8 +220,7 @@ fn in_sync(names: &[&str]) -> RvMemory {
 #[test]
 fn deleted_replicas_drop_the_quorum_until_their_replacements_sync() {
     let (v, c, n, cfg) = (rv("v"), rsc("ConsistencyAndAvailability"), nodes(5), cfg());
-    let (a, b, c3) =
-        (replica("v-a", "node-1", "Diskful"), replica("v-b", "node-2", "Diskful"), replica("v-c", "node-3", "Diskful"));
+    let [a, b, c3] = diskful_on_three_nodes();
     let (gone_b, gone_c) = (deleting(&b), deleting(&c3));
     let mut mem = in_sync(&["v-a", "v-b", "v-c"]);
     let after_delete = [&a, &gone_b, &gone_c];
