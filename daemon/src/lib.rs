@@ -248,7 +248,9 @@ pub const WATCHES_QUEUE: usize = 16_384;
 
 /// Several watches followed through one channel, for a loop that keeps a cache of several
 /// prefixes: it takes their events in batches, and knows when every watch has listed once
-/// (before that, its picture is incomplete and it must not act on it).
+/// (before that, its picture is incomplete and it must not act on it). Other sources of the
+/// loop's changes (tasks reporting back) send through a [`Feed`] into the same channel, so the
+/// loop takes everything in the order it came.
 pub struct Watches<C> {
     tracker: TaskTracker,
     stop: CancellationToken,
@@ -320,12 +322,58 @@ impl<C: Send + 'static> Watches<C> {
         true
     }
 
+    /// A sender of changes from elsewhere than the watches.
+    pub fn feed(&self) -> Feed<C> {
+        Feed(self.tx.clone())
+    }
+
+    /// The next change, waiting for one; `None` once every watch and feed has gone.
+    pub async fn next(&mut self) -> Option<C> {
+        let (change, listing) = self.rx.recv().await?;
+        self.listed += usize::from(listing);
+        Some(change)
+    }
+
+    /// The next change if one is queued.
+    pub fn try_next(&mut self) -> Option<C> {
+        let (change, listing) = self.rx.try_recv().ok()?;
+        self.listed += usize::from(listing);
+        Some(change)
+    }
+
+    /// Stops the watches; what the feeds still send keeps coming through [`Watches::next`].
+    pub fn stop_watching(&mut self) {
+        self.tx = None;
+        self.stop.cancel();
+    }
+
     /// Stops every watch and waits for their tasks.
     pub async fn close(mut self) {
         self.tx = None;
         self.stop.cancel();
         self.tracker.close();
         self.tracker.wait().await;
+    }
+}
+
+/// Sends changes into a [`Watches`] channel from another task (a run reporting its end, a read
+/// answering). Cheap to clone.
+#[derive(Debug)]
+pub struct Feed<C>(Option<tokio::sync::mpsc::Sender<(C, bool)>>);
+
+impl<C> Clone for Feed<C> {
+    fn clone(&self) -> Self {
+        Feed(self.0.clone())
+    }
+}
+
+impl<C> Feed<C> {
+    /// Sends `change`; false once the loop has gone.
+    pub async fn send(&self, change: C) -> bool {
+        match &self.0 {
+            Some(tx) => tx.send((change, false)).await.is_ok(),
+            None => false,
+        }
     }
 }
 

@@ -39,10 +39,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chaos_daemon::{Feed, Watches};
 use chaos_def::records::{InstancePhase, TaskInstance};
 use chaos_def::retry::{Backoff, retry};
-use chaos_def::store::{Lease, Store, WatchEvent, Watcher};
-use tokio::sync::mpsc;
+use chaos_def::store::{Lease, Store};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -141,10 +141,10 @@ impl Daemon {
                 biased;
                 _ = shutdown.cancelled() => break SessionEnd::Shutdown,
                 _ = lost.cancelled() => break SessionEnd::LeaseLost,
-                Some(change) = tasks.inbox.recv() => change,
+                Some(change) = tasks.watches.next() => change,
             };
             let mut actions = tasks.take(change, &mut session);
-            while let Ok(change) = tasks.inbox.try_recv() {
+            while let Some(change) = tasks.watches.try_next() {
                 actions.extend(tasks.take(change, &mut session));
             }
             // The lease clock is the authority. Past it, an event may be the lease's own expiry
@@ -208,30 +208,31 @@ impl Daemon {
             authority: tasks.authority.clone(),
         };
         tasks.runs.insert(id.clone(), tokens);
-        let (ctx, outbox) = (self.ctx.clone(), tasks.outbox.clone());
+        let (ctx, feed) = (self.ctx.clone(), tasks.feed.clone());
         tasks.tracker.spawn(async move {
             supervise(ctx, run).await;
-            let _ = outbox.send(Change::RunEnded(id)).await;
+            feed.send(Change::RunEnded(id)).await;
         });
     }
 
     /// Fence or shut down: stop every run and let the plugins clean up (bounded by the grace).
-    async fn wind_down(&self, end: SessionEnd, mut tasks: SessionTasks, mut left: BTreeSet<String>) {
-        tasks.watching.cancel();
+    async fn wind_down(&self, end: SessionEnd, tasks: SessionTasks, mut left: BTreeSet<String>) {
+        let SessionTasks { tracker, session, authority, mut watches, feed, .. } = tasks;
+        watches.stop_watching();
         if end == SessionEnd::LeaseLost {
             // Abort first: dropping the pending writes cancels their runs, and a cancelled run
             // would start its cleanup.
-            tasks.authority.abort.cancel();
+            authority.abort.cancel();
             self.metrics.self_fenced.add(left.len() as u64);
             self.ctx.writer.fence_all();
         }
         tracing::info!(runs = left.len(), ?end, "stopping every run");
-        tasks.session.cancel();
-        tasks.tracker.close();
-        drop(tasks.outbox);
+        session.cancel();
+        tracker.close();
+        drop(feed);
         let waited = async {
             while !left.is_empty() {
-                match tasks.inbox.recv().await {
+                match watches.next().await {
                     Some(Change::RunEnded(id)) => {
                         left.remove(&id);
                         self.metrics.running.set(left.len() as u64);
@@ -240,7 +241,8 @@ impl Daemon {
                     None => break,
                 }
             }
-            tasks.tracker.wait().await;
+            tracker.wait().await;
+            watches.close().await;
         };
         if tokio::time::timeout(self.config.stop_grace, waited).await.is_err() {
             tracing::warn!(grace = ?self.config.stop_grace, "plugins did not finish cleaning up in time");
@@ -256,18 +258,17 @@ struct RunTokens {
     handover: CancellationToken,
 }
 
-/// What carries a session's actions out: its tasks, tokens and inbox.
+/// What carries a session's actions out: its tasks, tokens and changes.
 struct SessionTasks {
     tracker: TaskTracker,
-    /// The session's token: every run's token is a child of it.
+    /// The session's token: every run's token is a child of it, and it ends the usage refresh.
     session: CancellationToken,
-    /// Stops the watches (and the usage refresh).
-    watching: CancellationToken,
     /// Every run's right to act: the session's abort and lease clock.
     authority: RunFence,
     /// Watch events, run ends and reads, in the order they came.
-    inbox: mpsc::Receiver<Change>,
-    outbox: mpsc::Sender<Change>,
+    watches: Watches<Change>,
+    /// How runs and reads report back.
+    feed: Feed<Change>,
     runs: BTreeMap<String, RunTokens>,
 }
 
@@ -276,14 +277,16 @@ impl SessionTasks {
     fn start(daemon: &Daemon, lease: &Lease, started_at: jiff::Timestamp) -> Self {
         let (store, name) = (&daemon.store, &daemon.config.name);
         let keys = store.keys();
-        let (outbox, inbox) = mpsc::channel(chaos_daemon::WATCHES_QUEUE);
+        let mut watches = Watches::new();
+        watches.follow(store.watch(&keys.worker_assignments_prefix(name)), Change::Assignment);
+        watches.follow(store.watch(&keys.instances_prefix()), Change::Instance);
+        watches.follow(store.watch(&keys.cordon(name)), Change::Cordon);
         let tasks = SessionTasks {
             tracker: TaskTracker::new(),
             session: CancellationToken::new(),
-            watching: CancellationToken::new(),
             authority: RunFence { abort: CancellationToken::new(), lease: Some(lease.clock()) },
-            inbox,
-            outbox,
+            feed: watches.feed(),
+            watches,
             runs: BTreeMap::new(),
         };
         tasks.tracker.spawn(registration::refresh_usage(
@@ -292,28 +295,9 @@ impl SessionTasks {
             lease.id(),
             started_at,
             daemon.metrics.clone(),
-            tasks.watching.clone(),
+            tasks.session.clone(),
         ));
-        tasks.follow(store.watch(&keys.worker_assignments_prefix(name)), Change::Assignment);
-        tasks.follow(store.watch(&keys.instances_prefix()), Change::Instance);
-        tasks.follow(store.watch(&keys.cordon(name)), Change::Cordon);
         tasks
-    }
-
-    /// Forwards a watch's events to the inbox until the session stops watching.
-    fn follow<T: serde::de::DeserializeOwned + Send + 'static>(
-        &self,
-        mut watcher: Watcher<T>,
-        wrap: fn(WatchEvent<T>) -> Change,
-    ) {
-        let (outbox, watching) = (self.outbox.clone(), self.watching.clone());
-        self.tracker.spawn(async move {
-            while let Some(event) = watcher.next(&watching).await {
-                if outbox.send(wrap(event)).await.is_err() {
-                    break;
-                }
-            }
-        });
     }
 
     /// Hands a change to the session; a run's end also drops its tokens.
@@ -328,7 +312,7 @@ impl SessionTasks {
     /// until an answer comes: nothing else would bring the instance back to the loop's
     /// attention. Each try is bounded well below a lease TTL.
     fn fetch(&self, store: &Store, id: String, scenario: &str) {
-        let (store, outbox, session) = (store.clone(), self.outbox.clone(), self.session.clone());
+        let (store, feed, session) = (store.clone(), self.feed.clone(), self.session.clone());
         let key = store.keys().instance(scenario, &id);
         self.tracker.spawn(async move {
             let backoff = Backoff { attempts: u32::MAX, max: Duration::from_secs(2), ..Backoff::default() };
@@ -345,7 +329,7 @@ impl SessionTasks {
             );
             match read.await {
                 Ok(record) => {
-                    let _ = outbox.send(Change::Fetched { id, record }).await;
+                    feed.send(Change::Fetched { id, record }).await;
                 }
                 Err(error) => tracing::debug!(instance = %id, %error, "the instance was not read"),
             }
