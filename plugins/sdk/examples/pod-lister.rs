@@ -9,7 +9,7 @@
 //! ```
 #![cfg(target_arch = "wasm32")]
 
-use chaos_plugin_sdk::kube::{self, Selectors};
+use chaos_plugin_sdk::kube;
 use chaos_plugin_sdk::{self as sdk, Error, action, log};
 use serde_json::{Value, json};
 
@@ -21,9 +21,9 @@ sdk::capabilities!(r#"{"rules":[{"resources":["pods"],"verbs":["get","list"],"na
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Config {
-    namespace: String,
-    #[serde(default)]
-    label_selector: String,
+    /// `namespace` and `labelSelector`: the pods to list.
+    #[serde(flatten)]
+    pods: kube::Selection,
 }
 
 struct PodLister;
@@ -31,17 +31,15 @@ struct PodLister;
 impl sdk::Guest for PodLister {
     fn run(config: String) -> Result<String, Error> {
         let cfg: Config = sdk::parse_config(&config)?;
-        let selectors = Selectors::labels(cfg.label_selector.clone());
+        let namespace = &cfg.pods.namespace;
         // An action is journaled (start, result, duration) and counted in the scenario's report.
-        let pods = action::action("list-pods", &[("namespace", &cfg.namespace)], || {
-            kube::list(kube::PODS, Some(&cfg.namespace), &selectors)
-        })?;
+        let pods = action::action("list-pods", &[("namespace", namespace)], || cfg.pods.list(kube::PODS))?;
         let names: Vec<&str> =
             pods.iter().filter_map(|pod| pod.pointer("/metadata/name").and_then(Value::as_str)).collect();
-        log::info("pods found", &[("namespace", &cfg.namespace), ("count", &names.len().to_string())]);
+        log::info("pods found", &[("namespace", namespace), ("count", &names.len().to_string())]);
         // Counters and a small state for the instance's status.
         sdk::report(&[("pods", names.len() as i64)], &json!({}));
-        sdk::summary(&json!({"namespace": cfg.namespace, "pods": names}))
+        sdk::summary(&json!({"namespace": namespace, "pods": names}))
     }
 }
 

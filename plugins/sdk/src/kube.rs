@@ -46,6 +46,35 @@ impl Selectors {
     }
 }
 
+/// The objects a plugin acts on, as its config names them: the `namespace` and an optional
+/// `labelSelector` (every object of the namespace when absent). A plugin's config takes it in
+/// with `#[serde(flatten)]`, next to its own parameters:
+///
+/// ```ignore
+/// #[derive(serde::Deserialize)]
+/// #[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// struct Config {
+///     #[serde(flatten)]
+///     pods: kube::Selection,
+///     #[serde(default)]
+///     percent: u32,
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Selection {
+    pub namespace: String,
+    #[serde(default)]
+    pub label_selector: String,
+}
+
+impl Selection {
+    /// The selected objects of `kind` (the list's `items`).
+    pub fn list(&self, kind: Kind) -> Result<Vec<Value>, Error> {
+        list(kind, Some(&self.namespace), &Selectors::labels(self.label_selector.clone()))
+    }
+}
+
 fn parse(text: &str) -> Result<Value, Error> {
     serde_json::from_str(text).map_err(|e| Error::Other(format!("bad JSON from the host: {e}")))
 }
