@@ -12,7 +12,7 @@
 //! `regex = { version = "1", default-features = false, features = ["std"] }`.
 #![cfg(target_arch = "wasm32")]
 
-use chaos_plugin_sdk::kube::{self, Selectors};
+use chaos_plugin_sdk::kube;
 use chaos_plugin_sdk::{self as sdk, Duration, Error, action, log};
 use serde_json::{Value, json};
 
@@ -22,9 +22,9 @@ sdk::capabilities!(r#"{"rules":[{"resources":["pods"],"verbs":["list","delete"],
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Config {
-    namespace: String,
-    #[serde(default)]
-    label_selector: String,
+    /// `namespace` and `labelSelector`: the pods victims are picked from.
+    #[serde(flatten)]
+    pods: kube::Selection,
     #[serde(default)]
     name_regex: Option<String>,
     #[serde(default = "half")]
@@ -59,13 +59,12 @@ impl sdk::Guest for PodKiller {
         };
         // Without an interval there is one round; with one, rounds go on until stopped.
         let rounds = cfg.rounds.unwrap_or(if cfg.interval.is_some() { u32::MAX } else { 1 });
-        let selectors = Selectors::labels(cfg.label_selector.clone());
         let mut killed: Vec<String> = Vec::new();
         for round in 0..rounds {
             if round > 0 && !cfg.interval.is_some_and(sdk::sleep) {
                 break; // stopped while waiting
             }
-            let pods = kube::list(kube::PODS, Some(&cfg.namespace), &selectors)?;
+            let pods = cfg.pods.list(kube::PODS)?;
             let mut candidates: Vec<String> = pods
                 .iter()
                 // A pod already going away is no victim.
@@ -82,8 +81,9 @@ impl sdk::Guest for PodKiller {
                 &[("round", &(round + 1).to_string()), ("candidates", &candidates.len().to_string()), ("killing", &count.to_string())],
             );
             for name in candidates.into_iter().take(count) {
-                let params = [("namespace", cfg.namespace.as_str()), ("pod", name.as_str())];
-                match action::action("kill-pod", &params, || kube::delete_if_exists(kube::PODS, Some(&cfg.namespace), &name)) {
+                let namespace = cfg.pods.namespace.as_str();
+                let params = [("namespace", namespace), ("pod", name.as_str())];
+                match action::action("kill-pod", &params, || kube::delete_if_exists(kube::PODS, Some(namespace), &name)) {
                     Ok(_) => killed.push(name),
                     Err(Error::Cancelled) => break,
                     Err(e) => log::warn("kill failed", &[("pod", &name), ("error", &e.describe())]),
@@ -94,7 +94,7 @@ impl sdk::Guest for PodKiller {
                 break;
             }
         }
-        sdk::summary(&json!({"namespace": cfg.namespace, "killed": killed}))
+        sdk::summary(&json!({"namespace": cfg.pods.namespace, "killed": killed}))
     }
 }
 
