@@ -141,17 +141,20 @@ async fn an_unordered_batch_lands_every_chunk_and_reports_each_keys_revision() {
     store.delete_prefix(&store.keys().scenario_instances_prefix("unordered")).await.unwrap();
 }
 
+/// A batch that writes `Item { n }` at `key`, fenced by `fence_key` at `create_revision`.
+fn fenced_put(fence_key: &str, create_revision: i64, key: String, n: u32) -> Batch {
+    let mut batch = Batch::new();
+    batch.fence(fence_key, create_revision);
+    batch.put(key, &Item { n }).unwrap();
+    batch
+}
+
 #[tokio::test]
 async fn a_fenced_batch_fails_once_the_fence_key_changed() {
     let store = store_on(EtcdServer::shared()).await;
     let fence_key = store.keys().election("test-fence");
     let rev = store.put(&fence_key, &"term-1").await.unwrap();
-    let write = |n: u32| {
-        let mut batch = Batch::new();
-        batch.fence(fence_key.clone(), rev);
-        batch.put(store.keys().scenario("fenced"), &Item { n }).unwrap();
-        batch
-    };
+    let write = |n: u32| fenced_put(&fence_key, rev, store.keys().scenario("fenced"), n);
     assert!(write(1).commit(&store).await.unwrap().all_committed());
     // Another term begins: the key is deleted and created again.
     store.delete(&fence_key).await.unwrap();
@@ -316,12 +319,7 @@ async fn one_leader_among_two_candidates_and_the_other_takes_over() {
 
     // A's writes are fenced by its term.
     let (fence_key, fence_rev) = leader_a.fence();
-    let fenced_write = |n: u32| {
-        let mut batch = Batch::new();
-        batch.fence(fence_key.clone(), fence_rev);
-        batch.put(first.keys().scenario("leader-write"), &Item { n }).unwrap();
-        batch
-    };
+    let fenced_write = |n: u32| fenced_put(&fence_key, fence_rev, first.keys().scenario("leader-write"), n);
     assert!(fenced_write(1).commit(&first).await.unwrap().all_committed());
 
     // A's lease ends (as when its process dies): B takes over, and A's late writes fail.
