@@ -92,6 +92,24 @@ fn fake_worker(store: Store, cancel: CancellationToken) -> Journal {
     journal
 }
 
+/// A test's own prefix of the shared etcd, with the fake worker answering on it until `cancel`.
+struct Setup {
+    store: Store,
+    prefix: String,
+    cancel: CancellationToken,
+    journal: Journal,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        let prefix = unique_prefix();
+        let store = Store::connect(&[EtcdServer::shared().endpoint()], &prefix).await.unwrap();
+        let cancel = CancellationToken::new();
+        let journal = fake_worker(store.clone(), cancel.clone());
+        Setup { store, prefix, cancel, journal }
+    }
+}
+
 async fn apply(store: &Store, text: &str) -> StoredScenario {
     let scenario = chaos_def::parse_scenarios(text).unwrap().remove(0);
     let stored = StoredScenario::create(scenario, uuid::Uuid::new_v4().to_string(), jiff::Timestamp::now());
@@ -176,9 +194,7 @@ fn config(name: &str) -> ControllerConfig {
 
 #[tokio::test]
 async fn volumes_live_and_die_in_order_and_stop_tears_everything_down() {
-    let store = Store::connect(&[EtcdServer::shared().endpoint()], &unique_prefix()).await.unwrap();
-    let cancel = CancellationToken::new();
-    let journal = fake_worker(store.clone(), cancel.clone());
+    let Setup { store, cancel, journal, .. } = Setup::new().await;
     let controller = tokio::spawn(chaos_controller::run(store.clone(), config("c1"), cancel.clone()));
     apply(&store, &scenario()).await;
 
@@ -246,10 +262,7 @@ async fn volumes_live_and_die_in_order_and_stop_tears_everything_down() {
 #[tokio::test]
 async fn a_controller_killed_mid_run_is_replaced_without_duplicates() {
     let etcd = EtcdServer::shared();
-    let prefix = unique_prefix();
-    let store = Store::connect(&[etcd.endpoint()], &prefix).await.unwrap();
-    let cancel = CancellationToken::new();
-    let _journal = fake_worker(store.clone(), cancel.clone());
+    let Setup { store, prefix, cancel, .. } = Setup::new().await;
     apply(&store, &scenario()).await;
 
     let mut first = spawn_controller(etcd, &prefix, "first");
@@ -277,10 +290,7 @@ async fn a_controller_killed_mid_run_is_replaced_without_duplicates() {
 #[tokio::test]
 async fn of_two_controllers_only_the_leader_writes() {
     let etcd = EtcdServer::shared();
-    let prefix = unique_prefix();
-    let store = Store::connect(&[etcd.endpoint()], &prefix).await.unwrap();
-    let cancel = CancellationToken::new();
-    let _journal = fake_worker(store.clone(), cancel.clone());
+    let Setup { store, prefix, cancel, .. } = Setup::new().await;
     let mut a = spawn_controller(etcd, &prefix, "a");
     let mut b = spawn_controller(etcd, &prefix, "b");
     apply(&store, &scenario()).await;
@@ -329,9 +339,7 @@ fn kill(child: &mut Child) {
 
 #[tokio::test]
 async fn a_deleted_scenario_is_stopped_then_every_record_of_it_removed() {
-    let store = Store::connect(&[EtcdServer::shared().endpoint()], &unique_prefix()).await.unwrap();
-    let cancel = CancellationToken::new();
-    let _journal = fake_worker(store.clone(), cancel.clone());
+    let Setup { store, cancel, .. } = Setup::new().await;
     let controller = tokio::spawn(chaos_controller::run(store.clone(), config("c1"), cancel.clone()));
     let stored = apply(&store, &scenario()).await;
     wait_for(&store, "fast", Duration::from_secs(30), |s| s.volumes.started >= 3).await;
