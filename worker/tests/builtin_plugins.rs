@@ -143,6 +143,17 @@ impl Running {
         assert_eq!(code, Some(0), "stderr: {stderr}");
         summary
     }
+
+    /// Waits for two `action`s, then stops the plugin: the names its summary lists as deleted
+    /// (at least two).
+    async fn stop_after_two_deletions(self, action: &str) -> Vec<String> {
+        self.wait_until("two deletions", |r| r.actions(action).len() >= 2).await;
+        let summary = self.stop().await;
+        let deleted: Vec<String> =
+            summary["deleted"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+        assert!(deleted.len() >= 2, "{summary}");
+        deleted
+    }
 }
 
 // --- the cluster, through the API ---
@@ -620,11 +631,7 @@ async fn the_replica_destroyer_deletes_replicas_of_its_volume() {
     let others_before: Vec<String> = c.of_volume("rvr", "mgt-other").await.iter().map(name).collect();
     let config = json!({"volume": "mgt-dst", "period": {"min": "50ms", "max": "100ms"}});
     let run = Running::start(&c.url(), "volume-replica-destroyer", config, &[]).await;
-    run.wait_until("two deletions", |r| r.actions("delete-replica").len() >= 2).await;
-    let summary = run.stop().await;
-    let deleted: Vec<String> =
-        summary["deleted"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
-    assert!(deleted.len() >= 2, "{summary}");
+    let deleted = run.stop_after_two_deletions("delete-replica").await;
     assert!(deleted.iter().all(|d| d.starts_with("mgt-dst-")), "{deleted:?}");
     c.eventually("the deleted replicas to be gone", || async {
         let now: Vec<String> = c.of_volume("rvr", "mgt-dst").await.iter().map(name).collect();
@@ -673,11 +680,7 @@ async fn the_pod_destroyer_deletes_matching_pods() {
         "period": {"min": "50ms", "max": "100ms"},
     });
     let run = Running::start(&c.url(), "pod-destroyer", config, &[]).await;
-    run.wait_until("two deletions", |r| r.actions("delete-pod").len() >= 2).await;
-    let summary = run.stop().await;
-    let deleted: Vec<String> =
-        summary["deleted"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
-    assert!(deleted.len() >= 2, "{summary}");
+    let deleted = run.stop_after_two_deletions("delete-pod").await;
     // Agent pods only (the first ones, or their replacements, which get new names).
     assert!(deleted.iter().all(|d| d.starts_with("agent-")), "{deleted:?}");
     assert!(deleted.iter().any(|d| before.contains(d)), "{deleted:?} of {before:?}");

@@ -82,6 +82,15 @@ async fn assign(store: &Store, worker: &str, inst: &TaskInstance) -> i64 {
     store.put_with_lease(&keys.assignment(worker, &inst.id), &assignment, lease).await.expect("assign")
 }
 
+/// Assigns `worker` the instance `{scenario}-sleep`, which sleeps until stopped, and waits for
+/// it to run: the instance and its Running status.
+async fn run_a_sleeper(store: &Store, worker: &str, scenario: &str) -> (TaskInstance, InstanceStatus) {
+    let inst = instance(scenario, &format!("{scenario}-sleep"), json!({"mode": "sleep"}));
+    assign(store, worker, &inst).await;
+    let running = status_in(store, &inst.id, InstancePhase::Running).await;
+    (inst, running)
+}
+
 async fn status(store: &Store, id: &str) -> Option<InstanceStatus> {
     store.get::<InstanceStatus>(&store.keys().status(id)).await.ok().flatten().map(|v| v.value)
 }
@@ -240,9 +249,7 @@ async fn registration_carries_usage_and_goes_with_the_worker() {
     assert!(worker.get("/healthz").expect("/healthz").0.contains("200"));
 
     // Graceful shutdown with a plugin running: it is cancelled, cleans up, the lease goes.
-    let inst = instance("s0", "s0-sleep", json!({"mode": "sleep"}));
-    assign(&store, "w-reg", &inst).await;
-    status_in(&store, "s0-sleep", InstancePhase::Running).await;
+    run_a_sleeper(&store, "w-reg", "s0").await;
     wait_for(LIMIT, "the plugin to run", || async { worker.logged("sleeping until stopped").then_some(()) }).await;
     worker.signal("-TERM");
     wait_for(Duration::from_secs(10), "the registration to be revoked", || async {
@@ -273,10 +280,7 @@ async fn registration_carries_usage_and_goes_with_the_worker() {
 async fn an_assigned_instance_runs_and_stops_with_a_final_status() {
     let store = connect(EtcdServer::shared()).await;
     let daemon = InProcess::start(&store, "w-run", Duration::from_secs(2));
-    let inst = instance("s1", "s1-sleep", json!({"mode": "sleep"}));
-    assign(&store, "w-run", &inst).await;
-
-    let running = status_in(&store, "s1-sleep", InstancePhase::Running).await;
+    let (inst, running) = run_a_sleeper(&store, "w-run", "s1").await;
     assert_eq!(running.worker.as_deref(), Some("w-run"));
     assert_eq!((running.attempt, running.placement), (1, 1));
     assert!(running.started_at.is_some());
@@ -323,9 +327,7 @@ async fn an_assigned_instance_runs_and_stops_with_a_final_status() {
 async fn a_withdrawn_assignment_fences_the_run() {
     let store = connect(EtcdServer::shared()).await;
     let daemon = InProcess::start(&store, "w-fence", Duration::from_secs(2));
-    let inst = instance("s2", "s2-sleep", json!({"mode": "sleep"}));
-    assign(&store, "w-fence", &inst).await;
-    status_in(&store, "s2-sleep", InstancePhase::Running).await;
+    run_a_sleeper(&store, "w-fence", "s2").await;
 
     // Behind the worker's back.
     store.delete(&store.keys().assignment("w-fence", "s2-sleep")).await.expect("delete the assignment");
@@ -346,9 +348,7 @@ async fn a_paused_worker_fences_itself_and_registers_again() {
     let store = connect(etcd).await;
     let prefix = store.keys().prefix().to_string();
     let worker = Process::start(etcd, &prefix, "w-pause", 2);
-    let inst = instance("s3", "s3-sleep", json!({"mode": "sleep"}));
-    assign(&store, "w-pause", &inst).await;
-    status_in(&store, "s3-sleep", InstancePhase::Running).await;
+    run_a_sleeper(&store, "w-pause", "s3").await;
     let first = registration(&store, "w-pause").await.expect("registered").lease;
     wait_for(LIMIT, "the plugin to run", || async { worker.logged("sleeping until stopped").then_some(()) }).await;
 
@@ -385,9 +385,7 @@ async fn the_worker_rides_out_an_etcd_restart() {
     // A TTL well past the restart, even on a loaded machine: the lease must survive it. (A
     // lease lost to a longer outage is `etcd_away_past_the_ttl…`'s case.)
     let daemon = InProcess::start(&store, "w-etcd", Duration::from_secs(15));
-    let inst = instance("s4", "s4-sleep", json!({"mode": "sleep"}));
-    assign(&store, "w-etcd", &inst).await;
-    status_in(&store, "s4-sleep", InstancePhase::Running).await;
+    let (inst, _) = run_a_sleeper(&store, "w-etcd", "s4").await;
 
     etcd.kill();
     tokio::time::sleep(Duration::from_millis(500)).await; // the outage
@@ -522,9 +520,7 @@ async fn etcd_away_past_the_ttl_makes_the_worker_fence_itself() {
     let etcd = EtcdServer::start();
     let store = connect(&etcd).await;
     let daemon = InProcess::start(&store, "w-outage", Duration::from_secs(2));
-    let inst = instance("s6", "s6-sleep", json!({"mode": "sleep"}));
-    assign(&store, "w-outage", &inst).await;
-    status_in(&store, "s6-sleep", InstancePhase::Running).await;
+    run_a_sleeper(&store, "w-outage", "s6").await;
     let first = registration(&store, "w-outage").await.expect("registered").lease;
 
     etcd.kill();
