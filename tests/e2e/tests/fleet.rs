@@ -59,6 +59,13 @@ async fn moved_off(fleet: &Fleet, ids: &[String], gone: &str) -> BTreeMap<String
     .await
 }
 
+/// No instance of scenario `name` ran on two workers at once (`dead`: the workers killed, and
+/// when); then the stack stops.
+async fn no_run_doubled_then_stop(mut fleet: Fleet, name: &str, dead: &BTreeMap<String, Timestamp>) {
+    assert_eq!(duplicates(&fleet, name, dead).await, Vec::<String>::new());
+    fleet.stack.stop().await;
+}
+
 fn log_of(fleet: &Fleet, process: &str) -> String {
     std::fs::read_to_string(fleet.stack.state_dir.join(format!("{process}.log"))).unwrap_or_default()
 }
@@ -85,14 +92,13 @@ async fn a_killed_workers_instances_run_elsewhere_within_the_ttl_and_a_second() 
         );
     }
     let dead = BTreeMap::from([(victim.clone(), killed)]);
-    assert_eq!(duplicates(&fleet, "kill", &dead).await, Vec::<String>::new());
-    fleet.stack.stop().await;
+    no_run_doubled_then_stop(fleet, "kill", &dead).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_paused_past_its_lease_fences_itself_and_never_doubles_a_run() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let mut fleet = running(3, "pause", 30).await;
+    let fleet = running(3, "pause", 30).await;
     let (victim, ids) = busiest(&fleet).await;
     let first_lease =
         fleet.store.get::<WorkerRecord>(&fleet.store.keys().worker(&victim)).await.unwrap().unwrap().lease;
@@ -120,8 +126,7 @@ async fn a_worker_paused_past_its_lease_fences_itself_and_never_doubles_a_run() 
         assert_eq!(now[id].placement, status.placement, "{id}");
     }
     assert!(assignments(&fleet).await.get(&victim).is_none_or(|held| held.iter().all(|id| !ids.contains(id))));
-    assert_eq!(duplicates(&fleet, "pause", &BTreeMap::new()).await, Vec::<String>::new());
-    fleet.stack.stop().await;
+    no_run_doubled_then_stop(fleet, "pause", &BTreeMap::new()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,14 +167,13 @@ async fn the_run_goes_on_through_an_etcd_restart_and_a_fourth_worker_takes_new_i
     let held = assignments(&fleet).await;
     let on_newcomer = held.get(&newcomer).map_or(0, |ids| ids.iter().filter(|id| id.starts_with("fourth-")).count());
     assert_eq!(on_newcomer, expected, "assignments before: {before:?}, after: {held:?}");
-    assert_eq!(duplicates(&fleet, "restart", &BTreeMap::new()).await, Vec::<String>::new());
-    fleet.stack.stop().await;
+    no_run_doubled_then_stop(fleet, "restart", &BTreeMap::new()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_moves_a_workers_instances_away_and_leaves_it_empty() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let mut fleet = running(3, "drain", 30).await;
+    let fleet = running(3, "drain", 30).await;
     let (victim, ids) = busiest(&fleet).await;
 
     let chaosctl = chaosctl::stack::sibling("chaosctl").unwrap();
@@ -194,6 +198,5 @@ async fn drain_moves_a_workers_instances_away_and_leaves_it_empty() {
     assert_eq!(assignments(&fleet).await.get(&victim), None);
     // Drained runs cleaned up as on any stop (noop says so in its summary-less final status).
     assert!(log_of(&fleet, &victim).contains("draining: stopping to hand it back"));
-    assert_eq!(duplicates(&fleet, "drain", &BTreeMap::new()).await, Vec::<String>::new());
-    fleet.stack.stop().await;
+    no_run_doubled_then_stop(fleet, "drain", &BTreeMap::new()).await;
 }
