@@ -220,6 +220,26 @@ impl InstanceState {
     async fn call<T>(&mut self, fut: impl Future<Output = Result<T, WitError>>) -> Result<T, WitError> {
         self.park(fut, true).await.unwrap_or(Err(WitError::Cancelled))
     }
+
+    /// One kube import: checked against the capabilities ([`Self::authorize`]), then made with
+    /// the guest parked ([`Self::call`]).
+    async fn kube_call<T, F, Fut>(
+        &mut self,
+        verb: Verb,
+        of: &ObjectKind,
+        namespace: Option<&str>,
+        call: F,
+    ) -> wasmtime::Result<Result<T, WitError>>
+    where
+        F: FnOnce(KubeGateway, Resolved) -> Fut,
+        Fut: Future<Output = Result<T, WitError>>,
+    {
+        self.enter();
+        match self.authorize(verb, of, namespace).await {
+            Ok((kube, resolved)) => Ok(self.call(call(kube, resolved)).await),
+            Err(refused) => Ok(Err(refused)),
+        }
+    }
 }
 
 impl bindings::chaos::plugin::types::Host for InstanceState {}
@@ -317,13 +337,8 @@ impl bindings::chaos::plugin::kube::Host for InstanceState {
         namespace: Option<String>,
         name: String,
     ) -> wasmtime::Result<Result<String, WitError>> {
-        self.enter();
         let ns = namespace.as_deref();
-        let (kube, r) = match self.authorize(Verb::Get, &of, ns).await {
-            Ok(x) => x,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(self.call(async { kube.get(&r, ns, &name).await }).await)
+        self.kube_call(Verb::Get, &of, ns, |kube, r| async move { kube.get(&r, ns, &name).await }).await
     }
 
     async fn list(
@@ -332,13 +347,11 @@ impl bindings::chaos::plugin::kube::Host for InstanceState {
         namespace: Option<String>,
         sel: Selectors,
     ) -> wasmtime::Result<Result<String, WitError>> {
-        self.enter();
         let ns = namespace.as_deref();
-        let (kube, r) = match self.authorize(Verb::List, &of, ns).await {
-            Ok(x) => x,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(self.call(async { kube.list(&r, ns, sel.label_selector, sel.field_selector).await }).await)
+        self.kube_call(Verb::List, &of, ns, |kube, r| async move {
+            kube.list(&r, ns, sel.label_selector, sel.field_selector).await
+        })
+        .await
     }
 
     async fn create(
@@ -347,13 +360,8 @@ impl bindings::chaos::plugin::kube::Host for InstanceState {
         namespace: Option<String>,
         body: String,
     ) -> wasmtime::Result<Result<String, WitError>> {
-        self.enter();
         let ns = namespace.as_deref();
-        let (kube, r) = match self.authorize(Verb::Create, &of, ns).await {
-            Ok(x) => x,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(self.call(async { kube.create(&r, ns, &body).await }).await)
+        self.kube_call(Verb::Create, &of, ns, |kube, r| async move { kube.create(&r, ns, &body).await }).await
     }
 
     async fn delete(
@@ -362,13 +370,8 @@ impl bindings::chaos::plugin::kube::Host for InstanceState {
         namespace: Option<String>,
         name: String,
     ) -> wasmtime::Result<Result<(), WitError>> {
-        self.enter();
         let ns = namespace.as_deref();
-        let (kube, r) = match self.authorize(Verb::Delete, &of, ns).await {
-            Ok(x) => x,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(self.call(async { kube.delete(&r, ns, &name).await }).await)
+        self.kube_call(Verb::Delete, &of, ns, |kube, r| async move { kube.delete(&r, ns, &name).await }).await
     }
 
     async fn patch(
@@ -379,13 +382,14 @@ impl bindings::chaos::plugin::kube::Host for InstanceState {
         patch_type: PatchType,
         body: String,
     ) -> wasmtime::Result<Result<String, WitError>> {
-        self.enter();
         let ns = namespace.as_deref();
-        let (kube, r) = match self.authorize(Verb::Patch, &of, ns).await {
-            Ok(x) => x,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(self.call(async { kube.patch(&r, ns, &name, patch_type, &body).await }).await)
+        self.kube_call(
+            Verb::Patch,
+            &of,
+            ns,
+            |kube, r| async move { kube.patch(&r, ns, &name, patch_type, &body).await },
+        )
+        .await
     }
 
     async fn open_watch(
