@@ -238,13 +238,23 @@ impl<T, V> WatchCache<T, V> {
         if self.tombstones.get(&slot).is_some_and(|deleted| *deleted > item.mod_revision) {
             return Vec::new();
         }
-        let records = self.groups.entry(slot.group.clone()).or_default();
-        if records.get(&slot.name).is_some_and(|held| held.mod_revision > item.mod_revision) {
-            return Vec::new();
+        // Looked up before it is made: a burst puts into groups that mostly exist already.
+        if !self.groups.contains_key(&slot.group) {
+            self.groups.insert(slot.group.clone(), BTreeMap::new());
         }
-        let changed = records.get(&slot.name).is_none_or(|held| held.mod_revision != item.mod_revision);
-        records.insert(slot.name.clone(), item);
-        if changed { vec![slot] } else { Vec::new() }
+        let Some(records) = self.groups.get_mut(&slot.group) else { return Vec::new() };
+        match records.get_mut(&slot.name) {
+            Some(held) if held.mod_revision > item.mod_revision => Vec::new(),
+            Some(held) => {
+                let changed = held.mod_revision != item.mod_revision;
+                *held = item;
+                if changed { vec![slot] } else { Vec::new() }
+            }
+            None => {
+                records.insert(slot.name.clone(), item);
+                vec![slot]
+            }
+        }
     }
 
     fn delete(&mut self, slot: Slot, revision: i64) -> Vec<Slot> {
