@@ -130,10 +130,11 @@ pub async fn run_elected<F, Fut>(
     F: FnMut(Leadership) -> Fut,
     Fut: std::future::Future<Output = Leadership>,
 {
-    // Each failure waits a little longer (etcd may be restarting), up to a second.
+    // Each failure waits a little longer (etcd may be restarting), up to two seconds. Not
+    // `retry`: the two steps (lease, campaign) share one count of failures in a row.
     let backoff = Backoff {
-        initial: std::time::Duration::from_millis(200),
-        max: std::time::Duration::from_secs(1),
+        initial: std::time::Duration::from_millis(500),
+        max: std::time::Duration::from_secs(2),
         factor: 2,
         attempts: u32::MAX,
     };
@@ -308,12 +309,10 @@ impl<C: Send + 'static> Watches<C> {
     ) -> bool {
         tokio::select! {
             _ = until => return false,
-            change = self.rx.recv() => {
-                let Some((change, listing)) = change else { return false };
-                self.listed += usize::from(listing);
+            change = self.next() => {
+                let Some(change) = change else { return false };
                 apply(change);
-                while let Ok((change, listing)) = self.rx.try_recv() {
-                    self.listed += usize::from(listing);
+                while let Some(change) = self.try_next() {
                     apply(change);
                 }
             }
@@ -349,8 +348,9 @@ impl<C: Send + 'static> Watches<C> {
 
     /// Stops every watch and waits for their tasks.
     pub async fn close(mut self) {
-        self.tx = None;
-        self.stop.cancel();
+        self.stop_watching();
+        // A watch blocked on a full channel gives up at once instead of holding the close.
+        self.rx.close();
         self.tracker.close();
         self.tracker.wait().await;
     }

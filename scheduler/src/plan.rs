@@ -98,7 +98,7 @@ pub fn needs_worker(instance: &TaskInstance, phase: Option<InstancePhase>) -> bo
     }
 }
 
-/// The instances that need a worker, in the cache's order, and the load of every volume from
+/// The instances that need a worker, in key order, and the load of every volume from
 /// the instances that have one.
 fn needing_a_worker(cache: &Cache) -> (Vec<&TaskInstance>, VolumeLoad) {
     let assigned: BTreeMap<&str, &str> = cache.assignments.iter().map(|(worker, id, _)| (id, worker)).collect();
@@ -114,7 +114,14 @@ fn needing_a_worker(cache: &Cache) -> (Vec<&TaskInstance>, VolumeLoad) {
             needing.push(instance);
         }
     }
+    // In the order of their etcd keys (`<scenario>/<id>`), as placement has always gone: the
+    // cache's groups sort `demo` before `demo-2`, the keys the other way round.
+    needing.sort_by(|a, b| key_order(a).cmp(key_order(b)));
     (needing, volume_load)
+}
+
+fn key_order(instance: &TaskInstance) -> impl Iterator<Item = u8> + '_ {
+    instance.scenario.bytes().chain(std::iter::once(b'/')).chain(instance.id.bytes())
 }
 
 fn candidate(instance: &TaskInstance) -> Candidate {

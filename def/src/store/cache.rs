@@ -20,6 +20,7 @@
 use std::collections::BTreeMap;
 
 use super::{Versioned, WatchEvent};
+use crate::keys::Keys;
 
 /// How the keys under a cache's prefix are laid out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +65,6 @@ pub struct WatchCache<T, V = T> {
     tombstones: BTreeMap<Slot, i64>,
     /// The newest revision the watch has delivered.
     seen: i64,
-    listed: bool,
 }
 
 impl<T, V: std::fmt::Debug> std::fmt::Debug for WatchCache<T, V> {
@@ -95,7 +95,6 @@ impl<T, V> WatchCache<T, V> {
             empty: BTreeMap::new(),
             tombstones: BTreeMap::new(),
             seen: 0,
-            listed: false,
         }
     }
 
@@ -103,7 +102,7 @@ impl<T, V> WatchCache<T, V> {
     pub fn slot_of(&self, key: &str) -> Option<Slot> {
         let rest = key.strip_prefix(&self.prefix)?;
         match self.shape {
-            KeyShape::Name => (!rest.is_empty() && !rest.contains('/')).then(|| Slot::named(rest)),
+            KeyShape::Name => Keys::name_in(&self.prefix, key).map(Slot::named),
             KeyShape::GroupName => {
                 let (group, name) = rest.split_once('/')?;
                 (!group.is_empty() && !name.is_empty() && !name.contains('/')).then(|| Slot::new(group, name))
@@ -117,25 +116,18 @@ impl<T, V> WatchCache<T, V> {
     pub fn apply(&mut self, event: WatchEvent<T>) -> Vec<Slot> {
         match event {
             WatchEvent::Listed { items, revision } => self.relist(items, revision),
+            // The watch's own events are never older than what it delivered before: noting
+            // their revision first leaves no tombstone for a deletion it brings itself.
             WatchEvent::Put { key, item } => {
-                let revision = item.mod_revision;
-                let changed = match self.slot_of(&key) {
-                    Some(slot) => {
-                        let item = self.project_item(item);
-                        self.put(slot, item)
-                    }
-                    None => Vec::new(),
-                };
-                self.saw(revision);
-                changed
+                self.saw(item.mod_revision);
+                let Some(slot) = self.slot_of(&key) else { return Vec::new() };
+                let item = self.project_item(item);
+                self.put(slot, item)
             }
             WatchEvent::Deleted { key, revision } => {
-                let changed = match self.slot_of(&key) {
-                    Some(slot) => self.delete(slot, revision),
-                    None => Vec::new(),
-                };
                 self.saw(revision);
-                changed
+                let Some(slot) = self.slot_of(&key) else { return Vec::new() };
+                self.delete(slot, revision)
             }
         }
     }
@@ -168,11 +160,6 @@ impl<T, V> WatchCache<T, V> {
         self.delete(slot, mod_revision + 1)
     }
 
-    /// Whether the watch has delivered its first listing: before that the picture is partial.
-    pub fn is_listed(&self) -> bool {
-        self.listed
-    }
-
     pub fn get(&self, slot: &Slot) -> Option<&Versioned<V>> {
         self.groups.get(&slot.group)?.get(&slot.name)
     }
@@ -180,15 +167,6 @@ impl<T, V> WatchCache<T, V> {
     /// The record of a one-level cache named `name`.
     pub fn get_named(&self, name: &str) -> Option<&Versioned<V>> {
         self.groups.get("")?.get(name)
-    }
-
-    pub fn contains(&self, slot: &Slot) -> bool {
-        self.get(slot).is_some()
-    }
-
-    /// The records of one group, by name.
-    pub fn group(&self, group: &str) -> Option<&BTreeMap<String, Versioned<V>>> {
-        self.groups.get(group)
     }
 
     /// The records of one group, by name; empty for a group that holds nothing.
@@ -303,7 +281,6 @@ impl<T, V> WatchCache<T, V> {
             self.groups.entry(slot.group).or_default().insert(slot.name, item);
         }
         changed.sort();
-        self.listed = true;
         self.saw(revision);
         changed
     }
@@ -491,7 +468,6 @@ mod tests {
         let mut cache: WatchCache<u8> = WatchCache::new(PREFIX, KeyShape::Name);
         let listed = vec![(key(1), versioned(1, 2)), (key(2), versioned(2, 3))];
         assert_eq!(cache.apply(WatchEvent::Listed { items: listed, revision: 3 }).len(), 2);
-        assert!(cache.is_listed());
         // k1 unchanged, k2 changed, k3 new, and a write-through after the listing is kept.
         cache.wrote(Slot::named("k0"), 9, 12);
         let relisted = vec![(key(1), versioned(1, 2)), (key(2), versioned(5, 8)), (key(3), versioned(3, 9))];
@@ -514,11 +490,11 @@ mod tests {
         // Not of this shape: ignored.
         grouped.apply(WatchEvent::Put { key: "/i/s3".into(), item: versioned(3, 5) });
         grouped.apply(WatchEvent::Put { key: "/i/s3/a/b".into(), item: versioned(3, 6) });
-        assert_eq!(grouped.group("s1").map(|g| g.len()), Some(2));
+        assert_eq!(grouped.records("s1").len(), 2);
         assert_eq!(grouped.get(&Slot::new("s2", "a")).map(|v| v.value.as_str()), Some("v3"));
         assert_eq!(grouped.len(), 3);
         grouped.apply(WatchEvent::Deleted { key: "/i/s2/a".into(), revision: 7 });
-        assert!(grouped.group("s2").is_none(), "an emptied group goes");
+        assert_eq!(grouped.groups().count(), 1, "an emptied group goes");
 
         let mut exact: WatchCache<u8> = WatchCache::new("/c/w-1", KeyShape::Exact);
         exact.apply(WatchEvent::Put { key: "/c/w-10".into(), item: versioned(1, 2) });

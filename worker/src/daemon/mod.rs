@@ -58,6 +58,9 @@ use self::supervisor::{Context, Run, supervise};
 use crate::error::Result;
 use crate::runtime::{KubeGateway, RunFence, Runtime};
 
+/// The most changes one turn of a session takes before it acts.
+const TURN: usize = 1024;
+
 /// How a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SessionEnd {
@@ -143,8 +146,11 @@ impl Daemon {
                 _ = lost.cancelled() => break SessionEnd::LeaseLost,
                 Some(change) = tasks.watches.next() => change,
             };
+            // What is queued is taken in one turn (a burst is decided at once), up to a bound, so
+            // that the shutdown, the lease and the actions come round often.
             let mut actions = tasks.take(change, &mut session);
-            while let Some(change) = tasks.watches.try_next() {
+            for _ in 1..TURN {
+                let Some(change) = tasks.watches.try_next() else { break };
                 actions.extend(tasks.take(change, &mut session));
             }
             // The lease clock is the authority. Past it, an event may be the lease's own expiry
@@ -159,7 +165,7 @@ impl Daemon {
             }
             self.metrics.running.set(session.running() as u64);
         };
-        self.wind_down(end, tasks, session.run_ids()).await;
+        self.wind_down(end, tasks).await;
         end
     }
 
@@ -216,8 +222,11 @@ impl Daemon {
     }
 
     /// Fence or shut down: stop every run and let the plugins clean up (bounded by the grace).
-    async fn wind_down(&self, end: SessionEnd, tasks: SessionTasks, mut left: BTreeSet<String>) {
-        let SessionTasks { tracker, session, authority, mut watches, feed, .. } = tasks;
+    async fn wind_down(&self, end: SessionEnd, tasks: SessionTasks) {
+        let SessionTasks { tracker, session, authority, mut watches, feed, runs } = tasks;
+        // The runs spawned and not ended (a run decided in the turn the lease was found lost
+        // was never spawned).
+        let mut left: BTreeSet<String> = runs.into_keys().collect();
         watches.stop_watching();
         if end == SessionEnd::LeaseLost {
             // Abort first: dropping the pending writes cancels their runs, and a cancelled run
@@ -230,15 +239,13 @@ impl Daemon {
         session.cancel();
         tracker.close();
         drop(feed);
+        // Everything still sent is taken until every sender is gone (the watches stop, runs
+        // and reads end), so that nothing waits on a full channel.
         let waited = async {
-            while !left.is_empty() {
-                match watches.next().await {
-                    Some(Change::RunEnded(id)) => {
-                        left.remove(&id);
-                        self.metrics.running.set(left.len() as u64);
-                    }
-                    Some(_) => {}
-                    None => break,
+            while let Some(change) = watches.next().await {
+                if let Change::RunEnded(id) = change {
+                    left.remove(&id);
+                    self.metrics.running.set(left.len() as u64);
                 }
             }
             tracker.wait().await;

@@ -108,11 +108,6 @@ impl Session {
         self.runs.len()
     }
 
-    /// The instances of this session's runs.
-    pub fn run_ids(&self) -> BTreeSet<String> {
-        self.runs.keys().cloned().collect()
-    }
-
     /// Takes in one change; returns what to do about it, in order.
     pub fn apply(&mut self, change: Change) -> Vec<Action> {
         let touched = self.note(change);
@@ -139,6 +134,8 @@ impl Session {
             Change::Fetched { id, record } => {
                 self.fetching.remove(&id);
                 match record {
+                    // Like a write-through: a record at its revision, ignored if the watch
+                    // has since brought anything newer.
                     Some(item) => {
                         let slot = Slot::new(item.value.scenario.clone(), id.clone());
                         self.instances.wrote(slot, item.value, item.mod_revision);

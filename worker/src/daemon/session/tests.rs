@@ -165,7 +165,7 @@ fn a_relisting_stops_what_it_no_longer_shows() {
 }
 
 mod properties {
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeMap, BTreeSet};
 
     use proptest::prelude::*;
 
@@ -176,6 +176,8 @@ mod properties {
         Assign(usize),
         Unassign(usize),
         Instance(usize, bool),
+        /// An instance written whose watch event is still on its way: only a read finds it.
+        Unseen(usize, bool),
         /// One of the runs ends (by index among those running).
         RunEnds(usize),
         /// One outstanding read is answered (by index), with or without a record.
@@ -190,6 +192,7 @@ mod properties {
             (0..3usize).prop_map(Event::Assign),
             (0..3usize).prop_map(Event::Unassign),
             (0..3usize, any::<bool>()).prop_map(|(i, run)| Event::Instance(i, run)),
+            (0..3usize, any::<bool>()).prop_map(|(i, run)| Event::Unseen(i, run)),
             any::<prop::sample::Index>().prop_map(|i| Event::RunEnds(i.index(64))),
             (any::<prop::sample::Index>(), any::<bool>()).prop_map(|(i, found)| Event::Answer(i.index(64), found)),
             any::<bool>().prop_map(Event::Drain),
@@ -205,6 +208,8 @@ mod properties {
             let mut session = session(slots);
             let mut running: BTreeSet<String> = BTreeSet::new();
             let mut reads: Vec<String> = Vec::new();
+            // The newest record of each instance, as a read would find it.
+            let mut records: BTreeMap<String, (DesiredState, i64)> = BTreeMap::new();
             let mut revision = 10;
             for event in events {
                 revision += 1;
@@ -213,7 +218,13 @@ mod properties {
                     Event::Unassign(i) => unassign(IDS[i], revision),
                     Event::Instance(i, run) => {
                         let desired = if run { DesiredState::Run } else { DesiredState::Stop };
+                        records.insert(IDS[i].to_string(), (desired, revision));
                         put_instance(IDS[i], desired, revision)
+                    }
+                    Event::Unseen(i, run) => {
+                        let desired = if run { DesiredState::Run } else { DesiredState::Stop };
+                        records.insert(IDS[i].to_string(), (desired, revision));
+                        continue;
                     }
                     Event::RunEnds(i) if !running.is_empty() => {
                         let id = running.iter().nth(i % running.len()).cloned().unwrap();
@@ -222,7 +233,9 @@ mod properties {
                     }
                     Event::Answer(i, found) if !reads.is_empty() => {
                         let id = reads.remove(i % reads.len());
-                        let record = found.then(|| versioned(instance(&id, DesiredState::Run), 1));
+                        // Read before the watch brought the record, or after; or found missing.
+                        let newest = records.get(&id).copied().filter(|_| found);
+                        let record = newest.map(|(desired, at)| versioned(instance(&id, desired), at));
                         Change::Fetched { id, record }
                     }
                     Event::Drain(drain) => cordon(drain, revision),
