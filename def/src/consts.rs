@@ -32,3 +32,7 @@ pub const BLOB_CHUNK_BYTES: usize = 512 << 10;
 /// Labels every Kubernetes object a plugin creates carries: a restarted plugin adopts what they mark, a sweep finds it.
 /// Spelled in `chaos-plugin-types`, which the plugin SDK shares.
 pub use chaos_plugin_types::labels::{LABEL_INSTANCE, LABEL_SCENARIO};
+
+/// What a Pending status says of an instance a drained worker handed back (the worker writes it,
+/// the scheduler then places the instance elsewhere).
+pub const DRAINED_REASON: &str = "drained from its worker; waiting to be placed on another";

@@ -15,8 +15,7 @@ use proptest::prelude::*;
 
 use super::*;
 
-/// What a worker writes when a drain hands an instance back.
-const DRAINED: &str = "drained from its worker; waiting to be placed on another";
+use chaos_def::consts::DRAINED_REASON as DRAINED;
 
 fn t0() -> Timestamp {
     "2026-01-01T00:00:00Z".parse().unwrap()

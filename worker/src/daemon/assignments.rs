@@ -42,7 +42,7 @@ pub enum Decision {
 }
 
 /// What a Pending status says of an instance handed back by a drain.
-pub const DRAINED: &str = "drained from its worker; waiting to be placed on another";
+pub const DRAINED: &str = chaos_def::consts::DRAINED_REASON;
 
 /// What the worker as a whole is doing, as [`decide`] needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
