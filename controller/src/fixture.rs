@@ -16,23 +16,34 @@ pub struct Megatest<'a> {
     pub lifetime: &'a str,
     /// With the `agents` pod-destroyer task.
     pub task: bool,
+    /// `spec.duration`, when the scenario stops itself.
+    pub duration: Option<&'a str>,
 }
 
 impl<'a> Megatest<'a> {
     /// Five volumes at once, a step every 10–30 s, each living 1–5 min, and the task.
     pub fn new(name: &'a str, seed: u64) -> Self {
-        Megatest { name, seed, max: 5, step_period: "{min: 10s, max: 30s}", lifetime: "{min: 1m, max: 5m}", task: true }
+        Megatest {
+            name,
+            seed,
+            max: 5,
+            step_period: "{min: 10s, max: 30s}",
+            lifetime: "{min: 1m, max: 5m}",
+            task: true,
+            duration: None,
+        }
     }
 
     pub fn yaml(&self) -> String {
-        let Megatest { name, seed, max, step_period, lifetime, task } = self;
+        let Megatest { name, seed, max, step_period, lifetime, task, duration } = self;
+        let duration = duration.map(|d| format!("  duration: {d}\n")).unwrap_or_default();
         let mut yaml = format!(
             "apiVersion: chaosctl.dev/v1alpha1
 kind: Scenario
 metadata: {{name: {name}}}
 spec:
   seed: {seed}
-  volumes:
+{duration}  volumes:
     max: {max}
     step: {{min: 1, max: 3}}
     stepPeriod: {step_period}

@@ -13,9 +13,10 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
+use crate::fixture::Megatest;
 
 fn scenario() -> String {
-    crate::fixture::Megatest::new("mt", 42).yaml()
+    Megatest::new("mt", 42).yaml()
 }
 
 fn t0() -> Timestamp {
@@ -352,7 +353,7 @@ fn stop_tears_everything_down_and_the_scenario_ends_stopped() {
 
 #[test]
 fn a_deleted_scenario_is_finalized_once_stopped_and_duration_stops_it() {
-    let text = scenario().replace("  seed: 42", "  seed: 42\n  duration: 1m");
+    let text = Megatest { duration: Some("1m"), ..Megatest::new("mt", 42) }.yaml();
     let mut world = World::new(&text);
     world.step();
     world.now += secs(60);
@@ -375,9 +376,7 @@ fn a_deleted_scenario_is_finalized_once_stopped_and_duration_stops_it() {
 
 #[test]
 fn no_step_starts_volumes_while_max_are_alive() {
-    let text = scenario()
-        .replace("    max: 5\n", "    max: 1\n")
-        .replace("lifetime: {min: 1m, max: 5m}", "lifetime: {min: 1h, max: 1h}");
+    let text = Megatest { max: 1, lifetime: "{min: 1h, max: 1h}", ..Megatest::new("mt", 42) }.yaml();
     let mut world = World::new(&text);
     world.step();
     let after_first = world.main_ids().len();
@@ -403,7 +402,7 @@ fn a_scenario_stopped_before_it_started_is_stopped_at_once() {
 /// One random run: the worker moves instances along with some failures, time passes in
 /// random steps, the scenario stops at a random moment and the run continues until it ends.
 fn random_run(seed: u64, events: &[(u8, u16)], stop_after: usize) -> World {
-    let text = scenario().replace("seed: 42", &format!("seed: {seed}"));
+    let text = Megatest::new("mt", seed).yaml();
     let mut world = World::new(&text);
     for (i, (kind, amount)) in events.iter().enumerate() {
         if i == stop_after {
