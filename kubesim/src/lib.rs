@@ -15,11 +15,12 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Modules: [`store`] (objects, versions, history, fan-out), [`api`] (HTTP), [`resources`] (the
+//! Modules: [`apps`] (what runs in containers), [`store`] (objects, versions, history, fan-out), [`api`] (HTTP), [`resources`] (the
 //! kinds served), [`selectors`], [`validation`], [`quantity`], [`sim`] (the simulated cluster),
 //! [`error`] (the one error type).
 
 pub mod api;
+pub mod apps;
 pub mod error;
 pub mod quantity;
 pub mod resources;
