@@ -40,6 +40,7 @@ pub use error::{Error, Result};
 pub use resources::{Registry, ResourceInfo};
 pub use sim::StorageClassSpec;
 pub use sim::plan::{Faults, Timings};
+pub use sim::workloads::layout::Layout;
 pub use store::{Store, StoreLimits};
 
 /// Everything a kubesim instance is started with.
@@ -63,6 +64,8 @@ pub struct Config {
     pub bookmark_interval: Duration,
     /// Run the simulated cluster (nodes, pods, storage system). Off: a bare API server.
     pub simulate: bool,
+    /// Applications to deploy at start (`--apps smoke-mini`).
+    pub apps: Vec<Layout>,
 }
 
 impl Default for Config {
@@ -79,6 +82,7 @@ impl Default for Config {
             limits: StoreLimits::default(),
             bookmark_interval: Duration::from_secs(10),
             simulate: true,
+            apps: Vec::new(),
         }
     }
 }
@@ -88,6 +92,33 @@ impl Config {
     pub fn for_tests() -> Self {
         Self { listen: SocketAddr::from(([127, 0, 0, 1], 0)), speed: 100.0, ..Self::default() }
     }
+}
+
+/// Creates the `kubernetes` service and the applications asked for, on the first replicated
+/// storage class (one with replication other than None, else the first).
+fn deploy_apps(store: &Store, config: &Config) -> Result<()> {
+    let reg = store.registry();
+    let find = |plural: &str| {
+        reg.all()
+            .into_iter()
+            .find(|r| r.plural == plural && (r.group.is_empty() || r.group == "apps"))
+            .ok_or_else(|| Error::Internal(format!("{plural} is not registered")))
+    };
+    store.create(
+        &*find("services")?,
+        Some("default"),
+        sim::workloads::layout::kubernetes_service(),
+        Default::default(),
+    )?;
+    let classes = &config.storage_classes;
+    let class = classes.iter().find(|c| c.replication != "None").or(classes.first()).map(|c| c.name.as_str());
+    for layout in &config.apps {
+        let class = class.ok_or_else(|| Error::Internal(format!("{} needs a storage class", layout.name())))?;
+        for (plural, namespace, object) in layout.objects(class) {
+            store.create(&*find(plural)?, namespace, object, Default::default())?;
+        }
+    }
+    Ok(())
 }
 
 /// A running kubesim: the API server and the simulation. Dropping it stops both.
@@ -107,9 +138,15 @@ impl KubeSim {
             registry.register(info.clone());
         }
         let store = Arc::new(Store::new(registry, config.seed, config.limits));
+        let (runtime, kubelet_rx) = apps::Runtime::new(config.speed);
+        let runtime = Arc::new(runtime);
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let simulation = if config.simulate {
+            // The workloads subscribe before the storage simulation creates the nodes, so that
+            // their cache misses nothing.
+            let workloads =
+                sim::workloads::Workloads::new(store.clone(), runtime.clone(), kubelet_rx, config.seed, config.speed)?;
             let cfg = sim::SimConfig {
                 nodes: config.nodes,
                 storage_classes: config.storage_classes.clone(),
@@ -120,7 +157,9 @@ impl KubeSim {
                     faults: config.faults,
                 },
             };
-            Some(sim::Simulation::new(store.clone(), cfg)?)
+            let storage = sim::Simulation::new(store.clone(), cfg)?;
+            deploy_apps(&store, &config)?;
+            Some((storage, workloads))
         } else {
             None
         };
@@ -133,6 +172,7 @@ impl KubeSim {
             cancel: cancel.clone(),
             bookmark_interval: config.bookmark_interval,
             server_address: addr.to_string(),
+            runtime: runtime.clone(),
         });
         let app = api::router(state);
         // Small responses and watch events must not wait for Nagle's algorithm.
@@ -147,8 +187,9 @@ impl KubeSim {
                 tracing::error!(error = %e, "the API server stopped");
             }
         });
-        if let Some(simulation) = simulation {
-            tracker.spawn(simulation.run(cancel.clone()));
+        if let Some((storage, workloads)) = simulation {
+            tracker.spawn(storage.run(cancel.clone()));
+            tracker.spawn(workloads.run(cancel.clone()));
         }
         tracker.close();
         tracing::info!(%addr, nodes = config.nodes, speed = config.speed, seed = config.seed, "kubesim is serving");

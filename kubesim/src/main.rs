@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use kubesim::{Config, Faults, ResourceInfo, StorageClassSpec, StoreLimits};
+use kubesim::{Config, Faults, Layout, ResourceInfo, StorageClassSpec, StoreLimits};
 
 /// A simulated Kubernetes cluster with the replicated-volume storage system.
 #[derive(Debug, Parser)]
@@ -53,6 +53,9 @@ struct Args {
     /// Seconds between bookmarks on watches that ask for them.
     #[arg(long, default_value_t = 10)]
     bookmark_interval: u64,
+    /// Applications to deploy at start, comma-separated (known: smoke-mini).
+    #[arg(long, value_delimiter = ',', value_parser = Layout::parse)]
+    apps: Vec<Layout>,
     /// Serve the API only: no nodes, pods, classes or storage simulation.
     #[arg(long)]
     no_simulation: bool,
@@ -117,6 +120,7 @@ async fn main() -> anyhow::Result<()> {
         limits: StoreLimits { history: args.history, ..StoreLimits::default() },
         bookmark_interval: Duration::from_secs(args.bookmark_interval.max(1)),
         simulate: !args.no_simulation,
+        apps: args.apps,
         ..Config::default()
     };
     let sim = kubesim::KubeSim::start(config).await.context("starting kubesim")?;

@@ -38,6 +38,8 @@ pub struct AppState {
     pub bookmark_interval: Duration,
     /// The address clients reach us at (for `/api`'s serverAddressByClientCIDRs).
     pub server_address: String,
+    /// The containers of the simulated pods (`exec`, `log`, the proxy).
+    pub runtime: Arc<crate::apps::Runtime>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

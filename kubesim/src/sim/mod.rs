@@ -16,6 +16,7 @@
 pub mod objects;
 pub mod plan;
 pub mod pods;
+pub mod workloads;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;

@@ -1,0 +1,233 @@
+//! The workloads simulation: the controllers, scheduler and kubelets that make applications run
+//! in the simulated cluster, beside the storage system's simulation.
+//!
+//! One task ([`Workloads::run`]) keeps a cache of the objects it cares about from the store's
+//! event feed, and on every turn (a batch of events, a container that changed by itself, or a
+//! timer) calls the pure planner ([`plan::plan`]) and applies its actions: writes through the
+//! store's ordinary methods, container starts and stops through the [`Runtime`]. The storage
+//! system's own pods (in its namespace) are the storage simulation's, not these controllers'.
+
+pub mod controllers;
+pub mod kubelet;
+pub mod layout;
+pub mod plan;
+pub mod services;
+pub mod volumes;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::objects::STORAGE_NAMESPACE;
+use crate::apps::runtime::{Millis, PodKey, Runtime};
+use crate::error::{Error, Result};
+use crate::resources::{ResourceInfo, STORAGE_GROUP};
+use crate::store::{CreateOptions, Event, EventType, Preconditions, Store, Subresource};
+use plan::{Action, Kind, Memory, World};
+
+/// Changes taken per turn, so that a burst of events still lets the planner run in between.
+const TURN_EVENTS: usize = 4_096;
+
+/// The workloads simulation, ready to run.
+pub struct Workloads {
+    store: Arc<Store>,
+    runtime: Arc<Runtime>,
+    kinds: BTreeMap<Kind, Arc<ResourceInfo>>,
+    world: World,
+    mem: Memory,
+    events: mpsc::UnboundedReceiver<Arc<Event>>,
+    kubelet: mpsc::UnboundedReceiver<PodKey>,
+}
+
+impl std::fmt::Debug for Workloads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workloads").finish_non_exhaustive()
+    }
+}
+
+fn resource_of(store: &Store, kind: Kind) -> Result<Arc<ResourceInfo>> {
+    let reg = store.registry();
+    let (group, plural) = match kind {
+        Kind::Node => ("", "nodes"),
+        Kind::Pod => ("", "pods"),
+        Kind::Deployment => ("apps", "deployments"),
+        Kind::ReplicaSet => ("apps", "replicasets"),
+        Kind::StatefulSet => ("apps", "statefulsets"),
+        Kind::Service => ("", "services"),
+        Kind::Endpoints => ("", "endpoints"),
+        Kind::EndpointSlice => ("discovery.k8s.io", "endpointslices"),
+        Kind::Claim => ("", "persistentvolumeclaims"),
+        Kind::PersistentVolume => ("", "persistentvolumes"),
+        Kind::Volume => (STORAGE_GROUP, "replicatedvolumes"),
+        Kind::StorageClass => (STORAGE_GROUP, "replicatedstorageclasses"),
+    };
+    reg.all()
+        .into_iter()
+        .find(|r| r.group == group && r.plural == plural)
+        .ok_or_else(|| Error::Internal(format!("{plural} is not registered")))
+}
+
+const KINDS: [Kind; 12] = [
+    Kind::Node,
+    Kind::Pod,
+    Kind::Deployment,
+    Kind::ReplicaSet,
+    Kind::StatefulSet,
+    Kind::Service,
+    Kind::Endpoints,
+    Kind::EndpointSlice,
+    Kind::Claim,
+    Kind::PersistentVolume,
+    Kind::Volume,
+    Kind::StorageClass,
+];
+
+impl Workloads {
+    /// Subscribes to the store (before any object exists, so that the cache misses nothing) and
+    /// takes the runtime's channel of containers that changed by themselves.
+    pub fn new(
+        store: Arc<Store>,
+        runtime: Arc<Runtime>,
+        kubelet: mpsc::UnboundedReceiver<PodKey>,
+        seed: u64,
+        speed: f64,
+    ) -> Result<Self> {
+        let kinds = KINDS.iter().map(|k| Ok((*k, resource_of(&store, *k)?))).collect::<Result<_>>()?;
+        let events = store.subscribe_internal();
+        let world = World { speed, ..World::default() };
+        Ok(Self { store, runtime, kinds, world, mem: Memory::new(seed), events, kubelet })
+    }
+
+    /// Runs until cancelled.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        loop {
+            let mut taken = 0;
+            while taken < TURN_EVENTS {
+                match self.events.try_recv() {
+                    Ok(ev) => self.take(&ev),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => return,
+                }
+                taken += 1;
+            }
+            while self.kubelet.try_recv().is_ok() {}
+            if cancel.is_cancelled() {
+                return;
+            }
+            let (acted, wake) = self.turn();
+            if acted || taken == TURN_EVENTS {
+                // Our own writes are queued as events now: take them in before planning again.
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let sleep = wake.map(|at| self.runtime.instant(at));
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                ev = self.events.recv() => match ev {
+                    Some(ev) => self.take(&ev),
+                    None => return,
+                },
+                _ = self.kubelet.recv() => {}
+                _ = async { tokio::time::sleep_until(sleep.unwrap_or_else(tokio::time::Instant::now)).await }, if sleep.is_some() => {}
+            }
+        }
+    }
+
+    /// Takes one event into the cache.
+    fn take(&mut self, ev: &Event) {
+        let Some(kind) = self.kinds.iter().find(|(_, r)| r.key() == *ev.resource).map(|(k, _)| *k) else { return };
+        if kind == Kind::Pod && ev.object.namespace() == STORAGE_NAMESPACE {
+            return;
+        }
+        let key = (ev.object.namespace().to_string(), ev.object.name().to_string());
+        let objects = self.world.objects.entry(kind).or_default();
+        if ev.kind == EventType::Deleted {
+            objects.remove(&key);
+        } else {
+            objects.insert(key, ev.object.clone());
+        }
+    }
+
+    /// One turn: the runtime's containers moved on, the plan made and applied. Returns whether
+    /// anything was written and when to look again.
+    fn turn(&mut self) -> (bool, Option<Millis>) {
+        let mut wake: Option<Millis> = None;
+        let mut containers = BTreeMap::new();
+        for (key, uid) in self.runtime.pods() {
+            if let Some(at) = self.runtime.advance(&key) {
+                wake = Some(wake.map_or(at, |w| w.min(at)));
+            }
+            if let Some((views, at)) = self.runtime.view(&key) {
+                if let Some(at) = at {
+                    wake = Some(wake.map_or(at, |w| w.min(at)));
+                }
+                containers.insert(key, (uid, views));
+            }
+        }
+        self.world.containers = containers;
+        self.world.now = self.runtime.now();
+        let plan = plan::plan(&self.world, &mut self.mem);
+        if let Some(at) = plan.wake_at {
+            wake = Some(wake.map_or(at, |w| w.min(at)));
+        }
+        let acted = !plan.actions.is_empty();
+        for action in plan.actions {
+            if let Err(e) = self.apply(&action) {
+                tracing::debug!(?action, error = %e, "workload action failed; the next turn retries");
+            }
+        }
+        (acted, wake)
+    }
+
+    fn apply(&self, action: &Action) -> Result<()> {
+        let ns = |n: &str| if n.is_empty() { None } else { Some(n.to_string()) };
+        match action {
+            Action::Create { kind, namespace, object } => {
+                self.store.create(
+                    &self.kinds[kind],
+                    ns(namespace).as_deref(),
+                    object.clone(),
+                    CreateOptions::default(),
+                )?;
+            }
+            Action::Delete { kind, namespace, name } => {
+                self.store.delete(&self.kinds[kind], ns(namespace).as_deref(), name, &Preconditions::default())?;
+            }
+            Action::SetStatus { kind, namespace, name, status } => {
+                let sub = if self.kinds[kind].has_status { Subresource::Status } else { Subresource::Main };
+                self.store.modify(&self.kinds[kind], ns(namespace).as_deref(), name, sub, |o| {
+                    o["status"] = status.clone();
+                    Ok(())
+                })?;
+            }
+            Action::Set { kind, namespace, name, fields } => {
+                self.store.modify(&self.kinds[kind], ns(namespace).as_deref(), name, Subresource::Main, |o| {
+                    for (path, value) in fields {
+                        set_path(o, path, value.clone());
+                    }
+                    Ok(())
+                })?;
+            }
+            Action::Start { pod, uid, policy, containers } => {
+                self.runtime.start_pod(pod, uid, *policy, containers.clone());
+            }
+            Action::Stop { pod } => self.runtime.remove_pod(pod),
+        }
+        Ok(())
+    }
+}
+
+fn set_path(root: &mut Value, path: &[&str], value: Value) {
+    let Some((last, parents)) = path.split_last() else { return };
+    let mut at = root;
+    for p in parents {
+        if !at[*p].is_object() {
+            at[*p] = Value::Object(Default::default());
+        }
+        at = &mut at[*p];
+    }
+    at[*last] = value;
+}

@@ -1,0 +1,289 @@
+//! The workload controllers, the scheduler and the kubelet of the simulated cluster, as one pure
+//! function: given the objects ([`World`]) and the containers the runtime runs, decide what to
+//! write and when to look again.
+//!
+//! [`plan`] runs the controllers as a fixed sequence of phases, each in the file that owns it:
+//! - `controllers`: garbage collection of dependents whose owner is gone, Deployments (one
+//!   ReplicaSet per pod template), ReplicaSets (pods by count), StatefulSets (pods by ordinal,
+//!   their claims, rolling updates, and moving the ones that ask to be moved);
+//! - `volumes`: binding claims — a claim of a replicated storage class gets a ReplicatedVolume;
+//! - `kubelet`: scheduling pods to nodes, starting their containers once their volumes are
+//!   ready, stopping the containers of deleted pods, and writing each pod's status;
+//! - `services`: cluster IPs, and Endpoints and EndpointSlices from the Ready pods a service
+//!   selects.
+//!
+//! A phase sees the world as it was at the start of the turn, not what earlier phases of the same
+//! turn decided: those writes come back as events and the next turn builds on them, as real
+//! controllers build on their informers. Every status is written only when it differs from the
+//! stored one, so a quiet cluster costs no writes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+
+use super::{controllers, kubelet, services, volumes};
+use crate::apps::runtime::{ContainerSpec, ContainerView, Millis, PodKey, RestartPolicy};
+use crate::sim::plan::stable_hash;
+use crate::store::ObjRef;
+
+/// The kinds the workload controllers read or write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Node,
+    Pod,
+    Deployment,
+    ReplicaSet,
+    StatefulSet,
+    Service,
+    Endpoints,
+    EndpointSlice,
+    Claim,
+    PersistentVolume,
+    Volume,
+    StorageClass,
+}
+
+/// Objects of one kind by (namespace, name).
+pub type Objects = BTreeMap<(String, String), ObjRef>;
+
+/// What the controllers see: the cached objects of every kind and the runtime's containers.
+#[derive(Debug, Default)]
+pub struct World {
+    pub objects: BTreeMap<Kind, Objects>,
+    /// The containers of every pod the runtime runs: (pod uid, containers).
+    pub containers: BTreeMap<PodKey, (String, Vec<ContainerView>)>,
+    /// Now, in the runtime's clock.
+    pub now: Millis,
+    /// Story time runs this many times faster than real time.
+    pub speed: f64,
+}
+
+impl World {
+    pub fn of(&self, kind: Kind) -> impl Iterator<Item = &ObjRef> {
+        self.objects.get(&kind).into_iter().flat_map(|m| m.values())
+    }
+
+    pub fn get(&self, kind: Kind, namespace: &str, name: &str) -> Option<&ObjRef> {
+        self.objects.get(&kind)?.get(&(namespace.to_string(), name.to_string()))
+    }
+
+    /// Objects of a kind in one namespace.
+    pub fn in_namespace<'a>(&'a self, kind: Kind, namespace: &'a str) -> impl Iterator<Item = &'a ObjRef> {
+        self.objects
+            .get(&kind)
+            .into_iter()
+            .flat_map(move |m| m.range((namespace.to_string(), String::new())..))
+            .take_while(move |((ns, _), _)| ns == namespace)
+            .map(|(_, o)| o)
+    }
+
+    /// Real milliseconds from now after `story` of story time.
+    pub fn after(&self, story: Duration) -> Millis {
+        self.now + story.div_f64(self.speed).as_millis() as Millis
+    }
+}
+
+/// One write the controllers decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Create {
+        kind: Kind,
+        namespace: String,
+        object: Value,
+    },
+    Delete {
+        kind: Kind,
+        namespace: String,
+        name: String,
+    },
+    /// Replaces the object's `status`.
+    SetStatus {
+        kind: Kind,
+        namespace: String,
+        name: String,
+        status: Value,
+    },
+    /// Sets fields of the object (each a path from the root), leaving the rest as it is.
+    Set {
+        kind: Kind,
+        namespace: String,
+        name: String,
+        fields: Vec<(Vec<&'static str>, Value)>,
+    },
+    /// The kubelet starts a pod's containers.
+    Start {
+        pod: PodKey,
+        uid: String,
+        policy: RestartPolicy,
+        containers: Vec<ContainerSpec>,
+    },
+    /// The kubelet stops a deleted pod's containers.
+    Stop {
+        pod: PodKey,
+    },
+}
+
+/// What the controllers remember between turns (what real controllers keep in memory).
+#[derive(Debug)]
+pub struct Memory {
+    pub rng: ChaCha8Rng,
+    /// Cluster IPs handed out (10.96.0.0/16), by service.
+    pub cluster_ips: BTreeMap<(String, String), String>,
+    /// Pod IPs handed out per node.
+    pub pod_ips: BTreeMap<String, u32>,
+    /// When each moving StatefulSet is next moved.
+    pub next_move: BTreeMap<(String, String), Millis>,
+}
+
+impl Memory {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            rng: ChaCha8Rng::seed_from_u64(seed ^ stable_hash(&["workloads"])),
+            cluster_ips: BTreeMap::new(),
+            pod_ips: BTreeMap::new(),
+            next_move: BTreeMap::new(),
+        }
+    }
+}
+
+/// A turn's writes and when to look again (`None`: only when something changes).
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    pub wake_at: Option<Millis>,
+}
+
+impl Plan {
+    pub fn wake(&mut self, at: Millis) {
+        self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
+    }
+
+    pub fn push(&mut self, action: Action) {
+        self.actions.push(action);
+    }
+
+    pub fn set_status(&mut self, kind: Kind, obj: &ObjRef, status: Value) {
+        if obj.value["status"] != status {
+            self.push(Action::SetStatus {
+                kind,
+                namespace: obj.namespace().to_string(),
+                name: obj.name().to_string(),
+                status,
+            });
+        }
+    }
+
+    pub fn set(&mut self, kind: Kind, obj: &ObjRef, fields: Vec<(Vec<&'static str>, Value)>) {
+        let namespace = obj.namespace().to_string();
+        self.push(Action::Set { kind, namespace, name: obj.name().to_string(), fields });
+    }
+
+    pub fn delete(&mut self, kind: Kind, obj: &ObjRef) {
+        self.push(Action::Delete { kind, namespace: obj.namespace().to_string(), name: obj.name().to_string() });
+    }
+}
+
+/// One turn of every controller.
+pub fn plan(world: &World, mem: &mut Memory) -> Plan {
+    let mut plan = Plan::default();
+    let taken = taken_names(world);
+    controllers::collect_garbage(world, &mut plan);
+    controllers::deployments(world, &mut plan);
+    controllers::replica_sets(world, mem, &taken, &mut plan);
+    controllers::stateful_sets(world, mem, &mut plan);
+    volumes::bind_claims(world, &mut plan);
+    kubelet::schedule(world, mem, &mut plan);
+    kubelet::run_pods(world, mem, &mut plan);
+    services::cluster_ips(world, mem, &mut plan);
+    services::endpoints(world, &mut plan);
+    plan
+}
+
+/// Pod names in use, so that generated names never collide.
+fn taken_names(world: &World) -> BTreeSet<(String, String)> {
+    world.objects.get(&Kind::Pod).map(|m| m.keys().cloned().collect()).unwrap_or_default()
+}
+
+/// Object helpers the phases share.
+pub mod obj {
+    use serde_json::{Value, json};
+
+    use crate::store::ObjRef;
+
+    pub fn uid(o: &ObjRef) -> &str {
+        o.value["metadata"]["uid"].as_str().unwrap_or_default()
+    }
+
+    pub fn deleting(o: &ObjRef) -> bool {
+        !o.value["metadata"]["deletionTimestamp"].is_null()
+    }
+
+    /// The uid of the object's controlling owner.
+    pub fn controller_uid(o: &ObjRef) -> Option<&str> {
+        o.value["metadata"]["ownerReferences"]
+            .as_array()?
+            .iter()
+            .find(|r| r["controller"].as_bool() == Some(true))
+            .and_then(|r| r["uid"].as_str())
+    }
+
+    pub fn owned_by(o: &ObjRef, owner: &ObjRef) -> bool {
+        controller_uid(o) == Some(uid(owner))
+    }
+
+    /// An owner reference to `owner` (of `api_version`/`kind`), as controllers write it.
+    pub fn owner_ref(owner: &ObjRef, api_version: &str, kind: &str) -> Value {
+        json!({
+            "apiVersion": api_version, "kind": kind, "name": owner.name(), "uid": uid(owner),
+            "controller": true, "blockOwnerDeletion": true,
+        })
+    }
+
+    /// Whether `labels` satisfy a LabelSelector (`matchLabels` and `matchExpressions`). An empty
+    /// or missing selector selects nothing, as controllers treat it.
+    pub fn selects(selector: &Value, labels: &Value) -> bool {
+        let ml = selector["matchLabels"].as_object();
+        let me = selector["matchExpressions"].as_array();
+        if ml.is_none_or(|m| m.is_empty()) && me.is_none_or(|e| e.is_empty()) {
+            return false;
+        }
+        let label = |k: &str| labels[k].as_str();
+        let labels_ok = ml.into_iter().flatten().all(|(k, v)| label(k) == v.as_str());
+        let exprs_ok = me.into_iter().flatten().all(|e| {
+            let key = e["key"].as_str().unwrap_or_default();
+            let values: Vec<&str> = e["values"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            match e["operator"].as_str() {
+                Some("In") => label(key).is_some_and(|v| values.contains(&v)),
+                Some("NotIn") => label(key).is_none_or(|v| !values.contains(&v)),
+                Some("Exists") => label(key).is_some(),
+                Some("DoesNotExist") => label(key).is_none(),
+                _ => false,
+            }
+        });
+        labels_ok && exprs_ok
+    }
+
+    /// A plain `{key: value}` selector (a Service's) matches labels.
+    pub fn map_selects(selector: &Value, labels: &Value) -> bool {
+        selector.as_object().is_some_and(|m| !m.is_empty() && m.iter().all(|(k, v)| labels[k] == *v))
+    }
+
+    pub fn replicas(o: &ObjRef) -> usize {
+        o.value["spec"]["replicas"].as_u64().unwrap_or(1).min(10_000) as usize
+    }
+
+    /// The `Ready` condition of a pod.
+    pub fn pod_ready(pod: &ObjRef) -> bool {
+        pod.value["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+    }
+
+    /// A pod that counts towards its controller's replicas: not deleted, not finished.
+    pub fn pod_active(pod: &ObjRef) -> bool {
+        !deleting(pod) && !matches!(pod.value["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+    }
+}
