@@ -74,6 +74,9 @@ pub enum Error {
     /// The requested resourceVersion fell out of the event history (HTTP 410, reason `Expired`).
     #[error("too old resource version: {requested} ({oldest})")]
     Gone { requested: u64, oldest: u64 },
+    /// The proxy could not reach an application (no endpoints, connection refused): HTTP 503.
+    #[error("{0}")]
+    ServiceUnavailable(String),
     #[error("namespace {0} is being terminated")]
     NamespaceTerminating(String),
     #[error("internal error: {0}")]
@@ -99,6 +102,7 @@ impl Error {
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Gone { .. } => StatusCode::GONE,
             Error::NamespaceTerminating(_) => StatusCode::FORBIDDEN,
+            Error::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) | Error::Bind { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -115,6 +119,7 @@ impl Error {
             Error::UnsupportedMediaType(_) => "UnsupportedMediaType",
             Error::Gone { .. } => "Expired",
             Error::NamespaceTerminating(_) => "Forbidden",
+            Error::ServiceUnavailable(_) => "ServiceUnavailable",
             Error::Internal(_) | Error::Bind { .. } => "InternalError",
         }
     }

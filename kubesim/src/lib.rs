@@ -126,6 +126,7 @@ fn deploy_apps(store: &Store, config: &Config) -> Result<()> {
 pub struct KubeSim {
     addr: SocketAddr,
     store: Arc<Store>,
+    runtime: Arc<apps::Runtime>,
     cancel: CancellationToken,
     tracker: TaskTracker,
 }
@@ -193,7 +194,7 @@ impl KubeSim {
         }
         tracker.close();
         tracing::info!(%addr, nodes = config.nodes, speed = config.speed, seed = config.seed, "kubesim is serving");
-        Ok(Self { addr, store, cancel, tracker })
+        Ok(Self { addr, store, runtime, cancel, tracker })
     }
 
     /// `http://ADDR` — the server URL for kubectl `--server` or `kube::Config::new`.
@@ -208,6 +209,11 @@ impl KubeSim {
     /// The object store, for in-process inspection and writes.
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// The containers of the simulated pods, for in-process inspection and signals.
+    pub fn runtime(&self) -> &Arc<apps::Runtime> {
+        &self.runtime
     }
 
     /// Serves another kind from now on.

@@ -8,6 +8,7 @@
 
 pub mod discovery;
 pub mod patch;
+pub mod proxy;
 pub mod table;
 pub mod watch;
 
@@ -111,6 +112,12 @@ async fn dispatch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(target) = proxy_target(uri.path()) {
+        if !proxy::allowed(&method) {
+            return Error::MethodNotAllowed(format!("{method} is not supported on {}", uri.path())).into_response();
+        }
+        return proxy::serve(state, target, method, uri.query().unwrap_or_default().to_string(), body).await;
+    }
     let query: HashMap<String, String> = Query::try_from_uri(&uri).map(|q| q.0).unwrap_or_default();
     match handle(&state, &method, uri.path(), &query, &headers, body) {
         Ok(resp) => resp,
@@ -118,6 +125,15 @@ async fn dispatch(
             tracing::debug!(%method, path = uri.path(), error = %e, "request failed");
             e.into_response()
         }
+    }
+}
+
+/// The proxy subresource of a pod or service (`/api/v1/namespaces/{ns}/{pods|services}/{name}/proxy/...`).
+fn proxy_target(path: &str) -> Option<proxy::ProxyTarget> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["api", "v1", rest @ ..] => proxy::ProxyTarget::parse(rest),
+        _ => None,
     }
 }
 

@@ -105,9 +105,11 @@ impl Reply {
 
     fn check(pod: &str, outcome: Result<Value, String>) -> Self {
         match outcome {
-            Ok(mut body) => {
-                body["status"] = json!("ok");
-                body["pod"] = json!(pod);
+            Ok(details) => {
+                let mut body = json!({"status": "ok", "pod": pod});
+                if let (Some(body), Value::Object(details)) = (body.as_object_mut(), details) {
+                    body.extend(details);
+                }
                 Self { status: 200, body }
             }
             Err(error) => Self { status: 500, body: json!({"status": "error", "pod": pod, "error": error}) },

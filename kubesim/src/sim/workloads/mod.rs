@@ -48,7 +48,8 @@ impl std::fmt::Debug for Workloads {
     }
 }
 
-fn resource_of(store: &Store, kind: Kind) -> Result<Arc<ResourceInfo>> {
+/// The served resource of a kind the workloads touch.
+pub fn resource_of(store: &Store, kind: Kind) -> Result<Arc<ResourceInfo>> {
     let reg = store.registry();
     let (group, plural) = match kind {
         Kind::Node => ("", "nodes"),
