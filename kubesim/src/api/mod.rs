@@ -7,6 +7,7 @@
 //! patches and DeleteOptions; every error leaves through [`Error`]'s `IntoResponse`.
 
 pub mod discovery;
+pub mod exec;
 pub mod patch;
 pub mod table;
 pub mod watch;
