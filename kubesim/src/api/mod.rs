@@ -8,6 +8,7 @@
 
 pub mod discovery;
 pub mod exec;
+pub mod logs;
 pub mod patch;
 pub mod table;
 pub mod watch;
