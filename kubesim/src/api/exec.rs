@@ -16,16 +16,20 @@
 //! Limits: the command's words and bytes, the bytes of one frame and of all stdin, and the real
 //! time one exec may run.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 
+use super::AppState;
+use crate::apps::Runtime;
 use crate::apps::process::{Delivery, Process, Signal, SignalError};
 use crate::apps::shell::{self, Host, Stream};
 use crate::error::{Error, Result};
@@ -195,6 +199,54 @@ pub trait Container: Send + 'static {
     fn signal(&self, pid: u32, signal: Signal) -> Result<std::result::Result<Delivery, SignalError>>;
     /// The real time a span of story time takes.
     fn real_duration(&self, story: Duration) -> Duration;
+}
+
+/// A container of a pod in the simulated runtime.
+struct RuntimeContainer {
+    runtime: Arc<Runtime>,
+    namespace: String,
+    pod: String,
+    container: Option<String>,
+}
+
+impl Container for RuntimeContainer {
+    fn processes(&self) -> Result<Vec<Process>> {
+        self.runtime.processes(&self.namespace, &self.pod, self.container.as_deref())
+    }
+
+    fn signal(&self, pid: u32, signal: Signal) -> Result<std::result::Result<Delivery, SignalError>> {
+        self.runtime.signal(&self.namespace, &self.pod, self.container.as_deref(), pid, signal)
+    }
+
+    fn real_duration(&self, story: Duration) -> Duration {
+        self.runtime.real_duration(story)
+    }
+}
+
+/// `GET|POST /api/v1/namespaces/{namespace}/pods/{name}/exec`.
+pub async fn handle(
+    State(state): State<Arc<AppState>>,
+    Path((namespace, pod)): Path<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+    ws: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let checked = ExecOptions::from_query(uri.query()).and_then(|opts| {
+        // Checks the pod and the container now, so that a bad one is an HTTP error, not a session.
+        state.runtime.processes(&namespace, &pod, opts.container.as_deref())?;
+        Ok(opts)
+    });
+    match checked {
+        Ok(opts) => {
+            let container = opts.container.clone();
+            let target = RuntimeContainer { runtime: state.runtime.clone(), namespace, pod, container };
+            upgrade(target, opts, &headers, ws)
+        }
+        Err(e) => {
+            tracing::debug!(%namespace, %pod, error = %e, "exec refused");
+            e.into_response()
+        }
+    }
 }
 
 /// Answers an exec request whose options and container were checked: upgrades to WebSocket and

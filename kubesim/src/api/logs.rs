@@ -7,10 +7,21 @@
 //! Which lines to send is pure ([`LogOptions::select`]); the handler only feeds it the runtime's
 //! log.
 
+use std::cmp::Ordering;
+use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
 
+use super::AppState;
+use crate::apps::{LogLine, Runtime};
 use crate::error::{Cause, Error, Result, Target};
 
 /// The longest a `follow=true` response streams.
@@ -156,6 +167,137 @@ impl LogOptions {
     }
 }
 
+/// Where a follow stream is in a container's (bounded, oldest-first) log: the time of the last
+/// line sent and how many lines of that same time were sent. Old lines fall off the front, so
+/// positions cannot be kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cursor {
+    last: Option<(String, usize)>,
+}
+
+/// Compares log times (parsed: their text varies in fractional digits).
+fn cmp_at(a: &str, b: &str) -> Ordering {
+    match (a.parse::<Timestamp>(), b.parse::<Timestamp>()) {
+        (Ok(a), Ok(b)) => a.cmp(&b),
+        _ => a.cmp(b),
+    }
+}
+
+impl Cursor {
+    /// The lines of `log` after the cursor, which then moves past all of `log`.
+    pub fn advance<'a>(&mut self, log: &'a [LogLine]) -> &'a [LogLine] {
+        let start = match &self.last {
+            None => 0,
+            Some((at, sent)) => {
+                let mut same = 0;
+                log.iter()
+                    .position(|l| match cmp_at(&l.at, at) {
+                        Ordering::Greater => true,
+                        Ordering::Equal => {
+                            same += 1;
+                            same > *sent
+                        }
+                        Ordering::Less => false,
+                    })
+                    .unwrap_or(log.len())
+            }
+        };
+        // Everything in `log` has now been sent, every line of its newest time included. (Lines
+        // carry nanoseconds, so a time shared by lines that then fall off the front, which this
+        // count cannot see, does not happen in practice.)
+        if let Some(newest) = log.last() {
+            let same = log.iter().rev().take_while(|l| cmp_at(&l.at, &newest.at) == Ordering::Equal).count();
+            self.last = Some((newest.at.clone(), same));
+        }
+        &log[start..]
+    }
+}
+
+fn as_line(l: &LogLine) -> Line<'_> {
+    (l.at.as_str(), l.text.as_str())
+}
+
+fn text(body: impl Into<Body>) -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], body.into()).into_response()
+}
+
+/// `GET /api/v1/namespaces/{namespace}/pods/{name}/log`.
+pub async fn handle(
+    State(state): State<Arc<AppState>>,
+    Path((namespace, pod)): Path<(String, String)>,
+    uri: Uri,
+) -> Response {
+    respond(&state.runtime, namespace, pod, uri.query()).unwrap_or_else(|e| e.into_response())
+}
+
+fn respond(runtime: &Arc<Runtime>, namespace: String, pod: String, query: Option<&str>) -> Result<Response> {
+    let opts = LogOptions::from_query(query, &pod)?;
+    // Subscribed before reading, so that no line written in between is missed by a follow.
+    let mut changes = runtime.changes();
+    changes.borrow_and_update();
+    let log = runtime.log(&namespace, &pod, opts.container.as_deref(), opts.previous)?;
+    let body = opts.select(log.iter().map(as_line), Timestamp::now());
+    let sent = body.len() as u64;
+    // A previous instance has ended: there is nothing to follow.
+    if !opts.follow || opts.previous || opts.exhausted(sent) {
+        return Ok(text(body));
+    }
+    let mut cursor = Cursor::default();
+    cursor.advance(&log);
+    let (tx, rx) = mpsc::channel::<std::result::Result<Bytes, Infallible>>(16);
+    let follow = Follow { runtime: runtime.clone(), namespace, pod, opts, cursor, sent };
+    tokio::spawn(follow.run(changes, tx, Bytes::from(body)));
+    Ok(text(Body::from_stream(ReceiverStream::new(rx))))
+}
+
+/// A `follow=true` response's source: sends new lines as the runtime writes them.
+struct Follow {
+    runtime: Arc<Runtime>,
+    namespace: String,
+    pod: String,
+    opts: LogOptions,
+    cursor: Cursor,
+    /// Bytes sent so far (for `limitBytes`).
+    sent: u64,
+}
+
+impl Follow {
+    async fn run(
+        mut self,
+        mut changes: watch::Receiver<u64>,
+        tx: mpsc::Sender<std::result::Result<Bytes, Infallible>>,
+        first: Bytes,
+    ) {
+        if !first.is_empty() && tx.send(Ok(first)).await.is_err() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + MAX_FOLLOW;
+        loop {
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { return },
+                () = tx.closed() => return,
+                () = tokio::time::sleep_until(deadline) => return,
+            }
+            let container = self.opts.container.as_deref();
+            // Read after the check, so that the lines of a container's end are still sent.
+            let running = self.runtime.is_running(&self.namespace, &self.pod, container);
+            let Ok(log) = self.runtime.log(&self.namespace, &self.pod, container, false) else { return };
+            let mut chunk = Vec::new();
+            for line in self.cursor.advance(&log) {
+                self.opts.format(&as_line(line), &mut chunk);
+            }
+            let chunk = self.opts.limit(chunk, self.sent);
+            self.sent += chunk.len() as u64;
+            if !chunk.is_empty() && tx.send(Ok(Bytes::from(chunk))).await.is_err() {
+                return;
+            }
+            if !running || self.opts.exhausted(self.sent) {
+                return;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +359,28 @@ mod tests {
         let err = LogOptions::from_query(Some("tailLines=ten"), "p").unwrap_err();
         assert_eq!(err.code().as_u16(), 400);
         assert!(LogOptions::from_query(Some("sinceTime=yesterday"), "p").is_err());
+    }
+
+    fn lines(spec: &[(&str, &str)]) -> Vec<LogLine> {
+        spec.iter().map(|(at, text)| LogLine { at: at.to_string(), text: text.to_string() }).collect()
+    }
+
+    fn texts(ls: &[LogLine]) -> Vec<&str> {
+        ls.iter().map(|l| l.text.as_str()).collect()
+    }
+
+    #[test]
+    fn a_follow_cursor_sends_each_line_once_across_shared_times_and_dropped_lines() {
+        let mut c = Cursor::default();
+        let log = lines(&[("2026-01-01T10:00:00Z", "a"), ("2026-01-01T10:00:01Z", "b")]);
+        assert_eq!(texts(c.advance(&log)), ["a", "b"]);
+        assert!(c.advance(&log).is_empty(), "nothing new");
+        let log = lines(&[("2026-01-01T10:00:01Z", "b"), ("2026-01-01T10:00:01.000Z", "c")]);
+        assert_eq!(texts(c.advance(&log)), ["c"], "same time, one more line; the oldest fell off");
+        let log =
+            lines(&[("2026-01-01T10:00:01Z", "b"), ("2026-01-01T10:00:01Z", "c"), ("2026-01-01T10:00:02.5Z", "d")]);
+        assert_eq!(texts(c.advance(&log)), ["d"]);
+        assert!(c.advance(&[]).is_empty());
     }
 
     #[test]
