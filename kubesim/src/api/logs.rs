@@ -21,7 +21,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::AppState;
-use crate::apps::{LogLine, Runtime};
+use crate::apps::runtime::ContainerState;
+use crate::apps::{LogLine, PodKey, Runtime};
 use crate::error::{Cause, Error, Result, Target};
 
 /// The longest a `follow=true` response streams.
@@ -250,7 +251,8 @@ fn respond(runtime: &Arc<Runtime>, namespace: String, pod: String, query: Option
     Ok(text(Body::from_stream(ReceiverStream::new(rx))))
 }
 
-/// A `follow=true` response's source: sends new lines as the runtime writes them.
+/// A `follow=true` response's source: sends new lines as the runtime writes them, until the
+/// container instance it started on ends.
 struct Follow {
     runtime: Arc<Runtime>,
     namespace: String,
@@ -262,13 +264,24 @@ struct Follow {
 }
 
 impl Follow {
+    /// The container's restart count and whether it runs; `None` once the pod is gone.
+    fn instance(&self) -> Option<(u32, bool)> {
+        let (views, _) = self.runtime.view(&PodKey::new(&self.namespace, &self.pod))?;
+        let view = match self.opts.container.as_deref() {
+            None => views.into_iter().next(),
+            Some(name) => views.into_iter().find(|v| v.name == name),
+        }?;
+        Some((view.restart_count, matches!(view.state, ContainerState::Running { .. })))
+    }
+
     async fn run(
         mut self,
         mut changes: watch::Receiver<u64>,
         tx: mpsc::Sender<std::result::Result<Bytes, Infallible>>,
         first: Bytes,
     ) {
-        if !first.is_empty() && tx.send(Ok(first)).await.is_err() {
+        let Some((followed, running)) = self.instance() else { return };
+        if !first.is_empty() && tx.send(Ok(first)).await.is_err() || !running {
             return;
         }
         let deadline = tokio::time::Instant::now() + MAX_FOLLOW;
@@ -278,10 +291,14 @@ impl Follow {
                 () = tx.closed() => return,
                 () = tokio::time::sleep_until(deadline) => return,
             }
+            // Once the followed instance was replaced, its lines are the "previous" log.
+            let (ended, previous) = match self.instance() {
+                None => return,
+                Some((count, running)) if count == followed => (!running, false),
+                Some(_) => (true, true),
+            };
             let container = self.opts.container.as_deref();
-            // Read after the check, so that the lines of a container's end are still sent.
-            let running = self.runtime.is_running(&self.namespace, &self.pod, container);
-            let Ok(log) = self.runtime.log(&self.namespace, &self.pod, container, false) else { return };
+            let Ok(log) = self.runtime.log(&self.namespace, &self.pod, container, previous) else { return };
             let mut chunk = Vec::new();
             for line in self.cursor.advance(&log) {
                 self.opts.format(&as_line(line), &mut chunk);
@@ -291,7 +308,7 @@ impl Follow {
             if !chunk.is_empty() && tx.send(Ok(Bytes::from(chunk))).await.is_err() {
                 return;
             }
-            if !running || self.opts.exhausted(self.sent) {
+            if ended || self.opts.exhausted(self.sent) {
                 return;
             }
         }
