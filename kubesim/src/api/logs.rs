@@ -233,21 +233,24 @@ pub async fn handle(
 
 fn respond(runtime: &Arc<Runtime>, namespace: String, pod: String, query: Option<&str>) -> Result<Response> {
     let opts = LogOptions::from_query(query, &pod)?;
-    // Subscribed before reading, so that no line written in between is missed by a follow.
+    let mut follow = Follow { runtime: runtime.clone(), namespace, pod, opts, cursor: Cursor::default(), sent: 0 };
+    // Subscribed, and the instance noted, before reading, so that a follow misses nothing
+    // written in between.
     let mut changes = runtime.changes();
     changes.borrow_and_update();
-    let log = runtime.log(&namespace, &pod, opts.container.as_deref(), opts.previous)?;
+    let instance = follow.instance();
+    let (ns, pod, opts) = (&follow.namespace, &follow.pod, &follow.opts);
+    let log = runtime.log(ns, pod, opts.container.as_deref(), opts.previous)?;
     let body = opts.select(log.iter().map(as_line), Timestamp::now());
-    let sent = body.len() as u64;
-    // A previous instance has ended: there is nothing to follow.
-    if !opts.follow || opts.previous || opts.exhausted(sent) {
+    follow.sent = body.len() as u64;
+    // A previous instance, or one that is not running, has nothing more to say.
+    let Some((followed, true)) = instance.filter(|_| opts.follow && !opts.previous && !opts.exhausted(follow.sent))
+    else {
         return Ok(text(body));
-    }
-    let mut cursor = Cursor::default();
-    cursor.advance(&log);
+    };
+    follow.cursor.advance(&log);
     let (tx, rx) = mpsc::channel::<std::result::Result<Bytes, Infallible>>(16);
-    let follow = Follow { runtime: runtime.clone(), namespace, pod, opts, cursor, sent };
-    tokio::spawn(follow.run(changes, tx, Bytes::from(body)));
+    tokio::spawn(follow.run(followed, changes, tx, Bytes::from(body)));
     Ok(text(Body::from_stream(ReceiverStream::new(rx))))
 }
 
@@ -276,12 +279,12 @@ impl Follow {
 
     async fn run(
         mut self,
+        followed: u32,
         mut changes: watch::Receiver<u64>,
         tx: mpsc::Sender<std::result::Result<Bytes, Infallible>>,
         first: Bytes,
     ) {
-        let Some((followed, running)) = self.instance() else { return };
-        if !first.is_empty() && tx.send(Ok(first)).await.is_err() || !running {
+        if !first.is_empty() && tx.send(Ok(first)).await.is_err() {
             return;
         }
         let deadline = tokio::time::Instant::now() + MAX_FOLLOW;
