@@ -97,8 +97,8 @@ pub struct ExecOptions {
 }
 
 /// The API server's reading of a boolean query parameter: false only for `0` and `false` in any
-/// letter case.
-fn flag(value: &str) -> bool {
+/// letter case. (Shared with `log`; both move to the common query-parameter reader once it lands.)
+pub(crate) fn flag(value: &str) -> bool {
     !(value == "0" || value.eq_ignore_ascii_case("false"))
 }
 

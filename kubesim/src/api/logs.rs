@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::AppState;
+use super::exec::flag;
 use crate::apps::runtime::ContainerState;
 use crate::apps::{LogLine, PodKey, Runtime};
 use crate::error::{Cause, Error, Result, Target};
@@ -48,12 +49,6 @@ pub struct LogOptions {
     pub tail_lines: Option<u64>,
     pub limit_bytes: Option<u64>,
     pub since: Option<Since>,
-}
-
-/// The API server's reading of a boolean query parameter: false only for `0` and `false` in any
-/// letter case.
-fn flag(value: &str) -> bool {
-    !(value == "0" || value.eq_ignore_ascii_case("false"))
 }
 
 fn int(name: &str, value: Option<&str>) -> Result<Option<i64>> {
