@@ -179,3 +179,36 @@ async fn the_deploy_manifests_apply_cleanly() {
     let again = k.run(&["apply", "--validate=false", "-f", dir]).await;
     assert!(!again.contains("created"), "{again}");
 }
+
+/// `kubectl exec` (WebSocket, v5.channel.k8s.io) and `kubectl logs` against a smoke-mini pod:
+/// the exit code of the remote command becomes kubectl's.
+#[tokio::test]
+async fn kubectl_exec_signals_processes_and_logs_tell_it() {
+    let sim = KubeSim::start(Config::for_tests()).await.unwrap();
+    let k = Kubectl::new(&sim);
+    let manifest = k.write(
+        "pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: smoke-0}\nspec:\n  containers: [{name: app, image: kubesim/smoke-mini}]\n",
+    );
+    k.run(&["apply", "--validate=false", "-f", &manifest]).await;
+    k.run(&["wait", "--for=jsonpath={.status.phase}=Running", "pod/smoke-0", "--timeout=20s"]).await;
+
+    let out = k.command(&["exec", "smoke-0", "--", "kill", "-STOP", "1"]).output().await.expect("kubectl runs");
+    assert!(out.status.success(), "kill -STOP 1 failed: {}", String::from_utf8_lossy(&out.stderr));
+    let ps = k.run(&["exec", "smoke-0", "--", "ps"]).await;
+    let pid1 = ps.lines().find(|l| l.split_whitespace().next() == Some("1")).expect("PID 1 in ps");
+    assert_eq!(pid1.split_whitespace().nth(3), Some("T"), "{ps}");
+
+    let out = k.command(&["exec", "smoke-0", "--", "false"]).output().await.expect("kubectl runs");
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = k.command(&["exec", "smoke-0", "--", "sh", "-c", "nope"]).output().await.expect("kubectl runs");
+    assert_eq!(out.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sh: nope: command not found"));
+
+    let out = k.command(&["exec", "no-such-pod", "--", "ps"]).output().await.expect("kubectl runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let log = k.run(&["logs", "smoke-0"]).await;
+    assert!(log.contains("started /smoke-mini") && log.contains("SIGSTOP delivered to PID 1"), "{log}");
+}

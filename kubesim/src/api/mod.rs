@@ -7,6 +7,8 @@
 //! patches and DeleteOptions; every error leaves through [`Error`]'s `IntoResponse`.
 
 pub mod discovery;
+pub mod exec;
+pub mod logs;
 pub mod patch;
 pub mod proxy;
 pub mod table;
@@ -21,6 +23,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -44,7 +47,13 @@ pub struct AppState {
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new().fallback(dispatch).with_state(state)
+    Router::new()
+        // Streaming pod subresources: a WebSocket session and a growing text body, which the
+        // fallback's one-request-one-document shape cannot serve.
+        .route("/api/v1/namespaces/{namespace}/pods/{name}/exec", get(exec::handle).post(exec::handle))
+        .route("/api/v1/namespaces/{namespace}/pods/{name}/log", get(logs::handle))
+        .fallback(dispatch)
+        .with_state(state)
 }
 
 fn json_response(code: StatusCode, body: impl Into<Body>) -> Response {
