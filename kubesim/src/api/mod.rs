@@ -7,17 +7,17 @@
 //! patches and DeleteOptions; every error leaves through [`Error`]'s `IntoResponse`.
 
 pub mod discovery;
+pub mod params;
 pub mod patch;
 pub mod table;
 pub mod watch;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::resources::ResourceInfo;
 use crate::selectors::Selectors;
 use crate::store::{CreateOptions, ObjRef, Preconditions, Store, Subresource};
+use params::Params;
 use patch::PatchType;
 use table::IncludeObject;
 
@@ -111,8 +112,8 @@ async fn dispatch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let query: HashMap<String, String> = Query::try_from_uri(&uri).map(|q| q.0).unwrap_or_default();
-    match handle(&state, &method, uri.path(), &query, &headers, body) {
+    let result = Params::parse(uri.query()).and_then(|query| handle(&state, &method, uri.path(), &query, &headers, body));
+    match result {
         Ok(resp) => resp,
         Err(e) => {
             tracing::debug!(%method, path = uri.path(), error = %e, "request failed");
@@ -151,7 +152,7 @@ fn handle(
     state: &AppState,
     method: &Method,
     path: &str,
-    query: &HashMap<String, String>,
+    query: &Params,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
@@ -178,7 +179,7 @@ fn handle(
         Some(_) => return Err(Error::NoSuchResource),
     };
     // Silently writing on a dry run would be worse than refusing it.
-    if query.get("dryRun").is_some_and(|v| !v.is_empty()) && method != Method::GET {
+    if query.non_empty("dryRun").is_some() && method != Method::GET {
         return Err(Error::BadRequest("dryRun is not supported by kubesim".into()));
     }
     let ns = t.namespace.as_deref();
@@ -186,12 +187,8 @@ fn handle(
     let store = &state.store;
     match (method.clone(), t.name.as_deref()) {
         (Method::GET, None) => {
-            let selectors = Selectors::parse(
-                query.get("labelSelector").map(String::as_str),
-                query.get("fieldSelector").map(String::as_str),
-            )?;
-            let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
-            if watching {
+            let selectors = Selectors::parse(query.get("labelSelector"), query.get("fieldSelector"))?;
+            if query.flag("watch") {
                 return watch_response(state, t.res.clone(), t.namespace.clone(), selectors, query, headers);
             }
             let (items, rv) = store.list(res, ns, &selectors);
@@ -232,13 +229,10 @@ fn handle(
             Ok(object_response(res, &deleted, StatusCode::OK, headers, query))
         }
         (Method::DELETE, None) => {
-            let selectors = Selectors::parse(
-                query.get("labelSelector").map(String::as_str),
-                query.get("fieldSelector").map(String::as_str),
-            )?;
+            let selectors = Selectors::parse(query.get("labelSelector"), query.get("fieldSelector"))?;
             let deleted = store.delete_collection(res, ns, &selectors);
             let rv = store.current_rv();
-            list_response(res, deleted, rv, &HashMap::new(), &HeaderMap::new())
+            list_response(res, deleted, rv, &Params::default(), &HeaderMap::new())
         }
         (m, _) => Err(Error::MethodNotAllowed(format!("{m} is not supported on {path}"))),
     }
@@ -265,13 +259,13 @@ fn object_response(
     obj: &ObjRef,
     code: StatusCode,
     headers: &HeaderMap,
-    query: &HashMap<String, String>,
+    query: &Params,
 ) -> Response {
     match wants(headers) {
         Wants::Object => json_response(code, obj.json().clone()),
         Wants::Metadata => value_response(code, &watch::partial_metadata(&obj.value)),
         Wants::Table => {
-            let include = IncludeObject::from_query(query.get("includeObject").map(String::as_str));
+            let include = IncludeObject::from_query(query.get("includeObject"));
             value_response(code, &table::table(res, std::slice::from_ref(obj), include, None))
         }
     }
@@ -302,15 +296,15 @@ fn list_response(
     res: &ResourceInfo,
     mut items: Vec<ObjRef>,
     mut rv: u64,
-    query: &HashMap<String, String>,
+    query: &Params,
     headers: &HeaderMap,
 ) -> Result<Response> {
-    if let Some(token) = query.get("continue").filter(|t| !t.is_empty()) {
+    if let Some(token) = query.non_empty("continue") {
         let (first_rv, ns, name) = decode_continue(token)?;
         rv = first_rv;
         items.retain(|o| (o.namespace(), o.name()) > (ns.as_str(), name.as_str()));
     }
-    let limit = query.get("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0);
+    let limit = query.count("limit")?.and_then(|l| usize::try_from(l).ok()).filter(|l| *l > 0);
     let mut metadata = json!({"resourceVersion": rv.to_string()});
     if let Some(limit) = limit
         && items.len() > limit
@@ -323,7 +317,7 @@ fn list_response(
     }
     match wants(headers) {
         Wants::Table => {
-            let include = IncludeObject::from_query(query.get("includeObject").map(String::as_str));
+            let include = IncludeObject::from_query(query.get("includeObject"));
             let mut t = table::table(res, &items, include, Some(rv));
             t["metadata"] = metadata;
             Ok(value_response(StatusCode::OK, &t))
@@ -359,15 +353,15 @@ fn watch_response(
     res: Arc<ResourceInfo>,
     namespace: Option<String>,
     selectors: Selectors,
-    query: &HashMap<String, String>,
+    query: &Params,
     headers: &HeaderMap,
 ) -> Result<Response> {
-    let resource_version = match query.get("resourceVersion").map(String::as_str) {
-        None | Some("") => None,
+    let resource_version = match query.non_empty("resourceVersion") {
+        None => None,
         Some(v) => Some(v.parse::<u64>().map_err(|_| Error::BadRequest(format!("invalid resourceVersion {v:?}")))?),
     };
     let render = match wants(headers) {
-        Wants::Table => watch::Render::Table(IncludeObject::from_query(query.get("includeObject").map(String::as_str))),
+        Wants::Table => watch::Render::Table(IncludeObject::from_query(query.get("includeObject"))),
         _ => watch::Render::Object,
     };
     let req = watch::WatchRequest {
@@ -375,13 +369,9 @@ fn watch_response(
         namespace,
         selectors,
         resource_version,
-        send_initial_events: query.get("sendInitialEvents").map(String::as_str) == Some("true"),
-        bookmarks: query.get("allowWatchBookmarks").map(String::as_str) == Some("true"),
-        timeout: query
-            .get("timeoutSeconds")
-            .and_then(|s| s.parse::<u64>().ok())
-            .filter(|s| *s > 0)
-            .map(Duration::from_secs),
+        send_initial_events: query.flag("sendInitialEvents"),
+        bookmarks: query.flag("allowWatchBookmarks"),
+        timeout: query.count("timeoutSeconds")?.filter(|s| *s > 0).map(Duration::from_secs),
         render,
     };
     let stream = watch::stream(&state.store, req, state.bookmark_interval, state.cancel.clone());
