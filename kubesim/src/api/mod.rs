@@ -7,6 +7,7 @@
 //! patches and DeleteOptions; every error leaves through [`Error`]'s `IntoResponse`.
 
 pub mod discovery;
+pub mod openapi;
 pub mod params;
 pub mod patch;
 pub mod table;
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::resources::ResourceInfo;
+use crate::schema::fields::{Directive, FieldCheck};
 use crate::selectors::Selectors;
 use crate::store::{CreateOptions, ObjRef, Preconditions, Store, Subresource};
 use params::Params;
@@ -157,6 +159,9 @@ fn handle(
     body: Bytes,
 ) -> Result<Response> {
     let reg = state.store.registry();
+    if let Some(resp) = openapi::serve(&state.store, path, headers) {
+        return if method == Method::GET { resp } else { Err(Error::MethodNotAllowed(format!("{method} is not supported on {path}"))) };
+    }
     let route = route(state, path)?;
     let Route::Resource(t) = route else {
         if method != Method::GET {
@@ -199,29 +204,41 @@ fn handle(
             Ok(object_response(res, &obj, StatusCode::OK, headers, query))
         }
         (Method::POST, None) => {
-            let obj = parse_json(&body)?;
+            let check = FieldCheck::new(store, res, Directive::parse(query.get("fieldValidation"))?);
+            let mut obj = parse_json(&body)?;
+            let warnings = check.apply(&mut obj)?;
             let created = store.create(res, ns, obj, CreateOptions::default())?;
-            Ok(object_response(res, &created, StatusCode::CREATED, headers, query))
+            Ok(with_warnings(object_response(res, &created, StatusCode::CREATED, headers, query), &warnings))
         }
         (Method::PUT, Some(name)) => {
-            let obj = parse_json(&body)?;
+            let check = FieldCheck::new(store, res, Directive::parse(query.get("fieldValidation"))?);
+            let mut obj = parse_json(&body)?;
+            let warnings = check.apply(&mut obj)?;
             let updated = store.update(res, ns, name, obj, sub)?;
-            Ok(object_response(res, &updated, StatusCode::OK, headers, query))
+            Ok(with_warnings(object_response(res, &updated, StatusCode::OK, headers, query), &warnings))
         }
         (Method::PATCH, Some(name)) => {
+            let check = FieldCheck::new(store, res, Directive::parse(query.get("fieldValidation"))?);
             let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
             let kind = PatchType::from_content_type(ct)?;
             let p = patch::parse_body(kind, &body)?;
-            let result = store.modify(res, ns, name, sub, |doc| patch::apply(kind, doc, &p));
-            match result {
+            let mut warnings = Vec::new();
+            let result = store.modify(res, ns, name, sub, |doc| {
+                patch::apply(kind, doc, &p)?;
+                warnings = check.apply(doc)?;
+                Ok(())
+            });
+            let resp = match result {
                 Err(Error::NotFound(_)) if kind == PatchType::Apply && sub == Subresource::Main => {
                     let mut obj = p.clone();
                     obj["metadata"]["name"] = json!(name);
+                    warnings = check.apply(&mut obj)?;
                     let created = store.create(res, ns, obj, CreateOptions::default())?;
-                    Ok(object_response(res, &created, StatusCode::CREATED, headers, query))
+                    object_response(res, &created, StatusCode::CREATED, headers, query)
                 }
-                other => Ok(object_response(res, &other?, StatusCode::OK, headers, query)),
-            }
+                other => object_response(res, &other?, StatusCode::OK, headers, query),
+            };
+            Ok(with_warnings(resp, &warnings))
         }
         (Method::DELETE, Some(name)) => {
             let pre = preconditions(&body)?;
@@ -236,6 +253,17 @@ fn handle(
         }
         (m, _) => Err(Error::MethodNotAllowed(format!("{m} is not supported on {path}"))),
     }
+}
+
+/// Adds one `Warning: 299 - "..."` header per message, as the real server sends them.
+fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        let text = w.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(v) = header::HeaderValue::from_str(&format!("299 - \"{text}\"")) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+    resp
 }
 
 fn parse_json(body: &[u8]) -> Result<Value> {

@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 use k8s_openapi::api::{apps, batch, coordination, core, discovery, networking, policy, rbac, scheduling, storage};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_openapi::schemars::JsonSchema;
 use k8s_openapi::schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Value, json};
@@ -99,6 +100,10 @@ fn generate() -> Builtins {
     c.add::<rbac::v1::Role>("rbac.authorization.k8s.io", "v1", "Role");
     c.add::<rbac::v1::RoleBinding>("rbac.authorization.k8s.io", "v1", "RoleBinding");
     c.add::<CustomResourceDefinition>("apiextensions.k8s.io", "v1", "CustomResourceDefinition");
+    // What operations take and return besides the kinds themselves.
+    c.generator.subschema_for::<meta::Status>();
+    c.generator.subschema_for::<meta::DeleteOptions>();
+    c.generator.subschema_for::<meta::Patch>();
     let Collector { mut generator, kinds } = c;
     let mut definitions = generator.take_definitions(true);
     for k in &kinds {

@@ -20,6 +20,8 @@ use serde_json::{Map, Value};
 
 use super::{Catalog, OBJECT_META, REF_PREFIX};
 use crate::error::{Error, Result};
+use crate::resources::ResourceInfo;
+use crate::store::Store;
 
 /// Deepest level of an object that is checked.
 pub const MAX_DEPTH: usize = 64;
@@ -164,6 +166,42 @@ pub fn prune_unknown(catalog: &Catalog, root: &str, obj: &mut Value) -> Vec<Stri
     let mut w = Walker { catalog, unknown: Vec::new() };
     w.walk(schema, obj, "", 0);
     w.unknown
+}
+
+/// The field check of one write request: the schema of its kind and the client's directive.
+#[derive(Debug)]
+pub struct FieldCheck {
+    catalog: Catalog,
+    definition: Option<String>,
+    directive: Directive,
+    kind: String,
+    version: String,
+}
+
+impl FieldCheck {
+    pub fn new(store: &Store, res: &ResourceInfo, directive: Directive) -> Self {
+        let catalog = Catalog::load(store);
+        let definition = catalog.definition_of(res).map(str::to_string);
+        Self { catalog, definition, directive, kind: res.kind.clone(), version: res.api_version() }
+    }
+
+    /// Removes the unknown fields of `obj`; returns the warnings to send (`Warn`), or fails
+    /// naming them (`Strict`) as the real server does.
+    pub fn apply(&self, obj: &mut Value) -> Result<Vec<String>> {
+        let Some(def) = &self.definition else { return Ok(Vec::new()) };
+        let unknown: Vec<String> = prune_unknown(&self.catalog, def, obj).iter().map(|p| describe(p)).collect();
+        match self.directive {
+            _ if unknown.is_empty() => Ok(Vec::new()),
+            Directive::Ignore => Ok(Vec::new()),
+            Directive::Warn => Ok(unknown),
+            Directive::Strict => Err(Error::BadRequest(format!(
+                "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+                unknown.join(", "),
+                kind = self.kind,
+                version = self.version,
+            ))),
+        }
+    }
 }
 
 /// `unknown field "spec.foo"`, as the real server words each one.

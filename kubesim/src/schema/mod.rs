@@ -41,6 +41,10 @@ pub type Definitions = Map<String, Value>;
 pub const REF_PREFIX: &str = "#/components/schemas/";
 /// The definition of object metadata (every kind's `metadata`).
 pub const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+/// The definitions of what operations take and return besides the kinds.
+pub const STATUS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Status";
+pub const DELETE_OPTIONS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions";
+pub const PATCH: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Patch";
 
 /// A served kind and the name of its definition.
 #[derive(Debug, Clone)]

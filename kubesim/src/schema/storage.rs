@@ -60,8 +60,7 @@ fn volume() -> Value {
             "The volume's desired size and storage class.",
             &["size", "replicatedStorageClassName"],
             json!({
-                "size": {"description": "The volume's size, a quantity (e.g. 100Mi). It can grow, never shrink.",
-                         "x-kubernetes-int-or-string": true},
+                "size": string("The volume's size, a quantity (e.g. 100Mi). It can grow, never shrink."),
                 "replicatedStorageClassName": string("The ReplicatedStorageClass that decides replication and placement."),
             }),
         ),
