@@ -167,6 +167,12 @@ fn handle(
         if method != Method::GET {
             return Err(Error::MethodNotAllowed(format!("{method} is not supported on {path}")));
         }
+        let core = matches!(route, Route::ApiVersions);
+        if (core || matches!(route, Route::GroupList))
+            && let Some(form) = discovery::Aggregated::negotiate(headers)
+        {
+            return Ok(discovery::aggregated_response(reg, core, form));
+        }
         let doc = match route {
             Route::Version => discovery::version(),
             Route::Health => return Ok((StatusCode::OK, "ok").into_response()),
