@@ -253,11 +253,16 @@ async fn explain_shows_the_real_fields() {
         assert!(rv.contains(field), "{field} missing from:\n{rv}");
     }
     let replicas = k.run(&["explain", "deployment.spec.replicas"]).await;
-    assert!(replicas.contains("FIELD: replicas <integer>") && replicas.contains("Number of desired pods"), "{replicas}");
+    assert!(
+        replicas.contains("FIELD: replicas <integer>") && replicas.contains("Number of desired pods"),
+        "{replicas}"
+    );
     let status = k.run(&["explain", "rva.status.phase"]).await;
     assert!(status.contains("Attached"), "{status}");
 
-    let crd = k.write("crd.yaml", "\
+    let crd = k.write(
+        "crd.yaml",
+        "\
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata: {name: widgets.example.com}
@@ -278,13 +283,17 @@ spec:
             properties:
               colour: {type: string, description: The widget's colour.}
               extra: {type: object, x-kubernetes-preserve-unknown-fields: true}
-");
+",
+    );
     k.run(&["apply", "-f", &crd]).await;
     let widget = k.run(&["explain", "widget.spec"]).await;
     assert!(widget.contains("colour\t<string>") && widget.contains("The widget's colour."), "{widget}");
     let ok = k.write("w.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w, namespace: default}\nspec: {colour: red, extra: {anything: 1}}\n");
     assert!(k.run(&["apply", "-f", &ok]).await.contains("widget.example.com/w created"));
-    let bad = k.write("w2.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w2, namespace: default}\nspec: {color: red}\n");
+    let bad = k.write(
+        "w2.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w2, namespace: default}\nspec: {color: red}\n",
+    );
     let err = k.fail(&["apply", "-f", &bad]).await;
     assert!(err.contains("unknown field \"spec.color\""), "{err}");
     sim.shutdown().await;

@@ -225,7 +225,8 @@ pub fn aggregated(reg: &Registry, core: bool, form: Aggregated) -> Value {
             let versions: Vec<Value> = versions
                 .iter()
                 .map(|v| {
-                    let resources: Vec<Value> = reg.in_group_version(&group, v).iter().map(|r| discovery_resource(r)).collect();
+                    let resources: Vec<Value> =
+                        reg.in_group_version(&group, v).iter().map(|r| discovery_resource(r)).collect();
                     json!({"version": v, "resources": resources, "freshness": "Current"})
                 })
                 .collect();
@@ -267,10 +268,12 @@ mod tests {
         let doc = aggregated(&reg, true, Aggregated::V2);
         let v1 = &doc["items"][0]["versions"][0];
         let pods = v1["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "pods").unwrap();
-        let subs: Vec<&str> = pods["subresources"].as_array().unwrap().iter().map(|s| s["subresource"].as_str().unwrap()).collect();
+        let subs: Vec<&str> =
+            pods["subresources"].as_array().unwrap().iter().map(|s| s["subresource"].as_str().unwrap()).collect();
         assert_eq!(subs, ["status", "exec", "log", "proxy"]);
         let legacy = resource_list(&reg, "", "v1").unwrap();
-        let names: Vec<&str> = legacy["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> =
+            legacy["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
         for n in ["pods/log", "pods/exec", "pods/proxy", "services/proxy", "pods/status"] {
             assert!(names.contains(&n), "{n} missing from {names:?}");
         }

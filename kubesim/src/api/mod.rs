@@ -114,7 +114,8 @@ async fn dispatch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let result = Params::parse(uri.query()).and_then(|query| handle(&state, &method, uri.path(), &query, &headers, body));
+    let result =
+        Params::parse(uri.query()).and_then(|query| handle(&state, &method, uri.path(), &query, &headers, body));
     match result {
         Ok(resp) => resp,
         Err(e) => {
@@ -160,7 +161,11 @@ fn handle(
 ) -> Result<Response> {
     let reg = state.store.registry();
     if let Some(resp) = openapi::serve(&state.store, path, headers) {
-        return if method == Method::GET { resp } else { Err(Error::MethodNotAllowed(format!("{method} is not supported on {path}"))) };
+        return if method == Method::GET {
+            resp
+        } else {
+            Err(Error::MethodNotAllowed(format!("{method} is not supported on {path}")))
+        };
     }
     let route = route(state, path)?;
     let Route::Resource(t) = route else {

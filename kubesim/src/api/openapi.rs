@@ -200,7 +200,9 @@ fn param_doc(name: &str) -> &'static str {
         }
         "dryRun" => "When present, indicates that modifications should not be persisted (kubesim refuses dry runs).",
         "fieldManager" => "A name associated with the actor or entity that is making these changes.",
-        "watch" => "Watch for changes to the described resources and return them as a stream of add, update, and remove notifications.",
+        "watch" => {
+            "Watch for changes to the described resources and return them as a stream of add, update, and remove notifications."
+        }
         "limit" => "The maximum number of responses to return for a list call; a continue token fetches the rest.",
         _ => "",
     }
@@ -226,7 +228,11 @@ impl Operation {
                     p["required"] = json!(true);
                 }
                 let ty = json!(param_type(name));
-                if v2 { p["type"] = ty } else { p["schema"] = json!({"type": ty}) }
+                if v2 {
+                    p["type"] = ty
+                } else {
+                    p["schema"] = json!({"type": ty})
+                }
                 p
             })
             .collect();
@@ -265,8 +271,10 @@ impl PathItem {
         for op in &self.ops {
             let mut o = op.common(self.path_params, false);
             if let Some((def, types)) = &op.body {
-                let content: Map<String, Value> =
-                    types.iter().map(|t| (t.to_string(), json!({"schema": {"$ref": format!("{REF_PREFIX}{def}")}}))).collect();
+                let content: Map<String, Value> = types
+                    .iter()
+                    .map(|t| (t.to_string(), json!({"schema": {"$ref": format!("{REF_PREFIX}{def}")}})))
+                    .collect();
                 o["requestBody"] = json!({"content": content, "required": true});
             }
             let schema = op.response_schema(REF_PREFIX);
@@ -311,60 +319,165 @@ fn path_items(res: &ResourceInfo, definition: &str) -> Vec<(String, PathItem)> {
     let base = format!("/{}", gv_path(&res.group, &res.version));
     let (scope, collection, ns_params, item_params): (&str, String, &'static [&'static str], &'static [&'static str]) =
         if res.namespaced {
-            ("Namespaced", format!("{base}/namespaces/{{namespace}}/{}", res.plural), &["namespace"], &["name", "namespace"])
+            (
+                "Namespaced",
+                format!("{base}/namespaces/{{namespace}}/{}", res.plural),
+                &["namespace"],
+                &["name", "namespace"],
+            )
         } else {
             ("", format!("{base}/{}", res.plural), &[], &["name"])
         };
     let id = |verb: &str, suffix: &str| format!("{verb}{}{scope}{}{suffix}", id_part(res), res.kind);
-    let op = |method, action, id: String, description: String, query, body: Option<&'static [&'static str]>, response| {
-        Operation {
-            method,
-            action,
-            id,
-            description,
-            query,
-            body: body.map(|types| (definition.to_string(), types)),
-            response,
-            gvk: gvk.clone(),
-        }
-    };
+    let op =
+        |method, action, id: String, description: String, query, body: Option<&'static [&'static str]>, response| {
+            Operation {
+                method,
+                action,
+                id,
+                description,
+                query,
+                body: body.map(|types| (definition.to_string(), types)),
+                response,
+                gvk: gvk.clone(),
+            }
+        };
     let own = Some(definition.to_string());
     let kind = &res.kind;
     let mut items = vec![
-        (collection.clone(), PathItem {
-            path_params: ns_params,
-            ops: vec![
-                op("get", "list", id("list", ""), format!("list or watch objects of kind {kind}"), LIST_PARAMS, None, None),
-                op("post", "post", id("create", ""), format!("create a {kind}"), WRITE_PARAMS, Some(JSON), own.clone()),
-                op("delete", "deletecollection", id("deleteCollection", ""), format!("delete collection of {kind}"), LIST_PARAMS, None, Some(STATUS.into())),
-            ],
-        }),
-        (format!("{collection}/{{name}}"), PathItem {
-            path_params: item_params,
-            ops: vec![
-                op("get", "get", id("read", ""), format!("read the specified {kind}"), &["pretty"], None, own.clone()),
-                op("put", "put", id("replace", ""), format!("replace the specified {kind}"), WRITE_PARAMS, Some(JSON), own.clone()),
-                op("patch", "patch", id("patch", ""), format!("partially update the specified {kind}"), PATCH_PARAMS, Some(PATCH_TYPES), own.clone()),
-                op("delete", "delete", id("delete", ""), format!("delete a {kind}"), &["dryRun", "pretty"], None, Some(STATUS.into())),
-            ],
-        }),
+        (
+            collection.clone(),
+            PathItem {
+                path_params: ns_params,
+                ops: vec![
+                    op(
+                        "get",
+                        "list",
+                        id("list", ""),
+                        format!("list or watch objects of kind {kind}"),
+                        LIST_PARAMS,
+                        None,
+                        None,
+                    ),
+                    op(
+                        "post",
+                        "post",
+                        id("create", ""),
+                        format!("create a {kind}"),
+                        WRITE_PARAMS,
+                        Some(JSON),
+                        own.clone(),
+                    ),
+                    op(
+                        "delete",
+                        "deletecollection",
+                        id("deleteCollection", ""),
+                        format!("delete collection of {kind}"),
+                        LIST_PARAMS,
+                        None,
+                        Some(STATUS.into()),
+                    ),
+                ],
+            },
+        ),
+        (
+            format!("{collection}/{{name}}"),
+            PathItem {
+                path_params: item_params,
+                ops: vec![
+                    op(
+                        "get",
+                        "get",
+                        id("read", ""),
+                        format!("read the specified {kind}"),
+                        &["pretty"],
+                        None,
+                        own.clone(),
+                    ),
+                    op(
+                        "put",
+                        "put",
+                        id("replace", ""),
+                        format!("replace the specified {kind}"),
+                        WRITE_PARAMS,
+                        Some(JSON),
+                        own.clone(),
+                    ),
+                    op(
+                        "patch",
+                        "patch",
+                        id("patch", ""),
+                        format!("partially update the specified {kind}"),
+                        PATCH_PARAMS,
+                        Some(PATCH_TYPES),
+                        own.clone(),
+                    ),
+                    op(
+                        "delete",
+                        "delete",
+                        id("delete", ""),
+                        format!("delete a {kind}"),
+                        &["dryRun", "pretty"],
+                        None,
+                        Some(STATUS.into()),
+                    ),
+                ],
+            },
+        ),
     ];
     if res.has_status {
-        items.push((format!("{collection}/{{name}}/status"), PathItem {
-            path_params: item_params,
-            ops: vec![
-                op("get", "get", id("read", "Status"), format!("read status of the specified {kind}"), &["pretty"], None, own.clone()),
-                op("put", "put", id("replace", "Status"), format!("replace status of the specified {kind}"), WRITE_PARAMS, Some(JSON), own.clone()),
-                op("patch", "patch", id("patch", "Status"), format!("partially update status of the specified {kind}"), PATCH_PARAMS, Some(PATCH_TYPES), own),
-            ],
-        }));
+        items.push((
+            format!("{collection}/{{name}}/status"),
+            PathItem {
+                path_params: item_params,
+                ops: vec![
+                    op(
+                        "get",
+                        "get",
+                        id("read", "Status"),
+                        format!("read status of the specified {kind}"),
+                        &["pretty"],
+                        None,
+                        own.clone(),
+                    ),
+                    op(
+                        "put",
+                        "put",
+                        id("replace", "Status"),
+                        format!("replace status of the specified {kind}"),
+                        WRITE_PARAMS,
+                        Some(JSON),
+                        own.clone(),
+                    ),
+                    op(
+                        "patch",
+                        "patch",
+                        id("patch", "Status"),
+                        format!("partially update status of the specified {kind}"),
+                        PATCH_PARAMS,
+                        Some(PATCH_TYPES),
+                        own,
+                    ),
+                ],
+            },
+        ));
     }
     if res.namespaced {
-        items.push((format!("{base}/{}", res.plural), PathItem {
-            path_params: &[],
-            ops: vec![op("get", "list", format!("list{}{}ForAllNamespaces", id_part(res), res.kind),
-                         format!("list or watch objects of kind {kind} in every namespace"), LIST_PARAMS, None, None)],
-        }));
+        items.push((
+            format!("{base}/{}", res.plural),
+            PathItem {
+                path_params: &[],
+                ops: vec![op(
+                    "get",
+                    "list",
+                    format!("list{}{}ForAllNamespaces", id_part(res), res.kind),
+                    format!("list or watch objects of kind {kind} in every namespace"),
+                    LIST_PARAMS,
+                    None,
+                    None,
+                )],
+            },
+        ));
     }
     items
 }
@@ -385,11 +498,20 @@ mod tests {
         let c = catalog();
         let doc = v3_document(&c, "apps", "v1").unwrap();
         let schemas = doc["components"]["schemas"].as_object().unwrap();
-        assert_eq!(schemas["io.k8s.api.apps.v1.Deployment"]["x-kubernetes-group-version-kind"][0]["kind"], "Deployment");
+        assert_eq!(
+            schemas["io.k8s.api.apps.v1.Deployment"]["x-kubernetes-group-version-kind"][0]["kind"],
+            "Deployment"
+        );
         assert!(schemas.contains_key("io.k8s.api.core.v1.PodSpec"), "reachable definitions are included");
         let patch = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
         assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "Deployment");
-        assert!(patch["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation" && p["in"] == "query"));
+        assert!(
+            patch["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "fieldValidation" && p["in"] == "query")
+        );
         assert_eq!(patch["operationId"], "patchAppsV1NamespacedDeployment");
         assert!(v3_document(&c, "nothing.example", "v1").is_none());
     }

@@ -128,7 +128,10 @@ mod tests {
         assert_eq!(name, "io.k8s.api.apps.v1.Deployment");
         let d = &b.definitions[name];
         assert_eq!(d["x-kubernetes-group-version-kind"][0]["kind"], "Deployment");
-        assert_eq!(d["properties"]["spec"]["allOf"][0]["$ref"], "#/components/schemas/io.k8s.api.apps.v1.DeploymentSpec");
+        assert_eq!(
+            d["properties"]["spec"]["allOf"][0]["$ref"],
+            "#/components/schemas/io.k8s.api.apps.v1.DeploymentSpec"
+        );
         let spec = &b.definitions["io.k8s.api.apps.v1.DeploymentSpec"];
         assert_eq!(spec["properties"]["replicas"]["type"], "integer");
         assert!(spec["properties"]["replicas"]["description"].as_str().unwrap().contains("desired pods"));

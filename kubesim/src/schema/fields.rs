@@ -66,7 +66,9 @@ impl<'a> Level<'a> {
                 break;
             }
             parts.push(s);
-            if let Some(target) = s["$ref"].as_str().and_then(|r| r.strip_prefix(REF_PREFIX)).and_then(|n| catalog.get(n)) {
+            if let Some(target) =
+                s["$ref"].as_str().and_then(|r| r.strip_prefix(REF_PREFIX)).and_then(|n| catalog.get(n))
+            {
                 todo.push(target);
             }
             if let Some(all) = s["allOf"].as_array() {
@@ -247,7 +249,8 @@ mod tests {
                             "status": {"conditions": [{"type": "Quorum", "status": "True", "x": 1}]}});
         let unknown = prune_unknown(&c, "io.deckhouse.storage.v1alpha1.ReplicatedVolume", &mut rv);
         assert_eq!(unknown, ["spec.sise", "status.conditions[0].x"]);
-        let mut cm = json!({"metadata": {"name": "c", "managedFields": [{"fieldsV1": {"f:data": {}}}]}, "data": {"k": "v"}});
+        let mut cm =
+            json!({"metadata": {"name": "c", "managedFields": [{"fieldsV1": {"f:data": {}}}]}, "data": {"k": "v"}});
         assert!(prune_unknown(&c, "io.k8s.api.core.v1.ConfigMap", &mut cm).is_empty(), "opaque fieldsV1 is kept");
     }
 

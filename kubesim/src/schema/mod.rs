@@ -65,7 +65,11 @@ pub struct Catalog {
 /// (the reversed-domain naming the real server uses for custom resources).
 pub fn definition_name(group: &str, version: &str, kind: &str) -> String {
     let reversed: Vec<&str> = group.split('.').filter(|s| !s.is_empty()).rev().collect();
-    if reversed.is_empty() { format!("core.{version}.{kind}") } else { format!("{}.{version}.{kind}", reversed.join(".")) }
+    if reversed.is_empty() {
+        format!("core.{version}.{kind}")
+    } else {
+        format!("{}.{version}.{kind}", reversed.join("."))
+    }
 }
 
 impl Catalog {
@@ -91,7 +95,8 @@ impl Catalog {
                     Some(name) => name.to_string(),
                     None => {
                         let name = definition_name(&res.group, &res.version, &res.kind);
-                        let schema = match storage::open_api_v3_schema(&res.kind).filter(|_| res.group == STORAGE_GROUP) {
+                        let schema = match storage::open_api_v3_schema(&res.kind).filter(|_| res.group == STORAGE_GROUP)
+                        {
                             Some(s) => s,
                             None => json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
                         };
