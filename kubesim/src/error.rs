@@ -68,6 +68,9 @@ pub enum Error {
     MethodNotAllowed(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// None of the media types the client accepts can be produced (HTTP 406).
+    #[error("{0}")]
+    NotAcceptable(String),
     /// A patch that parses but cannot be applied (a failed JSON-patch `test`, a missing path).
     #[error("the patch could not be applied: {0}")]
     PatchFailed(String),
@@ -100,6 +103,7 @@ impl Error {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Error::Gone { .. } => StatusCode::GONE,
             Error::NamespaceTerminating(_) => StatusCode::FORBIDDEN,
             Error::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -117,6 +121,7 @@ impl Error {
             Error::BadRequest(_) => "BadRequest",
             Error::MethodNotAllowed(_) => "MethodNotAllowed",
             Error::UnsupportedMediaType(_) => "UnsupportedMediaType",
+            Error::NotAcceptable(_) => "NotAcceptable",
             Error::Gone { .. } => "Expired",
             Error::NamespaceTerminating(_) => "Forbidden",
             Error::ServiceUnavailable(_) => "ServiceUnavailable",

@@ -16,7 +16,7 @@
 //! ```
 //!
 //! Modules: [`apps`] (what runs in containers), [`store`] (objects, versions, history, fan-out), [`api`] (HTTP), [`resources`] (the
-//! kinds served), [`selectors`], [`validation`], [`quantity`], [`sim`] (the simulated cluster),
+//! kinds served), [`schema`] (their OpenAPI schemas and field validation), [`selectors`], [`validation`], [`quantity`], [`sim`] (the simulated cluster),
 //! [`error`] (the one error type).
 
 pub mod api;
@@ -24,6 +24,7 @@ pub mod apps;
 pub mod error;
 pub mod quantity;
 pub mod resources;
+pub mod schema;
 pub mod selectors;
 pub mod sim;
 pub mod store;

@@ -1,5 +1,6 @@
-//! The real `kubectl` (1.32, `/usr/bin/kubectl`, or `$KUBECTL`) against kubesim: get, apply,
-//! delete, `-o yaml`, and `get -w` printing changes as they happen.
+//! The real `kubectl` (1.32, `/usr/bin/kubectl`, or `$KUBECTL`) against kubesim: get, apply
+//! (with kubectl's default strict field validation), delete, `-o yaml`, `get -w` printing changes
+//! as they happen, and `explain` reading the published OpenAPI schemas.
 
 mod common;
 
@@ -49,6 +50,23 @@ impl Kubectl {
         stdout
     }
 
+    /// Runs a command that must fail; returns its standard error.
+    async fn fail(&self, args: &[&str]) -> String {
+        let out = self.command(args).output().await.expect("kubectl runs");
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success(), "kubectl {args:?} succeeded: {}", String::from_utf8_lossy(&out.stdout));
+        stderr
+    }
+
+    /// Runs a command that must succeed; returns standard output and standard error.
+    async fn run_both(&self, args: &[&str]) -> (String, String) {
+        let out = self.command(args).output().await.expect("kubectl runs");
+        let (stdout, stderr) =
+            (String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string());
+        assert!(out.status.success(), "kubectl {args:?} failed: {stdout}{stderr}");
+        (stdout, stderr)
+    }
+
     fn write(&self, name: &str, content: &str) -> String {
         let path = self.dir.path().join(name);
         std::fs::write(&path, content).expect("write manifest");
@@ -89,7 +107,7 @@ async fn kubectl_works_unchanged() {
     let mut watch = k.command(&["get", "rv", "-w"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
     let file = k.write("rv.yaml", MANIFEST);
-    let applied = k.run(&["apply", "--validate=false", "-f", &file]).await;
+    let applied = k.run(&["apply", "-f", &file]).await;
     assert!(applied.contains("replicatedvolume.storage.deckhouse.io/mgt-3f2a9c created"), "{applied}");
 
     let mut printed = Vec::new();
@@ -126,17 +144,17 @@ async fn kubectl_works_unchanged() {
     .await;
     assert!(yaml.contains("kind: ReplicatedVolumeAttachment") && yaml.contains("type: Ready"), "{yaml}");
 
-    let again = k.run(&["apply", "--validate=false", "-f", &file]).await;
+    let again = k.run(&["apply", "-f", &file]).await;
     assert!(again.contains("unchanged"), "{again}");
 
     // Ordinary manifests too: a namespace and a config map, applied and then changed.
     let cm = "apiVersion: v1\nkind: Namespace\nmetadata: {name: demo}\n---\n\
               apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg, namespace: demo}\ndata: {a: \"1\"}\n";
     let cm_file = k.write("cm.yaml", cm);
-    let out = k.run(&["apply", "--validate=false", "-f", &cm_file]).await;
+    let out = k.run(&["apply", "-f", &cm_file]).await;
     assert!(out.contains("configmap/cfg created"), "{out}");
     k.write("cm.yaml", &cm.replace("a: \"1\"", "a: \"2\", b: \"3\""));
-    let out = k.run(&["apply", "--validate=false", "-f", &cm_file]).await;
+    let out = k.run(&["apply", "-f", &cm_file]).await;
     assert!(out.contains("configmap/cfg configured"), "{out}");
     let data = k.run(&["get", "cm", "cfg", "-n", "demo", "-o", "jsonpath={.data}"]).await;
     assert_eq!(data, r#"{"a":"2","b":"3"}"#);
@@ -160,7 +178,7 @@ async fn the_deploy_manifests_apply_cleanly() {
     let sim = KubeSim::start(Config::for_tests()).await.expect("kubesim starts");
     let k = Kubectl::new(&sim);
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/kubernetes");
-    let out = k.run(&["apply", "--validate=false", "-f", dir]).await;
+    let out = k.run(&["apply", "-f", dir]).await;
     for object in [
         "namespace/chaos-system",
         "statefulset.apps/chaos-etcd",
@@ -176,7 +194,7 @@ async fn the_deploy_manifests_apply_cleanly() {
         k.run(&["get", "deployment", "chaos-worker", "-n", "chaos-system", "-o", "jsonpath={.spec.replicas}"]).await;
     assert_eq!(workers.trim(), "3");
     // Applying again changes nothing.
-    let again = k.run(&["apply", "--validate=false", "-f", dir]).await;
+    let again = k.run(&["apply", "-f", dir]).await;
     assert!(!again.contains("created"), "{again}");
 }
 
@@ -190,7 +208,7 @@ async fn kubectl_exec_signals_processes_and_logs_tell_it() {
         "pod.yaml",
         "apiVersion: v1\nkind: Pod\nmetadata: {name: smoke-0}\nspec:\n  containers: [{name: app, image: kubesim/smoke-mini}]\n",
     );
-    k.run(&["apply", "--validate=false", "-f", &manifest]).await;
+    k.run(&["apply", "-f", &manifest]).await;
     k.run(&["wait", "--for=jsonpath={.status.phase}=Running", "pod/smoke-0", "--timeout=20s"]).await;
 
     let out = k.command(&["exec", "smoke-0", "--", "kill", "-STOP", "1"]).output().await.expect("kubectl runs");
@@ -211,4 +229,105 @@ async fn kubectl_exec_signals_processes_and_logs_tell_it() {
 
     let log = k.run(&["logs", "smoke-0"]).await;
     assert!(log.contains("started /smoke-mini") && log.contains("SIGSTOP delivered to PID 1"), "{log}");
+}
+
+const DEPLOYMENT: &str = "\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: kubesim/http-echo}]}
+";
+
+/// `kubectl apply` validates fields by default (`--validate=strict`): kubesim publishes OpenAPI
+/// with the `fieldValidation` parameter, so kubectl leaves the check to the server, which refuses
+/// an unknown field by name; `--validate=warn` stores the object and prints the warning.
+#[tokio::test]
+async fn apply_validates_fields_on_the_server() {
+    let sim = KubeSim::start(Config::for_tests()).await.expect("kubesim starts");
+    let k = Kubectl::new(&sim);
+    let file = k.write("all.yaml", &format!("{MANIFEST}---\n{DEPLOYMENT}"));
+    let out = k.run(&["apply", "-f", &file]).await;
+    for object in ["replicatedvolume.storage.deckhouse.io/mgt-3f2a9c", "deployment.apps/web"] {
+        assert!(out.contains(&format!("{object} created")), "{object} missing from:\n{out}");
+    }
+
+    let bad = k.write("bad.yaml", &DEPLOYMENT.replace("  replicas: 2\n", "  replicas: 3\n  replicaz: 3\n"));
+    let err = k.fail(&["apply", "-f", &bad]).await;
+    assert!(err.contains("strict decoding error: unknown field \"spec.replicaz\""), "{err}");
+    let replicas = k.run(&["get", "deploy", "web", "-n", "default", "-o", "jsonpath={.spec.replicas}"]).await;
+    assert_eq!(replicas, "2", "the refused change was not stored");
+
+    let bad_rv = k.write("bad-rv.yaml", &MANIFEST.replace("spec: {size: 100Mi,", "spec: {sise: 1Gi, size: 100Mi,"));
+    let err = k.fail(&["apply", "-f", &bad_rv]).await;
+    assert!(err.contains("unknown field \"spec.sise\""), "{err}");
+
+    let (out, warnings) = k.run_both(&["apply", "--validate=warn", "-f", &bad]).await;
+    assert!(out.contains("deployment.apps/web configured"), "{out}");
+    assert!(warnings.contains("unknown field \"spec.replicaz\""), "{warnings}");
+    let spec = k.run(&["get", "deploy", "web", "-n", "default", "-o", "jsonpath={.spec}"]).await;
+    assert!(spec.contains("\"replicas\":3") && !spec.contains("replicaz"), "the unknown field was dropped: {spec}");
+    sim.shutdown().await;
+}
+
+/// `kubectl explain` reads the published schemas: the storage kinds' fields as their CRDs
+/// declare them, the built-in kinds' upstream descriptions, and a CRD created at run time.
+#[tokio::test]
+async fn explain_shows_the_real_fields() {
+    let sim = KubeSim::start(Config::for_tests()).await.expect("kubesim starts");
+    let k = Kubectl::new(&sim);
+    let rv = k.run(&["explain", "rv.spec"]).await;
+    assert!(rv.contains("KIND:       ReplicatedVolume"), "{rv}");
+    for field in ["replicatedStorageClassName\t<string> -required-", "size\t<string> -required-"] {
+        assert!(rv.contains(field), "{field} missing from:\n{rv}");
+    }
+    let replicas = k.run(&["explain", "deployment.spec.replicas"]).await;
+    assert!(
+        replicas.contains("FIELD: replicas <integer>") && replicas.contains("Number of desired pods"),
+        "{replicas}"
+    );
+    let status = k.run(&["explain", "rva.status.phase"]).await;
+    assert!(status.contains("Attached"), "{status}");
+
+    let crd = k.write(
+        "crd.yaml",
+        "\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              colour: {type: string, description: The widget's colour.}
+              extra: {type: object, x-kubernetes-preserve-unknown-fields: true}
+",
+    );
+    k.run(&["apply", "-f", &crd]).await;
+    let widget = k.run(&["explain", "widget.spec"]).await;
+    assert!(widget.contains("colour\t<string>") && widget.contains("The widget's colour."), "{widget}");
+    let ok = k.write("w.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w, namespace: default}\nspec: {colour: red, extra: {anything: 1}}\n");
+    assert!(k.run(&["apply", "-f", &ok]).await.contains("widget.example.com/w created"));
+    let bad = k.write(
+        "w2.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w2, namespace: default}\nspec: {color: red}\n",
+    );
+    let err = k.fail(&["apply", "-f", &bad]).await;
+    assert!(err.contains("unknown field \"spec.color\""), "{err}");
+    sim.shutdown().await;
 }

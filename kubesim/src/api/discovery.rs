@@ -1,13 +1,16 @@
-//! Legacy discovery documents: `/version`, `/api`, `/apis`, `/apis/<group>`, and the
-//! `APIResourceList` of each group/version (verbs, scope, short names, `status` subresources).
+//! Discovery documents: `/version`, the legacy `/api`, `/apis`, `/apis/<group>` and the
+//! `APIResourceList` of each group/version, and aggregated discovery
+//! (`apidiscovery.k8s.io/v2` and `v2beta1` `APIGroupDiscoveryList` on `/api` and `/apis`, which
+//! kubectl and client-go ask for first and which saves them one request per group/version).
 //!
-//! Aggregated discovery (`apidiscovery.k8s.io/v2`) is not served; clients that ask for it (kubectl
-//! 1.26+) see a plain `application/json` answer and fall back to these documents, as they do with
-//! older servers.
+//! Both forms list the same resources with their verbs, scope, short names and subresources: each
+//! kind's `status`, and the subresources of [`SUBRESOURCES`] whose kind is served.
 
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::resources::Registry;
+use crate::resources::{Registry, ResourceInfo};
 
 /// The Kubernetes version kubesim claims to be.
 pub const MAJOR: &str = "1";
@@ -57,6 +60,65 @@ pub fn api_group(reg: &Registry, group: &str) -> Option<Value> {
 
 const VERBS: [&str; 8] = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 
+/// A subresource other than `status`: which resource has it, its verbs and the kind it answers.
+pub struct Subresource {
+    pub group: &'static str,
+    pub plural: &'static str,
+    pub name: &'static str,
+    pub kind: &'static str,
+    pub verbs: &'static [&'static str],
+}
+
+/// The subresources the API serves besides `status` (the exec, log and proxy routes).
+pub const SUBRESOURCES: &[Subresource] = &[
+    Subresource { group: "", plural: "pods", name: "exec", kind: "PodExecOptions", verbs: &["create", "get"] },
+    Subresource { group: "", plural: "pods", name: "log", kind: "Pod", verbs: &["get"] },
+    Subresource {
+        group: "",
+        plural: "pods",
+        name: "proxy",
+        kind: "PodProxyOptions",
+        verbs: &["create", "delete", "get", "patch", "update"],
+    },
+    Subresource {
+        group: "",
+        plural: "services",
+        name: "proxy",
+        kind: "ServiceProxyOptions",
+        verbs: &["create", "delete", "get", "patch", "update"],
+    },
+];
+
+const STATUS_VERBS: [&str; 3] = ["get", "patch", "update"];
+
+/// `(name, kind, verbs)` of every subresource of `r`.
+fn subresources_of(r: &ResourceInfo) -> Vec<(&'static str, String, Vec<&'static str>)> {
+    let mut out = Vec::new();
+    if r.has_status {
+        out.push(("status", r.kind.clone(), STATUS_VERBS.to_vec()));
+    }
+    for s in SUBRESOURCES.iter().filter(|s| s.group == r.group && s.plural == r.plural) {
+        out.push((s.name, s.kind.to_string(), s.verbs.to_vec()));
+    }
+    out
+}
+
+fn categories(r: &ResourceInfo) -> Option<Value> {
+    let all = matches!(
+        (r.group.as_str(), r.plural.as_str()),
+        ("", "pods" | "services")
+            | ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets")
+            | ("batch", "jobs" | "cronjobs")
+    );
+    if r.group == crate::resources::STORAGE_GROUP {
+        Some(json!(["all", "storage"]))
+    } else if all {
+        Some(json!(["all"]))
+    } else {
+        None
+    }
+}
+
 pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value> {
     let resources = reg.in_group_version(group, version);
     if resources.is_empty() {
@@ -74,20 +136,148 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
         if !r.short_names.is_empty() {
             doc["shortNames"] = json!(r.short_names);
         }
-        if r.group == crate::resources::STORAGE_GROUP {
-            doc["categories"] = json!(["all", "storage"]);
+        if let Some(c) = categories(r) {
+            doc["categories"] = c;
         }
         out.push(doc);
-        if r.has_status {
+        for (name, kind, verbs) in subresources_of(r) {
             out.push(json!({
-                "name": format!("{}/status", r.plural),
+                "name": format!("{}/{name}", r.plural),
                 "singularName": "",
                 "namespaced": r.namespaced,
-                "kind": r.kind,
-                "verbs": ["get", "patch", "update"],
+                "kind": kind,
+                "verbs": verbs,
             }));
         }
     }
     let group_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
     Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": out}))
+}
+
+/// The aggregated discovery versions a client can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregated {
+    V2,
+    V2Beta1,
+}
+
+impl Aggregated {
+    /// The first aggregated form the `Accept` header lists, if any (clients list them in order of
+    /// preference, followed by plain JSON for servers without aggregated discovery).
+    pub fn negotiate(headers: &HeaderMap) -> Option<Self> {
+        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())?;
+        accept.split(',').find_map(|part| {
+            let params: Vec<&str> = part.split(';').map(str::trim).collect();
+            let has = |p: &str| params.contains(&p);
+            if !(has("g=apidiscovery.k8s.io") && has("as=APIGroupDiscoveryList")) {
+                return None;
+            }
+            if has("v=v2") {
+                Some(Aggregated::V2)
+            } else if has("v=v2beta1") {
+                Some(Aggregated::V2Beta1)
+            } else {
+                None
+            }
+        })
+    }
+
+    fn version(self) -> &'static str {
+        match self {
+            Aggregated::V2 => "v2",
+            Aggregated::V2Beta1 => "v2beta1",
+        }
+    }
+}
+
+fn discovery_resource(r: &ResourceInfo) -> Value {
+    let response_kind = |kind: &str| json!({"group": r.group, "version": r.version, "kind": kind});
+    let mut doc = json!({
+        "resource": r.plural,
+        "responseKind": response_kind(&r.kind),
+        "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": r.singular,
+        "verbs": VERBS,
+    });
+    if !r.short_names.is_empty() {
+        doc["shortNames"] = json!(r.short_names);
+    }
+    if let Some(c) = categories(r) {
+        doc["categories"] = c;
+    }
+    let subs: Vec<Value> = subresources_of(r)
+        .into_iter()
+        .map(|(name, kind, verbs)| json!({"subresource": name, "responseKind": response_kind(&kind), "verbs": verbs}))
+        .collect();
+    if !subs.is_empty() {
+        doc["subresources"] = json!(subs);
+    }
+    doc
+}
+
+/// The `APIGroupDiscoveryList` of the core group (`/api`) or of every named group (`/apis`).
+pub fn aggregated(reg: &Registry, core: bool, form: Aggregated) -> Value {
+    let items: Vec<Value> = reg
+        .groups()
+        .into_iter()
+        .filter(|(g, _)| g.is_empty() == core)
+        .map(|(group, versions)| {
+            let versions: Vec<Value> = versions
+                .iter()
+                .map(|v| {
+                    let resources: Vec<Value> =
+                        reg.in_group_version(&group, v).iter().map(|r| discovery_resource(r)).collect();
+                    json!({"version": v, "resources": resources, "freshness": "Current"})
+                })
+                .collect();
+            json!({"metadata": {"name": group}, "versions": versions})
+        })
+        .collect();
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": format!("apidiscovery.k8s.io/{}", form.version()),
+        "metadata": {},
+        "items": items,
+    })
+}
+
+/// The aggregated document with the content type that tells clients what it is.
+pub fn aggregated_response(reg: &Registry, core: bool, form: Aggregated) -> Response {
+    let content_type = format!("application/json;g=apidiscovery.k8s.io;v={};as=APIGroupDiscoveryList", form.version());
+    let body = serde_json::to_vec(&aggregated(reg, core, form)).unwrap_or_default();
+    (StatusCode::OK, [(header::CONTENT_TYPE, content_type), (header::VARY, "Accept".to_string())], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aggregated_discovery_is_negotiated_by_accept() {
+        let mut h = HeaderMap::new();
+        assert_eq!(Aggregated::negotiate(&h), None);
+        h.insert(header::ACCEPT, "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json".parse().unwrap());
+        assert_eq!(Aggregated::negotiate(&h), Some(Aggregated::V2Beta1));
+        h.insert(header::ACCEPT, "application/json".parse().unwrap());
+        assert_eq!(Aggregated::negotiate(&h), None);
+    }
+
+    #[test]
+    fn pods_list_their_subresources_in_both_forms() {
+        let reg = Registry::with_builtins();
+        let doc = aggregated(&reg, true, Aggregated::V2);
+        let v1 = &doc["items"][0]["versions"][0];
+        let pods = v1["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "pods").unwrap();
+        let subs: Vec<&str> =
+            pods["subresources"].as_array().unwrap().iter().map(|s| s["subresource"].as_str().unwrap()).collect();
+        assert_eq!(subs, ["status", "exec", "log", "proxy"]);
+        let legacy = resource_list(&reg, "", "v1").unwrap();
+        let names: Vec<&str> =
+            legacy["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+        for n in ["pods/log", "pods/exec", "pods/proxy", "services/proxy", "pods/status"] {
+            assert!(names.contains(&n), "{n} missing from {names:?}");
+        }
+        let apps = aggregated(&reg, false, Aggregated::V2);
+        assert!(apps["items"].as_array().unwrap().iter().any(|g| g["metadata"]["name"] == "storage.deckhouse.io"));
+    }
 }

@@ -9,18 +9,19 @@
 pub mod discovery;
 pub mod exec;
 pub mod logs;
+pub mod openapi;
+pub mod params;
 pub mod patch;
 pub mod proxy;
 pub mod table;
 pub mod watch;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -29,8 +30,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::resources::ResourceInfo;
+use crate::schema::fields::{Directive, FieldCheck};
 use crate::selectors::Selectors;
 use crate::store::{CreateOptions, ObjRef, Preconditions, Store, Subresource};
+use params::Params;
 use patch::PatchType;
 use table::IncludeObject;
 
@@ -127,8 +130,9 @@ async fn dispatch(
         }
         return proxy::serve(state, target, method, uri.query().unwrap_or_default().to_string(), body).await;
     }
-    let query: HashMap<String, String> = Query::try_from_uri(&uri).map(|q| q.0).unwrap_or_default();
-    match handle(&state, &method, uri.path(), &query, &headers, body) {
+    let result =
+        Params::parse(uri.query()).and_then(|query| handle(&state, &method, uri.path(), &query, &headers, body));
+    match result {
         Ok(resp) => resp,
         Err(e) => {
             tracing::debug!(%method, path = uri.path(), error = %e, "request failed");
@@ -176,15 +180,28 @@ fn handle(
     state: &AppState,
     method: &Method,
     path: &str,
-    query: &HashMap<String, String>,
+    query: &Params,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
     let reg = state.store.registry();
+    if let Some(resp) = openapi::serve(&state.store, path, headers) {
+        return if method == Method::GET {
+            resp
+        } else {
+            Err(Error::MethodNotAllowed(format!("{method} is not supported on {path}")))
+        };
+    }
     let route = route(state, path)?;
     let Route::Resource(t) = route else {
         if method != Method::GET {
             return Err(Error::MethodNotAllowed(format!("{method} is not supported on {path}")));
+        }
+        let core = matches!(route, Route::ApiVersions);
+        if (core || matches!(route, Route::GroupList))
+            && let Some(form) = discovery::Aggregated::negotiate(headers)
+        {
+            return Ok(discovery::aggregated_response(reg, core, form));
         }
         let doc = match route {
             Route::Version => discovery::version(),
@@ -203,7 +220,7 @@ fn handle(
         Some(_) => return Err(Error::NoSuchResource),
     };
     // Silently writing on a dry run would be worse than refusing it.
-    if query.get("dryRun").is_some_and(|v| !v.is_empty()) && method != Method::GET {
+    if query.non_empty("dryRun").is_some() && method != Method::GET {
         return Err(Error::BadRequest("dryRun is not supported by kubesim".into()));
     }
     let ns = t.namespace.as_deref();
@@ -211,12 +228,8 @@ fn handle(
     let store = &state.store;
     match (method.clone(), t.name.as_deref()) {
         (Method::GET, None) => {
-            let selectors = Selectors::parse(
-                query.get("labelSelector").map(String::as_str),
-                query.get("fieldSelector").map(String::as_str),
-            )?;
-            let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
-            if watching {
+            let selectors = Selectors::parse(query.get("labelSelector"), query.get("fieldSelector"))?;
+            if query.flag("watch") {
                 return watch_response(state, t.res.clone(), t.namespace.clone(), selectors, query, headers);
             }
             let (items, rv) = store.list(res, ns, &selectors);
@@ -227,29 +240,41 @@ fn handle(
             Ok(object_response(res, &obj, StatusCode::OK, headers, query))
         }
         (Method::POST, None) => {
-            let obj = parse_json(&body)?;
+            let check = FieldCheck::new(store, res, Directive::parse(query.get("fieldValidation"))?);
+            let mut obj = parse_json(&body)?;
+            let warnings = check.apply(&mut obj)?;
             let created = store.create(res, ns, obj, CreateOptions::default())?;
-            Ok(object_response(res, &created, StatusCode::CREATED, headers, query))
+            Ok(with_warnings(object_response(res, &created, StatusCode::CREATED, headers, query), &warnings))
         }
         (Method::PUT, Some(name)) => {
-            let obj = parse_json(&body)?;
+            let check = FieldCheck::new(store, res, Directive::parse(query.get("fieldValidation"))?);
+            let mut obj = parse_json(&body)?;
+            let warnings = check.apply(&mut obj)?;
             let updated = store.update(res, ns, name, obj, sub)?;
-            Ok(object_response(res, &updated, StatusCode::OK, headers, query))
+            Ok(with_warnings(object_response(res, &updated, StatusCode::OK, headers, query), &warnings))
         }
         (Method::PATCH, Some(name)) => {
+            let check = FieldCheck::new(store, res, Directive::parse(query.get("fieldValidation"))?);
             let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
             let kind = PatchType::from_content_type(ct)?;
             let p = patch::parse_body(kind, &body)?;
-            let result = store.modify(res, ns, name, sub, |doc| patch::apply(kind, doc, &p));
-            match result {
+            let mut warnings = Vec::new();
+            let result = store.modify(res, ns, name, sub, |doc| {
+                patch::apply(kind, doc, &p)?;
+                warnings = check.apply(doc)?;
+                Ok(())
+            });
+            let resp = match result {
                 Err(Error::NotFound(_)) if kind == PatchType::Apply && sub == Subresource::Main => {
                     let mut obj = p.clone();
                     obj["metadata"]["name"] = json!(name);
+                    warnings = check.apply(&mut obj)?;
                     let created = store.create(res, ns, obj, CreateOptions::default())?;
-                    Ok(object_response(res, &created, StatusCode::CREATED, headers, query))
+                    object_response(res, &created, StatusCode::CREATED, headers, query)
                 }
-                other => Ok(object_response(res, &other?, StatusCode::OK, headers, query)),
-            }
+                other => object_response(res, &other?, StatusCode::OK, headers, query),
+            };
+            Ok(with_warnings(resp, &warnings))
         }
         (Method::DELETE, Some(name)) => {
             let pre = preconditions(&body)?;
@@ -257,16 +282,24 @@ fn handle(
             Ok(object_response(res, &deleted, StatusCode::OK, headers, query))
         }
         (Method::DELETE, None) => {
-            let selectors = Selectors::parse(
-                query.get("labelSelector").map(String::as_str),
-                query.get("fieldSelector").map(String::as_str),
-            )?;
+            let selectors = Selectors::parse(query.get("labelSelector"), query.get("fieldSelector"))?;
             let deleted = store.delete_collection(res, ns, &selectors);
             let rv = store.current_rv();
-            list_response(res, deleted, rv, &HashMap::new(), &HeaderMap::new())
+            list_response(res, deleted, rv, &Params::default(), &HeaderMap::new())
         }
         (m, _) => Err(Error::MethodNotAllowed(format!("{m} is not supported on {path}"))),
     }
+}
+
+/// Adds one `Warning: 299 - "..."` header per message, as the real server sends them.
+fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        let text = w.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(v) = header::HeaderValue::from_str(&format!("299 - \"{text}\"")) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+    resp
 }
 
 fn parse_json(body: &[u8]) -> Result<Value> {
@@ -290,13 +323,13 @@ fn object_response(
     obj: &ObjRef,
     code: StatusCode,
     headers: &HeaderMap,
-    query: &HashMap<String, String>,
+    query: &Params,
 ) -> Response {
     match wants(headers) {
         Wants::Object => json_response(code, obj.json().clone()),
         Wants::Metadata => value_response(code, &watch::partial_metadata(&obj.value)),
         Wants::Table => {
-            let include = IncludeObject::from_query(query.get("includeObject").map(String::as_str));
+            let include = IncludeObject::from_query(query.get("includeObject"));
             value_response(code, &table::table(res, std::slice::from_ref(obj), include, None))
         }
     }
@@ -327,15 +360,15 @@ fn list_response(
     res: &ResourceInfo,
     mut items: Vec<ObjRef>,
     mut rv: u64,
-    query: &HashMap<String, String>,
+    query: &Params,
     headers: &HeaderMap,
 ) -> Result<Response> {
-    if let Some(token) = query.get("continue").filter(|t| !t.is_empty()) {
+    if let Some(token) = query.non_empty("continue") {
         let (first_rv, ns, name) = decode_continue(token)?;
         rv = first_rv;
         items.retain(|o| (o.namespace(), o.name()) > (ns.as_str(), name.as_str()));
     }
-    let limit = query.get("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0);
+    let limit = query.count("limit")?.and_then(|l| usize::try_from(l).ok()).filter(|l| *l > 0);
     let mut metadata = json!({"resourceVersion": rv.to_string()});
     if let Some(limit) = limit
         && items.len() > limit
@@ -348,7 +381,7 @@ fn list_response(
     }
     match wants(headers) {
         Wants::Table => {
-            let include = IncludeObject::from_query(query.get("includeObject").map(String::as_str));
+            let include = IncludeObject::from_query(query.get("includeObject"));
             let mut t = table::table(res, &items, include, Some(rv));
             t["metadata"] = metadata;
             Ok(value_response(StatusCode::OK, &t))
@@ -384,15 +417,15 @@ fn watch_response(
     res: Arc<ResourceInfo>,
     namespace: Option<String>,
     selectors: Selectors,
-    query: &HashMap<String, String>,
+    query: &Params,
     headers: &HeaderMap,
 ) -> Result<Response> {
-    let resource_version = match query.get("resourceVersion").map(String::as_str) {
-        None | Some("") => None,
+    let resource_version = match query.non_empty("resourceVersion") {
+        None => None,
         Some(v) => Some(v.parse::<u64>().map_err(|_| Error::BadRequest(format!("invalid resourceVersion {v:?}")))?),
     };
     let render = match wants(headers) {
-        Wants::Table => watch::Render::Table(IncludeObject::from_query(query.get("includeObject").map(String::as_str))),
+        Wants::Table => watch::Render::Table(IncludeObject::from_query(query.get("includeObject"))),
         _ => watch::Render::Object,
     };
     let req = watch::WatchRequest {
@@ -400,13 +433,9 @@ fn watch_response(
         namespace,
         selectors,
         resource_version,
-        send_initial_events: query.get("sendInitialEvents").map(String::as_str) == Some("true"),
-        bookmarks: query.get("allowWatchBookmarks").map(String::as_str) == Some("true"),
-        timeout: query
-            .get("timeoutSeconds")
-            .and_then(|s| s.parse::<u64>().ok())
-            .filter(|s| *s > 0)
-            .map(Duration::from_secs),
+        send_initial_events: query.flag("sendInitialEvents"),
+        bookmarks: query.flag("allowWatchBookmarks"),
+        timeout: query.count("timeoutSeconds")?.filter(|s| *s > 0).map(Duration::from_secs),
         render,
     };
     let stream = watch::stream(&state.store, req, state.bookmark_interval, state.cancel.clone());

@@ -1,13 +1,18 @@
 //! `meta.k8s.io/v1 Table` rendering: the server-side printing `kubectl get` asks for.
 //!
-//! Each kind the project looks at has columns like the real ones (pods: READY, STATUS, RESTARTS;
-//! nodes: STATUS, ROLES, VERSION; the storage kinds: size, health and attachment columns);
+//! Each kind the project looks at has the real server's columns (pods: READY, STATUS, RESTARTS
+//! with the same status reasoning — `CrashLoopBackOff`, `NotReady`, `Init:...`, restarts with
+//! "(5m ago)"; nodes; deployments, replica sets, stateful sets, services, endpoints, endpoint
+//! slices, claims, config maps) and the storage kinds have size, health and attachment columns;
 //! anything else gets NAME and AGE.
 
 use serde_json::{Value, json};
 
 use crate::resources::{ResourceInfo, STORAGE_GROUP};
 use crate::store::ObjRef;
+
+mod pod;
+mod workloads;
 
 struct Column {
     name: &'static str,
@@ -18,6 +23,10 @@ struct Column {
 
 const fn col(name: &'static str, description: &'static str) -> Column {
     Column { name, kind: "string", priority: 0, description }
+}
+
+const fn int(name: &'static str, description: &'static str) -> Column {
+    Column { name, kind: "integer", priority: 0, description }
 }
 
 const fn wide(name: &'static str, description: &'static str) -> Column {
@@ -33,11 +42,69 @@ fn columns(res: &ResourceInfo) -> Vec<Column> {
         ("", "Pod") => cols.extend([
             col("Ready", "Ready containers / containers."),
             col("Status", "The aggregate status of the containers."),
-            Column { name: "Restarts", kind: "string", priority: 0, description: "Restarts of the containers." },
+            col("Restarts", "Restarts of the containers, and how long ago the last one was."),
             age,
             wide("IP", "The pod's IP address."),
             wide("Node", "The node the pod runs on."),
+            wide("Nominated Node", "The node the scheduler nominated for preemption."),
+            wide("Readiness Gates", "The pod's readiness gates."),
         ]),
+        ("apps", "Deployment") => cols.extend([
+            col("Ready", "Number of the pods that are ready / desired."),
+            int(
+                "Up-to-date",
+                "Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
+            ),
+            int(
+                "Available",
+                "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
+            ),
+            age,
+            wide("Containers", "Names of each container in the template."),
+            wide("Images", "Images referenced by each container in the template."),
+            wide("Selector", "Label selector for pods."),
+        ]),
+        ("apps", "ReplicaSet") => cols.extend([
+            int("Desired", "Number of desired pods."),
+            int("Current", "The most recently observed number of replicas."),
+            int("Ready", "The number of ready replicas for this replica set."),
+            age,
+            wide("Containers", "Names of each container in the template."),
+            wide("Images", "Images referenced by each container in the template."),
+            wide("Selector", "Label selector for pods."),
+        ]),
+        ("apps", "StatefulSet") => cols.extend([
+            col("Ready", "Number of the pods that are ready / desired."),
+            age,
+            wide("Containers", "Names of each container in the template."),
+            wide("Images", "Images referenced by each container in the template."),
+        ]),
+        ("", "Service") => cols.extend([
+            col("Type", "The type of the service."),
+            col("Cluster-IP", "The cluster IP of the service."),
+            col("External-IP", "The external IPs of the service."),
+            col("Port(s)", "The ports of the service."),
+            age,
+            wide("Selector", "The selector of the service."),
+        ]),
+        ("", "Endpoints") => cols.extend([col("Endpoints", "Endpoints of the service."), age]),
+        ("discovery.k8s.io", "EndpointSlice") => cols.extend([
+            col("AddressType", "The type of addresses of the slice."),
+            col("Ports", "The ports of the slice."),
+            col("Endpoints", "The addresses of the slice's endpoints."),
+            age,
+        ]),
+        ("", "PersistentVolumeClaim") => cols.extend([
+            col("Status", "The phase of the claim."),
+            col("Volume", "The volume bound to the claim."),
+            col("Capacity", "The storage capacity of the bound volume."),
+            col("Access Modes", "The access modes of the claim."),
+            col("StorageClass", "The storage class of the claim."),
+            col("VolumeAttributesClass", "The volume attributes class of the claim."),
+            age,
+            wide("VolumeMode", "Whether the volume is a filesystem or a block device."),
+        ]),
+        ("", "ConfigMap") => cols.extend([int("Data", "Number of entries in data and binaryData."), age]),
         ("", "Node") => cols.extend([
             col("Status", "The node's readiness."),
             col("Roles", "The node's roles."),
@@ -133,24 +200,17 @@ fn cells(res: &ResourceInfo, o: &Value) -> Vec<Value> {
     let mut push = |v: String| out.push(json!(v));
     match (res.group.as_str(), res.kind.as_str()) {
         ("", "Pod") => {
-            let statuses = o["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
-            let total = o["spec"]["containers"].as_array().map_or(0, Vec::len);
-            let ready = statuses.iter().filter(|c| c["ready"] == true).count();
-            let restarts: i64 = statuses.iter().filter_map(|c| c["restartCount"].as_i64()).sum();
-            let status = if o["metadata"]["deletionTimestamp"].is_string() {
-                "Terminating".to_string()
-            } else if o["status"]["phase"] == "Pending" && !statuses.is_empty() {
-                "ContainerCreating".to_string()
-            } else {
-                o["status"]["phase"].as_str().unwrap_or("Pending").to_string()
-            };
-            push(format!("{ready}/{total}"));
-            push(status);
-            push(restarts.to_string());
+            let p = pod::summary(o);
+            push(format!("{}/{}", p.ready, o["spec"]["containers"].as_array().map_or(0, Vec::len)));
+            push(p.reason);
+            push(p.restarts);
             push(age);
             push(o["status"]["podIP"].as_str().unwrap_or("<none>").to_string());
             push(o["spec"]["nodeName"].as_str().unwrap_or("<none>").to_string());
+            push(o["status"]["nominatedNodeName"].as_str().unwrap_or("<none>").to_string());
+            push(pod::readiness_gates(o));
         }
+        (group, kind) if workloads::has_columns(group, kind) => out.extend(workloads::cells(kind, o, age)),
         ("", "Node") => {
             let ready = condition_status(o, "Ready");
             push(if ready == "True" { "Ready".into() } else { "NotReady".into() });

@@ -188,7 +188,10 @@ pub fn storage_class(name: &str, replication: &str, volume_access: &str) -> Valu
     })
 }
 
+/// The CRD of a storage kind, with the schema of [`crate::schema::storage`].
 pub fn crd(info: &ResourceInfo) -> Value {
+    let schema = crate::schema::storage::open_api_v3_schema(&info.kind)
+        .unwrap_or_else(|| json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}));
     json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": format!("{}.{}", info.plural, info.group)},
@@ -199,7 +202,7 @@ pub fn crd(info: &ResourceInfo) -> Value {
                       "listKind": format!("{}List", info.kind), "shortNames": info.short_names},
             "versions": [{"name": info.version, "served": true, "storage": true,
                           "subresources": {"status": {}},
-                          "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}],
+                          "schema": {"openAPIV3Schema": schema}}],
         },
     })
 }
