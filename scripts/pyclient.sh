@@ -58,15 +58,22 @@ exec {venv_lock}>&-
 
 # ---- kubesim on a free port, stopped however this script ends. ---------------------------------
 
-run=$target/pyclient
-mkdir -p "$run"
+# A directory of this run's own (runs from two worktrees may share a target directory); its log
+# is kept as $target/pyclient/kubesim.log when the run ends.
+mkdir -p "$target/pyclient"
+run=$(mktemp -d "$target/pyclient/run.XXXXXX")
+log=$target/pyclient/kubesim.log
 "$kubesim" --listen 127.0.0.1:0 --speed 50 --history "$history" >"$run/kubesim.out" 2>"$run/kubesim.log" &
 kubesim_pid=$!
+# shellcheck disable=SC2317 # run by the traps
 stop_kubesim() {
   kill -TERM "$kubesim_pid" 2>/dev/null || true
   wait "$kubesim_pid" 2>/dev/null || true
+  mv "$run/kubesim.log" "$log"
+  rm -rf "$run"
 }
 trap stop_kubesim EXIT
+trap 'exit 143' TERM INT
 
 # It prints `kubesim serving on http://ADDR` once it listens; give it 30 s.
 url=""
@@ -74,26 +81,26 @@ for _ in $(seq 300); do
   url=$(sed -n 's/^kubesim serving on //p' "$run/kubesim.out")
   [ -n "$url" ] && break
   if ! kill -0 "$kubesim_pid" 2>/dev/null; then
-    echo "pyclient: kubesim exited before serving; its log ($run/kubesim.log):" >&2
+    echo "pyclient: kubesim exited before serving; its log ($log):" >&2
     tail -n 40 "$run/kubesim.log" >&2
     exit 1
   fi
   sleep 0.1
 done
 if [ -z "$url" ]; then
-  echo "pyclient: kubesim did not serve within 30 s; its log: $run/kubesim.log" >&2
+  echo "pyclient: kubesim did not serve within 30 s; its log: $log" >&2
   exit 1
 fi
-echo "pyclient: kubesim $("$kubesim" --version | awk '{print $2}') at $url (log: $run/kubesim.log)"
+echo "pyclient: kubesim $("$kubesim" --version | awk '{print $2}') at $url (log: $log)"
 
 # ---- The tests. --------------------------------------------------------------------------------
 
-# No bytecode or cache files in the source tree; a fresh kubeconfig-free client per test session.
+# No bytecode or cache files in the source tree.
 export PYTHONDONTWRITEBYTECODE=1 KUBESIM_URL=$url
 rc=0
 timeout --kill-after=30s "${CHAOS_PYCLIENT_TIMEOUT:-10m}" \
   "$venv/bin/python" -m pytest -c "$tests/pytest.ini" --rootdir "$tests" -p no:cacheprovider "$tests" "$@" || rc=$?
 if [ "$rc" != 0 ]; then
-  echo "pyclient: pytest exited with $rc; kubesim's log: $run/kubesim.log" >&2
+  echo "pyclient: pytest exited with $rc; kubesim's log: $log" >&2
 fi
 exit "$rc"

@@ -64,7 +64,9 @@ def smoke_app(core, apps):
     """Two Ready `kubesim/smoke-mini` pods of the Deployment `smoke`, in the Endpoints of the
     Service `smoke`: (namespace, names of the pods)."""
     with scratch_namespace(core, "py-smoke-mini") as ns:
-        apps.create_namespaced_deployment(ns, workloads.deployment("smoke", "kubesim/smoke-mini", 2))
+        apps.create_namespaced_deployment(
+            ns, workloads.deployment("smoke", "kubesim/smoke-mini", 2, workloads.SMOKE_MINI_PORT)
+        )
         core.create_namespaced_service(ns, workloads.service("smoke"))
         waits.until_object(
             apps.list_namespaced_deployment, ns, name="smoke", condition=lambda d: workloads.ready_replicas(d) == 2

@@ -6,7 +6,9 @@ import workloads
 
 
 def test_deployment_becomes_ready_lists_its_pods_and_scales_down(core, apps, namespace):
-    apps.create_namespaced_deployment(namespace, workloads.deployment("echo", "kubesim/http-echo", 3))
+    apps.create_namespaced_deployment(
+        namespace, workloads.deployment("echo", "kubesim/http-echo", 3, workloads.HTTP_ECHO_PORT)
+    )
     ready = waits.until_object(
         apps.list_namespaced_deployment,
         namespace,

@@ -60,9 +60,11 @@ def test_exec_reports_the_exit_code(core, smoke_app, command, code, stderr):
     assert stderr in err
 
 
-def test_service_proxy_reaches_the_application(core, smoke_app):
+# `/` answers; `/neighbor` finds the other Ready pod of the application.
+@pytest.mark.parametrize("path", ["", "neighbor"])
+def test_service_proxy_reaches_the_application(core, smoke_app, path):
     namespace, _ = smoke_app
-    body = core.connect_get_namespaced_service_proxy_with_path("smoke", namespace, path="")
+    body = core.connect_get_namespaced_service_proxy_with_path("smoke", namespace, path=path)
     assert json.loads(body)["status"] == "ok"
 
 
@@ -75,5 +77,5 @@ def test_service_proxy_passes_the_application_error_on(core, smoke_app):
 
 def test_pod_proxy_reaches_one_pod(core, smoke_app):
     namespace, pods = smoke_app
-    body = core.connect_get_namespaced_pod_proxy_with_path(f"{pods[1]}:{workloads.APP_PORT}", namespace, path="")
+    body = core.connect_get_namespaced_pod_proxy_with_path(f"{pods[1]}:{workloads.SMOKE_MINI_PORT}", namespace, path="")
     assert json.loads(body)["status"] == "ok"

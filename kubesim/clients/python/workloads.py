@@ -3,17 +3,19 @@ front of it."""
 
 from kubernetes import client
 
-# The port every test application is declared to listen on.
-APP_PORT = 8080
+# The ports kubesim's images listen on (as documented in docs/kubesim.md).
+SMOKE_MINI_PORT = 8080
+HTTP_ECHO_PORT = 5678
 
 
-def deployment(name, image, replicas):
-    """A Deployment of `replicas` pods labelled app=`name`, one container of `image`."""
+def deployment(name, image, replicas, port):
+    """A Deployment of `replicas` pods labelled app=`name`, one container of `image` declaring
+    `port` as `http`."""
     labels = {"app": name}
     container = client.V1Container(
         name="app",
         image=image,
-        ports=[client.V1ContainerPort(name="http", container_port=APP_PORT)],
+        ports=[client.V1ContainerPort(name="http", container_port=port)],
     )
     return client.V1Deployment(
         metadata=client.V1ObjectMeta(name=name, labels=labels),
