@@ -30,21 +30,25 @@ fi
 
 # ---- The virtualenv: one per set of pins and interpreter (a venv is tied to its python). -------
 
+if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "pyclient: installing python3-venv" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
+fi
+
 pins=$( (cat "$requirements" && python3 --version) | sha256sum | cut -c1-12)
 venv=${CHAOS_PYCLIENT_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/chaos-pyclient/venv-$pins}
 
 install_venv() {
-  if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
-    local sudo=""
-    [ "$(id -u)" = 0 ] || sudo="sudo"
-    echo "pyclient: installing python3-venv" >&2
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
-  fi
   echo "pyclient: installing $(grep -m1 '^kubernetes==' "$requirements") and $(grep -m1 '^pytest==' "$requirements") into $venv" >&2
   rm -rf "$venv.partial"
   python3 -m venv "$venv.partial"
-  "$venv.partial/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$requirements"
+  if ! "$venv.partial/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$requirements"; then
+    echo "pyclient: FAILED to install $requirements from PyPI (see pip's error above)" >&2
+    exit 1
+  fi
   rm -rf "$venv"
   mv "$venv.partial" "$venv"
 }
