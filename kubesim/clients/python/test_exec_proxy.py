@@ -1,5 +1,6 @@
 """Reaching a simulated application as real tools do: `pods/exec` over WebSocket through the
-client's `stream`, and the API server's proxy to a Service and to a pod."""
+client's `stream`, and the API server's proxy to a Service and to a pod. Every call is bounded:
+an application that answers nothing fails the test instead of hanging it."""
 
 import json
 
@@ -43,6 +44,7 @@ def test_exec_ps_lists_the_application_as_pid_1(core, smoke_app):
         stdout=True,
         stderr=True,
         tty=False,
+        _request_timeout=waits.WAIT,
     )
     pid_1 = [line for line in output.splitlines() if line.split()[:1] == ["1"]]
     assert len(pid_1) == 1, f"one process with PID 1 in:\n{output}"
@@ -64,18 +66,23 @@ def test_exec_reports_the_exit_code(core, smoke_app, command, code, stderr):
 @pytest.mark.parametrize("path", ["", "neighbor"])
 def test_service_proxy_reaches_the_application(core, smoke_app, path):
     namespace, _ = smoke_app
-    body = core.connect_get_namespaced_service_proxy_with_path("smoke", namespace, path=path)
+    body = core.connect_get_namespaced_service_proxy_with_path(
+        "smoke", namespace, path=path, _request_timeout=waits.WAIT
+    )
     assert json.loads(body)["status"] == "ok"
 
 
 def test_service_proxy_passes_the_application_error_on(core, smoke_app):
     namespace, _ = smoke_app
     with pytest.raises(ApiException) as failed:
-        core.connect_get_namespaced_service_proxy_with_path("smoke", namespace, path="error")
+        core.connect_get_namespaced_service_proxy_with_path(
+            "smoke", namespace, path="error", _request_timeout=waits.WAIT
+        )
     assert failed.value.status == 500
 
 
 def test_pod_proxy_reaches_one_pod(core, smoke_app):
     namespace, pods = smoke_app
-    body = core.connect_get_namespaced_pod_proxy_with_path(f"{pods[1]}:{workloads.SMOKE_MINI_PORT}", namespace, path="")
+    pod = f"{pods[1]}:{workloads.SMOKE_MINI_PORT}"
+    body = core.connect_get_namespaced_pod_proxy_with_path(pod, namespace, path="", _request_timeout=waits.WAIT)
     assert json.loads(body)["status"] == "ok"
