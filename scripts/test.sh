@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds every test binary of the workspace once,
 # then runs the suites in parallel lanes against real etcd servers (and, for kubesim, the real
-# kubectl), builds the book, and prints each suite's time and a summary. Exits non-zero if
-# anything failed. docs/development.md explains the lanes and the time budget.
+# kubectl and the official Python client), builds the book, and prints each suite's time and a
+# summary. Exits non-zero if anything failed. docs/development.md explains the lanes and the
+# time budget.
 #
 #   scripts/test.sh                              everything
 #   CHAOS_TEST_ONLY="kubesim docs" scripts/test.sh   only these suites (after the full build)
@@ -17,7 +18,7 @@ started=$SECONDS
 # (all of its test binaries), package:target, or @unit (the unit tests of every lib and bin, which
 # by the house rules do no I/O and wait on no clock); a binary goes to the first suite that names
 # it, and one that no suite names runs in `others`, so nothing is ever skipped. Each lane runs its
-# suites in this order.
+# suites in this order. A suite with no binaries (`-`) runs only its commands (`suite_commands`).
 #
 # `heavy` suites wait on real time: lease TTLs, timeouts, kubesim's sped-up clock, whole stacks
 # of processes. On a loaded machine such a test can miss its moment (kubesim's same-seed story
@@ -38,6 +39,7 @@ def              2     heavy   chaos-def chaos-daemon chaos-harness chaos-megate
 controller       2     heavy   chaos-controller
 scheduler        2     heavy   chaos-scheduler
 kubesim          2     heavy   kubesim
+pyclient         2     heavy   -
 worker           2     heavy   chaos-worker
 others           2     heavy   -
 EOF
@@ -110,6 +112,7 @@ suite_commands() {
   case $suite in
     docs) scripts/docs.sh || failed=1 ;;
     doctests) cargo test --workspace --locked --doc || failed=1 ;;
+    pyclient) scripts/pyclient.sh || failed=1 ;;
   esac
   while IFS=$'\t' read -r _ package dir exe; do
     run_binary "$package" "$dir" "$exe" || failed=1
@@ -132,7 +135,7 @@ take_heavy_slot() {
 # Runs one suite into its log, then prints its result in one piece (lanes print in turn).
 run_suite() {
   local suite=$1 weight=$2 log="$logs/suites/$1.log" status=passed start took cpu
-  case $suite in docs | doctests) ;; *) grep -q "^$suite"$'\t' "$logs/binaries.tsv" || return 0 ;; esac
+  case $suite in docs | doctests | pyclient) ;; *) grep -q "^$suite"$'\t' "$logs/binaries.tsv" || return 0 ;; esac
   if [ "$weight" = heavy ]; then take_heavy_slot; fi
   start=$SECONDS
   # A subshell of its own, so that `times` counts this suite's processes alone; not in a
@@ -153,7 +156,7 @@ run_suite() {
   {
     flock 9
     if [ "$status" = passed ]; then
-      grep -E '^ +(Running|Doc-tests) |^test result:|^docs: ' "$log" || true
+      grep -E "^ +(Running|Doc-tests) |^test result:|^docs: |^pyclient: |$pytest_result" "$log" || true
     else
       echo "---- suite $suite failed; the last lines of $log:"
       tail -n 150 "$log"
@@ -161,6 +164,9 @@ run_suite() {
     echo "suite $suite: $status in ${took}s (CPU ${cpu}s)"
   } 9>"$logs/print.lock"
 }
+
+# pytest's closing line (the Python client suite), in ERE.
+pytest_result='^=+ ([0-9]+ [a-z]+(, )?)+ in [0-9.]+s'
 
 selected() { [ -z "${CHAOS_TEST_ONLY:-}" ] || [[ " $CHAOS_TEST_ONLY " == *" $1 "* ]]; }
 
@@ -191,7 +197,11 @@ while read -r suite status took cpu; do
   printf '  %-12s %-7s %5ss   CPU %5ss\n' "$suite" "$status" "$took" "$cpu"
   [ "$status" = passed ] || failed=1
 done <"$logs/results"
-# Every test binary's closing line, added up.
-cat "$logs"/suites/*.log | awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }'
+# Every test binary's closing line and pytest's, added up. pytest's reads, e.g.,
+# `==== 1 failed, 16 passed, 2 errors in 4.51s ====`: a count before each outcome.
+cat "$logs"/suites/*.log | awk -v pytest="$pytest_result" '
+  /^test result:/ { p += $4; f += $6 }
+  $0 ~ pytest { for (i = 2; i < NF; i++) { if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^(failed|errors?)/) f += $i } }
+  END { printf "tests: %d passed, %d failed\n", p, f }'
 echo "total: $((SECONDS - started))s, of which the build ${build_took}s"
 exit $failed
