@@ -67,10 +67,11 @@ def test_exec_reports_the_exit_code(core, smoke_app, command, code, stderr):
 @pytest.mark.parametrize("path", ["", "neighbor"])
 def test_service_proxy_reaches_the_application(core, smoke_app, path):
     namespace, _ = smoke_app
-    body = core.connect_get_namespaced_service_proxy_with_path(
-        "smoke", namespace, path=path, _request_timeout=waits.WAIT
+    # Raw bytes: the client turns a JSON body it was told is a `str` into a Python repr.
+    resp = core.connect_get_namespaced_service_proxy_with_path(
+        "smoke", namespace, path=path, _request_timeout=waits.WAIT, _preload_content=False
     )
-    assert json.loads(body)["status"] == "ok"
+    assert json.loads(resp.data)["status"] == "ok"
 
 
 def test_service_proxy_passes_the_application_error_on(core, smoke_app):
@@ -85,5 +86,9 @@ def test_service_proxy_passes_the_application_error_on(core, smoke_app):
 def test_pod_proxy_reaches_one_pod(core, smoke_app):
     namespace, pods = smoke_app
     pod = f"{pods[1]}:{workloads.SMOKE_MINI_PORT}"
-    body = core.connect_get_namespaced_pod_proxy_with_path(pod, namespace, path="", _request_timeout=waits.WAIT)
-    assert json.loads(body)["status"] == "ok"
+    resp = core.connect_get_namespaced_pod_proxy_with_path(
+        pod, namespace, path="", _request_timeout=waits.WAIT, _preload_content=False
+    )
+    body = json.loads(resp.data)
+    assert body["status"] == "ok"
+    assert body["pod"] == pods[1]

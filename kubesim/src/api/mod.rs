@@ -142,8 +142,14 @@ async fn dispatch(
 }
 
 /// The proxy subresource of a pod or service (`/api/v1/namespaces/{ns}/{pods|services}/{name}/proxy/...`).
+/// Segments are percent-decoded, as clients encode `name:port` as `name%3Aport`.
 fn proxy_target(path: &str) -> Option<proxy::ProxyTarget> {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let decoded: Vec<String> = path
+        .trim_start_matches('/')
+        .split('/')
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect();
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     match segments.as_slice() {
         ["api", "v1", rest @ ..] => proxy::ProxyTarget::parse(rest),
         _ => None,
