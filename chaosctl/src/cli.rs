@@ -136,6 +136,24 @@ pub struct StackArgs {
     /// kubesim: probability that a quorum loss never heals (a planted bug).
     #[arg(long, default_value_t = 0.0)]
     fault_quorum_stuck: f64,
+    /// kubesim: applications to deploy, comma-separated (`smoke-mini`; `none` for none).
+    #[arg(long, default_value = "smoke-mini", value_parser = parse_apps)]
+    apps: Apps,
+}
+
+/// The `--apps` of `up` and `demo`.
+#[derive(Debug, Clone)]
+pub struct Apps(pub Vec<String>);
+
+fn parse_apps(s: &str) -> Result<Apps, String> {
+    if s.trim() == "none" || s.trim().is_empty() {
+        return Ok(Apps(Vec::new()));
+    }
+    let apps: Vec<String> = s.split(',').map(|a| a.trim().to_string()).collect();
+    match apps.iter().find(|a| a.as_str() != "smoke-mini") {
+        Some(other) => Err(format!("unknown application {other:?} (known: smoke-mini, or none)")),
+        None => Ok(Apps(apps)),
+    }
 }
 
 impl StackArgs {
@@ -150,6 +168,7 @@ impl StackArgs {
             seed: self.sim_seed,
             fault_quorum_stuck: self.fault_quorum_stuck,
             slots: self.slots,
+            apps: self.apps.0.clone(),
             ..stack::StackOptions::new(&self.state_dir)
         }
     }
@@ -172,6 +191,9 @@ pub struct DemoArgs {
     /// Where etcd's data and the logs go.
     #[arg(long, default_value = ".state/demo")]
     state_dir: std::path::PathBuf,
+    /// kubesim: applications to deploy, comma-separated (`smoke-mini`; `none` for none).
+    #[arg(long, default_value = "smoke-mini", value_parser = parse_apps)]
+    apps: Apps,
 }
 
 impl DemoArgs {
@@ -181,6 +203,7 @@ impl DemoArgs {
         options.stack.workers = self.workers;
         options.stack.speed = self.speed;
         options.stack.fault_replica_loss = self.fault_replica_loss;
+        options.stack.apps = self.apps.0.clone();
         options.run_for = self.run_for;
         options
     }

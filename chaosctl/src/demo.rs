@@ -69,6 +69,12 @@ async fn drive(stack: &Stack, options: &DemoOptions) -> anyhow::Result<()> {
         "  planted bug: deleting an up-to-date replica breaks its volume for good ({}% of the time)",
         options.stack.fault_replica_loss * 100.0
     );
+    if !options.stack.apps.is_empty() {
+        println!(
+            "  applications: {} (kubectl --server {kube} get pods,svc -n smoke-mini)",
+            options.stack.apps.join(", ")
+        );
+    }
     let scenario = chaos_def::scenario::parse_scenarios(SCENARIO).map_err(|e| anyhow::anyhow!("{e}"))?.remove(0);
     client.apply(&scenario).await?;
     println!("Applied scenario/{NAME}; running it for {}s.\n", options.run_for.as_secs());

@@ -29,7 +29,9 @@ impl Fleet {
     /// Starts a stack with `workers` workers of `slots` slots in a temporary directory.
     pub async fn start(workers: u32, slots: u32, lease_ttl: u64) -> anyhow::Result<Fleet> {
         let state = tempfile::Builder::new().prefix("chaos-fleet-").tempdir()?;
-        let options = StackOptions { workers, slots, worker_lease_ttl: lease_ttl, ..StackOptions::new(state.path()) };
+        // No applications: the fleet's tests measure the orchestrator, not kubesim's workloads.
+        let options =
+            StackOptions { workers, slots, worker_lease_ttl: lease_ttl, apps: Vec::new(), ..StackOptions::new(state.path()) };
         Self::start_with(options, state).await
     }
 

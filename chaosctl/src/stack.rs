@@ -33,6 +33,8 @@ pub struct StackOptions {
     pub worker_lease_ttl: u64,
     /// More flags for the apiserver (`--plugin-policy FILE`, `--plugin-max-bytes N`).
     pub apiserver_args: Vec<String>,
+    /// Applications kubesim deploys at start (`smoke-mini`); none when empty.
+    pub apps: Vec<String>,
 }
 
 impl StackOptions {
@@ -50,6 +52,7 @@ impl StackOptions {
             slots: 200,
             worker_lease_ttl: 2,
             apiserver_args: Vec::new(),
+            apps: vec!["smoke-mini".to_string()],
         }
     }
 }
@@ -155,18 +158,18 @@ impl Stack {
             None => {
                 let port = free_port()?;
                 let url = format!("http://127.0.0.1:{port}");
-                self.spawn(
-                    "kubesim",
-                    &sibling("kubesim")?,
-                    &[
-                        format!("--listen=127.0.0.1:{port}"),
-                        format!("--nodes={}", options.nodes),
-                        format!("--speed={}", options.speed),
-                        format!("--seed={}", options.seed),
-                        format!("--fault-quorum-stuck={}", options.fault_quorum_stuck),
-                        format!("--fault-replica-loss={}", options.fault_replica_loss),
-                    ],
-                )?;
+                let mut args = vec![
+                    format!("--listen=127.0.0.1:{port}"),
+                    format!("--nodes={}", options.nodes),
+                    format!("--speed={}", options.speed),
+                    format!("--seed={}", options.seed),
+                    format!("--fault-quorum-stuck={}", options.fault_quorum_stuck),
+                    format!("--fault-replica-loss={}", options.fault_replica_loss),
+                ];
+                if !options.apps.is_empty() {
+                    args.push(format!("--apps={}", options.apps.join(",")));
+                }
+                self.spawn("kubesim", &sibling("kubesim")?, &args)?;
                 wait_http(&http, &format!("{url}/version"), "kubesim").await?;
                 self.kube_url = Some(url.clone());
                 vec!["--kube-url".to_string(), url]
