@@ -71,6 +71,8 @@ pub struct Stack {
     pub apiserver: String,
     /// The Kubernetes API the workers use (kubesim's URL), if kubesim runs.
     pub kube_url: Option<String>,
+    /// The applications kubesim deployed.
+    pub apps: Vec<String>,
     pub state_dir: PathBuf,
     options: StackOptions,
     /// The next worker's number.
@@ -118,6 +120,7 @@ impl Stack {
             etcd: format!("http://127.0.0.1:{etcd_port}"),
             apiserver: String::new(),
             kube_url: None,
+            apps: Vec::new(),
             state_dir: options.state_dir.clone(),
             options: options.clone(),
             next_worker: 0,
@@ -172,6 +175,7 @@ impl Stack {
                 self.spawn("kubesim", &sibling("kubesim")?, &args)?;
                 wait_http(&http, &format!("{url}/version"), "kubesim").await?;
                 self.kube_url = Some(url.clone());
+                self.apps = options.apps.clone();
                 vec!["--kube-url".to_string(), url]
             }
         };

@@ -32,7 +32,9 @@ fn print_usage(stack: &Stack) {
     println!("  chaosctl apply -f examples/demo.yaml && chaosctl get scenarios");
     if let Some(kube) = &stack.kube_url {
         println!("  kubectl --server {kube} get rv,rva,rvr,pods -A");
-        println!("  kubectl --server {kube} get --raw /api/v1/namespaces/smoke-mini/services/smoke-mini/proxy/disk");
+        if stack.apps.iter().any(|a| a == "smoke-mini") {
+            println!("  kubectl --server {kube} get --raw /api/v1/namespaces/smoke-mini/services/smoke-mini/proxy/disk");
+        }
     }
     println!();
     println!("Ctrl-C stops everything (a second Ctrl-C forces).");
