@@ -30,8 +30,13 @@ impl Fleet {
     pub async fn start(workers: u32, slots: u32, lease_ttl: u64) -> anyhow::Result<Fleet> {
         let state = tempfile::Builder::new().prefix("chaos-fleet-").tempdir()?;
         // No applications: the fleet's tests measure the orchestrator, not kubesim's workloads.
-        let options =
-            StackOptions { workers, slots, worker_lease_ttl: lease_ttl, apps: Vec::new(), ..StackOptions::new(state.path()) };
+        let options = StackOptions {
+            workers,
+            slots,
+            worker_lease_ttl: lease_ttl,
+            apps: Vec::new(),
+            ..StackOptions::new(state.path())
+        };
         Self::start_with(options, state).await
     }
 

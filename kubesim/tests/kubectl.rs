@@ -331,3 +331,43 @@ spec:
     assert!(err.contains("unknown field \"spec.color\""), "{err}");
     sim.shutdown().await;
 }
+
+/// A Deployment behind a Service as kubectl shows it: `rollout status` waits for it, `get
+/// endpoints` lists its pods' addresses, `get pods` their readiness, and a change of image rolls.
+#[tokio::test]
+async fn rollout_status_and_endpoints_follow_a_deployment() {
+    let sim = KubeSim::start(Config::for_tests()).await.expect("kubesim starts");
+    let k = Kubectl::new(&sim);
+    let service = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\n\
+                   spec: {selector: {app: web}, ports: [{port: 80, targetPort: 5678}]}\n";
+    let file = k.write("web.yaml", &format!("{DEPLOYMENT}---\n{service}"));
+    k.run(&["apply", "-f", &file]).await;
+    let out = k.run(&["rollout", "status", "deployment/web", "--timeout=20s"]).await;
+    assert!(out.contains("deployment \"web\" successfully rolled out"), "{out}");
+
+    let endpoints = k.run(&["get", "endpoints", "web", "--no-headers"]).await;
+    let addresses = endpoints.split_whitespace().nth(1).unwrap_or_default();
+    assert_eq!(addresses.split(',').count(), 2, "{endpoints}");
+    assert!(addresses.split(',').all(|a| a.starts_with("10.244.") && a.ends_with(":5678")), "{endpoints}");
+    let pods = k.run(&["get", "pods", "-l", "app=web", "--no-headers"]).await;
+    assert_eq!(pods.lines().filter(|l| l.contains("1/1") && l.contains("Running")).count(), 2, "{pods}");
+
+    k.run(&["set", "image", "deployment/web", "web=nginx:1.27"]).await;
+    let out = k.run(&["rollout", "status", "deployment/web", "--timeout=20s"]).await;
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let images = k.run(&["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].spec.containers[0].image}"]).await;
+    assert_eq!(images.split_whitespace().collect::<Vec<_>>(), ["nginx:1.27", "nginx:1.27"], "{images}");
+    let described = k.run(&["describe", "deployment", "web"]).await;
+    assert!(described.contains("NewReplicaSetAvailable"), "{described}");
+
+    // `kubectl scale` goes through the scale subresource.
+    k.run(&["scale", "deployment/web", "--replicas=3"]).await;
+    k.run(&["rollout", "status", "deployment/web", "--timeout=20s"]).await;
+    let endpoints = k.run(&["get", "endpoints", "web", "--no-headers"]).await;
+    assert_eq!(endpoints.split_whitespace().nth(1).unwrap_or_default().split(',').count(), 3, "{endpoints}");
+
+    // Generators send protobuf, which kubesim does not read: a clear refusal, not a parse error.
+    let err = k.fail(&["create", "deployment", "gen", "--image=kubesim/http-echo"]).await;
+    assert!(err.contains("kubesim reads JSON only"), "{err}");
+    sim.shutdown().await;
+}

@@ -10,9 +10,8 @@ use common::{WAIT, client_for, poll, wait_for};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Endpoints, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, AttachParams, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
-use kubesim::apps::Signal;
 use kubesim::{Config, KubeSim, Layout};
 use serde_json::{Value, json};
 
@@ -205,6 +204,20 @@ async fn wait_smoke_mini(c: &Client) {
     .await;
 }
 
+/// Runs `kill -SIGNAL 1` in a pod through `pods/exec` (kube-rs, WebSocket), as a user would,
+/// and checks that it succeeded.
+async fn kill_pid_1(pods: &Api<Pod>, pod: &str, signal: &str) {
+    let run = async {
+        let command = vec!["kill".to_string(), format!("-{signal}"), "1".to_string()];
+        let mut attached = pods.exec(pod, command, &AttachParams::default().stderr(true)).await.expect("exec starts");
+        let status = attached.take_status().expect("a status").await.expect("the status arrives");
+        attached.join().await.expect("the session ends");
+        status
+    };
+    let status = tokio::time::timeout(WAIT, run).await.expect("kill ends");
+    assert_eq!(status.status.as_deref(), Some("Success"), "kill -{signal} 1 in {pod}: {status:?}");
+}
+
 fn pod_ready_is(want: bool) -> impl Fn(Option<&Pod>) -> bool {
     move |p| p.is_some_and(|p| is_ready(p) == want)
 }
@@ -247,7 +260,7 @@ async fn a_stopped_pod_hangs_turns_unready_and_comes_back_when_continued_and_a_k
     let pods = Api::<Pod>::namespaced(c.clone(), "smoke-mini");
     let stopped = "smoke-mini-a-0";
     let direct = format!("/api/v1/namespaces/smoke-mini/pods/{stopped}:http/proxy/");
-    sim.runtime().signal("smoke-mini", stopped, None, 1, Signal::Stop).unwrap().unwrap();
+    kill_pid_1(&pods, stopped, "STOP").await;
 
     // A request to the stopped pod gets no answer within the client's timeout...
     let hung = tokio::time::timeout(Duration::from_millis(500), proxy_get(&p, &direct)).await;
@@ -275,13 +288,13 @@ async fn a_stopped_pod_hangs_turns_unready_and_comes_back_when_continued_and_a_k
         assert_ne!(body["pod"], stopped);
     }
     assert!(!waiting.is_finished(), "the request to the stopped pod was answered while it was stopped");
-    sim.runtime().signal("smoke-mini", stopped, None, 1, Signal::Cont).unwrap().unwrap();
+    kill_pid_1(&pods, stopped, "CONT").await;
     let (code, body) = tokio::time::timeout(WAIT, waiting).await.expect("answered after SIGCONT").unwrap();
     assert_eq!((code, body["pod"].as_str()), (200, Some(stopped)));
     wait_for(&pods, stopped, "Ready again", pod_ready_is(true)).await;
 
     // A killed container restarts after its back-off, one restart more.
-    sim.runtime().signal("smoke-mini", stopped, None, 1, Signal::Kill).unwrap().unwrap();
+    kill_pid_1(&pods, stopped, "KILL").await;
     let restarted = wait_for(&pods, stopped, "restarted and Ready", |p| {
         let Some(s) = p.and_then(|p| p.status.as_ref()).and_then(|s| s.container_statuses.as_ref()) else {
             return false;

@@ -33,7 +33,9 @@ fn print_usage(stack: &Stack) {
     if let Some(kube) = &stack.kube_url {
         println!("  kubectl --server {kube} get rv,rva,rvr,pods -A");
         if stack.apps.iter().any(|a| a == "smoke-mini") {
-            println!("  kubectl --server {kube} get --raw /api/v1/namespaces/smoke-mini/services/smoke-mini/proxy/disk");
+            println!(
+                "  kubectl --server {kube} get --raw /api/v1/namespaces/smoke-mini/services/smoke-mini/proxy/disk"
+            );
         }
     }
     println!();

@@ -67,18 +67,30 @@ pub struct Subresource {
     pub name: &'static str,
     pub kind: &'static str,
     pub verbs: &'static [&'static str],
+    /// The group and version of `kind` when it is not the resource's own (`autoscaling/v1` Scale).
+    pub kind_group_version: Option<(&'static str, &'static str)>,
 }
+
+const SCALE_VERBS: &[&str] = &["get", "patch", "update"];
 
 /// The subresources the API serves besides `status` (the exec, log and proxy routes).
 pub const SUBRESOURCES: &[Subresource] = &[
-    Subresource { group: "", plural: "pods", name: "exec", kind: "PodExecOptions", verbs: &["create", "get"] },
-    Subresource { group: "", plural: "pods", name: "log", kind: "Pod", verbs: &["get"] },
+    Subresource {
+        group: "",
+        plural: "pods",
+        name: "exec",
+        kind: "PodExecOptions",
+        verbs: &["create", "get"],
+        kind_group_version: None,
+    },
+    Subresource { group: "", plural: "pods", name: "log", kind: "Pod", verbs: &["get"], kind_group_version: None },
     Subresource {
         group: "",
         plural: "pods",
         name: "proxy",
         kind: "PodProxyOptions",
         verbs: &["create", "delete", "get", "patch", "update"],
+        kind_group_version: None,
     },
     Subresource {
         group: "",
@@ -86,21 +98,52 @@ pub const SUBRESOURCES: &[Subresource] = &[
         name: "proxy",
         kind: "ServiceProxyOptions",
         verbs: &["create", "delete", "get", "patch", "update"],
+        kind_group_version: None,
     },
+    scale("deployments"),
+    scale("replicasets"),
+    scale("statefulsets"),
 ];
+
+const fn scale(plural: &'static str) -> Subresource {
+    Subresource {
+        group: "apps",
+        plural,
+        name: "scale",
+        kind: "Scale",
+        verbs: SCALE_VERBS,
+        kind_group_version: Some(("autoscaling", "v1")),
+    }
+}
 
 const STATUS_VERBS: [&str; 3] = ["get", "patch", "update"];
 
 /// `(name, kind, verbs)` of every subresource of `r`.
-fn subresources_of(r: &ResourceInfo) -> Vec<(&'static str, String, Vec<&'static str>)> {
+fn subresources_of(r: &ResourceInfo) -> Vec<SubresourceDoc> {
+    let own = (r.group.clone(), r.version.clone());
     let mut out = Vec::new();
     if r.has_status {
-        out.push(("status", r.kind.clone(), STATUS_VERBS.to_vec()));
+        out.push(SubresourceDoc {
+            name: "status",
+            kind: r.kind.clone(),
+            group_version: own.clone(),
+            verbs: STATUS_VERBS.to_vec(),
+        });
     }
     for s in SUBRESOURCES.iter().filter(|s| s.group == r.group && s.plural == r.plural) {
-        out.push((s.name, s.kind.to_string(), s.verbs.to_vec()));
+        let group_version = s.kind_group_version.map_or(own.clone(), |(g, v)| (g.to_string(), v.to_string()));
+        out.push(SubresourceDoc { name: s.name, kind: s.kind.to_string(), group_version, verbs: s.verbs.to_vec() });
     }
     out
+}
+
+/// One subresource as discovery lists it.
+struct SubresourceDoc {
+    name: &'static str,
+    kind: String,
+    /// The group and version of `kind`.
+    group_version: (String, String),
+    verbs: Vec<&'static str>,
 }
 
 fn categories(r: &ResourceInfo) -> Option<Value> {
@@ -140,14 +183,19 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
             doc["categories"] = c;
         }
         out.push(doc);
-        for (name, kind, verbs) in subresources_of(r) {
-            out.push(json!({
-                "name": format!("{}/{name}", r.plural),
+        for sub in subresources_of(r) {
+            let mut doc = json!({
+                "name": format!("{}/{}", r.plural, sub.name),
                 "singularName": "",
                 "namespaced": r.namespaced,
-                "kind": kind,
-                "verbs": verbs,
-            }));
+                "kind": sub.kind,
+                "verbs": sub.verbs,
+            });
+            if sub.group_version != (r.group.clone(), r.version.clone()) {
+                doc["group"] = json!(sub.group_version.0);
+                doc["version"] = json!(sub.group_version.1);
+            }
+            out.push(doc);
         }
     }
     let group_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
@@ -207,7 +255,11 @@ fn discovery_resource(r: &ResourceInfo) -> Value {
     }
     let subs: Vec<Value> = subresources_of(r)
         .into_iter()
-        .map(|(name, kind, verbs)| json!({"subresource": name, "responseKind": response_kind(&kind), "verbs": verbs}))
+        .map(|sub| {
+            let (group, version) = &sub.group_version;
+            json!({"subresource": sub.name, "verbs": sub.verbs,
+                "responseKind": {"group": group, "version": version, "kind": sub.kind}})
+        })
         .collect();
     if !subs.is_empty() {
         doc["subresources"] = json!(subs);

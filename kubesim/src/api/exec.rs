@@ -29,6 +29,7 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::params::Params;
 use crate::apps::Runtime;
 use crate::apps::process::{Delivery, Process, Signal, SignalError};
 use crate::apps::shell::{self, Host, Stream};
@@ -96,27 +97,17 @@ pub struct ExecOptions {
     pub tty: bool,
 }
 
-/// The API server's reading of a boolean query parameter: false only for `0` and `false` in any
-/// letter case. (Shared with `log`; both move to the common query-parameter reader once it lands.)
-pub(crate) fn flag(value: &str) -> bool {
-    !(value == "0" || value.eq_ignore_ascii_case("false"))
-}
-
 impl ExecOptions {
     /// Reads and checks the query (`command` repeated, in order; single values: the first).
     pub fn from_query(query: Option<&str>) -> Result<Self> {
-        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .take(MAX_COMMAND_WORDS + 16)
-            .collect();
-        let first = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let params = Params::parse(query)?;
         let opts = Self {
-            command: pairs.iter().filter(|(k, _)| k == "command").map(|(_, v)| v.clone()).collect(),
-            container: first("container").filter(|c| !c.is_empty()).map(str::to_string),
-            stdin: first("stdin").is_some_and(flag),
-            stdout: first("stdout").is_some_and(flag),
-            stderr: first("stderr").is_some_and(flag),
-            tty: first("tty").is_some_and(flag),
+            command: params.all("command").map(str::to_string).collect(),
+            container: params.non_empty("container").map(str::to_string),
+            stdin: params.flag("stdin"),
+            stdout: params.flag("stdout"),
+            stderr: params.flag("stderr"),
+            tty: params.flag("tty"),
         };
         opts.validate()?;
         Ok(opts)

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::AppState;
-use super::exec::flag;
+use super::params::Params;
 use crate::apps::runtime::ContainerState;
 use crate::apps::{LogLine, PodKey, Runtime};
 use crate::error::{Cause, Error, Result, Target};
@@ -51,23 +51,10 @@ pub struct LogOptions {
     pub since: Option<Since>,
 }
 
-fn int(name: &str, value: Option<&str>) -> Result<Option<i64>> {
-    match value.filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(v) => v.parse::<i64>().map(Some).map_err(|_| {
-            Error::BadRequest(format!("invalid value {v:?} for the query parameter {name}: not an integer"))
-        }),
-    }
-}
-
 impl LogOptions {
     /// Reads and checks the query of a log request for `pod` (named in validation errors).
     pub fn from_query(query: Option<&str>, pod: &str) -> Result<Self> {
-        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .take(64)
-            .collect();
-        let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let params = Params::parse(query)?;
         let mut causes = Vec::new();
         let mut at_least = |field: &str, value: Option<i64>, min: i64| {
             if let Some(v) = value.filter(|v| *v < min) {
@@ -76,11 +63,11 @@ impl LogOptions {
             }
             value.and_then(|v| u64::try_from(v).ok())
         };
-        let tail_lines = at_least("tailLines", int("tailLines", get("tailLines"))?, 0);
-        let limit_bytes = at_least("limitBytes", int("limitBytes", get("limitBytes"))?, 1);
-        let since_seconds = int("sinceSeconds", get("sinceSeconds"))?;
+        let tail_lines = at_least("tailLines", params.int("tailLines")?, 0);
+        let limit_bytes = at_least("limitBytes", params.int("limitBytes")?, 1);
+        let since_seconds = params.int("sinceSeconds")?;
         at_least("sinceSeconds", since_seconds, 1);
-        let since_time = match get("sinceTime").filter(|v| !v.is_empty()) {
+        let since_time = match params.non_empty("sinceTime") {
             None => None,
             Some(t) => Some(t.parse::<Timestamp>().map_err(|e| {
                 Error::BadRequest(format!("invalid value {t:?} for the query parameter sinceTime: {e}"))
@@ -102,10 +89,10 @@ impl LogOptions {
             return Err(Error::Invalid { target: Target::new("", "pods", pod), kind: "PodLogOptions".into(), causes });
         }
         Ok(Self {
-            container: get("container").filter(|c| !c.is_empty()).map(str::to_string),
-            previous: get("previous").is_some_and(flag),
-            timestamps: get("timestamps").is_some_and(flag),
-            follow: get("follow").is_some_and(flag),
+            container: params.non_empty("container").map(str::to_string),
+            previous: params.flag("previous"),
+            timestamps: params.flag("timestamps"),
+            follow: params.flag("follow"),
             tail_lines,
             limit_bytes,
             since,

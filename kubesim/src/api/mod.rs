@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod params;
 pub mod patch;
 pub mod proxy;
+pub mod scale;
 pub mod table;
 pub mod watch;
 
@@ -220,6 +221,9 @@ fn handle(
         };
         return Ok(value_response(StatusCode::OK, &doc));
     };
+    if t.sub.as_deref() == Some("scale") && scale::scalable(&t.res) {
+        return scale_request(state, method, &t, headers, &body);
+    }
     let sub = match t.sub.as_deref() {
         None => Subresource::Main,
         Some("status") if t.res.has_status => Subresource::Status,
@@ -246,6 +250,7 @@ fn handle(
             Ok(object_response(res, &obj, StatusCode::OK, headers, query))
         }
         (Method::POST, None) => {
+            json_body(headers)?;
             let check = FieldCheck::new(store, res, Directive::parse(query.get("fieldValidation"))?);
             let mut obj = parse_json(&body)?;
             let warnings = check.apply(&mut obj)?;
@@ -253,6 +258,7 @@ fn handle(
             Ok(with_warnings(object_response(res, &created, StatusCode::CREATED, headers, query), &warnings))
         }
         (Method::PUT, Some(name)) => {
+            json_body(headers)?;
             let check = FieldCheck::new(store, res, Directive::parse(query.get("fieldValidation"))?);
             let mut obj = parse_json(&body)?;
             let warnings = check.apply(&mut obj)?;
@@ -295,6 +301,42 @@ fn handle(
         }
         (m, _) => Err(Error::MethodNotAllowed(format!("{m} is not supported on {path}"))),
     }
+}
+
+/// `GET`, `PUT` or `PATCH` of a `scale` subresource.
+fn scale_request(state: &AppState, method: &Method, t: &Target, headers: &HeaderMap, body: &[u8]) -> Result<Response> {
+    let name = t.name.as_deref().ok_or(Error::NoSuchResource)?;
+    let ns = t.namespace.as_deref();
+    let scale = match *method {
+        Method::GET => scale::scale_of(&state.store.get(&t.res, ns, name)?.value),
+        Method::PUT => {
+            json_body(headers)?;
+            scale::write(&state.store, &t.res, ns, name, scale::Write::Replace(&parse_json(body)?))?
+        }
+        Method::PATCH => {
+            let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let kind = PatchType::from_content_type(ct)?;
+            let p = patch::parse_body(kind, body)?;
+            scale::write(&state.store, &t.res, ns, name, scale::Write::Patch(kind, &p))?
+        }
+        ref m => return Err(Error::MethodNotAllowed(format!("{m} is not supported on the scale subresource"))),
+    };
+    Ok(value_response(StatusCode::OK, &scale))
+}
+
+/// Refuses request bodies that are not JSON (kubectl's typed generators, such as `kubectl create
+/// deployment`, send protobuf), naming what was sent.
+fn json_body(headers: &HeaderMap) -> Result<()> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let base = ct.split(';').next().unwrap_or_default().trim();
+    if base.is_empty() || base == "application/json" || base.ends_with("+json") {
+        return Ok(());
+    }
+    Err(Error::UnsupportedMediaType(format!(
+        "the body's content type {base:?} is not supported: kubesim reads JSON only (for kubectl, use \
+         `kubectl apply -f` or `kubectl create -f` with a manifest instead of a generator such as \
+         `kubectl create deployment`)"
+    )))
 }
 
 /// Adds one `Warning: 299 - "..."` header per message, as the real server sends them.

@@ -517,19 +517,6 @@ impl Runtime {
         })
     }
 
-    /// Resolves after the next change of any container (a log line, a signal, a restart).
-    pub async fn log_changed(&self) {
-        let mut rx = self.changes();
-        rx.borrow_and_update();
-        let _ = rx.changed().await;
-    }
-
-    /// Whether the container runs (stopped counts as running).
-    pub fn is_running(&self, namespace: &str, pod: &str, container: Option<&str>) -> bool {
-        self.with_container(namespace, pod, container, |c, _| Ok(matches!(c.phase, Phase::Running { .. })))
-            .unwrap_or(false)
-    }
-
     /// What answers on a pod's port (`None`: the first container's first port).
     pub fn reach(&self, key: &PodKey, port: Option<u16>) -> Reach {
         let pods = self.lock();
