@@ -371,3 +371,34 @@ async fn disk_keeps_failing_while_the_quorum_fault_holds_the_volume() {
     }
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn smoke_mini_a_moves_to_another_node_every_ten_minutes_of_story() {
+    // Speed 2,000: ten minutes of story take 0.3 s.
+    let sim = KubeSim::start(smoke_mini_config(2_000.0)).await.expect("kubesim starts");
+    let c = client_for(&sim);
+    wait_smoke_mini(&c).await;
+    let pods = Api::<Pod>::namespaced(c.clone(), "smoke-mini");
+    let node_of = |p: &Pod| p.spec.as_ref().and_then(|s| s.node_name.clone());
+    let first = pods.get("smoke-mini-a-0").await.unwrap();
+    let (first_node, first_uid) = (node_of(&first), first.metadata.uid.clone());
+    let sets = Api::<StatefulSet>::namespaced(c.clone(), "smoke-mini");
+    wait_for(&sets, "smoke-mini-a", "pinned to another node", |s| {
+        let pinned = s.and_then(|s| s.spec.as_ref()?.template.spec.as_ref()?.node_selector.clone());
+        pinned.and_then(|m| m.get("kubernetes.io/hostname").cloned()).is_some_and(|n| Some(n) != first_node)
+    })
+    .await;
+    // The pod is replaced; the replacement runs somewhere the selector allows and keeps its claim.
+    let replaced = wait_for(&pods, "smoke-mini-a-0", "replaced and Ready", |p| {
+        p.is_some_and(|p| p.metadata.uid != first_uid && is_ready(p))
+    })
+    .await
+    .unwrap();
+    let pinned = replaced.spec.as_ref().unwrap().node_selector.clone().unwrap_or_default();
+    assert_eq!(pinned.get("kubernetes.io/hostname"), Some(&node_of(&replaced).unwrap()), "runs where it is pinned");
+    let claim = &replaced.spec.unwrap().volumes.unwrap()[0];
+    assert_eq!(claim.persistent_volume_claim.as_ref().unwrap().claim_name, "disk-smoke-mini-a-0");
+    // The other StatefulSets stay where they are.
+    assert!(sets.get("smoke-mini-b").await.unwrap().spec.unwrap().template.spec.unwrap().node_selector.is_none());
+    sim.shutdown().await;
+}

@@ -5,7 +5,7 @@
 //! `smoke-mini`, three StatefulSets (`smoke-mini-a`, `-b`, `-c`) of one replica each, each pod
 //! on a replicated volume (claim template `disk`, the given storage class), all behind the
 //! service `smoke-mini` (port 80 → 8080). `smoke-mini-a` is moved to a random node every 10
-//! minutes of story time, so that a volume's attachment follows a moving pod.
+//! minutes of story time, so that the application keeps moving while chaos runs.
 
 use serde_json::{Value, json};
 
