@@ -344,6 +344,30 @@ fn path_items(res: &ResourceInfo, definition: &str) -> Vec<(String, PathItem)> {
         };
     let own = Some(definition.to_string());
     let kind = &res.kind;
+    // get, put and patch of one object (`suffix` "" for the object itself, "Status" for its status).
+    let read_write = |suffix: &str, what: &str| {
+        vec![
+            op("get", "get", id("read", suffix), format!("read {what} {kind}"), &["pretty"], None, own.clone()),
+            op(
+                "put",
+                "put",
+                id("replace", suffix),
+                format!("replace {what} {kind}"),
+                WRITE_PARAMS,
+                Some(JSON),
+                own.clone(),
+            ),
+            op(
+                "patch",
+                "patch",
+                id("patch", suffix),
+                format!("partially update {what} {kind}"),
+                PATCH_PARAMS,
+                Some(PATCH_TYPES),
+                own.clone(),
+            ),
+        ]
+    };
     let mut items = vec![
         (
             collection.clone(),
@@ -380,87 +404,20 @@ fn path_items(res: &ResourceInfo, definition: &str) -> Vec<(String, PathItem)> {
                 ],
             },
         ),
-        (
-            format!("{collection}/{{name}}"),
-            PathItem {
-                path_params: item_params,
-                ops: vec![
-                    op(
-                        "get",
-                        "get",
-                        id("read", ""),
-                        format!("read the specified {kind}"),
-                        &["pretty"],
-                        None,
-                        own.clone(),
-                    ),
-                    op(
-                        "put",
-                        "put",
-                        id("replace", ""),
-                        format!("replace the specified {kind}"),
-                        WRITE_PARAMS,
-                        Some(JSON),
-                        own.clone(),
-                    ),
-                    op(
-                        "patch",
-                        "patch",
-                        id("patch", ""),
-                        format!("partially update the specified {kind}"),
-                        PATCH_PARAMS,
-                        Some(PATCH_TYPES),
-                        own.clone(),
-                    ),
-                    op(
-                        "delete",
-                        "delete",
-                        id("delete", ""),
-                        format!("delete a {kind}"),
-                        &["dryRun", "pretty"],
-                        None,
-                        Some(STATUS.into()),
-                    ),
-                ],
-            },
-        ),
+        (format!("{collection}/{{name}}"), PathItem { path_params: item_params, ops: read_write("", "the specified") }),
     ];
+    items[1].1.ops.push(op(
+        "delete",
+        "delete",
+        id("delete", ""),
+        format!("delete a {kind}"),
+        &["dryRun", "pretty"],
+        None,
+        Some(STATUS.into()),
+    ));
     if res.has_status {
-        items.push((
-            format!("{collection}/{{name}}/status"),
-            PathItem {
-                path_params: item_params,
-                ops: vec![
-                    op(
-                        "get",
-                        "get",
-                        id("read", "Status"),
-                        format!("read status of the specified {kind}"),
-                        &["pretty"],
-                        None,
-                        own.clone(),
-                    ),
-                    op(
-                        "put",
-                        "put",
-                        id("replace", "Status"),
-                        format!("replace status of the specified {kind}"),
-                        WRITE_PARAMS,
-                        Some(JSON),
-                        own.clone(),
-                    ),
-                    op(
-                        "patch",
-                        "patch",
-                        id("patch", "Status"),
-                        format!("partially update status of the specified {kind}"),
-                        PATCH_PARAMS,
-                        Some(PATCH_TYPES),
-                        own,
-                    ),
-                ],
-            },
-        ));
+        let ops = read_write("Status", "status of the specified");
+        items.push((format!("{collection}/{{name}}/status"), PathItem { path_params: item_params, ops }));
     }
     if res.namespaced {
         items.push((
