@@ -836,6 +836,10 @@ mod tests {
         (s, pods, rv)
     }
 
+    fn pod_obj(name: &str) -> Value {
+        json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "i"}]}})
+    }
+
     fn rv_obj(name: &str) -> Value {
         json!({"metadata": {"name": name}, "spec": {"size": "100Mi", "replicatedStorageClassName": "rsc-a"}})
     }
@@ -843,11 +847,10 @@ mod tests {
     #[test]
     fn create_get_conflicts_and_versions() {
         let (s, pods, _) = store();
-        let p = s.create(&pods, Some("default"), json!({"metadata": {"name": "p"}}), CreateOptions::default()).unwrap();
+        let p = s.create(&pods, Some("default"), pod_obj("p"), CreateOptions::default()).unwrap();
         assert_eq!(p.value["kind"], "Pod");
         assert_eq!(p.value["metadata"]["namespace"], "default");
-        let err =
-            s.create(&pods, Some("default"), json!({"metadata": {"name": "p"}}), CreateOptions::default()).unwrap_err();
+        let err = s.create(&pods, Some("default"), pod_obj("p"), CreateOptions::default()).unwrap_err();
         assert_eq!(err.code().as_u16(), 409);
         assert_eq!(err.reason(), "AlreadyExists");
         let err =
@@ -922,7 +925,8 @@ mod tests {
             ("other", "c", "agent", "n1"),
             ("default", "d", "web", "n1"),
         ] {
-            let pod = json!({"metadata": {"name": name, "labels": {"app": app}}, "spec": {"nodeName": node}});
+            let pod = json!({"metadata": {"name": name, "labels": {"app": app}},
+                "spec": {"nodeName": node, "containers": [{"name": "c", "image": "i"}]}});
             s.create(&pods, Some(ns), pod, CreateOptions::default()).unwrap();
         }
         let names = |ns: Option<&str>, l: Option<&str>, f: Option<&str>| -> Vec<String> {

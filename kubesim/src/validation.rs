@@ -1,8 +1,9 @@
 //! Defaults and validation per kind, applied by the store on create and update (the main
 //! resource, not `/status`), the way the real API server's admission and CRD schemas would.
 //!
-//! Only the storage kinds carry rules: required fields, enums, immutable references, and
-//! "a volume never shrinks". Violations are `422 Invalid` with one cause per field.
+//! The storage kinds' rules: required fields, enums, immutable references, and "a volume never
+//! shrinks"; pods, Services and the workload kinds' are in [`workloads`]. Violations are
+//! `422 Invalid` with one cause per field.
 
 use serde_json::{Value, json};
 
@@ -10,9 +11,13 @@ use crate::error::{Cause, Error, Result, Target};
 use crate::quantity;
 use crate::resources::{ResourceInfo, STORAGE_GROUP};
 
-/// Fills defaults the CRD schema would (`replication`, `type`, ...).
+mod workloads;
+
+/// Fills defaults the API server or the CRD schema would (`replication`, `type`, a StatefulSet's
+/// `updateStrategy`, ...).
 pub fn apply_defaults(res: &ResourceInfo, obj: &mut Value) {
     if res.group != STORAGE_GROUP {
+        workloads::apply_defaults(res, obj);
         return;
     }
     let spec_default = |obj: &mut Value, field: &str, value: &str| {
@@ -119,6 +124,8 @@ pub fn validate(res: &ResourceInfo, old: Option<&Value>, new: &Value) -> Result<
             }
             _ => {}
         }
+    } else {
+        workloads::validate(res, new, &mut causes);
     }
     if causes.is_empty() {
         Ok(())

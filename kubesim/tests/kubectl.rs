@@ -360,6 +360,11 @@ async fn rollout_status_and_endpoints_follow_a_deployment() {
     let described = k.run(&["describe", "deployment", "web"]).await;
     assert!(described.contains("NewReplicaSetAvailable"), "{described}");
 
+    // Applying a changed manifest patches it (the server checks the fields of what is sent).
+    let changed = k.write("web2.yaml", &DEPLOYMENT.replace("replicas: 2", "replicas: 2\n  minReadySeconds: 0"));
+    let out = k.run(&["apply", "-f", &changed]).await;
+    assert!(out.contains("deployment.apps/web configured"), "{out}");
+
     // `kubectl scale` goes through the scale subresource.
     k.run(&["scale", "deployment/web", "--replicas=3"]).await;
     k.run(&["rollout", "status", "deployment/web", "--timeout=20s"]).await;
@@ -369,5 +374,26 @@ async fn rollout_status_and_endpoints_follow_a_deployment() {
     // Generators send protobuf, which kubesim does not read: a clear refusal, not a parse error.
     let err = k.fail(&["create", "deployment", "gen", "--image=kubesim/http-echo"]).await;
     assert!(err.contains("kubesim reads JSON only"), "{err}");
+    sim.shutdown().await;
+}
+
+/// `rollout status` of a StatefulSet (the smoke-mini layout's), before and after a new image.
+#[tokio::test]
+async fn rollout_status_follows_a_statefulset() {
+    let config = Config { apps: vec![kubesim::Layout::SmokeMini], ..Config::for_tests() };
+    let sim = KubeSim::start(config).await.expect("kubesim starts");
+    let k = Kubectl::new(&sim);
+    let status = ["rollout", "status", "statefulset/smoke-mini-b", "-n", "smoke-mini", "--timeout=20s"];
+    // The API server defaults `updateStrategy.rollingUpdate.partition: 0`, so kubectl reports a
+    // partitioned roll out, as it does against a real cluster.
+    let out = k.run(&status).await;
+    assert!(out.contains("partitioned roll out complete: 1 new pods have been updated"), "{out}");
+    k.run(&["set", "image", "statefulset/smoke-mini-b", "smoke-mini=kubesim/smoke-mini:v2", "-n", "smoke-mini"]).await;
+    let out = k.run(&status).await;
+    assert!(out.contains("partitioned roll out complete: 1 new pods have been updated"), "{out}");
+    let image = k
+        .run(&["get", "pod", "smoke-mini-b-0", "-n", "smoke-mini", "-o", "jsonpath={.spec.containers[0].image}"])
+        .await;
+    assert_eq!(image, "kubesim/smoke-mini:v2");
     sim.shutdown().await;
 }

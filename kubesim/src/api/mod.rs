@@ -261,7 +261,7 @@ fn handle(
             json_body(headers)?;
             let check = FieldCheck::new(store, res, Directive::parse(query.get("fieldValidation"))?);
             let mut obj = parse_json(&body)?;
-            let warnings = check.apply(&mut obj)?;
+            let warnings = check_for(&check, sub, &mut obj)?;
             let updated = store.update(res, ns, name, obj, sub)?;
             Ok(with_warnings(object_response(res, &updated, StatusCode::OK, headers, query), &warnings))
         }
@@ -273,7 +273,7 @@ fn handle(
             let mut warnings = Vec::new();
             let result = store.modify(res, ns, name, sub, |doc| {
                 patch::apply(kind, doc, &p)?;
-                warnings = check.apply(doc)?;
+                warnings = check_for(&check, sub, doc)?;
                 Ok(())
             });
             let resp = match result {
@@ -337,6 +337,15 @@ fn json_body(headers: &HeaderMap) -> Result<()> {
          `kubectl apply -f` or `kubectl create -f` with a manifest instead of a generator such as \
          `kubectl create deployment`)"
     )))
+}
+
+/// Field validation of a write: of the whole object for `/status`, of all but the status for
+/// the main resource (whose writes leave the status as it is).
+fn check_for(check: &FieldCheck, sub: Subresource, obj: &mut Value) -> Result<Vec<String>> {
+    match sub {
+        Subresource::Main => check.apply_except_status(obj),
+        Subresource::Status => check.apply(obj),
+    }
 }
 
 /// Adds one `Warning: 299 - "..."` header per message, as the real server sends them.

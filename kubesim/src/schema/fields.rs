@@ -187,6 +187,18 @@ impl FieldCheck {
         Self { catalog, definition, directive, kind: res.kind.clone(), version: res.api_version() }
     }
 
+    /// As [`FieldCheck::apply`], leaving `status` alone: a write of the main resource does not
+    /// change the status, so what a client sends back of it (say, after `kubectl get -o yaml`) is
+    /// not checked.
+    pub fn apply_except_status(&self, obj: &mut Value) -> Result<Vec<String>> {
+        let status = obj.as_object_mut().and_then(|m| m.remove("status"));
+        let out = self.apply(obj);
+        if let (Some(status), Some(map)) = (status, obj.as_object_mut()) {
+            map.insert("status".into(), status);
+        }
+        out
+    }
+
     /// Removes the unknown fields of `obj`; returns the warnings to send (`Warn`), or fails
     /// naming them (`Strict`) as the real server does.
     pub fn apply(&self, obj: &mut Value) -> Result<Vec<String>> {

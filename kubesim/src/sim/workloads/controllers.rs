@@ -14,7 +14,7 @@ use rand::seq::IndexedRandom;
 use serde_json::{Map, Value, json};
 
 use super::plan::{Action, Kind, Memory, Plan, World, obj};
-use crate::sim::objects::{Cond, cond, merge_conditions};
+use crate::sim::objects::{Cond, cond};
 use crate::sim::plan::stable_hash;
 use crate::store::{ObjRef, now_rfc3339};
 
@@ -25,7 +25,7 @@ const HASH_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 /// A template's hash as the controllers print it (`pod-template-hash`, revision suffixes).
 pub fn template_hash(template: &Value) -> String {
-    let mut h = stable_hash(&[&template.to_string()]);
+    let mut h = stable_hash(&[&obj::canonical(template).to_string()]);
     (0..10)
         .map(|_| {
             let c = HASH_ALPHABET[(h % HASH_ALPHABET.len() as u64) as usize] as char;
@@ -66,25 +66,37 @@ fn pod_from_template(template: &Value, namespace: &str, name: &str, owner: Value
         "metadata": template["metadata"].clone(),
         "spec": template["spec"].clone(),
     });
-    if !pod["metadata"].is_object() {
-        pod["metadata"] = json!({});
-    }
-    let meta = &mut pod["metadata"];
-    meta["name"] = json!(name);
-    meta["namespace"] = json!(namespace);
-    meta["ownerReferences"] = json!([owner]);
-    if !meta["labels"].is_object() {
-        meta["labels"] = json!({});
-    }
+    obj::set(&mut pod, &["metadata", "name"], json!(name));
+    obj::set(&mut pod, &["metadata", "namespace"], json!(namespace));
+    obj::set(&mut pod, &["metadata", "ownerReferences"], json!([owner]));
     for (k, v) in labels {
-        meta["labels"][*k] = json!(v);
+        obj::set(&mut pod, &["metadata", "labels", k], json!(v));
     }
     pod
 }
 
-fn conditions_of(o: &ObjRef, desired: &[Cond]) -> Value {
-    let generation = o.value["metadata"]["generation"].as_i64().unwrap_or(1);
-    merge_conditions(&o.value["status"]["conditions"], desired, generation, &now_rfc3339())
+/// A Deployment's conditions as the real controller writes them (`DeploymentCondition` has
+/// `lastUpdateTime` and no `observedGeneration`): `lastTransitionTime` kept while the status
+/// stays, `lastUpdateTime` while the reason and message stay too.
+fn deployment_conditions(d: &ObjRef, desired: &[Cond]) -> Value {
+    let now = now_rfc3339();
+    let existing = d.value["status"]["conditions"].as_array();
+    let out: Vec<Value> = desired
+        .iter()
+        .map(|c| {
+            let status = if c.status { "True" } else { "False" };
+            let prev = existing.and_then(|a| a.iter().find(|x| x["type"] == c.kind));
+            let same_status = prev.is_some_and(|p| p["status"] == status);
+            let same_all = same_status && prev.is_some_and(|p| p["reason"] == c.reason && p["message"] == c.message.as_str());
+            let keep = |field: &str, same: bool| match prev {
+                Some(p) if same => p[field].clone(),
+                _ => json!(now),
+            };
+            json!({"type": c.kind, "status": status, "lastUpdateTime": keep("lastUpdateTime", same_all),
+                "lastTransitionTime": keep("lastTransitionTime", same_status), "reason": c.reason, "message": c.message})
+        })
+        .collect();
+    Value::Array(out)
 }
 
 fn status_u64(o: &ObjRef, field: &str) -> usize {
@@ -106,7 +118,7 @@ pub fn deployments(world: &World, plan: &mut Plan) {
             None => plan.push(Action::Create {
                 kind: Kind::ReplicaSet,
                 namespace: ns.to_string(),
-                object: replica_set_for(d, &current_name, &hash, owned.len() + 1, desired),
+                object: replica_set_for(d, &current_name, &hash, next_revision(&owned), desired),
             }),
             Some(rs) if obj::replicas(rs) != desired => {
                 plan.set(Kind::ReplicaSet, rs, vec![(vec!["spec", "replicas"], json!(desired))]);
@@ -124,11 +136,19 @@ pub fn deployments(world: &World, plan: &mut Plan) {
     }
 }
 
-fn replica_set_for(d: &ObjRef, name: &str, hash: &str, revision: usize, replicas: usize) -> Value {
+/// One more than the highest revision of a Deployment's ReplicaSets.
+fn next_revision(owned: &[&ObjRef]) -> u64 {
+    let revision = |rs: &&ObjRef| {
+        rs.value["metadata"]["annotations"]["deployment.kubernetes.io/revision"].as_str()?.parse::<u64>().ok()
+    };
+    owned.iter().filter_map(revision).max().unwrap_or(0) + 1
+}
+
+fn replica_set_for(d: &ObjRef, name: &str, hash: &str, revision: u64, replicas: usize) -> Value {
     let mut template = d.value["spec"]["template"].clone();
-    template["metadata"]["labels"]["pod-template-hash"] = json!(hash);
+    obj::set(&mut template, &["metadata", "labels", "pod-template-hash"], json!(hash));
     let mut selector = d.value["spec"]["selector"].clone();
-    selector["matchLabels"]["pod-template-hash"] = json!(hash);
+    obj::set(&mut selector, &["matchLabels", "pod-template-hash"], json!(hash));
     json!({
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
@@ -179,7 +199,7 @@ fn deployment_status(d: &ObjRef, owned: &[&ObjRef], current: Option<&ObjRef>, de
         "readyReplicas": ready,
         "availableReplicas": available,
         "unavailableReplicas": desired.saturating_sub(available),
-        "conditions": conditions_of(d, &conds),
+        "conditions": deployment_conditions(d, &conds),
     })
 }
 
@@ -250,7 +270,7 @@ pub fn stateful_sets(world: &World, mem: &mut Memory, plan: &mut Plan) {
                 Some(p) if obj::pod_ready(p) || parallel => continue,
                 Some(_) => break,
                 None => {
-                    create_stateful_pod(world, sts, i, &revision, plan);
+                    replace_stateful_pod(world, sts, i, &revision, plan);
                     if !parallel {
                         break;
                     }
@@ -275,6 +295,17 @@ pub fn stateful_sets(world: &World, mem: &mut Memory, plan: &mut Plan) {
 
 fn revision_of(pod: &ObjRef) -> &str {
     pod.value["metadata"]["labels"]["controller-revision-hash"].as_str().unwrap_or_default()
+}
+
+/// Makes the pod of an ordinal that has no active pod: a finished pod of that name is deleted
+/// first (it is made again next turn); one being deleted, or one that is not this
+/// StatefulSet's, is waited for.
+fn replace_stateful_pod(world: &World, sts: &ObjRef, ordinal: usize, revision: &str, plan: &mut Plan) {
+    match world.get(Kind::Pod, sts.namespace(), &format!("{}-{ordinal}", sts.name())) {
+        None => create_stateful_pod(world, sts, ordinal, revision, plan),
+        Some(p) if obj::owned_by(p, sts) && !obj::deleting(p) => plan.delete(Kind::Pod, p),
+        Some(_) => {}
+    }
 }
 
 fn create_stateful_pod(world: &World, sts: &ObjRef, ordinal: usize, revision: &str, plan: &mut Plan) {
@@ -303,34 +334,46 @@ fn create_stateful_pod(world: &World, sts: &ObjRef, ordinal: usize, revision: &s
     ];
     let owner = obj::owner_ref(sts, "apps/v1", "StatefulSet");
     let mut pod = pod_from_template(&sts.value["spec"]["template"], ns, &name, owner, &labels);
-    pod["spec"]["hostname"] = json!(name);
+    obj::set(&mut pod, &["spec", "hostname"], json!(name));
     if let Some(service) = sts.value["spec"]["serviceName"].as_str().filter(|s| !s.is_empty()) {
-        pod["spec"]["subdomain"] = json!(service);
+        obj::set(&mut pod, &["spec", "subdomain"], json!(service));
     }
     if !volumes.is_empty() {
         let list = pod["spec"]["volumes"].as_array().cloned().unwrap_or_default();
-        pod["spec"]["volumes"] = Value::Array(list.into_iter().chain(volumes).collect());
+        obj::set(&mut pod, &["spec", "volumes"], Value::Array(list.into_iter().chain(volumes).collect()));
     }
     plan.push(Action::Create { kind: Kind::Pod, namespace: ns.to_string(), object: pod });
 }
 
+/// The status; `currentRevision` stays at the revision the pods had until every pod is updated
+/// and Ready (what `kubectl rollout status` waits for).
 fn stateful_set_status(sts: &ObjRef, pods: &[&ObjRef], revision: &str) -> Value {
     let ready = pods.iter().filter(|p| obj::pod_ready(p)).count();
     let updated = pods.iter().filter(|p| revision_of(p) == revision).count();
+    let done = updated == obj::replicas(sts) && ready == updated && pods.len() == updated;
+    let current = match sts.value["status"]["currentRevision"].as_str() {
+        Some(previous) if !done => previous.to_string(),
+        _ if !done => pods.iter().map(|p| revision_of(p)).find(|r| *r != revision).unwrap_or(revision).to_string(),
+        _ => revision.to_string(),
+    };
     let mut status = Map::new();
     status.insert("observedGeneration".into(), sts.value["metadata"]["generation"].clone());
     status.insert("replicas".into(), json!(pods.len()));
     status.insert("readyReplicas".into(), json!(ready));
     status.insert("availableReplicas".into(), json!(ready));
-    status.insert("currentReplicas".into(), json!(updated));
+    let at_current = pods.iter().filter(|p| revision_of(p) == current).count();
+    status.insert("currentReplicas".into(), json!(at_current));
     status.insert("updatedReplicas".into(), json!(updated));
-    status.insert("currentRevision".into(), json!(revision));
+    status.insert("currentRevision".into(), json!(current));
     status.insert("updateRevision".into(), json!(revision));
     status.insert("collisionCount".into(), json!(0));
     Value::Object(status)
 }
 
-/// `10m`, `90s`, `1h` → a duration (at least 1 s).
+/// The longest period [`MOVE_EVERY`] takes.
+const MOVE_EVERY_MAX: Duration = Duration::from_secs(7 * 24 * 3_600);
+
+/// `10m`, `90s`, `1h` → a duration (at least 1 s, at most 7 days).
 pub fn parse_period(s: &str) -> Option<Duration> {
     let s = s.trim();
     let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
@@ -341,7 +384,8 @@ pub fn parse_period(s: &str) -> Option<Duration> {
         "h" => n.checked_mul(3_600)?,
         _ => return None,
     };
-    (secs > 0).then(|| Duration::from_secs(secs))
+    let period = Duration::from_secs(secs);
+    (secs > 0 && period <= MOVE_EVERY_MAX).then_some(period)
 }
 
 /// Moves a StatefulSet that asks for it: its pod template is pinned to another Ready node, which
@@ -380,6 +424,8 @@ mod tests {
     #[test]
     fn template_hashes_are_stable_and_differ_by_template() {
         let a = template_hash(&json!({"spec": {"containers": [{"image": "a"}]}}));
+        let ordered = template_hash(&json!({"metadata": {"labels": {"x": "1"}}, "spec": {"a": 1, "b": 2}}));
+        assert_eq!(ordered, template_hash(&json!({"spec": {"b": 2, "a": 1}, "metadata": {"labels": {"x": "1"}}})));
         assert_eq!(a, template_hash(&json!({"spec": {"containers": [{"image": "a"}]}})));
         assert_ne!(a, template_hash(&json!({"spec": {"containers": [{"image": "b"}]}})));
         assert_eq!(a.len(), 10);
@@ -393,5 +439,7 @@ mod tests {
         assert_eq!(parse_period("0s"), None);
         assert_eq!(parse_period("10"), None);
         assert_eq!(parse_period("5d"), None);
+        assert_eq!(parse_period("18000000000000000000s"), None);
+        assert_eq!(parse_period("169h"), None);
     }
 }

@@ -61,25 +61,31 @@ pub fn run_pods(world: &World, mem: &mut Memory, plan: &mut Plan) {
         let Some(node) = pod.value["spec"]["nodeName"].as_str() else { continue };
         let key = PodKey::new(pod.namespace(), pod.name());
         let running = world.containers.get(&key).filter(|(uid, _)| uid == obj::uid(pod)).map(|(_, views)| views);
+        let specs = ContainerSpec::from_pod(&pod.value);
         let blocked = match running {
             Some(_) => None,
+            None if specs.is_empty() => Some("the pod has no containers".to_string()),
             None => match pod_volumes_ready(&pod.value, |k, ns, n| world.get(k, ns, n).cloned()) {
                 Ok(_) => {
                     plan.push(Action::Start {
                         pod: key.clone(),
                         uid: obj::uid(pod).to_string(),
                         policy: RestartPolicy::from_pod(&pod.value),
-                        containers: ContainerSpec::from_pod(&pod.value),
+                        containers: specs,
                     });
                     None
                 }
                 Err(why) => Some(why),
             },
         };
-        let pod_ip =
-            pod.value["status"]["podIP"].as_str().map(str::to_string).unwrap_or_else(|| allocate_ip(mem, node));
+        // An IP comes with the pod's sandbox: once its containers start.
+        let pod_ip = match pod.value["status"]["podIP"].as_str() {
+            Some(ip) => Some(ip.to_string()),
+            None if blocked.is_none() => Some(allocate_ip(mem, node)),
+            None => None,
+        };
         let node_ip = world.get(Kind::Node, "", node).and_then(node_ip).unwrap_or_default();
-        let status = pod_status(pod, &node_ip, &pod_ip, running.map(Vec::as_slice), blocked.as_deref());
+        let status = pod_status(pod, &node_ip, pod_ip.as_deref(), running.map(Vec::as_slice), blocked.as_deref());
         plan.set_status(Kind::Pod, pod, status);
     }
 }
@@ -116,7 +122,7 @@ fn transition(pod: &ObjRef, kind: &str, status: bool) -> Value {
 fn pod_status(
     pod: &ObjRef,
     node_ip: &str,
-    pod_ip: &str,
+    pod_ip: Option<&str>,
     views: Option<&[ContainerView]>,
     blocked: Option<&str>,
 ) -> Value {
@@ -126,7 +132,7 @@ fn pod_status(
     });
     let phase = match views {
         None => "Pending",
-        Some(v) if v.iter().all(|c| matches!(c.state, ContainerState::Terminated { .. })) => {
+        Some(v) if !v.is_empty() && v.iter().all(|c| matches!(c.state, ContainerState::Terminated { .. })) => {
             let failed =
                 v.iter().any(|c| matches!(&c.state, ContainerState::Terminated { last } if last.exit_code != 0));
             if failed { "Failed" } else { "Succeeded" }
@@ -145,7 +151,7 @@ fn pod_status(
         Some(v) => v.iter().map(|c| container_status(pod, c)).collect(),
         None => specs.iter().map(|s| waiting_status(s, blocked)).collect(),
     };
-    json!({
+    let mut status = json!({
         "phase": phase,
         "conditions": [
             condition("PodReadyToStartContainers", views.is_some(), None),
@@ -156,12 +162,15 @@ fn pod_status(
         ],
         "hostIP": node_ip,
         "hostIPs": [{"ip": node_ip}],
-        "podIP": pod_ip,
-        "podIPs": [{"ip": pod_ip}],
         "startTime": pod.value["status"]["startTime"].as_str().map(str::to_string).unwrap_or_else(now_rfc3339),
         "containerStatuses": containers,
         "qosClass": "BestEffort",
-    })
+    });
+    if let Some(ip) = pod_ip {
+        status["podIP"] = json!(ip);
+        status["podIPs"] = json!([{"ip": ip}]);
+    }
+    status
 }
 
 fn waiting_status(spec: &ContainerSpec, blocked: Option<&str>) -> Value {

@@ -16,8 +16,8 @@ pub mod volumes;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +30,9 @@ use plan::{Action, Kind, Memory, World};
 
 /// Changes taken per turn, so that a burst of events still lets the planner run in between.
 const TURN_EVENTS: usize = 4_096;
+/// Bounds of the wait before retrying writes that all failed.
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// The workloads simulation, ready to run.
 pub struct Workloads {
@@ -40,6 +43,8 @@ pub struct Workloads {
     mem: Memory,
     events: mpsc::UnboundedReceiver<Arc<Event>>,
     kubelet: mpsc::UnboundedReceiver<PodKey>,
+    /// How long to wait before retrying after a turn whose writes all failed.
+    retry_backoff: Duration,
 }
 
 impl std::fmt::Debug for Workloads {
@@ -98,8 +103,9 @@ impl Workloads {
     ) -> Result<Self> {
         let kinds = KINDS.iter().map(|k| Ok((*k, resource_of(&store, *k)?))).collect::<Result<_>>()?;
         let events = store.subscribe_internal();
+        let speed = if speed.is_finite() && speed > 0.0 { speed } else { 1.0 };
         let world = World { speed, ..World::default() };
-        Ok(Self { store, runtime, kinds, world, mem: Memory::new(seed), events, kubelet })
+        Ok(Self { store, runtime, kinds, world, mem: Memory::new(seed), events, kubelet, retry_backoff: RETRY_MIN / 2 })
     }
 
     /// Runs until cancelled.
@@ -174,13 +180,26 @@ impl Workloads {
         if let Some(at) = plan.wake_at {
             wake = Some(wake.map_or(at, |w| w.min(at)));
         }
-        let acted = !plan.actions.is_empty();
+        let (mut applied, mut failed) = (0, 0);
         for action in plan.actions {
-            if let Err(e) = self.apply(&action) {
-                tracing::debug!(?action, error = %e, "workload action failed; the next turn retries");
+            match self.apply(&action) {
+                Ok(()) => applied += 1,
+                Err(e) => {
+                    failed += 1;
+                    tracing::debug!(?action, error = %e, "workload action failed; a later turn retries");
+                }
             }
         }
-        (acted, wake)
+        // A write the store keeps refusing must not make the loop spin: retry after a back-off
+        // that doubles while turns keep failing, and at once when something changes.
+        if failed > 0 && applied == 0 {
+            self.retry_backoff = (self.retry_backoff * 2).clamp(RETRY_MIN, RETRY_MAX);
+            let at = self.world.now + self.retry_backoff.as_millis() as Millis;
+            wake = Some(wake.map_or(at, |w| w.min(at)));
+        } else if failed == 0 {
+            self.retry_backoff = RETRY_MIN / 2;
+        }
+        (applied > 0, wake)
     }
 
     fn apply(&self, action: &Action) -> Result<()> {
@@ -207,7 +226,7 @@ impl Workloads {
             Action::Set { kind, namespace, name, fields } => {
                 self.store.modify(&self.kinds[kind], ns(namespace).as_deref(), name, Subresource::Main, |o| {
                     for (path, value) in fields {
-                        set_path(o, path, value.clone());
+                        plan::obj::set(o, path, value.clone());
                     }
                     Ok(())
                 })?;
@@ -219,16 +238,4 @@ impl Workloads {
         }
         Ok(())
     }
-}
-
-fn set_path(root: &mut Value, path: &[&str], value: Value) {
-    let Some((last, parents)) = path.split_last() else { return };
-    let mut at = root;
-    for p in parents {
-        if !at[*p].is_object() {
-            at[*p] = Value::Object(Default::default());
-        }
-        at = &mut at[*p];
-    }
-    at[*last] = value;
 }

@@ -80,9 +80,10 @@ impl World {
             .map(|(_, o)| o)
     }
 
-    /// Real milliseconds from now after `story` of story time.
+    /// Real milliseconds from now after `story` of story time (saturating: never panics).
     pub fn after(&self, story: Duration) -> Millis {
-        self.now + story.div_f64(self.speed).as_millis() as Millis
+        let real = Duration::try_from_secs_f64(story.as_secs_f64() / self.speed).unwrap_or(Duration::MAX);
+        self.now.saturating_add(u64::try_from(real.as_millis()).unwrap_or(u64::MAX))
     }
 }
 
@@ -269,6 +270,37 @@ pub mod obj {
     /// A plain `{key: value}` selector (a Service's) matches labels.
     pub fn map_selects(selector: &Value, labels: &Value) -> bool {
         selector.as_object().is_some_and(|m| !m.is_empty() && m.iter().all(|(k, v)| labels[k] == *v))
+    }
+
+    /// Sets `doc[path] = value`, turning whatever is not an object on the way into one, so that
+    /// an object of an unexpected shape can never make a controller panic.
+    pub fn set(doc: &mut Value, path: &[&str], value: Value) {
+        let Some((last, parents)) = path.split_last() else { return };
+        let mut at = doc;
+        for p in parents {
+            if !at[*p].is_object() {
+                at[*p] = json!({});
+            }
+            at = &mut at[*p];
+        }
+        if !at.is_object() {
+            *at = json!({});
+        }
+        at[*last] = value;
+    }
+
+    /// The value with every object's keys sorted, so that equal content hashes equally whatever
+    /// order a client wrote the keys in.
+    pub fn canonical(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                Value::Object(keys.into_iter().map(|k| (k.clone(), canonical(&m[k]))).collect())
+            }
+            Value::Array(a) => Value::Array(a.iter().map(canonical).collect()),
+            other => other.clone(),
+        }
     }
 
     pub fn replicas(o: &ObjRef) -> usize {

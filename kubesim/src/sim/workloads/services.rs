@@ -62,15 +62,17 @@ pub fn endpoints(world: &World, plan: &mut Plan) {
         if selector.as_object().is_none_or(|m| m.is_empty()) {
             continue;
         }
-        let members: Vec<Member<'_>> = world
+        let mut members: Vec<Member<'_>> = world
             .in_namespace(Kind::Pod, svc.namespace())
             .filter(|p| !obj::deleting(p) && obj::map_selects(selector, &p.value["metadata"]["labels"]))
             .filter_map(|p| {
                 let ip = p.value["status"]["podIP"].as_str().filter(|ip| !ip.is_empty())?;
                 Some(Member { pod: p, ip, ready: obj::pod_ready(p) })
             })
-            .take(MAX_ENDPOINTS)
             .collect();
+        // Past the bound, Ready pods are the ones kept: they are what the service serves from.
+        members.sort_by_key(|m| !m.ready);
+        members.truncate(MAX_ENDPOINTS);
         let ports = ports(svc, members.first().map(|m| m.pod));
         endpoints_object(world, svc, &members, &ports, plan);
         slice(world, svc, &members, &ports, plan);
