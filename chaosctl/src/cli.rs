@@ -141,7 +141,8 @@ pub struct StackArgs {
     apps: Apps,
 }
 
-/// The `--apps` of `up` and `demo`.
+/// The `--apps` of `up` and `demo`. The names are checked here, before anything starts, against
+/// the layouts kubesim knows (`kubesim::Layout`; kubesim refuses others too).
 #[derive(Debug, Clone)]
 pub struct Apps(pub Vec<String>);
 

@@ -175,6 +175,7 @@ impl KubeSim {
             bookmark_interval: config.bookmark_interval,
             server_address: addr.to_string(),
             runtime: runtime.clone(),
+            proxy_waiting: tokio::sync::Semaphore::new(api::proxy::MAX_WAITING),
         });
         let app = api::router(state);
         // Small responses and watch events must not wait for Nagle's algorithm.

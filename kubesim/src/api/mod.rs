@@ -48,6 +48,8 @@ pub struct AppState {
     pub server_address: String,
     /// The containers of the simulated pods (`exec`, `log`, the proxy).
     pub runtime: Arc<crate::apps::Runtime>,
+    /// Proxied requests waiting on stopped containers ([`proxy::MAX_WAITING`] permits).
+    pub proxy_waiting: tokio::sync::Semaphore,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

@@ -48,11 +48,6 @@ impl Params {
         Ok(Self { pairs })
     }
 
-    /// Builds parameters from pairs (for callers that synthesise a request).
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        Self { pairs: pairs.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
-    }
-
     /// The first value of `name`, as `url.Values.Get`.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())

@@ -7,7 +7,9 @@
 //! kube-proxy does; with none, 503 as the real server answers. The application then answers as
 //! its image says (`crate::apps::images`), unless its container is stopped: then the request
 //! waits, as a connection to a stopped process does, until the container is continued or the
-//! client gives up; a container that is not running refuses it (503).
+//! client gives up; a container that is not running refuses it (503). Waiting is bounded: at
+//! most [`MAX_WAITING`] requests wait at once and each at most [`MAX_WAIT`] (then 503, as a full
+//! listen backlog or a dead connection would end it).
 
 use std::sync::Arc;
 
@@ -29,6 +31,10 @@ use crate::store::{ObjRef, Store};
 
 /// The longest path passed on to an application.
 pub const MAX_PATH: usize = 4 << 10;
+/// Requests that may wait on stopped containers at once.
+pub const MAX_WAITING: usize = 1_024;
+/// The longest a request waits on a stopped container (real time).
+pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// What a proxy URL names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +89,9 @@ async fn forward(state: &AppState, target: &ProxyTarget, method: &Method, query:
     if target.path.len() > MAX_PATH {
         return Err(Error::BadRequest(format!("the proxied path is longer than {MAX_PATH} bytes")));
     }
+    crate::api::params::Params::parse(Some(query))?; // the same bounds as every other query
+    let deadline = tokio::time::Instant::now() + MAX_WAIT;
+    let mut waiting = None;
     let store = &state.store;
     let (pod, port) = if target.service { pick_endpoint(store, target)? } else { pod_and_port(store, target)? };
     let key = PodKey::new(pod.namespace(), pod.name());
@@ -90,15 +99,20 @@ async fn forward(state: &AppState, target: &ProxyTarget, method: &Method, query:
     loop {
         changes.borrow_and_update();
         match state.runtime.reach(&key, Some(port)) {
-            Reach::Serving { app, .. } => {
+            Reach::Serving { app } => {
                 let env = StoreSurroundings { store, pod: &pod };
                 let req = Request { method: method.as_str(), path: &target.path, query, body };
                 return Ok(app.serve(pod.name(), &req, &env));
             }
             Reach::Stopped => {
                 // The process is stopped: the kernel accepted the connection, nobody reads it.
+                if waiting.is_none() {
+                    let permit = state.proxy_waiting.try_acquire().map_err(|_| unavailable(&pod, port))?;
+                    waiting = Some(permit);
+                }
                 tokio::select! {
                     changed = changes.changed() => if changed.is_err() { return Err(unavailable(&pod, port)) },
+                    _ = tokio::time::sleep_until(deadline) => return Err(unavailable(&pod, port)),
                     _ = state.cancel.cancelled() => return Err(unavailable(&pod, port)),
                 }
             }

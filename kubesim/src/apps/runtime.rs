@@ -208,7 +208,7 @@ pub struct ContainerView {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reach {
     /// A container listens on the port and runs: it answers as this application.
-    Serving { app: App, container: String },
+    Serving { app: App },
     /// The container listening on the port is stopped: the connection is accepted, no answer
     /// comes until it is continued.
     Stopped,
@@ -527,7 +527,7 @@ impl Runtime {
         });
         match listening.map(|c| (c, &c.phase)) {
             Some((_, Phase::Running { table, .. })) if table.main_stopped() => Reach::Stopped,
-            Some((c, Phase::Running { .. })) => Reach::Serving { app: c.app, container: c.spec.name.clone() },
+            Some((c, Phase::Running { .. })) => Reach::Serving { app: c.app },
             _ => Reach::Refused,
         }
     }

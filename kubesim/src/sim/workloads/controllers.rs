@@ -443,3 +443,61 @@ mod tests {
         assert_eq!(parse_period("169h"), None);
     }
 }
+
+#[cfg(test)]
+mod planner_tests {
+    use super::*;
+    use crate::sim::workloads::plan::{Memory, World, plan};
+    use crate::store::Stored;
+
+    fn world(objects: Vec<(Kind, Value)>) -> World {
+        let mut w = World { speed: 1.0, ..World::default() };
+        for (kind, v) in objects {
+            let key = (
+                v["metadata"]["namespace"].as_str().unwrap_or_default().to_string(),
+                v["metadata"]["name"].as_str().unwrap().to_string(),
+            );
+            w.objects.entry(kind).or_default().insert(key, Stored::new(v));
+        }
+        w
+    }
+
+    fn sts() -> Value {
+        json!({"metadata": {"name": "db", "namespace": "ns", "uid": "sts-uid", "generation": 1},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "db"}},
+                "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
+    }
+
+    fn creates_pod(w: &World) -> bool {
+        plan(w, &mut Memory::new(1)).actions.iter().any(|a| matches!(a, Action::Create { kind: Kind::Pod, .. }))
+    }
+
+    #[test]
+    fn a_statefulset_waits_for_a_pod_name_someone_else_holds() {
+        let foreign =
+            json!({"metadata": {"name": "db-0", "namespace": "ns", "uid": "other"}, "spec": {"containers": []}});
+        assert!(creates_pod(&world(vec![(Kind::StatefulSet, sts())])));
+        assert!(!creates_pod(&world(vec![(Kind::StatefulSet, sts()), (Kind::Pod, foreign)])));
+    }
+
+    #[test]
+    fn a_finished_pod_of_a_statefulset_is_deleted_before_it_is_made_again() {
+        let failed = json!({"metadata": {"name": "db-0", "namespace": "ns", "uid": "p",
+                "ownerReferences": [{"kind": "StatefulSet", "name": "db", "uid": "sts-uid", "controller": true}]},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}, "status": {"phase": "Failed"}});
+        let w = world(vec![(Kind::StatefulSet, sts()), (Kind::Pod, failed)]);
+        let actions = plan(&w, &mut Memory::new(1)).actions;
+        assert!(actions.iter().any(|a| matches!(a, Action::Delete { kind: Kind::Pod, name, .. } if name == "db-0")));
+        assert!(!actions.iter().any(|a| matches!(a, Action::Create { kind: Kind::Pod, .. })));
+    }
+
+    #[test]
+    fn a_template_of_the_wrong_shape_does_not_panic_the_controllers() {
+        let mut d = sts();
+        d["spec"]["template"]["metadata"] = json!("not an object");
+        let rs_owner = json!({"metadata": {"name": "web", "namespace": "ns", "uid": "d-uid", "generation": 1}, "spec": d["spec"].clone()});
+        let w = world(vec![(Kind::StatefulSet, d), (Kind::Deployment, rs_owner)]);
+        let actions = plan(&w, &mut Memory::new(1)).actions;
+        assert!(actions.iter().any(|a| matches!(a, Action::Create { kind: Kind::ReplicaSet, .. })));
+    }
+}
