@@ -240,6 +240,9 @@ struct PodRt {
     uid: String,
     policy: RestartPolicy,
     containers: Vec<Container>,
+    /// Grows with every change of the pod's containers, so that the kubelet re-reads only what
+    /// changed.
+    version: u64,
 }
 
 /// The runtime of every simulated pod. Shared by the kubelet and the API.
@@ -313,7 +316,7 @@ impl Runtime {
             return;
         }
         let containers = specs.into_iter().map(|spec| Container::start(spec, self.stamp(now))).collect();
-        pods.insert(key.clone(), PodRt { uid: uid.to_string(), policy, containers });
+        pods.insert(key.clone(), PodRt { uid: uid.to_string(), policy, containers, version: 0 });
         drop(pods);
         self.bump();
     }
@@ -325,9 +328,14 @@ impl Runtime {
         }
     }
 
-    /// The uids of the pods the runtime runs.
-    pub fn pods(&self) -> Vec<(PodKey, String)> {
-        self.lock().iter().map(|(k, p)| (k.clone(), p.uid.clone())).collect()
+    /// The pods the runtime runs: key, uid and the version of their containers.
+    pub fn pods(&self) -> Vec<(PodKey, String, u64)> {
+        self.lock().iter().map(|(k, p)| (k.clone(), p.uid.clone(), p.version)).collect()
+    }
+
+    /// The version of a pod's containers (it grows with every change).
+    pub fn pods_version(&self, key: &PodKey) -> Option<u64> {
+        self.lock().get(key).map(|p| p.version)
     }
 
     /// Moves a pod's containers on to `now`: restarts whose back-off passed, liveness kills.
@@ -343,6 +351,9 @@ impl Runtime {
             let (did, next) = self.advance_container(c, policy, now);
             changed |= did;
             wake = earliest(wake, next);
+        }
+        if changed {
+            pod.version += 1;
         }
         drop(pods);
         if changed {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use rand::seq::IndexedRandom;
 use serde_json::{Map, Value, json};
 
-use super::plan::{Action, Kind, Memory, Plan, World, obj};
+use super::plan::{Action, Index, Kind, Memory, Plan, World, obj};
 use crate::sim::objects::{Cond, cond};
 use crate::sim::plan::stable_hash;
 use crate::store::{ObjRef, now_rfc3339};
@@ -105,13 +105,13 @@ fn status_u64(o: &ObjRef, field: &str) -> usize {
 
 /// One ReplicaSet per pod template; the current one at full count, the others scaled down as
 /// the current one's pods turn Ready.
-pub fn deployments(world: &World, plan: &mut Plan) {
+pub fn deployments(world: &World, index: &Index<'_>, plan: &mut Plan) {
     for d in world.of(Kind::Deployment).filter(|d| !obj::deleting(d)) {
         let ns = d.namespace();
         let template = &d.value["spec"]["template"];
         let hash = template_hash(template);
         let current_name = format!("{}-{hash}", d.name());
-        let owned: Vec<&ObjRef> = world.in_namespace(Kind::ReplicaSet, ns).filter(|rs| obj::owned_by(rs, d)).collect();
+        let owned = index.owned_sets(d);
         let desired = obj::replicas(d);
         let current = owned.iter().find(|rs| rs.name() == current_name);
         match current {
@@ -205,12 +205,17 @@ fn deployment_status(d: &ObjRef, owned: &[&ObjRef], current: Option<&ObjRef>, de
 
 /// Pods by count: missing ones created with generated names, surplus ones deleted (unready and
 /// newest first).
-pub fn replica_sets(world: &World, mem: &mut Memory, taken: &BTreeSet<(String, String)>, plan: &mut Plan) {
+pub fn replica_sets(
+    world: &World,
+    index: &Index<'_>,
+    mem: &mut Memory,
+    taken: &BTreeSet<(String, String)>,
+    plan: &mut Plan,
+) {
     let mut taken = taken.clone();
     for rs in world.of(Kind::ReplicaSet).filter(|rs| !obj::deleting(rs)) {
         let ns = rs.namespace();
-        let mut pods: Vec<&ObjRef> =
-            world.in_namespace(Kind::Pod, ns).filter(|p| obj::owned_by(p, rs) && obj::pod_active(p)).collect();
+        let mut pods: Vec<&ObjRef> = index.owned_pods(rs).into_iter().filter(|p| obj::pod_active(p)).collect();
         let desired = obj::replicas(rs);
         let hash = rs.value["metadata"]["labels"]["pod-template-hash"].as_str().unwrap_or_default().to_string();
         for _ in pods.len()..desired {
@@ -255,14 +260,12 @@ fn creation(o: &ObjRef) -> String {
 /// Pods by ordinal with their claims, created in order (or all at once with
 /// `podManagementPolicy: Parallel`); surplus ordinals deleted from the highest; a changed template
 /// rolled one pod at a time; and the moves that [`MOVE_EVERY`] asks for.
-pub fn stateful_sets(world: &World, mem: &mut Memory, plan: &mut Plan) {
+pub fn stateful_sets(world: &World, index: &Index<'_>, mem: &mut Memory, plan: &mut Plan) {
     for sts in world.of(Kind::StatefulSet).filter(|s| !obj::deleting(s)) {
-        let ns = sts.namespace();
         let revision = format!("{}-{}", sts.name(), template_hash(&sts.value["spec"]["template"]));
         let desired = obj::replicas(sts);
         let parallel = sts.value["spec"]["podManagementPolicy"] == "Parallel";
-        let pods: Vec<&ObjRef> =
-            world.in_namespace(Kind::Pod, ns).filter(|p| obj::owned_by(p, sts) && obj::pod_active(p)).collect();
+        let pods: Vec<&ObjRef> = index.owned_pods(sts).into_iter().filter(|p| obj::pod_active(p)).collect();
         let ordinal_of = |p: &ObjRef| p.name().strip_prefix(&format!("{}-", sts.name()))?.parse::<usize>().ok();
         let by_ordinal = |i: usize| pods.iter().copied().find(|p| ordinal_of(p) == Some(i));
         for i in 0..desired {

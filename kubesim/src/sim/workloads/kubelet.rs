@@ -50,17 +50,28 @@ pub fn schedule(world: &World, mem: &mut Memory, plan: &mut Plan) {
 
 /// Starts, stops and reports the containers of every scheduled pod.
 pub fn run_pods(world: &World, mem: &mut Memory, plan: &mut Plan) {
-    for (key, (uid, _)) in &world.containers {
+    for (key, c) in &world.containers {
         let alive =
-            world.get(Kind::Pod, &key.namespace, &key.name).is_some_and(|p| obj::uid(p) == uid && !obj::deleting(p));
+            world.get(Kind::Pod, &key.namespace, &key.name).is_some_and(|p| obj::uid(p) == c.uid && !obj::deleting(p));
         if !alive {
             plan.push(Action::Stop { pod: key.clone() });
         }
     }
+    mem.kubelet_seen.retain(|key, _| world.containers.contains_key(key));
     for pod in world.of(Kind::Pod).filter(|p| !obj::deleting(p)) {
         let Some(node) = pod.value["spec"]["nodeName"].as_str() else { continue };
         let key = PodKey::new(pod.namespace(), pod.name());
-        let running = world.containers.get(&key).filter(|(uid, _)| uid == obj::uid(pod)).map(|(_, views)| views);
+        let running = world.containers.get(&key).filter(|c| c.uid == obj::uid(pod));
+        // A running pod whose object and containers are as they were when its status was last
+        // worked out, and that has no change due by itself, has the same status again.
+        if let Some(c) = running {
+            let seen = (pod.resource_version(), c.version);
+            if mem.kubelet_seen.get(&key) == Some(&seen) && c.wake_at.is_none_or(|at| at > world.now) {
+                continue;
+            }
+            mem.kubelet_seen.insert(key.clone(), seen);
+        }
+        let running = running.map(|c| &c.views);
         let specs = ContainerSpec::from_pod(&pod.value);
         let blocked = match running {
             Some(_) => None,

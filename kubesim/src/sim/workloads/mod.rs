@@ -26,7 +26,7 @@ use crate::apps::runtime::{Millis, PodKey, Runtime};
 use crate::error::{Error, Result};
 use crate::resources::{ResourceInfo, STORAGE_GROUP};
 use crate::store::{CreateOptions, Event, EventType, Preconditions, Store, Subresource};
-use plan::{Action, Kind, Memory, World};
+use plan::{Action, Kind, Memory, PodContainers, World};
 
 /// Changes taken per turn, so that a burst of events still lets the planner run in between.
 const TURN_EVENTS: usize = 4_096;
@@ -162,20 +162,13 @@ impl Workloads {
     /// anything was written and when to look again.
     fn turn(&mut self) -> (bool, Option<Millis>) {
         let mut wake: Option<Millis> = None;
-        let mut containers = BTreeMap::new();
-        for (key, uid) in self.runtime.pods() {
-            if let Some(at) = self.runtime.advance(&key) {
+        self.world.now = self.runtime.now();
+        self.refresh_containers();
+        for c in self.world.containers.values() {
+            if let Some(at) = c.wake_at {
                 wake = Some(wake.map_or(at, |w| w.min(at)));
             }
-            if let Some((views, at)) = self.runtime.view(&key) {
-                if let Some(at) = at {
-                    wake = Some(wake.map_or(at, |w| w.min(at)));
-                }
-                containers.insert(key, (uid, views));
-            }
         }
-        self.world.containers = containers;
-        self.world.now = self.runtime.now();
         let plan = plan::plan(&self.world, &mut self.mem);
         if let Some(at) = plan.wake_at {
             wake = Some(wake.map_or(at, |w| w.min(at)));
@@ -200,6 +193,35 @@ impl Workloads {
             self.retry_backoff = RETRY_MIN / 2;
         }
         (applied > 0, wake)
+    }
+
+    /// Moves the runtime's containers on (restarts, liveness kills) and re-reads the pods whose
+    /// containers changed or had a change due; the others keep the views read before.
+    fn refresh_containers(&mut self) {
+        let now = self.world.now;
+        let mut fresh = BTreeMap::new();
+        for (key, uid, _) in self.runtime.pods() {
+            self.runtime.advance(&key);
+            let version = self.runtime.pods_version(&key);
+            let known = self
+                .world
+                .containers
+                .remove(&key)
+                .filter(|c| c.uid == uid && Some(c.version) == version && c.wake_at.is_none_or(|at| at > now));
+            let current = match known {
+                Some(c) => Some(c),
+                None => self.runtime.view(&key).map(|(views, wake_at)| PodContainers {
+                    uid,
+                    views,
+                    version: version.unwrap_or_default(),
+                    wake_at,
+                }),
+            };
+            if let Some(c) = current {
+                fresh.insert(key, c);
+            }
+        }
+        self.world.containers = fresh;
     }
 
     fn apply(&self, action: &Action) -> Result<()> {

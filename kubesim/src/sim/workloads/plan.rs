@@ -17,7 +17,7 @@
 //! controllers build on their informers. Every status is written only when it differs from the
 //! stored one, so a quiet cluster costs no writes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use rand::SeedableRng;
@@ -53,8 +53,8 @@ pub type Objects = BTreeMap<(String, String), ObjRef>;
 #[derive(Debug, Default)]
 pub struct World {
     pub objects: BTreeMap<Kind, Objects>,
-    /// The containers of every pod the runtime runs: (pod uid, containers).
-    pub containers: BTreeMap<PodKey, (String, Vec<ContainerView>)>,
+    /// The containers of every pod the runtime runs.
+    pub containers: BTreeMap<PodKey, PodContainers>,
     /// Now, in the runtime's clock.
     pub now: Millis,
     /// Story time runs this many times faster than real time.
@@ -84,6 +84,73 @@ impl World {
     pub fn after(&self, story: Duration) -> Millis {
         let real = Duration::try_from_secs_f64(story.as_secs_f64() / self.speed).unwrap_or(Duration::MAX);
         self.now.saturating_add(u64::try_from(real.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// The containers the runtime runs for one pod, as last read.
+#[derive(Debug, Clone)]
+pub struct PodContainers {
+    pub uid: String,
+    pub views: Vec<ContainerView>,
+    /// Grows with every change of the pod's containers.
+    pub version: u64,
+    /// When they next change by themselves (a restart due, readiness lost).
+    pub wake_at: Option<Millis>,
+}
+
+/// Lookups the phases share, built once per turn so that no phase scans every pod for every
+/// owner or service (which made a turn quadratic in the pods).
+#[derive(Debug, Default)]
+pub struct Index<'a> {
+    /// Pods by the uid of their controlling owner.
+    pods_by_owner: HashMap<&'a str, Vec<&'a ObjRef>>,
+    /// ReplicaSets by the uid of their controlling owner.
+    sets_by_owner: HashMap<&'a str, Vec<&'a ObjRef>>,
+    /// Pods by (namespace, label key, label value).
+    pods_by_label: HashMap<(&'a str, &'a str, &'a str), Vec<&'a ObjRef>>,
+}
+
+impl<'a> Index<'a> {
+    pub fn new(world: &'a World) -> Self {
+        let mut index = Self::default();
+        for (kind, map) in [(Kind::Pod, &mut index.pods_by_owner), (Kind::ReplicaSet, &mut index.sets_by_owner)] {
+            for o in world.of(kind) {
+                if let Some(owner) = obj::controller_uid(o) {
+                    map.entry(owner).or_default().push(o);
+                }
+            }
+        }
+        for pod in world.of(Kind::Pod) {
+            for (k, v) in pod.value["metadata"]["labels"].as_object().into_iter().flatten() {
+                if let Some(v) = v.as_str() {
+                    index.pods_by_label.entry((pod.namespace(), k.as_str(), v)).or_default().push(pod);
+                }
+            }
+        }
+        index
+    }
+
+    /// The pods `owner` controls in its namespace, in name order.
+    pub fn owned_pods(&self, owner: &ObjRef) -> Vec<&'a ObjRef> {
+        Self::owned(&self.pods_by_owner, owner)
+    }
+
+    /// The ReplicaSets `owner` controls in its namespace, in name order.
+    pub fn owned_sets(&self, owner: &ObjRef) -> Vec<&'a ObjRef> {
+        Self::owned(&self.sets_by_owner, owner)
+    }
+
+    fn owned(map: &HashMap<&'a str, Vec<&'a ObjRef>>, owner: &ObjRef) -> Vec<&'a ObjRef> {
+        let owned = map.get(obj::uid(owner)).map_or(&[][..], Vec::as_slice);
+        owned.iter().copied().filter(|o| o.namespace() == owner.namespace()).collect()
+    }
+
+    /// The pods of a namespace a Service's `{key: value}` selector picks.
+    pub fn selected(&self, namespace: &str, selector: &Value) -> Vec<&'a ObjRef> {
+        let Some((k, v)) = selector.as_object().and_then(|m| m.iter().next()) else { return Vec::new() };
+        let Some(v) = v.as_str() else { return Vec::new() };
+        let candidates = self.pods_by_label.get(&(namespace, k.as_str(), v)).map_or(&[][..], Vec::as_slice);
+        candidates.iter().copied().filter(|p| obj::map_selects(selector, &p.value["metadata"]["labels"])).collect()
     }
 }
 
@@ -137,6 +204,11 @@ pub struct Memory {
     pub pod_ips: BTreeMap<String, u32>,
     /// When each moving StatefulSet is next moved.
     pub next_move: BTreeMap<(String, String), Millis>,
+    /// For each running pod, the (pod resourceVersion, containers version) its status was last
+    /// worked out from: unchanged, and with no change due by itself, it is not worked out again.
+    pub kubelet_seen: HashMap<PodKey, (u64, u64)>,
+    /// For each service, a fingerprint of what its Endpoints were last worked out from.
+    pub endpoints_seen: HashMap<(String, String), u64>,
 }
 
 impl Memory {
@@ -146,6 +218,8 @@ impl Memory {
             cluster_ips: BTreeMap::new(),
             pod_ips: BTreeMap::new(),
             next_move: BTreeMap::new(),
+            kubelet_seen: HashMap::new(),
+            endpoints_seen: HashMap::new(),
         }
     }
 }
@@ -191,15 +265,16 @@ impl Plan {
 pub fn plan(world: &World, mem: &mut Memory) -> Plan {
     let mut plan = Plan::default();
     let taken = taken_names(world);
+    let index = Index::new(world);
     controllers::collect_garbage(world, &mut plan);
-    controllers::deployments(world, &mut plan);
-    controllers::replica_sets(world, mem, &taken, &mut plan);
-    controllers::stateful_sets(world, mem, &mut plan);
+    controllers::deployments(world, &index, &mut plan);
+    controllers::replica_sets(world, &index, mem, &taken, &mut plan);
+    controllers::stateful_sets(world, &index, mem, &mut plan);
     volumes::bind_claims(world, &mut plan);
     kubelet::schedule(world, mem, &mut plan);
     kubelet::run_pods(world, mem, &mut plan);
     services::cluster_ips(world, mem, &mut plan);
-    services::endpoints(world, &mut plan);
+    services::endpoints(world, &index, mem, &mut plan);
     plan
 }
 

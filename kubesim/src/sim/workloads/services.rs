@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use super::plan::{Action, Kind, Memory, Plan, World, obj};
+use super::plan::{Action, Index, Kind, Memory, Plan, World, obj};
 use crate::sim::plan::stable_hash;
 use crate::store::ObjRef;
 
@@ -56,15 +56,17 @@ struct Member<'a> {
 
 /// Endpoints and EndpointSlices of every service with a selector; Endpoints of services that are
 /// gone are deleted (slices go with their owner).
-pub fn endpoints(world: &World, plan: &mut Plan) {
+pub fn endpoints(world: &World, index: &Index<'_>, mem: &mut Memory, plan: &mut Plan) {
+    let mut seen = std::collections::HashMap::new();
     for svc in world.of(Kind::Service).filter(|s| !obj::deleting(s)) {
         let selector = &svc.value["spec"]["selector"];
         if selector.as_object().is_none_or(|m| m.is_empty()) {
             continue;
         }
-        let mut members: Vec<Member<'_>> = world
-            .in_namespace(Kind::Pod, svc.namespace())
-            .filter(|p| !obj::deleting(p) && obj::map_selects(selector, &p.value["metadata"]["labels"]))
+        let mut members: Vec<Member<'_>> = index
+            .selected(svc.namespace(), selector)
+            .into_iter()
+            .filter(|p| !obj::deleting(p))
             .filter_map(|p| {
                 let ip = p.value["status"]["podIP"].as_str().filter(|ip| !ip.is_empty())?;
                 Some(Member { pod: p, ip, ready: obj::pod_ready(p) })
@@ -73,15 +75,40 @@ pub fn endpoints(world: &World, plan: &mut Plan) {
         // Past the bound, Ready pods are the ones kept: they are what the service serves from.
         members.sort_by_key(|m| !m.ready);
         members.truncate(MAX_ENDPOINTS);
+        // Nothing the two objects are made from changed since they were last worked out: the
+        // same objects again, not built twice.
+        let key = (svc.namespace().to_string(), svc.name().to_string());
+        let print = fingerprint(world, svc, &members);
+        let unchanged = mem.endpoints_seen.get(&key) == Some(&print);
+        seen.insert(key, print);
+        if unchanged {
+            continue;
+        }
         let ports = ports(svc, members.first().map(|m| m.pod));
         endpoints_object(world, svc, &members, &ports, plan);
         slice(world, svc, &members, &ports, plan);
     }
+    mem.endpoints_seen = seen;
     for ep in world.of(Kind::Endpoints) {
         if world.get(Kind::Service, ep.namespace(), ep.name()).is_none() && !obj::deleting(ep) {
             plan.delete(Kind::Endpoints, ep);
         }
     }
+}
+
+/// The versions of everything a service's Endpoints and EndpointSlice are made from: the service,
+/// its members, and the two objects themselves.
+fn fingerprint(world: &World, svc: &ObjRef, members: &[Member<'_>]) -> u64 {
+    let slice = world.get(Kind::EndpointSlice, svc.namespace(), &slice_name(svc)).map(|o| o.resource_version());
+    let ep = world.get(Kind::Endpoints, svc.namespace(), svc.name()).map(|o| o.resource_version());
+    let mut parts = vec![svc.resource_version().to_string(), format!("{slice:?}"), format!("{ep:?}")];
+    parts.extend(members.iter().map(|m| format!("{}@{}", m.pod.name(), m.pod.resource_version())));
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    stable_hash(&parts)
+}
+
+fn slice_name(svc: &ObjRef) -> String {
+    format!("{}-{:05x}", svc.name(), stable_hash(&[obj::uid(svc)]) & 0xfffff)
 }
 
 /// The service's ports with each target port resolved (a named one against the pod's ports).
@@ -147,7 +174,7 @@ fn endpoints_object(world: &World, svc: &ObjRef, members: &[Member<'_>], ports: 
 }
 
 fn slice(world: &World, svc: &ObjRef, members: &[Member<'_>], ports: &[Value], plan: &mut Plan) {
-    let name = format!("{}-{:05x}", svc.name(), stable_hash(&[obj::uid(svc)]) & 0xfffff);
+    let name = slice_name(svc);
     let endpoints: Vec<Value> = members
         .iter()
         .map(|m| {
