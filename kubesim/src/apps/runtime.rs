@@ -460,6 +460,9 @@ impl Runtime {
         let mut pods = self.lock();
         let rt =
             pods.get_mut(&PodKey::new(namespace, pod)).ok_or_else(|| Error::NotFound(Target::new("", "pods", pod)))?;
+        // Reads bump the version too: harmless (the kubelet re-reads one pod), and simpler than
+        // telling reads from writes here.
+        rt.version += 1;
         let policy = rt.policy;
         let c = match container {
             None => rt.containers.first_mut(),
@@ -636,7 +639,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_stopped_container_turns_unready_after_its_probe_window_and_back_when_continued() {
         let (rt, key) = runtime_with_pod(false);
+        let before = rt.pods_version(&key).unwrap();
         rt.signal("default", "p-0", None, 1, Signal::Stop).unwrap().unwrap();
+        assert!(rt.pods_version(&key).unwrap() > before, "the kubelet must see the change");
         assert!(matches!(state(&rt, &key), ContainerState::Running { ready: true, stopped: true, .. }));
         assert_eq!(rt.reach(&key, Some(8080)), Reach::Stopped);
         // 2 × 5 s of story at speed 10: 1 s.

@@ -65,7 +65,7 @@ pub fn run_pods(world: &World, mem: &mut Memory, plan: &mut Plan) {
         // A running pod whose object and containers are as they were when its status was last
         // worked out, and that has no change due by itself, has the same status again.
         if let Some(c) = running {
-            let seen = (pod.resource_version(), c.version);
+            let seen = (pod.resource_version(), c.read);
             if mem.kubelet_seen.get(&key) == Some(&seen) && c.wake_at.is_none_or(|at| at > world.now) {
                 continue;
             }

@@ -45,6 +45,8 @@ pub struct Workloads {
     kubelet: mpsc::UnboundedReceiver<PodKey>,
     /// How long to wait before retrying after a turn whose writes all failed.
     retry_backoff: Duration,
+    /// Reads of pods' containers so far (numbers each read).
+    reads: u64,
 }
 
 impl std::fmt::Debug for Workloads {
@@ -105,7 +107,17 @@ impl Workloads {
         let events = store.subscribe_internal();
         let speed = if speed.is_finite() && speed > 0.0 { speed } else { 1.0 };
         let world = World { speed, ..World::default() };
-        Ok(Self { store, runtime, kinds, world, mem: Memory::new(seed), events, kubelet, retry_backoff: RETRY_MIN / 2 })
+        Ok(Self {
+            store,
+            runtime,
+            kinds,
+            world,
+            mem: Memory::new(seed),
+            events,
+            kubelet,
+            retry_backoff: RETRY_MIN / 2,
+            reads: 0,
+        })
     }
 
     /// Runs until cancelled.
@@ -210,11 +222,9 @@ impl Workloads {
                 .filter(|c| c.uid == uid && Some(c.version) == version && c.wake_at.is_none_or(|at| at > now));
             let current = match known {
                 Some(c) => Some(c),
-                None => self.runtime.view(&key).map(|(views, wake_at)| PodContainers {
-                    uid,
-                    views,
-                    version: version.unwrap_or_default(),
-                    wake_at,
+                None => self.runtime.view(&key).map(|(views, wake_at)| {
+                    self.reads += 1;
+                    PodContainers { uid, views, version: version.unwrap_or_default(), read: self.reads, wake_at }
                 }),
             };
             if let Some(c) = current {

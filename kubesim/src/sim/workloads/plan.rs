@@ -92,8 +92,11 @@ impl World {
 pub struct PodContainers {
     pub uid: String,
     pub views: Vec<ContainerView>,
-    /// Grows with every change of the pod's containers.
+    /// The runtime's version of the pod's containers when they were read.
     pub version: u64,
+    /// Which read this is (a new number for every read, also of an unchanged version whose
+    /// `wake_at` passed, since time alone changes readiness).
+    pub read: u64,
     /// When they next change by themselves (a restart due, readiness lost).
     pub wake_at: Option<Millis>,
 }
@@ -204,7 +207,7 @@ pub struct Memory {
     pub pod_ips: BTreeMap<String, u32>,
     /// When each moving StatefulSet is next moved.
     pub next_move: BTreeMap<(String, String), Millis>,
-    /// For each running pod, the (pod resourceVersion, containers version) its status was last
+    /// For each running pod, the (pod resourceVersion, containers read) its status was last
     /// worked out from: unchanged, and with no change due by itself, it is not worked out again.
     pub kubelet_seen: HashMap<PodKey, (u64, u64)>,
     /// For each service, a fingerprint of what its Endpoints were last worked out from.
