@@ -7,8 +7,9 @@
 //! figures, and one JSON line with the medians of the timed batches:
 //! - listing all pods, and one service's pods by label;
 //! - a turn of the controllers after one change: a Deployment scaled 20→19→20, timed until its
-//!   Endpoints list 19 and then 20 ready addresses; and the pure planner's turn over the whole
-//!   cluster at 500, 1,000 and 2,000 pods (what every turn of the workloads task costs);
+//!   Endpoints list 19 and then 20 ready addresses (and, before the setup, the same with a
+//!   Deployment of the same shape alone in the cluster); and the pure planner's turn over the cluster cut to 20,
+//!   500, 1,000 and 2,000 pods (what every turn of the workloads task costs);
 //! - requests per second through the API server's service proxy from 16 concurrent clients;
 //! - exec round trips per second (`Api::<Pod>::exec` running `true`: connect, run, status,
 //!   close), one at a time and 8 at once.
@@ -73,8 +74,7 @@ fn app_index(name: &str) -> Option<usize> {
     name.strip_prefix("app-")?.get(..3)?.parse().ok()
 }
 
-fn deployment(i: usize) -> Deployment {
-    let name = app(i);
+fn deployment(name: &str) -> Deployment {
     serde_json::from_value(json!({
         "metadata": {"name": name},
         "spec": {
@@ -89,10 +89,10 @@ fn deployment(i: usize) -> Deployment {
     .expect("a valid Deployment")
 }
 
-fn service(i: usize) -> Service {
+fn service(name: &str) -> Service {
     serde_json::from_value(json!({
-        "metadata": {"name": app(i)},
-        "spec": {"selector": {"app": app(i)}, "ports": [{"name": "http", "port": 80, "targetPort": 5678}]},
+        "metadata": {"name": name},
+        "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": 80, "targetPort": 5678}]},
     }))
     .expect("a valid Service")
 }
@@ -151,19 +151,39 @@ fn server_cpu() -> Option<Duration> {
     None
 }
 
-/// Each timed batch's time per iteration, by figure, for the JSON summary.
+/// The share of a core the server thread used over the next `period` (`None` off Linux).
+fn server_cpu_over(period: Duration) -> Option<f64> {
+    let before = server_cpu()?;
+    std::thread::sleep(period);
+    Some((server_cpu()? - before).as_secs_f64() / period.as_secs_f64() * 100.0)
+}
+
+/// Criterion's warm-up before each benchmark's samples.
+const WARM_UP: Duration = Duration::from_secs(1);
+
+/// The time per iteration of each timed batch after the warm-up, by figure, for the JSON summary.
 #[derive(Default)]
-struct Figures(Mutex<BTreeMap<&'static str, Vec<f64>>>);
+struct Figures(Mutex<BTreeMap<&'static str, Batches>>);
+
+struct Batches {
+    first: Instant,
+    per_iteration: Vec<f64>,
+}
 
 impl Figures {
-    fn record(&self, key: &'static str, iters: u64, took: Duration) {
-        let per = took.as_secs_f64() / iters.max(1) as f64;
-        self.0.lock().expect("figures").entry(key).or_default().push(per);
+    /// Records a batch that started at `started`. Criterion warms up by running batches for
+    /// [`WARM_UP`] before it samples, so batches that start earlier than that are left out.
+    fn record(&self, key: &'static str, started: Instant, iters: u64, took: Duration) {
+        let mut all = self.0.lock().expect("figures");
+        let batches = all.entry(key).or_insert_with(|| Batches { first: started, per_iteration: Vec::new() });
+        if started.duration_since(batches.first) >= WARM_UP {
+            batches.per_iteration.push(took.as_secs_f64() / iters.max(1) as f64);
+        }
     }
 
-    /// The median seconds per iteration of a figure's batches (warm-up batches included).
+    /// The median seconds per iteration of a figure's sampled batches.
     fn median(&self, key: &str) -> f64 {
-        let mut v = self.0.lock().expect("figures").get(key).cloned().unwrap_or_default();
+        let mut v = self.0.lock().expect("figures").get(key).map(|b| b.per_iteration.clone()).unwrap_or_default();
         v.sort_by(f64::total_cmp);
         v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
     }
@@ -180,7 +200,7 @@ where
         black_box(op().await);
     }
     let took = t.elapsed();
-    figures.record(key, iters, took);
+    figures.record(key, t, iters, took);
     took
 }
 
@@ -197,8 +217,8 @@ async fn setup(client: &Client) {
         .map(|i| {
             let (deployments, services) = (&deployments, &services);
             async move {
-                deployments.create(&PostParams::default(), &deployment(i)).await.expect("Deployment created");
-                services.create(&PostParams::default(), &service(i)).await.expect("Service created");
+                deployments.create(&PostParams::default(), &deployment(&app(i))).await.expect("Deployment created");
+                services.create(&PostParams::default(), &service(&app(i))).await.expect("Service created");
             }
         })
         .buffer_unordered(16)
@@ -223,19 +243,51 @@ async fn setup(client: &Client) {
     .await;
 }
 
-/// Keeps the number of ready addresses of one service's Endpoints, from a watch.
-fn watch_ready_addresses(client: &Client, name: &str) -> Arc<AtomicUsize> {
+/// Keeps the number of ready addresses of one service's Endpoints, from a watch (which ends when
+/// the handle is aborted).
+fn watch_ready_addresses(client: &Client, name: &str) -> (Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
     let count = Arc::new(AtomicUsize::new(0));
     let endpoints = Api::<Endpoints>::namespaced(client.clone(), NS);
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let seen = count.clone();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut events = watcher(endpoints, config).applied_objects().boxed();
         while let Ok(Some(ep)) = events.try_next().await {
             seen.store(ready_addresses(&ep), Ordering::SeqCst);
         }
     });
-    count
+    (count, task)
+}
+
+/// The scale round trip of one Deployment alone in the cluster, for comparison with the same
+/// round trip among 2,000 pods: the median of 5, in seconds. The Deployment and its Service are
+/// deleted afterwards, and their pods waited for.
+async fn lone_scale_round_trip(client: &Client) -> f64 {
+    const LONE: &str = "lone";
+    let deployments = Api::<Deployment>::namespaced(client.clone(), NS);
+    let services = Api::<Service>::namespaced(client.clone(), NS);
+    deployments.create(&PostParams::default(), &deployment(LONE)).await.expect("Deployment created");
+    services.create(&PostParams::default(), &service(LONE)).await.expect("Service created");
+    let (count, watch) = watch_ready_addresses(client, LONE);
+    wait_count(&count, REPLICAS).await;
+    let mut took = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        scale_round_trip(&deployments, LONE, &count).await;
+        took.push(t.elapsed().as_secs_f64());
+    }
+    watch.abort();
+    took.sort_by(f64::total_cmp);
+    deployments.delete(LONE, &Default::default()).await.expect("Deployment deleted");
+    services.delete(LONE, &Default::default()).await.expect("Service deleted");
+    let pods = Api::<Pod>::namespaced(client.clone(), NS);
+    within("the lone Deployment's pods are gone", async {
+        while !pods.list(&ListParams::default().labels(&format!("app={LONE}"))).await.expect("list").items.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    took[took.len() / 2]
 }
 
 async fn wait_count(count: &AtomicUsize, want: usize) {
@@ -312,6 +364,11 @@ fn main() {
     };
     let client = config(true);
 
+    let lone_scale_s = rt.block_on(within("the lone Deployment", lone_scale_round_trip(&client)));
+    println!(
+        "one Deployment of {REPLICAS} alone in the cluster: scaled 20-19-20 in {:.1} ms (median of 5)",
+        lone_scale_s * 1e3
+    );
     let started = Instant::now();
     rt.block_on(within("setup", setup(&client)));
     let setup_s = started.elapsed().as_secs_f64();
@@ -322,15 +379,18 @@ fn main() {
         "setup: {APPS} Deployments of {REPLICAS} http-echo replicas and {APPS} Services; every Endpoints lists \
          {REPLICAS} ready addresses after {setup_s:.2} s (one server core, speed {SPEED})"
     );
-    let cpu_before = server_cpu();
-    std::thread::sleep(Duration::from_secs(3));
-    let quiet_cpu_pct = cpu_before.zip(server_cpu()).map(|(a, b)| (b - a).as_secs_f64() / 3.0 * 100.0);
-    println!("quiet cluster: the server thread used {quiet_cpu_pct:?} % of a core over 3 s");
+    let settling_cpu_pct = server_cpu_over(Duration::from_secs(2));
+    let quiet_cpu_pct = server_cpu_over(Duration::from_secs(5));
+    println!(
+        "quiet cluster: the server thread used {} % of a core in the 2 s after the setup, then {} % over 5 s",
+        settling_cpu_pct.map_or("?".into(), |p| format!("{p:.1}")),
+        quiet_cpu_pct.map_or("?".into(), |p| format!("{p:.1}")),
+    );
 
     let figures = Figures::default();
     let mut c = Criterion::default()
         .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
+        .warm_up_time(WARM_UP)
         .measurement_time(Duration::from_secs(4))
         .configure_from_args();
 
@@ -348,19 +408,21 @@ fn main() {
     group.finish();
 
     let mut group = c.benchmark_group("controllers");
-    let count = watch_ready_addresses(&client, &app(0));
+    let (count, _watch) = watch_ready_addresses(&client, &app(0));
     rt.block_on(wait_count(&count, REPLICAS));
     let deployments = Api::<Deployment>::namespaced(client.clone(), NS);
     group.bench_function("scale one Deployment 20-19-20 until its Endpoints follow", |b| {
         b.to_async(&rt)
             .iter_custom(|iters| timed(&figures, "scale", iters, || scale_round_trip(&deployments, "app-000", &count)))
     });
-    for apps in [APPS / 4, APPS / 2, APPS] {
+    for apps in [1, APPS / 4, APPS / 2, APPS] {
         let world = world_of(&server.store, &server.runtime, apps);
         let mut mem = Memory::new(0);
-        let quiet = plan::plan(&world, &mut mem).actions.len();
-        println!("planner over {} pods: {quiet} actions on a quiet cluster", apps * REPLICAS);
+        // What a turn decides right after the scaling bench (its Deployment's last status, at most).
+        let pending = plan::plan(&world, &mut mem).actions.len();
+        println!("planner over {} pods: {pending} actions to take", apps * REPLICAS);
         let key = match apps {
+            1 => "planner_20",
             25 => "planner_500",
             50 => "planner_1000",
             _ => "planner_2000",
@@ -372,7 +434,7 @@ fn main() {
                     black_box(plan::plan(&world, &mut mem));
                 }
                 let took = t.elapsed();
-                figures.record(key, iters, took);
+                figures.record(key, t, iters, took);
                 took
             })
         });
@@ -419,11 +481,14 @@ fn main() {
         "pods": PODS,
         "services": APPS,
         "setup_s": round(setup_s, 2),
+        "settling_server_cpu_pct": settling_cpu_pct.map(|p| round(p, 1)),
         "quiet_server_cpu_pct": quiet_cpu_pct.map(|p| round(p, 1)),
         "list_all_pods_ms": round(figures.median("list_all") * 1e3, 2),
         "list_one_service_pods_us": round(figures.median("list_one") * 1e6, 1),
         "scale_20_19_20_ms": round(figures.median("scale") * 1e3, 2),
+        "lone_scale_20_19_20_ms": round(lone_scale_s * 1e3, 2),
         "planner_turn_ms": {
+            "20": round(figures.median("planner_20") * 1e3, 3),
             "500": round(figures.median("planner_500") * 1e3, 3),
             "1000": round(figures.median("planner_1000") * 1e3, 3),
             "2000": round(figures.median("planner_2000") * 1e3, 3),
