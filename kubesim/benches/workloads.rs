@@ -31,7 +31,7 @@ use kube::{Client, ResourceExt};
 use kubesim::apps::Runtime;
 use kubesim::selectors::Selectors;
 use kubesim::sim::objects::STORAGE_NAMESPACE;
-use kubesim::sim::workloads::plan::{self, Kind, Memory, Objects, World};
+use kubesim::sim::workloads::plan::{self, Kind, Memory, Objects, PodContainers, World};
 use kubesim::sim::workloads::resource_of;
 use kubesim::{Config, KubeSim, Store};
 use serde_json::{Value, json};
@@ -323,9 +323,9 @@ fn world_of(store: &Store, runtime: &Runtime, apps: usize) -> World {
             .collect();
         world.objects.insert(kind, objects);
     }
-    for (key, uid) in runtime.pods() {
-        if let Some((views, _)) = runtime.view(&key).filter(|_| keep(&key.name)) {
-            world.containers.insert(key, (uid, views));
+    for (read, (key, uid, version)) in runtime.pods().into_iter().enumerate() {
+        if let Some((views, wake_at)) = runtime.view(&key).filter(|_| keep(&key.name)) {
+            world.containers.insert(key, PodContainers { uid, views, version, read: read as u64, wake_at });
         }
     }
     world
