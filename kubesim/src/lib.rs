@@ -176,6 +176,7 @@ impl KubeSim {
             server_address: addr.to_string(),
             runtime: runtime.clone(),
             proxy_waiting: tokio::sync::Semaphore::new(api::proxy::MAX_WAITING),
+            catalog: schema::CatalogCache::default(),
         });
         let app = api::router(state);
         // Small responses and watch events must not wait for Nagle's algorithm.

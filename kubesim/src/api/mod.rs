@@ -48,6 +48,8 @@ pub struct AppState {
     pub server_address: String,
     /// The containers of the simulated pods (`exec`, `log`, the proxy).
     pub runtime: Arc<crate::apps::Runtime>,
+    /// The schemas field validation checks writes against.
+    pub catalog: crate::schema::CatalogCache,
     /// Proxied requests waiting on stopped containers ([`proxy::MAX_WAITING`] permits).
     pub proxy_waiting: tokio::sync::Semaphore,
 }
@@ -253,7 +255,7 @@ fn handle(
         }
         (Method::POST, None) => {
             json_body(headers)?;
-            let check = FieldCheck::new(store, res, Directive::parse(query.get("fieldValidation"))?);
+            let check = FieldCheck::new(state.catalog.get(store), res, Directive::parse(query.get("fieldValidation"))?);
             let mut obj = parse_json(&body)?;
             let warnings = check.apply(&mut obj)?;
             let created = store.create(res, ns, obj, CreateOptions::default())?;
@@ -261,14 +263,14 @@ fn handle(
         }
         (Method::PUT, Some(name)) => {
             json_body(headers)?;
-            let check = FieldCheck::new(store, res, Directive::parse(query.get("fieldValidation"))?);
+            let check = FieldCheck::new(state.catalog.get(store), res, Directive::parse(query.get("fieldValidation"))?);
             let mut obj = parse_json(&body)?;
             let warnings = check_for(&check, sub, &mut obj)?;
             let updated = store.update(res, ns, name, obj, sub)?;
             Ok(with_warnings(object_response(res, &updated, StatusCode::OK, headers, query), &warnings))
         }
         (Method::PATCH, Some(name)) => {
-            let check = FieldCheck::new(store, res, Directive::parse(query.get("fieldValidation"))?);
+            let check = FieldCheck::new(state.catalog.get(store), res, Directive::parse(query.get("fieldValidation"))?);
             let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
             let kind = PatchType::from_content_type(ct)?;
             let p = patch::parse_body(kind, &body)?;

@@ -21,7 +21,6 @@ use serde_json::{Map, Value};
 use super::{Catalog, OBJECT_META, REF_PREFIX};
 use crate::error::{Error, Result};
 use crate::resources::ResourceInfo;
-use crate::store::Store;
 
 /// Deepest level of an object that is checked.
 pub const MAX_DEPTH: usize = 64;
@@ -173,7 +172,7 @@ pub fn prune_unknown(catalog: &Catalog, root: &str, obj: &mut Value) -> Vec<Stri
 /// The field check of one write request: the schema of its kind and the client's directive.
 #[derive(Debug)]
 pub struct FieldCheck {
-    catalog: Catalog,
+    catalog: std::sync::Arc<Catalog>,
     definition: Option<String>,
     directive: Directive,
     kind: String,
@@ -181,8 +180,7 @@ pub struct FieldCheck {
 }
 
 impl FieldCheck {
-    pub fn new(store: &Store, res: &ResourceInfo, directive: Directive) -> Self {
-        let catalog = Catalog::load(store);
+    pub fn new(catalog: std::sync::Arc<Catalog>, res: &ResourceInfo, directive: Directive) -> Self {
         let definition = catalog.definition_of(res).map(str::to_string);
         Self { catalog, definition, directive, kind: res.kind.clone(), version: res.api_version() }
     }

@@ -72,6 +72,39 @@ pub fn definition_name(group: &str, version: &str, kind: &str) -> String {
     }
 }
 
+/// The catalogue, built again only when what it is built from changed: the kinds served and the
+/// CRDs (each write checks its fields against it, so building it per write would cost every
+/// write a walk over every CRD's schema).
+#[derive(Debug, Default)]
+pub struct CatalogCache {
+    slot: std::sync::Mutex<Option<(CatalogKey, std::sync::Arc<Catalog>)>>,
+}
+
+/// What a catalogue was built from: the kinds served, and each CRD's version.
+type CatalogKey = (Vec<String>, Vec<u64>);
+
+impl CatalogCache {
+    pub fn get(&self, store: &Store) -> std::sync::Arc<Catalog> {
+        let reg = store.registry();
+        let crds = match reg.find("apiextensions.k8s.io", "v1", "customresourcedefinitions") {
+            Some(res) => store.list(&res, None, &Selectors::default()).0,
+            None => Vec::new(),
+        };
+        let kinds =
+            reg.all().iter().map(|r| format!("{}/{}/{}/{}", r.group, r.version, r.plural, r.namespaced)).collect();
+        let key = (kinds, crds.iter().map(|c| c.resource_version()).collect());
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        match &*slot {
+            Some((k, catalog)) if *k == key => catalog.clone(),
+            _ => {
+                let catalog = std::sync::Arc::new(Catalog::load(store));
+                *slot = Some((key, catalog.clone()));
+                catalog
+            }
+        }
+    }
+}
+
 impl Catalog {
     /// The catalogue of everything the store's registry serves now.
     pub fn load(store: &Store) -> Self {
