@@ -32,7 +32,7 @@ use kubesim::apps::Runtime;
 use kubesim::selectors::Selectors;
 use kubesim::sim::objects::STORAGE_NAMESPACE;
 use kubesim::sim::workloads::plan::{self, Kind, Memory, Objects, PodContainers, World};
-use kubesim::sim::workloads::resource_of;
+use kubesim::sim::workloads::{KINDS, resource_of};
 use kubesim::{Config, KubeSim, Store};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
@@ -50,20 +50,6 @@ const EXEC_CONCURRENT: usize = 8;
 const DEADLINE: Duration = Duration::from_secs(300);
 /// The name of the server's thread, to find its CPU time in `/proc`.
 const SERVER_THREAD: &str = "kubesim-server";
-const KINDS: [Kind; 12] = [
-    Kind::Node,
-    Kind::Pod,
-    Kind::Deployment,
-    Kind::ReplicaSet,
-    Kind::StatefulSet,
-    Kind::Service,
-    Kind::Endpoints,
-    Kind::EndpointSlice,
-    Kind::Claim,
-    Kind::PersistentVolume,
-    Kind::Volume,
-    Kind::StorageClass,
-];
 
 fn app(i: usize) -> String {
     format!("app-{i:03}")

@@ -78,7 +78,8 @@ pub fn resource_of(store: &Store, kind: Kind) -> Result<Arc<ResourceInfo>> {
         .ok_or_else(|| Error::Internal(format!("{plural} is not registered")))
 }
 
-const KINDS: [Kind; 12] = [
+/// Every kind the workloads simulation keeps in its cache.
+pub const KINDS: [Kind; 12] = [
     Kind::Node,
     Kind::Pod,
     Kind::Deployment,
