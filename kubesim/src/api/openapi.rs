@@ -313,10 +313,146 @@ fn id_part(res: &ResourceInfo) -> String {
     out
 }
 
+/// What one resource's operations share: their ids, the schema they read and write, the kind.
+struct Ops<'a> {
+    res: &'a ResourceInfo,
+    definition: &'a str,
+    gvk: Value,
+    /// `Namespaced` in the ids of a namespaced kind's operations, as the real server names them.
+    scope: &'static str,
+}
+
+/// What an operation answers.
+enum Returns {
+    /// The object (the kind's own definition).
+    Own,
+    /// A `metav1.Status`.
+    Status,
+    /// A list of the kind, written inline.
+    List,
+}
+
+impl Ops<'_> {
+    fn id(&self, verb: &str, suffix: &str) -> String {
+        format!("{verb}{}{}{}{suffix}", id_part(self.res), self.scope, self.res.kind)
+    }
+
+    /// One operation: `(method, action)`, its id, what it does, its query parameters, the media
+    /// types of its body (if it takes one) and what it answers.
+    fn op(
+        &self,
+        (method, action): (&'static str, &'static str),
+        id: String,
+        description: String,
+        query: &'static [&'static str],
+        body: Option<&'static [&'static str]>,
+        returns: Returns,
+    ) -> Operation {
+        let response = match returns {
+            Returns::Own => Some(self.definition.to_string()),
+            Returns::Status => Some(STATUS.into()),
+            Returns::List => None,
+        };
+        let body = body.map(|types| (self.definition.to_string(), types));
+        Operation { method, action, id, description, query, body, response, gvk: self.gvk.clone() }
+    }
+
+    /// list, create and deletecollection on the collection.
+    fn collection(&self) -> Vec<Operation> {
+        let kind = &self.res.kind;
+        vec![
+            self.op(
+                ("get", "list"),
+                self.id("list", ""),
+                format!("list or watch objects of kind {kind}"),
+                LIST_PARAMS,
+                None,
+                Returns::List,
+            ),
+            self.op(
+                ("post", "post"),
+                self.id("create", ""),
+                format!("create a {kind}"),
+                WRITE_PARAMS,
+                Some(JSON),
+                Returns::Own,
+            ),
+            self.op(
+                ("delete", "deletecollection"),
+                self.id("deleteCollection", ""),
+                format!("delete collection of {kind}"),
+                LIST_PARAMS,
+                None,
+                Returns::Status,
+            ),
+        ]
+    }
+
+    /// get, put and patch of one object (`suffix` "" for the object itself, "Status" for its
+    /// status; `what` says which in the descriptions).
+    fn read_write(&self, suffix: &str, what: &str) -> Vec<Operation> {
+        let kind = &self.res.kind;
+        vec![
+            self.op(
+                ("get", "get"),
+                self.id("read", suffix),
+                format!("read {what} {kind}"),
+                &["pretty"],
+                None,
+                Returns::Own,
+            ),
+            self.op(
+                ("put", "put"),
+                self.id("replace", suffix),
+                format!("replace {what} {kind}"),
+                WRITE_PARAMS,
+                Some(JSON),
+                Returns::Own,
+            ),
+            self.op(
+                ("patch", "patch"),
+                self.id("patch", suffix),
+                format!("partially update {what} {kind}"),
+                PATCH_PARAMS,
+                Some(PATCH_TYPES),
+                Returns::Own,
+            ),
+        ]
+    }
+
+    /// The object's operations: [`Ops::read_write`] and delete.
+    fn object(&self) -> Vec<Operation> {
+        let mut ops = self.read_write("", "the specified");
+        let description = format!("delete a {}", self.res.kind);
+        ops.push(self.op(
+            ("delete", "delete"),
+            self.id("delete", ""),
+            description,
+            &["dryRun", "pretty"],
+            None,
+            Returns::Status,
+        ));
+        ops
+    }
+
+    /// list across namespaces, of a namespaced kind.
+    fn all_namespaces(&self) -> Operation {
+        let (res, kind) = (self.res, &self.res.kind);
+        self.op(
+            ("get", "list"),
+            format!("list{}{kind}ForAllNamespaces", id_part(res)),
+            format!("list or watch objects of kind {kind} in every namespace"),
+            LIST_PARAMS,
+            None,
+            Returns::List,
+        )
+    }
+}
+
 /// The URL paths of one resource and their operations.
 fn path_items(res: &ResourceInfo, definition: &str) -> Vec<(String, PathItem)> {
-    let gvk = json!({"group": res.group, "kind": res.kind, "version": res.version});
     let base = format!("/{}", gv_path(&res.group, &res.version));
+    let gvk = json!({"group": res.group, "kind": res.kind, "version": res.version});
     let (scope, collection, ns_params, item_params): (&str, String, &'static [&'static str], &'static [&'static str]) =
         if res.namespaced {
             (
@@ -328,113 +464,18 @@ fn path_items(res: &ResourceInfo, definition: &str) -> Vec<(String, PathItem)> {
         } else {
             ("", format!("{base}/{}", res.plural), &[], &["name"])
         };
-    let id = |verb: &str, suffix: &str| format!("{verb}{}{scope}{}{suffix}", id_part(res), res.kind);
-    let op =
-        |method, action, id: String, description: String, query, body: Option<&'static [&'static str]>, response| {
-            Operation {
-                method,
-                action,
-                id,
-                description,
-                query,
-                body: body.map(|types| (definition.to_string(), types)),
-                response,
-                gvk: gvk.clone(),
-            }
-        };
-    let own = Some(definition.to_string());
-    let kind = &res.kind;
-    // get, put and patch of one object (`suffix` "" for the object itself, "Status" for its status).
-    let read_write = |suffix: &str, what: &str| {
-        vec![
-            op("get", "get", id("read", suffix), format!("read {what} {kind}"), &["pretty"], None, own.clone()),
-            op(
-                "put",
-                "put",
-                id("replace", suffix),
-                format!("replace {what} {kind}"),
-                WRITE_PARAMS,
-                Some(JSON),
-                own.clone(),
-            ),
-            op(
-                "patch",
-                "patch",
-                id("patch", suffix),
-                format!("partially update {what} {kind}"),
-                PATCH_PARAMS,
-                Some(PATCH_TYPES),
-                own.clone(),
-            ),
-        ]
-    };
+    let ops = Ops { res, definition, gvk, scope };
     let mut items = vec![
-        (
-            collection.clone(),
-            PathItem {
-                path_params: ns_params,
-                ops: vec![
-                    op(
-                        "get",
-                        "list",
-                        id("list", ""),
-                        format!("list or watch objects of kind {kind}"),
-                        LIST_PARAMS,
-                        None,
-                        None,
-                    ),
-                    op(
-                        "post",
-                        "post",
-                        id("create", ""),
-                        format!("create a {kind}"),
-                        WRITE_PARAMS,
-                        Some(JSON),
-                        own.clone(),
-                    ),
-                    op(
-                        "delete",
-                        "deletecollection",
-                        id("deleteCollection", ""),
-                        format!("delete collection of {kind}"),
-                        LIST_PARAMS,
-                        None,
-                        Some(STATUS.into()),
-                    ),
-                ],
-            },
-        ),
-        (format!("{collection}/{{name}}"), PathItem { path_params: item_params, ops: read_write("", "the specified") }),
+        (collection.clone(), PathItem { path_params: ns_params, ops: ops.collection() }),
+        (format!("{collection}/{{name}}"), PathItem { path_params: item_params, ops: ops.object() }),
     ];
-    items[1].1.ops.push(op(
-        "delete",
-        "delete",
-        id("delete", ""),
-        format!("delete a {kind}"),
-        &["dryRun", "pretty"],
-        None,
-        Some(STATUS.into()),
-    ));
     if res.has_status {
-        let ops = read_write("Status", "status of the specified");
-        items.push((format!("{collection}/{{name}}/status"), PathItem { path_params: item_params, ops }));
+        let status = ops.read_write("Status", "status of the specified");
+        items.push((format!("{collection}/{{name}}/status"), PathItem { path_params: item_params, ops: status }));
     }
     if res.namespaced {
-        items.push((
-            format!("{base}/{}", res.plural),
-            PathItem {
-                path_params: &[],
-                ops: vec![op(
-                    "get",
-                    "list",
-                    format!("list{}{}ForAllNamespaces", id_part(res), res.kind),
-                    format!("list or watch objects of kind {kind} in every namespace"),
-                    LIST_PARAMS,
-                    None,
-                    None,
-                )],
-            },
-        ));
+        let all = vec![ops.all_namespaces()];
+        items.push((format!("{base}/{}", res.plural), PathItem { path_params: &[], ops: all }));
     }
     items
 }
