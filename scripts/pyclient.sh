@@ -3,14 +3,14 @@
 # tests under kubesim/clients/python, with pytest.
 #
 # The client and pytest come from PyPI, pinned (kubesim/clients/python/requirements.txt), into a
-# virtualenv under ~/.cache that survives fresh clones; it is installed only when missing or when
+# virtualenv under ~/.cache that survives fresh clones (scripts/venv.sh); it is installed only when missing or when
 # the pins or the Python interpreter change. This script builds nothing: it runs the kubesim
 # binary that the test command built.
 #
 #   scripts/pyclient.sh                    every test
 #   scripts/pyclient.sh -k watch           pytest's arguments are passed on
 #   KUBESIM=PATH                           the kubesim binary (default: $CARGO_TARGET_DIR/debug/kubesim)
-#   CHAOS_PYCLIENT_VENV=DIR                use (or create) the virtualenv in DIR
+#   CHAOS_PYCLIENT_VENV=DIR                keep the virtualenvs in DIR
 #   CHAOS_PYCLIENT_TIMEOUT=10m             longest the tests may run
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,37 +28,11 @@ if [ ! -x "$kubesim" ]; then
   exit 1
 fi
 
-# ---- The virtualenv: one per set of pins and interpreter (a venv is tied to its python). -------
+# ---- The virtualenv (scripts/venv.sh). ---------------------------------------------------------
 
-if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
-  echo "pyclient: installing python3-venv" >&2
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
-fi
-
-pins=$( (cat "$requirements" && python3 --version) | sha256sum | cut -c1-12)
-venv=${CHAOS_PYCLIENT_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/chaos-pyclient/venv-$pins}
-
-install_venv() {
-  echo "pyclient: installing $(grep -m1 '^kubernetes==' "$requirements") and $(grep -m1 '^pytest==' "$requirements") into $venv" >&2
-  rm -rf "$venv.partial"
-  python3 -m venv "$venv.partial"
-  if ! "$venv.partial/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$requirements"; then
-    echo "pyclient: FAILED to install $requirements from PyPI (see pip's error above)" >&2
-    exit 1
-  fi
-  rm -rf "$venv"
-  mv "$venv.partial" "$venv"
-}
-
-mkdir -p "$(dirname "$venv")"
-# Two runs at once (two worktrees) must not build the same virtualenv side by side.
-exec {venv_lock}>"$venv.lock"
-flock "$venv_lock"
-[ -x "$venv/bin/python" ] || install_venv
-exec {venv_lock}>&-
+# shellcheck source=scripts/venv.sh
+. scripts/venv.sh
+venv=$(pinned_venv pyclient "$requirements" "${CHAOS_PYCLIENT_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/chaos-pyclient}")
 
 # ---- kubesim on a free port, stopped however this script ends. ---------------------------------
 
