@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the scripts that run Python tools from PyPI (scripts/docs.sh, scripts/pyclient.sh):
 # one pinned virtualenv per set of pins and interpreter, under ~/.cache so that it survives fresh
 # clones, installed only when missing.
