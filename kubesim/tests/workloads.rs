@@ -195,6 +195,15 @@ fn smoke_mini_config(speed: f64) -> Config {
     Config { apps: vec![Layout::SmokeMini], speed, ..Config::for_tests() }
 }
 
+/// kubesim started with `config` (smoke-mini deployed), a client, a proxy client, once the three
+/// smoke-mini pods serve.
+async fn start_smoke_mini(config: Config) -> (KubeSim, Client, Client) {
+    let sim = KubeSim::start(config).await.expect("kubesim starts");
+    let (c, p) = (client_for(&sim), proxy_client(&sim));
+    wait_smoke_mini(&c).await;
+    (sim, c, p)
+}
+
 /// Waits until the three smoke-mini pods are Ready and listed by the service's Endpoints.
 async fn wait_smoke_mini(c: &Client) {
     let endpoints = Api::<Endpoints>::namespaced(c.clone(), "smoke-mini");
@@ -224,10 +233,7 @@ fn pod_ready_is(want: bool) -> impl Fn(Option<&Pod>) -> bool {
 
 #[tokio::test]
 async fn smoke_mini_runs_three_stateful_pods_on_replicated_volumes() {
-    let sim = KubeSim::start(smoke_mini_config(100.0)).await.expect("kubesim starts");
-    let c = client_for(&sim);
-    let p = proxy_client(&sim);
-    wait_smoke_mini(&c).await;
+    let (sim, c, p) = start_smoke_mini(smoke_mini_config(100.0)).await;
     let sets =
         Api::<StatefulSet>::namespaced(c.clone(), "smoke-mini").list(&ListParams::default()).await.unwrap().items;
     assert_eq!(sets.iter().map(|s| s.name_any()).collect::<Vec<_>>(), ["smoke-mini-a", "smoke-mini-b", "smoke-mini-c"]);
@@ -253,10 +259,7 @@ async fn smoke_mini_runs_three_stateful_pods_on_replicated_volumes() {
 #[tokio::test]
 async fn a_stopped_pod_hangs_turns_unready_and_comes_back_when_continued_and_a_killed_one_restarts() {
     // Speed 50: the readiness probe's 2 × 5 s window takes 200 ms.
-    let sim = KubeSim::start(smoke_mini_config(50.0)).await.expect("kubesim starts");
-    let c = client_for(&sim);
-    let p = proxy_client(&sim);
-    wait_smoke_mini(&c).await;
+    let (sim, c, p) = start_smoke_mini(smoke_mini_config(50.0)).await;
     let pods = Api::<Pod>::namespaced(c.clone(), "smoke-mini");
     let stopped = "smoke-mini-a-0";
     let direct = format!("/api/v1/namespaces/smoke-mini/pods/{stopped}:http/proxy/");
@@ -326,10 +329,7 @@ async fn disk_while_io_ready_is(c: &Client, p: &Client, pod: &str, volume: &str,
 #[tokio::test]
 async fn disk_fails_while_the_volume_has_lost_quorum_and_recovers_with_it() {
     // Speed 10: replacements take 11 s of story (1.1 s) to sync, time enough to look.
-    let sim = KubeSim::start(smoke_mini_config(10.0)).await.expect("kubesim starts");
-    let c = client_for(&sim);
-    let p = proxy_client(&sim);
-    wait_smoke_mini(&c).await;
+    let (sim, c, p) = start_smoke_mini(smoke_mini_config(10.0)).await;
     let pod = "smoke-mini-b-0";
     let claim =
         Api::<PersistentVolumeClaim>::namespaced(c.clone(), "smoke-mini").get(&format!("disk-{pod}")).await.unwrap();
@@ -353,10 +353,7 @@ async fn disk_fails_while_the_volume_has_lost_quorum_and_recovers_with_it() {
 #[tokio::test]
 async fn disk_keeps_failing_while_the_quorum_fault_holds_the_volume() {
     let faults = kubesim::Faults { quorum_stuck: 1.0, ..Default::default() };
-    let sim = KubeSim::start(Config { faults, ..smoke_mini_config(100.0) }).await.expect("kubesim starts");
-    let c = client_for(&sim);
-    let p = proxy_client(&sim);
-    wait_smoke_mini(&c).await;
+    let (sim, c, p) = start_smoke_mini(Config { faults, ..smoke_mini_config(100.0) }).await;
     let pod = "smoke-mini-c-0";
     let claim =
         Api::<PersistentVolumeClaim>::namespaced(c.clone(), "smoke-mini").get(&format!("disk-{pod}")).await.unwrap();
@@ -375,9 +372,7 @@ async fn disk_keeps_failing_while_the_quorum_fault_holds_the_volume() {
 #[tokio::test]
 async fn smoke_mini_a_moves_to_another_node_every_ten_minutes_of_story() {
     // Speed 2,000: ten minutes of story take 0.3 s.
-    let sim = KubeSim::start(smoke_mini_config(2_000.0)).await.expect("kubesim starts");
-    let c = client_for(&sim);
-    wait_smoke_mini(&c).await;
+    let (sim, c, _) = start_smoke_mini(smoke_mini_config(2_000.0)).await;
     let pods = Api::<Pod>::namespaced(c.clone(), "smoke-mini");
     let node_of = |p: &Pod| p.spec.as_ref().and_then(|s| s.node_name.clone());
     let first = pods.get("smoke-mini-a-0").await.unwrap();
