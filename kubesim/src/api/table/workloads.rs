@@ -169,29 +169,19 @@ pub fn cells(kind: &str, o: &Value, age: String) -> Vec<Value> {
     let (spec, status) = (&o["spec"], &o["status"]);
     let desired = spec["replicas"].as_i64().unwrap_or(1);
     match kind {
-        "Deployment" => {
+        "Deployment" | "ReplicaSet" => {
+            let counts = if kind == "Deployment" {
+                [
+                    json!(format!("{}/{desired}", int(&status["readyReplicas"]))),
+                    json!(int(&status["updatedReplicas"])),
+                    json!(int(&status["availableReplicas"])),
+                ]
+            } else {
+                [json!(desired), json!(int(&status["replicas"])), json!(int(&status["readyReplicas"]))]
+            };
             let (names, images) = template_containers(o);
-            vec![
-                json!(format!("{}/{desired}", int(&status["readyReplicas"]))),
-                json!(int(&status["updatedReplicas"])),
-                json!(int(&status["availableReplicas"])),
-                json!(age),
-                json!(names),
-                json!(images),
-                json!(selector(&spec["selector"])),
-            ]
-        }
-        "ReplicaSet" => {
-            let (names, images) = template_containers(o);
-            vec![
-                json!(desired),
-                json!(int(&status["replicas"])),
-                json!(int(&status["readyReplicas"])),
-                json!(age),
-                json!(names),
-                json!(images),
-                json!(selector(&spec["selector"])),
-            ]
+            let wide = [json!(age), json!(names), json!(images), json!(selector(&spec["selector"]))];
+            counts.into_iter().chain(wide).collect()
         }
         "StatefulSet" => {
             let (names, images) = template_containers(o);
