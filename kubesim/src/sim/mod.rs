@@ -247,7 +247,8 @@ fn bootstrap_objects(store: &Store, cfg: &SimConfig, pods_mem: &mut PodsMemory) 
     Ok(())
 }
 
-fn node_index(node: &str) -> usize {
+/// `node-3` → 3 (0 for a name without a number).
+pub(crate) fn node_index(node: &str) -> usize {
     node.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 

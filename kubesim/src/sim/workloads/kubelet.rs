@@ -113,11 +113,11 @@ fn node_ip(node: &ObjRef) -> Option<String> {
 /// The next pod IP of a node: `10.244.<100 + node index>.<2..251>`, moving to further /24s after
 /// 250 pods (the storage system's pods use `10.244.<node index>.*`).
 fn allocate_ip(mem: &mut Memory, node: &str) -> String {
-    let index: u32 = node.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let index = crate::sim::node_index(node);
     let n = mem.pod_ips.entry(node.to_string()).or_insert(0);
     let host = *n;
     *n += 1;
-    format!("10.244.{}.{}", (100 + index + 16 * (host / 250)) % 256, 2 + host % 250)
+    format!("10.244.{}.{}", (100 + index + 16 * (host as usize / 250)) % 256, 2 + host % 250)
 }
 
 /// The `lastTransitionTime` a pod condition keeps while its status stays the same.

@@ -70,16 +70,6 @@ impl World {
         self.objects.get(&kind)?.get(&(namespace.to_string(), name.to_string()))
     }
 
-    /// Objects of a kind in one namespace.
-    pub fn in_namespace<'a>(&'a self, kind: Kind, namespace: &'a str) -> impl Iterator<Item = &'a ObjRef> {
-        self.objects
-            .get(&kind)
-            .into_iter()
-            .flat_map(move |m| m.range((namespace.to_string(), String::new())..))
-            .take_while(move |((ns, _), _)| ns == namespace)
-            .map(|(_, o)| o)
-    }
-
     /// Real milliseconds from now after `story` of story time (saturating: never panics).
     pub fn after(&self, story: Duration) -> Millis {
         let real = Duration::try_from_secs_f64(story.as_secs_f64() / self.speed).unwrap_or(Duration::MAX);
@@ -319,30 +309,6 @@ pub mod obj {
             "apiVersion": api_version, "kind": kind, "name": owner.name(), "uid": uid(owner),
             "controller": true, "blockOwnerDeletion": true,
         })
-    }
-
-    /// Whether `labels` satisfy a LabelSelector (`matchLabels` and `matchExpressions`). An empty
-    /// or missing selector selects nothing, as controllers treat it.
-    pub fn selects(selector: &Value, labels: &Value) -> bool {
-        let ml = selector["matchLabels"].as_object();
-        let me = selector["matchExpressions"].as_array();
-        if ml.is_none_or(|m| m.is_empty()) && me.is_none_or(|e| e.is_empty()) {
-            return false;
-        }
-        let label = |k: &str| labels[k].as_str();
-        let labels_ok = ml.into_iter().flatten().all(|(k, v)| label(k) == v.as_str());
-        let exprs_ok = me.into_iter().flatten().all(|e| {
-            let key = e["key"].as_str().unwrap_or_default();
-            let values: Vec<&str> = e["values"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-            match e["operator"].as_str() {
-                Some("In") => label(key).is_some_and(|v| values.contains(&v)),
-                Some("NotIn") => label(key).is_none_or(|v| !values.contains(&v)),
-                Some("Exists") => label(key).is_some(),
-                Some("DoesNotExist") => label(key).is_none(),
-                _ => false,
-            }
-        });
-        labels_ok && exprs_ok
     }
 
     /// A plain `{key: value}` selector (a Service's) matches labels.
