@@ -460,9 +460,6 @@ impl Runtime {
         let mut pods = self.lock();
         let rt =
             pods.get_mut(&PodKey::new(namespace, pod)).ok_or_else(|| Error::NotFound(Target::new("", "pods", pod)))?;
-        // Reads bump the version too: harmless (the kubelet re-reads one pod), and simpler than
-        // telling reads from writes here.
-        rt.version += 1;
         let policy = rt.policy;
         let c = match container {
             None => rt.containers.first_mut(),
@@ -512,8 +509,12 @@ impl Runtime {
             }
             Ok(Ok(delivery))
         })?;
+        let key = PodKey::new(namespace, pod);
+        if let Some(rt) = self.lock().get_mut(&key) {
+            rt.version += 1;
+        }
         self.bump();
-        let _ = self.kubelet.send(PodKey::new(namespace, pod));
+        let _ = self.kubelet.send(key);
         Ok(outcome)
     }
 
