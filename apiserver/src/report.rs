@@ -153,12 +153,24 @@ pub fn build(
             *report.faults.entry(action).or_default() += 1;
         }
     }
+    // What plugins sent too fast for the journal: counted, by action where it was an action's end.
+    let mut unseen: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for event in journal.iter().filter(|e| e.kind == "journal-dropped") {
+        report.journal_dropped += event.fields.get("entries").and_then(Value::as_u64).unwrap_or(0);
+        let plugin = event.fields.get("plugin").and_then(Value::as_str).unwrap_or("").to_string();
+        for (action, n) in event.fields.get("actions").and_then(Value::as_object).into_iter().flatten() {
+            *unseen.entry((plugin.clone(), action.clone())).or_default() += n.as_u64().unwrap_or(0);
+            actions.entry((plugin.clone(), action.clone())).or_default();
+        }
+    }
     report.rvs_created = volumes_created.len() as u64;
     report.actions = actions
         .into_iter()
         .map(|((plugin, action), (failures, mut durations))| {
             durations.sort_unstable();
+            let unseen = unseen.get(&(plugin.clone(), action.clone())).copied().unwrap_or(0);
             ActionStats {
+                unseen,
                 plugin,
                 action,
                 count: durations.len() as u64,

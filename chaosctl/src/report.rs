@@ -63,7 +63,16 @@ pub fn render(report: &Report) -> String {
             })
             .collect();
         out.push_str(&table(&["PLUGIN", "ACTION", "COUNT", "FAILED", "P50", "P99"], &rows));
+        let unseen: Vec<String> =
+            report.actions.iter().filter(|a| a.unseen > 0).map(|a| format!("{} {}", a.action, a.unseen)).collect();
+        if !unseen.is_empty() {
+            // Plugins that sent faster than their journal limit: the table does not count these.
+            let _ = writeln!(out, "Actions not seen (over the journal limit, not in the table): {}", unseen.join(", "));
+        }
         let _ = writeln!(out);
+    }
+    if report.journal_dropped > 0 {
+        let _ = writeln!(out, "Journal entries dropped by plugin limits: {}", report.journal_dropped);
     }
     let faults: Vec<String> = report.faults.iter().map(|(name, n)| format!("{name} {n}")).collect();
     let _ = writeln!(out, "Faults injected: {}", if faults.is_empty() { "none".into() } else { faults.join(", ") });

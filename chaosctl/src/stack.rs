@@ -35,6 +35,8 @@ pub struct StackOptions {
     pub apiserver_args: Vec<String>,
     /// Applications kubesim deploys at start (`smoke-mini`); none when empty.
     pub apps: Vec<String>,
+    /// More flags for every worker (`--limit-events-per-second N`).
+    pub worker_args: Vec<String>,
 }
 
 impl StackOptions {
@@ -53,6 +55,7 @@ impl StackOptions {
             worker_lease_ttl: 2,
             apiserver_args: Vec::new(),
             apps: vec!["smoke-mini".to_string()],
+            worker_args: Vec::new(),
         }
     }
 }
@@ -232,6 +235,7 @@ impl Stack {
             format!("--cache-dir={}", self.state_dir.join("plugin-cache").display()),
         ];
         args.extend(self.kube_args.iter().cloned());
+        args.extend(self.options.worker_args.iter().cloned());
         self.spawn(&name, &sibling("chaos-worker")?, &args)?;
         self.probes.push((name.clone(), format!("http://127.0.0.1:{port}")));
         Ok(name)

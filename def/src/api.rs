@@ -197,6 +197,9 @@ pub struct Report {
     pub restarts: Vec<Restart>,
     /// Journal entries the report was made from.
     pub journal_entries: u64,
+    /// Journal entries plugins sent past their rate limit, which the report could not see.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub journal_dropped: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -244,6 +247,14 @@ pub struct ActionStats {
     pub failures: u64,
     pub p50_ms: u64,
     pub p99_ms: u64,
+    /// Ends of this action the journal did not get (the plugin sent entries faster than its
+    /// limit): `count`, `failures` and the percentiles leave them out.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unseen: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -8,6 +8,7 @@ pub mod api;
 pub mod builtin;
 pub mod consts;
 pub mod keys;
+pub mod limits;
 pub mod plugin;
 pub mod records;
 pub mod scenario;

@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::limits::PluginLimits;
 use crate::scenario::{Metadata, PluginRef, Scenario, ScenarioSpec};
 
 /// `scenarios/<name>` — the scenario as applied, written by the apiserver.
@@ -222,6 +223,9 @@ pub struct TaskInstance {
     /// whole volume failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// The scenario's limits for this plugin entry (the worker's own apply where none is given).
+    #[serde(default, skip_serializing_if = "PluginLimits::is_empty")]
+    pub limits: PluginLimits,
 }
 
 impl TaskInstance {
@@ -243,6 +247,7 @@ impl TaskInstance {
             role: InstanceRole::Task,
             stop_reason: None,
             failure: None,
+            limits: PluginLimits::default(),
         }
     }
 }
@@ -334,12 +339,26 @@ pub struct InstanceStatus {
     pub state: Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// What the worker held back because the plugin went past a limit, by channel (`report`,
+    /// `event`, `action`, `log`, `kube`, `watch`, `summary`, `status`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub limited: BTreeMap<String, LimitHit>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub started_at: Option<Timestamp>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub updated_at: Option<Timestamp>,
+}
+
+/// A limit an instance went past, on one channel.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LimitHit {
+    /// Items dropped (or, for `kube`, calls delayed) so far.
+    pub count: u64,
+    /// The latest reason, naming the limit ("a report of 3.0 MiB; reportBytes is 64 KiB").
+    pub reason: String,
 }
 
 /// `control/cordon/<worker>` — an operator's cordon, kept apart from the registration the worker

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::builtin::{self, BuiltinPlugin, PluginScope};
+use crate::limits::PluginLimits;
 use crate::units::{Duration, Quantity, Range};
 pub use crate::validation::{SpecError, SpecErrors, check_dns_label, check_dns_subdomain};
 use crate::yaml::{self, LineIndex};
@@ -125,6 +126,9 @@ pub struct VolumePluginSpec {
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     #[schema(value_type = Object)]
     pub params: Map<String, Value>,
+    /// Tighter limits than the worker's for this plugin's instances.
+    #[serde(default, skip_serializing_if = "PluginLimits::is_empty")]
+    pub limits: PluginLimits,
 }
 
 impl VolumePluginSpec {
@@ -145,6 +149,9 @@ pub struct TaskSpec {
     /// How many instances of this task run at once (each with its own seed); 1 by default.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub replicas: u32,
+    /// Tighter limits than the worker's for this task's instances.
+    #[serde(default, skip_serializing_if = "PluginLimits::is_empty")]
+    pub limits: PluginLimits,
 }
 
 /// The most instances one task may ask for.
@@ -346,6 +353,7 @@ impl Scenario {
             if !(1..=MAX_TASK_REPLICAS).contains(&task.replicas) {
                 v.error(format!("{path}.replicas"), format!("must be between 1 and {MAX_TASK_REPLICAS}"));
             }
+            v.errors.extend(task.limits.validate(&format!("{path}.limits")));
             if let Some(plugin) = task.plugin.builtin() {
                 if plugin.scope() != PluginScope::Cluster {
                     v.error(
@@ -432,6 +440,7 @@ impl Validator {
                     format!("{:?} is listed twice; give one of them its own `name`", use_.use_name()),
                 );
             }
+            self.errors.extend(use_.limits.validate(&format!("{path}.limits")));
             if let Some(plugin) = use_.plugin.builtin() {
                 match plugin.scope() {
                     PluginScope::Volume => {

@@ -85,6 +85,15 @@ pub fn text_line(at: jiff::Timestamp, record: &Record) -> String {
             let _ = write!(s, "{ts} INFO  event {event}");
             fields(&mut s, f);
         }
+        Record::Limited { channel, count, reason, .. } => {
+            let _ = write!(s, "{ts} WARN  limited channel={channel} count={count} reason={}", quoted(reason));
+        }
+        Record::JournalDropped { entries, actions } => {
+            let _ = write!(s, "{ts} WARN  journal entries dropped: {entries}");
+            for (action, n) in actions {
+                let _ = write!(s, " {action}={n}");
+            }
+        }
     }
     s
 }

@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use chaos_daemon::{EtcdArgs, LogArgs, default_identity, init_logging, shutdown_token};
 use chaos_worker::cli::PrintSink;
 use chaos_worker::daemon::{Daemon, DaemonConfig};
-use chaos_worker::runtime::{InstanceSpec, KubeGateway, Outcome, Runtime, RuntimeConfig, Services};
+use chaos_worker::runtime::{ChannelLimits, InstanceSpec, KubeGateway, Outcome, Runtime, RuntimeConfig, Services};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -136,16 +136,111 @@ struct SandboxArgs {
     /// Keep compiled plugins, and the bytes of pushed ones, here across runs.
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// What each plugin instance may send through the worker (docs/user-guide.md, "Limits"); a
+/// scenario may tighten each for one plugin entry. Past a limit, items are dropped (kube calls
+/// wait) and counted in the instance's status.
+#[derive(Debug, Args)]
+struct LimitArgs {
+    /// Size of one report (its state and counter names).
+    #[arg(long, default_value_t = chaos_def::Quantity::from_bytes(ChannelLimits::default().report_bytes))]
+    limit_report_bytes: chaos_def::Quantity,
+    /// Counters in one report.
+    #[arg(long, default_value_t = ChannelLimits::default().report_counters)]
+    limit_report_counters: u64,
+    /// One field of a journal entry; longer ones are cut.
+    #[arg(long, default_value_t = chaos_def::Quantity::from_bytes(ChannelLimits::default().event_field_bytes))]
+    limit_event_field_bytes: chaos_def::Quantity,
+    /// One journal entry (event, action start or end).
+    #[arg(long, default_value_t = chaos_def::Quantity::from_bytes(ChannelLimits::default().event_bytes))]
+    limit_event_bytes: chaos_def::Quantity,
+    /// Journal entries per second per instance.
+    #[arg(long, default_value_t = ChannelLimits::default().events_per_second)]
+    limit_events_per_second: u64,
+    /// Journal entries at once above the rate.
+    #[arg(long, default_value_t = ChannelLimits::default().event_burst)]
+    limit_event_burst: u64,
+    /// One log line; longer ones are cut.
+    #[arg(long, default_value_t = chaos_def::Quantity::from_bytes(ChannelLimits::default().log_line_bytes))]
+    limit_log_line_bytes: chaos_def::Quantity,
+    /// Log lines per second per instance.
+    #[arg(long, default_value_t = ChannelLimits::default().log_lines_per_second)]
+    limit_log_lines_per_second: u64,
+    /// Log lines at once above the rate.
+    #[arg(long, default_value_t = ChannelLimits::default().log_burst)]
+    limit_log_burst: u64,
+    /// Kubernetes requests per second per instance.
+    #[arg(long, default_value_t = ChannelLimits::default().kube_qps)]
+    limit_kube_qps: u64,
+    /// Kubernetes requests at once above the rate, per instance.
+    #[arg(long, default_value_t = ChannelLimits::default().kube_burst)]
+    limit_kube_burst: u64,
+    /// Watches one instance may hold open.
+    #[arg(long, default_value_t = ChannelLimits::default().open_watches)]
+    limit_open_watches: u64,
+    /// Size of the summary `run` returns.
+    #[arg(long, default_value_t = chaos_def::Quantity::from_bytes(ChannelLimits::default().summary_bytes))]
+    limit_summary_bytes: chaos_def::Quantity,
+    /// Kubernetes requests per second of all this worker's instances together.
+    #[arg(long, default_value_t = RuntimeConfig::default().kube_qps)]
+    kube_qps: u64,
+    /// Kubernetes requests at once above --kube-qps.
+    #[arg(long, default_value_t = RuntimeConfig::default().kube_burst)]
+    kube_burst: u64,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> anyhow::Result<ChannelLimits> {
+        let limits = ChannelLimits {
+            report_bytes: self.limit_report_bytes.bytes(),
+            report_counters: self.limit_report_counters,
+            event_field_bytes: self.limit_event_field_bytes.bytes(),
+            event_bytes: self.limit_event_bytes.bytes(),
+            events_per_second: self.limit_events_per_second,
+            event_burst: self.limit_event_burst,
+            log_line_bytes: self.limit_log_line_bytes.bytes(),
+            log_lines_per_second: self.limit_log_lines_per_second,
+            log_burst: self.limit_log_burst,
+            kube_qps: self.limit_kube_qps,
+            kube_burst: self.limit_kube_burst,
+            open_watches: self.limit_open_watches,
+            summary_bytes: self.limit_summary_bytes.bytes(),
+        };
+        if let Some((name, why)) = limits.out_of_range().into_iter().next() {
+            bail!("--limit-{}: {why}", flag_of(name));
+        }
+        if self.kube_qps == 0 || self.kube_burst == 0 {
+            bail!("--kube-qps and --kube-burst must be at least 1");
+        }
+        Ok(limits)
+    }
+}
+
+/// `reportBytes` → `report-bytes`.
+fn flag_of(name: &str) -> String {
+    name.chars().fold(String::new(), |mut flag, c| {
+        if c.is_ascii_uppercase() {
+            flag.push('-');
+        }
+        flag.push(c.to_ascii_lowercase());
+        flag
+    })
 }
 
 impl SandboxArgs {
-    fn runtime_config(&self) -> RuntimeConfig {
-        RuntimeConfig {
+    fn runtime_config(&self) -> anyhow::Result<RuntimeConfig> {
+        Ok(RuntimeConfig {
             cancel_grace: self.grace.as_std(),
             cpu_budget: self.cpu_budget.as_std(),
             cache_dir: self.cache_dir.clone(),
+            limits: self.limits.limits()?,
+            kube_qps: self.limits.kube_qps,
+            kube_burst: self.limits.kube_burst,
             ..RuntimeConfig::default()
-        }
+        })
     }
 }
 
@@ -163,7 +258,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_token();
     let store = args.etcd.connect().await.context("connecting to etcd")?;
     let grace = args.sandbox.grace.as_std();
-    let runtime = Runtime::new(args.sandbox.runtime_config())?;
+    let runtime = Runtime::new(args.sandbox.runtime_config()?)?;
     let kube = args.kube.gateway().await?;
     if kube.is_none() {
         tracing::warn!("no --kube-url or --kubeconfig: plugins' cluster calls will fail");
@@ -194,7 +289,7 @@ async fn run_plugin(args: RunPluginArgs) -> anyhow::Result<()> {
     init_logging(args.log.log_format);
     serde_json::from_str::<serde_json::Value>(&args.config).context("--config is not valid JSON")?;
     let cancel = shutdown_token();
-    let runtime = Runtime::new(RuntimeConfig { max_instances: 4, ..args.sandbox.runtime_config() })?;
+    let runtime = Runtime::new(RuntimeConfig { max_instances: 4, ..args.sandbox.runtime_config()? })?;
     let path = PathBuf::from(&args.plugin);
     let plugin = if path.exists() {
         runtime.load_file(&path).await?
@@ -215,6 +310,7 @@ async fn run_plugin(args: RunPluginArgs) -> anyhow::Result<()> {
             config_json: args.config,
             seed: args.seed,
             attempt: args.attempt,
+            limits: runtime.config().limits,
         },
         Services::new(Arc::new(PrintSink::new(args.log.log_format)), kube),
         cancel,

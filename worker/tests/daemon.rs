@@ -544,3 +544,73 @@ async fn etcd_away_past_the_ttl_makes_the_worker_fence_itself() {
     assert_eq!(status(&store, "s6-sleep").await.expect("status").phase, InstancePhase::Running);
     daemon.stop().await;
 }
+
+/// A journal entry of `scenario` with field `n` and, when `pad` > 0, a field of that many bytes.
+fn entry(n: i64, pad: usize) -> JournalEvent {
+    let mut fields = json!({"n": n}).as_object().cloned().unwrap_or_default();
+    if pad > 0 {
+        fields.insert("pad".into(), json!("x".repeat(pad)));
+    }
+    JournalEvent { time: jiff::Timestamp::now(), kind: "transition".into(), instance: None, volume: None, fields }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_etcd_refuses_fails_alone_in_the_journal_and_the_status_writer() {
+    let etcd = EtcdServer::shared();
+    let store = connect(etcd).await;
+    let metrics = Arc::new(Metrics::default());
+    let writer = StatusWriter::new(store.clone(), Duration::from_millis(50), metrics.clone());
+    let journal = Journal::new(store.clone(), "w-refused", JournalConfig::default(), metrics.clone());
+    let stop = CancellationToken::new();
+    let tasks = vec![
+        tokio::spawn(writer.clone().run(Duration::from_millis(50), stop.clone())),
+        tokio::spawn(journal.clone().run(Duration::from_millis(50), stop.clone())),
+    ];
+    let keys = store.keys().clone();
+
+    // Queued together, so that they would go in one transaction: an entry over etcd's request
+    // limit (1.5 MiB) between small ones. Only the large one is lost; the order is kept.
+    for (n, pad) in [(1, 0), (2, 0), (3, 2 << 20), (4, 0), (5, 0)] {
+        journal.push_host("refused", entry(n, pad));
+    }
+    let events = wait_for(LIMIT, "the small entries", || async {
+        let listing = store.list::<JournalEvent>(&keys.scenario_events_prefix("refused")).await.ok()?;
+        (listing.items.len() == 4 && metrics.buffered_events.get() == 0).then_some(listing)
+    })
+    .await;
+    let order: Vec<i64> = events.items.iter().map(|(_, e)| e.value.fields["n"].as_i64().unwrap_or(0)).collect();
+    assert_eq!(order, vec![1, 2, 4, 5]);
+    assert_eq!(metrics.journal_dropped.get(), 1);
+
+    // Two running instances: one reports a state etcd will not take, the other a small one.
+    // The small one is written; the large one's status is written without its state, saying why.
+    let mut fences = Vec::new();
+    for id in ["big", "small"] {
+        let key = keys.assignment("w-refused", id);
+        let revision = store.put(&key, &json!({"placement": 1})).await.expect("an assignment");
+        let fence = Fence { key, mod_revision: revision };
+        writer.open(id, fence.clone(), initial_status("w-refused", 1, 1), CancellationToken::new());
+        fences.push(fence);
+    }
+    writer.report("big", vec![("n".into(), 1)], json!({"blob": "x".repeat(2 << 20)}));
+    writer.report("small", vec![("n".into(), 1)], json!({"ok": true}));
+    let small = wait_for(LIMIT, "the small status", || async {
+        status(&store, "small").await.filter(|s| s.counters.get("n") == Some(&1))
+    })
+    .await;
+    assert_eq!(small.state, json!({"ok": true}));
+    let big = wait_for(LIMIT, "the large status, without its state", || async {
+        status(&store, "big").await.filter(|s| s.limited.contains_key("status"))
+    })
+    .await;
+    assert_eq!(big.counters.get("n"), Some(&1));
+    let dropped = big.state["dropped"].as_str().unwrap_or_default();
+    assert!(dropped.contains("request is too large") || dropped.contains("larger than max"), "{dropped}");
+    // The final write goes through as well.
+    let done = writer.finish("big", fences[0].clone(), |s| s.phase = InstancePhase::Succeeded, &stop).await;
+    assert_eq!(done, FinalWrite::Written);
+    stop.cancel();
+    for task in tasks {
+        task.await.expect("task");
+    }
+}

@@ -98,7 +98,7 @@ async fn a_kube_call_outside_the_capabilities_is_refused_and_logged() {
     // The declaration survived linking: the host reads it from the component.
     let caps = stage.plugin.capabilities().expect("the hostile plugin declares capabilities");
     assert_eq!(caps.rules[0].resources, ["pods"]);
-    assert_eq!(caps.rules[0].verbs, ["get", "list"]);
+    assert_eq!(caps.rules[0].verbs, ["get", "list", "watch"]);
     // No cluster at all: the refusal happens before any request could be made.
     let reason = stage.failure("sneaky", "forbidden").await;
     assert!(reason.starts_with("forbidden: "), "{reason}");
@@ -130,5 +130,107 @@ async fn a_plugin_ignoring_cancellation_is_dropped_after_the_grace_period() {
     stubborn.cancel();
     let reason = failed(finish(stubborn, LIMIT).await);
     assert!(reason.contains("did not return within the grace period"), "{reason}");
+    stage.neighbour_unaffected().await;
+}
+
+/// The `Limited` records of an instance on `channel`: the latest count and reason.
+fn limited(sink: &MemorySink, instance: &str, channel: &str) -> Option<(u64, String)> {
+    sink.of(instance).into_iter().rev().find_map(|r| match r {
+        Record::Limited { channel: c, count, reason, .. } if c == channel => Some((count, reason)),
+        _ => None,
+    })
+}
+
+/// Starts `mode`, lets it flood until `enough` holds of what it sent, stops it, and returns
+/// its outcome.
+async fn flood_until(stage: &Stage, instance: &str, mode: &str, enough: impl Fn(&[Record]) -> bool) -> Outcome {
+    let flooder = stage.start(instance, mode);
+    eventually(LIMIT, &format!("{mode} to flood"), || enough(&stage.sink.of(instance))).await;
+    flooder.cancel();
+    finish(flooder, LIMIT).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_past_the_size_limit_never_reach_the_sink() {
+    let stage = Stage::new().await;
+    let outcome = flood_until(&stage, "big-reports", "huge-report", |records| {
+        records.iter().any(|r| matches!(r, Record::Limited { count, .. } if *count >= 5))
+    })
+    .await;
+    assert_eq!(outcome, Outcome::Succeeded(json!("huge-report")));
+    let records = stage.sink.of("big-reports");
+    assert!(!records.iter().any(|r| matches!(r, Record::Report { .. })), "a 4 MiB report went through");
+    let (count, reason) = limited(&stage.sink, "big-reports", "report").expect("the drops are counted");
+    assert!(count >= 5, "{count}");
+    assert_eq!(reason, "a report of 4.0 MiB; reportBytes is 64.0 KiB");
+    stage.neighbour_unaffected().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_flood_is_cut_to_the_rate_and_what_was_dropped_is_told_once() {
+    let stage = Stage::new().await;
+    let started = std::time::Instant::now();
+    flood_until(&stage, "flood", "event-flood", |records| {
+        records.iter().any(|r| matches!(r, Record::Limited { count, .. } if *count >= 10_000))
+    })
+    .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let records = stage.sink.of("flood");
+    let passed = records.iter().filter(|r| matches!(r, Record::Event { .. } | Record::ActionEnd { .. })).count();
+    let starts = records.iter().filter(|r| matches!(r, Record::ActionStart { .. })).count();
+    // The defaults: 500 at once, then 50 a second (entries of every kind share the bucket).
+    let allowed = 500.0 + 50.0 * elapsed;
+    assert!(((passed + starts) as f64) <= allowed * 1.2, "{} entries in {elapsed:.1} s", passed + starts);
+    let dropped: Vec<(u64, Vec<(String, u64)>)> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::JournalDropped { entries, actions } => Some((*entries, actions.clone())),
+            _ => None,
+        })
+        .collect();
+    // One record for the whole flood (it did not pause for a second), at the end.
+    assert_eq!(dropped.len(), 1, "{dropped:?}");
+    let (entries, actions) = &dropped[0];
+    assert!(*entries >= 10_000, "{entries}");
+    assert_eq!(actions.len(), 1);
+    assert_eq!(actions[0].0, "flood-action");
+    // Every entry was either sent on or counted.
+    let ends = records.iter().filter(|r| matches!(r, Record::ActionEnd { .. })).count() as u64;
+    assert!(actions[0].1 + ends > 0 && actions[0].1 < *entries, "{actions:?}");
+    stage.neighbour_unaffected().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_flood_is_cut_to_the_rate_and_the_lines_dropped_are_counted() {
+    let stage = Stage::new().await;
+    flood_until(&stage, "chatty", "log-flood", |records| {
+        records
+            .iter()
+            .any(|r| matches!(r, Record::Limited { channel, count, .. } if channel == "log" && *count >= 5_000))
+    })
+    .await;
+    let records = stage.sink.of("chatty");
+    let lines: Vec<&String> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Log { message, fields, .. } if !fields.iter().any(|(k, _)| k == "source") => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert!(lines.len() <= 1_000 + 100 * 60, "{} lines", lines.len());
+    assert!(lines.iter().all(|l| l.len() <= 8 << 10), "a line longer than the limit passed");
+    assert!(
+        logged(&stage.sink, "chatty", "lines dropped (logLinesPerSecond is 100, logBurst 1000)"),
+        "no count of the dropped lines"
+    );
+    stage.neighbour_unaffected().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_summary_past_the_size_limit_is_replaced_by_a_note() {
+    let stage = Stage::new().await;
+    let outcome = finish(stage.start("verbose", "huge-summary"), LIMIT).await;
+    assert_eq!(outcome, Outcome::Succeeded(json!({"dropped": "a summary of 4.0 MiB; summaryBytes is 64.0 KiB"})));
+    assert!(limited(&stage.sink, "verbose", "summary").is_some());
     stage.neighbour_unaffected().await;
 }

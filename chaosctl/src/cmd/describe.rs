@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use chaos_def::api::ScenarioView;
-use chaos_def::records::{InstancePhase, ScenarioStatus, StoredScenario};
+use chaos_def::api::{InstanceView, ScenarioView};
+use chaos_def::records::{InstancePhase, InstanceStatus, ScenarioStatus, StoredScenario};
 use chaos_def::scenario::VolumesSpec;
 use chaosctl::client::Client;
 use chaosctl::output::age;
@@ -14,9 +14,39 @@ use super::get::phase_text;
 
 /// Prints scenario `name` in detail.
 pub async fn describe(client: &Client, name: &str) -> anyhow::Result<()> {
-    print!("{}", render(&client.scenario(name).await?, Timestamp::now()));
+    let view = client.scenario(name).await?;
+    let instances = client.instances(Some(name)).await?.items;
+    let mut out = render(&view, Timestamp::now());
+    write_limited(&mut out, &instances);
+    print!("{out}");
     Ok(())
 }
+
+/// The instances that went past a plugin limit: per channel, how many items the worker held
+/// back and why (at most [`LIMITED_SHOWN`] instances).
+fn write_limited(out: &mut String, instances: &[InstanceView]) {
+    let limited: Vec<(&str, &InstanceStatus)> = instances
+        .iter()
+        .filter_map(|i| i.status.as_ref().filter(|s| !s.limited.is_empty()).map(|s| (i.instance.id.as_str(), s)))
+        .collect();
+    if limited.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "Limits hit:");
+    for (id, status) in limited.iter().take(LIMITED_SHOWN) {
+        let _ = writeln!(out, "  {id}");
+        for (channel, hit) in &status.limited {
+            let what = if channel == "kube" { "delayed" } else { "held back" };
+            let _ = writeln!(out, "    {channel:<9}{} {what}: {}", hit.count, hit.reason);
+        }
+    }
+    if limited.len() > LIMITED_SHOWN {
+        let _ = writeln!(out, "  and {} more instances", limited.len() - LIMITED_SHOWN);
+    }
+}
+
+/// The most instances `describe` lists under "Limits hit".
+const LIMITED_SHOWN: usize = 20;
 
 /// The whole description: metadata and spec fields, volumes, tasks, status.
 fn render(view: &ScenarioView, now: Timestamp) -> String {
@@ -30,6 +60,9 @@ fn render(view: &ScenarioView, now: Timestamp) -> String {
         let _ = writeln!(out, "Tasks:");
         for task in &stored.spec.tasks {
             let _ = writeln!(out, "  {:<28}{}", task.name, params_text(&task.plugin.to_string(), &task.params));
+            if !task.limits.is_empty() {
+                let _ = writeln!(out, "  {:<28}limits: {}", "", task.limits.describe());
+            }
         }
     }
     write_status(&mut out, &view.status, stored);
@@ -83,6 +116,9 @@ fn write_volumes(out: &mut String, v: &VolumesSpec) {
     for use_ in &v.plugins {
         let named = use_.name.as_ref().map(|n| format!("{n}: ")).unwrap_or_default();
         let _ = writeln!(out, "    {named}{}", params_text(&use_.plugin.to_string(), &use_.params));
+        if !use_.limits.is_empty() {
+            let _ = writeln!(out, "      limits: {}", use_.limits.describe());
+        }
     }
 }
 
@@ -141,6 +177,7 @@ spec:
     - name: agent-destroyer
       plugin: pod-destroyer
       params: {namespace: storage, labelSelector: app=agent}
+      limits: {kubeQps: 5, eventBytes: 1Ki}
   volumes:
     max: 4
     size: 1Gi
@@ -208,6 +245,7 @@ Volumes:
     attacher: volume-attacher {\"period\":{\"min\":\"30s\",\"max\":\"60s\"}}
 Tasks:
   agent-destroyer             pod-destroyer {\"namespace\":\"storage\",\"labelSelector\":\"app=agent\"}
+                              limits: eventBytes=1024, kubeQps=5
 Status:
   Volumes:     alive 0, started 0, done 0, failed 0
   Instances:   Running 3, Failed 1
@@ -216,6 +254,33 @@ Status:
   Deleting:    since 2026-01-01T12:00:00Z (removed once every instance has finished)
 ";
         assert_eq!(render(&view(), now), expected);
+    }
+
+    #[test]
+    fn instances_past_a_limit_are_listed_with_the_limit_named() {
+        use chaos_def::records::{LimitHit, TaskInstance};
+        let at: Timestamp = "2026-01-01T12:00:00Z".parse().unwrap();
+        let view = |id: &str, limited: &[(&str, u64, &str)]| {
+            let mut status = InstanceStatus::default();
+            for (channel, count, reason) in limited {
+                status.limited.insert(channel.to_string(), LimitHit { count: *count, reason: reason.to_string() });
+            }
+            InstanceView { instance: TaskInstance::new(id, "small", "noop".parse().unwrap(), at), status: Some(status) }
+        };
+        let instances = [
+            view("small-t-quiet", &[]),
+            view("small-t-loud", &[("event", 120, "an entry of 3.0 MiB; eventBytes is 16.0 KiB"), ("kube", 7, "x")]),
+        ];
+        let mut out = String::new();
+        write_limited(&mut out, &instances);
+        assert_eq!(
+            out,
+            "Limits hit:\n  small-t-loud\n    event    120 held back: an entry of 3.0 MiB; eventBytes is 16.0 KiB\n    \
+             kube     7 delayed: x\n"
+        );
+        let mut none = String::new();
+        write_limited(&mut none, &instances[..1]);
+        assert!(none.is_empty());
     }
 
     #[test]

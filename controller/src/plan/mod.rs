@@ -20,6 +20,7 @@ pub mod naming;
 use std::collections::BTreeMap;
 
 use chaos_def::builtin::BuiltinPlugin;
+use chaos_def::limits::PluginLimits;
 use chaos_def::records::{
     DesiredState, InstancePhase, InstanceRole, InstanceStatus, ScenarioPhase, ScenarioStatus, StoredScenario,
     TaskInstance, VolumeRef,
@@ -465,7 +466,7 @@ impl<'a> Planner<'a> {
             };
             let mut params = use_.params.clone();
             params.insert("volume".into(), json!(volume.name));
-            let instance = self.instance(id, use_.plugin.clone(), params, Some(volume.clone()), role);
+            let instance = self.instance(id, use_.plugin.clone(), params, Some(volume.clone()), role, &use_.limits);
             self.rest.push(Action::Create(instance));
         }
     }
@@ -477,6 +478,7 @@ impl<'a> Planner<'a> {
         params: Map<String, Value>,
         volume: Option<VolumeRef>,
         role: InstanceRole,
+        limits: &PluginLimits,
     ) -> TaskInstance {
         TaskInstance {
             seed: chance::derive(self.seed, &id, 0),
@@ -493,6 +495,7 @@ impl<'a> Planner<'a> {
             role,
             stop_reason: None,
             failure: None,
+            limits: limits.clone(),
         }
     }
 
@@ -533,8 +536,8 @@ impl<'a> Planner<'a> {
         if !stopping && self.status.started_at.is_some() {
             for (id, task) in &wanted {
                 if !self.input.instances.contains_key(id) {
-                    let instance =
-                        self.instance(id.clone(), task.plugin.clone(), task.params.clone(), None, InstanceRole::Task);
+                    let (plugin, params) = (task.plugin.clone(), task.params.clone());
+                    let instance = self.instance(id.clone(), plugin, params, None, InstanceRole::Task, &task.limits);
                     self.rest.push(Action::Create(instance));
                 }
             }
@@ -594,6 +597,7 @@ impl<'a> Planner<'a> {
             params,
             Some(volume),
             InstanceRole::VolumeMain,
+            &PluginLimits::default(),
         )
     }
 

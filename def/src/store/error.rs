@@ -28,6 +28,9 @@ impl StoreError {
     /// Whether retrying the same call later may succeed (etcd away or slow), as opposed to
     /// an answer that will not change (conflict, bad data).
     pub fn is_transient(&self) -> bool {
+        if self.is_refused() {
+            return false;
+        }
         match self {
             StoreError::Timeout(_) => true,
             StoreError::Etcd(e) => matches!(
@@ -38,6 +41,18 @@ impl StoreError {
                     | etcd_client::Error::WatchError(_)
                     | etcd_client::Error::LeaseKeepAliveError(_)
             ),
+            _ => false,
+        }
+    }
+
+    /// Whether etcd refused the request for what it holds (too large, too many operations,
+    /// invalid): sent again unchanged it would be refused again, so it must be split or dropped.
+    pub fn is_refused(&self) -> bool {
+        use tonic::Code;
+        match self {
+            StoreError::Etcd(etcd_client::Error::GRpcStatus(status)) => {
+                matches!(status.code(), Code::InvalidArgument | Code::ResourceExhausted | Code::OutOfRange)
+            }
             _ => false,
         }
     }

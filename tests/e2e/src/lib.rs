@@ -5,10 +5,13 @@
 //! What the suites share: waiting on a stack's state, and reading it.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use chaos_def::records::InstanceStatus;
 use chaosctl::fleet::Fleet;
+use chaosctl::stack::sibling;
 use tokio::time::Instant;
 
 /// Polls `probe` every 100 ms until it gives `Some`; panics after `limit` naming `what`.
@@ -57,4 +60,35 @@ pub async fn duplicates(fleet: &Fleet, name: &str, dead: &BTreeMap<String, jiff:
     let runs = chaosctl::runs::runs(&journal);
     assert!(!runs.is_empty(), "the journal of {name} shows no run");
     chaosctl::runs::overlapping(&runs, dead).into_iter().collect()
+}
+
+/// The workspace's target directory (a test runs from `<target>/debug/deps/`).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's path");
+    exe.ancestors().nth(3).expect("<target>/debug/deps/test").to_path_buf()
+}
+
+/// Where worker/build.rs builds the plugins workspace.
+pub fn wasm_target_dir() -> PathBuf {
+    target_dir().join("plugins")
+}
+
+/// A test plugin as built for wasm32-wasip2 (`chaos_test_hostile`).
+pub fn test_plugin(crate_name: &str) -> PathBuf {
+    wasm_target_dir().join(format!("wasm32-wasip2/release/{crate_name}.wasm"))
+}
+
+/// Runs `chaosctl` against the fleet's apiserver.
+pub fn chaosctl(fleet: &Fleet, args: &[&str]) -> Output {
+    Command::new(sibling("chaosctl").expect("chaosctl is built"))
+        .arg("--server")
+        .arg(&fleet.stack.apiserver)
+        .args(args)
+        .output()
+        .expect("run chaosctl")
+}
+
+/// What a command printed, stdout then stderr.
+pub fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }

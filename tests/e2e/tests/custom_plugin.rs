@@ -6,11 +6,11 @@
 //! and a plugin asking for more than the operator's policy grants.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use chaos_def::records::{InstancePhase, InstanceStatus, PluginMeta};
-use chaos_e2e::eventually;
+use chaos_e2e::{chaosctl, eventually, target_dir, text, wasm_target_dir};
 use chaosctl::fleet::Fleet;
 use chaosctl::stack::{StackOptions, sibling};
 use serde_json::{Value, json};
@@ -19,33 +19,8 @@ const LIMIT: Duration = Duration::from_secs(90);
 /// The apiserver's size limit in this test: above every real plugin, below the oversized file.
 const MAX_BYTES: usize = 2 << 20;
 
-/// The workspace's target directory (the test runs from `<target>/debug/deps/`).
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's path");
-    exe.ancestors().nth(3).expect("<target>/debug/deps/test").to_path_buf()
-}
-
-/// Where worker/build.rs builds the plugins workspace; the plugin crates here build there too,
-/// so that the SDK's dependencies are compiled once.
-fn wasm_target_dir() -> PathBuf {
-    target_dir().join("plugins")
-}
-
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the repository")
-}
-
-fn chaosctl(fleet: &Fleet, args: &[&str]) -> Output {
-    Command::new(sibling("chaosctl").expect("chaosctl is built"))
-        .arg("--server")
-        .arg(&fleet.stack.apiserver)
-        .args(args)
-        .output()
-        .expect("run chaosctl")
-}
-
-fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 
 /// Runs cargo in `dir` with the plugins' target directory; panics with its output on failure.

@@ -90,7 +90,6 @@ pub fn decide(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use chaos_def::PluginRef;
 
@@ -108,20 +107,10 @@ mod tests {
 
     fn instance(attempt: u32, desired: DesiredState) -> TaskInstance {
         TaskInstance {
-            id: "i".into(),
-            scenario: "s".into(),
-            cluster: "default".into(),
-            worker_selector: BTreeMap::new(),
-            plugin: PluginRef::Name("p".into()),
-            params: serde_json::Map::new(),
             seed: 1,
-            volume: None,
             desired,
             attempt,
-            created_at: jiff::Timestamp::UNIX_EPOCH,
-            role: Default::default(),
-            stop_reason: None,
-            failure: None,
+            ..TaskInstance::new("i", "s", PluginRef::Name("p".into()), jiff::Timestamp::UNIX_EPOCH)
         }
     }
 

@@ -10,18 +10,24 @@
 //! **Bounds**: every entry is attached to a journal lease with a long TTL (`ttl`, 24 h by
 //! default) that is never kept alive, so etcd deletes entries by itself at most `ttl` after
 //! their lease was granted; a new lease is granted every `ttl / 24`. And each worker writes
-//! at most `cap_per_scenario` entries per scenario (later ones are dropped and counted).
+//! at most `cap_per_scenario` of its plugins' entries per scenario (later ones are dropped and
+//! counted). The worker's own entries ([`Journal::push_host`]: `run-started`, `run-ended`,
+//! `journal-dropped`) are never dropped nor counted against the cap: they are what the report
+//! and the duplicate-run check are made from, and there are a few per run.
 //!
-//! Entries are queued in emission order and written in batches (one transaction per up to 127
-//! entries); while etcd is away they stay queued, in order, up to `max_buffered` (the oldest are
-//! dropped past that).
+//! Entries are queued in emission order, encoded once, and written in batches: one transaction
+//! per up to 127 entries and [`BATCH_BYTES`]. While etcd is away they stay queued, in order, up
+//! to `max_buffered` entries and `max_buffered_bytes`; past either, the oldest plugin entry is
+//! dropped (the worker's own are kept). A batch etcd refuses for what it holds (too large,
+//! invalid) is written again one entry per transaction, and an entry refused alone is dropped:
+//! one bad entry never holds back the queue behind it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chaos_def::records::JournalEvent;
-use chaos_def::store::Store;
+use chaos_def::store::{Store, StoreError};
 use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -34,13 +40,22 @@ pub struct JournalConfig {
     pub ttl: Duration,
     pub cap_per_scenario: u64,
     pub max_buffered: usize,
+    pub max_buffered_bytes: usize,
 }
 
 impl Default for JournalConfig {
     fn default() -> Self {
-        JournalConfig { ttl: Duration::from_secs(24 * 3600), cap_per_scenario: 10_000, max_buffered: 100_000 }
+        JournalConfig {
+            ttl: Duration::from_secs(24 * 3600),
+            cap_per_scenario: 10_000,
+            max_buffered: 100_000,
+            max_buffered_bytes: 64 << 20,
+        }
     }
 }
+
+/// The most bytes of entries in one transaction (etcd refuses requests above 1.5 MiB by default).
+pub const BATCH_BYTES: usize = 1 << 20;
 
 /// Gives out journal sequence numbers (see the module doc).
 #[derive(Debug)]
@@ -72,9 +87,36 @@ fn now_micros() -> u64 {
     u64::try_from(jiff::Timestamp::now().as_microsecond()).unwrap_or(0)
 }
 
+/// One queued entry: its scenario, its encoded value, and whether the worker wrote it.
+#[derive(Clone)]
+struct Queued {
+    scenario: String,
+    value: Arc<[u8]>,
+    host: bool,
+}
+
 struct Queue {
-    entries: VecDeque<(String, JournalEvent)>,
+    entries: VecDeque<Queued>,
+    bytes: usize,
     written_per_scenario: HashMap<String, u64>,
+}
+
+impl Queue {
+    /// Drops the oldest plugin entry; false when there is none.
+    fn drop_oldest_plugin_entry(&mut self) -> bool {
+        let Some(at) = self.entries.iter().position(|e| !e.host) else { return false };
+        if let Some(dropped) = self.entries.remove(at) {
+            self.bytes -= dropped.value.len();
+        }
+        true
+    }
+
+    /// Takes the first `n` entries off the queue.
+    fn drain_front(&mut self, n: usize) {
+        for entry in self.entries.drain(..n.min(self.entries.len())) {
+            self.bytes -= entry.value.len();
+        }
+    }
 }
 
 /// Queues journal entries and writes them in order.
@@ -97,7 +139,7 @@ impl Journal {
         Arc::new(Journal {
             store,
             config,
-            queue: Mutex::new(Queue { entries: VecDeque::new(), written_per_scenario: HashMap::new() }),
+            queue: Mutex::new(Queue { entries: VecDeque::new(), bytes: 0, written_per_scenario: HashMap::new() }),
             seq: Mutex::new(SeqGen::new(worker)),
             metrics,
         })
@@ -107,21 +149,65 @@ impl Journal {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues an entry of `scenario` (never blocks).
+    /// Queues a plugin's entry of `scenario` (never blocks; dropped past the bounds).
     pub fn push(&self, scenario: &str, event: JournalEvent) {
+        self.enqueue(scenario, event, false);
+    }
+
+    /// Queues one of the worker's own entries: never dropped nor counted against the cap.
+    pub fn push_host(&self, scenario: &str, event: JournalEvent) {
+        self.enqueue(scenario, event, true);
+    }
+
+    fn enqueue(&self, scenario: &str, event: JournalEvent, host: bool) {
+        let value: Arc<[u8]> = match serde_json::to_vec(&event) {
+            Ok(value) => value.into(),
+            Err(error) => {
+                tracing::warn!(scenario, %error, "cannot encode a journal entry");
+                return;
+            }
+        };
         let mut queue = self.queue();
-        let count = queue.written_per_scenario.entry(scenario.to_string()).or_default();
-        if *count >= self.config.cap_per_scenario {
-            self.metrics.journal_dropped.inc();
-            return;
+        if !host {
+            let count = queue.written_per_scenario.entry(scenario.to_string()).or_default();
+            if *count >= self.config.cap_per_scenario {
+                self.metrics.journal_dropped.inc();
+                return;
+            }
+            *count += 1;
         }
-        *count += 1;
-        if queue.entries.len() >= self.config.max_buffered {
-            queue.entries.pop_front();
+        while queue.entries.len() >= self.config.max_buffered
+            || queue.bytes + value.len() > self.config.max_buffered_bytes
+        {
+            if !queue.drop_oldest_plugin_entry() {
+                break;
+            }
             self.metrics.journal_dropped.inc();
         }
-        queue.entries.push_back((scenario.to_string(), event));
+        queue.bytes += value.len();
+        queue.entries.push_back(Queued { scenario: scenario.to_string(), value, host });
+        self.gauges(&queue);
+    }
+
+    fn gauges(&self, queue: &Queue) {
         self.metrics.buffered_events.set(queue.entries.len() as u64);
+        self.metrics.buffered_event_bytes.set(queue.bytes as u64);
+    }
+
+    /// The next batch: up to `max` entries and [`BATCH_BYTES`] (at least one entry).
+    fn next_batch(&self, max: usize) -> Vec<Queued> {
+        let queue = self.queue();
+        let mut bytes = 0;
+        queue
+            .entries
+            .iter()
+            .take(max)
+            .take_while(|e| {
+                bytes += e.value.len();
+                bytes == e.value.len() || bytes <= BATCH_BYTES
+            })
+            .cloned()
+            .collect()
     }
 
     /// Writes queued entries every `tick` until `cancel`, then once more.
@@ -140,11 +226,11 @@ impl Journal {
     /// Writes what is queued, in order, until the queue is empty or etcd fails.
     async fn flush(&self, lease: &mut Option<(i64, Instant)>) {
         let rotate = (self.config.ttl / 24).max(Duration::from_secs(1));
+        // Entries left to write one per transaction, after etcd refused a batch holding them.
+        let mut alone = 0usize;
         loop {
-            let batch: Vec<(String, JournalEvent)> = {
-                let queue = self.queue();
-                queue.entries.iter().take(chaos_def::consts::ETCD_MAX_TXN_OPS - 1).cloned().collect()
-            };
+            let max = if alone > 0 { 1 } else { chaos_def::consts::ETCD_MAX_TXN_OPS - 1 };
+            let batch = self.next_batch(max);
             if batch.is_empty() {
                 return;
             }
@@ -158,43 +244,32 @@ impl Journal {
                     None => return,
                 },
             };
-            // Create-only: a sequence number another worker took makes the whole transaction
-            // fail, and it is retried with fresh numbers.
-            let mut compares = Vec::with_capacity(batch.len());
-            let mut ops = Vec::with_capacity(batch.len());
-            {
-                let mut seq = self.seq.lock().unwrap_or_else(|p| p.into_inner());
-                for (scenario, event) in &batch {
-                    let key = self.store.keys().event(scenario, seq.next(now_micros()));
-                    let Ok(value) = serde_json::to_vec(event) else {
-                        tracing::warn!(scenario, "cannot encode a journal entry");
-                        continue;
-                    };
-                    compares.push(Compare::create_revision(key.as_str(), CompareOp::Equal, 0));
-                    ops.push(TxnOp::put(key, value, Some(PutOptions::new().with_lease(lease_id))));
-                }
-            }
-            let txn = Txn::new().when(compares).and_then(ops);
-            let mut kv = self.store.client().kv_client();
-            let committed = match tokio::time::timeout(self.store.call_timeout(), kv.txn(txn)).await {
-                Ok(Ok(response)) => Ok(response.succeeded()),
-                Ok(Err(error)) => Err(error.to_string()),
-                Err(_) => Err("timed out".to_string()),
-            };
-            match committed {
-                Ok(true) => {
+            match self.write(&batch, lease_id).await {
+                Written::Yes => {
                     let mut queue = self.queue();
-                    let n = batch.len().min(queue.entries.len());
-                    queue.entries.drain(..n);
-                    self.metrics.journal_events.add(n as u64);
-                    self.metrics.buffered_events.set(queue.entries.len() as u64);
+                    queue.drain_front(batch.len());
+                    self.metrics.journal_events.add(batch.len() as u64);
+                    self.gauges(&queue);
+                    alone = alone.saturating_sub(1);
                 }
-                Ok(false) => {
-                    // A sequence collision: new numbers on the next pass (and a new lease, in
-                    // case this one is gone).
-                    *lease = None;
+                // A sequence collision: new numbers on the next pass (and a new lease, in case
+                // this one is gone).
+                Written::Collision => *lease = None,
+                Written::Refused(error) if batch.len() > 1 => {
+                    tracing::debug!(%error, entries = batch.len(), "etcd refused a journal batch; writing it entry by entry");
+                    alone = batch.len();
                 }
-                Err(error) => {
+                Written::Refused(error) => {
+                    let entry = &batch[0];
+                    tracing::warn!(scenario = %entry.scenario, bytes = entry.value.len(), %error,
+                        "etcd refused a journal entry; dropped");
+                    self.metrics.journal_dropped.inc();
+                    let mut queue = self.queue();
+                    queue.drain_front(1);
+                    self.gauges(&queue);
+                    alone = alone.saturating_sub(1);
+                }
+                Written::Failed(error) => {
                     tracing::debug!(%error, "journal write failed; kept for later");
                     // Maybe the lease is gone (etcd's data lost): take a new one next time.
                     *lease = None;
@@ -203,6 +278,37 @@ impl Journal {
             }
         }
     }
+
+    /// One create-only transaction of `batch`: a sequence number another worker took makes
+    /// the whole transaction fail, and it is retried with fresh numbers.
+    async fn write(&self, batch: &[Queued], lease_id: i64) -> Written {
+        let mut compares = Vec::with_capacity(batch.len());
+        let mut ops = Vec::with_capacity(batch.len());
+        {
+            let mut seq = self.seq.lock().unwrap_or_else(|p| p.into_inner());
+            for entry in batch {
+                let key = self.store.keys().event(&entry.scenario, seq.next(now_micros()));
+                compares.push(Compare::create_revision(key.as_str(), CompareOp::Equal, 0));
+                ops.push(TxnOp::put(key, entry.value.to_vec(), Some(PutOptions::new().with_lease(lease_id))));
+            }
+        }
+        let txn = Txn::new().when(compares).and_then(ops);
+        let mut kv = self.store.client().kv_client();
+        match tokio::time::timeout(self.store.call_timeout(), kv.txn(txn)).await {
+            Ok(Ok(response)) if response.succeeded() => Written::Yes,
+            Ok(Ok(_)) => Written::Collision,
+            Ok(Err(error)) => {
+                let error = StoreError::Etcd(error);
+                if error.is_refused() {
+                    Written::Refused(error.to_string())
+                } else {
+                    Written::Failed(error.to_string())
+                }
+            }
+            Err(_) => Written::Failed("timed out".to_string()),
+        }
+    }
+
     async fn grant(&self) -> Option<i64> {
         let mut client = self.store.client();
         let ttl = i64::try_from(self.config.ttl.as_secs().max(1)).unwrap_or(i64::MAX);
@@ -215,6 +321,16 @@ impl Journal {
             Err(_) => None,
         }
     }
+}
+
+/// How one journal transaction ended.
+enum Written {
+    Yes,
+    Collision,
+    /// etcd refused it for what it holds: sent again unchanged it would be refused again.
+    Refused(String),
+    /// etcd away or slow: kept for later.
+    Failed(String),
 }
 
 #[cfg(test)]

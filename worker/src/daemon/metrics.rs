@@ -2,9 +2,10 @@
 //! (registered under a live lease, and the built-in plugins compiled, so that an instance
 //! assigned now starts at once), `/metrics` (Prometheus text format).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -59,6 +60,10 @@ pub struct Metrics {
     pub self_fenced: Counter,
     pub registered: AtomicBool,
     pub plugins_compiled: AtomicBool,
+    pub buffered_event_bytes: Gauge,
+    /// Items held back by the plugin limits, by plugin and channel (not by instance: with
+    /// thousands of instances that would be thousands of series).
+    limited: Mutex<BTreeMap<(String, String), u64>>,
 }
 
 impl Metrics {
@@ -68,6 +73,17 @@ impl Metrics {
 
     pub fn set_registered(&self, registered: bool) {
         self.registered.store(registered, Ordering::Relaxed);
+    }
+
+    /// Counts `n` items of `plugin` held back on `channel`.
+    pub fn plugin_limited(&self, plugin: &str, channel: &str, n: u64) {
+        let mut limited = self.limited.lock().unwrap_or_else(|p| p.into_inner());
+        *limited.entry((plugin.to_string(), channel.to_string())).or_default() += n;
+    }
+
+    /// What [`Self::plugin_limited`] counted, by (plugin, channel).
+    pub fn plugin_limited_counts(&self) -> BTreeMap<(String, String), u64> {
+        self.limited.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The Prometheus text exposition.
@@ -97,6 +113,16 @@ impl Metrics {
         one("registrations_total", "counter", "Registrations under a new lease.", self.registrations.get());
         one("leases_lost_total", "counter", "Leases lost (self-fencing).", self.leases_lost.get());
         one("registered", "gauge", "1 while registered under a live lease.", u64::from(self.is_registered()));
+        one("buffered_event_bytes", "gauge", "Bytes of journal events waiting.", self.buffered_event_bytes.get());
+        let _ = writeln!(
+            out,
+            "# HELP chaos_worker_plugin_limited_total Items plugins sent past their limits (dropped; kube: delayed).\n\
+             # TYPE chaos_worker_plugin_limited_total counter"
+        );
+        for ((plugin, channel), n) in self.plugin_limited_counts() {
+            let plugin = plugin.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(out, "chaos_worker_plugin_limited_total{{plugin=\"{plugin}\",channel=\"{channel}\"}} {n}");
+        }
         out
     }
 }

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chaos_def::records::{InstancePhase, InstanceStatus};
+use chaos_def::records::{InstancePhase, InstanceStatus, LimitHit};
 use chaos_def::store::{Batch, Store};
 use serde_json::Value;
 use tokio::sync::{Notify, oneshot};
@@ -140,6 +140,13 @@ impl StatusWriter {
         }
     }
 
+    /// A limit the instance went past: its count and latest reason go in the status.
+    pub fn limited(&self, instance: &str, channel: String, count: u64, reason: String) {
+        self.update(instance, |s| {
+            s.limited.insert(channel, LimitHit { count, reason });
+        });
+    }
+
     /// The final status: written with the assignment's deletion, fenced. Waits until it is
     /// written or refused (or `give_up` fires: then it counts as fenced).
     pub async fn finish(
@@ -247,7 +254,7 @@ impl StatusWriter {
             let result = self.write(&id, &fence, &status, last).await;
             vec![(id, version, result)]
         });
-        let groups: Vec<Vec<_>> = others.chunks(GROUP).map(<[_]>::to_vec).collect();
+        let groups = groups(others);
         let groups = groups.into_iter().map(|group| self.write_group(group));
         let (finals, groups) = tokio::join!(futures::future::join_all(finals), futures::future::join_all(groups));
         for (id, version, result) in finals.into_iter().chain(groups).flatten() {
@@ -273,13 +280,15 @@ impl StatusWriter {
         let committed = match batch.commit(&self.store).await {
             Ok(outcome) if outcome.all_committed() && outcome.committed == 1 => Some(WriteResult::Written),
             Ok(_) => None,
+            // One status etcd will not take must not hold back the others: each alone.
+            Err(error) if error.is_refused() => None,
             Err(error) => {
                 tracing::debug!(%error, "status writes failed; kept for later");
                 Some(WriteResult::Retry)
             }
         };
         match committed {
-            Some(result) => group.into_iter().map(|(id, _, _, version, _)| (id, version, result)).collect(),
+            Some(result) => group.into_iter().map(|(id, _, _, version, _)| (id, version, result.clone())).collect(),
             None => {
                 let alone = group.into_iter().map(|(id, fence, status, version, last)| async move {
                     let result = self.write(&id, &fence, &status, last).await;
@@ -313,6 +322,10 @@ impl StatusWriter {
                 }
             }
             Ok(_) => WriteResult::Fenced,
+            Err(error) if error.is_refused() => {
+                tracing::warn!(instance = id, %error, "etcd refused the status; its state is dropped");
+                WriteResult::Refused(error.to_string())
+            }
             Err(error) if error.is_transient() => {
                 tracing::debug!(instance = id, %error, "status write failed; kept for later");
                 WriteResult::Retry
@@ -359,15 +372,27 @@ impl StatusWriter {
                 }
             }
             WriteResult::Retry => self.metrics.status_write_errors.inc(),
+            WriteResult::Refused(error) => {
+                // Only the plugin's state can make a status too large (the host bounds it; this
+                // is the backstop): write the rest, with a note of what was dropped.
+                self.metrics.status_write_errors.inc();
+                let count = entry.status.limited.get("status").map_or(0, |h| h.count) + 1;
+                entry.status.state = serde_json::json!({ "dropped": format!("etcd refused the status: {error}") });
+                entry.status.limited.insert("status".into(), LimitHit { count, reason: error });
+                entry.version += 1;
+                self.wake.notify_one();
+            }
         }
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum WriteResult {
     Written,
     Fenced,
     Retry,
+    /// etcd refused the status for what it holds.
+    Refused(String),
 }
 
 /// A status due to be written: instance, fence, status, its version, whether it is the final one.
@@ -376,6 +401,24 @@ type DueWrite = (String, Fence, InstanceStatus, u64, bool);
 /// Non-final statuses per transaction (each one put and one compare, its assignment's guard;
 /// etcd allows 128 of each): small enough that a refused group costs little to redo alone.
 const GROUP: usize = 63;
+
+/// Non-final statuses in groups of up to [`GROUP`] and [`crate::daemon::journal::BATCH_BYTES`].
+fn groups(due: Vec<DueWrite>) -> Vec<Vec<DueWrite>> {
+    let mut groups: Vec<Vec<DueWrite>> = Vec::new();
+    let mut bytes = 0;
+    for write in due {
+        // The encoded size, roughly: the state dominates it.
+        let size = write.2.state.to_string().len() + 512;
+        let full = groups.last().is_none_or(|g| g.len() >= GROUP || bytes + size > super::journal::BATCH_BYTES);
+        if full {
+            groups.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += size;
+        groups.last_mut().expect("a group was just pushed").push(write);
+    }
+    groups
+}
 
 /// The status a run starts with.
 pub fn initial_status(worker: &str, attempt: u32, placement: u32) -> InstanceStatus {

@@ -127,11 +127,13 @@ async fn run_plugin(ctx: &Context, run: &Run, plugin: Plugin) -> Outcome {
         seed: instance.seed,
         // The run number the plugin sees (see `Assignment`).
         attempt: attempt + placement.saturating_sub(1),
+        limits: ctx.runtime.config().limits.tightened(&instance.limits),
     };
-    let sink = Arc::new(DaemonSink { writer: ctx.writer.clone(), journal: ctx.journal.clone() });
+    let sink =
+        Arc::new(DaemonSink { writer: ctx.writer.clone(), journal: ctx.journal.clone(), metrics: ctx.metrics.clone() });
     tracing::info!(instance = %instance.id, plugin = %instance.plugin.name(), attempt, placement, "starting");
     ctx.metrics.started.inc();
-    ctx.journal.push(&instance.scenario, run_event(ctx, instance, "run-started", attempt, placement));
+    ctx.journal.push_host(&instance.scenario, run_event(ctx, instance, "run-started", attempt, placement));
     let services = Services { sink, kube: ctx.kube.clone(), fence: run.authority.clone() };
     let outcome = plugin.start(spec, services, run.cancel.clone()).wait().await;
     let mut ended = run_event(ctx, instance, "run-ended", attempt, placement);
@@ -148,7 +150,7 @@ async fn run_plugin(ctx: &Context, run: &Run, plugin: Plugin) -> Outcome {
         let until = ended.time - jiff::SignedDuration::try_from(past).unwrap_or_default();
         ended.fields.insert("activeUntil".into(), until.to_string().into());
     }
-    ctx.journal.push(&instance.scenario, ended);
+    ctx.journal.push_host(&instance.scenario, ended);
     outcome
 }
 
@@ -209,6 +211,7 @@ fn run_event(ctx: &Context, instance: &TaskInstance, kind: &str, attempt: u32, p
 struct DaemonSink {
     writer: Arc<StatusWriter>,
     journal: Arc<Journal>,
+    metrics: Arc<Metrics>,
 }
 
 fn fields_map(fields: &[(String, String)]) -> Map<String, Value> {
@@ -253,6 +256,18 @@ impl Sink for DaemonSink {
                 let mut map = fields_map(&fields);
                 map.insert("event".into(), kind.clone().into());
                 self.journal.push(&tags.scenario, event(&kind, map));
+            }
+            Record::Limited { channel, count, new, reason } => {
+                self.metrics.plugin_limited(&tags.plugin, &channel, new);
+                self.writer.limited(&tags.instance, channel, count, reason);
+            }
+            Record::JournalDropped { entries, actions } => {
+                // The worker's own entry: what the report could not see of this instance.
+                let mut fields = Map::new();
+                fields.insert("entries".into(), entries.into());
+                let actions: Map<String, Value> = actions.into_iter().map(|(name, n)| (name, n.into())).collect();
+                fields.insert("actions".into(), actions.into());
+                self.journal.push_host(&tags.scenario, event("journal-dropped", fields));
             }
         }
     }

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chaos_def::limits::ChannelLimits;
+
 /// How the runtime is set up. `Default` is what a worker runs with.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -24,6 +26,11 @@ pub struct RuntimeConfig {
     /// The epoch tick: the CPU budget's resolution and the longest a spinning guest runs
     /// before yielding to other tasks (default 10 ms).
     pub epoch_tick: Duration,
+    /// What each instance may send through the host (a scenario may tighten them).
+    pub limits: ChannelLimits,
+    /// Kubernetes requests per second of all instances together, and at once above it.
+    pub kube_qps: u64,
+    pub kube_burst: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -37,6 +44,10 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             report_interval: Duration::from_secs(1),
             epoch_tick: Duration::from_millis(10),
+            limits: ChannelLimits::default(),
+            // Room for a thousand probes a second beside the chaos plugins.
+            kube_qps: 2_000,
+            kube_burst: 4_000,
         }
     }
 }

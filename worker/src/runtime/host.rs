@@ -19,6 +19,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings;
 use super::bindings::WatchHandle;
 use super::capabilities::{Capabilities, KindRef, Verb};
+use super::gate::Gate;
 use super::kube::{KubeGateway, Resolved};
 use super::sink::{Level, Record, Sink, Tags};
 
@@ -96,6 +97,8 @@ pub(crate) struct Shared {
     pub tags: Tags,
     pub sink: Arc<dyn Sink>,
     pub info: InstanceInfo,
+    /// What the instance may send through the host.
+    pub gate: Gate,
 }
 
 /// The data of one instance's `Store`.
@@ -113,6 +116,8 @@ pub struct InstanceState {
     pub(crate) actions: HashMap<u64, OpenAction>,
     pub(crate) next_action: u64,
     pub(crate) reports: ReportBatch,
+    /// Watches the plugin holds (capped by the gate).
+    pub(crate) open_watches: u64,
 }
 
 impl WasiView for InstanceState {
@@ -149,19 +154,23 @@ impl InstanceState {
     }
 
     /// Awaits `fut` with the guest parked. When `interruptible` and the stop comes while it
-    /// waits, returns None. Delivers a batched report that falls due meanwhile.
+    /// waits, returns None. Delivers a batched report, and what the gate has to tell, when they
+    /// fall due meanwhile.
     async fn park<T>(&mut self, fut: impl Future<Output = T>, interruptible: bool) -> Option<T> {
         let stop = self.stop.clone();
         // Calls made after the stop are cleanup: they are not cut short.
         let interruptible = interruptible && !stop.is_cancelled();
         tokio::pin!(fut);
         loop {
-            let due = self.reports.due();
+            let due = [self.reports.due(), self.shared.gate.next_note()].into_iter().flatten().min();
             tokio::select! {
                 v = &mut fut => return Some(v),
                 _ = stop.cancelled(), if interruptible => return None,
                 _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now).into()), if due.is_some() => {
-                    self.flush_report();
+                    if self.reports.due().is_some_and(|at| at <= Instant::now()) {
+                        self.flush_report();
+                    }
+                    self.shared.gate.note(Instant::now(), false);
                 }
             }
         }
@@ -216,6 +225,12 @@ impl InstanceState {
         WitError::Forbidden(why)
     }
 
+    /// Waits, parked, for the instance's turn at the kube rate limits; None when stopped meanwhile.
+    async fn kube_turn(&mut self) -> Option<()> {
+        let shared = self.shared.clone();
+        self.park(async move { shared.gate.kube_turn().await }, true).await
+    }
+
     /// Runs an authorized kube call, parked and interruptible.
     async fn call<T>(&mut self, fut: impl Future<Output = Result<T, WitError>>) -> Result<T, WitError> {
         self.park(fut, true).await.unwrap_or(Err(WitError::Cancelled))
@@ -236,7 +251,12 @@ impl InstanceState {
     {
         self.enter();
         match self.authorize(verb, of, namespace).await {
-            Ok((kube, resolved)) => Ok(self.call(call(kube, resolved)).await),
+            Ok((kube, resolved)) => {
+                if self.kube_turn().await.is_none() {
+                    return Ok(Err(WitError::Cancelled));
+                }
+                Ok(self.call(call(kube, resolved)).await)
+            }
             Err(refused) => Ok(Err(refused)),
         }
     }
@@ -283,7 +303,7 @@ impl bindings::chaos::plugin::host::Host for InstanceState {
             WitLevel::Warn => Level::Warn,
             WitLevel::Error => Level::Error,
         };
-        self.emit(Record::Log { level, message, fields });
+        self.shared.gate.log_line(level, message, fields);
         Ok(())
     }
 
@@ -291,7 +311,7 @@ impl bindings::chaos::plugin::host::Host for InstanceState {
         self.enter();
         self.next_action += 1;
         let id = self.next_action;
-        self.emit(Record::ActionStart { id, name: name.clone(), params: params.clone() });
+        self.shared.gate.journal_entry(Record::ActionStart { id, name: name.clone(), params: params.clone() });
         // Bounded: a plugin that starts actions without ending them must not grow the host.
         if self.actions.len() < 1024 {
             self.actions.insert(id, (name, params, Instant::now()));
@@ -309,12 +329,15 @@ impl bindings::chaos::plugin::host::Host for InstanceState {
             Ok(detail) => (true, detail),
             Err(message) => (false, message),
         };
-        self.emit(Record::ActionEnd { id, name, params, ok, result, duration });
+        self.shared.gate.journal_entry(Record::ActionEnd { id, name, params, ok, result, duration });
         Ok(())
     }
 
     async fn report(&mut self, counters: Vec<(String, i64)>, state: String) -> wasmtime::Result<()> {
         self.enter();
+        if !self.shared.gate.report_fits(&counters, &state) {
+            return Ok(());
+        }
         let state = serde_json::from_str(&state).unwrap_or(serde_json::Value::String(state));
         self.reports.pending = Some(Record::Report { counters, state });
         if self.reports.due().is_some_and(|due| due <= Instant::now()) {
@@ -325,7 +348,7 @@ impl bindings::chaos::plugin::host::Host for InstanceState {
 
     async fn event(&mut self, kind: String, fields: Vec<(String, String)>) -> wasmtime::Result<()> {
         self.enter();
-        self.emit(Record::Event { event: kind, fields });
+        self.shared.gate.journal_entry(Record::Event { event: kind, fields });
         Ok(())
     }
 }
@@ -404,9 +427,17 @@ impl bindings::chaos::plugin::kube::Host for InstanceState {
             Ok(x) => x,
             Err(e) => return Ok(Err(e)),
         };
+        if let Err(refused) = self.shared.gate.watch_allowed(self.open_watches) {
+            return Ok(Err(WitError::Other(refused)));
+        }
+        if self.kube_turn().await.is_none() {
+            return Ok(Err(WitError::Cancelled));
+        }
         // The watcher ends with the instance at the latest (dropped store => dropped handle).
         let handle = kube.watch(&r, ns, sel.label_selector, sel.field_selector, &CancellationToken::new());
-        Ok(Ok(self.table.push(handle)?))
+        let handle = self.table.push(handle)?;
+        self.open_watches += 1;
+        Ok(Ok(handle))
     }
 }
 
@@ -435,6 +466,7 @@ impl bindings::chaos::plugin::kube::HostWatch for InstanceState {
 
     async fn drop(&mut self, watch: Resource<WatchHandle>) -> wasmtime::Result<()> {
         self.table.delete(watch)?;
+        self.open_watches = self.open_watches.saturating_sub(1);
         Ok(())
     }
 }

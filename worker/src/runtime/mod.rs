@@ -8,14 +8,16 @@
 //! ```
 //!
 //! Modules: [`engine`] (engine, pooling, epoch ticker), [`cache`] (compiled artifacts),
-//! [`capabilities`] (what a plugin may do in the cluster), [`bindings`] (the WIT types), [`host`] (the imports), [`kube`] (the
-//! cluster gateway), [`sink`] (where instance output goes), [`stdio`] (stdout/stderr capture).
+//! [`capabilities`] (what a plugin may do in the cluster), [`bindings`] (the WIT types), [`host`] (the imports), [`gate`]
+//! (what an instance may send through them), [`kube`] (the cluster gateway), [`sink`] (where instance output goes),
+//! [`stdio`] (stdout/stderr capture).
 
 pub mod bindings;
 pub mod cache;
 mod config;
 pub mod engine;
 mod fence;
+pub mod gate;
 pub mod host;
 pub mod kube;
 pub mod sink;
@@ -39,11 +41,13 @@ use self::bindings::chaos::plugin::types::{Error as WitError, InstanceInfo};
 use self::bindings::{Plugin as PluginWorld, PluginPre};
 pub use self::config::RuntimeConfig;
 pub use self::fence::RunFence;
+use self::gate::{Gate, WorkerKube};
 use self::host::{CpuBudgetExceeded, CpuMeter, InstanceState, Limits, MemoryLimitExceeded, ReportBatch, Shared};
 pub use self::kube::KubeGateway;
 pub use self::sink::{Level, MemorySink, NullSink, Record, Sink, Tags};
 use self::stdio::{LogStream, StderrTail};
 use crate::error::{Error, Result};
+pub use chaos_def::limits::ChannelLimits;
 pub use chaos_def::plugin::Capabilities;
 pub use chaos_def::plugin::capabilities;
 pub use chaos_def::plugin::sha256_hex;
@@ -61,6 +65,8 @@ struct RuntimeInner {
     config: RuntimeConfig,
     plugins: Mutex<HashMap<String, Arc<OnceCell<Plugin>>>>,
     tracker: TaskTracker,
+    /// The worker's Kubernetes rate, shared by every instance.
+    worker_kube: Arc<WorkerKube>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -90,9 +96,10 @@ impl Runtime {
                 engine,
                 pooling,
                 linker,
-                config,
                 plugins: Mutex::new(HashMap::new()),
                 tracker: TaskTracker::new(),
+                worker_kube: WorkerKube::new(config.kube_qps, config.kube_burst),
+                config,
             }),
         })
     }
@@ -192,6 +199,8 @@ pub struct InstanceSpec {
     pub config_json: String,
     pub seed: u64,
     pub attempt: u32,
+    /// What the instance may send through the host.
+    pub limits: ChannelLimits,
 }
 
 /// What an instance talks to.
@@ -289,7 +298,8 @@ impl Plugin {
             attempt: spec.attempt,
             seed: spec.seed,
         };
-        let shared = Arc::new(Shared { tags, sink: services.sink, info });
+        let gate = Gate::new(spec.limits, rt.worker_kube.clone(), services.sink.clone(), tags.clone());
+        let shared = Arc::new(Shared { tags, sink: services.sink, info, gate });
         let budget = LogStream::new_budget();
         let tail = StderrTail::default();
         let stdout = LogStream::stdout(shared.clone(), budget.clone());
@@ -322,6 +332,7 @@ impl Plugin {
             actions: HashMap::new(),
             next_action: 0,
             reports: ReportBatch::new(config.report_interval),
+            open_watches: 0,
         };
         let mut store = Store::new(&rt.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -393,6 +404,10 @@ impl Plugin {
         stdout.finish();
         stderr.finish();
         store.data_mut().flush_report();
+        let gate = &store.data().shared.gate;
+        let result = result.map(|r| r.map(|r| r.map(|summary| gate.summary(summary))));
+        // Whatever the gate still holds back is told now, before the run's end is written.
+        gate.note(std::time::Instant::now(), true);
         let outcome = match result {
             None if fence.revoked() => Outcome::Failed("aborted: the worker lost its right to run it".into()),
             None => Outcome::Failed(format!(

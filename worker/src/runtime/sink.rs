@@ -77,6 +77,20 @@ pub enum Record {
         event: String,
         fields: Fields,
     },
+    /// The instance went past a limit on `channel` (see `gate`): `count` hits so far, `new` of
+    /// them since the last such record.
+    Limited {
+        channel: String,
+        count: u64,
+        new: u64,
+        reason: String,
+    },
+    /// Journal entries the instance sent too fast and the journal did not get, told once the
+    /// flood is over: how many, and how many ends of each action among them.
+    JournalDropped {
+        entries: u64,
+        actions: Vec<(String, u64)>,
+    },
 }
 
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -13,7 +13,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 use super::host::Shared;
-use super::sink::{Level, Record};
+use super::sink::Level;
 
 /// Output a plugin may write to stdout/stderr over its life (beyond: dropped).
 const OUTPUT_BUDGET: usize = 4 << 20;
@@ -75,11 +75,9 @@ impl LogStream {
             tail.push(text);
         }
         let level = if self.tail.is_some() { Level::Warn } else { Level::Info };
-        self.shared.sink.record(
-            &self.shared.tags,
-            jiff::Timestamp::now(),
-            Record::Log { level, message: text.to_string(), fields: vec![("stream".into(), self.stream.into())] },
-        );
+        // Through the gate: stdout and stderr share the log's limits with the `log` import.
+        let fields = vec![("stream".into(), self.stream.into())];
+        self.shared.gate.log_line(level, text.to_string(), fields);
     }
 
     fn emit(&self, mut bytes: &[u8]) {

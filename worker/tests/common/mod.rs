@@ -49,6 +49,7 @@ pub fn spec(instance: &str, config: serde_json::Value) -> InstanceSpec {
         config_json: config.to_string(),
         seed: 42,
         attempt: 1,
+        ..InstanceSpec::default()
     }
 }
 

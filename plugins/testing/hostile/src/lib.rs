@@ -1,13 +1,20 @@
 //! A test plugin that misbehaves on request (`{"mode": ...}`), to prove the worker contains it:
 //! `spin` (endless loop, no host calls), `grow` (allocates without end), `forbidden` (a kube call
-//! outside its capabilities), `panic`, `ignore-cancel` (never returns after a stop). Well-behaved
-//! modes for neighbours and benchmarks: `ok`, `sleep` (until stopped, then cleans up), `random` (seeded draws), `reports` (`n` reports in a row), `calls`
-//! (`n` no-op host calls).
+//! outside its capabilities), `panic`, `ignore-cancel` (never returns after a stop). Floods of
+//! every host channel, each until stopped: `huge-report` (a report state of `n` bytes, 4 MiB by
+//! default), `huge-events` (journal entries with a field of `n` bytes), `event-flood` (events
+//! and actions as fast as it can), `log-flood` (log lines as fast as it can, some of `n` bytes),
+//! `kube-flood` (pod lists as fast as it can; counters `calls` and `elapsedMs`), `leak-watches`
+//! (opens watches and never drops them; counter `opened`, state `error`), `huge-summary`
+//! (returns a summary of `n` bytes). Well-behaved modes for neighbours and benchmarks: `ok`,
+//! `sleep` (until stopped, then cleans up), `heartbeat` (a report with counter `beats` every
+//! 250 ms and an event `beat` every other one, until stopped), `random` (seeded draws),
+//! `reports` (`n` reports in a row), `calls` (`n` no-op host calls).
 
 use chaos_plugin_sdk::{self as sdk, Error, kube};
 
-// Read-only access to pods in one namespace: anything else is refused by the host.
-sdk::capabilities!(r#"{"rules":[{"resources":["pods"],"verbs":["get","list"],"namespaces":["default"]}]}"#);
+// Read access to pods in one namespace: anything else is refused by the host.
+sdk::capabilities!(r#"{"rules":[{"resources":["pods"],"verbs":["get","list","watch"],"namespaces":["default"]}]}"#);
 
 #[derive(serde::Deserialize)]
 struct Config {
@@ -71,7 +78,83 @@ impl sdk::Guest for Hostile {
                 }
                 sdk::summary(&cfg.n)
             }
+            "heartbeat" => {
+                let mut beats = 0i64;
+                loop {
+                    beats += 1;
+                    sdk::report(&[("beats", beats)], &serde_json::json!({}));
+                    if beats % 2 == 0 {
+                        sdk::event("beat", &[("n", &beats.to_string())]);
+                    }
+                    if !sdk::sleep_ms(250) {
+                        break sdk::summary(&beats);
+                    }
+                }
+            }
+            mode @ ("huge-report" | "huge-events" | "event-flood" | "log-flood") => {
+                flood(mode, blob(cfg.n));
+                sdk::summary(&mode)
+            }
+            "kube-flood" => {
+                let start = sdk::now_ms();
+                let mut calls = 0i64;
+                while !sdk::cancelled() {
+                    if kube::list(kube::PODS, Some("default"), &kube::Selectors::all()).is_err() {
+                        break;
+                    }
+                    calls += 1;
+                    let elapsed = (sdk::now_ms() - start) as i64;
+                    sdk::report(&[("calls", calls), ("elapsedMs", elapsed)], &serde_json::json!({}));
+                }
+                sdk::summary(&calls)
+            }
+            "leak-watches" => {
+                let mut held = Vec::new();
+                let error = loop {
+                    match kube::watch(kube::PODS, Some("default"), &kube::Selectors::all()) {
+                        Ok(watch) => held.push(watch),
+                        Err(e) => break e.describe(),
+                    }
+                    if held.len() >= 10_000 {
+                        break "no limit".to_string();
+                    }
+                };
+                sdk::report(&[("opened", held.len() as i64)], &serde_json::json!({ "error": error }));
+                while sdk::sleep_ms(3_600_000) {}
+                sdk::summary(&held.len())
+            }
+            "huge-summary" => sdk::summary(&serde_json::json!({ "blob": blob(cfg.n) })),
             other => Err(Error::invalid(format!("unknown mode {other:?}"))),
+        }
+    }
+}
+
+/// `n` bytes of text (4 MiB when `n` is 0).
+fn blob(n: u64) -> String {
+    "x".repeat(if n == 0 { 4 << 20 } else { n as usize })
+}
+
+/// Sends through one host channel until stopped: large items with a pause, or small ones
+/// without one (with a large one now and then for the log).
+fn flood(mode: &str, blob: String) {
+    let mut i = 0u64;
+    while !sdk::cancelled() {
+        i += 1;
+        let n = i.to_string();
+        match mode {
+            "huge-report" => sdk::report(&[("sent", i as i64)], &serde_json::json!({ "blob": blob })),
+            "huge-events" => sdk::event("huge", &[("blob", &blob)]),
+            "event-flood" => {
+                sdk::event("flood", &[("i", &n)]);
+                sdk::action::Action::start("flood-action", &[("i", &n)]).ok("");
+            }
+            _ if i.is_multiple_of(100) => sdk::log::info(&blob, &[]),
+            _ => sdk::log::info("flooding the log", &[("i", &n)]),
+        }
+        // Large items are sent a few times a second, small ones as fast as the host takes them.
+        let pause = if matches!(mode, "huge-report" | "huge-events") { 100 } else { 0 };
+        if (pause > 0 || i.is_multiple_of(1000)) && !sdk::sleep_ms(pause) {
+            break;
         }
     }
 }
