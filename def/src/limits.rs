@@ -3,8 +3,9 @@
 //! the host, before anything is queued; its flags set the defaults, and a scenario may tighten
 //! them for one plugin entry with `limits:` ([`PluginLimits`]) but never loosen them.
 //!
-//! Every byte limit has a ceiling below etcd's request size (1.5 MiB by default), so that
-//! whatever a plugin sends within its limits can be written.
+//! Every byte limit has a ceiling of a third of etcd's request size (1.5 MiB by default), so
+//! that what a plugin sends within its limits is written but in pathological cases (a text of
+//! nothing but escapes), and those fail alone.
 
 use serde::{Deserialize, Serialize};
 

@@ -355,7 +355,7 @@ pub struct InstanceStatus {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LimitHit {
-    /// Items dropped (or, for `kube`, calls delayed) so far.
+    /// Items dropped or cut (for `kube`, calls delayed) so far.
     pub count: u64,
     /// The latest reason, naming the limit ("a report of 3.0 MiB; reportBytes is 64 KiB").
     pub reason: String,

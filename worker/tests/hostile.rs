@@ -157,7 +157,8 @@ async fn reports_past_the_size_limit_never_reach_the_sink() {
         records.iter().any(|r| matches!(r, Record::Limited { count, .. } if *count >= 5))
     })
     .await;
-    assert_eq!(outcome, Outcome::Succeeded(json!("huge-report")));
+    let Outcome::Succeeded(summary) = outcome else { panic!("{outcome:?}") };
+    assert_eq!(summary["mode"], "huge-report");
     let records = stage.sink.of("big-reports");
     assert!(!records.iter().any(|r| matches!(r, Record::Report { .. })), "a 4 MiB report went through");
     let (count, reason) = limited(&stage.sink, "big-reports", "report").expect("the drops are counted");
@@ -170,17 +171,21 @@ async fn reports_past_the_size_limit_never_reach_the_sink() {
 async fn a_journal_flood_is_cut_to_the_rate_and_what_was_dropped_is_told_once() {
     let stage = Stage::new().await;
     let started = std::time::Instant::now();
-    flood_until(&stage, "flood", "event-flood", |records| {
+    let outcome = flood_until(&stage, "flood", "event-flood", |records| {
         records.iter().any(|r| matches!(r, Record::Limited { count, .. } if *count >= 10_000))
     })
     .await;
     let elapsed = started.elapsed().as_secs_f64();
+    let Outcome::Succeeded(summary) = outcome else { panic!("{outcome:?}") };
+    let sent = summary["rounds"].as_u64().expect("rounds") * 3;
     let records = stage.sink.of("flood");
-    let passed = records.iter().filter(|r| matches!(r, Record::Event { .. } | Record::ActionEnd { .. })).count();
-    let starts = records.iter().filter(|r| matches!(r, Record::ActionStart { .. })).count();
+    let passed = records
+        .iter()
+        .filter(|r| matches!(r, Record::Event { .. } | Record::ActionStart { .. } | Record::ActionEnd { .. }))
+        .count() as u64;
     // The defaults: 500 at once, then 50 a second (entries of every kind share the bucket).
     let allowed = 500.0 + 50.0 * elapsed;
-    assert!(((passed + starts) as f64) <= allowed * 1.2, "{} entries in {elapsed:.1} s", passed + starts);
+    assert!(passed as f64 <= allowed * 1.2, "{passed} entries in {elapsed:.1} s");
     let dropped: Vec<(u64, Vec<(String, u64)>)> = records
         .iter()
         .filter_map(|r| match r {
@@ -191,18 +196,17 @@ async fn a_journal_flood_is_cut_to_the_rate_and_what_was_dropped_is_told_once() 
     // One record for the whole flood (it did not pause for a second), at the end.
     assert_eq!(dropped.len(), 1, "{dropped:?}");
     let (entries, actions) = &dropped[0];
-    assert!(*entries >= 10_000, "{entries}");
-    assert_eq!(actions.len(), 1);
-    assert_eq!(actions[0].0, "flood-action");
-    // Every entry was either sent on or counted.
+    // Every entry the plugin sent was either passed on or counted as dropped.
+    assert_eq!(passed + entries, sent, "{passed} passed + {entries} dropped");
     let ends = records.iter().filter(|r| matches!(r, Record::ActionEnd { .. })).count() as u64;
-    assert!(actions[0].1 + ends > 0 && actions[0].1 < *entries, "{actions:?}");
+    assert_eq!(actions, &vec![("flood-action".to_string(), sent / 3 - ends)]);
     stage.neighbour_unaffected().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_flood_is_cut_to_the_rate_and_the_lines_dropped_are_counted() {
     let stage = Stage::new().await;
+    let started = std::time::Instant::now();
     flood_until(&stage, "chatty", "log-flood", |records| {
         records
             .iter()
@@ -217,7 +221,9 @@ async fn a_log_flood_is_cut_to_the_rate_and_the_lines_dropped_are_counted() {
             _ => None,
         })
         .collect();
-    assert!(lines.len() <= 1_000 + 100 * 60, "{} lines", lines.len());
+    let elapsed = started.elapsed().as_secs_f64();
+    // The defaults: 1,000 at once, then 100 a second.
+    assert!(lines.len() as f64 <= (1_000.0 + 100.0 * elapsed) * 1.2, "{} lines in {elapsed:.1} s", lines.len());
     assert!(lines.iter().all(|l| l.len() <= 8 << 10), "a line longer than the limit passed");
     assert!(
         logged(&stage.sink, "chatty", "lines dropped (logLinesPerSecond is 100, logBurst 1000)"),

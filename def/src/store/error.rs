@@ -45,14 +45,19 @@ impl StoreError {
         }
     }
 
-    /// Whether etcd refused the request for what it holds (too large, too many operations,
-    /// invalid): sent again unchanged it would be refused again, so it must be split or dropped.
+    /// Whether etcd refused the request for its size (`request is too large`, `too many
+    /// operations in txn request`, a gRPC message over the limit): sent again unchanged it would
+    /// be refused again, so it must be split or dropped. Anything else etcd says (out of space,
+    /// too many requests, compacted) may pass later and is not a refusal.
     pub fn is_refused(&self) -> bool {
         use tonic::Code;
-        match self {
-            StoreError::Etcd(etcd_client::Error::GRpcStatus(status)) => {
-                matches!(status.code(), Code::InvalidArgument | Code::ResourceExhausted | Code::OutOfRange)
+        let StoreError::Etcd(etcd_client::Error::GRpcStatus(status)) = self else { return false };
+        let message = status.message();
+        match status.code() {
+            Code::InvalidArgument => {
+                message.contains("request is too large") || message.contains("too many operations in txn request")
             }
+            Code::ResourceExhausted => message.contains("larger than max"),
             _ => false,
         }
     }

@@ -24,13 +24,22 @@ pub struct EtcdServer {
     client_port: u16,
     peer_port: u16,
     data_dir: TempDir,
+    /// More flags (`--max-request-bytes=N`).
+    extra: Vec<String>,
 }
 
 impl EtcdServer {
     /// Starts a new etcd and waits until it serves clients.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a new etcd with more flags (`--max-request-bytes=262144`).
+    pub fn start_with(extra: &[&str]) -> Self {
         let data_dir = tempfile::Builder::new().prefix("chaos-etcd-").tempdir().expect("temporary directory for etcd");
-        let server = EtcdServer { child: Mutex::new(None), client_port: free_port(), peer_port: free_port(), data_dir };
+        let extra = extra.iter().map(|s| s.to_string()).collect();
+        let server =
+            EtcdServer { child: Mutex::new(None), client_port: free_port(), peer_port: free_port(), data_dir, extra };
         server.spawn();
         server
     }
@@ -95,6 +104,7 @@ impl EtcdServer {
             .arg("--heartbeat-interval=50")
             .arg("--election-timeout=500")
             .arg("--log-level=error")
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -11,14 +11,15 @@
 //! default) that is never kept alive, so etcd deletes entries by itself at most `ttl` after
 //! their lease was granted; a new lease is granted every `ttl / 24`. And each worker writes
 //! at most `cap_per_scenario` of its plugins' entries per scenario (later ones are dropped and
-//! counted). The worker's own entries ([`Journal::push_host`]: `run-started`, `run-ended`,
-//! `journal-dropped`) are never dropped nor counted against the cap: they are what the report
-//! and the duplicate-run check are made from, and there are a few per run.
+//! counted). The worker's account of each run ([`Journal::push_run`]: `run-started`,
+//! `run-ended`) is never dropped nor counted against the cap: the report and the duplicate-run
+//! check are made from it, and there are two entries per run. Its notes of what a plugin sent
+//! too fast ([`Journal::push_note`]: `journal-dropped`) are not counted against the cap either.
 //!
 //! Entries are queued in emission order, encoded once, and written in batches: one transaction
 //! per up to 127 entries and [`BATCH_BYTES`]. While etcd is away they stay queued, in order, up
-//! to `max_buffered` entries and `max_buffered_bytes`; past either, the oldest plugin entry is
-//! dropped (the worker's own are kept). A batch etcd refuses for what it holds (too large,
+//! to `max_buffered` entries and `max_buffered_bytes`; past either, the oldest entry that is
+//! neither a run's account nor being written is dropped. A batch etcd refuses for what it holds (too large,
 //! invalid) is written again one entry per transaction, and an entry refused alone is dropped:
 //! one bad entry never holds back the queue behind it.
 
@@ -87,24 +88,40 @@ fn now_micros() -> u64 {
     u64::try_from(jiff::Timestamp::now().as_microsecond()).unwrap_or(0)
 }
 
-/// One queued entry: its scenario, its encoded value, and whether the worker wrote it.
+/// Who an entry comes from, which decides what bounds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// A plugin's: capped per scenario, dropped first when the queue is full.
+    Plugin,
+    /// The worker's account of a run (`run-started`, `run-ended`): never dropped.
+    Run,
+    /// The worker's note of what a plugin sent too fast (`journal-dropped`): not capped, but
+    /// dropped like a plugin's when the queue is full (a plugin can cause one a second).
+    Note,
+}
+
+/// One queued entry: its scenario, its encoded value, and where it comes from.
 #[derive(Clone)]
 struct Queued {
     scenario: String,
     value: Arc<[u8]>,
-    host: bool,
+    origin: Origin,
 }
 
 struct Queue {
     entries: VecDeque<Queued>,
     bytes: usize,
+    /// The entries at the front being written now: never dropped meanwhile.
+    in_flight: usize,
     written_per_scenario: HashMap<String, u64>,
 }
 
 impl Queue {
-    /// Drops the oldest plugin entry; false when there is none.
+    /// Drops the oldest droppable entry not being written; false when there is none.
     fn drop_oldest_plugin_entry(&mut self) -> bool {
-        let Some(at) = self.entries.iter().position(|e| !e.host) else { return false };
+        let droppable = |e: &Queued| e.origin != Origin::Run;
+        let Some(at) = self.entries.iter().skip(self.in_flight).position(droppable) else { return false };
+        let at = at + self.in_flight;
         if let Some(dropped) = self.entries.remove(at) {
             self.bytes -= dropped.value.len();
         }
@@ -139,7 +156,12 @@ impl Journal {
         Arc::new(Journal {
             store,
             config,
-            queue: Mutex::new(Queue { entries: VecDeque::new(), bytes: 0, written_per_scenario: HashMap::new() }),
+            queue: Mutex::new(Queue {
+                entries: VecDeque::new(),
+                bytes: 0,
+                in_flight: 0,
+                written_per_scenario: HashMap::new(),
+            }),
             seq: Mutex::new(SeqGen::new(worker)),
             metrics,
         })
@@ -151,15 +173,20 @@ impl Journal {
 
     /// Queues a plugin's entry of `scenario` (never blocks; dropped past the bounds).
     pub fn push(&self, scenario: &str, event: JournalEvent) {
-        self.enqueue(scenario, event, false);
+        self.enqueue(scenario, event, Origin::Plugin);
     }
 
-    /// Queues one of the worker's own entries: never dropped nor counted against the cap.
-    pub fn push_host(&self, scenario: &str, event: JournalEvent) {
-        self.enqueue(scenario, event, true);
+    /// Queues the worker's account of a run: never dropped nor counted against the cap.
+    pub fn push_run(&self, scenario: &str, event: JournalEvent) {
+        self.enqueue(scenario, event, Origin::Run);
     }
 
-    fn enqueue(&self, scenario: &str, event: JournalEvent, host: bool) {
+    /// Queues the worker's note about a plugin's entries: not counted against the cap.
+    pub fn push_note(&self, scenario: &str, event: JournalEvent) {
+        self.enqueue(scenario, event, Origin::Note);
+    }
+
+    fn enqueue(&self, scenario: &str, event: JournalEvent, origin: Origin) {
         let value: Arc<[u8]> = match serde_json::to_vec(&event) {
             Ok(value) => value.into(),
             Err(error) => {
@@ -168,7 +195,7 @@ impl Journal {
             }
         };
         let mut queue = self.queue();
-        if !host {
+        if origin == Origin::Plugin {
             let count = queue.written_per_scenario.entry(scenario.to_string()).or_default();
             if *count >= self.config.cap_per_scenario {
                 self.metrics.journal_dropped.inc();
@@ -185,7 +212,7 @@ impl Journal {
             self.metrics.journal_dropped.inc();
         }
         queue.bytes += value.len();
-        queue.entries.push_back(Queued { scenario: scenario.to_string(), value, host });
+        queue.entries.push_back(Queued { scenario: scenario.to_string(), value, origin });
         self.gauges(&queue);
     }
 
@@ -194,20 +221,32 @@ impl Journal {
         self.metrics.buffered_event_bytes.set(queue.bytes as u64);
     }
 
-    /// The next batch: up to `max` entries and [`BATCH_BYTES`] (at least one entry).
+    /// The next batch: up to `max` entries and [`BATCH_BYTES`] (at least one entry), held as
+    /// in flight until [`Self::written`].
     fn next_batch(&self, max: usize) -> Vec<Queued> {
-        let queue = self.queue();
+        let mut queue = self.queue();
         let mut bytes = 0;
-        queue
+        let batch: Vec<Queued> = queue
             .entries
             .iter()
             .take(max)
-            .take_while(|e| {
+            .enumerate()
+            .take_while(|(i, e)| {
                 bytes += e.value.len();
-                bytes == e.value.len() || bytes <= BATCH_BYTES
+                *i == 0 || bytes <= BATCH_BYTES
             })
-            .cloned()
-            .collect()
+            .map(|(_, e)| e.clone())
+            .collect();
+        queue.in_flight = batch.len();
+        batch
+    }
+
+    /// The batch's write is over: its first `done` entries leave the queue.
+    fn written(&self, done: usize) {
+        let mut queue = self.queue();
+        queue.in_flight = 0;
+        queue.drain_front(done);
+        self.gauges(&queue);
     }
 
     /// Writes queued entries every `tick` until `cancel`, then once more.
@@ -244,12 +283,16 @@ impl Journal {
                     None => return,
                 },
             };
-            match self.write(&batch, lease_id).await {
+            let written = self.write(&batch, lease_id).await;
+            let done = match &written {
+                Written::Yes => batch.len(),
+                Written::Refused(_) if batch.len() == 1 => 1,
+                _ => 0,
+            };
+            self.written(done);
+            match written {
                 Written::Yes => {
-                    let mut queue = self.queue();
-                    queue.drain_front(batch.len());
                     self.metrics.journal_events.add(batch.len() as u64);
-                    self.gauges(&queue);
                     alone = alone.saturating_sub(1);
                 }
                 // A sequence collision: new numbers on the next pass (and a new lease, in case
@@ -264,9 +307,6 @@ impl Journal {
                     tracing::warn!(scenario = %entry.scenario, bytes = entry.value.len(), %error,
                         "etcd refused a journal entry; dropped");
                     self.metrics.journal_dropped.inc();
-                    let mut queue = self.queue();
-                    queue.drain_front(1);
-                    self.gauges(&queue);
                     alone = alone.saturating_sub(1);
                 }
                 Written::Failed(error) => {

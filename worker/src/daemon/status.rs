@@ -373,14 +373,20 @@ impl StatusWriter {
             }
             WriteResult::Retry => self.metrics.status_write_errors.inc(),
             WriteResult::Refused(error) => {
-                // Only the plugin's state can make a status too large (the host bounds it; this
-                // is the backstop): write the rest, with a note of what was dropped.
+                // The host bounds what a plugin puts in a status; this is the backstop. The
+                // state goes first, then (refused again) the error text and the counters; the
+                // next try comes with the next tick, not at once.
                 self.metrics.status_write_errors.inc();
                 let count = entry.status.limited.get("status").map_or(0, |h| h.count) + 1;
                 entry.status.state = serde_json::json!({ "dropped": format!("etcd refused the status: {error}") });
+                if count > 1 {
+                    if let Some(last_error) = &mut entry.status.last_error {
+                        crate::runtime::gate::cut(last_error, 1 << 10);
+                    }
+                    entry.status.counters.clear();
+                }
                 entry.status.limited.insert("status".into(), LimitHit { count, reason: error });
                 entry.version += 1;
-                self.wake.notify_one();
             }
         }
     }
@@ -407,8 +413,8 @@ fn groups(due: Vec<DueWrite>) -> Vec<Vec<DueWrite>> {
     let mut groups: Vec<Vec<DueWrite>> = Vec::new();
     let mut bytes = 0;
     for write in due {
-        // The encoded size, roughly: the state dominates it.
-        let size = write.2.state.to_string().len() + 512;
+        // The encoded size, roughly: the state and the error text dominate it.
+        let size = write.2.state.to_string().len() + write.2.last_error.as_ref().map_or(0, String::len) + 512;
         let full = groups.last().is_none_or(|g| g.len() >= GROUP || bytes + size > super::journal::BATCH_BYTES);
         if full {
             groups.push(Vec::new());

@@ -133,7 +133,7 @@ async fn run_plugin(ctx: &Context, run: &Run, plugin: Plugin) -> Outcome {
         Arc::new(DaemonSink { writer: ctx.writer.clone(), journal: ctx.journal.clone(), metrics: ctx.metrics.clone() });
     tracing::info!(instance = %instance.id, plugin = %instance.plugin.name(), attempt, placement, "starting");
     ctx.metrics.started.inc();
-    ctx.journal.push_host(&instance.scenario, run_event(ctx, instance, "run-started", attempt, placement));
+    ctx.journal.push_run(&instance.scenario, run_event(ctx, instance, "run-started", attempt, placement));
     let services = Services { sink, kube: ctx.kube.clone(), fence: run.authority.clone() };
     let outcome = plugin.start(spec, services, run.cancel.clone()).wait().await;
     let mut ended = run_event(ctx, instance, "run-ended", attempt, placement);
@@ -150,7 +150,7 @@ async fn run_plugin(ctx: &Context, run: &Run, plugin: Plugin) -> Outcome {
         let until = ended.time - jiff::SignedDuration::try_from(past).unwrap_or_default();
         ended.fields.insert("activeUntil".into(), until.to_string().into());
     }
-    ctx.journal.push_host(&instance.scenario, ended);
+    ctx.journal.push_run(&instance.scenario, ended);
     outcome
 }
 
@@ -267,7 +267,7 @@ impl Sink for DaemonSink {
                 fields.insert("entries".into(), entries.into());
                 let actions: Map<String, Value> = actions.into_iter().map(|(name, n)| (name, n.into())).collect();
                 fields.insert("actions".into(), actions.into());
-                self.journal.push_host(&tags.scenario, event("journal-dropped", fields));
+                self.journal.push_note(&tags.scenario, event("journal-dropped", fields));
             }
         }
     }

@@ -38,6 +38,10 @@ use super::sink::{Fields, Level, Record, Sink, Tags};
 pub const QUIET: Duration = Duration::from_secs(1);
 /// At most one `Limited` record per channel per this interval.
 const NOTE_EVERY: Duration = Duration::from_secs(1);
+/// Action names a `JournalDropped` record counts apart.
+const UNSEEN_NAMES: usize = 64;
+/// The longest error text of a failed run (the plugin's own, or a trap's) that is kept.
+pub const MAX_REASON: usize = 4 << 10;
 
 /// A channel of the host, as the status and the metrics name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -235,7 +239,13 @@ impl Gate {
 
     /// A report: whether it fits (else it is counted and dropped).
     pub fn report_fits(&self, counters: &[(String, i64)], state: &str) -> bool {
-        let bytes = state.len() as u64 + counters.iter().map(|(name, _)| name.len() as u64 + 8).sum::<u64>();
+        // A state that is not JSON is kept as a JSON string: measured as such, escapes included.
+        let state_bytes = match serde_json::from_str::<serde::de::IgnoredAny>(state) {
+            Ok(_) => state.len(),
+            Err(_) => serde_json::to_string(state).map_or(state.len(), |s| s.len()),
+        };
+        let names = counters.iter().map(|(name, _)| name.len() as u64 + 8).sum::<u64>();
+        let bytes = state_bytes as u64 + names;
         let reason = if counters.len() as u64 > self.limits.report_counters {
             format!("a report of {} counters; reportCounters is {}", counters.len(), self.limits.report_counters)
         } else if bytes > self.limits.report_bytes {
@@ -257,26 +267,34 @@ impl Gate {
             _ => return self.emit(record),
         };
         let bytes = self.cut_entry(channel, &mut record);
-        if bytes > self.limits.event_bytes {
-            let reason = format!("an entry of {}; eventBytes is {}", size(bytes), size(self.limits.event_bytes));
-            return self.hit(channel, reason);
-        }
-        if self.journal.check().is_err() {
-            {
-                let mut held = self.held();
-                held.unseen_entries += 1;
-                if let Some(name) = action_end {
-                    *held.unseen_actions.entry(name).or_default() += 1;
-                }
-                held.last_drop = Some(Instant::now());
-            }
-            let reason = format!(
+        let reason = if bytes > self.limits.event_bytes {
+            format!("an entry of {}; eventBytes is {}", size(bytes), size(self.limits.event_bytes))
+        } else if self.journal.check().is_err() {
+            format!(
                 "more entries than eventsPerSecond ({}, eventBurst {})",
                 self.limits.events_per_second, self.limits.event_burst
-            );
-            return self.hit(channel, reason);
+            )
+        } else {
+            return self.emit(record);
+        };
+        self.unseen(action_end);
+        self.hit(channel, reason);
+    }
+
+    /// Counts a journal entry the journal will not get (an action's end by its name).
+    fn unseen(&self, action_end: Option<String>) {
+        let mut held = self.held();
+        held.unseen_entries += 1;
+        if let Some(name) = action_end {
+            // Bounded: past that many names, the rest are counted together.
+            let name = if held.unseen_actions.len() < UNSEEN_NAMES || held.unseen_actions.contains_key(&name) {
+                name
+            } else {
+                "(other actions)".to_string()
+            };
+            *held.unseen_actions.entry(name).or_default() += 1;
         }
-        self.emit(record);
+        held.last_drop = Some(Instant::now());
     }
 
     /// Cuts every text of a journal entry to the field limit (a cut counts as a hit); the
@@ -386,7 +404,7 @@ impl Gate {
 
 /// Cuts `text` to at most `max` bytes (on a character boundary) with a note of what was cut;
 /// its length before, when it was cut.
-fn cut(text: &mut String, max: usize) -> Option<usize> {
+pub fn cut(text: &mut String, max: usize) -> Option<usize> {
     let before = text.len();
     if before <= max {
         return None;
@@ -452,7 +470,7 @@ mod tests {
 
     #[test]
     fn a_flood_past_the_burst_is_counted_and_told_once_it_ends() {
-        // One entry per hour: the burst is all this test gets.
+        // One entry a second: the burst is all this test gets in the microseconds it takes.
         let limits = ChannelLimits { events_per_second: 1, event_burst: 3, ..ChannelLimits::default() };
         let (gate, sink) = gate(limits);
         for i in 0..10 {

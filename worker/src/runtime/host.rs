@@ -136,9 +136,10 @@ impl InstanceState {
     }
 
     /// A host log line about the plugin (e.g. a refused call).
+    /// Through the log's gate: the message carries what the plugin asked for.
     fn host_log(&self, level: Level, message: String, mut fields: Vec<(String, String)>) {
         fields.push(("source".into(), "host".into()));
-        self.emit(Record::Log { level, message, fields });
+        self.shared.gate.log_line(level, message, fields);
     }
 
     /// Every import starts here: the guest is out of its compute loop, so its CPU slice restarts.
@@ -196,6 +197,10 @@ impl InstanceState {
         let Some(kube) = self.kube.clone() else {
             return Err(WitError::Other("this worker has no cluster configured".into()));
         };
+        // Before discovery, which asks the cluster again for a kind it does not know.
+        if self.kube_turn().await.is_none() {
+            return Err(WitError::Cancelled);
+        }
         let resolved = match self.park(kube.resolve(&of.api_version, &of.kind), true).await {
             Some(r) => r?,
             None => return Err(WitError::Cancelled),
@@ -251,12 +256,7 @@ impl InstanceState {
     {
         self.enter();
         match self.authorize(verb, of, namespace).await {
-            Ok((kube, resolved)) => {
-                if self.kube_turn().await.is_none() {
-                    return Ok(Err(WitError::Cancelled));
-                }
-                Ok(self.call(call(kube, resolved)).await)
-            }
+            Ok((kube, resolved)) => Ok(self.call(call(kube, resolved)).await),
             Err(refused) => Ok(Err(refused)),
         }
     }
@@ -429,9 +429,6 @@ impl bindings::chaos::plugin::kube::Host for InstanceState {
         };
         if let Err(refused) = self.shared.gate.watch_allowed(self.open_watches) {
             return Ok(Err(WitError::Other(refused)));
-        }
-        if self.kube_turn().await.is_none() {
-            return Ok(Err(WitError::Cancelled));
         }
         // The watcher ends with the instance at the latest (dropped store => dropped handle).
         let handle = kube.watch(&r, ns, sel.label_selector, sel.field_selector, &CancellationToken::new());

@@ -419,10 +419,15 @@ impl Plugin {
             Some(Ok(Err(e))) => Outcome::Failed(describe(&e)),
             Some(Err(e)) => Outcome::Failed(failure_reason(&e, &tail.text())),
         };
-        if let Outcome::Failed(reason) = &outcome {
-            tracing::debug!(instance = %spec.instance_id, %reason, "instance failed");
+        match outcome {
+            // The plugin's own error text is unbounded: cut before it reaches a status or a log.
+            Outcome::Failed(mut reason) => {
+                gate::cut(&mut reason, gate::MAX_REASON);
+                tracing::debug!(instance = %spec.instance_id, %reason, "instance failed");
+                Outcome::Failed(reason)
+            }
+            succeeded => succeeded,
         }
-        outcome
     }
 }
 

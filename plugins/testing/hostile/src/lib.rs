@@ -92,8 +92,8 @@ impl sdk::Guest for Hostile {
                 }
             }
             mode @ ("huge-report" | "huge-events" | "event-flood" | "log-flood") => {
-                flood(mode, blob(cfg.n));
-                sdk::summary(&mode)
+                let rounds = flood(mode, blob(cfg.n));
+                sdk::summary(&serde_json::json!({ "mode": mode, "rounds": rounds }))
             }
             "kube-flood" => {
                 let start = sdk::now_ms();
@@ -135,8 +135,9 @@ fn blob(n: u64) -> String {
 }
 
 /// Sends through one host channel until stopped: large items with a pause, or small ones
-/// without one (with a large one now and then for the log).
-fn flood(mode: &str, blob: String) {
+/// without one (with a large one now and then for the log). Returns how many rounds it sent
+/// (`event-flood` sends three entries a round: an event, an action's start and its end).
+fn flood(mode: &str, blob: String) -> u64 {
     let mut i = 0u64;
     while !sdk::cancelled() {
         i += 1;
@@ -157,6 +158,7 @@ fn flood(mode: &str, blob: String) {
             break;
         }
     }
+    i
 }
 
 sdk::export!(Hostile);
