@@ -399,18 +399,35 @@ async fn the_worker_rides_out_an_etcd_restart() {
     daemon.stop().await;
 }
 
+/// A worker's status writer and journal, running on their own (the tests play the plugins).
+struct Writers {
+    metrics: Arc<Metrics>,
+    writer: Arc<StatusWriter>,
+    journal: Arc<Journal>,
+    stop: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Writers {
+    /// Starts both for worker `name`, the writer at most once per `interval` per instance.
+    fn start(store: &Store, name: &str, interval: Duration) -> Self {
+        let metrics = Arc::new(Metrics::default());
+        let writer = StatusWriter::new(store.clone(), interval, metrics.clone());
+        let journal = Journal::new(store.clone(), name, JournalConfig::default(), metrics.clone());
+        let stop = CancellationToken::new();
+        let tasks = vec![
+            tokio::spawn(writer.clone().run(Duration::from_millis(50), stop.clone())),
+            tokio::spawn(journal.clone().run(Duration::from_millis(50), stop.clone())),
+        ];
+        Writers { metrics, writer, journal, stop, tasks }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reports_and_journal_entries_buffered_while_etcd_is_away_are_delivered_in_order() {
     let etcd = EtcdServer::start();
     let store = connect(&etcd).await.with_call_timeout(Duration::from_millis(500));
-    let metrics = Arc::new(Metrics::default());
-    let writer = StatusWriter::new(store.clone(), Duration::from_millis(200), metrics.clone());
-    let journal = Journal::new(store.clone(), "w-buf", JournalConfig::default(), metrics.clone());
-    let stop = CancellationToken::new();
-    let tasks = vec![
-        tokio::spawn(writer.clone().run(Duration::from_millis(50), stop.clone())),
-        tokio::spawn(journal.clone().run(Duration::from_millis(50), stop.clone())),
-    ];
+    let Writers { metrics, writer, journal, stop, tasks } = Writers::start(&store, "w-buf", Duration::from_millis(200));
     let keys = store.keys().clone();
     let fence_key = keys.assignment("w-buf", "b-1");
     let revision = store.put(&fence_key, &json!({"placement": 1})).await.expect("an assignment");
@@ -560,14 +577,8 @@ async fn an_item_etcd_refuses_fails_alone_in_the_journal_and_the_status_writer()
     // over it is refused alone.
     let etcd = EtcdServer::start_with(&["--max-request-bytes=262144"]);
     let store = connect(&etcd).await;
-    let metrics = Arc::new(Metrics::default());
-    let writer = StatusWriter::new(store.clone(), Duration::from_millis(50), metrics.clone());
-    let journal = Journal::new(store.clone(), "w-refused", JournalConfig::default(), metrics.clone());
-    let stop = CancellationToken::new();
-    let tasks = vec![
-        tokio::spawn(writer.clone().run(Duration::from_millis(50), stop.clone())),
-        tokio::spawn(journal.clone().run(Duration::from_millis(50), stop.clone())),
-    ];
+    let Writers { metrics, writer, journal, stop, tasks } =
+        Writers::start(&store, "w-refused", Duration::from_millis(50));
     let keys = store.keys().clone();
 
     // Queued together, so that they go in one transaction, which etcd refuses for its size:
