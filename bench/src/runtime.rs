@@ -5,6 +5,8 @@
 //!   ready instance (`Plugin::instantiate_only`), over many samples;
 //! - `host_call_ns`: one no-op import call (`cancelled()`), from the difference between a run
 //!   making N calls and a run making none;
+//! - `flood_call_ns`: one `event` call past the instance's journal rate (dropped and counted by
+//!   the gate): what a flooding plugin costs the worker per call;
 //! - `idle_instance_kib`: resident memory per instance sleeping in a host call, as the
 //!   `/proc/self/statm` RSS delta over all of them divided by their number;
 //! - `concurrent_instances`: how many sleeping instances the worker holds at once (up to
@@ -105,6 +107,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let base = run_to_end(&plugin, r#"{"mode":"calls","n":0}"#).await?;
     let many = run_to_end(&plugin, &format!(r#"{{"mode":"calls","n":{}}}"#, args.calls)).await?;
     let host_call_ns = many.saturating_sub(base).as_nanos() as f64 / args.calls as f64;
+    let base = run_to_end(&plugin, r#"{"mode":"events","n":0}"#).await?;
+    let flood = run_to_end(&plugin, &format!(r#"{{"mode":"events","n":{}}}"#, args.calls)).await?;
+    let flood_call_ns = flood.saturating_sub(base).as_nanos() as f64 / args.calls as f64;
 
     // Idle instances: start them all, wait until each sleeps in the host, measure.
     let asleep = Arc::new(Asleep::default());
@@ -151,6 +156,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "instantiate_p50_us": (p50 * 10.0).round() / 10.0,
         "instantiate_p99_us": (p99 * 10.0).round() / 10.0,
         "host_call_ns": host_call_ns.round(),
+        "flood_call_ns": flood_call_ns.round(),
         "idle_instance_kib": (idle_kib * 10.0).round() / 10.0,
         "concurrent_instances": concurrent,
     });
@@ -160,6 +166,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         println!("pooling allocator:     {}", runtime.pooling());
         println!("instantiate p50 / p99: {p50:.1} µs / {p99:.1} µs");
         println!("host call:             {host_call_ns:.0} ns");
+        println!("flooding event call:   {flood_call_ns:.0} ns");
         println!("idle instance:         {idle_kib:.1} KiB resident");
         println!("concurrent instances:  {concurrent} of {} started", args.instances);
     }

@@ -9,7 +9,8 @@
 //! (returns a summary of `n` bytes). Well-behaved modes for neighbours and benchmarks: `ok`,
 //! `sleep` (until stopped, then cleans up), `heartbeat` (a report with counter `beats` every
 //! 250 ms and an event `beat` every other one, until stopped), `random` (seeded draws),
-//! `reports` (`n` reports in a row), `calls` (`n` no-op host calls).
+//! `reports` (`n` reports in a row), `calls` (`n` no-op host calls), `events` (`n` journal
+//! entries in a row: past the rate limit, what a flood costs the worker per call).
 
 use chaos_plugin_sdk::{self as sdk, Error, kube};
 
@@ -69,6 +70,12 @@ impl sdk::Guest for Hostile {
             "reports" => {
                 for i in 1..=cfg.n {
                     sdk::report(&[("done", i as i64)], &serde_json::json!({"at": i}));
+                }
+                sdk::summary(&cfg.n)
+            }
+            "events" => {
+                for i in 0..cfg.n {
+                    sdk::event("e", &[("i", &i.to_string())]);
                 }
                 sdk::summary(&cfg.n)
             }
