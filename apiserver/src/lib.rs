@@ -127,10 +127,11 @@ async fn healthz() -> &'static str {
     tag = "health",
     responses((status = 200, description = "Ready"), (status = 503, body = ErrorBody))
 )]
-async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+async fn readyz(State(state): State<AppState>) -> Result<String, ApiError> {
     let limit = Duration::from_secs(2);
     match tokio::time::timeout(limit, state.store.ping()).await {
-        Ok(Ok(_)) => Ok("ok"),
+        // Which etcd members answer this process, one line each.
+        Ok(Ok(_)) => Ok(format!("ok\n{}", chaos_def::store::endpoints::describe(&state.store.endpoint_health()))),
         Ok(Err(error)) => Err(ApiError::Unavailable(error)),
         Err(_) => Err(ApiError::Unavailable(StoreError::Timeout(limit))),
     }

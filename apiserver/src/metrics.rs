@@ -90,5 +90,12 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
 
 /// `GET /metrics`
 pub async fn serve(State(state): State<AppState>) -> impl IntoResponse {
-    ([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
+    let mut text = state.metrics.render();
+    // The etcd endpoints' families go before the end marker.
+    let etcd = chaos_def::store::endpoints::metrics("apiserver", &state.store.endpoint_health());
+    match text.rfind("# EOF") {
+        Some(at) => text.insert_str(at, &etcd),
+        None => text.push_str(&etcd),
+    }
+    ([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
 }

@@ -139,6 +139,9 @@ pub struct StackArgs {
     /// kubesim: applications to deploy, comma-separated (`smoke-mini`; `none` for none).
     #[arg(long, default_value = "smoke-mini", value_parser = parse_apps)]
     apps: Apps,
+    /// etcd members to run (3 to try losing one, as in production).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=7))]
+    etcd_members: u32,
 }
 
 /// The `--apps` of `up` and `demo`. The names are checked here, before anything starts, against
@@ -170,6 +173,7 @@ impl StackArgs {
             fault_quorum_stuck: self.fault_quorum_stuck,
             slots: self.slots,
             apps: self.apps.0.clone(),
+            etcd_members: self.etcd_members,
             ..stack::StackOptions::new(&self.state_dir)
         }
     }

@@ -44,7 +44,8 @@ impl Fleet {
     /// when the fleet is dropped.
     pub async fn start_with(options: StackOptions, state: tempfile::TempDir) -> anyhow::Result<Fleet> {
         let stack = Stack::start(&options).await.context("starting the stack")?;
-        let store = Store::connect(std::slice::from_ref(&stack.etcd), chaos_def::consts::DEFAULT_PREFIX).await?;
+        let endpoints: Vec<String> = stack.etcd_members.iter().map(|(_, url)| url.clone()).collect();
+        let store = Store::connect(&endpoints, chaos_def::consts::DEFAULT_PREFIX).await?;
         let client = Client::new(&stack.apiserver);
         let state = match std::env::var_os("CHAOS_KEEP_STATE") {
             Some(_) => {

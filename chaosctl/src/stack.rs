@@ -37,6 +37,11 @@ pub struct StackOptions {
     pub apps: Vec<String>,
     /// More flags for every worker (`--limit-events-per-second N`).
     pub worker_args: Vec<String>,
+    /// etcd members to run (1, or 3 as in production; each its own process, `etcd-<i>`).
+    pub etcd_members: u32,
+    /// How many of the members' addresses each daemon is given (None: all); the others are
+    /// learned from the member list.
+    pub etcd_given: Option<usize>,
 }
 
 impl StackOptions {
@@ -56,6 +61,8 @@ impl StackOptions {
             apiserver_args: Vec::new(),
             apps: vec!["smoke-mini".to_string()],
             worker_args: Vec::new(),
+            etcd_members: 1,
+            etcd_given: None,
         }
     }
 }
@@ -70,7 +77,12 @@ struct Process {
 /// A running stack.
 pub struct Stack {
     processes: Vec<Process>,
+    /// The first etcd member's client URL.
     pub etcd: String,
+    /// Every etcd member's client URL, by member (process `etcd` alone, else `etcd-<i>`).
+    pub etcd_members: Vec<(String, String)>,
+    /// What the daemons get as `--etcd`.
+    etcd_flag: String,
     pub apiserver: String,
     /// The Kubernetes API the workers use (kubesim's URL), if kubesim runs.
     pub kube_url: Option<String>,
@@ -116,11 +128,21 @@ impl Stack {
     pub async fn start(options: &StackOptions) -> anyhow::Result<Stack> {
         std::fs::create_dir_all(&options.state_dir)
             .with_context(|| format!("creating the state directory {}", options.state_dir.display()))?;
-        let etcd_port = free_port()?;
-        let peer_port = free_port()?;
+        let members = options.etcd_members.max(1);
+        let mut etcd_members = Vec::new();
+        let mut peers = Vec::new();
+        for i in 0..members {
+            let name = if members == 1 { "etcd".to_string() } else { format!("etcd-{i}") };
+            etcd_members.push((name.clone(), format!("http://127.0.0.1:{}", free_port()?)));
+            peers.push((name, format!("http://127.0.0.1:{}", free_port()?)));
+        }
+        let given = options.etcd_given.unwrap_or(etcd_members.len()).clamp(1, etcd_members.len());
+        let etcd_flag = etcd_members[..given].iter().map(|(_, url)| url.as_str()).collect::<Vec<_>>().join(",");
         let mut stack = Stack {
             processes: Vec::new(),
-            etcd: format!("http://127.0.0.1:{etcd_port}"),
+            etcd: etcd_members[0].1.clone(),
+            etcd_members,
+            etcd_flag: format!("--etcd={etcd_flag}"),
             apiserver: String::new(),
             kube_url: None,
             apps: Vec::new(),
@@ -130,7 +152,7 @@ impl Stack {
             kube_args: Vec::new(),
             probes: Vec::new(),
         };
-        match stack.start_all(options, peer_port).await {
+        match stack.start_all(options, &peers).await {
             Ok(()) => Ok(stack),
             Err(error) => {
                 stack.stop().await;
@@ -139,25 +161,31 @@ impl Stack {
         }
     }
 
-    async fn start_all(&mut self, options: &StackOptions, peer_port: u16) -> anyhow::Result<()> {
+    async fn start_all(&mut self, options: &StackOptions, peers: &[(String, String)]) -> anyhow::Result<()> {
         let http = reqwest::Client::new();
         let etcd = on_path("etcd", "run scripts/bootstrap.sh, or apt-get install etcd-server")?;
-        let peer = format!("http://127.0.0.1:{peer_port}");
-        self.spawn(
-            "etcd",
-            &etcd,
-            &[
-                "--name=chaos".into(),
-                format!("--data-dir={}", self.state_dir.join("etcd").display()),
-                format!("--listen-client-urls={}", self.etcd),
-                format!("--advertise-client-urls={}", self.etcd),
-                format!("--listen-peer-urls={peer}"),
-                format!("--initial-advertise-peer-urls={peer}"),
-                format!("--initial-cluster=chaos={peer}"),
-                "--log-level=error".into(),
-            ],
-        )?;
-        wait_http(&http, &format!("{}/health", self.etcd), "etcd").await?;
+        let cluster: Vec<String> = peers.iter().map(|(name, peer)| format!("{name}={peer}")).collect();
+        // Every member first: one is healthy only once a quorum has elected a leader.
+        for ((name, client), (_, peer)) in self.etcd_members.clone().iter().zip(peers) {
+            let data = if self.etcd_members.len() == 1 { "etcd".to_string() } else { name.clone() };
+            self.spawn(
+                name,
+                &etcd,
+                &[
+                    format!("--name={name}"),
+                    format!("--data-dir={}", self.state_dir.join(data).display()),
+                    format!("--listen-client-urls={client}"),
+                    format!("--advertise-client-urls={client}"),
+                    format!("--listen-peer-urls={peer}"),
+                    format!("--initial-advertise-peer-urls={peer}"),
+                    format!("--initial-cluster={}", cluster.join(",")),
+                    "--log-level=error".into(),
+                ],
+            )?;
+        }
+        for (name, client) in self.etcd_members.clone() {
+            wait_http(&http, &format!("{client}/health"), &name).await?;
+        }
 
         let kube_args = match &options.kubeconfig {
             Some(path) => vec!["--kubeconfig".to_string(), path.display().to_string()],
@@ -185,7 +213,7 @@ impl Stack {
 
         let api_port = free_port()?;
         self.apiserver = format!("http://127.0.0.1:{api_port}");
-        let etcd_flag = format!("--etcd={}", self.etcd);
+        let etcd_flag = self.etcd_flag.clone();
         self.spawn(
             "apiserver",
             &sibling("chaos-apiserver")?,
@@ -225,7 +253,7 @@ impl Stack {
         let port = free_port()?;
         let mut args = vec![
             "run".to_string(),
-            format!("--etcd={}", self.etcd),
+            self.etcd_flag.clone(),
             format!("--name={name}"),
             format!("--slots={}", self.options.slots),
             format!("--lease-ttl={}", self.options.worker_lease_ttl),
@@ -247,6 +275,23 @@ impl Stack {
         let name = self.spawn_worker()?;
         self.wait_workers(&reqwest::Client::new(), registered as u32 + 1, std::slice::from_ref(&name)).await?;
         Ok(name)
+    }
+
+    /// The etcd member that leads now (`etcd-<i>`), asked of each running member.
+    pub async fn etcd_leader(&self) -> Option<String> {
+        let http = reqwest::Client::builder().timeout(Duration::from_millis(500)).build().ok()?;
+        for (name, url) in &self.etcd_members {
+            let status: serde_json::Value =
+                match http.post(format!("{url}/v3/maintenance/status")).body("{}").send().await {
+                    Ok(response) => response.json().await.unwrap_or_default(),
+                    Err(_) => continue,
+                };
+            let (leader, me) = (&status["leader"], &status["header"]["member_id"]);
+            if !leader.is_null() && leader == me {
+                return Some(name.clone());
+            }
+        }
+        None
     }
 
     /// The pid of a process of the stack, by name (`etcd`, `controller`, `worker-0`, ...).

@@ -1,5 +1,5 @@
 //! `/healthz`, `/readyz` and `/metrics` for the elected daemons (controller, scheduler): alive;
-//! ready when etcd answers; and whether this replica leads, how many terms it has led, in
+//! ready when etcd answers (and which members answer); and whether this replica leads, how many terms it has led, in
 //! Prometheus' text format. One role per process, so leadership is process-wide state.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use chaos_def::store::Store;
+use chaos_def::store::{Store, endpoints};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -58,9 +58,10 @@ pub async fn serve(listener: TcpListener, role: &'static str, store: Store, canc
 }
 
 async fn readyz(State(probes): State<Probes>) -> impl IntoResponse {
+    let members = endpoints::describe(&probes.store.endpoint_health());
     match probes.store.ping().await {
-        Ok(_) => (StatusCode::OK, "ready".to_string()),
-        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, format!("etcd: {error}")),
+        Ok(_) => (StatusCode::OK, format!("ready\n{members}")),
+        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, format!("etcd: {error}\n{members}")),
     }
 }
 
@@ -73,7 +74,7 @@ async fn metrics(State(probes): State<Probes>) -> impl IntoResponse {
          # TYPE chaos_{role}_terms_total counter\nchaos_{role}_terms_total {}\n",
         u8::from(is_leading()),
         TERMS.load(Ordering::Relaxed),
-    );
+    ) + &endpoints::metrics(role, &probes.store.endpoint_health());
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 

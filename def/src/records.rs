@@ -410,6 +410,12 @@ pub struct WorkerUsage {
     pub cpu_millis: u64,
     pub memory_bytes: u64,
     pub running: u32,
+    /// The etcd members this worker knows, and those among them that answer it.
+    pub etcd_known: u32,
+    pub etcd_reachable: u32,
+    /// The members that do not answer it, by client URL.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub etcd_unreachable: Vec<String>,
 }
 
 /// `assignments/<worker>/<instance-id>` — a placement, written by the scheduler.

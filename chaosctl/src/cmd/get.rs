@@ -103,7 +103,7 @@ async fn workers(client: &Client, output: Format) -> anyhow::Result<()> {
     }
     let now = Timestamp::now();
     let rows: Vec<Vec<String>> = items.iter().map(|w| worker_row(w, now)).collect();
-    let header = ["NAME", "STATUS", "RUNNING/SLOTS", "CLUSTERS", "CPU", "MEMORY", "VERSION", "AGE"];
+    let header = ["NAME", "STATUS", "RUNNING/SLOTS", "CLUSTERS", "ETCD", "CPU", "MEMORY", "VERSION", "AGE"];
     print_rows(&header, &rows, "workers");
     Ok(())
 }
@@ -119,11 +119,17 @@ fn worker_row(worker: &WorkerRecord, now: Timestamp) -> Vec<String> {
         status.into(),
         format!("{}/{}", worker.assigned.unwrap_or(worker.usage.running), worker.slots),
         worker.clusters.join(","),
+        etcd_text(&worker.usage),
         format!("{}m", worker.usage.cpu_millis),
         format!("{}Mi", worker.usage.memory_bytes >> 20),
         worker.version.clone(),
         age(worker.started_at, now),
     ]
+}
+
+/// The etcd members a worker reaches, of those it knows (`3/3`); `-` before it has said.
+fn etcd_text(usage: &chaos_def::records::WorkerUsage) -> String {
+    if usage.etcd_known == 0 { "-".into() } else { format!("{}/{}", usage.etcd_reachable, usage.etcd_known) }
 }
 
 #[cfg(test)]
@@ -141,7 +147,14 @@ mod tests {
             labels: Default::default(),
             clusters: vec!["default".into(), "edge".into()],
             version: "0.1.0".into(),
-            usage: WorkerUsage { cpu_millis: 250, memory_bytes: 64 << 20, running: 7 },
+            usage: WorkerUsage {
+                cpu_millis: 250,
+                memory_bytes: 64 << 20,
+                running: 7,
+                etcd_known: 3,
+                etcd_reachable: 2,
+                etcd_unreachable: vec!["http://10.0.0.3:2379".into()],
+            },
             cordoned: true,
             draining: true,
             assigned: Some(5),
@@ -149,7 +162,7 @@ mod tests {
         };
         assert_eq!(
             worker_row(&worker, now),
-            ["w1", "Draining", "5/200", "default,edge", "250m", "64Mi", "0.1.0", "5m"]
+            ["w1", "Draining", "5/200", "default,edge", "2/3", "250m", "64Mi", "0.1.0", "5m"]
         );
         worker.draining = false;
         worker.assigned = None;

@@ -28,7 +28,8 @@ fn print_usage(stack: &Stack) {
     }
     println!();
     println!("  export CHAOS_SERVER={}", stack.apiserver);
-    println!("  export CHAOS_ETCD={}", stack.etcd);
+    let etcd: Vec<&str> = stack.etcd_members.iter().map(|(_, url)| url.as_str()).collect();
+    println!("  export CHAOS_ETCD={}", etcd.join(","));
     println!("  chaosctl apply -f examples/demo.yaml && chaosctl get scenarios");
     if let Some(kube) = &stack.kube_url {
         println!("  kubectl --server {kube} get rv,rva,rvr,pods -A");

@@ -136,7 +136,9 @@ async fn keep_alive(
             }
             Err(error) => {
                 tracing::debug!(lease = format!("{id:x}"), %error, "lease keep-alive interrupted; retrying");
-                let retry_at = (Instant::now() + Duration::from_millis(200)).min(alive_until);
+                store.suspect_endpoints();
+                // Soon, but after the probes had a moment to take a silent member out.
+                let retry_at = (Instant::now() + Duration::from_millis(100)).min(alive_until);
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep_until(retry_at) => {}
@@ -146,8 +148,15 @@ async fn keep_alive(
     }
 }
 
-/// One keep-alive stream: a refresh every `period` until an error, expiry or `stop`. Every
-/// wait ends at `alive_until`, past which the lease counts as lost.
+/// How long a member may take to answer a refresh before the stream is given up for one on
+/// another member: a paused member never answers, a live one in milliseconds. Well inside the
+/// shortest TTL (2 s), so that losing a member costs no lease.
+const REFRESH_ANSWER: Duration = Duration::from_millis(500);
+
+/// One keep-alive stream: a refresh every `period` until an error, expiry or `stop`. Each step
+/// waits at most [`REFRESH_ANSWER`] (then the stream is given up and the endpoints probed: the
+/// next stream goes to a member that answers), and never past `alive_until`, after which the
+/// lease counts as lost.
 async fn refresh_stream(
     store: &Store,
     id: i64,
@@ -156,21 +165,27 @@ async fn refresh_stream(
     stop: &CancellationToken,
 ) -> Result<()> {
     async fn before<T>(
-        deadline: Instant,
+        store: &Store,
+        alive_until: Instant,
         id: i64,
         call: impl Future<Output = Result<T, etcd_client::Error>>,
     ) -> Result<T> {
+        let deadline = (Instant::now() + REFRESH_ANSWER).min(alive_until);
         match tokio::time::timeout_at(deadline, call).await {
             Ok(result) => result.map_err(StoreError::from),
-            Err(_) => Err(StoreError::LeaseLost { id }),
+            Err(_) if deadline >= alive_until => Err(StoreError::LeaseLost { id }),
+            Err(_) => {
+                store.suspect_endpoints();
+                Err(StoreError::Timeout(REFRESH_ANSWER))
+            }
         }
     }
     let mut client = store.client();
-    let (mut keeper, mut responses) = before(*alive_until, id, client.lease_keep_alive(id)).await?;
+    let (mut keeper, mut responses) = before(store, *alive_until, id, client.lease_keep_alive(id)).await?;
     loop {
         let sent_at = Instant::now();
-        before(*alive_until, id, keeper.keep_alive()).await?;
-        let response = before(*alive_until, id, responses.message())
+        before(store, *alive_until, id, keeper.keep_alive()).await?;
+        let response = before(store, *alive_until, id, responses.message())
             .await?
             .ok_or_else(|| StoreError::Etcd(etcd_client::Error::LeaseKeepAliveError("stream closed".into())))?;
         if response.ttl() <= 0 {

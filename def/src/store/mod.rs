@@ -3,22 +3,41 @@
 //! leader election and resumable watches.
 //!
 //! Every call is bounded by [`Store::call_timeout`] so a process never hangs on an etcd that
-//! went away; streaming calls (watch, keep-alive) are not, since they are meant to last.
+//! went away; streaming calls (watch, keep-alive) are not, since they are meant to last, but
+//! both notice a silent member and move on. Which members requests go to is decided in one
+//! place, [`endpoints`]: a member that stops answering leaves the balancer within a second and
+//! comes back when it answers again.
+//!
+//! Failover, call by call (a call whose member is unreachable is tried again on another):
+//! - reads, plain puts and deletes are tried again within the call timeout (reading twice
+//!   changes nothing; a put sent twice writes the same bytes, a delete sent twice finds nothing
+//!   the second time; a watcher may see the key written twice);
+//! - compare-and-swap puts ([`Store::create`], [`Store::update`]) are tried again, but a try
+//!   whose answer was lost may have landed, and its compare would then fail on the next try and
+//!   read as a conflict: so a refused retry reads the key back, and finding its own bytes there
+//!   counts as success;
+//! - fenced batches ([`Batch::commit`]) are sent once, each try within a third of the call
+//!   timeout: their callers keep a watch-fed view of etcd and decide again from it (a batch that
+//!   landed shows up there before it could be sent twice).
 
 mod batch;
 mod blobs;
 mod cache;
 mod election;
+pub mod endpoints;
 mod error;
 mod lease;
 mod watch;
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
 
 pub use batch::{Batch, BatchOutcome};
 pub use cache::{KeyShape, Slot, WatchCache};
@@ -28,6 +47,7 @@ pub use lease::{Lease, LeaseClock};
 pub use watch::{WatchEvent, Watcher};
 
 use crate::keys::Keys;
+use crate::retry::{Backoff, RetryError, retry};
 
 /// A value read from etcd with the revisions that guard later writes.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +68,9 @@ pub struct Listing<T> {
     pub revision: i64,
 }
 
+/// Tries of a compare-and-swap put whose member is unreachable.
+const GUARDED_TRIES: u32 = 3;
+
 /// How many keys one page of a prefix read asks for; keeps responses well under gRPC's
 /// message size limit whatever the prefix holds.
 const LIST_PAGE: i64 = 500;
@@ -58,6 +81,9 @@ pub struct Store {
     client: Client,
     keys: Keys,
     call_timeout: Duration,
+    health: Arc<endpoints::Health>,
+    /// Stops probing the endpoints when the last clone is dropped.
+    _probing: Arc<tokio_util::sync::DropGuard>,
 }
 
 impl std::fmt::Debug for Store {
@@ -75,8 +101,26 @@ impl Store {
             // HTTP/2 pings find a dead connection (etcd restarted, peer gone) in seconds.
             .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
             .with_keep_alive_while_idle(true);
-        let client = Client::connect(endpoints, Some(options)).await?;
-        Ok(Store { client, keys: Keys::new(prefix), call_timeout: Duration::from_secs(5) })
+        let client = Client::connect(endpoints, Some(options.clone())).await?;
+        let probing = CancellationToken::new();
+        let health = endpoints::start(client.clone(), endpoints, options, probing.clone());
+        Ok(Store {
+            client,
+            keys: Keys::new(prefix),
+            call_timeout: Duration::from_secs(5),
+            health,
+            _probing: Arc::new(probing.drop_guard()),
+        })
+    }
+
+    /// Every etcd endpoint this process knows, and whether it answers and takes requests.
+    pub fn endpoint_health(&self) -> BTreeMap<String, endpoints::EndpointState> {
+        self.health.snapshot()
+    }
+
+    /// Probes the endpoints now: a call just failed in a way a dead member would explain.
+    pub(crate) fn suspect_endpoints(&self) {
+        self.health.wake();
     }
 
     pub fn keys(&self) -> &Keys {
@@ -102,8 +146,47 @@ impl Store {
     where
         F: Future<Output = Result<T, etcd_client::Error>>,
     {
-        match tokio::time::timeout(self.call_timeout, call).await {
+        let result = match tokio::time::timeout(self.call_timeout, call).await {
             Ok(result) => result.map_err(StoreError::from),
+            Err(_) => Err(StoreError::Timeout(self.call_timeout)),
+        };
+        if result.as_ref().is_err_and(StoreError::is_transient) {
+            self.suspect_endpoints();
+        }
+        result
+    }
+
+    /// One try of a call, within a third of the call timeout: a paused member holds a request
+    /// until its deadline, and a follower that lost its leader holds a write until etcd's own
+    /// request timeout (several seconds), so a shorter try leaves time for another.
+    async fn once<T>(&self, call: impl Future<Output = Result<T, etcd_client::Error>>) -> Result<T> {
+        let per_try = self.call_timeout / 3;
+        let result = match tokio::time::timeout(per_try, call).await {
+            Ok(result) => result.map_err(StoreError::from),
+            Err(_) => Err(StoreError::Timeout(per_try)),
+        };
+        if result.as_ref().is_err_and(StoreError::is_transient) {
+            self.suspect_endpoints();
+        }
+        result
+    }
+
+    /// A call that may safely be made twice (a read; a put of the same bytes; a delete), tried
+    /// again on another member (through the one retry helper) while it fails for reasons a
+    /// dead or paused member explains, within the call timeout as a whole.
+    async fn idempotent<T, F, Fut>(&self, mut call: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let backoff =
+            Backoff { initial: Duration::from_millis(50), max: Duration::from_millis(500), ..Backoff::default() };
+        let never = CancellationToken::new();
+        let tries = retry(backoff, &never, StoreError::is_transient, || self.once(call()));
+        match tokio::time::timeout(self.call_timeout, tries).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(RetryError::Failed(error))) => Err(error),
+            Ok(Err(RetryError::Cancelled)) => Err(StoreError::Cancelled),
             Err(_) => Err(StoreError::Timeout(self.call_timeout)),
         }
     }
@@ -116,9 +199,18 @@ impl Store {
     }
 
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<Versioned<T>>> {
-        let mut kv = self.client.kv_client();
-        let response = self.bounded(kv.get(key, None)).await?;
+        let response = self.read_key(key).await?;
         response.kvs().first().map(|kv| decode(key, kv)).transpose()
+    }
+
+    /// One key as etcd holds it, read with failover.
+    async fn read_key(&self, key: &str) -> Result<etcd_client::GetResponse> {
+        let kv = self.client.kv_client();
+        self.idempotent(|| {
+            let (mut kv, key) = (kv.clone(), key.to_string());
+            async move { kv.get(key, None).await }
+        })
+        .await
     }
 
     /// Every item under `prefix`, read page by page at one revision so the listing is a
@@ -152,7 +244,7 @@ impl Store {
         keys_only: bool,
         mut each: impl FnMut(String, &etcd_client::KeyValue) -> Result<()>,
     ) -> Result<i64> {
-        let mut kv = self.client.kv_client();
+        let kv = self.client.kv_client();
         let range_end = prefix_end(prefix.as_bytes());
         let mut from = prefix.as_bytes().to_vec();
         let mut revision = 0;
@@ -164,7 +256,12 @@ impl Store {
             if revision > 0 {
                 options = options.with_revision(revision);
             }
-            let response = self.bounded(kv.get(from.clone(), Some(options))).await?;
+            let response = self
+                .idempotent(|| {
+                    let (mut kv, from, options) = (kv.clone(), from.clone(), options.clone());
+                    async move { kv.get(from, Some(options)).await }
+                })
+                .await?;
             if revision == 0 {
                 revision = response.header().map(|h| h.revision()).unwrap_or_default();
             }
@@ -185,41 +282,88 @@ impl Store {
     /// Writes `value` unconditionally; returns the new revision.
     pub async fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<i64> {
         let bytes = encode(key, value)?;
-        let mut kv = self.client.kv_client();
-        let response = self.bounded(kv.put(key, bytes, None)).await?;
+        let kv = self.client.kv_client();
+        let response = self
+            .idempotent(|| {
+                let (mut kv, key, bytes) = (kv.clone(), key.to_string(), bytes.clone());
+                async move { kv.put(key, bytes, None).await }
+            })
+            .await?;
         Ok(response.header().map(|h| h.revision()).unwrap_or_default())
     }
 
     /// Writes `value` attached to `lease`: it disappears when the lease does.
     pub async fn put_with_lease<T: Serialize>(&self, key: &str, value: &T, lease: i64) -> Result<i64> {
         let bytes = encode(key, value)?;
-        let mut kv = self.client.kv_client();
-        let response = self.bounded(kv.put(key, bytes, Some(PutOptions::new().with_lease(lease)))).await?;
+        let kv = self.client.kv_client();
+        let response = self
+            .idempotent(|| {
+                let (mut kv, key, bytes) = (kv.clone(), key.to_string(), bytes.clone());
+                async move { kv.put(key, bytes, Some(PutOptions::new().with_lease(lease))).await }
+            })
+            .await?;
         Ok(response.header().map(|h| h.revision()).unwrap_or_default())
     }
 
     /// Writes `value` only if `key` does not exist; returns the new revision.
     pub async fn create<T: Serialize>(&self, key: &str, value: &T) -> Result<i64> {
         let bytes = encode(key, value)?;
-        let txn = Txn::new()
-            .when([Compare::create_revision(key, CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(key, bytes, None)]);
-        self.guarded(txn, || StoreError::AlreadyExists { key: key.to_string() }).await
+        let compare = Compare::create_revision(key, CompareOp::Equal, 0);
+        self.put_guarded(key, bytes, compare, || StoreError::AlreadyExists { key: key.to_string() }).await
     }
 
     /// Compare-and-swap: writes `value` only if `key` was last written at `mod_revision`.
     pub async fn update<T: Serialize>(&self, key: &str, value: &T, mod_revision: i64) -> Result<i64> {
         let bytes = encode(key, value)?;
-        let txn = Txn::new()
-            .when([Compare::mod_revision(key, CompareOp::Equal, mod_revision)])
-            .and_then([TxnOp::put(key, bytes, None)]);
-        self.guarded(txn, || StoreError::Conflict { key: key.to_string() }).await
+        let compare = Compare::mod_revision(key, CompareOp::Equal, mod_revision);
+        self.put_guarded(key, bytes, compare, || StoreError::Conflict { key: key.to_string() }).await
+    }
+
+    /// A put of `bytes` under `compare`, tried again when its member is unreachable. A try whose
+    /// answer was lost may have landed; then the next try's compare fails. So a refusal after a
+    /// failed try reads the key back: our own bytes there mean the earlier try landed (another
+    /// writer putting the very same bytes would leave the same state, so it counts the same).
+    async fn put_guarded(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        compare: Compare,
+        on_fail: impl FnOnce() -> StoreError,
+    ) -> Result<i64> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let txn = Txn::new().when([compare.clone()]).and_then([TxnOp::put(key, bytes.clone(), None)]);
+            let mut kv = self.client.kv_client();
+            match self.once(kv.txn(txn)).await {
+                Ok(response) if response.succeeded() => {
+                    return Ok(response.header().map(|h| h.revision()).unwrap_or_default());
+                }
+                Ok(_) if tries > 1 => {
+                    let current = self.read_key(key).await?;
+                    return match current.kvs().first() {
+                        Some(found) if found.value() == bytes.as_slice() => Ok(found.mod_revision()),
+                        _ => Err(on_fail()),
+                    };
+                }
+                Ok(_) => return Err(on_fail()),
+                Err(error) if error.is_transient() && tries < GUARDED_TRIES => {
+                    tokio::time::sleep(Backoff::default().delay(tries)).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     /// Deletes `key`; returns whether it existed.
     pub async fn delete(&self, key: &str) -> Result<bool> {
-        let mut kv = self.client.kv_client();
-        let response = self.bounded(kv.delete(key, None)).await?;
+        let kv = self.client.kv_client();
+        let response = self
+            .idempotent(|| {
+                let (mut kv, key) = (kv.clone(), key.to_string());
+                async move { kv.delete(key, None).await }
+            })
+            .await?;
         Ok(response.deleted() > 0)
     }
 

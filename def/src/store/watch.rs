@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::marker::PhantomData;
+use std::time::Duration;
 
 use etcd_client::{EventType, WatchOptions, WatchStream};
 use serde::de::DeserializeOwned;
@@ -32,6 +33,23 @@ enum State {
     Listed { revision: i64 },
     /// Following a live stream; `revision` is the last one delivered.
     Watching { stream: WatchStream, revision: i64 },
+}
+
+/// How long a watch stream may stay silent before the watcher asks etcd for a progress
+/// notification; no answer within as long again means the member is gone or paused (a paused
+/// member raises no error), and the watch resumes on another.
+pub const SILENCE: Duration = Duration::from_secs(2);
+
+/// The stream's next message. A quiet prefix is normal, so silence first asks for progress.
+async fn next_message(stream: &mut WatchStream) -> Result<Option<etcd_client::WatchResponse>> {
+    if let Ok(message) = tokio::time::timeout(SILENCE, stream.message()).await {
+        return message.map_err(StoreError::from);
+    }
+    stream.request_progress().await?;
+    match tokio::time::timeout(SILENCE, stream.message()).await {
+        Ok(message) => message.map_err(StoreError::from),
+        Err(_) => Err(StoreError::Timeout(SILENCE * 2)),
+    }
 }
 
 /// Follows every change under a prefix. Call [`Watcher::next`] in a loop.
@@ -123,7 +141,7 @@ impl<T: DeserializeOwned> Watcher<T> {
             }
             State::Watching { stream, revision } => {
                 let last = *revision;
-                let response = match stream.message().await {
+                let response = match next_message(stream).await {
                     Ok(Some(response)) => response,
                     Ok(None) => {
                         self.state = State::Listed { revision: last };
@@ -131,7 +149,8 @@ impl<T: DeserializeOwned> Watcher<T> {
                     }
                     Err(error) => {
                         self.state = State::Listed { revision: last };
-                        return Err(error.into());
+                        self.store.suspect_endpoints();
+                        return Err(error);
                     }
                 };
                 if response.compact_revision() > 0 {

@@ -92,3 +92,48 @@ pub fn chaosctl(fleet: &Fleet, args: &[&str]) -> Output {
 pub fn text(output: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
+
+/// kubesim's ReplicatedVolumes, from the API root.
+pub const RVS: &str = "apis/storage.deckhouse.io/v1alpha1/replicatedvolumes";
+
+/// The demo scenario renamed, with volumes living 10-20 s.
+pub fn megatest(name: &str) -> chaos_def::Scenario {
+    let text = chaosctl::demo::SCENARIO
+        .replace("name: demo", &format!("name: {name}"))
+        .replace("lifetime: {min: 30s, max: 60s}", "lifetime: {min: 10s, max: 20s}")
+        .replace("stepPeriod: {min: 5s, max: 10s}", "stepPeriod: {min: 2s, max: 4s}");
+    chaos_def::scenario::parse_scenarios(&text).expect("the demo scenario parses").remove(0)
+}
+
+/// A GET against kubesim; Null when it does not answer (it never goes away in these tests).
+pub async fn reqwest_get(url: &str) -> serde_json::Value {
+    match reqwest::get(url).await {
+        Ok(response) => response.json().await.unwrap_or(serde_json::Value::Null),
+        Err(_) => serde_json::Value::Null,
+    }
+}
+
+/// The objects at `path` of kubesim matching `selector`.
+pub async fn kube_list(fleet: &Fleet, path: &str, selector: &str) -> Vec<serde_json::Value> {
+    let kube = fleet.stack.kube_url.clone().expect("kubesim runs");
+    let list = reqwest_get(&format!("{kube}/{path}?labelSelector={selector}")).await;
+    list["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// Nothing labelled with scenario `name` is left in kubesim: RVs, attachments, replicas, pods.
+pub async fn nothing_left(fleet: &Fleet, name: &str) {
+    let selector = format!("chaos.dev/scenario%3D{name}");
+    for path in [
+        RVS,
+        "apis/storage.deckhouse.io/v1alpha1/replicatedvolumeattachments",
+        "apis/storage.deckhouse.io/v1alpha1/replicatedvolumereplicas",
+        "api/v1/pods",
+    ] {
+        assert_eq!(kube_list(fleet, path, &selector).await.len(), 0, "{path} of {name} left behind");
+    }
+}
+
+/// The phase of scenario `name`, when the apiserver answers.
+pub async fn phase(fleet: &Fleet, name: &str) -> Option<chaos_def::records::ScenarioPhase> {
+    Some(fleet.client.scenario(name).await.ok()?.status.phase)
+}

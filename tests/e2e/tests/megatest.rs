@@ -11,42 +11,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chaos_def::records::ScenarioPhase;
-use chaos_e2e::{duplicates, eventually};
+use chaos_e2e::{RVS, duplicates, eventually, megatest, nothing_left, phase, reqwest_get};
 use chaosctl::fleet::Fleet;
 use chaosctl::stack::StackOptions;
 use serde_json::Value;
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-const RVS: &str = "apis/storage.deckhouse.io/v1alpha1/replicatedvolumes";
-
-/// The demo scenario renamed, with volumes living 10-20 s.
-fn megatest(name: &str) -> chaos_def::Scenario {
-    let text = chaosctl::demo::SCENARIO
-        .replace("name: demo", &format!("name: {name}"))
-        .replace("lifetime: {min: 30s, max: 60s}", "lifetime: {min: 10s, max: 20s}")
-        .replace("stepPeriod: {min: 5s, max: 10s}", "stepPeriod: {min: 2s, max: 4s}");
-    chaos_def::scenario::parse_scenarios(&text).expect("the demo scenario parses").remove(0)
-}
-
-async fn kube_list(fleet: &Fleet, path: &str, selector: &str) -> Vec<Value> {
-    let kube = fleet.stack.kube_url.clone().expect("kubesim runs");
-    let url = format!("{kube}/{path}?labelSelector={selector}");
-    let list: Value = reqwest_get(&url).await;
-    list["items"].as_array().cloned().unwrap_or_default()
-}
-
-/// A GET against kubesim; Null when it does not answer (it never goes away in these tests).
-async fn reqwest_get(url: &str) -> Value {
-    match reqwest::get(url).await {
-        Ok(response) => response.json().await.unwrap_or(Value::Null),
-        Err(_) => Value::Null,
-    }
-}
-
-async fn phase(fleet: &Fleet, name: &str) -> Option<ScenarioPhase> {
-    Some(fleet.client.scenario(name).await.ok()?.status.phase)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_flags_exactly_the_volumes_the_planted_bug_hit_and_leaves_nothing() {
@@ -132,14 +102,7 @@ async fn a_megatest_survives_each_component_killed_in_turn() {
     let status = fleet.client.scenario("survivor").await.unwrap().status;
     assert_eq!(status.volumes.done, status.volumes.started, "{status:?}");
     assert_eq!(status.volumes.failed, 0, "{status:?}");
-    for path in [
-        RVS,
-        "apis/storage.deckhouse.io/v1alpha1/replicatedvolumeattachments",
-        "apis/storage.deckhouse.io/v1alpha1/replicatedvolumereplicas",
-        "api/v1/pods",
-    ] {
-        assert_eq!(kube_list(&fleet, path, selector).await.len(), 0, "{path} of the scenario left behind");
-    }
+    nothing_left(&fleet, "survivor").await;
     assert_eq!(duplicates(&fleet, "survivor", &dead).await, Vec::<String>::new());
 
     // The report counts what kubesim saw.

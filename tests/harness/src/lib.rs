@@ -26,6 +26,9 @@ pub struct EtcdServer {
     data_dir: TempDir,
     /// More flags (`--max-request-bytes=N`).
     extra: Vec<String>,
+    /// The member's name and, in a cluster, every member's `name=peer-url`.
+    name: String,
+    initial_cluster: Option<String>,
 }
 
 impl EtcdServer {
@@ -38,8 +41,15 @@ impl EtcdServer {
     pub fn start_with(extra: &[&str]) -> Self {
         let data_dir = tempfile::Builder::new().prefix("chaos-etcd-").tempdir().expect("temporary directory for etcd");
         let extra = extra.iter().map(|s| s.to_string()).collect();
-        let server =
-            EtcdServer { child: Mutex::new(None), client_port: free_port(), peer_port: free_port(), data_dir, extra };
+        let server = EtcdServer {
+            child: Mutex::new(None),
+            client_port: free_port(),
+            peer_port: free_port(),
+            data_dir,
+            extra,
+            name: "test".into(),
+            initial_cluster: None,
+        };
         server.spawn();
         server
     }
@@ -73,6 +83,16 @@ impl EtcdServer {
         self.spawn();
     }
 
+    /// The member's name (`test`, or `m0`, `m1`, … in a cluster).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the process runs (not killed; a paused one runs).
+    pub fn is_running(&self) -> bool {
+        self.child.lock().expect("etcd child lock").is_some()
+    }
+
     /// Pauses (SIGSTOP) or resumes (SIGCONT) the process: etcd stops answering but keeps its
     /// connections, as in a long GC pause or a partition.
     pub fn pause(&self, paused: bool) {
@@ -88,18 +108,26 @@ impl EtcdServer {
     }
 
     fn spawn(&self) {
+        self.start_process();
+        self.wait_ready(Duration::from_secs(30));
+    }
+
+    fn start_process(&self) {
         let binary = etcd_binary();
         let client_url = self.endpoint();
         let peer_url = format!("http://127.0.0.1:{}", self.peer_port);
         let mut command = Command::new(&binary);
         command
-            .arg("--name=test")
+            .arg(format!("--name={}", self.name))
             .arg(format!("--data-dir={}", self.data_dir.path().join("data").display()))
             .arg(format!("--listen-client-urls={client_url}"))
             .arg(format!("--advertise-client-urls={client_url}"))
             .arg(format!("--listen-peer-urls={peer_url}"))
             .arg(format!("--initial-advertise-peer-urls={peer_url}"))
-            .arg(format!("--initial-cluster=test={peer_url}"))
+            .arg(format!(
+                "--initial-cluster={}",
+                self.initial_cluster.clone().unwrap_or_else(|| format!("{}={peer_url}", self.name))
+            ))
             // Shorter raft timers: leases can be as short as 1 s and a restart elects at once.
             .arg("--heartbeat-interval=50")
             .arg("--election-timeout=500")
@@ -121,7 +149,6 @@ impl EtcdServer {
             });
         }
         *self.child.lock().expect("etcd child lock") = Some(child);
-        self.wait_ready(Duration::from_secs(30));
     }
 
     fn wait_ready(&self, limit: Duration) {
@@ -156,6 +183,81 @@ impl EtcdServer {
         let mut response = String::new();
         let _ = stream.read_to_string(&mut response);
         response.contains("\"health\":\"true\"")
+    }
+}
+
+/// A cluster of etcd members on free loopback ports, each its own process and data directory.
+#[derive(Debug)]
+pub struct EtcdCluster {
+    members: Vec<EtcdServer>,
+}
+
+impl EtcdCluster {
+    /// Starts `size` members (`m0`, `m1`, …) together and waits until each serves clients.
+    pub fn start(size: usize) -> Self {
+        let mut members: Vec<EtcdServer> = (0..size)
+            .map(|i| EtcdServer {
+                child: Mutex::new(None),
+                client_port: free_port(),
+                peer_port: free_port(),
+                data_dir: tempfile::Builder::new().prefix("chaos-etcd-").tempdir().expect("temporary directory"),
+                extra: Vec::new(),
+                name: format!("m{i}"),
+                initial_cluster: None,
+            })
+            .collect();
+        let cluster: Vec<String> =
+            members.iter().map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port)).collect();
+        for member in &mut members {
+            member.initial_cluster = Some(cluster.join(","));
+        }
+        // All at once: a member is healthy only once a quorum has elected a leader.
+        for member in &members {
+            member.start_process();
+        }
+        for member in &members {
+            member.wait_ready(Duration::from_secs(30));
+        }
+        EtcdCluster { members }
+    }
+
+    pub fn members(&self) -> &[EtcdServer] {
+        &self.members
+    }
+
+    pub fn member(&self, i: usize) -> &EtcdServer {
+        &self.members[i]
+    }
+
+    /// Every member's client URL.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(EtcdServer::endpoint).collect()
+    }
+
+    /// The member that leads now (asked of the running members, over etcd's JSON gateway).
+    pub fn leader(&self) -> Option<usize> {
+        self.members.iter().position(|m| m.is_running() && m.status_field("leader") == m.status_field("member_id"))
+    }
+}
+
+impl EtcdServer {
+    /// A field of `/v3/maintenance/status` (`leader`, `member_id` under `header`), as text.
+    fn status_field(&self, field: &str) -> Option<String> {
+        use std::io::{Read, Write};
+        let mut stream = TcpStream::connect(("127.0.0.1", self.client_port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+        let request = format!(
+            "POST /v3/maintenance/status HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 2\r\n\
+             Connection: close\r\n\r\n{{}}",
+            self.client_port
+        );
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        let needle = format!("\"{field}\":\"");
+        let start = response.find(&needle)? + needle.len();
+        let end = response[start..].find('"')? + start;
+        Some(response[start..end].to_string())
     }
 }
 

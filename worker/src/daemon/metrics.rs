@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use chaos_def::store::endpoints;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -61,6 +62,8 @@ pub struct Metrics {
     pub registered: AtomicBool,
     pub plugins_compiled: AtomicBool,
     pub buffered_event_bytes: Gauge,
+    /// The store, for which etcd members answer (`/readyz`, `/metrics`).
+    pub etcd: std::sync::OnceLock<chaos_def::store::Store>,
     /// Items held back by the plugin limits, by plugin and channel (not by instance: with
     /// thousands of instances that would be thousands of series).
     limited: Mutex<BTreeMap<(String, String), u64>>,
@@ -119,6 +122,9 @@ impl Metrics {
             "# HELP chaos_worker_plugin_limited_total Items plugins sent past their limits (dropped; kube: delayed).\n\
              # TYPE chaos_worker_plugin_limited_total counter"
         );
+        if let Some(store) = self.etcd.get() {
+            out.push_str(&chaos_def::store::endpoints::metrics("worker", &store.endpoint_health()));
+        }
         for ((plugin, channel), n) in self.plugin_limited_counts() {
             let plugin = plugin.replace('\\', "\\\\").replace('"', "\\\"");
             let _ = writeln!(out, "chaos_worker_plugin_limited_total{{plugin=\"{plugin}\",channel=\"{channel}\"}} {n}");
@@ -161,11 +167,16 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, cancel: Cancell
             let path = request.split_whitespace().nth(1).unwrap_or("/");
             let (code, body) = match path {
                 "/healthz" => ("200 OK", "ok\n".to_string()),
-                "/readyz" => match (metrics.is_registered(), metrics.plugins_compiled.load(Ordering::Relaxed)) {
-                    (true, true) => ("200 OK", "ready\n".to_string()),
-                    (false, _) => ("503 Service Unavailable", "not registered\n".to_string()),
-                    (true, false) => ("503 Service Unavailable", "compiling the built-in plugins\n".to_string()),
-                },
+                "/readyz" => {
+                    let (code, state) =
+                        match (metrics.is_registered(), metrics.plugins_compiled.load(Ordering::Relaxed)) {
+                            (true, true) => ("200 OK", "ready"),
+                            (false, _) => ("503 Service Unavailable", "not registered"),
+                            (true, false) => ("503 Service Unavailable", "compiling the built-in plugins"),
+                        };
+                    let members = metrics.etcd.get().map(|s| endpoints::describe(&s.endpoint_health()));
+                    (code, format!("{state}\n{}", members.unwrap_or_default()))
+                }
                 "/metrics" => ("200 OK", metrics.render()),
                 _ => ("404 Not Found", "not found\n".to_string()),
             };

@@ -80,6 +80,7 @@ pub struct Daemon {
 impl Daemon {
     pub fn new(store: Store, runtime: Runtime, kube: Option<KubeGateway>, config: DaemonConfig) -> Self {
         let metrics = Arc::new(Metrics::default());
+        let _ = metrics.etcd.set(store.clone());
         let writer = StatusWriter::new(store.clone(), config.status_interval, metrics.clone());
         let journal = Journal::new(store.clone(), &config.name, config.journal.clone(), metrics.clone());
         // Pushed plugins are kept on disk next to the compiled artifacts.

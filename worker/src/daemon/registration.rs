@@ -62,7 +62,7 @@ impl UsageSampler {
             _ => 0,
         };
         self.last = Some((now, ticks));
-        WorkerUsage { cpu_millis, memory_bytes: rss_bytes().unwrap_or(0), running }
+        WorkerUsage { cpu_millis, memory_bytes: rss_bytes().unwrap_or(0), running, ..WorkerUsage::default() }
     }
 }
 
@@ -102,7 +102,12 @@ pub async fn refresh_usage(
             _ = tokio::time::sleep(config.usage_interval) => {}
         }
         let running = u32::try_from(metrics.running.get()).unwrap_or(u32::MAX);
-        let rec = record(&config, started_at, sampler.sample(running));
+        let mut usage = sampler.sample(running);
+        let etcd = store.endpoint_health();
+        usage.etcd_known = etcd.len() as u32;
+        usage.etcd_reachable = etcd.values().filter(|s| s.healthy).count() as u32;
+        usage.etcd_unreachable = etcd.iter().filter(|(_, s)| !s.healthy).map(|(e, _)| e.clone()).collect();
+        let rec = record(&config, started_at, usage);
         if let Err(error) = store.put_with_lease(&store.keys().worker(&config.name), &rec, lease_id).await {
             tracing::debug!(%error, "cannot refresh the registration");
         }

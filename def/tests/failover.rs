@@ -1,0 +1,150 @@
+//! The state layer on a three-member etcd: a member killed or paused leaves the balancer, and
+//! reads, compare-and-swap writes, watches and lease keep-alives carry on with the others; a
+//! store given one member's address learns the rest from the member list.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chaos_def::store::{Store, WatchEvent, Watcher};
+use chaos_harness::{EtcdCluster, unique_prefix};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// What a polling client saw during a fault: requests made, and the errors among them.
+#[derive(Debug, Default)]
+struct Poll {
+    requests: AtomicU64,
+    errors: std::sync::Mutex<Vec<String>>,
+}
+
+/// Reads and compare-and-swap writes every 50 ms until `stop`: what a daemon does all day.
+fn poll(store: Store, prefix: String, stop: CancellationToken) -> (Arc<Poll>, tokio::task::JoinHandle<()>) {
+    let seen = Arc::new(Poll::default());
+    let s = seen.clone();
+    let task = tokio::spawn(async move {
+        let key = format!("{prefix}/counter");
+        let mut n = 0u64;
+        while !stop.is_cancelled() {
+            n += 1;
+            s.requests.fetch_add(1, Ordering::Relaxed);
+            let step = async {
+                let current = store.get::<u64>(&key).await?;
+                match current {
+                    Some(v) => store.update(&key, &n, v.mod_revision).await,
+                    None => store.create(&key, &n).await,
+                }
+            };
+            if let Err(error) = step.await {
+                s.errors.lock().unwrap().push(error.to_string());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    (seen, task)
+}
+
+/// Waits for a put of `key` on the watch.
+async fn watched(watcher: &mut Watcher<u64>, key: &str, cancel: &CancellationToken) {
+    tokio::time::timeout(LIMIT, async {
+        loop {
+            match watcher.next(cancel).await {
+                Some(WatchEvent::Put { key: k, .. }) if k == key => return,
+                Some(_) => continue,
+                None => panic!("the watch ended"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the watch did not deliver {key}"));
+}
+
+/// Waits until the store has taken `endpoint` out of use (or back in).
+async fn in_use(store: &Store, endpoint: &str, wanted: bool) {
+    let started = Instant::now();
+    while store.endpoint_health().get(endpoint).map(|s| s.in_use) != Some(wanted) {
+        assert!(started.elapsed() < LIMIT, "{endpoint} in use: {wanted}? {:?}", store.endpoint_health());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_a_member_is_invisible_to_reads_writes_watches_and_leases() {
+    let etcd = EtcdCluster::start(3);
+    let prefix = unique_prefix();
+    let store = Store::connect(&etcd.endpoints(), &prefix).await.unwrap();
+    let lease = store.grant_lease(Duration::from_secs(2)).await.unwrap();
+    let cancel = CancellationToken::new();
+    let mut watcher = store.watch::<u64>(&format!("{prefix}/w/"));
+    // Listed (nothing yet) and watching before any fault.
+    let listed = tokio::time::timeout(LIMIT, watcher.next(&cancel)).await.unwrap();
+    assert!(matches!(listed, Some(WatchEvent::Listed { ref items, .. }) if items.is_empty()), "{listed:?}");
+    store.put(&format!("{prefix}/w/before"), &0u64).await.unwrap();
+    watched(&mut watcher, &format!("{prefix}/w/before"), &cancel).await;
+    let stop = CancellationToken::new();
+    let (seen, polling) = poll(store.clone(), prefix.clone(), stop.clone());
+
+    // A follower killed: it leaves the balancer; nothing fails, the lease lives, the watch follows.
+    let leader = etcd.leader().expect("a leader");
+    let follower = (leader + 1) % 3;
+    etcd.member(follower).kill();
+    in_use(&store, &etcd.member(follower).endpoint(), false).await;
+    store.put(&format!("{prefix}/w/after-kill"), &1u64).await.unwrap();
+    watched(&mut watcher, &format!("{prefix}/w/after-kill"), &cancel).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!lease.is_lost(), "losing a follower cost the lease");
+    etcd.member(follower).restart();
+    in_use(&store, &etcd.member(follower).endpoint(), true).await;
+
+    // The leader paused (it answers nothing and closes nothing): the same, once the others have
+    // elected a new leader.
+    let leader = etcd.leader().expect("a leader");
+    etcd.member(leader).pause(true);
+    in_use(&store, &etcd.member(leader).endpoint(), false).await;
+    store.put(&format!("{prefix}/w/after-pause"), &2u64).await.unwrap();
+    watched(&mut watcher, &format!("{prefix}/w/after-pause"), &cancel).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    etcd.member(leader).pause(false);
+    in_use(&store, &etcd.member(leader).endpoint(), true).await;
+
+    // The leader killed.
+    let leader = etcd.leader().expect("a leader");
+    etcd.member(leader).kill();
+    in_use(&store, &etcd.member(leader).endpoint(), false).await;
+    store.put(&format!("{prefix}/w/after-leader-kill"), &3u64).await.unwrap();
+    watched(&mut watcher, &format!("{prefix}/w/after-leader-kill"), &cancel).await;
+
+    stop.cancel();
+    polling.await.unwrap();
+    let errors = seen.errors.lock().unwrap().clone();
+    let requests = seen.requests.load(Ordering::Relaxed);
+    assert!(requests > 100, "{requests}");
+    assert!(errors.is_empty(), "{} of {requests} polls failed: {errors:?}", errors.len());
+    let health = store.endpoint_health();
+    let failovers: u64 = health.values().map(|s| s.failovers).sum();
+    assert_eq!(failovers, 3, "{health:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_given_one_member_learns_the_others_and_survives_that_member() {
+    let etcd = EtcdCluster::start(3);
+    let prefix = unique_prefix();
+    let store = Store::connect(&etcd.endpoints()[..1], &prefix).await.unwrap();
+    let started = Instant::now();
+    while store.endpoint_health().values().filter(|s| s.in_use).count() < 3 {
+        assert!(started.elapsed() < LIMIT, "{:?}", store.endpoint_health());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stop = CancellationToken::new();
+    let (seen, polling) = poll(store.clone(), prefix.clone(), stop.clone());
+    etcd.member(0).kill();
+    in_use(&store, &etcd.member(0).endpoint(), false).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.cancel();
+    polling.await.unwrap();
+    let errors = seen.errors.lock().unwrap().clone();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(store.get::<u64>(&format!("{prefix}/counter")).await.unwrap().map(|v| v.value > 0), Some(true));
+}
