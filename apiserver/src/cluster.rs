@@ -157,11 +157,11 @@ async fn change_cordon(state: &AppState, name: String, change: CordonChange) -> 
     let result = match change {
         CordonChange::Cordon | CordonChange::Drain => {
             let drain = change == CordonChange::Drain;
-            store.put(&key, &Cordon { cordoned_at: Some(jiff::Timestamp::now()), drain }).await?;
+            store.replace(&key, &Cordon { cordoned_at: Some(jiff::Timestamp::now()), drain }).await?;
             if drain { ActionResult::Draining } else { ActionResult::Cordoned }
         }
         CordonChange::Uncordon => {
-            store.delete(&key).await?;
+            store.remove(&key).await?;
             ActionResult::Uncordoned
         }
     };

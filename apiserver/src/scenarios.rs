@@ -403,7 +403,7 @@ pub async fn stop_all(
     // The switch first: from here on applies are refused and the controller stops everything,
     // even a scenario this call does not get to below.
     let switch = GlobalStop { reason: reason.clone(), requested_at: Timestamp::now() };
-    store.put(&store.keys().stop_all(), &switch).await?;
+    store.replace(&store.keys().stop_all(), &switch).await?;
     let mut stopped = Vec::new();
     let scenarios = store.list::<StoredScenario>(&store.keys().scenarios_prefix()).await?;
     for (_, scenario) in scenarios.items {
@@ -420,7 +420,7 @@ pub async fn stop_all(
 #[utoipa::path(post, path = "/v1/resume", tag = "scenarios", responses((status = 200, body = GlobalStopResponse)))]
 pub async fn resume(State(state): State<AppState>) -> Result<Json<GlobalStopResponse>, ApiError> {
     let store = &state.store;
-    store.delete(&store.keys().stop_all()).await?;
+    store.remove(&store.keys().stop_all()).await?;
     tracing::info!("global stop lifted");
     Ok(Json(GlobalStopResponse { result: GlobalStopResult::Resumed, stopped: Vec::new() }))
 }

@@ -184,7 +184,10 @@ impl Stack {
             )?;
         }
         for (name, client) in self.etcd_members.clone() {
-            wait_http(&http, &format!("{client}/health"), &name).await?;
+            if let Err(error) = wait_http(&http, &format!("{client}/health"), &name).await {
+                // etcd says why it did not start (a port taken, a data directory in use).
+                return Err(error.context(self.log_tail(&name, 20)));
+            }
         }
 
         let kube_args = match &options.kubeconfig {
@@ -322,6 +325,14 @@ impl Stack {
         let child = self.command(&old.name, &old.program, &old.args, true)?;
         self.processes.insert(index, Process { child, ..old });
         Ok(())
+    }
+
+    /// The last `lines` lines of a process's log, to explain a failure.
+    fn log_tail(&self, name: &str, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.state_dir.join(format!("{name}.log"))).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(lines).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!("the end of {name}'s log:\n{}", tail.join("\n"))
     }
 
     fn spawn(&mut self, name: &str, program: &Path, args: &[String]) -> anyhow::Result<()> {

@@ -277,7 +277,7 @@ impl Batch {
         let mut compares: Vec<Compare> = self.fences.clone();
         compares.extend(chunk.iter().flat_map(Op::compares));
         let txn = Txn::new().when(compares).and_then(chunk.iter().map(Op::txn_op).collect::<Vec<_>>());
-        (chunk, store.once(store.client.kv_client().txn(txn)).await)
+        (chunk, store.once(tokio::time::Instant::now() + store.call_timeout, store.client.kv_client().txn(txn)).await)
     }
 
     /// Commits chunk after chunk. A chunk whose compares fail is skipped (and reported);

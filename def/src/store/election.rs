@@ -86,13 +86,18 @@ impl Store {
     /// The current leader's value for `role`, if any.
     pub async fn leader(&self, role: &str) -> Result<Option<String>> {
         let prefix = format!("{}/", self.keys().election(role));
-        let mut kv = self.client().kv_client();
+        let kv = self.client().kv_client();
         // The leader is the candidate key with the lowest creation revision.
         let options = etcd_client::GetOptions::new()
             .with_prefix()
             .with_sort(etcd_client::SortTarget::Create, etcd_client::SortOrder::Ascend)
             .with_limit(1);
-        let response = self.bounded(kv.get(prefix, Some(options))).await?;
+        let response = self
+            .idempotent(|| {
+                let (mut kv, prefix, options) = (kv.clone(), prefix.clone(), options.clone());
+                async move { kv.get(prefix, Some(options)).await }
+            })
+            .await?;
         Ok(response.kvs().first().map(|kv| String::from_utf8_lossy(kv.value()).into_owned()))
     }
 

@@ -18,6 +18,12 @@ pub enum StoreError {
     Encode { key: String, source: serde_json::Error },
     #[error("key {key} appears twice in one batch")]
     DuplicateKey { key: String },
+    #[error("the etcd member serving the request was taken out of use before it answered")]
+    MemberLeft,
+    #[error(
+        "the write to {key} may or may not have landed (its answer was lost, and {key} now holds another value); read it and decide again"
+    )]
+    OutcomeUnknown { key: String },
     #[error("lease {id:x} was lost")]
     LeaseLost { id: i64 },
     #[error("cancelled")]
@@ -32,7 +38,7 @@ impl StoreError {
             return false;
         }
         match self {
-            StoreError::Timeout(_) => true,
+            StoreError::Timeout(_) | StoreError::MemberLeft | StoreError::OutcomeUnknown { .. } => true,
             StoreError::Etcd(e) => matches!(
                 e,
                 etcd_client::Error::TransportError(_)
@@ -40,6 +46,26 @@ impl StoreError {
                     | etcd_client::Error::GRpcStatus(_)
                     | etcd_client::Error::WatchError(_)
                     | etcd_client::Error::LeaseKeepAliveError(_)
+            ),
+            _ => false,
+        }
+    }
+
+    /// Whether the same request sent to another member may answer: the member was unreachable,
+    /// slow, leaderless or overloaded. Other answers (no space, no such lease, permission,
+    /// compacted, a size refusal) would be the same from any member, so a retry only delays
+    /// them.
+    pub fn another_member_may_answer(&self) -> bool {
+        use tonic::Code;
+        if self.is_refused() {
+            return false;
+        }
+        match self {
+            StoreError::Timeout(_) | StoreError::MemberLeft => true,
+            StoreError::Etcd(etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_)) => true,
+            StoreError::Etcd(etcd_client::Error::GRpcStatus(status)) => matches!(
+                status.code(),
+                Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::ResourceExhausted
             ),
             _ => false,
         }

@@ -75,9 +75,7 @@ impl Lease {
     /// (rather than after the TTL).
     pub async fn revoke(self) -> Result<()> {
         self.stop.cancel();
-        let mut client = self.store.client();
-        self.store.bounded(client.lease_revoke(self.id)).await?;
-        Ok(())
+        self.store.revoke_lease(self.id).await
     }
 }
 
@@ -89,6 +87,25 @@ impl Drop for Lease {
 }
 
 impl Store {
+    /// Revokes lease `id`, deleting every key attached to it; a lease etcd no longer has counts
+    /// as revoked. Tried again on another member like any call safe to repeat: revoking twice
+    /// finds nothing the second time.
+    pub async fn revoke_lease(&self, id: i64) -> Result<()> {
+        let client = self.client();
+        let revoked = self
+            .idempotent(|| {
+                let mut client = client.clone();
+                async move { client.lease_revoke(id).await }
+            })
+            .await;
+        match revoked {
+            Err(StoreError::Etcd(etcd_client::Error::GRpcStatus(status))) if status.code() == tonic::Code::NotFound => {
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
     /// Grants a lease of `ttl` (etcd rounds up to its minimum, about 2 s by default) and keeps
     /// it alive until it is revoked or dropped.
     pub async fn grant_lease(&self, ttl: Duration) -> Result<Lease> {
@@ -134,6 +151,11 @@ async fn keep_alive(
                 lost.cancel();
                 return;
             }
+            Err(error) if Instant::now() >= alive_until => {
+                tracing::warn!(lease = format!("{id:x}"), %error, "lease lost: not refreshed within its TTL");
+                lost.cancel();
+                return;
+            }
             Err(error) => {
                 tracing::debug!(lease = format!("{id:x}"), %error, "lease keep-alive interrupted; retrying");
                 store.suspect_endpoints();
@@ -148,15 +170,18 @@ async fn keep_alive(
     }
 }
 
-/// How long a member may take to answer a refresh before the stream is given up for one on
-/// another member: a paused member never answers, a live one in milliseconds. Well inside the
-/// shortest TTL (2 s), so that losing a member costs no lease.
-const REFRESH_ANSWER: Duration = Duration::from_millis(500);
+/// How long a refresh's answer is waited for before the stream is given up for a new one
+/// (which may go to another member): at least this, or a third of the TTL if longer. A member
+/// can hold a refresh without being away (a follower forwards it to a leader that just died
+/// and waits out etcd's request timeout, longer than any TTL here), and a stream answers its
+/// refreshes in order, so one held refresh would hold them all.
+const REFRESH_ANSWER: Duration = Duration::from_secs(1);
 
 /// One keep-alive stream: a refresh every `period` until an error, expiry or `stop`. Each step
-/// waits at most [`REFRESH_ANSWER`] (then the stream is given up and the endpoints probed: the
-/// next stream goes to a member that answers), and never past `alive_until`, after which the
-/// lease counts as lost.
+/// waits for its answer at most [`REFRESH_ANSWER`] (or `period`, if longer), never past
+/// `alive_until` (after which the lease counts as lost), and not at all once an endpoint is
+/// taken out of use meanwhile (the stream may be on that member, which holds it silently when
+/// paused).
 async fn refresh_stream(
     store: &Store,
     id: i64,
@@ -165,27 +190,30 @@ async fn refresh_stream(
     stop: &CancellationToken,
 ) -> Result<()> {
     async fn before<T>(
-        store: &Store,
+        (store, id, answer_within): (&Store, i64, Duration),
         alive_until: Instant,
-        id: i64,
         call: impl Future<Output = Result<T, etcd_client::Error>>,
     ) -> Result<T> {
-        let deadline = (Instant::now() + REFRESH_ANSWER).min(alive_until);
-        match tokio::time::timeout_at(deadline, call).await {
-            Ok(result) => result.map_err(StoreError::from),
-            Err(_) if deadline >= alive_until => Err(StoreError::LeaseLost { id }),
-            Err(_) => {
-                store.suspect_endpoints();
-                Err(StoreError::Timeout(REFRESH_ANSWER))
+        let deadline = (Instant::now() + answer_within).min(alive_until);
+        match store.once(deadline, call).await {
+            Err(StoreError::Timeout(_)) if deadline >= alive_until => Err(StoreError::LeaseLost { id }),
+            Err(StoreError::Timeout(_)) => Err(StoreError::Timeout(answer_within)),
+            // etcd-client's word for a lease etcd no longer has, when a stream opens.
+            Err(StoreError::Etcd(etcd_client::Error::LeaseKeepAliveError(message)))
+                if message.contains("not found") =>
+            {
+                Err(StoreError::LeaseLost { id })
             }
+            other => other,
         }
     }
+    let call = (store, id, REFRESH_ANSWER.max(period));
     let mut client = store.client();
-    let (mut keeper, mut responses) = before(store, *alive_until, id, client.lease_keep_alive(id)).await?;
+    let (mut keeper, mut responses) = before(call, *alive_until, client.lease_keep_alive(id)).await?;
     loop {
         let sent_at = Instant::now();
-        before(store, *alive_until, id, keeper.keep_alive()).await?;
-        let response = before(store, *alive_until, id, responses.message())
+        before(call, *alive_until, keeper.keep_alive()).await?;
+        let response = before(call, *alive_until, responses.message())
             .await?
             .ok_or_else(|| StoreError::Etcd(etcd_client::Error::LeaseKeepAliveError("stream closed".into())))?;
         if response.ttl() <= 0 {

@@ -2,23 +2,28 @@
 //! keys of [`crate::keys`], compare-and-swap on `mod_revision`, batched transactions, leases,
 //! leader election and resumable watches.
 //!
-//! Every call is bounded by [`Store::call_timeout`] so a process never hangs on an etcd that
-//! went away; streaming calls (watch, keep-alive) are not, since they are meant to last, but
-//! both notice a silent member and move on. Which members requests go to is decided in one
-//! place, [`endpoints`]: a member that stops answering leaves the balancer within a second and
-//! comes back when it answers again.
+//! Every unary call is bounded by [`Store::call_timeout`] (a guarded write whose answer was lost
+//! adds one read-back) so a process never hangs on an etcd that went away; streaming calls
+//! (watch, keep-alive) are not, since they are meant to last, but both notice a silent member
+//! and move on. Which members requests go to is decided in one place, [`endpoints`]: a member
+//! that stops answering leaves the balancer within a second and comes back when it answers
+//! again, and every call, watch and keep-alive waiting on a member when one leaves is given up
+//! and made again (it may be waiting on the one that left).
 //!
 //! Failover, call by call (a call whose member is unreachable is tried again on another):
-//! - reads, plain puts and deletes are tried again within the call timeout (reading twice
-//!   changes nothing; a put sent twice writes the same bytes, a delete sent twice finds nothing
-//!   the second time; a watcher may see the key written twice);
+//! - reads are tried again within the call timeout: reading twice changes nothing;
+//! - plain puts and deletes likewise: a put sent twice writes the same bytes, a delete sent
+//!   twice finds nothing the second time. A try given up may still land later than its retry
+//!   (a paused member resumed with the request in hand), so plain writes are kept for keys that
+//!   one process owns (a worker's record; blobs, which are content-addressed), and keys
+//!   that users set go through [`Store::replace`] and [`Store::remove`] (compare-and-swap);
 //! - compare-and-swap puts ([`Store::create`], [`Store::update`]) are tried again, but a try
-//!   whose answer was lost may have landed, and its compare would then fail on the next try and
-//!   read as a conflict: so a refused retry reads the key back, and finding its own bytes there
-//!   counts as success;
-//! - fenced batches ([`Batch::commit`]) are sent once, each try within a third of the call
-//!   timeout: their callers keep a watch-fed view of etcd and decide again from it (a batch that
-//!   landed shows up there before it could be sent twice).
+//!   whose answer was lost may have landed, and its compare would then fail on the next try:
+//!   so a refused retry reads the key back, finding its own bytes there counts as success, and
+//!   anything else is [`StoreError::OutcomeUnknown`], never a false conflict;
+//! - fenced batches ([`Batch::commit`]) and other guarded transactions are sent once: what they
+//!   write is guarded by compares on what their callers read, so a batch that landed cannot
+//!   land twice (its compares fail), and the caller reads and decides again.
 
 mod batch;
 mod blobs;
@@ -37,6 +42,7 @@ use std::time::Duration;
 use etcd_client::{Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use batch::{Batch, BatchOutcome};
@@ -68,8 +74,12 @@ pub struct Listing<T> {
     pub revision: i64,
 }
 
-/// Tries of a compare-and-swap put whose member is unreachable.
-const GUARDED_TRIES: u32 = 3;
+/// Between tries of a call on another member: short, since the next try goes elsewhere.
+const RETRY_BACKOFF: Backoff =
+    Backoff { initial: Duration::from_millis(50), max: Duration::from_millis(500), factor: 2, attempts: u32::MAX };
+
+/// Tries of [`Store::replace`] and [`Store::remove`] while others write the same key.
+const SWITCH_TRIES: usize = 5;
 
 /// How many keys one page of a prefix read asks for; keeps responses well under gRPC's
 /// message size limit whatever the prefix holds.
@@ -100,7 +110,10 @@ impl Store {
             .with_connect_timeout(Duration::from_secs(3))
             // HTTP/2 pings find a dead connection (etcd restarted, peer gone) in seconds.
             .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
-            .with_keep_alive_while_idle(true);
+            .with_keep_alive_while_idle(true)
+            // A member cut off from the others refuses at once rather than holding requests,
+            // and cancels its watches (which then resume on another).
+            .with_require_leader(true);
         let client = Client::connect(endpoints, Some(options.clone())).await?;
         let probing = CancellationToken::new();
         let health = endpoints::start(client.clone(), endpoints, options, probing.clone());
@@ -116,6 +129,11 @@ impl Store {
     /// Every etcd endpoint this process knows, and whether it answers and takes requests.
     pub fn endpoint_health(&self) -> BTreeMap<String, endpoints::EndpointState> {
         self.health.snapshot()
+    }
+
+    /// Changes each time an endpoint is taken out of use (watches move then).
+    pub(crate) fn endpoint_removals(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.health.removals()
     }
 
     /// Probes the endpoints now: a call just failed in a way a dead member would explain.
@@ -156,38 +174,61 @@ impl Store {
         result
     }
 
-    /// One try of a call, within a third of the call timeout: a paused member holds a request
-    /// until its deadline, and a follower that lost its leader holds a write until etcd's own
-    /// request timeout (several seconds), so a shorter try leaves time for another.
-    async fn once<T>(&self, call: impl Future<Output = Result<T, etcd_client::Error>>) -> Result<T> {
-        let per_try = self.call_timeout / 3;
-        let result = match tokio::time::timeout(per_try, call).await {
-            Ok(result) => result.map_err(StoreError::from),
-            Err(_) => Err(StoreError::Timeout(per_try)),
+    /// One try of a call, until `deadline`; given up as soon as an endpoint is taken out of use
+    /// meanwhile, since the try may be held by that member (a paused member answers nothing;
+    /// one cut off from its leader holds a write until etcd's own request timeout).
+    async fn once<T>(&self, deadline: Instant, call: impl Future<Output = Result<T, etcd_client::Error>>) -> Result<T> {
+        let mut removals = self.endpoint_removals();
+        let result = tokio::select! {
+            answer = tokio::time::timeout_at(deadline, call) => match answer {
+                Ok(result) => result.map_err(StoreError::from),
+                Err(_) => Err(StoreError::Timeout(self.call_timeout)),
+            },
+            _ = watch::member_left(&mut removals) => Err(StoreError::MemberLeft),
         };
-        if result.as_ref().is_err_and(StoreError::is_transient) {
+        if result.as_ref().is_err_and(StoreError::another_member_may_answer) {
             self.suspect_endpoints();
         }
         result
     }
 
-    /// A call that may safely be made twice (a read; a put of the same bytes; a delete), tried
-    /// again on another member (through the one retry helper) while it fails for reasons a
-    /// dead or paused member explains, within the call timeout as a whole.
-    async fn idempotent<T, F, Fut>(&self, mut call: F) -> Result<T>
+    /// Until when one try of a call due by `deadline` may wait: a third of the call timeout, or
+    /// all that is left when a try after it would be too short to be worth sending. A member
+    /// can hold a request without being away: a follower that has not yet noticed its leader
+    /// died forwards a write to it and holds it until etcd's own request timeout (longer than
+    /// ours); the next try, once the others have elected a leader, is answered at once.
+    fn try_deadline(&self, deadline: Instant) -> Instant {
+        let per_try = self.call_timeout / 3;
+        let cut = Instant::now() + per_try;
+        if cut + per_try / 2 >= deadline { deadline } else { cut }
+    }
+
+    /// A call that may safely be made twice (a read; a plain put or delete: see the module
+    /// doc), tried again through the one retry helper while another member may answer, all
+    /// within the call timeout; the last error is the answer.
+    async fn idempotent<T, F, Fut>(&self, call: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
     {
-        let backoff =
-            Backoff { initial: Duration::from_millis(50), max: Duration::from_millis(500), ..Backoff::default() };
+        self.idempotent_until(Instant::now() + self.call_timeout, call).await
+    }
+
+    async fn idempotent_until<T, F, Fut>(&self, deadline: Instant, mut call: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let backoff = RETRY_BACKOFF;
+        // A retry that could not start before the deadline (the longest delay, jitter
+        // included) would only report a timeout.
+        let worth_it =
+            |e: &StoreError| e.another_member_may_answer() && Instant::now() + backoff.max * 5 / 4 < deadline;
         let never = CancellationToken::new();
-        let tries = retry(backoff, &never, StoreError::is_transient, || self.once(call()));
-        match tokio::time::timeout(self.call_timeout, tries).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(RetryError::Failed(error))) => Err(error),
-            Ok(Err(RetryError::Cancelled)) => Err(StoreError::Cancelled),
-            Err(_) => Err(StoreError::Timeout(self.call_timeout)),
+        match retry(backoff, &never, worth_it, || self.once(self.try_deadline(deadline), call())).await {
+            Ok(value) => Ok(value),
+            Err(RetryError::Failed(error)) => Err(error),
+            Err(RetryError::Cancelled) => Err(StoreError::Cancelled),
         }
     }
 
@@ -205,8 +246,12 @@ impl Store {
 
     /// One key as etcd holds it, read with failover.
     async fn read_key(&self, key: &str) -> Result<etcd_client::GetResponse> {
+        self.read_key_until(key, Instant::now() + self.call_timeout).await
+    }
+
+    async fn read_key_until(&self, key: &str, deadline: Instant) -> Result<etcd_client::GetResponse> {
         let kv = self.client.kv_client();
-        self.idempotent(|| {
+        self.idempotent_until(deadline, || {
             let (mut kv, key) = (kv.clone(), key.to_string());
             async move { kv.get(key, None).await }
         })
@@ -319,10 +364,13 @@ impl Store {
         self.put_guarded(key, bytes, compare, || StoreError::Conflict { key: key.to_string() }).await
     }
 
-    /// A put of `bytes` under `compare`, tried again when its member is unreachable. A try whose
-    /// answer was lost may have landed; then the next try's compare fails. So a refusal after a
-    /// failed try reads the key back: our own bytes there mean the earlier try landed (another
-    /// writer putting the very same bytes would leave the same state, so it counts the same).
+    /// A put of `bytes` under `compare`, tried again while another member may answer, all within
+    /// the call timeout. A try whose answer was lost may have landed, and then the next try's
+    /// compare fails: so a refusal after a lost answer reads the key back. Our own bytes there
+    /// mean the earlier try landed (another writer putting the very same bytes would leave the
+    /// same state: the records written this way carry their writer's ids and times); anything
+    /// else cannot tell "someone else was first" from "ours landed and was overwritten", and is
+    /// reported as such rather than as a conflict.
     async fn put_guarded(
         &self,
         key: &str,
@@ -330,29 +378,68 @@ impl Store {
         compare: Compare,
         on_fail: impl FnOnce() -> StoreError,
     ) -> Result<i64> {
-        let mut tries = 0;
-        loop {
-            tries += 1;
+        let deadline = Instant::now() + self.call_timeout;
+        let mut answer_lost = false;
+        for tries in 1.. {
             let txn = Txn::new().when([compare.clone()]).and_then([TxnOp::put(key, bytes.clone(), None)]);
             let mut kv = self.client.kv_client();
-            match self.once(kv.txn(txn)).await {
+            let error = match self.once(self.try_deadline(deadline), kv.txn(txn)).await {
                 Ok(response) if response.succeeded() => {
                     return Ok(response.header().map(|h| h.revision()).unwrap_or_default());
                 }
-                Ok(_) if tries > 1 => {
-                    let current = self.read_key(key).await?;
+                Ok(_) if !answer_lost => return Err(on_fail()),
+                Ok(_) => {
+                    // Within the call's deadline, but with time enough for one read.
+                    let read_by = deadline.max(Instant::now() + self.call_timeout / 5);
+                    let current = self.read_key_until(key, read_by).await?;
                     return match current.kvs().first() {
                         Some(found) if found.value() == bytes.as_slice() => Ok(found.mod_revision()),
-                        _ => Err(on_fail()),
+                        _ => Err(StoreError::OutcomeUnknown { key: key.to_string() }),
                     };
                 }
-                Ok(_) => return Err(on_fail()),
-                Err(error) if error.is_transient() && tries < GUARDED_TRIES => {
-                    tokio::time::sleep(Backoff::default().delay(tries)).await;
-                }
-                Err(error) => return Err(error),
+                Err(error) => error,
+            };
+            let delay = RETRY_BACKOFF.delay(tries);
+            if !error.another_member_may_answer() || Instant::now() + delay >= deadline {
+                return Err(error);
+            }
+            answer_lost = true;
+            tokio::time::sleep(delay).await;
+        }
+        unreachable!("the loop above returns")
+    }
+
+    /// Writes `value` whatever `key` holds, as a compare-and-swap on what was read rather than a
+    /// plain put: a try given up that lands late (see the module doc) then fails its compare
+    /// instead of undoing a later write. For keys that several users set (the cordon and
+    /// stop-all switches); tried again while others write the key at the same moment.
+    pub async fn replace<T: Serialize>(&self, key: &str, value: &T) -> Result<i64> {
+        for _ in 0..SWITCH_TRIES {
+            let current = self.read_key(key).await?;
+            let written = match current.kvs().first() {
+                Some(kv) => self.update(key, value, kv.mod_revision()).await,
+                None => self.create(key, value).await,
+            };
+            match written {
+                Err(StoreError::Conflict { .. } | StoreError::AlreadyExists { .. }) => continue,
+                other => return other,
             }
         }
+        Err(StoreError::Conflict { key: key.to_string() })
+    }
+
+    /// Deletes `key` as a compare-and-swap on what was read (the counterpart of
+    /// [`Store::replace`]); returns whether it existed.
+    pub async fn remove(&self, key: &str) -> Result<bool> {
+        for _ in 0..SWITCH_TRIES {
+            let current = self.read_key(key).await?;
+            let Some(kv) = current.kvs().first() else { return Ok(false) };
+            match self.delete_if(key, kv.mod_revision()).await {
+                Err(StoreError::Conflict { .. }) => continue,
+                other => return other.map(|_| true),
+            }
+        }
+        Err(StoreError::Conflict { key: key.to_string() })
     }
 
     /// Deletes `key`; returns whether it existed.
@@ -377,15 +464,22 @@ impl Store {
 
     /// Deletes every key under `prefix`; returns how many there were.
     pub async fn delete_prefix(&self, prefix: &str) -> Result<i64> {
-        let mut kv = self.client.kv_client();
-        let response = self.bounded(kv.delete(prefix, Some(DeleteOptions::new().with_prefix()))).await?;
+        // Deleting twice finds nothing the second time.
+        let kv = self.client.kv_client();
+        let response = self
+            .idempotent(|| {
+                let (mut kv, prefix) = (kv.clone(), prefix.to_string());
+                async move { kv.delete(prefix, Some(DeleteOptions::new().with_prefix())).await }
+            })
+            .await?;
         Ok(response.deleted())
     }
 
     /// Runs a transaction whose failure (compare false) means `on_fail`; returns the revision.
     async fn guarded(&self, txn: Txn, on_fail: impl FnOnce() -> StoreError) -> Result<i64> {
+        // Sent once: a lost answer is reported as such, and the caller reads and decides again.
         let mut kv = self.client.kv_client();
-        let response = self.bounded(kv.txn(txn)).await?;
+        let response = self.once(Instant::now() + self.call_timeout, kv.txn(txn)).await?;
         if !response.succeeded() {
             return Err(on_fail());
         }

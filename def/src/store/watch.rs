@@ -1,6 +1,8 @@
 //! A resumable watch over a key prefix, written as an explicit state machine (after kube-rs's
 //! `watcher`): `Empty` → list → `Listed { revision }` → watch from the next revision →
-//! `Watching`. A broken stream resumes from the last revision seen; a revision etcd has
+//! `Watching`. A broken stream resumes from the last revision seen, and so does one that stays
+//! silent past [`SILENCE`] and a progress request (a paused member), and every stream when an
+//! endpoint is taken out of use (it may be on that member); a revision etcd has
 //! compacted away sends the watcher back to `Empty`, and the next event is a full relist that
 //! replaces whatever the consumer had cached.
 
@@ -31,8 +33,9 @@ enum State {
     Empty,
     /// Everything up to `revision` is known: open a watch from `revision + 1`.
     Listed { revision: i64 },
-    /// Following a live stream; `revision` is the last one delivered.
-    Watching { stream: WatchStream, revision: i64 },
+    /// Following a live stream; `revision` is the last one delivered. `removals` changes when
+    /// an endpoint is taken out of use (the stream may be on it).
+    Watching { stream: WatchStream, revision: i64, removals: tokio::sync::watch::Receiver<u64> },
 }
 
 /// How long a watch stream may stay silent before the watcher asks etcd for a progress
@@ -49,6 +52,13 @@ async fn next_message(stream: &mut WatchStream) -> Result<Option<etcd_client::Wa
     match tokio::time::timeout(SILENCE, stream.message()).await {
         Ok(message) => message.map_err(StoreError::from),
         Err(_) => Err(StoreError::Timeout(SILENCE * 2)),
+    }
+}
+
+/// Returns when an endpoint is taken out of use (never, once the store is gone).
+pub(super) async fn member_left(removals: &mut tokio::sync::watch::Receiver<u64>) {
+    if removals.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -135,13 +145,25 @@ impl<T: DeserializeOwned> Watcher<T> {
                 let revision = *revision;
                 let options =
                     WatchOptions::new().with_prefix().with_start_revision(revision + 1).with_progress_notify();
+                let removals = self.store.endpoint_removals();
                 let mut client = self.store.client();
-                let stream = self.store.bounded(client.watch(self.prefix.as_str(), Some(options))).await?;
-                self.state = State::Watching { stream, revision };
+                let deadline = tokio::time::Instant::now() + self.store.call_timeout;
+                let stream = self.store.once(deadline, client.watch(self.prefix.as_str(), Some(options))).await?;
+                self.state = State::Watching { stream, revision, removals };
             }
-            State::Watching { stream, revision } => {
+            State::Watching { stream, revision, removals } => {
                 let last = *revision;
-                let response = match next_message(stream).await {
+                let message = tokio::select! {
+                    message = next_message(stream) => message,
+                    _ = member_left(removals) => {
+                        // Resuming costs one watch request; waiting out a paused member's
+                        // silence would cost seconds.
+                        tracing::debug!(prefix = %self.prefix, revision = last, "an etcd member left; resuming the watch");
+                        self.state = State::Listed { revision: last };
+                        return Ok(());
+                    }
+                };
+                let response = match message {
                     Ok(Some(response)) => response,
                     Ok(None) => {
                         self.state = State::Listed { revision: last };

@@ -86,13 +86,15 @@ struct Fault {
     at: Instant,
     done: u64,
     failed: usize,
+    leases_lost: u64,
 }
 
 impl Fault {
     /// Notes the moment, before the fault is made.
     async fn before(fleet: &Fleet, name: &str, what: &'static str, polls: &Mutex<Polls>) -> Self {
         let done = fleet.client.scenario(name).await.map(|v| v.status.volumes.done).unwrap_or(0);
-        Fault { what, at: Instant::now(), done, failed: polls.lock().unwrap().failures.len() }
+        let leases_lost = leases_lost(fleet).await;
+        Fault { what, at: Instant::now(), done, failed: polls.lock().unwrap().failures.len(), leases_lost }
     }
 
     /// Waits until the run went on (a volume finished its whole life) and each daemon wrote
@@ -104,7 +106,7 @@ impl Fault {
         polls: &Mutex<Polls>,
         writes: &Mutex<BTreeMap<&'static str, Vec<Instant>>>,
     ) {
-        let Fault { what, at, done, failed } = self;
+        let Fault { what, at, done, failed, leases_lost: lost_before } = self;
         eventually(LIMIT, &format!("{what}: a volume through its whole life"), || async {
             fleet.client.scenario(name).await.ok().filter(|v| v.status.volumes.done > done)
         })
@@ -118,7 +120,8 @@ impl Fault {
             figures.push(format!("{daemon} wrote {:?} after", first - at));
         }
         let failures: Vec<String> = polls.lock().unwrap().failures[failed..].to_vec();
-        eprintln!("{what}: {} polls failed; {}", failures.len(), figures.join(", "));
+        let lost = leases_lost(fleet).await - lost_before;
+        eprintln!("{what}: {} polls failed; {}; worker leases lost: {lost}", failures.len(), figures.join(", "));
         assert!(failures.is_empty(), "{what}: polls failed: {failures:?}");
     }
 }
@@ -135,22 +138,35 @@ async fn stop_cleanly(fleet: &Fleet, name: &str) {
     assert_eq!(duplicates(fleet, name, &BTreeMap::new()).await, Vec::<String>::new());
 }
 
-/// The failovers each daemon counted, from its `/metrics` (the apiserver's and the workers').
-async fn failovers(fleet: &Fleet) -> BTreeMap<String, u64> {
+/// A counter summed over its samples, per daemon, from each one's `/metrics` (the apiserver's,
+/// the controller's, the scheduler's and the workers'): e.g. `_etcd_failovers_total{` (per
+/// endpoint) or `_leases_lost_total`.
+async fn counters(fleet: &Fleet, metric: &str) -> BTreeMap<String, u64> {
     let mut targets = vec![("apiserver".to_string(), fleet.stack.apiserver.clone())];
     targets.extend(fleet.stack.probes.iter().cloned());
     let mut counted = BTreeMap::new();
     for (daemon, url) in targets {
         let Ok(response) = reqwest::get(format!("{url}/metrics")).await else { continue };
         let text = response.text().await.unwrap_or_default();
-        let total = text
+        let samples: Vec<u64> = text
             .lines()
-            .filter(|l| l.contains("_etcd_failovers_total{"))
+            .filter(|l| !l.starts_with('#') && l.contains(metric))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum();
-        counted.insert(daemon, total);
+            .collect();
+        if !samples.is_empty() {
+            counted.insert(daemon, samples.iter().sum());
+        }
     }
     counted
+}
+
+async fn failovers(fleet: &Fleet) -> BTreeMap<String, u64> {
+    counters(fleet, "_etcd_failovers_total{").await
+}
+
+/// Leases the workers lost (and fenced themselves for), in all.
+async fn leases_lost(fleet: &Fleet) -> u64 {
+    counters(fleet, "chaos_worker_leases_lost_total").await.values().sum()
 }
 
 async fn start(state: &tempfile::TempDir, given: Option<usize>) -> Fleet {
@@ -192,8 +208,11 @@ async fn a_megatest_goes_on_through_the_loss_of_the_leader_a_follower_and_a_paus
     let leader = fleet.stack.etcd_leader().await.expect("a leader");
     let follower = fleet.stack.etcd_members.iter().map(|(n, _)| n.clone()).find(|n| *n != leader).unwrap();
     let fault = Fault::before(&fleet, "quorum", "follower killed", &polls).await;
+    let lost_before = fault.leases_lost;
     fleet.stack.kill(&follower).await.unwrap();
     fault.survived(&fleet, "quorum", &polls, &writes).await;
+    // Losing a follower costs no worker its lease (the default 2 s TTL).
+    assert_eq!(leases_lost(&fleet).await, lost_before, "a worker lost its lease when a follower died");
     fleet.stack.restart(&follower).unwrap();
 
     let leader = fleet.stack.etcd_leader().await.expect("a leader");
@@ -210,7 +229,11 @@ async fn a_megatest_goes_on_through_the_loss_of_the_leader_a_follower_and_a_paus
     let failures = polls.lock().unwrap().failures.clone();
     assert!(failures.is_empty(), "{} of {polled} polls failed: {failures:?}", failures.len());
     stop_cleanly(&fleet, "quorum").await;
-    eprintln!("polls: {polled}, none failed; failovers by daemon: {:?}", failovers(&fleet).await);
+    eprintln!(
+        "polls: {polled}, none failed; failovers by daemon: {:?}; worker leases lost: {}",
+        failovers(&fleet).await,
+        leases_lost(&fleet).await
+    );
     stop.cancel();
     fleet.stack.stop().await;
 }
@@ -243,7 +266,8 @@ async fn daemons_given_one_member_learn_the_others_and_survive_its_loss() {
     // The workers say which member they lost.
     eventually(LIMIT, "the workers to report 2/3", || async {
         let workers = fleet.client.workers().await.ok()?.items;
-        workers.iter().all(|w| w.usage.etcd_reachable == 2 && w.usage.etcd_unreachable.len() == 1).then_some(())
+        let each_lost_one = workers.iter().all(|w| w.usage.etcd_reachable == 2 && w.usage.etcd_unreachable.len() == 1);
+        (workers.len() == 3 && each_lost_one).then_some(())
     })
     .await;
     let ready = reqwest::get(format!("{}/readyz", fleet.stack.apiserver)).await.unwrap().text().await.unwrap();

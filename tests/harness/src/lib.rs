@@ -236,7 +236,10 @@ impl EtcdCluster {
 
     /// The member that leads now (asked of the running members, over etcd's JSON gateway).
     pub fn leader(&self) -> Option<usize> {
-        self.members.iter().position(|m| m.is_running() && m.status_field("leader") == m.status_field("member_id"))
+        self.members.iter().position(|m| {
+            let (leader, id) = (m.status_field("leader"), m.status_field("member_id"));
+            m.is_running() && leader.is_some() && leader == id
+        })
     }
 }
 

@@ -122,12 +122,13 @@ impl Metrics {
             "# HELP chaos_worker_plugin_limited_total Items plugins sent past their limits (dropped; kube: delayed).\n\
              # TYPE chaos_worker_plugin_limited_total counter"
         );
-        if let Some(store) = self.etcd.get() {
-            out.push_str(&chaos_def::store::endpoints::metrics("worker", &store.endpoint_health()));
-        }
         for ((plugin, channel), n) in self.plugin_limited_counts() {
             let plugin = plugin.replace('\\', "\\\\").replace('"', "\\\"");
             let _ = writeln!(out, "chaos_worker_plugin_limited_total{{plugin=\"{plugin}\",channel=\"{channel}\"}} {n}");
+        }
+        // After the family above: a family's samples follow its own HELP and TYPE lines.
+        if let Some(store) = self.etcd.get() {
+            out.push_str(&chaos_def::store::endpoints::metrics("worker", &store.endpoint_health()));
         }
         out
     }

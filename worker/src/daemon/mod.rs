@@ -12,7 +12,9 @@
 //! paused past the TTL) every assignment bound to it is gone and other workers may already run
 //! its instances, so the worker fences itself: it drops every plugin at once, without their
 //! cleanup (the next run adopts what they made), drops their pending status writes (they would
-//! be refused anyway) and registers again under a new lease. Even before it notices, a plugin
+//! be refused anyway), revokes the lost lease (etcd may still hold it: a new etcd leader extends
+//! every lease) so that its assignments go at once rather than outlive the fencing, and
+//! registers again under a new lease. Even before it notices, a plugin
 //! can make no cluster call once the lease is not surely alive ([`crate::runtime::RunFence`]).
 //! On shutdown it stops accepting, cancels the plugins, waits for their cleanup (bounded by
 //! `stop_grace`), and revokes the lease, which removes the registration and the assignments at
@@ -127,6 +129,7 @@ impl Daemon {
             }
             self.metrics.leases_lost.inc();
             tracing::warn!(lease = format!("{:x}", lease.id()), "lease lost: fenced; registering again");
+            registration::revoke_lost(&self.store, lease, &shutdown).await;
         }
         background.cancel();
         tracker.close();

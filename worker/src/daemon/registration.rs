@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chaos_def::records::{WorkerRecord, WorkerUsage};
 use chaos_def::retry::{Backoff, retry};
-use chaos_def::store::{Lease, Store};
+use chaos_def::store::{Lease, Store, StoreError};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -103,10 +103,12 @@ pub async fn refresh_usage(
         }
         let running = u32::try_from(metrics.running.get()).unwrap_or(u32::MAX);
         let mut usage = sampler.sample(running);
-        let etcd = store.endpoint_health();
-        usage.etcd_known = etcd.len() as u32;
-        usage.etcd_reachable = etcd.values().filter(|s| s.healthy).count() as u32;
-        usage.etcd_unreachable = etcd.iter().filter(|(_, s)| !s.healthy).map(|(e, _)| e.clone()).collect();
+        // The members, not a fallback address (a Service in front of them) given at start.
+        let etcd = store.endpoint_health().into_iter().filter(|(_, s)| !s.fallback);
+        let (reachable, unreachable): (Vec<_>, Vec<_>) = etcd.partition(|(_, s)| s.healthy);
+        usage.etcd_known = (reachable.len() + unreachable.len()) as u32;
+        usage.etcd_reachable = reachable.len() as u32;
+        usage.etcd_unreachable = unreachable.into_iter().map(|(e, _)| e).collect();
         let rec = record(&config, started_at, usage);
         if let Err(error) = store.put_with_lease(&store.keys().worker(&config.name), &rec, lease_id).await {
             tracing::debug!(%error, "cannot refresh the registration");
@@ -144,6 +146,22 @@ pub async fn register_until(
 }
 
 /// Ends the lease at shutdown, which removes the registration and every assignment at once.
+/// Revokes a lease this worker has counted as lost, until etcd says it is gone (or
+/// `shutdown`). etcd may well still hold it: a new etcd leader extends every lease, and an
+/// etcd that was away keeps them. Its assignments would then outlive the fencing: this worker,
+/// registered again, would see them and run them once more, while the scheduler, once they
+/// expire, places the same instances elsewhere. Revoked, they go at once and are placed again
+/// from a clean slate.
+pub async fn revoke_lost(store: &Store, lease: Lease, shutdown: &CancellationToken) {
+    let id = lease.id();
+    drop(lease); // stops its keep-alive
+    let backoff = Backoff { max: Duration::from_secs(1), attempts: u32::MAX, ..Backoff::default() };
+    match retry(backoff, shutdown, StoreError::is_transient, || store.revoke_lease(id)).await {
+        Ok(()) => tracing::info!(lease = format!("{id:x}"), "the lost lease is revoked"),
+        Err(error) => tracing::warn!(lease = format!("{id:x}"), %error, "cannot revoke the lost lease"),
+    }
+}
+
 pub async fn revoke(store: &Store, lease: Lease) {
     match tokio::time::timeout(store.call_timeout(), lease.revoke()).await {
         Ok(Ok(())) => tracing::info!("lease revoked"),
