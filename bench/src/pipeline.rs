@@ -31,6 +31,9 @@ pub struct Args {
     /// How long to measure the steady state once everything runs.
     #[arg(long, default_value_t = 15)]
     steady_seconds: u64,
+    /// etcd members (3 as deployed: every daemon given all three, probing them).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=7))]
+    etcd_members: u32,
     /// Print JSON only (the figures), no progress.
     #[arg(long)]
     json: bool,
@@ -41,7 +44,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // Room for every instance, and some.
     let slots = args.instances.div_ceil(args.workers.max(1)) + 16;
     say(&format!("starting a stack with {} workers of {slots} slots ...", args.workers));
-    let mut fleet = Fleet::start(args.workers, slots, 2).await?;
+    let mut fleet = Fleet::start_on(args.workers, slots, 2, args.etcd_members).await?;
 
     say("measuring raw etcd puts ...");
     let key = "/bench/raw-put";
@@ -83,6 +86,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let report = json!({
         "instances": args.instances,
         "workers": args.workers,
+        "etcd_members": args.etcd_members,
         "seconds": round(seconds, 3),
         "instances_per_sec": round(instances_per_sec, 1),
         "etcd_put_per_sec": round(etcd_put_per_sec, 1),

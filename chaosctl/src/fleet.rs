@@ -28,6 +28,11 @@ pub struct Fleet {
 impl Fleet {
     /// Starts a stack with `workers` workers of `slots` slots in a temporary directory.
     pub async fn start(workers: u32, slots: u32, lease_ttl: u64) -> anyhow::Result<Fleet> {
+        Self::start_on(workers, slots, lease_ttl, 1).await
+    }
+
+    /// The same on an etcd of `etcd_members` members, every daemon given all of them.
+    pub async fn start_on(workers: u32, slots: u32, lease_ttl: u64, etcd_members: u32) -> anyhow::Result<Fleet> {
         let state = tempfile::Builder::new().prefix("chaos-fleet-").tempdir()?;
         // No applications: the fleet's tests measure the orchestrator, not kubesim's workloads.
         let options = StackOptions {
@@ -35,6 +40,7 @@ impl Fleet {
             slots,
             worker_lease_ttl: lease_ttl,
             apps: Vec::new(),
+            etcd_members,
             ..StackOptions::new(state.path())
         };
         Self::start_with(options, state).await

@@ -226,6 +226,11 @@ pub struct TaskInstance {
     /// The scenario's limits for this plugin entry (the worker's own apply where none is given).
     #[serde(default, skip_serializing_if = "PluginLimits::is_empty")]
     pub limits: PluginLimits,
+    /// This attempt runs only to undo what an earlier run left: that run failed (or was lost
+    /// with its worker) before its own cleanup, and the instance is to stop. Its plugin is
+    /// started already stopped, so it adopts what it finds by its labels and tears it down.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cleanup: bool,
 }
 
 impl TaskInstance {
@@ -248,6 +253,7 @@ impl TaskInstance {
             stop_reason: None,
             failure: None,
             limits: PluginLimits::default(),
+            cleanup: false,
         }
     }
 }

@@ -9,6 +9,7 @@
 //! | Run     | none, Pending … Stopping              | yes            |
 //! | Run     | Succeeded, Failed                     | no: it is done |
 //! | Stop    | Scheduled, Running, Stopping          | yes: a run started and never finished (its worker died); that run's cleanup still has to happen somewhere |
+//! | Stop, a cleanup attempt | none, Pending … Stopping | yes: an earlier run failed before its cleanup; this one runs (started stopped) to do it |
 //! | Stop    | none, Pending, Succeeded, Failed      | no             |
 //!
 //! A placed instance gets an assignment on its worker's lease, numbered one past the placement
@@ -91,6 +92,8 @@ pub fn needs_worker(instance: &TaskInstance, phase: Option<InstancePhase>) -> bo
     match (instance.desired, phase) {
         (DesiredState::Run, Some(phase)) => !phase.is_finished(),
         (DesiredState::Run, None) => true,
+        // A cleanup attempt runs to undo what an earlier, failed run left.
+        (DesiredState::Stop, phase) if instance.cleanup => !phase.is_some_and(InstancePhase::is_finished),
         (DesiredState::Stop, Some(phase)) => {
             matches!(phase, InstancePhase::Scheduled | InstancePhase::Running | InstancePhase::Stopping)
         }

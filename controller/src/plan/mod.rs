@@ -292,12 +292,13 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Finished for good: succeeded, failed with no runs left, or stopped before it ever ran.
+    /// Finished for good: succeeded, failed with no runs left, or stopped before it ever ran
+    /// (a cleanup attempt has not run yet: it is there to run).
     fn settled(&self, instance: &TaskInstance) -> bool {
         match self.phase(instance) {
             InstancePhase::Succeeded => true,
             InstancePhase::Failed => instance.attempt >= self.runs_allowed(instance),
-            InstancePhase::Pending => instance.desired == DesiredState::Stop,
+            InstancePhase::Pending => instance.desired == DesiredState::Stop && !instance.cleanup,
             _ => false,
         }
     }
@@ -319,6 +320,8 @@ impl<'a> Planner<'a> {
         if self.input.now >= due {
             let mut next = value.clone();
             next.attempt += 1;
+            // A failed run of an instance that is to stop left its cleanup undone.
+            next.cleanup = value.desired == DesiredState::Stop;
             self.rest.push(Action::Update { instance: next, mod_revision: instance.mod_revision });
         } else {
             self.wake(due);
@@ -346,6 +349,7 @@ impl<'a> Planner<'a> {
         }
         if self.phase(value) == InstancePhase::Failed {
             next.attempt += 1;
+            next.cleanup = true;
         }
         self.rest.push(Action::Update { instance: next, mod_revision: instance.mod_revision });
     }
@@ -496,6 +500,7 @@ impl<'a> Planner<'a> {
             stop_reason: None,
             failure: None,
             limits: limits.clone(),
+            cleanup: false,
         }
     }
 

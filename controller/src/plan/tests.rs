@@ -318,6 +318,11 @@ fn a_failed_instance_is_retried_with_backoff_then_fails_its_volume() {
     let main = &world.instances[&main_id].value;
     assert_eq!((main.desired, main.attempt), (DesiredState::Stop, 4));
     assert!(main.failure.as_deref().unwrap().contains("RV quorum never reached"), "{main:?}");
+    assert!(main.cleanup, "the last run failed before its cleanup: this attempt is the cleanup");
+    // Until that run has happened the volume stays: it still holds what the failed runs left.
+    world.step();
+    world.step();
+    assert!(world.instances.contains_key(&main_id), "the volume went before its cleanup ran");
     world.report(&main_id, InstancePhase::Succeeded, false, None);
     let plan = world.step();
     assert_eq!((plan.status.volumes.failed, plan.status.volumes.done), (1, 0));

@@ -337,7 +337,9 @@ fn record(health: &Health, change: &Change) {
         }
     }
     drop(endpoints);
-    health.removals.send_modify(|n| *n += 1);
+    if matches!(change, Change::Remove(_)) {
+        health.removals.send_modify(|n| *n += 1);
+    }
 }
 
 /// Reads the member list and updates what is known from it (see the module doc). A list from

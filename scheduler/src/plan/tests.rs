@@ -661,6 +661,12 @@ fn nothing_needs_a_worker_that_is_done_or_never_ran_and_should_stop() {
     for phase in [None, Some(Pending), Some(Succeeded), Some(Failed)] {
         assert!(!needs_worker(&stop, phase), "{phase:?}");
     }
+    // A cleanup attempt (an earlier run failed before its cleanup) runs until it has finished.
+    let cleanup = TaskInstance { attempt: 2, cleanup: true, ..stop.clone() };
+    for phase in [None, Some(Pending), Some(Scheduled), Some(Running), Some(Stopping)] {
+        assert!(needs_worker(&cleanup, phase), "{phase:?}");
+    }
+    assert!(!needs_worker(&cleanup, Some(Succeeded)) && !needs_worker(&cleanup, Some(Failed)));
 }
 
 /// One thing that happens in the world; indexes wrap around what exists.

@@ -7,6 +7,7 @@
 //!  Running ──(assignment gone | instance gone | desired Stop | attempt moved on)──Stop──▶ Stopping
 //!  Stopping ──(plugin returned)──▶ final status + assignment deleted (fenced) ──▶ gone
 //!  (assigned, but the instance is gone / Stop / on a later attempt, never started) ──Finish──▶ gone
+//!  (assigned, a cleanup attempt: Stop, never started, slot free) ──Start, stopped at once──▶ Stopping
 //!  Running ──(worker draining)──Drain──▶ Stopping ──▶ final status Pending + assignment deleted
 //!  (assigned, never started, worker draining) ──Finish(Pending)──▶ gone (placed elsewhere)
 //! ```
@@ -78,7 +79,9 @@ pub fn decide(
             Some(i) if i.attempt > a.attempt => {
                 Decision::Finish(InstancePhase::Failed, format!("attempt {} superseded before it started", a.attempt))
             }
-            Some(i) if i.desired == DesiredState::Stop => {
+            // A cleanup attempt starts (already stopped: see `Session::start`); any other
+            // instance asked to stop before it started has nothing to undo.
+            Some(i) if i.desired == DesiredState::Stop && !i.cleanup => {
                 Decision::Finish(InstancePhase::Succeeded, "stopped before it started".into())
             }
             Some(_) if worker.draining => Decision::Finish(InstancePhase::Pending, DRAINED.into()),
@@ -157,6 +160,16 @@ mod tests {
         assert!(matches!(decide(Some(&a), Some(&instance(2, DesiredState::Run)), run, FREE), Decision::Stop(_)));
         // Already stopping: nothing more to do.
         assert_eq!(decide(None, None, Some(RunState::Stopping), FREE), Decision::Ignore);
+    }
+
+    #[test]
+    fn a_cleanup_attempt_starts_though_it_is_to_stop() {
+        let a = assignment(2);
+        let cleanup = TaskInstance { cleanup: true, ..instance(2, DesiredState::Stop) };
+        assert_eq!(decide(Some(&a), Some(&cleanup), None, FREE), Decision::Start);
+        assert_eq!(decide(Some(&a), Some(&cleanup), None, FULL), Decision::Ignore);
+        // Started stopped: the session stops it at once, and nothing more is decided for it.
+        assert_eq!(decide(Some(&a), Some(&cleanup), Some(RunState::Stopping), FREE), Decision::Ignore);
     }
 
     #[test]

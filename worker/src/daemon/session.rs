@@ -237,11 +237,20 @@ impl Session {
         // Finishing an assignment whose instance is gone needs only its id and scenario.
         let instance = instance.map_or_else(|| placeholder_instance(&assignment.value), |i| i.value.clone());
         let assignment = assignment.clone();
-        let state = if finish_now.is_some() { RunState::Stopping } else { RunState::Running };
+        // A cleanup attempt is started stopped: its plugin adopts what an earlier run left and
+        // tears it down.
+        let cleanup = finish_now.is_none() && instance.desired == chaos_def::records::DesiredState::Stop;
+        let state = if finish_now.is_some() || cleanup { RunState::Stopping } else { RunState::Running };
         let entry =
             RunEntry { state, scenario: assignment.value.scenario.clone(), fence_revision: assignment.mod_revision };
         self.runs.insert(id.to_string(), entry);
+        let reason = instance.stop_reason.clone();
         actions.push(Action::Start(NewRun { id: id.to_string(), assignment, instance, finish_now }));
+        if cleanup {
+            let reason = format!("a cleanup run ({})", reason.as_deref().unwrap_or("stop requested"));
+            tracing::info!(instance = id, %reason, "starting stopped");
+            actions.push(Action::Stop { id: id.to_string(), reason });
+        }
     }
 }
 

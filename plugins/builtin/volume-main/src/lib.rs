@@ -2,7 +2,8 @@
 //! (0, 1 or 2 random storage nodes), waits by watch until it is IOReady and in Quorum, reports
 //! `{"ready": true}` (the controller then starts the volume's other plugins), and lives until
 //! stopped. On stop it detaches every attachment of the volume, deletes the RV and waits until it
-//! is gone. A restarted instance (or one finding its own RV) adopts what exists instead of
+//! is gone — also when the stop comes in the middle of the setup (a call then answers
+//! Cancelled): whatever was made or adopted by then is torn down. A restarted instance (or one finding its own RV) adopts what exists instead of
 //! failing on it.
 //!
 //! Config: `{"name", "storageClass", "size", "initialAttachments": 0|1|2}`.
@@ -34,39 +35,24 @@ impl sdk::Guest for VolumeMain {
     fn run(config: String) -> Result<String, Error> {
         let cfg = config::volume_main(&config).map_err(mt::config_error)?;
         let info = sdk::info();
-        let adopted = create_volume(&cfg, info.attempt)?;
-
-        // The nodes are drawn on every attempt (the same seed draws the same ones); only those
-        // missing are created, never more than asked for in all.
-        let nodes = mt::storage_nodes()?;
-        let wanted = initial_nodes(&nodes, cfg.initial_attachments as usize, &mut HostRandom);
-        let existing = mt::attached_nodes(&cfg.name)?;
-        let to_create = attachments_to_create(&existing, &wanted, cfg.initial_attachments as usize);
-        log::info(
-            "initial attachments",
-            &[
-                ("rv", &cfg.name),
-                ("wanted", &wanted.join(",")),
-                ("existing", &existing.join(",")),
-                ("creating", &to_create.join(",")),
-            ],
-        );
-
-        let outcome = bring_up(&cfg, &to_create);
-        match outcome {
-            Ok(()) => {
-                let mut state = serde_json::Map::new();
-                state.insert(mt::STATE_READY.into(), Value::Bool(true));
-                state.insert("volume".into(), Value::String(cfg.name.clone()));
-                sdk::report(&[("attachments", mt::attached_nodes(&cfg.name)?.len() as i64)], &Value::Object(state));
-                log::info("volume ready", &[("rv", &cfg.name)]);
+        // A stop may come at any step of the setup (a call in flight then answers Cancelled):
+        // whatever the setup made, or adopted, is torn down all the same.
+        // Started stopped (a cleanup run, after an earlier run failed before its own): nothing
+        // to set up, only what an earlier run left to tear down.
+        let set_up = if sdk::cancelled() { Err(Error::Cancelled) } else { set_up(&cfg, info.attempt) };
+        let (adopted, wanted) = match set_up {
+            Ok(up) => {
                 // Lives until stopped: the controller ends it when its lifetime is over.
                 while sdk::sleep(Duration::from_secs(3600)) {}
+                up
             }
-            Err(Error::Cancelled) => log::info("stopped before the volume was ready", &[("rv", &cfg.name)]),
+            Err(Error::Cancelled) => {
+                log::info("stopped before the volume was ready", &[("rv", &cfg.name)]);
+                (false, Vec::new())
+            }
             // Left as is: a restart adopts it, a stop deletes it.
             Err(e) => return Err(e),
-        }
+        };
 
         let detached = teardown(&cfg.name)?;
         sdk::summary(&json!({
@@ -77,6 +63,34 @@ impl sdk::Guest for VolumeMain {
             "deleted": true,
         }))
     }
+}
+
+/// Creates (or adopts) the volume and its initial attachments and waits until it is ready;
+/// answers whether it was adopted and the nodes drawn for the attachments.
+fn set_up(cfg: &VolumeMainConfig, attempt: u32) -> Result<(bool, Vec<String>), Error> {
+    let adopted = create_volume(cfg, attempt)?;
+    // The nodes are drawn on every attempt (the same seed draws the same ones); only those
+    // missing are created, never more than asked for in all.
+    let nodes = mt::storage_nodes()?;
+    let wanted = initial_nodes(&nodes, cfg.initial_attachments as usize, &mut HostRandom);
+    let existing = mt::attached_nodes(&cfg.name)?;
+    let to_create = attachments_to_create(&existing, &wanted, cfg.initial_attachments as usize);
+    log::info(
+        "initial attachments",
+        &[
+            ("rv", &cfg.name),
+            ("wanted", &wanted.join(",")),
+            ("existing", &existing.join(",")),
+            ("creating", &to_create.join(",")),
+        ],
+    );
+    bring_up(cfg, &to_create)?;
+    let mut state = serde_json::Map::new();
+    state.insert(mt::STATE_READY.into(), Value::Bool(true));
+    state.insert("volume".into(), Value::String(cfg.name.clone()));
+    sdk::report(&[("attachments", mt::attached_nodes(&cfg.name)?.len() as i64)], &Value::Object(state));
+    log::info("volume ready", &[("rv", &cfg.name)]);
+    Ok((adopted, wanted))
 }
 
 /// The action "create-volume"; true when the RV existed already and was adopted.

@@ -92,6 +92,23 @@ fn an_assigned_instance_starts_once_and_stops_when_asked() {
 }
 
 #[test]
+fn a_cleanup_attempt_is_started_and_stopped_in_one_turn() {
+    let mut session = session(10);
+    let cleanup = TaskInstance { cleanup: true, ..instance("c", DesiredState::Stop) };
+    let item = versioned(cleanup, 2);
+    assert!(session.apply(Change::Instance(WatchEvent::Put { key: keys().instance("s", "c"), item })).is_empty());
+    let actions = session.apply(assign("c", 3));
+    assert_eq!(started(&actions), vec![("c", None)], "run, not finished at once: {actions:?}");
+    assert!(matches!(&actions[1..], [Action::Stop { id, .. }] if id == "c"), "{actions:?}");
+    // Stopping already: no second stop, and it counts as running until it ends.
+    assert!(session.apply(assign("c", 3)).is_empty());
+    assert_eq!(session.running(), 1);
+    // Any other instance asked to stop before it started is only finished.
+    assert!(session.apply(put_instance("d", DesiredState::Stop, 4)).is_empty());
+    assert_eq!(started(&session.apply(assign("d", 5))), vec![("d", Some(InstancePhase::Succeeded))]);
+}
+
+#[test]
 fn an_assignment_before_its_instance_is_read_once_then_run() {
     let mut session = session(10);
     let actions = session.apply(assign("a", 3));
