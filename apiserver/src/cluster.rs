@@ -157,11 +157,12 @@ async fn change_cordon(state: &AppState, name: String, change: CordonChange) -> 
     let result = match change {
         CordonChange::Cordon | CordonChange::Drain => {
             let drain = change == CordonChange::Drain;
-            store.replace(&key, &Cordon { cordoned_at: Some(jiff::Timestamp::now()), drain }).await?;
+            let cordon = Cordon { cordoned_at: Some(jiff::Timestamp::now()), drain };
+            store.replace(&key, &cordon).await.map_err(crate::error::switch_error)?;
             if drain { ActionResult::Draining } else { ActionResult::Cordoned }
         }
         CordonChange::Uncordon => {
-            store.remove(&key).await?;
+            store.remove(&key).await.map_err(crate::error::switch_error)?;
             ActionResult::Uncordoned
         }
     };

@@ -39,6 +39,14 @@ fn too_large_message(size: Option<u64>, limit: usize) -> String {
     format!("the plugin is {size}; this apiserver stores plugins up to {limit} bytes (--plugin-max-bytes)")
 }
 
+/// The error of a switch set or cleared (cordon, stop-all) that others kept changing meanwhile.
+pub fn switch_error(error: StoreError) -> ApiError {
+    match error {
+        StoreError::Conflict { key } => ApiError::Conflict { message: format!("{key} kept changing; try again") },
+        error => error.into(),
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         if error.is_transient() { ApiError::Unavailable(error) } else { ApiError::Internal(error.to_string()) }

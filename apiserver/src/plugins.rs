@@ -134,13 +134,15 @@ pub async fn push(
             tracing::info!(plugin = %name, %version, %digest, size = meta.size, "plugin pushed");
             Ok((StatusCode::CREATED, Json(PushResponse { result: PushResult::Created, plugin: meta })))
         }
-        // Another push of this version won the race.
-        Err(StoreError::AlreadyExists { .. }) => match store.get::<PluginMeta>(&key).await? {
-            Some(existing) => same_or_conflict(existing.value, &digest),
-            None => {
-                Err(ApiError::Conflict { message: format!("{name}@{version} changed while it was pushed; try again") })
+        // Another push of this version won the race, or ours landed and its answer was lost.
+        Err(StoreError::AlreadyExists { .. } | StoreError::OutcomeUnknown { .. }) => {
+            match store.get::<PluginMeta>(&key).await? {
+                Some(existing) => same_or_conflict(existing.value, &digest),
+                None => Err(ApiError::Conflict {
+                    message: format!("{name}@{version} changed while it was pushed; try again"),
+                }),
             }
-        },
+        }
         Err(error) => Err(error.into()),
     }
 }

@@ -111,11 +111,14 @@ pub async fn apply(
                 let code = if result == ApplyResult::Created { StatusCode::CREATED } else { StatusCode::OK };
                 return Ok((code, Json(ApplyResponse { result, scenario: ScenarioView { stored, status } })));
             }
-            // Someone else wrote in between: read again and redo the decision.
-            Err(StoreError::AlreadyExists { .. } | StoreError::Conflict { .. }) if cas_backoff(&mut attempt).await => {
+            // Someone else wrote in between, or our own write's answer was lost (it may have
+            // landed): read again and redo the decision.
+            Err(StoreError::AlreadyExists { .. } | StoreError::Conflict { .. } | StoreError::OutcomeUnknown { .. })
+                if cas_backoff(&mut attempt).await =>
+            {
                 continue;
             }
-            Err(StoreError::AlreadyExists { .. } | StoreError::Conflict { .. }) => {
+            Err(StoreError::AlreadyExists { .. } | StoreError::Conflict { .. } | StoreError::OutcomeUnknown { .. }) => {
                 return Err(ApiError::Conflict {
                     message: format!(
                         "scenario {:?} kept changing while it was applied; try again",
@@ -310,8 +313,10 @@ async fn request_stop(state: &AppState, name: &str, reason: &str) -> Result<bool
                 tracing::info!(scenario = %name, %reason, "stop requested");
                 return Ok(true);
             }
-            Err(StoreError::Conflict { .. }) if cas_backoff(&mut attempt).await => continue,
-            Err(StoreError::Conflict { .. }) => {
+            Err(StoreError::Conflict { .. } | StoreError::OutcomeUnknown { .. }) if cas_backoff(&mut attempt).await => {
+                continue;
+            }
+            Err(StoreError::Conflict { .. } | StoreError::OutcomeUnknown { .. }) => {
                 return Err(ApiError::Conflict { message: format!("scenario {name:?} kept changing; try again") });
             }
             Err(error) => return Err(error.into()),
@@ -403,7 +408,7 @@ pub async fn stop_all(
     // The switch first: from here on applies are refused and the controller stops everything,
     // even a scenario this call does not get to below.
     let switch = GlobalStop { reason: reason.clone(), requested_at: Timestamp::now() };
-    store.replace(&store.keys().stop_all(), &switch).await?;
+    store.replace(&store.keys().stop_all(), &switch).await.map_err(crate::error::switch_error)?;
     let mut stopped = Vec::new();
     let scenarios = store.list::<StoredScenario>(&store.keys().scenarios_prefix()).await?;
     for (_, scenario) in scenarios.items {
@@ -420,7 +425,7 @@ pub async fn stop_all(
 #[utoipa::path(post, path = "/v1/resume", tag = "scenarios", responses((status = 200, body = GlobalStopResponse)))]
 pub async fn resume(State(state): State<AppState>) -> Result<Json<GlobalStopResponse>, ApiError> {
     let store = &state.store;
-    store.remove(&store.keys().stop_all()).await?;
+    store.remove(&store.keys().stop_all()).await.map_err(crate::error::switch_error)?;
     tracing::info!("global stop lifted");
     Ok(Json(GlobalStopResponse { result: GlobalStopResult::Resumed, stopped: Vec::new() }))
 }

@@ -226,9 +226,10 @@ pub struct TaskInstance {
     /// The scenario's limits for this plugin entry (the worker's own apply where none is given).
     #[serde(default, skip_serializing_if = "PluginLimits::is_empty")]
     pub limits: PluginLimits,
-    /// This attempt runs only to undo what an earlier run left: that run failed (or was lost
-    /// with its worker) before its own cleanup, and the instance is to stop. Its plugin is
-    /// started already stopped, so it adopts what it finds by its labels and tears it down.
+    /// This attempt runs only to undo what an earlier run left: that run failed before its own
+    /// cleanup, and the instance is to stop. Its plugin is started already stopped, so it finds
+    /// what the earlier run made (by name and its instance label) and tears it down. (A stopped
+    /// instance placed again after its worker died is started stopped too, flag or not.)
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cleanup: bool,
 }

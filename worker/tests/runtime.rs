@@ -21,6 +21,23 @@ async fn a_plugin_runs_to_its_summary() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_started_already_stopped_sees_the_stop_from_its_first_call() {
+    let rt = runtime();
+    let plugin = load(&rt, "hostile").await;
+    let sink = MemorySink::new();
+    let config = json!({"mode": "stopped-at-start"});
+    let stopped = tokio_util::sync::CancellationToken::new();
+    stopped.cancel();
+    let services = chaos_worker::runtime::Services::new(sink.clone(), None);
+    let outcome =
+        finish(plugin.start(spec("cleanup", config.clone()), services, stopped), Duration::from_secs(30)).await;
+    // A cleanup run: it must undo, not set up, so it knows before its first wait.
+    assert_eq!(outcome, Outcome::Succeeded(json!({"cancelled": true})));
+    let running = finish(start(&plugin, "running", config, &sink, None), Duration::from_secs(30)).await;
+    assert_eq!(running, Outcome::Succeeded(json!({"cancelled": false})));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_is_compiled_once_per_digest_and_kept_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     let config =

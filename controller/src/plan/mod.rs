@@ -347,9 +347,14 @@ impl<'a> Planner<'a> {
         if let Some(failure) = failure {
             next.failure.get_or_insert_with(|| failure.to_string());
         }
-        if self.phase(value) == InstancePhase::Failed {
-            next.attempt += 1;
-            next.cleanup = true;
+        match self.phase(value) {
+            InstancePhase::Failed => {
+                next.attempt += 1;
+                next.cleanup = true;
+            }
+            // A retry that has not run yet: the failed attempt before it left its cleanup undone.
+            InstancePhase::Pending if value.attempt > 1 => next.cleanup = true,
+            _ => {}
         }
         self.rest.push(Action::Update { instance: next, mod_revision: instance.mod_revision });
     }

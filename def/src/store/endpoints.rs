@@ -7,7 +7,8 @@
 //!     status() on each known endpoint, alone, within PROBE_DEADLINE; it answers when it
 //!     replies with a leader known, no alarm, and not as a learner
 //!     plan(endpoints) ─▶ changes to the balancer:
-//!         in use,     no answer ─▶ Remove   (unless no endpoint in use would be left answering)
+//!         in use,     no answer REMOVE_AFTER times in a row ─▶ Remove   (unless no endpoint in
+//!                     use would be left answering)
 //!         not in use, answered  ─▶ Add
 //!         a fallback, in use, while a member answers ─▶ Remove
 //! every SYNC_EVERY: the member list, from the balancer (as the Go client's auto-sync does):
@@ -38,6 +39,9 @@ pub const PROBE_DEADLINE: Duration = Duration::from_millis(400);
 pub const MIN_GAP: Duration = Duration::from_millis(100);
 /// How often the member list is read to learn endpoints.
 pub const SYNC_EVERY: Duration = Duration::from_secs(5);
+/// Probes an endpoint in use must fail in a row to be taken out: one slow answer (a member
+/// loaded at the deadline) does not make every call, watch and keep-alive of the process move.
+pub const REMOVE_AFTER: u32 = 2;
 /// The most endpoints followed: etcd clusters have 3, 5 or 7 members, so a member list past
 /// this is not one to trust with a probe per endpoint every `PROBE_EVERY`.
 pub const MAX_ENDPOINTS: usize = 16;
@@ -53,6 +57,8 @@ pub struct EndpointState {
     pub failovers: u64,
     /// Why the last probe failed (`None` before the first probe).
     pub error: Option<String>,
+    /// Probes failed in a row.
+    pub misses: u32,
     /// Given at start (`--etcd`), not learned from the member list.
     pub given: bool,
     /// A given address that is no member's client URL (a load-balanced Service, a proxy):
@@ -119,6 +125,13 @@ pub struct Seen {
     pub in_use: bool,
     pub answered: bool,
     pub fallback: bool,
+}
+
+/// What [`plan`] takes of an endpoint's state: one in use answers until it missed
+/// [`REMOVE_AFTER`] probes in a row; one out of use answers once it answered.
+pub fn seen(state: &EndpointState) -> Seen {
+    let answered = if state.in_use { state.misses < REMOVE_AFTER } else { state.healthy };
+    Seen { in_use: state.in_use, answered, fallback: state.fallback }
 }
 
 /// The changes one round of probes calls for (see the module doc).
@@ -289,13 +302,10 @@ async fn apply(client: &Client, health: &Health, answers: Vec<(String, Result<()
             if let Some(state) = endpoints.get_mut(endpoint) {
                 state.healthy = answer.is_ok();
                 state.error = answer.as_ref().err().cloned();
+                state.misses = if answer.is_ok() { 0 } else { state.misses.saturating_add(1) };
             }
         }
-        let seen: BTreeMap<String, Seen> = endpoints
-            .iter()
-            .map(|(e, s)| (e.clone(), Seen { in_use: s.in_use, answered: s.healthy, fallback: s.fallback }))
-            .collect();
-        seen
+        endpoints.iter().map(|(e, s)| (e.clone(), seen(s))).collect::<BTreeMap<String, Seen>>()
     };
     let mut an_add_failed = false;
     for change in plan(&seen) {
@@ -390,7 +400,7 @@ mod tests {
     use super::*;
 
     /// Endpoints as (name, in use, answered, fallback).
-    fn seen(rows: &[(&str, bool, bool, bool)]) -> BTreeMap<String, Seen> {
+    fn round_of(rows: &[(&str, bool, bool, bool)]) -> BTreeMap<String, Seen> {
         rows.iter()
             .map(|(e, in_use, answered, fallback)| {
                 (e.to_string(), Seen { in_use: *in_use, answered: *answered, fallback: *fallback })
@@ -400,47 +410,56 @@ mod tests {
 
     #[test]
     fn a_silent_member_leaves_and_comes_back_when_it_answers() {
-        let round = seen(&[("a", true, true, false), ("b", true, false, false), ("c", true, true, false)]);
+        let round = round_of(&[("a", true, true, false), ("b", true, false, false), ("c", true, true, false)]);
         assert_eq!(plan(&round), vec![Change::Remove("b".into())]);
-        let round = seen(&[("a", true, true, false), ("b", false, true, false), ("c", true, true, false)]);
+        let round = round_of(&[("a", true, true, false), ("b", false, true, false), ("c", true, true, false)]);
         assert_eq!(plan(&round), vec![Change::Add("b".into())]);
-        let round = seen(&[("a", true, true, false), ("b", false, false, false), ("c", true, true, false)]);
+        let round = round_of(&[("a", true, true, false), ("b", false, false, false), ("c", true, true, false)]);
         assert!(plan(&round).is_empty());
     }
 
     #[test]
+    fn one_missed_probe_is_not_enough_to_leave() {
+        let state = |in_use, healthy, misses| EndpointState { in_use, healthy, misses, ..EndpointState::default() };
+        assert!(seen(&state(true, false, 1)).answered, "one slow answer");
+        assert!(!seen(&state(true, false, REMOVE_AFTER)).answered);
+        assert!(seen(&state(false, true, 0)).answered, "back at its first answer");
+        assert!(!seen(&state(false, false, 0)).answered);
+    }
+
+    #[test]
     fn the_balancer_is_never_emptied() {
-        let round = seen(&[("a", true, false, false), ("b", true, false, false)]);
+        let round = round_of(&[("a", true, false, false), ("b", true, false, false)]);
         assert!(plan(&round).is_empty(), "all away: keep them all");
         // One out of use answers while the ones in use do not: it comes in, they go.
-        let round = seen(&[("a", true, false, false), ("b", false, true, false)]);
+        let round = round_of(&[("a", true, false, false), ("b", false, true, false)]);
         assert_eq!(plan(&round), vec![Change::Add("b".into()), Change::Remove("a".into())]);
     }
 
     #[test]
     fn a_learned_endpoint_joins_once_it_answers() {
-        let round = seen(&[("a", true, true, false), ("new", false, true, false)]);
+        let round = round_of(&[("a", true, true, false), ("new", false, true, false)]);
         assert_eq!(plan(&round), vec![Change::Add("new".into())]);
-        let round = seen(&[("a", true, true, false), ("new", false, false, false)]);
+        let round = round_of(&[("a", true, true, false), ("new", false, false, false)]);
         assert!(plan(&round).is_empty(), "not answering yet");
     }
 
     #[test]
     fn a_fallback_serves_only_while_no_member_answers() {
         // A Service address given at start, the members learned: the members take over.
-        let round = seen(&[("svc", true, true, true), ("m0", false, true, false), ("m1", false, true, false)]);
+        let round = round_of(&[("svc", true, true, true), ("m0", false, true, false), ("m1", false, true, false)]);
         assert_eq!(
             plan(&round),
             vec![Change::Add("m0".into()), Change::Add("m1".into()), Change::Remove("svc".into())]
         );
         // Every member away: the fallback comes back, and the members go once it serves.
-        let round = seen(&[("svc", false, true, true), ("m0", true, false, false), ("m1", true, false, false)]);
+        let round = round_of(&[("svc", false, true, true), ("m0", true, false, false), ("m1", true, false, false)]);
         assert_eq!(
             plan(&round),
             vec![Change::Add("svc".into()), Change::Remove("m0".into()), Change::Remove("m1".into())]
         );
         // Nothing answers: nothing moves.
-        let round = seen(&[("svc", true, false, true), ("m0", false, false, false)]);
+        let round = round_of(&[("svc", true, false, true), ("m0", false, false, false)]);
         assert!(plan(&round).is_empty());
     }
 

@@ -171,14 +171,15 @@ async fn keep_alive(
 }
 
 /// How long a refresh's answer is waited for before the stream is given up for a new one
-/// (which may go to another member): at least this, or a third of the TTL if longer. A member
+/// (which may go to another member): at least this, or a quarter of the TTL if longer (a
+/// retry then still has most of the TTL left). A member
 /// can hold a refresh without being away (a follower forwards it to a leader that just died
 /// and waits out etcd's request timeout, longer than any TTL here), and a stream answers its
 /// refreshes in order, so one held refresh would hold them all.
-const REFRESH_ANSWER: Duration = Duration::from_secs(1);
+const REFRESH_ANSWER: Duration = Duration::from_millis(500);
 
 /// One keep-alive stream: a refresh every `period` until an error, expiry or `stop`. Each step
-/// waits for its answer at most [`REFRESH_ANSWER`] (or `period`, if longer), never past
+/// waits for its answer at most [`REFRESH_ANSWER`] (or a quarter of the TTL, if longer), never past
 /// `alive_until` (after which the lease counts as lost), and not at all once an endpoint is
 /// taken out of use meanwhile (the stream may be on that member, which holds it silently when
 /// paused).
@@ -207,7 +208,10 @@ async fn refresh_stream(
             other => other,
         }
     }
-    let call = (store, id, REFRESH_ANSWER.max(period));
+    let call = (store, id, REFRESH_ANSWER.max(period * 3 / 4));
+    // A member taken out of use while the stream waits for its next refresh may be the one
+    // the stream is on: the next refresh goes out on a new stream.
+    let mut removals = store.endpoint_removals();
     let mut client = store.client();
     let (mut keeper, mut responses) = before(call, *alive_until, client.lease_keep_alive(id)).await?;
     loop {
@@ -225,6 +229,7 @@ async fn refresh_stream(
         tokio::select! {
             _ = stop.cancelled() => return Ok(()),
             _ = tokio::time::sleep(period) => {}
+            _ = super::watch::member_left(&mut removals) => return Err(StoreError::MemberLeft),
         }
     }
 }

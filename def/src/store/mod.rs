@@ -421,7 +421,13 @@ impl Store {
                 None => self.create(key, value).await,
             };
             match written {
-                Err(StoreError::Conflict { .. } | StoreError::AlreadyExists { .. }) => continue,
+                // Someone wrote meanwhile, or our answer was lost: read and decide again.
+                Err(
+                    StoreError::Conflict { .. }
+                    | StoreError::AlreadyExists { .. }
+                    | StoreError::OutcomeUnknown { .. }
+                    | StoreError::MemberLeft,
+                ) => continue,
                 other => return other,
             }
         }
@@ -435,7 +441,7 @@ impl Store {
             let current = self.read_key(key).await?;
             let Some(kv) = current.kvs().first() else { return Ok(false) };
             match self.delete_if(key, kv.mod_revision()).await {
-                Err(StoreError::Conflict { .. }) => continue,
+                Err(StoreError::Conflict { .. } | StoreError::MemberLeft) => continue,
                 other => return other.map(|_| true),
             }
         }

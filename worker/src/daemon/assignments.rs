@@ -7,7 +7,8 @@
 //!  Running ──(assignment gone | instance gone | desired Stop | attempt moved on)──Stop──▶ Stopping
 //!  Stopping ──(plugin returned)──▶ final status + assignment deleted (fenced) ──▶ gone
 //!  (assigned, but the instance is gone / Stop / on a later attempt, never started) ──Finish──▶ gone
-//!  (assigned, a cleanup attempt: Stop, never started, slot free) ──Start, stopped at once──▶ Stopping
+//!  (assigned, a cleanup attempt or placed again: Stop, never started, slot free) ──Start, stopped at once──▶ Stopping
+//!  (assigned, the instance record read is of an older attempt) ──Ignore (until the newer one comes)
 //!  Running ──(worker draining)──Drain──▶ Stopping ──▶ final status Pending + assignment deleted
 //!  (assigned, never started, worker draining) ──Finish(Pending)──▶ gone (placed elsewhere)
 //! ```
@@ -76,12 +77,16 @@ pub fn decide(
         (None, None) => Decision::Ignore,
         (None, Some(a)) => match instance {
             None => Decision::Finish(InstancePhase::Failed, "the instance does not exist".into()),
+            // The record read is older than the assignment (the two come by separate watches):
+            // wait for the newer one rather than decide on what it no longer says.
+            Some(i) if a.attempt > i.attempt => Decision::Ignore,
             Some(i) if i.attempt > a.attempt => {
                 Decision::Finish(InstancePhase::Failed, format!("attempt {} superseded before it started", a.attempt))
             }
-            // A cleanup attempt starts (already stopped: see `Session::start`); any other
-            // instance asked to stop before it started has nothing to undo.
-            Some(i) if i.desired == DesiredState::Stop && !i.cleanup => {
+            // A cleanup attempt starts (already stopped: see `Session::start`), and so does a
+            // stopped instance placed again after its worker died (that run's cleanup is due);
+            // any other instance asked to stop before it started has nothing to undo.
+            Some(i) if i.desired == DesiredState::Stop && !i.cleanup && a.placement <= 1 => {
                 Decision::Finish(InstancePhase::Succeeded, "stopped before it started".into())
             }
             Some(_) if worker.draining => Decision::Finish(InstancePhase::Pending, DRAINED.into()),
@@ -170,6 +175,11 @@ mod tests {
         assert_eq!(decide(Some(&a), Some(&cleanup), None, FULL), Decision::Ignore);
         // Started stopped: the session stops it at once, and nothing more is decided for it.
         assert_eq!(decide(Some(&a), Some(&cleanup), Some(RunState::Stopping), FREE), Decision::Ignore);
+        // The record read may be older than the assignment: wait for the newer one.
+        assert_eq!(decide(Some(&a), Some(&instance(1, DesiredState::Stop)), None, FREE), Decision::Ignore);
+        // A stopped instance placed again after its worker died: that run's cleanup is due.
+        let again = Assignment { placement: 2, ..assignment(1) };
+        assert_eq!(decide(Some(&again), Some(&instance(1, DesiredState::Stop)), None, FREE), Decision::Start);
     }
 
     #[test]

@@ -145,7 +145,6 @@ pub async fn register_until(
     registered.await.ok()
 }
 
-/// Ends the lease at shutdown, which removes the registration and every assignment at once.
 /// Revokes a lease this worker has counted as lost, until etcd says it is gone (or
 /// `shutdown`). etcd may well still hold it: a new etcd leader extends every lease, and an
 /// etcd that was away keeps them. Its assignments would then outlive the fencing: this worker,
@@ -156,12 +155,13 @@ pub async fn revoke_lost(store: &Store, lease: Lease, shutdown: &CancellationTok
     let id = lease.id();
     drop(lease); // stops its keep-alive
     let backoff = Backoff { max: Duration::from_secs(1), attempts: u32::MAX, ..Backoff::default() };
-    match retry(backoff, shutdown, StoreError::is_transient, || store.revoke_lease(id)).await {
+    match retry(backoff, shutdown, StoreError::another_member_may_answer, || store.revoke_lease(id)).await {
         Ok(()) => tracing::info!(lease = format!("{id:x}"), "the lost lease is revoked"),
         Err(error) => tracing::warn!(lease = format!("{id:x}"), %error, "cannot revoke the lost lease"),
     }
 }
 
+/// Ends the lease at shutdown, which removes the registration and every assignment at once.
 pub async fn revoke(store: &Store, lease: Lease) {
     match tokio::time::timeout(store.call_timeout(), lease.revoke()).await {
         Ok(Ok(())) => tracing::info!("lease revoked"),

@@ -96,7 +96,13 @@ pub async fn supervise(ctx: Arc<Context>, run: Run) {
     }
     // Running is reported once the plugin is compiled and about to start, not before.
     let resolved = ctx.resolve(&run.instance.plugin).await;
-    let status = initial_status(&ctx.worker, run.attempt, run.placement);
+    let mut status = initial_status(&ctx.worker, run.attempt, run.placement);
+    if run.cancel.is_cancelled() {
+        // Stopped before its status was opened (a cleanup run starts stopped): say so at once.
+        status.phase = InstancePhase::Stopping;
+        let why = run.instance.stop_reason.as_deref().unwrap_or("stop requested");
+        status.reason = Some(format!("a cleanup run ({why})"));
+    }
     ctx.writer.open(&run.instance.id, run.fence.clone(), status, run.cancel.clone());
     let outcome = match resolved {
         Err(error) => Outcome::Failed(error.to_string()),

@@ -369,6 +369,11 @@ impl Plugin {
         let guest_stop = CancellationToken::new();
         let NewStore { mut store, stdout, stderr, tail } = self.new_store(&spec, services, &guest_stop);
         let grace = self.inner.runtime.inner.config.cancel_grace;
+        // Started already stopped (a cleanup run): the guest sees the stop from its first call,
+        // not after its first wait, so that it undoes rather than sets up.
+        if cancel.is_cancelled() && !fence.revoked() {
+            guest_stop.cancel();
+        }
         let result = {
             let pre = self.inner.pre.clone();
             let store = &mut store;

@@ -194,6 +194,16 @@ fn create_rva(rv: &str, node: &str) -> Result<(), Error> {
 
 /// The action "delete-volume": every attachment detached, the RV deleted and gone.
 fn teardown(rv: &str) -> Result<usize, Error> {
+    // An RV of that name that another instance made (or anyone else) is never touched: this
+    // run may be a cleanup run that never got as far as creating its own.
+    match kube::get_as::<ReplicatedVolume>(None, rv) {
+        Ok(existing) if existing.metadata.labels.get(sdk::LABEL_INSTANCE) != Some(&sdk::info().instance) => {
+            log::warn("the volume is not this instance's: left alone", &[("rv", rv)]);
+            return Ok(0);
+        }
+        Ok(_) | Err(Error::NotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
     let detached = mt::detach_all(rv)?;
     action::action("delete-volume", &[("rv", rv)], || {
         kube::delete_if_exists(kube::REPLICATED_VOLUMES, None, rv)?;

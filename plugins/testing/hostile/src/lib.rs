@@ -51,6 +51,8 @@ impl sdk::Guest for Hostile {
                 sdk::summary(&"deleted")
             }
             "panic" => panic!("deliberate panic: the plugin gave up"),
+            // What a plugin sees of its stop before it has waited on anything.
+            "stopped-at-start" => sdk::summary(&serde_json::json!({"cancelled": sdk::cancelled()})),
             "ignore-cancel" => loop {
                 let _ = sdk::sleep_ms(50);
             },
