@@ -146,6 +146,13 @@ async fn keep_alive(
         };
         match outcome {
             Ok(()) => return, // stopped
+            // etcd answered that the lease is gone while it should still live: a member can
+            // say so in the middle of a change of leader, so ask the leader before believing it.
+            Err(StoreError::LeaseLost { .. })
+                if Instant::now() < alive_until && still_alive(&store, id, alive_until).await =>
+            {
+                tracing::debug!(lease = format!("{id:x}"), "a refresh said the lease was gone; etcd still has it");
+            }
             Err(StoreError::LeaseLost { .. }) => {
                 tracing::warn!(lease = format!("{id:x}"), "lease lost");
                 lost.cancel();
@@ -168,6 +175,13 @@ async fn keep_alive(
             }
         }
     }
+}
+
+/// Whether etcd still has lease `id`, asked before `alive_until` (past it, or without an
+/// answer, it counts as gone: the lease can no longer be trusted to be alive).
+async fn still_alive(store: &Store, id: i64, alive_until: Instant) -> bool {
+    let mut client = store.client();
+    matches!(store.once(alive_until, client.lease_time_to_live(id, None)).await, Ok(answer) if answer.ttl() > 0)
 }
 
 /// How long a refresh's answer is waited for before the stream is given up for a new one
