@@ -1,9 +1,11 @@
 //! Leases kept alive in the background.
 //!
 //! A [`Lease`] refreshes itself every third of its TTL. If it cannot be refreshed before the
-//! TTL runs out (etcd away, process paused), or etcd says it expired, its `lost` token fires:
-//! whatever depended on the lease (a worker's registration, a leader's term) must stop, since
-//! etcd has deleted or will delete the keys attached to it.
+//! TTL runs out (etcd away, process paused), or etcd says it expired (a refresh answered "gone",
+//! confirmed by asking again: a member can say so during a change of leader), its `lost` token
+//! fires: whatever depended on the lease (a worker's registration, a leader's term) must stop,
+//! since etcd has deleted or will delete the keys attached to it. Refreshes move to another
+//! member when theirs does not answer in time or is taken out of use.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -186,17 +188,17 @@ async fn still_alive(store: &Store, id: i64, alive_until: Instant) -> bool {
 
 /// How long a refresh's answer is waited for before the stream is given up for a new one
 /// (which may go to another member): at least this, or a quarter of the TTL if longer (a
-/// retry then still has most of the TTL left). A member
-/// can hold a refresh without being away (a follower forwards it to a leader that just died
-/// and waits out etcd's request timeout, longer than any TTL here), and a stream answers its
-/// refreshes in order, so one held refresh would hold them all.
+/// retry then still has most of the TTL left). A member can hold a refresh without being away
+/// (a follower forwards it to a leader that just died and waits out etcd's request timeout,
+/// longer than any TTL here), and a stream answers its refreshes in order, so one held refresh
+/// would hold them all.
 const REFRESH_ANSWER: Duration = Duration::from_millis(500);
 
 /// One keep-alive stream: a refresh every `period` until an error, expiry or `stop`. Each step
-/// waits for its answer at most [`REFRESH_ANSWER`] (or a quarter of the TTL, if longer), never past
-/// `alive_until` (after which the lease counts as lost), and not at all once an endpoint is
-/// taken out of use meanwhile (the stream may be on that member, which holds it silently when
-/// paused).
+/// waits for its answer at most [`REFRESH_ANSWER`] (or a quarter of the TTL, if longer), never
+/// past `alive_until` (after which the lease counts as lost), and not at all once an endpoint
+/// is taken out of use meanwhile (the stream may be on that member, which holds it silently
+/// when paused).
 async fn refresh_stream(
     store: &Store,
     id: i64,
