@@ -190,6 +190,13 @@ impl Health {
     }
 }
 
+/// Returns when an endpoint is taken out of use (never, once the store is gone).
+pub(super) async fn member_left(removals: &mut tokio::sync::watch::Receiver<u64>) {
+    if removals.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// `http://host:port` without a trailing slash: how endpoints are compared.
 fn normalized(endpoint: &str) -> String {
     let endpoint = endpoint.trim_end_matches('/');

@@ -245,7 +245,7 @@ async fn refresh_stream(
         tokio::select! {
             _ = stop.cancelled() => return Ok(()),
             _ = tokio::time::sleep(period) => {}
-            _ = super::watch::member_left(&mut removals) => return Err(StoreError::MemberLeft),
+            _ = super::endpoints::member_left(&mut removals) => return Err(StoreError::MemberLeft),
         }
     }
 }

@@ -184,7 +184,7 @@ impl Store {
                 Ok(result) => result.map_err(StoreError::from),
                 Err(_) => Err(StoreError::Timeout(self.call_timeout)),
             },
-            _ = watch::member_left(&mut removals) => Err(StoreError::MemberLeft),
+            _ = endpoints::member_left(&mut removals) => Err(StoreError::MemberLeft),
         };
         if result.as_ref().is_err_and(StoreError::another_member_may_answer) {
             self.suspect_endpoints();

@@ -55,13 +55,6 @@ async fn next_message(stream: &mut WatchStream) -> Result<Option<etcd_client::Wa
     }
 }
 
-/// Returns when an endpoint is taken out of use (never, once the store is gone).
-pub(super) async fn member_left(removals: &mut tokio::sync::watch::Receiver<u64>) {
-    if removals.changed().await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
 /// Follows every change under a prefix. Call [`Watcher::next`] in a loop.
 pub struct Watcher<T> {
     store: Store,
@@ -155,7 +148,7 @@ impl<T: DeserializeOwned> Watcher<T> {
                 let last = *revision;
                 let message = tokio::select! {
                     message = next_message(stream) => message,
-                    _ = member_left(removals) => {
+                    _ = super::endpoints::member_left(removals) => {
                         // Resuming costs one watch request; waiting out a paused member's
                         // silence would cost seconds.
                         tracing::debug!(prefix = %self.prefix, revision = last, "an etcd member left; resuming the watch");
