@@ -108,6 +108,7 @@ async fn losing_a_member_is_invisible_to_reads_writes_watches_and_leases() {
     store.put(&format!("{prefix}/w/after-pause"), &2u64).await.unwrap();
     watched(&mut watcher, &format!("{prefix}/w/after-pause"), &cancel).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!long_lease.is_lost(), "a 5 s lease lost to a paused leader");
     etcd.member(leader).pause(false);
     in_use(&store, &etcd.member(leader).endpoint(), true).await;
 
@@ -119,7 +120,7 @@ async fn losing_a_member_is_invisible_to_reads_writes_watches_and_leases() {
     watched(&mut watcher, &format!("{prefix}/w/after-leader-kill"), &cancel).await;
 
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(!long_lease.is_lost(), "a 5 s lease lost to a change of leader");
+    assert!(!long_lease.is_lost(), "a 5 s lease lost to the leader's death");
     eprintln!("the 2 s lease through the leader's pause and loss: lost {}", lease.is_lost());
 
     stop.cancel();

@@ -1,6 +1,6 @@
 //! Leases kept alive in the background.
 //!
-//! A [`Lease`] refreshes itself every third of its TTL. If it cannot be refreshed before the
+//! A [`Lease`] refreshes itself every third of its TTL (at least every second). If it cannot be refreshed before the
 //! TTL runs out (etcd away, process paused), or etcd says it expired (a refresh answered "gone",
 //! confirmed by asking again: a member can say so during a change of leader), its `lost` token
 //! fires: whatever depended on the lease (a worker's registration, a leader's term) must stop,
@@ -138,7 +138,10 @@ async fn keep_alive(
     (lost, stop): (CancellationToken, CancellationToken),
     clock: LeaseClock,
 ) {
-    let period = ttl / 3;
+    // Every third of the TTL as etcd's own clients do, but at least every second: what is left
+    // of the lease when its leader dies is what the election and the move to another member
+    // must fit in, and a renewal costs the leader no raft round.
+    let period = (ttl / 3).min(MAX_REFRESH_PERIOD);
     // The lease is surely alive until this instant; refreshes move it forward.
     let mut alive_until = clock.alive_until();
     loop {
@@ -179,23 +182,34 @@ async fn keep_alive(
     }
 }
 
-/// Whether etcd still has lease `id`, asked before `alive_until` (past it, or without an
-/// answer, it counts as gone: the lease can no longer be trusted to be alive).
+/// Whether etcd still has lease `id`, asked until `alive_until` (past it, or without an
+/// answer, it counts as gone: the lease can no longer be trusted to be alive). Asked again on
+/// another member while the answer is "no leader" or none: the "gone" being checked typically
+/// comes in the middle of a change of leader, and a single try would meet the same election.
 async fn still_alive(store: &Store, id: i64, alive_until: Instant) -> bool {
-    let mut client = store.client();
-    matches!(store.once(alive_until, client.lease_time_to_live(id, None)).await, Ok(answer) if answer.ttl() > 0)
+    let client = store.client();
+    let answer = store
+        .idempotent_until(alive_until, || {
+            let mut client = client.clone();
+            async move { client.lease_time_to_live(id, None).await }
+        })
+        .await;
+    matches!(answer, Ok(answer) if answer.ttl() > 0)
 }
 
+/// The longest gap between two refreshes, whatever the TTL.
+const MAX_REFRESH_PERIOD: Duration = Duration::from_secs(1);
+
 /// How long a refresh's answer is waited for before the stream is given up for a new one
-/// (which may go to another member): at least this, or a quarter of the TTL if longer (a
-/// retry then still has most of the TTL left). A member can hold a refresh without being away
+/// (which may go to another member): at least this, or three quarters of the refresh period
+/// if longer (a retry then still has most of the TTL left). A member can hold a refresh without being away
 /// (a follower forwards it to a leader that just died and waits out etcd's request timeout,
 /// longer than any TTL here), and a stream answers its refreshes in order, so one held refresh
 /// would hold them all.
 const REFRESH_ANSWER: Duration = Duration::from_millis(500);
 
 /// One keep-alive stream: a refresh every `period` until an error, expiry or `stop`. Each step
-/// waits for its answer at most [`REFRESH_ANSWER`] (or a quarter of the TTL, if longer), never
+/// waits for its answer at most [`REFRESH_ANSWER`] (or 3/4 of `period`, if longer), never
 /// past `alive_until` (after which the lease counts as lost), and not at all once an endpoint
 /// is taken out of use meanwhile (the stream may be on that member, which holds it silently
 /// when paused).
