@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
+use axum::{Extension, Json};
 use chaos_def::Keys;
 use chaos_def::api::{ActionResponse, ActionResult, InstanceList, InstanceView, WorkerList};
+use chaos_def::auth::Caller;
 use chaos_def::records::{Cordon, InstanceStatus, TaskInstance, WorkerRecord};
 use serde::Deserialize;
 
@@ -24,11 +25,13 @@ pub struct InstanceQuery {
     get,
     path = "/v1/instances",
     tag = "cluster",
+    security(("token" = ["read"])),
     params(InstanceQuery),
     responses((status = 200, body = InstanceList), (status = 503, body = ErrorBody))
 )]
 pub async fn instances(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(query): Query<InstanceQuery>,
 ) -> Result<Json<InstanceList>, ApiError> {
     let store = &state.store;
@@ -49,6 +52,7 @@ pub async fn instances(
     let items = instances
         .items
         .into_iter()
+        .filter(|(_, v)| caller.may_reach(&v.value.cluster))
         .map(|(_, v)| {
             let status = statuses.remove(&v.value.id);
             InstanceView { instance: v.value, status }
@@ -58,7 +62,7 @@ pub async fn instances(
 }
 
 /// Registered (live) workers.
-#[utoipa::path(get, path = "/v1/workers", tag = "cluster", responses((status = 200, body = WorkerList), (status = 503, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/workers", tag = "cluster", security(("token" = ["read"])), responses((status = 200, body = WorkerList), (status = 503, body = ErrorBody)))]
 pub async fn workers(State(state): State<AppState>) -> Result<Json<WorkerList>, ApiError> {
     let store = &state.store;
     let workers = store.list::<WorkerRecord>(&store.keys().workers_prefix()).await?;
@@ -109,6 +113,7 @@ type CordonResponse = Result<Json<ActionResponse>, ApiError>;
     post,
     path = "/v1/workers/{name}/cordon",
     tag = "cluster",
+    security(("token" = ["admin"])),
     params(WorkerPath),
     responses((status = 200, body = ActionResponse))
 )]
@@ -122,6 +127,7 @@ pub async fn cordon(State(state): State<AppState>, Path(WorkerPath { name }): Pa
     post,
     path = "/v1/workers/{name}/drain",
     tag = "cluster",
+    security(("token" = ["admin"])),
     params(WorkerPath),
     responses((status = 200, body = ActionResponse))
 )]
@@ -134,6 +140,7 @@ pub async fn drain(State(state): State<AppState>, Path(WorkerPath { name }): Pat
     delete,
     path = "/v1/workers/{name}/cordon",
     tag = "cluster",
+    security(("token" = ["admin"])),
     params(WorkerPath),
     responses((status = 200, body = ActionResponse))
 )]

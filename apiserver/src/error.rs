@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chaos_def::SpecErrors;
 pub use chaos_def::api::ErrorBody;
@@ -19,8 +19,14 @@ pub enum ApiError {
     NotFound { kind: &'static str, name: String },
     #[error("{message}")]
     Conflict { message: String },
+    /// No token, or one that is malformed, unknown, revoked or expired.
+    #[error("{message}")]
+    Unauthenticated { message: String },
     #[error("{message}")]
     Forbidden { message: String },
+    /// The caller's request rate is used up.
+    #[error("too many requests from {who}; retry in {} ms", retry_after.as_millis())]
+    TooManyRequests { who: String, retry_after: std::time::Duration },
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{}", too_large_message(*size, *limit))]
@@ -70,7 +76,9 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge { .. } | ApiError::PluginTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Rejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -84,7 +92,9 @@ impl ApiError {
             ApiError::BadRequest { .. } => "BadRequest",
             ApiError::NotFound { .. } => "NotFound",
             ApiError::Conflict { .. } => "Conflict",
+            ApiError::Unauthenticated { .. } => "Unauthenticated",
             ApiError::Forbidden { .. } => "Forbidden",
+            ApiError::TooManyRequests { .. } => "TooManyRequests",
             ApiError::PayloadTooLarge { .. } | ApiError::PluginTooLarge { .. } => "PayloadTooLarge",
             ApiError::Rejected { .. } => "Invalid",
             ApiError::Unavailable(_) => "Unavailable",
@@ -120,6 +130,27 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
-        (status, Json(self.body())).into_response()
+        let body = self.body();
+        let mut response = (status, Json(body.clone())).into_response();
+        match &self {
+            ApiError::Unauthenticated { .. } => {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::TooManyRequests { retry_after, .. } => {
+                // Whole seconds, rounded up: a client that waits this long gets through.
+                let seconds = retry_after.as_millis().div_ceil(1000).max(1);
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(u64::try_from(seconds).unwrap_or(u64::MAX)));
+            }
+            _ => {}
+        }
+        // For the audit trail, which sees responses, not errors.
+        response.extensions_mut().insert(Refusal(body.message));
+        response
     }
 }
+
+/// Why a request failed, as its error body said: kept on the response for the audit trail.
+#[derive(Debug, Clone)]
+pub struct Refusal(pub String);

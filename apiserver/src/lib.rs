@@ -2,30 +2,37 @@
 //! serves what the other components wrote there; it holds no state of its own, so any number
 //! of replicas can run side by side.
 //!
-//! Routes live in [`router`]; errors map to HTTP in [`error`]; the OpenAPI document served at
-//! `/openapi.json` is generated from the handlers' annotations in [`ApiDoc`].
+//! Routes and the OpenAPI document served at `/openapi.json` come from one source, [`routes`]:
+//! the handlers' annotations, each naming the permission its route needs, which the access
+//! layer ([`access`]) enforces. Errors map to HTTP in [`error`]; the audit trail is [`audit`].
 
+pub mod access;
+pub mod audit;
 pub mod cluster;
 pub mod error;
 pub mod metrics;
 pub mod plugins;
 pub mod report;
 pub mod scenarios;
+pub mod tokens;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use chaos_def::consts::MAX_REQUEST_BODY;
 use chaos_def::store::{Store, StoreError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+pub use crate::access::{Access, AuthMode, RateLimit};
 use crate::error::{ApiError, ErrorBody};
 use crate::metrics::Metrics;
 use crate::plugins::PluginPolicy;
@@ -36,11 +43,21 @@ pub struct AppState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub plugins: Arc<PluginPolicy>,
+    pub access: Arc<Access>,
+    pub open_metrics: bool,
 }
 
 impl AppState {
-    pub fn new(store: Store) -> Self {
-        AppState { store, metrics: Metrics::new(), plugins: Arc::default() }
+    pub fn new(store: Store, options: ServeOptions) -> Self {
+        let routes = access::RouteTable::from_document(&document(options.open_metrics), options.open_metrics)
+            .unwrap_or_else(|error| panic!("the API's routes: {error}"));
+        AppState {
+            store,
+            metrics: Metrics::new(),
+            plugins: Arc::default(),
+            access: Arc::new(Access::new(options.auth, routes, (options.rate, options.unauthenticated_rate))),
+            open_metrics: options.open_metrics,
+        }
     }
 
     pub fn with_plugin_policy(mut self, policy: PluginPolicy) -> Self {
@@ -52,66 +69,171 @@ impl AppState {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "chaos-apiserver", description = "REST API of the chaos orchestrator"),
-    paths(
-        scenarios::apply,
-        scenarios::list,
-        scenarios::get,
-        scenarios::stop,
-        scenarios::delete,
-        scenarios::stop_all,
-        scenarios::resume,
-        cluster::instances,
-        cluster::workers,
-        cluster::cordon,
-        cluster::uncordon,
-        cluster::drain,
-        report::report,
-        report::events,
-        plugins::push,
-        plugins::list,
-        plugins::get,
-        healthz,
-        readyz,
-    ),
     components(schemas(ErrorBody, chaos_def::Scenario)),
+    modifiers(&BearerScheme),
     tags(
         (name = "scenarios", description = "Apply, inspect, stop and delete scenarios"),
         (name = "cluster", description = "Task instances and workers"),
         (name = "plugins", description = "Push, list and describe plugins"),
-        (name = "health", description = "Liveness and readiness"),
+        (name = "security", description = "API tokens and the audit trail"),
+        (name = "health", description = "Liveness, readiness, metrics and this document"),
     )
 )]
 pub struct ApiDoc;
 
-/// Every route of the API.
+/// The `token` security scheme: a bearer token; each operation names the permission it needs
+/// as the scheme's scope (`read`, `operate`, `push-plugins`, `admin`).
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some(
+                "An API token (`chaosctl token create`). Each operation names the permission it needs: \
+                 `read` (every role), `operate` (operator, admin), `push-plugins` (plugin-author, admin), \
+                 `admin` (admin).",
+            ))
+            .build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(access::SCHEME, SecurityScheme::Http(scheme));
+    }
+}
+
+/// How the API is served: who may use it and how fast.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    pub auth: AuthMode,
+    /// `/metrics` without a token.
+    pub open_metrics: bool,
+    /// Per token.
+    pub rate: RateLimit,
+    /// Per client address, for requests without an accepted token.
+    pub unauthenticated_rate: RateLimit,
+}
+
+impl ServeOptions {
+    /// Token auth, protected metrics, the default rate: what `chaos-apiserver` starts with.
+    pub fn secure() -> Self {
+        ServeOptions {
+            auth: AuthMode::Token,
+            open_metrics: false,
+            rate: RateLimit::default(),
+            unauthenticated_rate: RateLimit::UNAUTHENTICATED,
+        }
+    }
+
+    /// No auth at all, for tests of what lies behind it.
+    pub fn open() -> Self {
+        let unlimited = RateLimit { per_second: 10_000, burst: 10_000 };
+        ServeOptions { auth: AuthMode::None, open_metrics: true, rate: unlimited, unauthenticated_rate: unlimited }
+    }
+}
+
+/// Every route of the API with its document: the one source of both.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(scenarios::apply, scenarios::list))
+        .routes(routes!(scenarios::get, scenarios::delete))
+        .routes(routes!(scenarios::stop))
+        .routes(routes!(report::report))
+        .routes(routes!(report::events))
+        .routes(routes!(scenarios::stop_all))
+        .routes(routes!(scenarios::resume))
+        .routes(routes!(cluster::instances))
+        .routes(routes!(cluster::workers))
+        .routes(routes!(cluster::cordon, cluster::uncordon))
+        .routes(routes!(cluster::drain))
+        .routes(routes!(plugins::list))
+        .routes(routes!(plugins::push, plugins::get))
+        .routes(routes!(tokens::create, tokens::list))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(audit::list))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics::serve))
+        .routes(routes!(openapi))
+}
+
+/// The document as served: every route, each with the permission it needs (none for
+/// `/metrics` when it is open).
+pub fn document(open_metrics: bool) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::{RefOr, ResponseBuilder, content::ContentBuilder};
+    let (_, mut document) = routes().split_for_parts();
+    if open_metrics && let Some(get) = document.paths.paths.get_mut("/metrics").and_then(|item| item.get.as_mut()) {
+        get.security = None;
+    }
+    // What the access layer may answer on every protected route, documented once here.
+    let refusals = [
+        ("401", "No token, or one that is malformed, unknown, revoked or expired"),
+        ("403", "The token's role lacks the permission, or the target is outside its clusters"),
+        ("429", "The token's request rate is used up; see Retry-After"),
+    ];
+    let error_body =
+        ContentBuilder::new().schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("ErrorBody")))).build();
+    for item in document.paths.paths.values_mut() {
+        for operation in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete].into_iter().flatten() {
+            if operation.security.is_none() {
+                continue;
+            }
+            for (code, description) in refusals {
+                operation.responses.responses.entry(code.to_string()).or_insert_with(|| {
+                    RefOr::T(
+                        ResponseBuilder::new()
+                            .description(description)
+                            .content("application/json", error_body.clone())
+                            .build(),
+                    )
+                });
+            }
+        }
+    }
+    document
+}
+
+/// Every route of the API behind the access layer. Panics when a route names no permission
+/// (a programming error the tests catch).
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/scenarios", post(scenarios::apply).get(scenarios::list))
-        .route("/v1/scenarios/{name}", get(scenarios::get).delete(scenarios::delete))
-        .route("/v1/scenarios/{name}/stop", post(scenarios::stop))
-        .route("/v1/scenarios/{name}/report", get(report::report))
-        .route("/v1/scenarios/{name}/events", get(report::events))
-        .route("/v1/stop-all", post(scenarios::stop_all))
-        .route("/v1/resume", post(scenarios::resume))
-        .route("/v1/instances", get(cluster::instances))
-        .route("/v1/workers", get(cluster::workers))
-        .route("/v1/workers/{name}/cordon", post(cluster::cordon).delete(cluster::uncordon))
-        .route("/v1/workers/{name}/drain", post(cluster::drain))
-        .route("/v1/plugins", get(plugins::list))
-        .route("/v1/plugins/{name}/{version}", put(plugins::push).get(plugins::get))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics::serve))
-        .route("/openapi.json", get(openapi))
+    let (router, _) = routes().split_for_parts();
+    router
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), access::guard))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` fires, then finishes the requests in flight.
+/// Serves the API over plain HTTP on `listener` until `shutdown` fires, then finishes the
+/// requests in flight.
 pub async fn serve(listener: TcpListener, state: AppState, shutdown: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+}
+
+/// How long requests in flight may take to finish after a shutdown over HTTPS.
+const TLS_GRACE: Duration = Duration::from_secs(30);
+
+/// Serves the API over HTTPS (`cert` and `key` in PEM) on `listener` until `shutdown` fires,
+/// then finishes the requests in flight.
+pub async fn serve_tls(
+    listener: std::net::TcpListener,
+    state: AppState,
+    (cert, key): (Vec<u8>, Vec<u8>),
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem(cert, key).await?;
+    let handle = axum_server::Handle::new();
+    let stopping = handle.clone();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        stopping.graceful_shutdown(Some(TLS_GRACE));
+    });
+    listener.set_nonblocking(true)?;
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum_server::from_tcp_rustls(listener, config).handle(handle).serve(app).await
 }
 
 /// The process is up.
@@ -137,8 +259,10 @@ async fn readyz(State(state): State<AppState>) -> Result<String, ApiError> {
     }
 }
 
-async fn openapi() -> impl IntoResponse {
-    Json(ApiDoc::openapi())
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "health", responses((status = 200, description = "The OpenAPI document")))]
+async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
+    Json(document(state.open_metrics))
 }
 
 async fn not_found() -> impl IntoResponse {

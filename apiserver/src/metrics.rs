@@ -40,6 +40,8 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     applies: Family<ApplyLabels, Counter>,
+    limited: Counter,
+    audit_failures: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -56,11 +58,22 @@ impl Metrics {
         registry.register("http_requests", "HTTP requests served", requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency", latency.clone());
         registry.register("scenario_applies", "Scenario applies by result", applies.clone());
-        Arc::new(Metrics { registry, requests, latency, applies })
+        let (limited, audit_failures) = (Counter::default(), Counter::default());
+        registry.register("requests_limited", "Requests refused for their caller's rate (429)", limited.clone());
+        registry.register("audit_write_failures", "Audit records that could not be written", audit_failures.clone());
+        Arc::new(Metrics { registry, requests, latency, applies, limited, audit_failures })
     }
 
     pub fn scenario_applied(&self, result: ApplyResult) {
         self.applies.get_or_create(&ApplyLabels { result: result.as_str().into() }).inc();
+    }
+
+    pub fn request_limited(&self) {
+        self.limited.inc();
+    }
+
+    pub fn audit_failed(&self) {
+        self.audit_failures.inc();
     }
 
     pub fn render(&self) -> String {
@@ -88,7 +101,15 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     response
 }
 
-/// `GET /metrics`
+/// Prometheus metrics, as OpenMetrics text (open without a token when the apiserver runs with
+/// `--metrics-auth none`).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    security(("token" = ["read"])),
+    responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text"))
+)]
 pub async fn serve(State(state): State<AppState>) -> impl IntoResponse {
     let mut text = state.metrics.render();
     // The etcd endpoints' families go before the end marker.

@@ -56,6 +56,7 @@ pub struct PushQuery {
     put,
     path = "/v1/plugins/{name}/{version}",
     tag = "plugins",
+    security(("token" = ["push-plugins"])),
     params(("name" = String, Path), ("version" = String, Path), PushQuery),
     request_body(content = Vec<u8>, content_type = "application/wasm"),
     responses(
@@ -180,6 +181,7 @@ fn metadata(name: &str, version: &str, inspection: Inspection) -> PluginMeta {
     get,
     path = "/v1/plugins",
     tag = "plugins",
+    security(("token" = ["read"])),
     responses((status = 200, body = PluginList), (status = 503, body = ErrorBody))
 )]
 pub async fn list(State(state): State<AppState>) -> Result<Json<PluginList>, ApiError> {
@@ -193,6 +195,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<PluginList>, Api
     get,
     path = "/v1/plugins/{name}/{version}",
     tag = "plugins",
+    security(("token" = ["read"])),
     params(("name" = String, Path), ("version" = String, Path)),
     responses((status = 200, body = PluginMeta), (status = 404, body = ErrorBody))
 )]

@@ -6,9 +6,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
+use axum::{Extension, Json};
 use chaos_def::api::{ActionStats, EventEntry, EventList, Report, ReportVolumes, Restart, ScenarioView, VolumeCheck};
+use chaos_def::auth::Caller;
 use chaos_def::records::{InstanceStatus, JournalEvent, ScenarioStatus, StoredScenario};
 use serde::Deserialize;
 use serde_json::Value;
@@ -244,14 +245,16 @@ async fn journal_of(state: &AppState, name: &str) -> Result<Vec<(String, Journal
     get,
     path = "/v1/scenarios/{name}/report",
     tag = "scenarios",
+    security(("token" = ["read"])),
     params(ScenarioPath),
     responses((status = 200, body = Report), (status = 404, body = ErrorBody))
 )]
 pub async fn report(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(ScenarioPath { name }): Path<ScenarioPath>,
 ) -> Result<Json<Report>, ApiError> {
-    let ScenarioView { stored, status } = crate::scenarios::read_view(&state, &name).await?;
+    let ScenarioView { stored, status } = crate::scenarios::read_view(&state, &caller, &name).await?;
     let store = &state.store;
     let keys = store.keys();
     let prefix = format!("{}{}-", keys.statuses_prefix(), stored.run_prefix());
@@ -279,16 +282,18 @@ pub struct EventQuery {
     get,
     path = "/v1/scenarios/{name}/events",
     tag = "scenarios",
+    security(("token" = ["read"])),
     params(ScenarioPath, EventQuery),
     responses((status = 200, body = EventList), (status = 404, body = ErrorBody))
 )]
 pub async fn events(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(ScenarioPath { name }): Path<ScenarioPath>,
     Query(query): Query<EventQuery>,
 ) -> Result<Json<EventList>, ApiError> {
     let store = &state.store;
-    crate::scenarios::read_scenario(&state, &name).await?;
+    crate::scenarios::read_scenario(&state, &caller, &name).await?;
     let after = query.after.unwrap_or(0);
     let limit = query.limit.unwrap_or(1000).clamp(1, 10_000);
     let prefix = store.keys().scenario_events_prefix(&name);

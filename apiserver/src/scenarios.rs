@@ -5,11 +5,11 @@
 //! both win silently. Validation happens before any write, so a bad request leaves what was
 //! stored untouched.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use chaos_def::api::{
     ActionResponse, ActionResult, ApplyResponse, ApplyResult, GlobalStop, GlobalStopResponse, GlobalStopResult,
     ScenarioList, ScenarioView, StopBody,
@@ -24,7 +24,9 @@ use chaos_def::{SpecErrors, yaml};
 use jiff::Timestamp;
 
 use crate::AppState;
+use crate::audit::AuditTarget;
 use crate::error::{ApiError, ErrorBody};
+use chaos_def::auth::Caller;
 
 /// How apply retries when another writer got in between: re-read, decide again, and back off
 /// a little with jitter so that concurrent writers stop colliding.
@@ -50,6 +52,7 @@ async fn cas_backoff(attempt: &mut u32) -> bool {
     post,
     path = "/v1/scenarios",
     tag = "scenarios",
+    security(("token" = ["operate"])),
     request_body(content = String, description = "One scenario as YAML or JSON", content_type = "application/yaml"),
     responses(
         (status = 201, description = "Created", body = ApplyResponse),
@@ -61,9 +64,12 @@ async fn cas_backoff(attempt: &mut u32) -> bool {
 )]
 pub async fn apply(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<ApplyResponse>), ApiError> {
+) -> Result<(StatusCode, Extension<AuditTarget>, Json<ApplyResponse>), ApiError> {
     let (scenario, lines) = parse_one(&body?)?;
+    let target = Extension(AuditTarget(scenario.metadata.name.clone()));
+    in_scope(&caller, &scenario.metadata.name, &scenario.spec.cluster)?;
     check_plugins(&state, &scenario).await.map_err(|error| match error {
         ApiError::Invalid(SpecErrors(errors)) => ApiError::Invalid(SpecErrors(
             errors.into_iter().map(|e| SpecError { line: lines.line_of(&e.path), ..e }).collect(),
@@ -90,6 +96,8 @@ pub async fn apply(
                 store.create(&key, &record).await.map(|_| (ApplyResult::Created, record))
             }
             Some(Versioned { value: stored, mod_revision, .. }) => {
+                // Moving a scenario into the caller's cluster is acting on the one it was in.
+                in_scope(&caller, &stored.metadata.name, &stored.spec.cluster)?;
                 let mut scenario = scenario.clone();
                 // Leaving the seed out keeps the one picked at creation.
                 if scenario.spec.seed.is_none() {
@@ -109,7 +117,7 @@ pub async fn apply(
                 tracing::info!(scenario = %stored.metadata.name, generation = stored.metadata.generation, ?result, "scenario applied");
                 let status = read_status(&state, &stored.metadata.name).await?;
                 let code = if result == ApplyResult::Created { StatusCode::CREATED } else { StatusCode::OK };
-                return Ok((code, Json(ApplyResponse { result, scenario: ScenarioView { stored, status } })));
+                return Ok((code, target, Json(ApplyResponse { result, scenario: ScenarioView { stored, status } })));
             }
             // Someone else wrote in between, or our own write's answer was lost (it may have
             // landed): read again and redo the decision.
@@ -205,8 +213,11 @@ pub(crate) async fn read_status(state: &AppState, name: &str) -> Result<Scenario
 }
 
 /// List every scenario with its status.
-#[utoipa::path(get, path = "/v1/scenarios", tag = "scenarios", responses((status = 200, body = ScenarioList)))]
-pub async fn list(State(state): State<AppState>) -> Result<Json<ScenarioList>, ApiError> {
+#[utoipa::path(get, path = "/v1/scenarios", tag = "scenarios", security(("token" = ["read"])), responses((status = 200, body = ScenarioList)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<ScenarioList>, ApiError> {
     let store = &state.store;
     let scenarios = store.list::<StoredScenario>(&store.keys().scenarios_prefix()).await?;
     let statuses = store.list::<ScenarioStatus>(&store.keys().scenario_statuses_prefix()).await?;
@@ -219,6 +230,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<ScenarioList>, A
     let items = scenarios
         .items
         .into_iter()
+        .filter(|(_, v)| caller.may_reach(&v.value.spec.cluster))
         .map(|(_, v)| {
             let status = by_name.remove(&v.value.metadata.name).unwrap_or_default();
             ScenarioView { stored: v.value, status }
@@ -240,29 +252,47 @@ pub struct ScenarioPath {
     get,
     path = "/v1/scenarios/{name}",
     tag = "scenarios",
+    security(("token" = ["read"])),
     params(ScenarioPath),
     responses((status = 200, body = ScenarioView), (status = 404, body = ErrorBody))
 )]
 pub async fn get(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(ScenarioPath { name }): Path<ScenarioPath>,
 ) -> Result<Json<ScenarioView>, ApiError> {
-    Ok(Json(read_view(&state, &name).await?))
+    Ok(Json(read_view(&state, &caller, &name).await?))
 }
 
 /// The scenario (`NotFound` when there is none) with its status.
-pub(crate) async fn read_view(state: &AppState, name: &str) -> Result<ScenarioView, ApiError> {
-    let stored = read_scenario(state, name).await?.value;
+pub(crate) async fn read_view(state: &AppState, caller: &Caller, name: &str) -> Result<ScenarioView, ApiError> {
+    let stored = read_scenario(state, caller, name).await?.value;
     let status = read_status(state, name).await?;
     Ok(ScenarioView { stored, status })
 }
 
-pub(crate) async fn read_scenario(state: &AppState, name: &str) -> Result<Versioned<StoredScenario>, ApiError> {
+/// The scenario called `name`, if the caller may reach its cluster.
+pub(crate) async fn read_scenario(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+) -> Result<Versioned<StoredScenario>, ApiError> {
     let store = &state.store;
-    store
+    let scenario = store
         .get::<StoredScenario>(&store.keys().scenario(name))
         .await?
-        .ok_or_else(|| ApiError::NotFound { kind: "scenario", name: name.to_string() })
+        .ok_or_else(|| ApiError::NotFound { kind: "scenario", name: name.to_string() })?;
+    in_scope(caller, name, &scenario.value.spec.cluster)?;
+    Ok(scenario)
+}
+
+/// 403 unless the caller's token reaches `cluster`.
+fn in_scope(caller: &Caller, scenario: &str, cluster: &str) -> Result<(), ApiError> {
+    if caller.may_reach(cluster) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden { message: caller.out_of_scope(&format!("scenario {scenario:?}"), cluster) })
+    }
 }
 
 /// Ask the controller to stop a scenario: every volume is torn down, every task stopped.
@@ -270,18 +300,20 @@ pub(crate) async fn read_scenario(state: &AppState, name: &str) -> Result<Versio
     post,
     path = "/v1/scenarios/{name}/stop",
     tag = "scenarios",
+    security(("token" = ["operate"])),
     params(ScenarioPath),
     request_body(content = Option<StopBody>, content_type = "application/json"),
     responses((status = 200, body = ActionResponse), (status = 404, body = ErrorBody))
 )]
 pub async fn stop(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(ScenarioPath { name }): Path<ScenarioPath>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ActionResponse>, ApiError> {
     let request = stop_body(&body?)?;
-    let reason = request.reason.unwrap_or_else(|| "stopped by user".into());
-    let result = if request_stop(&state, &name, &reason).await? {
+    let reason = request.reason.unwrap_or_else(|| format!("stopped by {}", caller.name));
+    let result = if request_stop(&state, &caller, &name, &reason).await? {
         ActionResult::Stopping
     } else {
         ActionResult::AlreadyStopping
@@ -297,12 +329,12 @@ fn stop_body(body: &[u8]) -> Result<StopBody, ApiError> {
 }
 
 /// Records a stop request on the scenario; false if one was there already.
-async fn request_stop(state: &AppState, name: &str, reason: &str) -> Result<bool, ApiError> {
+async fn request_stop(state: &AppState, caller: &Caller, name: &str, reason: &str) -> Result<bool, ApiError> {
     let store = &state.store;
     let key = store.keys().scenario(name);
     let mut attempt = 0;
     loop {
-        let current = read_scenario(state, name).await?;
+        let current = read_scenario(state, caller, name).await?;
         if current.value.stop.is_some() {
             return Ok(false);
         }
@@ -331,6 +363,7 @@ async fn request_stop(state: &AppState, name: &str, reason: &str) -> Result<bool
     delete,
     path = "/v1/scenarios/{name}",
     tag = "scenarios",
+    security(("token" = ["operate"])),
     params(ScenarioPath),
     responses(
         (status = 200, description = "Deleted", body = ActionResponse),
@@ -340,13 +373,14 @@ async fn request_stop(state: &AppState, name: &str, reason: &str) -> Result<bool
 )]
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(ScenarioPath { name }): Path<ScenarioPath>,
 ) -> Result<(StatusCode, Json<ActionResponse>), ApiError> {
     let store = &state.store;
     let keys = store.keys();
     let mut attempt = 0;
     loop {
-        let current = read_scenario(&state, &name).await?;
+        let current = read_scenario(&state, &caller, &name).await?;
         if current.value.metadata.deletion_timestamp.is_some() {
             return Ok((StatusCode::ACCEPTED, Json(ActionResponse { result: ActionResult::Deleting, name })));
         }
@@ -395,16 +429,19 @@ pub async fn delete(
     post,
     path = "/v1/stop-all",
     tag = "scenarios",
+    security(("token" = ["admin"])),
     request_body(content = Option<StopBody>, content_type = "application/json"),
     responses((status = 200, body = GlobalStopResponse))
 )]
 pub async fn stop_all(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<GlobalStopResponse>, ApiError> {
     let request = stop_body(&body?)?;
     let store = &state.store;
-    let reason = request.reason.unwrap_or_else(|| "all scenarios stopped (chaosctl stop --all)".into());
+    let reason =
+        request.reason.unwrap_or_else(|| format!("all scenarios stopped by {} (chaosctl stop --all)", caller.name));
     // The switch first: from here on applies are refused and the controller stops everything,
     // even a scenario this call does not get to below.
     let switch = GlobalStop { reason: reason.clone(), requested_at: Timestamp::now() };
@@ -413,7 +450,7 @@ pub async fn stop_all(
     let scenarios = store.list::<StoredScenario>(&store.keys().scenarios_prefix()).await?;
     for (_, scenario) in scenarios.items {
         let name = scenario.value.metadata.name.clone();
-        if request_stop(&state, &name, &reason).await? {
+        if request_stop(&state, &caller, &name, &reason).await? {
             stopped.push(name);
         }
     }
@@ -422,7 +459,7 @@ pub async fn stop_all(
 }
 
 /// Turns the kill switch off: new scenarios are accepted again; stopped ones stay stopped.
-#[utoipa::path(post, path = "/v1/resume", tag = "scenarios", responses((status = 200, body = GlobalStopResponse)))]
+#[utoipa::path(post, path = "/v1/resume", tag = "scenarios", security(("token" = ["admin"])), responses((status = 200, body = GlobalStopResponse)))]
 pub async fn resume(State(state): State<AppState>) -> Result<Json<GlobalStopResponse>, ApiError> {
     let store = &state.store;
     store.remove(&store.keys().stop_all()).await.map_err(crate::error::switch_error)?;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use chaos_apiserver::AppState;
+use chaos_apiserver::{AppState, ServeOptions};
 use chaos_def::api::{ApplyResponse, ErrorBody, InstanceList, ScenarioList, ScenarioView, WorkerList};
 use chaos_def::records::{PluginMeta, StoredScenario, TaskInstance, WorkerRecord, WorkerUsage};
 use chaos_def::store::Store;
@@ -27,7 +27,9 @@ impl Api {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(chaos_apiserver::serve(listener, AppState::new(store.clone()), shutdown.clone()));
+        // What lies behind the access layer; tests/access.rs covers the layer itself.
+        let state = AppState::new(store.clone(), ServeOptions::open());
+        let server = tokio::spawn(chaos_apiserver::serve(listener, state, shutdown.clone()));
         Api { url, store, http: reqwest::Client::new(), shutdown, server }
     }
 
@@ -314,12 +316,42 @@ async fn readyz_fails_while_etcd_is_down_and_shutdown_is_graceful() {
 }
 
 #[tokio::test]
+async fn the_binary_refuses_to_start_with_no_way_in() {
+    let etcd = EtcdServer::shared();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chaos-apiserver"))
+        .args(["--etcd", &etcd.endpoint(), "--prefix", &unique_prefix(), "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--bootstrap-token-file") && stderr.contains("--auth none"), "{stderr}");
+    // A bootstrap token too short to be a secret is refused, and not echoed.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "hunter2\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chaos-apiserver"))
+        .args(["--etcd", &etcd.endpoint(), "--prefix", &unique_prefix(), "--listen", "127.0.0.1:0"])
+        .arg("--bootstrap-token-file")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("32 to 512") && !stderr.contains("hunter2"), "{stderr}");
+}
+
+#[tokio::test]
 async fn the_binary_serves_and_stops_cleanly_on_sigterm() {
     let etcd = EtcdServer::shared();
     let port = chaos_harness::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, chaos_def::auth::generate_token()).unwrap();
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_chaos-apiserver"));
     command
         .args(["--etcd", &etcd.endpoint(), "--prefix", &unique_prefix(), "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--bootstrap-token-file")
+        .arg(&token_file)
         .stderr(std::process::Stdio::null());
     let mut child = chaos_harness::spawn_tied(command).unwrap();
     let http = reqwest::Client::new();

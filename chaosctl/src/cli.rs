@@ -1,7 +1,9 @@
 //! The command line's shape: every command, flag and argument `chaosctl` accepts, as clap types.
 //! What each command does lives in [`crate::cmd`]; `main` joins the two.
 
-use chaos_def::consts::{DEFAULT_SERVER, ENV_SERVER};
+use chaos_def::auth::Role;
+use chaos_def::consts::ENV_SERVER;
+use chaosctl::config::ENV_CA;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use chaosctl::output::Format;
@@ -10,9 +12,15 @@ use chaosctl::stack;
 #[derive(Debug, Parser)]
 #[command(name = "chaosctl", version, about = "Run chaos scenarios against Kubernetes", propagate_version = true)]
 pub struct Cli {
-    /// The apiserver's URL.
-    #[arg(long, global = true, env = ENV_SERVER, default_value = DEFAULT_SERVER)]
-    pub server: String,
+    /// The apiserver's URL (default: the context's, else http://127.0.0.1:7070).
+    #[arg(long, global = true, env = ENV_SERVER)]
+    pub server: Option<String>,
+    /// The context to use (default: the config file's current context).
+    #[arg(long, global = true, env = "CHAOSCTL_CONTEXT")]
+    pub context: Option<String>,
+    /// The CA that signed the apiserver's certificate, as a PEM file (default: the context's).
+    #[arg(long, global = true, env = ENV_CA)]
+    pub ca: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -95,6 +103,10 @@ pub enum Command {
     Up {
         #[command(flatten)]
         stack: StackArgs,
+        /// Also write the stack's context (`chaos-local`) into your own chaosctl config and make
+        /// it current (otherwise it is only in the state directory).
+        #[arg(long)]
+        write_context: bool,
     },
     /// The whole product in a few minutes: a local stack on kubesim with a planted storage bug,
     /// the demo megatest with a live view, a stop, the full teardown, a check that nothing is
@@ -102,6 +114,30 @@ pub enum Command {
     Demo {
         #[command(flatten)]
         demo: DemoArgs,
+    },
+    /// Make, list and revoke API tokens (admin).
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// The audit trail: every request that changed something, and every refused one (admin).
+    Audit {
+        /// How far back.
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        since: std::time::Duration,
+        /// Only this token's requests.
+        #[arg(long)]
+        who: Option<String>,
+        /// At most this many (the newest).
+        #[arg(long, default_value_t = 500)]
+        limit: usize,
+        #[arg(short, long, value_enum, default_value_t)]
+        output: Format,
+    },
+    /// Contexts: which apiserver to talk to, with which token and CA.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
     },
     /// Print a shell completion script (e.g. `source <(chaosctl completion bash)`).
     Completion {
@@ -266,6 +302,59 @@ pub enum WorkerAction {
         #[arg(long, default_value = "10m", value_parser = parse_duration)]
         timeout: std::time::Duration,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Make a token and print it (once: it is not stored and cannot be shown again).
+    Create {
+        /// The token's name (lowercase letters, digits and '-'), unique.
+        name: String,
+        #[arg(long, value_parser = clap::value_parser!(Role))]
+        role: Role,
+        /// Limit a viewer or operator token to these clusters (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        clusters: Vec<String>,
+        /// How long it lives (`30d`, `12h`); without it, until revoked.
+        #[arg(long)]
+        expires: Option<chaos_def::Duration>,
+        #[arg(short, long, value_enum, default_value_t)]
+        output: Format,
+    },
+    /// Every token: name, role, clusters, expiry, creator, last use (never the secret).
+    List {
+        #[arg(short, long, value_enum, default_value_t)]
+        output: Format,
+    },
+    /// Revoke a token: every apiserver refuses it from the next request on.
+    Revoke { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// List the contexts; `*` marks the current one.
+    GetContexts,
+    /// Print the current context's name.
+    CurrentContext,
+    /// Make NAME the current context.
+    UseContext { name: String },
+    /// Create or change a context (only the given settings change).
+    SetContext {
+        name: String,
+        #[arg(long)]
+        server: Option<String>,
+        /// A file holding the token (`-` reads standard input).
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<String>,
+        /// The CA of the apiserver's certificate, as a PEM file.
+        #[arg(long = "certificate-authority", visible_alias = "ca-file", value_name = "FILE")]
+        certificate_authority: Option<std::path::PathBuf>,
+        /// Also make it the current context.
+        #[arg(long)]
+        current: bool,
+    },
+    /// Remove a context.
+    DeleteContext { name: String },
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

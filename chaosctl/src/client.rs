@@ -2,9 +2,10 @@
 //! one line a person can act on.
 
 use chaos_def::api::{
-    ActionResponse, ApplyResponse, ErrorBody, GlobalStopResponse, InstanceList, PluginList, PushResponse, ScenarioList,
-    ScenarioView, StopBody, WorkerList,
+    ActionResponse, ApplyResponse, AuditList, ErrorBody, GlobalStopResponse, InstanceList, PluginList, PushResponse,
+    ScenarioList, ScenarioView, StopBody, TokenCreated, TokenList, WorkerList,
 };
+use chaos_def::auth::TokenRequest;
 use chaos_def::records::PluginMeta;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -15,6 +16,13 @@ use serde::de::DeserializeOwned;
 pub enum ClientError {
     #[error("cannot reach the apiserver at {server}: {reason} (is it running? set --server or CHAOS_SERVER)")]
     Unreachable { server: String, reason: String },
+    /// A 401: what to do about it depends on whether a token was sent.
+    #[error("{} (401) — {}", .body.message, if *.sent_token {
+        "get a valid token from an admin (`chaosctl token create`), then `chaosctl config set-context NAME --server URL --token-file FILE` or set CHAOS_TOKEN"
+    } else {
+        "no token: run `chaosctl config set-context NAME --server URL --token-file FILE`, or set CHAOS_TOKEN"
+    })]
+    Unauthenticated { body: ErrorBody, sent_token: bool },
     #[error("{}", describe(.status, .body))]
     Api { status: StatusCode, body: ErrorBody },
     #[error("unexpected answer from the apiserver ({status}): {text}")]
@@ -34,15 +42,40 @@ fn describe(status: &StatusCode, body: &ErrorBody) -> String {
     format!("{text} ({})", status.as_u16())
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     server: String,
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for Client {
+    /// Without the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("server", &self.server).field("token", &self.token.is_some()).finish()
+    }
 }
 
 impl Client {
-    pub fn new(server: &str) -> Self {
-        Client { http: reqwest::Client::new(), server: server.trim_end_matches('/').to_string() }
+    /// A client of the apiserver at `server` sending `token` with every request.
+    pub fn new(server: &str, token: Option<&str>) -> Self {
+        Client {
+            http: reqwest::Client::new(),
+            server: server.trim_end_matches('/').to_string(),
+            token: token.map(str::to_string),
+        }
+    }
+
+    /// A client for what `chaosctl`'s contexts and environment name.
+    pub fn for_target(target: &crate::config::Target) -> anyhow::Result<Self> {
+        if let Some(ca) = &target.ca {
+            anyhow::bail!("a CA ({}) is set, but this chaosctl speaks plain HTTP only", ca.display());
+        }
+        Ok(Client::new(&target.server, target.token.as_deref()))
+    }
+
+    pub fn server(&self) -> &str {
+        &self.server
     }
 
     async fn call<T: DeserializeOwned>(
@@ -53,6 +86,9 @@ impl Client {
     ) -> Result<T, ClientError> {
         let url = format!("{}{path}", self.server);
         let mut request = self.http.request(method, &url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
         if let Some((body, content_type)) = body {
             request = request.header(reqwest::header::CONTENT_TYPE, content_type).body(body);
         }
@@ -70,6 +106,9 @@ impl Client {
                 .map_err(|e| ClientError::Unexpected { status, text: format!("{e}: {text}") });
         }
         match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(body) if status == StatusCode::UNAUTHORIZED => {
+                Err(ClientError::Unauthenticated { body, sent_token: self.token.is_some() })
+            }
             Ok(body) => Err(ClientError::Api { status, body }),
             Err(_) => Err(ClientError::Unexpected { status, text }),
         }
@@ -173,6 +212,28 @@ impl Client {
 
     pub async fn workers(&self) -> Result<WorkerList, ClientError> {
         self.call(Method::GET, "/v1/workers", None).await
+    }
+
+    pub async fn create_token(&self, request: &TokenRequest) -> Result<TokenCreated, ClientError> {
+        let body = serde_json::to_string(request).expect("a token request serialises");
+        self.call(Method::POST, "/v1/tokens", Some((body.into(), "application/json"))).await
+    }
+
+    pub async fn tokens(&self) -> Result<TokenList, ClientError> {
+        self.call(Method::GET, "/v1/tokens", None).await
+    }
+
+    pub async fn revoke_token(&self, name: &str) -> Result<ActionResponse, ClientError> {
+        self.call(Method::DELETE, &format!("/v1/tokens/{name}"), None).await
+    }
+
+    /// The audit trail: `since` as a duration (`1h`), `who` a token's name.
+    pub async fn audit(&self, since: &str, who: Option<&str>, limit: usize) -> Result<AuditList, ClientError> {
+        let mut path = format!("/v1/audit?since={since}&limit={limit}");
+        if let Some(who) = who {
+            path.push_str(&format!("&who={who}"));
+        }
+        self.call(Method::GET, &path, None).await
     }
 }
 

@@ -62,7 +62,7 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<()> {
 }
 
 async fn drive(stack: &Stack, options: &DemoOptions) -> anyhow::Result<()> {
-    let client = Client::new(&stack.apiserver);
+    let client = stack.client();
     let kube = stack.kube_url.clone().context("the demo needs kubesim")?;
     println!("  apiserver {}   kubesim {kube}   logs in {}", stack.apiserver, stack.state_dir.display());
     println!(

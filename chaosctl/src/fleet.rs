@@ -52,7 +52,7 @@ impl Fleet {
         let stack = Stack::start(&options).await.context("starting the stack")?;
         let endpoints: Vec<String> = stack.etcd_members.iter().map(|(_, url)| url.clone()).collect();
         let store = Store::connect(&endpoints, chaos_def::consts::DEFAULT_PREFIX).await?;
-        let client = Client::new(&stack.apiserver);
+        let client = stack.client();
         let state = match std::env::var_os("CHAOS_KEEP_STATE") {
             Some(_) => {
                 eprintln!("keeping the stack's state and logs in {}", state.keep().display());

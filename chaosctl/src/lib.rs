@@ -3,6 +3,7 @@
 //! tests) and the analysis of a scenario's journal (runs of an instance on workers).
 
 pub mod client;
+pub mod config;
 pub mod demo;
 pub mod fleet;
 pub mod output;

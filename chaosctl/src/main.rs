@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use chaosctl::client::Client;
+use chaosctl::config;
 use cli::{Cli, Command, Single};
 
 #[tokio::main(flavor = "current_thread")]
@@ -32,8 +33,27 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let client = Client::new(&cli.server);
-    match cli.command {
+    // Commands that need no apiserver go first: a broken config must not stop `config` from
+    // mending it, nor `up` from starting a stack.
+    let command = match cli.command {
+        Command::Config { action } => return cmd::config::run(action),
+        Command::Up { stack, write_context } => return cmd::up::up(&stack.options(), write_context).await,
+        Command::Demo { demo } => return chaosctl::demo::run(&demo.options()).await,
+        Command::Completion { shell } => {
+            cli::print_completion(shell);
+            return Ok(());
+        }
+        command => command,
+    };
+    let overrides = config::Overrides {
+        context: cli.context,
+        server: cli.server,
+        token: std::env::var(config::ENV_TOKEN).ok(),
+        ca: cli.ca,
+    };
+    let target = config::resolve(&config::Config::load(&config::path())?, overrides)?;
+    let client = Client::for_target(&target)?;
+    match command {
         Command::Apply { file, output } => cmd::apply::apply(&client, &file, output).await,
         Command::Get { resource, name, scenario, output } => {
             cmd::get::get(&client, resource, name, scenario, output).await
@@ -50,11 +70,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events { name, follow, output } => cmd::journal::events(&client, &name, follow, output).await,
         Command::Plugin { action } => cmd::plugin::run(&client, action).await,
         Command::Worker { action } => cmd::worker::run(&client, action).await,
-        Command::Up { stack } => cmd::up::up(&stack.options()).await,
-        Command::Demo { demo } => chaosctl::demo::run(&demo.options()).await,
-        Command::Completion { shell } => {
-            cli::print_completion(shell);
-            Ok(())
+        Command::Token { action } => cmd::security::token(&client, action).await,
+        Command::Audit { since, who, limit, output } => {
+            cmd::security::audit(&client, since, who.as_deref(), limit, output).await
+        }
+        Command::Config { .. } | Command::Up { .. } | Command::Demo { .. } | Command::Completion { .. } => {
+            unreachable!("handled before the client is made")
         }
     }
 }

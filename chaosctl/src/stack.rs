@@ -84,6 +84,11 @@ pub struct Stack {
     /// What the daemons get as `--etcd`.
     etcd_flag: String,
     pub apiserver: String,
+    /// The stack's admin token (the apiserver's bootstrap token).
+    pub token: String,
+    /// A chaosctl config file with one context, `chaos-local`, for this stack
+    /// (`export CHAOSCTL_CONFIG=...`).
+    pub context_file: PathBuf,
     /// The Kubernetes API the workers use (kubesim's URL), if kubesim runs.
     pub kube_url: Option<String>,
     /// The applications kubesim deployed.
@@ -144,6 +149,8 @@ impl Stack {
             etcd_members,
             etcd_flag: format!("--etcd={etcd_flag}"),
             apiserver: String::new(),
+            token: chaos_def::auth::generate_token(),
+            context_file: options.state_dir.join("chaosctl.yaml"),
             kube_url: None,
             apps: Vec::new(),
             state_dir: options.state_dir.clone(),
@@ -217,12 +224,16 @@ impl Stack {
         let api_port = free_port()?;
         self.apiserver = format!("http://127.0.0.1:{api_port}");
         let etcd_flag = self.etcd_flag.clone();
-        self.spawn(
-            "apiserver",
-            &sibling("chaos-apiserver")?,
-            &[&[etcd_flag.clone(), format!("--listen=127.0.0.1:{api_port}")][..], &options.apiserver_args].concat(),
-        )?;
+        let token_file = self.state_dir.join("admin.token");
+        write_private(&token_file, &self.token)?;
+        let api_args = [
+            etcd_flag.clone(),
+            format!("--listen=127.0.0.1:{api_port}"),
+            format!("--bootstrap-token-file={}", token_file.display()),
+        ];
+        self.spawn("apiserver", &sibling("chaos-apiserver")?, &[&api_args[..], &options.apiserver_args].concat())?;
         wait_http(&http, &format!("{}/readyz", self.apiserver), "the apiserver").await?;
+        self.context().save(&self.context_file)?;
         for role in ["controller", "scheduler"] {
             let port = free_port()?;
             let args = [etcd_flag.clone(), format!("--name={role}-0"), format!("--listen=127.0.0.1:{port}")];
@@ -367,8 +378,26 @@ impl Stack {
         Ok(child)
     }
 
+    /// A client of the stack's apiserver, as its admin.
+    pub fn client(&self) -> crate::client::Client {
+        crate::client::Client::new(&self.apiserver, Some(&self.token))
+    }
+
+    /// A chaosctl config whose one context, `chaos-local`, is this stack (and current).
+    pub fn context(&self) -> crate::config::Config {
+        crate::config::Config {
+            current_context: Some(LOCAL_CONTEXT.into()),
+            contexts: vec![crate::config::Context {
+                name: LOCAL_CONTEXT.into(),
+                server: self.apiserver.clone(),
+                token: Some(self.token.clone()),
+                ca: None,
+            }],
+        }
+    }
+
     async fn registered_workers(&self, http: &reqwest::Client) -> usize {
-        match http.get(format!("{}/v1/workers", self.apiserver)).send().await {
+        match http.get(format!("{}/v1/workers", self.apiserver)).bearer_auth(&self.token).send().await {
             Ok(response) => response.json::<chaos_def::api::WorkerList>().await.map(|l| l.items.len()).unwrap_or(0),
             Err(_) => 0,
         }
@@ -424,6 +453,24 @@ impl Stack {
             }
         }
     }
+}
+
+/// The name of the context `up` and `demo` write for their stack.
+pub const LOCAL_CONTEXT: &str = "chaos-local";
+
+/// Writes a secret to a file only its owner can read.
+fn write_private(path: &Path, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(secret.as_bytes())?;
+    Ok(())
 }
 
 /// kill(2) on a child of the stack (`Child::id` is None once it is reaped, so the pid cannot

@@ -4,7 +4,7 @@
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 
-use chaos_apiserver::AppState;
+use chaos_apiserver::{AppState, ServeOptions};
 use chaos_def::records::StoredScenario;
 use chaos_def::store::Store;
 use chaos_harness::{EtcdServer, unique_prefix};
@@ -15,16 +15,24 @@ const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
 struct Stack {
     server: String,
     store: Store,
+    /// The admin token every command sends (`CHAOS_TOKEN`), unless a test says otherwise.
+    token: String,
+    /// An empty directory: the config file lives here, so that no user's own config counts.
+    home: tempfile::TempDir,
     _shutdown: tokio_util::sync::DropGuard,
 }
 
+/// An apiserver with token auth on, as `chaos-apiserver` starts, and its bootstrap admin token.
 async fn stack() -> Stack {
     let store = Store::connect(&[EtcdServer::shared().endpoint()], &unique_prefix()).await.unwrap();
+    let token = chaos_def::auth::generate_token();
+    chaos_apiserver::tokens::install_bootstrap(&store, &token, "test").await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
-    tokio::spawn(chaos_apiserver::serve(listener, AppState::new(store.clone()), shutdown.clone()));
-    Stack { server, store, _shutdown: shutdown.drop_guard() }
+    let state = AppState::new(store.clone(), ServeOptions::secure());
+    tokio::spawn(chaos_apiserver::serve(listener, state, shutdown.clone()));
+    Stack { server, store, token, home: tempfile::tempdir().unwrap(), _shutdown: shutdown.drop_guard() }
 }
 
 impl Stack {
@@ -34,9 +42,19 @@ impl Stack {
     }
 
     async fn run_with_stdin(&self, args: &[&str], stdin: Option<String>) -> Output {
+        self.run_as(args, stdin, Some(&self.token)).await
+    }
+
+    /// Runs chaosctl sending `token` (none: no `CHAOS_TOKEN`).
+    async fn run_as(&self, args: &[&str], stdin: Option<String>, token: Option<&str>) -> Output {
         let mut command = Command::new(env!("CARGO_BIN_EXE_chaosctl"));
+        command.env_remove("CHAOS_TOKEN").env_remove("CHAOSCTL_CONTEXT");
+        if let Some(token) = token {
+            command.env("CHAOS_TOKEN", token);
+        }
         command
             .args(args)
+            .env("CHAOSCTL_CONFIG", self.home.path().join("config.yaml"))
             .env("CHAOS_SERVER", &self.server)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -239,4 +257,146 @@ async fn stop_all_and_resume() {
     assert!(out.status.success());
     let out = stack.run(&["apply", "-f", &format!("{EXAMPLES}/megatest.yaml")]).await;
     assert_eq!(stdout(&out), "scenario/megatest created\n");
+}
+
+/// A token made with `token create`, as its secret printed alone on stdout.
+async fn made_token(stack: &Stack, args: &[&str]) -> String {
+    let out = stack.run(&[&["token", "create"], args].concat()).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = stdout(&out).trim().to_string();
+    assert!(token.starts_with("chaos_"), "{token}");
+    assert!(stderr(&out).contains("shown this once"), "{}", stderr(&out));
+    token
+}
+
+#[tokio::test]
+async fn without_a_token_the_error_says_what_to_do_and_nothing_is_stored() {
+    let stack = stack().await;
+    let demo = format!("{EXAMPLES}/demo.yaml");
+    let out = stack.run_as(&["apply", "-f", &demo], None, None).await;
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    assert!(text.contains("(401)") && text.contains("chaosctl config set-context"), "{text}");
+    let out = stack.run_as(&["apply", "-f", &demo], None, Some("chaos_not-a-real-token-but-long-enough-0000")).await;
+    let text = stderr(&out);
+    assert!(text.contains("unknown or revoked token (401)") && !text.contains("not-a-real"), "{text}");
+    assert!(stack.stored("demo").await.is_none());
+}
+
+#[tokio::test]
+async fn tokens_are_made_listed_scoped_and_revoked() {
+    let stack = stack().await;
+    let viewer = made_token(&stack, &["ci-viewer", "--role", "viewer"]).await;
+    let operator_a = made_token(&stack, &["ops-a", "--role", "operator", "--clusters", "a", "--expires", "30d"]).await;
+
+    let out = stack.run(&["token", "list"]).await;
+    let listed = stdout(&out);
+    assert!(listed.contains("ops-a") && listed.contains("operator") && listed.contains("ci-viewer"), "{listed}");
+    assert!(!listed.contains(&viewer) && !listed.contains(&operator_a), "a secret was listed:\n{listed}");
+
+    // A viewer reads but does not apply; the error names the token, its role and the permission.
+    let demo = format!("{EXAMPLES}/demo.yaml");
+    let out = stack.run_as(&["get", "scenarios"], None, Some(&viewer)).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = stack.run_as(&["apply", "-f", &demo], None, Some(&viewer)).await;
+    let text = stderr(&out);
+    assert!(text.contains("role viewer") && text.contains("`operate`") && text.contains("(403)"), "{text}");
+
+    // An operator of cluster a: its own cluster's scenario goes in, the default cluster's does not.
+    let in_a = std::fs::read_to_string(&demo).unwrap().replace("cluster: default", "cluster: a");
+    assert!(in_a.contains("cluster: a"), "the example names its cluster");
+    let out = stack.run_as(&["apply", "-f", "-"], Some(in_a), Some(&operator_a)).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = stack.run_as(&["apply", "-f", &demo], None, Some(&operator_a)).await;
+    assert!(stderr(&out).contains("limited to clusters [a]"), "{}", stderr(&out));
+    let out = stack.run_as(&["stop", "--all"], None, Some(&operator_a)).await;
+    assert!(stderr(&out).contains("(403)"), "{}", stderr(&out));
+
+    let out = stack.run(&["token", "revoke", "ci-viewer"]).await;
+    assert_eq!(stdout(&out).trim(), "token/ci-viewer revoked");
+    let out = stack.run_as(&["get", "scenarios"], None, Some(&viewer)).await;
+    assert!(stderr(&out).contains("unknown or revoked token (401)"), "{}", stderr(&out));
+    let out = stack.run(&["token", "revoke", "ci-viewer"]).await;
+    assert!(stderr(&out).contains("(404)"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn the_audit_trail_names_who_did_what() {
+    let stack = stack().await;
+    let demo = format!("{EXAMPLES}/demo.yaml");
+    let viewer = made_token(&stack, &["peeker", "--role", "viewer"]).await;
+    assert!(stack.run(&["apply", "-f", &demo]).await.status.success());
+    stack.run_as(&["stop", "demo"], None, Some(&viewer)).await;
+    let out = stack.run(&["audit", "-o", "json"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let trail: chaos_def::api::AuditList = serde_json::from_slice(&out.stdout).unwrap();
+    let find = |method: &str, path: &str| {
+        trail.items.iter().find(|e| e.method == method && e.path == path).unwrap_or_else(|| panic!("{trail:?}"))
+    };
+    let created = find("POST", "/v1/tokens");
+    assert_eq!((created.who.as_str(), created.target.as_deref(), created.status), ("bootstrap", Some("peeker"), 201));
+    let applied = find("POST", "/v1/scenarios");
+    assert_eq!(
+        (applied.who.as_str(), applied.target.as_deref(), applied.result.as_str()),
+        ("bootstrap", Some("demo"), "ok")
+    );
+    let refused = find("POST", "/v1/scenarios/demo/stop");
+    assert_eq!((refused.who.as_str(), refused.status), ("peeker", 403));
+    assert!(refused.source.as_deref() == Some("127.0.0.1"), "{refused:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains(&viewer) && !text.contains(&stack.token), "a token reached the audit trail");
+    let out = stack.run(&["audit", "--who", "peeker"]).await;
+    assert!(stdout(&out).contains("403") && !stdout(&out).contains("/v1/tokens"), "{}", stdout(&out));
+}
+
+#[tokio::test]
+async fn contexts_pick_the_server_and_token() {
+    let stack = stack().await;
+    let token_file = stack.home.path().join("token");
+    std::fs::write(&token_file, format!("{}\n", stack.token)).unwrap();
+    let set = |name: &str, server: &str| {
+        ["config", "set-context", name, "--server", server, "--token-file", token_file.to_str().unwrap()]
+            .map(String::from)
+            .to_vec()
+    };
+    // Through the context alone: no CHAOS_SERVER, no CHAOS_TOKEN.
+    let run = |args: Vec<String>| {
+        let config = stack.home.path().join("config.yaml");
+        async move {
+            tokio::task::spawn_blocking(move || {
+                Command::new(env!("CARGO_BIN_EXE_chaosctl"))
+                    .args(&args)
+                    .env("CHAOSCTL_CONFIG", config)
+                    .env_remove("CHAOS_SERVER")
+                    .env_remove("CHAOS_TOKEN")
+                    .env_remove("CHAOSCTL_CONTEXT")
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    assert!(run(set("here", &stack.server)).await.status.success());
+    assert!(run(set("nowhere", "http://127.0.0.1:9")).await.status.success());
+    let out = run(vec!["config".into(), "get-contexts".into()]).await;
+    let listed = stdout(&out);
+    assert!(listed.contains("*         here") && listed.contains("nowhere"), "{listed}");
+    assert!(!listed.contains(&stack.token), "{listed}");
+    assert!(run(vec!["get".into(), "scenarios".into()]).await.status.success());
+    let out = run(vec!["--context".into(), "nowhere".into(), "get".into(), "scenarios".into()]).await;
+    assert!(stderr(&out).contains("cannot reach the apiserver at http://127.0.0.1:9"), "{}", stderr(&out));
+    assert!(run(vec!["config".into(), "use-context".into(), "nowhere".into()]).await.status.success());
+    let out = run(vec!["config".into(), "current-context".into()]).await;
+    assert_eq!(stdout(&out).trim(), "nowhere");
+    let out = run(vec!["--context".into(), "missing".into(), "get".into(), "scenarios".into()]).await;
+    assert!(
+        stderr(&out).contains("no context \"missing\"") && stderr(&out).contains("here, nowhere"),
+        "{}",
+        stderr(&out)
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(stack.home.path().join("config.yaml")).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the config holds tokens");
 }

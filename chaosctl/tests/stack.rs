@@ -12,8 +12,15 @@ use serde_json::Value;
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
 
-fn chaosctl(server: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_chaosctl")).args(args).env("CHAOS_SERVER", server).output().unwrap()
+/// chaosctl as a user runs it after `up`: through the context file `up` printed.
+fn chaosctl(config: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_chaosctl"))
+        .args(args)
+        .env("CHAOSCTL_CONFIG", config)
+        .env_remove("CHAOS_SERVER")
+        .env_remove("CHAOS_TOKEN")
+        .output()
+        .unwrap()
 }
 
 fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
@@ -24,8 +31,8 @@ fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
     }
 }
 
-fn scenario(server: &str) -> Value {
-    let out = chaosctl(server, &["get", "scenario", "demo", "-o", "json"]);
+fn scenario(config: &str) -> Value {
+    let out = chaosctl(config, &["get", "scenario", "demo", "-o", "json"]);
     serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
 }
 
@@ -36,11 +43,11 @@ fn a_megatest_on_the_local_stack_leaves_nothing_behind_after_stop() {
     up.args(["up", "--workers", "2", "--speed", "20", "--state-dir"]).arg(state.path()).stdout(Stdio::piped());
     let mut up = chaos_harness::spawn_tied(up).unwrap();
     let mut lines = BufReader::new(up.stdout.take().unwrap()).lines();
-    let (mut server, mut kube) = (String::new(), String::new());
+    let (mut config, mut kube) = (String::new(), String::new());
     for line in lines.by_ref() {
         let line = line.unwrap();
-        if let Some(url) = line.trim().strip_prefix("export CHAOS_SERVER=") {
-            server = url.to_string();
+        if let Some(rest) = line.trim().strip_prefix("export CHAOSCTL_CONFIG=") {
+            config = rest.split_whitespace().next().unwrap().to_string();
         }
         if let Some(rest) = line.trim().strip_prefix("kubectl --server ") {
             kube = rest.split_whitespace().next().unwrap().to_string();
@@ -49,7 +56,17 @@ fn a_megatest_on_the_local_stack_leaves_nothing_behind_after_stop() {
             break;
         }
     }
-    assert!(!server.is_empty() && !kube.is_empty(), "chaosctl up did not print its endpoints");
+    assert!(!config.is_empty() && !kube.is_empty(), "chaosctl up did not print its endpoints");
+    // The stack runs with token auth on: its server without its context's token is refused.
+    let context = chaosctl::config::Config::load(std::path::Path::new(&config)).unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_chaosctl"))
+        .args(["get", "scenarios"])
+        .env("CHAOSCTL_CONFIG", state.path().join("none.yaml"))
+        .env("CHAOS_SERVER", &context.contexts[0].server)
+        .env_remove("CHAOS_TOKEN")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("(401)"), "{}", String::from_utf8_lossy(&refused.stderr));
 
     // The demo scenario, fast: steps every 2-4 s, volumes living 10-20 s.
     let text = std::fs::read_to_string(format!("{EXAMPLES}/demo.yaml"))
@@ -59,7 +76,7 @@ fn a_megatest_on_the_local_stack_leaves_nothing_behind_after_stop() {
     assert!(text.contains("lifetime: {min: 10s"), "examples/demo.yaml changed: update this test");
     let file = state.path().join("demo.yaml");
     std::fs::write(&file, text).unwrap();
-    let out = chaosctl(&server, &["apply", "-f", file.to_str().unwrap()]);
+    let out = chaosctl(&config, &["apply", "-f", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     // Volumes are created in the cluster, live, and some finish their whole life.
@@ -71,13 +88,13 @@ fn a_megatest_on_the_local_stack_leaves_nothing_behind_after_stop() {
     };
     wait_until("an RV in the cluster", Duration::from_secs(60), || labelled("replicatedvolumes") > 0);
     wait_until("two volumes done", Duration::from_secs(120), || {
-        scenario(&server)["status"]["volumes"]["done"].as_u64().unwrap_or(0) >= 2
+        scenario(&config)["status"]["volumes"]["done"].as_u64().unwrap_or(0) >= 2
     });
 
-    let out = chaosctl(&server, &["stop", "demo"]);
+    let out = chaosctl(&config, &["stop", "demo"]);
     assert!(out.status.success());
-    wait_until("the scenario stopped", Duration::from_secs(120), || scenario(&server)["status"]["phase"] == "Stopped");
-    let status = scenario(&server)["status"].clone();
+    wait_until("the scenario stopped", Duration::from_secs(120), || scenario(&config)["status"]["phase"] == "Stopped");
+    let status = scenario(&config)["status"].clone();
     assert_eq!(status["volumes"]["done"], status["volumes"]["started"], "{status:#}");
     assert_eq!(status["volumes"]["failed"], 0, "{status:#}");
     for plural in ["replicatedvolumes", "replicatedvolumeattachments", "replicatedvolumereplicas"] {

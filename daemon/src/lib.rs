@@ -5,7 +5,9 @@ pub mod probes;
 
 use chaos_def::consts::{DEFAULT_ETCD, DEFAULT_PREFIX, ENV_ETCD, ENV_PREFIX};
 use chaos_def::retry::Backoff;
-use chaos_def::store::{Leadership, Store, StoreError, WatchEvent, Watcher};
+use std::path::PathBuf;
+
+use chaos_def::store::{EtcdTls, Leadership, Store, StoreError, WatchEvent, Watcher};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -18,11 +20,43 @@ pub struct EtcdArgs {
     /// Key prefix under which all state lives.
     #[arg(long, env = ENV_PREFIX, default_value = DEFAULT_PREFIX)]
     pub prefix: String,
+    /// The CA of etcd's certificates (PEM): talk to etcd over TLS (`https://` endpoints).
+    #[arg(long, env = "CHAOS_ETCD_CA", value_name = "FILE")]
+    pub etcd_ca: Option<PathBuf>,
+    /// This process's client certificate (PEM), for an etcd that checks clients.
+    #[arg(long, env = "CHAOS_ETCD_CERT", value_name = "FILE", requires_all = ["etcd_key", "etcd_ca"])]
+    pub etcd_cert: Option<PathBuf>,
+    /// The key of `--etcd-cert` (PEM).
+    #[arg(long, env = "CHAOS_ETCD_KEY", value_name = "FILE", requires = "etcd_cert")]
+    pub etcd_key: Option<PathBuf>,
 }
 
 impl EtcdArgs {
     pub async fn connect(&self) -> Result<Store, StoreError> {
-        Store::connect(&self.endpoints, &self.prefix).await
+        let tls = self.tls().map_err(|why| StoreError::Etcd(etcd_client::Error::InvalidArgs(why)))?;
+        Store::connect_with(&self.endpoints, &self.prefix, tls.as_ref()).await
+    }
+
+    /// The TLS material the flags name, read; an error says which file or flag is wrong.
+    /// `https://` endpoints need a CA, and a CA needs `https://` endpoints (a plain endpoint
+    /// would silently skip TLS).
+    pub fn tls(&self) -> Result<Option<EtcdTls>, String> {
+        let https = self.endpoints.iter().filter(|e| e.starts_with("https://")).count();
+        match (&self.etcd_ca, https) {
+            (None, 0) => return Ok(None),
+            (None, _) => return Err("the etcd endpoints are https:// but no --etcd-ca was given".into()),
+            (Some(_), n) if n < self.endpoints.len() => {
+                return Err("--etcd-ca is given, so every --etcd endpoint must be https://".into());
+            }
+            (Some(_), _) => {}
+        }
+        let read = |path: &PathBuf| std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()));
+        let ca = read(self.etcd_ca.as_ref().expect("checked above"))?;
+        let identity = match (&self.etcd_cert, &self.etcd_key) {
+            (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+            _ => None,
+        };
+        Ok(Some(EtcdTls { ca, identity }))
     }
 }
 

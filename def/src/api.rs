@@ -91,6 +91,8 @@ pub enum ActionResult {
     Uncordoned,
     /// A worker is cordoned and stops what it runs, to have it placed elsewhere.
     Draining,
+    /// An API token no longer works.
+    Revoked,
 }
 
 impl ActionResult {
@@ -104,6 +106,7 @@ impl ActionResult {
             ActionResult::Cordoned => "cordoned",
             ActionResult::Uncordoned => "uncordoned",
             ActionResult::Draining => "draining",
+            ActionResult::Revoked => "revoked",
         }
     }
 }
@@ -299,6 +302,53 @@ pub struct PushResponse {
     pub plugin: crate::records::PluginMeta,
 }
 
+/// `POST /v1/tokens`: the token made, shown this once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TokenCreated {
+    /// The secret: send it as `Authorization: Bearer <token>`. It is not stored and cannot be
+    /// shown again.
+    pub token: String,
+    pub record: crate::auth::TokenRecord,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TokenList {
+    pub items: Vec<crate::auth::TokenRecord>,
+}
+
+/// One request in the audit trail: every request that changes something, and every refused one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    #[schema(value_type = String)]
+    pub time: jiff::Timestamp,
+    /// The token's name; `anonymous` with `--auth none`; empty when no token was accepted.
+    pub who: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<crate::auth::Role>,
+    pub method: String,
+    /// The path, without its query.
+    pub path: String,
+    /// What the request was about: a scenario, worker, plugin or token name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    pub status: u16,
+    /// `ok`, or why the request failed or was refused.
+    pub result: String,
+    /// The client's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditList {
+    /// Oldest first.
+    pub items: Vec<AuditEntry>,
+    /// More entries matched than `limit`; these are the newest.
+    #[serde(default)]
+    pub truncated: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,7 +357,7 @@ mod tests {
     #[test]
     fn results_print_as_they_travel() {
         use ActionResult::*;
-        for result in [Stopping, AlreadyStopping, Deleted, Deleting, Cordoned, Uncordoned, Draining] {
+        for result in [Stopping, AlreadyStopping, Deleted, Deleting, Cordoned, Uncordoned, Draining, Revoked] {
             assert_eq!(serde_json::to_value(result).unwrap(), result.as_str(), "{result:?}");
         }
         for result in [PushResult::Created, PushResult::Unchanged] {
@@ -327,7 +377,8 @@ mod tests {
         let values = |schema: utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>| {
             serde_json::to_value(schema).unwrap()["enum"].clone()
         };
-        let all = ["stopping", "already-stopping", "deleted", "deleting", "cordoned", "uncordoned", "draining"];
+        let all =
+            ["stopping", "already-stopping", "deleted", "deleting", "cordoned", "uncordoned", "draining", "revoked"];
         assert_eq!(values(ActionResult::schema()), serde_json::json!(all));
         assert_eq!(values(GlobalStopResult::schema()), serde_json::json!(["stopping", "resumed"]));
         assert_eq!(values(PushResult::schema()), serde_json::json!(["created", "unchanged"]));

@@ -127,6 +127,27 @@ impl Keys {
         self.under("control/stop-all")
     }
 
+    /// An API token's record, under the SHA-256 of its secret.
+    pub fn token(&self, hash: &str) -> String {
+        self.under(&format!("auth/tokens/{hash}"))
+    }
+    pub fn tokens_prefix(&self) -> String {
+        self.under("auth/tokens/")
+    }
+
+    /// A token's name, holding its hash: makes names unique and finds a token to revoke.
+    pub fn token_name(&self, name: &str) -> String {
+        self.under(&format!("auth/token-names/{name}"))
+    }
+
+    /// One audit record; `id` sorts by time (see the apiserver's audit module).
+    pub fn audit(&self, id: &str) -> String {
+        self.under(&format!("audit/{id}"))
+    }
+    pub fn audit_prefix(&self) -> String {
+        self.under("audit/")
+    }
+
     /// The last path segment of `key` below `prefix` (`scenarios/x` → `x`); `None` when the
     /// key is not directly below the prefix.
     pub fn name_in<'k>(prefix: &str, key: &'k str) -> Option<&'k str> {

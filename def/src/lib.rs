@@ -5,6 +5,7 @@
 //! This crate knows no other crate of the workspace; every other crate may use it.
 
 pub mod api;
+pub mod auth;
 pub mod builtin;
 pub mod consts;
 pub mod keys;

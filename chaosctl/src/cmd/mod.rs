@@ -11,17 +11,21 @@
 //! | [`journal`]   | `report`, `events`                                   |
 //! | [`plugin`]    | `plugin new\|push\|list\|describe`                   |
 //! | [`worker`]    | `worker cordon\|uncordon\|drain`                     |
+//! | [`security`]  | `token create\|list\|revoke`, `audit`                  |
+//! | [`config`]    | `config get-contexts\|use-context\|set-context\|…`     |
 //! | [`up`]        | `up`                                                 |
 //!
 //! `demo` and `completion` need no module of their own: the demo is all [`chaosctl::demo`]'s,
 //! the completion script is the command line's ([`crate::cli`]).
 
 pub mod apply;
+pub mod config;
 pub mod describe;
 pub mod get;
 pub mod journal;
 pub mod lifecycle;
 pub mod plugin;
+pub mod security;
 pub mod up;
 pub mod worker;
 

@@ -1,12 +1,16 @@
 //! `up`: a local stack as child processes (started by [`chaosctl::stack`]), kept until Ctrl-C.
 //! (`demo` starts its own stack: all of it is [`chaosctl::demo`].)
 
-use chaosctl::stack::{Stack, StackOptions};
+use chaosctl::config::{self, Config};
+use chaosctl::stack::{LOCAL_CONTEXT, Stack, StackOptions};
 
 /// `up`: starts the stack, says how to use it, and stops it all on Ctrl-C (a second one forces).
-pub async fn up(options: &StackOptions) -> anyhow::Result<()> {
+pub async fn up(options: &StackOptions, write_context: bool) -> anyhow::Result<()> {
     eprintln!("starting a local stack in {} ...", options.state_dir.display());
     let mut stack = Stack::start(options).await?;
+    if write_context {
+        merge_context(&stack)?;
+    }
     print_usage(&stack);
     tokio::signal::ctrl_c().await?;
     eprintln!("stopping ...");
@@ -20,6 +24,19 @@ pub async fn up(options: &StackOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--write-context`: the stack's context into the user's own config, made current.
+fn merge_context(stack: &Stack) -> anyhow::Result<()> {
+    let path = config::path();
+    let mut user = Config::load(&path)?;
+    for context in stack.context().contexts {
+        user.upsert(context);
+    }
+    user.current_context = Some(LOCAL_CONTEXT.into());
+    user.save(&path)?;
+    println!("context {LOCAL_CONTEXT} written to {} and made current", path.display());
+    Ok(())
+}
+
 /// The processes, and the commands that reach the stack.
 fn print_usage(stack: &Stack) {
     println!("stack is up (logs in {}):", stack.state_dir.display());
@@ -27,7 +44,10 @@ fn print_usage(stack: &Stack) {
         println!("  {name:<12} pid {}", pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()));
     }
     println!();
-    println!("  export CHAOS_SERVER={}", stack.apiserver);
+    println!(
+        "  export CHAOSCTL_CONFIG={}   # the context chaos-local: the stack's admin token",
+        stack.context_file.display()
+    );
     let etcd: Vec<&str> = stack.etcd_members.iter().map(|(_, url)| url.as_str()).collect();
     println!("  export CHAOS_ETCD={}", etcd.join(","));
     println!("  chaosctl apply -f examples/demo.yaml && chaosctl get scenarios");

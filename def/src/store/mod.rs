@@ -102,11 +102,43 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// What a client needs to reach etcd over TLS: the CA that signed the members' certificates,
+/// and this client's own certificate and key when etcd checks clients (`--client-cert-auth`).
+/// All PEM.
+#[derive(Clone)]
+pub struct EtcdTls {
+    pub ca: Vec<u8>,
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for EtcdTls {
+    /// Without the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdTls").field("ca", &self.ca.len()).field("identity", &self.identity.is_some()).finish()
+    }
+}
+
+impl EtcdTls {
+    fn options(&self) -> etcd_client::TlsOptions {
+        let mut options = etcd_client::TlsOptions::new().ca_certificate(etcd_client::Certificate::from_pem(&self.ca));
+        if let Some((cert, key)) = &self.identity {
+            options = options.identity(etcd_client::Identity::from_pem(cert, key));
+        }
+        options
+    }
+}
+
 impl Store {
     /// Connects to the comma-separated or listed endpoints. Does not wait for etcd to answer:
     /// processes start before etcd is up and catch up once it is.
     pub async fn connect(endpoints: &[String], prefix: &str) -> Result<Self> {
-        let options = ConnectOptions::new()
+        Self::connect_with(endpoints, prefix, None).await
+    }
+
+    /// Like [`Store::connect`], over TLS when `tls` is given (the endpoints are then
+    /// `https://` URLs). The probes of every endpoint use the same settings.
+    pub async fn connect_with(endpoints: &[String], prefix: &str, tls: Option<&EtcdTls>) -> Result<Self> {
+        let mut options = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(3))
             // HTTP/2 pings find a dead connection (etcd restarted, peer gone) in seconds.
             .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
@@ -114,6 +146,9 @@ impl Store {
             // A member cut off from the others refuses at once rather than holding requests,
             // and cancels its watches (which then resume on another).
             .with_require_leader(true);
+        if let Some(tls) = tls {
+            options = options.with_tls(tls.options());
+        }
         let client = Client::connect(endpoints, Some(options.clone())).await?;
         let probing = CancellationToken::new();
         let health = endpoints::start(client.clone(), endpoints, options, probing.clone());
@@ -282,16 +317,52 @@ impl Store {
         Ok(keys)
     }
 
+    /// Every item with a key from `start` (included) to `end` (excluded), in key order, at one
+    /// revision: a window of keys that sort by time, such as the audit trail's.
+    pub async fn list_between<T: DeserializeOwned>(&self, start: &str, end: &str) -> Result<Listing<T>> {
+        let mut items = Vec::new();
+        let revision = self
+            .scan_range((start.as_bytes().to_vec(), end.as_bytes().to_vec()), false, |key, kv| {
+                items.push((key.clone(), decode(&key, kv)?));
+                Ok(())
+            })
+            .await?;
+        Ok(Listing { items, revision })
+    }
+
+    /// Deletes every key from `start` (included) to `end` (excluded); returns how many there
+    /// were. Safe to repeat.
+    pub async fn delete_between(&self, start: &str, end: &str) -> Result<i64> {
+        let kv = self.client.kv_client();
+        let response = self
+            .idempotent(|| {
+                let (mut kv, start, end) = (kv.clone(), start.to_string(), end.to_string());
+                async move { kv.delete(start, Some(DeleteOptions::new().with_range(end))).await }
+            })
+            .await?;
+        Ok(response.deleted())
+    }
+
     /// Walks `prefix` page by page at the revision of the first page; returns that revision.
     async fn scan(
         &self,
         prefix: &str,
         keys_only: bool,
+        each: impl FnMut(String, &etcd_client::KeyValue) -> Result<()>,
+    ) -> Result<i64> {
+        self.scan_range((prefix.as_bytes().to_vec(), prefix_end(prefix.as_bytes())), keys_only, each).await
+    }
+
+    /// Walks the keys from `start` to `range_end` (excluded) page by page at the revision of
+    /// the first page; returns that revision.
+    async fn scan_range(
+        &self,
+        (start, range_end): (Vec<u8>, Vec<u8>),
+        keys_only: bool,
         mut each: impl FnMut(String, &etcd_client::KeyValue) -> Result<()>,
     ) -> Result<i64> {
         let kv = self.client.kv_client();
-        let range_end = prefix_end(prefix.as_bytes());
-        let mut from = prefix.as_bytes().to_vec();
+        let mut from = start;
         let mut revision = 0;
         loop {
             let mut options = GetOptions::new().with_range(range_end.clone()).with_limit(LIST_PAGE);

@@ -78,11 +78,13 @@ pub fn test_plugin(crate_name: &str) -> PathBuf {
     wasm_target_dir().join(format!("wasm32-wasip2/release/{crate_name}.wasm"))
 }
 
-/// Runs `chaosctl` against the fleet's apiserver.
+/// Runs `chaosctl` against the fleet's apiserver, through the context the stack wrote (as a
+/// user of `chaosctl up` would, after `export CHAOSCTL_CONFIG=...`).
 pub fn chaosctl(fleet: &Fleet, args: &[&str]) -> Output {
     Command::new(sibling("chaosctl").expect("chaosctl is built"))
-        .arg("--server")
-        .arg(&fleet.stack.apiserver)
+        .env("CHAOSCTL_CONFIG", &fleet.stack.context_file)
+        .env_remove("CHAOS_SERVER")
+        .env_remove("CHAOS_TOKEN")
         .args(args)
         .output()
         .expect("run chaosctl")

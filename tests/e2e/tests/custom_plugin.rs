@@ -237,6 +237,7 @@ async fn refusals(fleet: &Fleet, work: &Path) {
     let wrong = "0".repeat(64);
     let response = reqwest::Client::new()
         .put(format!("{}/v1/plugins/damaged/1?digest={wrong}", fleet.stack.apiserver))
+        .bearer_auth(&fleet.stack.token)
         .body(hostile_bytes.clone())
         .send()
         .await

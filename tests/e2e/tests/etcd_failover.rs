@@ -145,8 +145,11 @@ async fn counters(fleet: &Fleet, metric: &str) -> BTreeMap<String, u64> {
     let mut targets = vec![("apiserver".to_string(), fleet.stack.apiserver.clone())];
     targets.extend(fleet.stack.probes.iter().cloned());
     let mut counted = BTreeMap::new();
+    let http = reqwest::Client::new();
     for (daemon, url) in targets {
-        let Ok(response) = reqwest::get(format!("{url}/metrics")).await else { continue };
+        // The apiserver's metrics need a token; the daemons' probe listeners ignore it.
+        let request = http.get(format!("{url}/metrics")).bearer_auth(&fleet.stack.token);
+        let Ok(response) = request.send().await else { continue };
         let text = response.text().await.unwrap_or_default();
         let samples: Vec<u64> = text
             .lines()

@@ -187,7 +187,8 @@ async fn drain_moves_a_workers_instances_away_and_leaves_it_empty() {
 
     let chaosctl = chaosctl::stack::sibling("chaosctl").unwrap();
     let out = tokio::process::Command::new(chaosctl)
-        .args(["worker", "drain", &victim, "--timeout", "60s", "--server", &fleet.stack.apiserver])
+        .args(["worker", "drain", &victim, "--timeout", "60s"])
+        .env("CHAOSCTL_CONFIG", &fleet.stack.context_file)
         .output()
         .await
         .unwrap();

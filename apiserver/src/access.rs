@@ -1,0 +1,349 @@
+//! The one layer every request passes before its handler: who is calling (a bearer token looked
+//! up in etcd), whether the route lets them (the decision table of [`chaos_def::auth`]), how
+//! fast they may go (a token bucket per caller), and the audit record of what they did.
+//!
+//! The permission a route needs is read from the OpenAPI document the router was built with:
+//! each operation names it as the scope of its `token` security requirement. The document, the
+//! router and this check come from the same annotations, so they cannot disagree, and a route
+//! that names no permission is refused at start-up unless it is one of [`OPEN_ROUTES`].
+//!
+//! Tokens are looked up on every request (one etcd read of the hash's key), not cached: a
+//! token revoked through one replica is refused by every replica from the next request on.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chaos_def::auth::{self, Caller, Decision, Permission, Presented, TokenRecord};
+use chaos_def::store::{Store, StoreError};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use jiff::Timestamp;
+use tokio_util::sync::CancellationToken;
+use utoipa::openapi::OpenApi;
+
+use crate::AppState;
+use crate::audit::{self, AuditTarget};
+use crate::error::ApiError;
+
+/// The routes that need no token: probes, and the document itself (SDK generators fetch it).
+pub const OPEN_ROUTES: [&str; 3] = ["/healthz", "/readyz", "/openapi.json"];
+
+/// The name of the security scheme every protected operation names.
+pub const SCHEME: &str = "token";
+
+/// How requests are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    /// Bearer tokens (`chaosctl token create`).
+    Token,
+    /// Everyone is an anonymous admin: local development only.
+    None,
+}
+
+/// Per-caller request rates.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit { per_second: 50, burst: 100 }
+    }
+}
+
+impl RateLimit {
+    /// Requests without an accepted token, per client address: enough for a person retrying,
+    /// too few for a flood of the audit trail.
+    pub const UNAUTHENTICATED: RateLimit = RateLimit { per_second: 5, burst: 20 };
+}
+
+/// How often a token's `lastUsed` is written at most.
+const LAST_USE_EVERY: Duration = Duration::from_secs(60);
+
+/// What a route needs, by method and route template.
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable(HashMap<(Method, String), Option<Permission>>);
+
+/// What [`RouteTable::needs`] knows of a request's route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Not in the document: an unmatched path or a method its path does not have. No handler
+    /// runs for it (the answer is a 404 or 405).
+    Unknown,
+    Open,
+    Needs(Permission),
+}
+
+impl RouteTable {
+    /// Reads every operation's permission from `document`; an error names a protected route
+    /// without one, or a scope that is no permission. `open_metrics` lets `/metrics` through.
+    pub fn from_document(document: &OpenApi, open_metrics: bool) -> Result<RouteTable, String> {
+        let json = serde_json::to_value(document).map_err(|e| e.to_string())?;
+        let mut table = HashMap::new();
+        let paths = json["paths"].as_object().cloned().unwrap_or_default();
+        for (path, item) in paths {
+            for (method, operation) in item.as_object().into_iter().flatten() {
+                let Ok(method) = method.to_uppercase().parse::<Method>() else { continue };
+                let scopes = operation["security"][0][SCHEME].as_array().cloned().unwrap_or_default();
+                let open = OPEN_ROUTES.contains(&path.as_str()) || (open_metrics && path == "/metrics");
+                let needs = match (scopes.as_slice(), open) {
+                    (_, true) => None,
+                    ([scope], false) => Some(
+                        scope
+                            .as_str()
+                            .and_then(Permission::from_scope)
+                            .ok_or_else(|| format!("{method} {path}: unknown permission {scope}"))?,
+                    ),
+                    _ => return Err(format!("{method} {path} names no permission (security `{SCHEME}`)")),
+                };
+                table.insert((method, path.clone()), needs);
+            }
+        }
+        Ok(RouteTable(table))
+    }
+
+    pub fn needs(&self, method: &Method, template: &str) -> Route {
+        match self.0.get(&(method.clone(), template.to_string())) {
+            None => Route::Unknown,
+            Some(None) => Route::Open,
+            Some(Some(permission)) => Route::Needs(*permission),
+        }
+    }
+
+    /// Every route, for the start-up log and the tests.
+    pub fn routes(&self) -> impl Iterator<Item = (&Method, &str, Option<Permission>)> {
+        self.0.iter().map(|((method, path), needs)| (method, path.as_str(), *needs))
+    }
+}
+
+/// The state of the access layer, shared by every request.
+pub struct Access {
+    pub mode: AuthMode,
+    pub routes: RouteTable,
+    callers: DefaultKeyedRateLimiter<String>,
+    strangers: DefaultKeyedRateLimiter<IpAddr>,
+    /// When each token's `lastUsed` was last written by this replica, by hash.
+    last_use: Mutex<HashMap<String, Instant>>,
+    /// Requests served without authentication (`--auth none`) since the last report.
+    anonymous: AtomicU64,
+}
+
+fn keyed<K: std::hash::Hash + Eq + Clone>(rate: RateLimit) -> DefaultKeyedRateLimiter<K> {
+    let nonzero = |n: u32| NonZeroU32::new(n.max(1)).expect("at least 1");
+    RateLimiter::keyed(Quota::per_second(nonzero(rate.per_second)).allow_burst(nonzero(rate.burst)))
+}
+
+impl Access {
+    /// `rate` per caller; `strangers` per client address until a token is accepted.
+    pub fn new(mode: AuthMode, routes: RouteTable, (rate, strangers): (RateLimit, RateLimit)) -> Access {
+        Access {
+            mode,
+            routes,
+            callers: keyed(rate),
+            strangers: keyed(strangers),
+            last_use: Mutex::new(HashMap::new()),
+            anonymous: AtomicU64::new(0),
+        }
+    }
+
+    /// Every minute until `cancel`: forgets quiet callers' buckets, and with `--auth none`
+    /// warns how many requests were served without authentication.
+    pub async fn maintain(&self, cancel: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            }
+            self.forget_quiet_callers();
+            let served = self.anonymous.swap(0, Ordering::Relaxed);
+            if served > 0 {
+                tracing::warn!(
+                    served,
+                    "authentication is off (--auth none): requests in the last minute were served to anyone"
+                );
+            }
+        }
+    }
+
+    /// Forgets the buckets of callers that have been quiet long enough to be full again, so
+    /// that many short-lived clients do not grow the tables without bound.
+    pub fn forget_quiet_callers(&self) {
+        self.callers.retain_recent();
+        self.strangers.retain_recent();
+        self.last_use.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, at| at.elapsed() < LAST_USE_EVERY);
+    }
+
+    fn admit<K: std::hash::Hash + Eq + Clone>(
+        limiter: &DefaultKeyedRateLimiter<K>,
+        key: &K,
+        who: &str,
+    ) -> Result<(), ApiError> {
+        limiter.check_key(key).map_err(|not_until| ApiError::TooManyRequests {
+            who: who.to_string(),
+            retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+        })
+    }
+
+    /// Whether this replica should write `hash`'s `lastUsed` now (at most once a minute).
+    fn last_use_due(&self, hash: &str) -> bool {
+        let mut seen = self.last_use.lock().unwrap_or_else(|p| p.into_inner());
+        match seen.get(hash) {
+            Some(at) if at.elapsed() < LAST_USE_EVERY => false,
+            _ => {
+                seen.insert(hash.to_string(), Instant::now());
+                true
+            }
+        }
+    }
+}
+
+/// The middleware: authenticates, authorises, rate-limits, runs the handler with the
+/// [`Caller`] in the request's extensions, and audits.
+pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let Some(template) = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()) else {
+        return next.run(request).await;
+    };
+    let permission = match state.access.routes.needs(request.method(), &template) {
+        Route::Unknown | Route::Open => return next.run(request).await,
+        Route::Needs(permission) => permission,
+    };
+    let source = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let seen = audit::Seen::of(&request, &template, source);
+    let (caller, hash) = match identify(&state, request.headers(), permission).await {
+        Ok(known) => known,
+        Err((caller, error)) => return refuse(&state, seen, caller, source, error).await,
+    };
+    if let Err(error) = Access::admit(&state.access.callers, &caller.name, &caller.name) {
+        state.metrics.request_limited();
+        return error.into_response();
+    }
+    request.extensions_mut().insert(caller.clone());
+    let response = next.run(request).await;
+    if let Some(hash) = hash
+        && state.access.last_use_due(&hash)
+    {
+        tokio::spawn(touch(state.store.clone(), hash));
+    }
+    if seen.mutating() {
+        let target = response.extensions().get::<AuditTarget>().cloned();
+        audit::record(&state, seen.entry(Some(&caller), target, &response)).await;
+    }
+    response
+}
+
+/// A refused request: rate-limited per client address when no token was accepted (so that a
+/// flood of bad tokens cannot flood the audit trail), then audited and answered.
+async fn refuse(
+    state: &AppState,
+    seen: audit::Seen,
+    caller: Option<Caller>,
+    source: Option<IpAddr>,
+    error: ApiError,
+) -> Response {
+    if caller.is_none()
+        && let Some(ip) = source
+        && let Err(limited) = Access::admit(&state.access.strangers, &ip, &ip.to_string())
+    {
+        state.metrics.request_limited();
+        return limited.into_response();
+    }
+    let response = error.into_response();
+    audit::record(state, seen.entry(caller.as_ref(), None, &response)).await;
+    response
+}
+
+/// Who the request comes from, and the hash of its token; or why it is refused (with the
+/// caller when the token was valid but its role too weak).
+async fn identify(
+    state: &AppState,
+    headers: &HeaderMap,
+    permission: Permission,
+) -> Result<(Caller, Option<String>), (Option<Caller>, ApiError)> {
+    if state.access.mode == AuthMode::None {
+        state.access.anonymous.fetch_add(1, Ordering::Relaxed);
+        return Ok((Caller::anonymous(), None));
+    }
+    let (presented, hash) = presented(&state.store, headers).await.map_err(|e| (None, ApiError::from(e)))?;
+    match auth::decide(Some(permission), presented, Timestamp::now()) {
+        Decision::Allowed(caller) => Ok((caller, hash)),
+        Decision::Unauthenticated(message) => Err((None, ApiError::Unauthenticated { message })),
+        Decision::Forbidden { caller, message } => Err((Some(caller), ApiError::Forbidden { message })),
+        Decision::Open => Ok((Caller::anonymous(), None)),
+    }
+}
+
+/// The token in the `Authorization` header, looked up by its hash.
+async fn presented(store: &Store, headers: &HeaderMap) -> Result<(Presented, Option<String>), StoreError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok((Presented::Nothing, None)) };
+    let Some(token) = value.to_str().ok().and_then(auth::bearer) else { return Ok((Presented::Malformed, None)) };
+    let hash = auth::token_hash(token);
+    let record = store.get::<TokenRecord>(&store.keys().token(&hash)).await?;
+    Ok((record.map_or(Presented::Unknown, |r| Presented::Found(r.value)), Some(hash)))
+}
+
+/// Writes a token's `lastUsed`, unless it was revoked meanwhile (compare-and-swap: a plain put
+/// after a revoke would bring the token back).
+async fn touch(store: Store, hash: String) {
+    let key = store.keys().token(&hash);
+    let Ok(Some(current)) = store.get::<TokenRecord>(&key).await else { return };
+    let mut record = current.value;
+    record.last_used = Some(Timestamp::now());
+    if let Err(error) = store.update(&key, &record, current.mod_revision).await {
+        tracing::debug!(token = %record.name, %error, "last use not recorded");
+    }
+}
+
+/// `--rate-limit` and `--rate-burst`, checked.
+pub fn rate_limit(per_second: u32, burst: u32) -> Result<RateLimit, String> {
+    if per_second == 0 || burst == 0 {
+        return Err("--rate-limit and --rate-burst must be at least 1".into());
+    }
+    Ok(RateLimit { per_second, burst: burst.max(per_second) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn document(security: serde_json::Value) -> OpenApi {
+        serde_json::from_value(serde_json::json!({
+            "openapi": "3.1.0",
+            "info": {"title": "t", "version": "1"},
+            "paths": {
+                "/v1/x": {"get": {"responses": {}, "security": security}},
+                "/healthz": {"get": {"responses": {}}},
+                "/metrics": {"get": {"responses": {}, "security": [{"token": ["read"]}]}},
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn permissions_come_from_the_document() {
+        let table = RouteTable::from_document(&document(serde_json::json!([{"token": ["operate"]}])), false).unwrap();
+        assert_eq!(table.needs(&Method::GET, "/v1/x"), Route::Needs(Permission::Operate));
+        assert_eq!(table.needs(&Method::POST, "/v1/x"), Route::Unknown);
+        assert_eq!(table.needs(&Method::GET, "/healthz"), Route::Open);
+        assert_eq!(table.needs(&Method::GET, "/metrics"), Route::Needs(Permission::Read));
+        let open = RouteTable::from_document(&document(serde_json::json!([{"token": ["operate"]}])), true).unwrap();
+        assert_eq!(open.needs(&Method::GET, "/metrics"), Route::Open);
+    }
+
+    #[test]
+    fn a_route_without_a_permission_is_refused_at_start() {
+        let error = RouteTable::from_document(&document(serde_json::json!(null)), false).unwrap_err();
+        assert!(error.contains("GET /v1/x names no permission"), "{error}");
+        let error = RouteTable::from_document(&document(serde_json::json!([{"token": ["root"]}])), false).unwrap_err();
+        assert!(error.contains("unknown permission"), "{error}");
+    }
+}

@@ -1,0 +1,199 @@
+//! The audit trail: one record in etcd (`audit/<id>`) for every request that changes something
+//! and every refused request — who, with which role, what, about what, the outcome, from where
+//! and when — kept for `--audit-retention` and served at `GET /v1/audit`.
+//!
+//! Record ids start with the time in nanoseconds, zero-padded, so that keys sort by time: a
+//! window of time is a key range, and pruning is one range delete. A token never reaches a
+//! record: only its name does.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Query, Request, State};
+use axum::response::Response;
+use chaos_def::api::{AuditEntry, AuditList};
+use chaos_def::auth::Caller;
+use chaos_def::store::Store;
+use jiff::Timestamp;
+use tokio_util::sync::CancellationToken;
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody, Refusal};
+
+/// How long records are kept by default.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 86_400);
+/// How often old records are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// The most records one `GET /v1/audit` returns.
+pub const MAX_LIMIT: usize = 5_000;
+const DEFAULT_LIMIT: usize = 500;
+
+/// What a handler names as the target of its request when the path does not (an apply names
+/// its scenario, a token creation its token).
+#[derive(Debug, Clone)]
+pub struct AuditTarget(pub String);
+
+/// What the access layer noted of a request before running it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    time: Timestamp,
+    method: String,
+    path: String,
+    target: Option<String>,
+    source: Option<IpAddr>,
+}
+
+impl Seen {
+    pub fn of(request: &Request, template: &str, source: Option<IpAddr>) -> Seen {
+        let path = request.uri().path().to_string();
+        Seen {
+            time: Timestamp::now(),
+            method: request.method().to_string(),
+            target: path_target(template, &path),
+            path,
+            source,
+        }
+    }
+
+    pub fn mutating(&self) -> bool {
+        !matches!(self.method.as_str(), "GET" | "HEAD" | "OPTIONS")
+    }
+
+    pub fn entry(self, caller: Option<&Caller>, target: Option<AuditTarget>, response: &Response) -> AuditEntry {
+        let status = response.status();
+        let result = if status.is_success() {
+            "ok".to_string()
+        } else {
+            let why = response.extensions().get::<Refusal>().map(|r| r.0.clone()).unwrap_or_default();
+            format!("{}: {why}", status.as_u16())
+        };
+        AuditEntry {
+            time: self.time,
+            who: caller.map(|c| c.name.clone()).unwrap_or_default(),
+            role: caller.map(|c| c.role),
+            method: self.method,
+            path: self.path,
+            target: target.map(|t| t.0).or(self.target),
+            status: status.as_u16(),
+            result,
+            source: self.source.map(|ip| ip.to_string()),
+        }
+    }
+}
+
+/// The path's parameters (`/v1/scenarios/{name}/stop` → the name), joined by `/`.
+fn path_target(template: &str, path: &str) -> Option<String> {
+    let values: Vec<&str> = template
+        .split('/')
+        .zip(path.split('/'))
+        .filter(|(pattern, _)| pattern.starts_with('{'))
+        .map(|(_, value)| value)
+        .collect();
+    (!values.is_empty()).then(|| values.join("/"))
+}
+
+/// The id of a record made at `time`: sorts by time, unique by its random tail.
+fn id_at(time: Timestamp) -> String {
+    format!("{:020}", time.as_nanosecond().max(0))
+}
+
+/// Writes one record. A failure is logged, not returned: the request it describes has already
+/// been carried out or refused.
+pub async fn record(state: &AppState, entry: AuditEntry) {
+    let store = &state.store;
+    let id = format!("{}-{:08x}", id_at(entry.time), uuid::Uuid::new_v4().as_u64_pair().0 as u32);
+    if let Err(error) = store.put(&store.keys().audit(&id), &entry).await {
+        state.metrics.audit_failed();
+        tracing::error!(%error, method = %entry.method, path = %entry.path, who = %entry.who, "audit record not written");
+    }
+}
+
+/// Deletes the records older than `retention` now and every [`PRUNE_EVERY`] until `cancel`.
+/// Every replica prunes; deleting what another already deleted finds nothing.
+pub async fn prune(store: Store, retention: Duration, cancel: CancellationToken) {
+    loop {
+        let cutoff = Timestamp::now().checked_sub(retention).unwrap_or(Timestamp::MIN);
+        let prefix = store.keys().audit_prefix();
+        match store.delete_between(&prefix, &format!("{prefix}{}", id_at(cutoff))).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, older_than = %cutoff, "audit records pruned"),
+            Err(error) => tracing::warn!(%error, "audit records not pruned; trying again later"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// How far back (`1h`, `30m`, `7d`); default 1h.
+    #[param(value_type = Option<String>)]
+    pub since: Option<chaos_def::Duration>,
+    /// Only this token's requests.
+    pub who: Option<String>,
+    /// At most this many (the newest); default 500, at most 5000.
+    pub limit: Option<usize>,
+}
+
+/// The audit trail: every request that changed something and every refused one, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "security",
+    params(AuditQuery),
+    security(("token" = ["admin"])),
+    responses(
+        (status = 200, body = AuditList),
+        (status = 400, body = ErrorBody, description = "A bad `limit`"),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+    )
+)]
+pub async fn list(State(state): State<AppState>, Query(query): Query<AuditQuery>) -> Result<Json<AuditList>, ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::BadRequest { message: format!("limit must be from 1 to {MAX_LIMIT}") });
+    }
+    let since = query.since.map_or(Duration::from_secs(3600), |d| d.as_std());
+    let store = &state.store;
+    let prefix = store.keys().audit_prefix();
+    let from = Timestamp::now().checked_sub(since).unwrap_or(Timestamp::MIN);
+    // '~' sorts after every digit: the end of the trail.
+    let listing = store.list_between::<AuditEntry>(&format!("{prefix}{}", id_at(from)), &format!("{prefix}~")).await?;
+    let mut items: Vec<AuditEntry> = listing
+        .items
+        .into_iter()
+        .map(|(_, v)| v.value)
+        .filter(|entry| query.who.as_ref().is_none_or(|who| &entry.who == who))
+        .collect();
+    let truncated = items.len() > limit;
+    if truncated {
+        items.drain(..items.len() - limit);
+    }
+    Ok(Json(AuditList { items, truncated }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_target_is_what_the_path_names() {
+        assert_eq!(path_target("/v1/scenarios/{name}/stop", "/v1/scenarios/x/stop").as_deref(), Some("x"));
+        assert_eq!(path_target("/v1/plugins/{name}/{version}", "/v1/plugins/p/1.0.0").as_deref(), Some("p/1.0.0"));
+        assert_eq!(path_target("/v1/stop-all", "/v1/stop-all"), None);
+    }
+
+    #[test]
+    fn ids_sort_by_time() {
+        let early: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let late: Timestamp = "2026-01-01T00:00:01Z".parse().unwrap();
+        assert!(id_at(early) < id_at(late));
+        assert_eq!(id_at(early).len(), 20);
+        assert!(id_at(late).as_str() < "~");
+    }
+}

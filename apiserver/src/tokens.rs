@@ -1,0 +1,209 @@
+//! API tokens: make one (its secret is shown once), list them, revoke one; and the bootstrap
+//! admin token an apiserver installs from a file at start.
+//!
+//! A token is two keys written in one transaction: its record under the hash of its secret
+//! (what a request is checked against) and its name holding that hash (names are unique, and a
+//! revocation finds the record by name). Both are created only if absent and deleted together.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use chaos_def::SpecErrors;
+use chaos_def::api::{ActionResponse, ActionResult, TokenCreated, TokenList};
+use chaos_def::auth::{self, Caller, Role, TokenRecord, TokenRequest};
+use chaos_def::scenario::SpecError;
+use chaos_def::store::{Batch, Store, StoreError};
+use jiff::Timestamp;
+
+use crate::AppState;
+use crate::audit::AuditTarget;
+use crate::error::{ApiError, ErrorBody};
+
+/// The name the bootstrap token is kept under.
+pub const BOOTSTRAP_NAME: &str = "bootstrap";
+
+/// The most tokens one deployment keeps (each is two small keys).
+pub const MAX_TOKENS: usize = 10_000;
+
+/// Make a token. Its secret is in this answer only.
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    tag = "security",
+    request_body = TokenRequest,
+    security(("token" = ["admin"])),
+    responses(
+        (status = 201, body = TokenCreated),
+        (status = 400, body = ErrorBody, description = "Not JSON, or not a token request"),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "A token of that name exists"),
+        (status = 422, body = ErrorBody, description = "A bad field, named"),
+    )
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Result<Json<TokenRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Extension<AuditTarget>, Json<TokenCreated>), ApiError> {
+    let Json(request) = body.map_err(|e| ApiError::BadRequest { message: e.body_text() })?;
+    let problems = request.problems();
+    if !problems.is_empty() {
+        let errors = problems.into_iter().map(|(path, message)| SpecError { path, line: None, message }).collect();
+        return Err(ApiError::Invalid(SpecErrors(errors)));
+    }
+    let store = &state.store;
+    if store.list_keys(&store.keys().tokens_prefix()).await?.len() >= MAX_TOKENS {
+        return Err(ApiError::Conflict {
+            message: format!("there are {MAX_TOKENS} tokens already; revoke some first"),
+        });
+    }
+    let now = Timestamp::now();
+    let expires = request.expires_in.map(|life| now.checked_add(life.as_std())).transpose().map_err(|_| {
+        ApiError::Invalid(SpecErrors(vec![SpecError {
+            path: "expiresIn".into(),
+            line: None,
+            message: "too far in the future".into(),
+        }]))
+    })?;
+    let record = TokenRecord {
+        name: request.name.clone(),
+        role: request.role,
+        clusters: request.clusters,
+        expires,
+        created_by: caller.name.clone(),
+        created: now,
+        last_used: None,
+    };
+    let token = auth::generate_token();
+    store_token(store, &token, &record).await?;
+    tracing::info!(token = %record.name, role = %record.role, by = %caller.name, "token created");
+    Ok((StatusCode::CREATED, Extension(AuditTarget(record.name.clone())), Json(TokenCreated { token, record })))
+}
+
+/// Creates both keys of a token, or neither.
+async fn store_token(store: &Store, token: &str, record: &TokenRecord) -> Result<(), ApiError> {
+    let keys = store.keys();
+    let hash = auth::token_hash(token);
+    let mut batch = Batch::new();
+    batch.create(keys.token_name(&record.name), &hash)?;
+    batch.create(keys.token(&hash), record)?;
+    if batch.commit(store).await?.all_committed() {
+        Ok(())
+    } else {
+        Err(ApiError::Conflict { message: format!("a token named {:?} exists; revoke it first", record.name) })
+    }
+}
+
+/// Every token (never a secret).
+#[utoipa::path(
+    get,
+    path = "/v1/tokens",
+    tag = "security",
+    security(("token" = ["admin"])),
+    responses((status = 200, body = TokenList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
+pub async fn list(State(state): State<AppState>) -> Result<Json<TokenList>, ApiError> {
+    let store = &state.store;
+    let mut items: Vec<TokenRecord> = store
+        .list::<TokenRecord>(&store.keys().tokens_prefix())
+        .await?
+        .items
+        .into_iter()
+        .map(|(_, v)| v.value)
+        .collect();
+    items.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Json(TokenList { items }))
+}
+
+#[derive(Debug, Clone, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TokenPath {
+    /// Token name
+    pub name: String,
+}
+
+/// Revoke a token: every apiserver refuses it from the next request on.
+#[utoipa::path(
+    delete,
+    path = "/v1/tokens/{name}",
+    tag = "security",
+    params(TokenPath),
+    security(("token" = ["admin"])),
+    responses(
+        (status = 200, body = ActionResponse),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
+pub async fn revoke(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(TokenPath { name }): Path<TokenPath>,
+) -> Result<Json<ActionResponse>, ApiError> {
+    if !remove(&state.store, &name).await? {
+        return Err(ApiError::NotFound { kind: "token", name });
+    }
+    tracing::info!(token = %name, by = %caller.name, "token revoked");
+    Ok(Json(ActionResponse { result: ActionResult::Revoked, name }))
+}
+
+/// Deletes the token called `name`; false when there is none.
+async fn remove(store: &Store, name: &str) -> Result<bool, StoreError> {
+    let keys = store.keys();
+    let Some(hash) = store.get::<String>(&keys.token_name(name)).await? else { return Ok(false) };
+    let mut batch = Batch::new();
+    batch.delete_if(keys.token_name(name), hash.mod_revision);
+    batch.delete(keys.token(&hash.value));
+    // A conflict means someone else revoked or replaced it meanwhile: it is gone either way.
+    batch.commit(store).await?;
+    Ok(true)
+}
+
+/// Why a bootstrap token cannot be used.
+pub fn check_bootstrap(token: &str) -> Result<(), String> {
+    if auth::bearer(&format!("Bearer {token}")) != Some(token) {
+        return Err(format!(
+            "the bootstrap token must be {} to {} visible ASCII characters (e.g. `openssl rand -hex 32`)",
+            auth::MIN_TOKEN_LEN,
+            auth::MAX_TOKEN_LEN
+        ));
+    }
+    Ok(())
+}
+
+/// Installs `token` as the admin token named [`BOOTSTRAP_NAME`], replacing an earlier bootstrap
+/// token (so that rotating the file rotates the token). Nothing is written when it is in place.
+pub async fn install_bootstrap(store: &Store, token: &str, created_by: &str) -> Result<(), ApiError> {
+    check_bootstrap(token).map_err(|message| ApiError::BadRequest { message })?;
+    let keys = store.keys();
+    let hash = auth::token_hash(token);
+    match store.get::<String>(&keys.token_name(BOOTSTRAP_NAME)).await? {
+        Some(current) if current.value == hash => return Ok(()),
+        Some(_) => {
+            remove(store, BOOTSTRAP_NAME).await?;
+            tracing::info!("the bootstrap token changed; the old one is revoked");
+        }
+        None => {}
+    }
+    let record = TokenRecord {
+        name: BOOTSTRAP_NAME.into(),
+        role: Role::Admin,
+        clusters: Vec::new(),
+        expires: None,
+        created_by: created_by.into(),
+        created: Timestamp::now(),
+        last_used: None,
+    };
+    match store_token(store, token, &record).await {
+        // Another replica installed it at the same moment.
+        Err(ApiError::Conflict { .. }) => Ok(()),
+        other => other,
+    }
+}
+
+/// Whether any token exists: an apiserver with token auth and none at all could never be used.
+pub async fn any(store: &Store) -> Result<bool, StoreError> {
+    Ok(!store.list_keys(&store.keys().tokens_prefix()).await?.is_empty())
+}

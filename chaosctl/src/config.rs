@@ -1,0 +1,263 @@
+//! chaosctl's contexts, in kubectl's habits: a YAML file (`$CHAOSCTL_CONFIG`, by default
+//! `~/.config/chaosctl/config.yaml`) of named contexts — an apiserver's URL, the token to send
+//! it, the CA to check its certificate against — and the one in use.
+//!
+//! Where each setting of a command comes from, first found wins:
+//!
+//! | setting | 1st                | 2nd           | 3rd                                | last                   |
+//! |---------|--------------------|---------------|------------------------------------|------------------------|
+//! | context | `--context`        |               | the file's `current-context`       | none                   |
+//! | server  | `--server`         | `CHAOS_SERVER`| the context's `server`             | `http://127.0.0.1:7070`|
+//! | token   |                    | `CHAOS_TOKEN` | the context's `token`              | none                   |
+//! | CA      | `--ca`             | `CHAOS_CA`    | the context's `ca`                 | the system's roots     |
+//!
+//! A token is never taken from the command line (shell history and `ps` would show it): it
+//! comes from the environment, the file, or `set-context --token-file`. The file is written
+//! with mode 0600.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use chaos_def::consts::DEFAULT_SERVER;
+use serde::{Deserialize, Serialize};
+
+/// The variable naming the config file.
+pub const ENV_CONFIG: &str = "CHAOSCTL_CONFIG";
+/// The variable holding a token.
+pub const ENV_TOKEN: &str = "CHAOS_TOKEN";
+/// The variable naming a CA file.
+pub const ENV_CA: &str = "CHAOS_CA";
+
+/// The largest config file read.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Config {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_context: Option<String>,
+    #[serde(default)]
+    pub contexts: Vec<Context>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Context {
+    pub name: String,
+    pub server: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// A PEM file of the CA that signed the apiserver's certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+}
+
+/// Where the config file is: `$CHAOSCTL_CONFIG`, else `~/.config/chaosctl/config.yaml`.
+pub fn path() -> PathBuf {
+    if let Some(path) = std::env::var_os(ENV_CONFIG).filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    home.join(".config/chaosctl/config.yaml")
+}
+
+impl Config {
+    /// The file at `path`; an empty config when there is none.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = match std::fs::File::open(path) {
+            Ok(file) => {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_CONFIG_BYTES), &mut text)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                text
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        Config::parse(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// The config in `text`; an error names the field and line at fault.
+    pub fn parse(text: &str) -> anyhow::Result<Config> {
+        let mut documents = chaos_def::yaml::parse_documents(text)
+            .map_err(|e| anyhow::anyhow!("line {}: invalid YAML: {}", e.line, e.message))?;
+        let Some(document) = documents.pop() else { return Ok(Config::default()) };
+        let config: Config = serde_path_to_error::deserialize(document.value).map_err(|e| {
+            let path = e.path().to_string();
+            let line = document.lines.line_of(&path).map(|l| format!("line {l}: ")).unwrap_or_default();
+            anyhow::anyhow!("{line}{path}: {}", e.inner())
+        })?;
+        for (i, context) in config.contexts.iter().enumerate() {
+            if config.contexts[..i].iter().any(|c| c.name == context.name) {
+                bail!("contexts[{i}]: the context {:?} appears twice", context.name);
+            }
+        }
+        Ok(config)
+    }
+
+    /// Writes the config to `path` with mode 0600 (through a file renamed into place, so that
+    /// a crash leaves the old file or the new one).
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let text = chaos_def::yaml::to_yaml_string(&serde_json::to_value(self).expect("a config serialises"));
+        let mut file = tempfile::Builder::new()
+            .prefix(".chaosctl-config")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .tempfile_in(dir)
+            .with_context(|| format!("writing in {}", dir.display()))?;
+        file.write_all(text.as_bytes())?;
+        file.persist(path).with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
+    }
+
+    pub fn context(&self, name: &str) -> Option<&Context> {
+        self.contexts.iter().find(|c| c.name == name)
+    }
+
+    /// Adds `context`, or replaces the one of the same name.
+    pub fn upsert(&mut self, context: Context) {
+        match self.contexts.iter_mut().find(|c| c.name == context.name) {
+            Some(existing) => *existing = context,
+            None => self.contexts.push(context),
+        }
+    }
+}
+
+/// Where a command sends its requests, and with what.
+#[derive(Clone, PartialEq)]
+pub struct Target {
+    pub server: String,
+    pub token: Option<String>,
+    pub ca: Option<PathBuf>,
+    /// The context it came from, if any (for error messages).
+    pub context: Option<String>,
+}
+
+impl std::fmt::Debug for Target {
+    /// Without the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("server", &self.server)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("ca", &self.ca)
+            .field("context", &self.context)
+            .finish()
+    }
+}
+
+/// What the command line and the environment said.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub context: Option<String>,
+    /// `--server` or `CHAOS_SERVER`.
+    pub server: Option<String>,
+    /// `CHAOS_TOKEN`.
+    pub token: Option<String>,
+    /// `--ca` or `CHAOS_CA`.
+    pub ca: Option<PathBuf>,
+}
+
+/// The module's table.
+pub fn resolve(config: &Config, overrides: Overrides) -> anyhow::Result<Target> {
+    let name = overrides.context.or_else(|| config.current_context.clone());
+    let context = match &name {
+        Some(name) => Some(config.context(name).cloned().with_context(|| {
+            let known: Vec<&str> = config.contexts.iter().map(|c| c.name.as_str()).collect();
+            format!(
+                "no context {name:?} in {} (known: {}); see `chaosctl config get-contexts`",
+                path().display(),
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            )
+        })?),
+        None => None,
+    };
+    let context = context.unwrap_or_default();
+    let server = overrides
+        .server
+        .or_else(|| (!context.server.is_empty()).then(|| context.server.clone()))
+        .unwrap_or_else(|| DEFAULT_SERVER.to_string());
+    Ok(Target {
+        server,
+        token: overrides.token.filter(|t| !t.is_empty()).or(context.token),
+        ca: overrides.ca.or(context.ca),
+        context: name,
+    })
+}
+
+/// A token read from a file (or standard input for `-`), surrounding whitespace dropped.
+pub fn read_token(file: &str) -> anyhow::Result<String> {
+    let text = if file == "-" {
+        std::io::read_to_string(std::io::stdin().take(8192)).context("reading the token from standard input")?
+    } else {
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut std::io::Read::take(std::fs::File::open(file).with_context(|| format!("reading {file}"))?, 8192),
+            &mut text,
+        )
+        .with_context(|| format!("reading {file}"))?;
+        text
+    };
+    let token = text.trim().to_string();
+    if token.is_empty() || token.chars().any(|c| !c.is_ascii_graphic()) {
+        bail!("{file} does not hold a token (one line of visible characters)");
+    }
+    Ok(token)
+}
+
+use std::io::Read as _;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config::parse(
+            "current-context: prod\ncontexts:\n  - name: prod\n    server: https://chaos.example:7443\n    token: t-prod\n    ca: /etc/ca.pem\n  - name: local\n    server: http://127.0.0.1:7070\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_table_row_by_row() {
+        let config = config();
+        let target = resolve(&config, Overrides::default()).unwrap();
+        assert_eq!(target.server, "https://chaos.example:7443");
+        assert_eq!(target.token.as_deref(), Some("t-prod"));
+        assert_eq!(target.ca.as_deref(), Some(Path::new("/etc/ca.pem")));
+        let local = resolve(&config, Overrides { context: Some("local".into()), ..Default::default() }).unwrap();
+        assert_eq!((local.server.as_str(), local.token), ("http://127.0.0.1:7070", None));
+        let overridden = resolve(
+            &config,
+            Overrides { server: Some("http://other".into()), token: Some("t-env".into()), ..Default::default() },
+        )
+        .unwrap();
+        assert_eq!((overridden.server.as_str(), overridden.token.as_deref()), ("http://other", Some("t-env")));
+        let none = resolve(&Config::default(), Overrides::default()).unwrap();
+        assert_eq!((none.server.as_str(), none.token), (DEFAULT_SERVER, None));
+        let missing = resolve(&config, Overrides { context: Some("nope".into()), ..Default::default() }).unwrap_err();
+        assert!(missing.to_string().contains("known: prod, local"), "{missing}");
+    }
+
+    #[test]
+    fn a_bad_file_names_the_field_and_line() {
+        let error = Config::parse("contexts:\n  - name: a\n    server: x\n    tokn: y\n").unwrap_err().to_string();
+        assert!(error.contains("line 4") && error.contains("tokn"), "{error}");
+        let error = Config::parse("contexts:\n  - {name: a, server: x}\n  - {name: a, server: y}\n").unwrap_err();
+        assert!(error.to_string().contains("twice"), "{error}");
+    }
+
+    #[test]
+    fn it_round_trips_and_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/config.yaml");
+        let mut config = config();
+        config.upsert(Context { name: "local".into(), server: "http://x".into(), token: Some("t".into()), ca: None });
+        config.save(&path).unwrap();
+        assert_eq!(Config::load(&path).unwrap(), config);
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(!format!("{:?}", resolve(&config, Overrides::default()).unwrap()).contains("t-prod"));
+    }
+}
