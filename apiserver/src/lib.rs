@@ -224,6 +224,8 @@ pub async fn serve_tls(
     (cert, key): (Vec<u8>, Vec<u8>),
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    // The process's one crypto provider (rustls with ring); installing it twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let config = axum_server::tls_rustls::RustlsConfig::from_pem(cert, key).await?;
     let handle = axum_server::Handle::new();
     let stopping = handle.clone();

@@ -56,8 +56,6 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    // One crypto provider for every TLS connection of the process (rustls with ring).
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let grantable =
         args.plugin_policy.as_deref().map(PluginPolicy::read_grantable).transpose().map_err(anyhow::Error::msg)?;
     let policy_note = args.plugin_policy.as_ref().map(|p| p.display().to_string());

@@ -16,6 +16,10 @@ use serde::de::DeserializeOwned;
 pub enum ClientError {
     #[error("cannot reach the apiserver at {server}: {reason} (is it running? set --server or CHAOS_SERVER)")]
     Unreachable { server: String, reason: String },
+    #[error(
+        "the apiserver at {server} is not trusted: {reason} (give the CA that signed its certificate: --ca, CHAOS_CA or the context's certificate-authority)"
+    )]
+    Untrusted { server: String, reason: String },
     /// A 401: what to do about it depends on whether a token was sent.
     #[error("{} (401) — {}", .body.message, if *.sent_token {
         "get a valid token from an admin (`chaosctl token create`), then `chaosctl config set-context NAME --server URL --token-file FILE` or set CHAOS_TOKEN"
@@ -66,12 +70,23 @@ impl Client {
         }
     }
 
-    /// A client for what `chaosctl`'s contexts and environment name.
+    /// A client of `server` through `http` (e.g. one that trusts a private CA).
+    pub fn with_http(server: &str, token: Option<&str>, http: reqwest::Client) -> Self {
+        Client { http, ..Client::new(server, token) }
+    }
+
+    /// A client for what `chaosctl`'s contexts and environment name. With a CA, that CA is the
+    /// only one trusted (as kubectl does); without, the system's.
     pub fn for_target(target: &crate::config::Target) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let mut builder = reqwest::Client::builder();
         if let Some(ca) = &target.ca {
-            anyhow::bail!("a CA ({}) is set, but this chaosctl speaks plain HTTP only", ca.display());
+            let pem = std::fs::read(ca).with_context(|| format!("reading the CA {}", ca.display()))?;
+            let certificate = reqwest::Certificate::from_pem(&pem)
+                .with_context(|| format!("{} is not a PEM certificate", ca.display()))?;
+            builder = builder.tls_built_in_root_certs(false).add_root_certificate(certificate);
         }
-        Ok(Client::new(&target.server, target.token.as_deref()))
+        Ok(Client::with_http(&target.server, target.token.as_deref(), builder.build()?))
     }
 
     pub fn server(&self) -> &str {
@@ -92,10 +107,7 @@ impl Client {
         if let Some((body, content_type)) = body {
             request = request.header(reqwest::header::CONTENT_TYPE, content_type).body(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ClientError::Unreachable { server: self.server.clone(), reason: root_cause(&e) })?;
+        let response = request.send().await.map_err(|e| self.unreachable(&e))?;
         let status = response.status();
         let text = response
             .text()
@@ -234,6 +246,19 @@ impl Client {
             path.push_str(&format!("&who={who}"));
         }
         self.call(Method::GET, &path, None).await
+    }
+}
+
+impl Client {
+    /// Why the apiserver could not be asked: away, or not trusted.
+    fn unreachable(&self, error: &reqwest::Error) -> ClientError {
+        let reason = root_cause(error);
+        let server = self.server.clone();
+        if reason.contains("certificate") || reason.contains("UnknownIssuer") {
+            ClientError::Untrusted { server, reason }
+        } else {
+            ClientError::Unreachable { server, reason }
+        }
     }
 }
 

@@ -51,7 +51,8 @@ impl Fleet {
     pub async fn start_with(options: StackOptions, state: tempfile::TempDir) -> anyhow::Result<Fleet> {
         let stack = Stack::start(&options).await.context("starting the stack")?;
         let endpoints: Vec<String> = stack.etcd_members.iter().map(|(_, url)| url.clone()).collect();
-        let store = Store::connect(&endpoints, chaos_def::consts::DEFAULT_PREFIX).await?;
+        let store =
+            Store::connect_with(&endpoints, chaos_def::consts::DEFAULT_PREFIX, stack.etcd_tls()?.as_ref()).await?;
         let client = stack.client();
         let state = match std::env::var_os("CHAOS_KEEP_STATE") {
             Some(_) => {
@@ -101,7 +102,7 @@ impl Fleet {
 
     /// etcd's own count of keys written (puts and deletes, inside transactions or not).
     pub async fn etcd_writes(&self) -> anyhow::Result<f64> {
-        let text = reqwest::get(format!("{}/metrics", self.stack.etcd)).await?.text().await?;
+        let text = self.stack.http()?.get(format!("{}/metrics", self.stack.etcd)).send().await?.text().await?;
         let sum = |name: &str| -> f64 {
             text.lines()
                 .filter(|l| l.starts_with(name) && !l.starts_with('#'))

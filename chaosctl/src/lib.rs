@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod fleet;
 pub mod output;
+pub mod pki;
 pub mod plugin;
 pub mod report;
 pub mod runs;

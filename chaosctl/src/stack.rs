@@ -11,6 +11,8 @@ use anyhow::{Context, bail};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
+use crate::pki::Pki;
+
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct StackOptions {
@@ -42,6 +44,9 @@ pub struct StackOptions {
     /// How many of the members' addresses each daemon is given (None: all); the others are
     /// learned from the member list.
     pub etcd_given: Option<usize>,
+    /// TLS everywhere data crosses a process boundary: etcd (clients with certificates, and
+    /// peers) and the apiserver (HTTPS), from a throwaway CA made in `<state>/tls/`.
+    pub tls: bool,
 }
 
 impl StackOptions {
@@ -63,6 +68,7 @@ impl StackOptions {
             worker_args: Vec::new(),
             etcd_members: 1,
             etcd_given: None,
+            tls: true,
         }
     }
 }
@@ -81,8 +87,10 @@ pub struct Stack {
     pub etcd: String,
     /// Every etcd member's client URL, by member (process `etcd` alone, else `etcd-<i>`).
     pub etcd_members: Vec<(String, String)>,
-    /// What the daemons get as `--etcd`.
-    etcd_flag: String,
+    /// What the daemons get to reach etcd: `--etcd` and the TLS flags.
+    etcd_args: Vec<String>,
+    /// The stack's CA and certificates, when it runs with TLS.
+    pub pki: Option<Pki>,
     pub apiserver: String,
     /// The stack's admin token (the apiserver's bootstrap token).
     pub token: String,
@@ -133,21 +141,32 @@ impl Stack {
     pub async fn start(options: &StackOptions) -> anyhow::Result<Stack> {
         std::fs::create_dir_all(&options.state_dir)
             .with_context(|| format!("creating the state directory {}", options.state_dir.display()))?;
+        let pki = options.tls.then(|| Pki::create(&options.state_dir.join("tls"))).transpose()?;
+        let scheme = if pki.is_some() { "https" } else { "http" };
         let members = options.etcd_members.max(1);
         let mut etcd_members = Vec::new();
         let mut peers = Vec::new();
         for i in 0..members {
             let name = if members == 1 { "etcd".to_string() } else { format!("etcd-{i}") };
-            etcd_members.push((name.clone(), format!("http://127.0.0.1:{}", free_port()?)));
-            peers.push((name, format!("http://127.0.0.1:{}", free_port()?)));
+            etcd_members.push((name.clone(), format!("{scheme}://127.0.0.1:{}", free_port()?)));
+            peers.push((name, format!("{scheme}://127.0.0.1:{}", free_port()?)));
         }
         let given = options.etcd_given.unwrap_or(etcd_members.len()).clamp(1, etcd_members.len());
         let etcd_flag = etcd_members[..given].iter().map(|(_, url)| url.as_str()).collect::<Vec<_>>().join(",");
+        let mut etcd_args = vec![format!("--etcd={etcd_flag}")];
+        if let Some(pki) = &pki {
+            etcd_args.extend([
+                format!("--etcd-ca={}", pki.ca.display()),
+                format!("--etcd-cert={}", pki.client_cert.display()),
+                format!("--etcd-key={}", pki.client_key.display()),
+            ]);
+        }
         let mut stack = Stack {
             processes: Vec::new(),
             etcd: etcd_members[0].1.clone(),
             etcd_members,
-            etcd_flag: format!("--etcd={etcd_flag}"),
+            etcd_args,
+            pki,
             apiserver: String::new(),
             token: chaos_def::auth::generate_token(),
             context_file: options.state_dir.join("chaosctl.yaml"),
@@ -169,7 +188,7 @@ impl Stack {
     }
 
     async fn start_all(&mut self, options: &StackOptions, peers: &[(String, String)]) -> anyhow::Result<()> {
-        let http = reqwest::Client::new();
+        let http = self.http()?;
         let etcd = on_path("etcd", "run scripts/bootstrap.sh, or apt-get install etcd-server")?;
         let cluster: Vec<String> = peers.iter().map(|(name, peer)| format!("{name}={peer}")).collect();
         // Every member first: one is healthy only once a quorum has elected a leader.
@@ -187,7 +206,10 @@ impl Stack {
                     format!("--initial-advertise-peer-urls={peer}"),
                     format!("--initial-cluster={}", cluster.join(",")),
                     "--log-level=error".into(),
-                ],
+                ]
+                .into_iter()
+                .chain(self.etcd_tls_flags())
+                .collect::<Vec<_>>(),
             )?;
         }
         for (name, client) in self.etcd_members.clone() {
@@ -222,21 +244,26 @@ impl Stack {
         };
 
         let api_port = free_port()?;
-        self.apiserver = format!("http://127.0.0.1:{api_port}");
-        let etcd_flag = self.etcd_flag.clone();
+        self.apiserver =
+            format!("{scheme}://127.0.0.1:{api_port}", scheme = if self.pki.is_some() { "https" } else { "http" });
         let token_file = self.state_dir.join("admin.token");
         write_private(&token_file, &self.token)?;
-        let api_args = [
-            etcd_flag.clone(),
+        let mut api_args = self.etcd_args.clone();
+        api_args.extend([
             format!("--listen=127.0.0.1:{api_port}"),
             format!("--bootstrap-token-file={}", token_file.display()),
-        ];
+        ]);
+        if let Some(pki) = &self.pki {
+            api_args.push(format!("--tls-cert={}", pki.server_cert.display()));
+            api_args.push(format!("--tls-key={}", pki.server_key.display()));
+        }
         self.spawn("apiserver", &sibling("chaos-apiserver")?, &[&api_args[..], &options.apiserver_args].concat())?;
         wait_http(&http, &format!("{}/readyz", self.apiserver), "the apiserver").await?;
         self.context().save(&self.context_file)?;
         for role in ["controller", "scheduler"] {
             let port = free_port()?;
-            let args = [etcd_flag.clone(), format!("--name={role}-0"), format!("--listen=127.0.0.1:{port}")];
+            let mut args = self.etcd_args.clone();
+            args.extend([format!("--name={role}-0"), format!("--listen=127.0.0.1:{port}")]);
             self.spawn(role, &sibling(&format!("chaos-{role}"))?, &args)?;
             wait_http(&http, &format!("http://127.0.0.1:{port}/readyz"), &format!("the {role}")).await?;
             self.probes.push((role.to_string(), format!("http://127.0.0.1:{port}")));
@@ -265,9 +292,9 @@ impl Stack {
         let name = format!("worker-{}", self.next_worker);
         self.next_worker += 1;
         let port = free_port()?;
-        let mut args = vec![
-            "run".to_string(),
-            self.etcd_flag.clone(),
+        let mut args = vec!["run".to_string()];
+        args.extend(self.etcd_args.iter().cloned());
+        args.extend([
             format!("--name={name}"),
             format!("--slots={}", self.options.slots),
             format!("--lease-ttl={}", self.options.worker_lease_ttl),
@@ -275,7 +302,7 @@ impl Stack {
             format!("--listen=127.0.0.1:{port}"),
             // Shared: a plugin is compiled once for all the workers of the stack.
             format!("--cache-dir={}", self.state_dir.join("plugin-cache").display()),
-        ];
+        ]);
         args.extend(self.kube_args.iter().cloned());
         args.extend(self.options.worker_args.iter().cloned());
         self.spawn(&name, &sibling("chaos-worker")?, &args)?;
@@ -285,21 +312,22 @@ impl Stack {
 
     /// Starts one more worker and waits until it has registered and is ready; returns its name.
     pub async fn add_worker(&mut self) -> anyhow::Result<String> {
-        let registered = self.registered_workers(&reqwest::Client::new()).await;
+        let http = self.http()?;
+        let registered = self.registered_workers(&http).await;
         let name = self.spawn_worker()?;
-        self.wait_workers(&reqwest::Client::new(), registered as u32 + 1, std::slice::from_ref(&name)).await?;
+        self.wait_workers(&http, registered as u32 + 1, std::slice::from_ref(&name)).await?;
         Ok(name)
     }
 
     /// The etcd member that leads now (`etcd-<i>`), asked of each running member.
     pub async fn etcd_leader(&self) -> Option<String> {
-        let http = reqwest::Client::builder().timeout(Duration::from_millis(500)).build().ok()?;
+        let http = self.http().ok()?;
         for (name, url) in &self.etcd_members {
-            let status: serde_json::Value =
-                match http.post(format!("{url}/v3/maintenance/status")).body("{}").send().await {
-                    Ok(response) => response.json().await.unwrap_or_default(),
-                    Err(_) => continue,
-                };
+            let request = http.post(format!("{url}/v3/maintenance/status")).timeout(Duration::from_millis(500));
+            let status: serde_json::Value = match request.body("{}").send().await {
+                Ok(response) => response.json().await.unwrap_or_default(),
+                Err(_) => continue,
+            };
             let (leader, me) = (&status["leader"], &status["header"]["member_id"]);
             if !leader.is_null() && leader == me {
                 return Some(name.clone());
@@ -380,7 +408,39 @@ impl Stack {
 
     /// A client of the stack's apiserver, as its admin.
     pub fn client(&self) -> crate::client::Client {
-        crate::client::Client::new(&self.apiserver, Some(&self.token))
+        let http = self.http().expect("the stack's TLS material was readable when it started");
+        crate::client::Client::with_http(&self.apiserver, Some(&self.token), http)
+    }
+
+    /// An HTTP client for the stack's endpoints: with TLS, one that trusts the stack's CA only
+    /// and shows the daemons' client certificate (etcd asks for it).
+    pub fn http(&self) -> anyhow::Result<reqwest::Client> {
+        match &self.pki {
+            Some(pki) => pki.http(),
+            None => Ok(reqwest::Client::new()),
+        }
+    }
+
+    /// What a client needs to reach the stack's etcd: TLS settings when it runs with TLS.
+    pub fn etcd_tls(&self) -> anyhow::Result<Option<chaos_def::store::EtcdTls>> {
+        self.pki.as_ref().map(Pki::etcd_tls).transpose()
+    }
+
+    /// etcd's TLS flags: clients must show a certificate of the stack's CA; members talk to
+    /// each other over TLS too.
+    fn etcd_tls_flags(&self) -> Vec<String> {
+        let Some(pki) = &self.pki else { return Vec::new() };
+        let (ca, cert, key) = (pki.ca.display(), pki.server_cert.display(), pki.server_key.display());
+        vec![
+            format!("--cert-file={cert}"),
+            format!("--key-file={key}"),
+            format!("--trusted-ca-file={ca}"),
+            "--client-cert-auth".into(),
+            format!("--peer-cert-file={cert}"),
+            format!("--peer-key-file={key}"),
+            format!("--peer-trusted-ca-file={ca}"),
+            "--peer-client-cert-auth".into(),
+        ]
     }
 
     /// A chaosctl config whose one context, `chaos-local`, is this stack (and current).
@@ -391,7 +451,7 @@ impl Stack {
                 name: LOCAL_CONTEXT.into(),
                 server: self.apiserver.clone(),
                 token: Some(self.token.clone()),
-                ca: None,
+                ca: self.pki.as_ref().map(|pki| pki.ca.clone()),
             }],
         }
     }

@@ -36,6 +36,35 @@ fn scenario(config: &str) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
 }
 
+/// The stack runs on TLS: its apiserver speaks HTTPS that only its CA vouches for, and its etcd
+/// refuses a client without a certificate of that CA.
+fn tls_is_required(context: &chaosctl::config::Context, state: &std::path::Path, etcd: &str) {
+    assert!(context.server.starts_with("https://"), "{}", context.server);
+    let ca = context.ca.clone().expect("the context names the stack's CA");
+    // Without the CA (the system's roots only), the apiserver is not trusted.
+    let untrusted = Command::new(env!("CARGO_BIN_EXE_chaosctl"))
+        .args(["get", "scenarios"])
+        .env("CHAOSCTL_CONFIG", state.join("none.yaml"))
+        .env("CHAOS_SERVER", &context.server)
+        .env("CHAOS_TOKEN", context.token.as_deref().unwrap())
+        .env_remove("CHAOS_CA")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(!untrusted.status.success() && text.contains("is not trusted"), "{text}");
+    // A daemon that trusts etcd's CA but shows no client certificate cannot use etcd.
+    let out = Command::new(env!("CARGO_BIN_EXE_chaosctl").replace("chaosctl", "chaos-apiserver"))
+        .args(["--etcd", etcd, "--prefix", "/no-cert", "--listen", "127.0.0.1:0"])
+        .arg("--etcd-ca")
+        .arg(&ca)
+        .arg("--bootstrap-token-file")
+        .arg(state.join("admin.token"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "an apiserver without a client certificate used etcd:\n{text}");
+}
+
 #[test]
 fn a_megatest_on_the_local_stack_leaves_nothing_behind_after_stop() {
     let state = tempfile::tempdir().unwrap();
@@ -43,11 +72,14 @@ fn a_megatest_on_the_local_stack_leaves_nothing_behind_after_stop() {
     up.args(["up", "--workers", "2", "--speed", "20", "--state-dir"]).arg(state.path()).stdout(Stdio::piped());
     let mut up = chaos_harness::spawn_tied(up).unwrap();
     let mut lines = BufReader::new(up.stdout.take().unwrap()).lines();
-    let (mut config, mut kube) = (String::new(), String::new());
+    let (mut config, mut kube, mut etcd) = (String::new(), String::new(), String::new());
     for line in lines.by_ref() {
         let line = line.unwrap();
         if let Some(rest) = line.trim().strip_prefix("export CHAOSCTL_CONFIG=") {
             config = rest.split_whitespace().next().unwrap().to_string();
+        }
+        if let Some(urls) = line.trim().strip_prefix("export CHAOS_ETCD=") {
+            etcd = urls.to_string();
         }
         if let Some(rest) = line.trim().strip_prefix("kubectl --server ") {
             kube = rest.split_whitespace().next().unwrap().to_string();
@@ -63,10 +95,12 @@ fn a_megatest_on_the_local_stack_leaves_nothing_behind_after_stop() {
         .args(["get", "scenarios"])
         .env("CHAOSCTL_CONFIG", state.path().join("none.yaml"))
         .env("CHAOS_SERVER", &context.contexts[0].server)
+        .env("CHAOS_CA", context.contexts[0].ca.as_ref().unwrap())
         .env_remove("CHAOS_TOKEN")
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&refused.stderr).contains("(401)"), "{}", String::from_utf8_lossy(&refused.stderr));
+    tls_is_required(&context.contexts[0], state.path(), &etcd);
 
     // The demo scenario, fast: steps every 2-4 s, volumes living 10-20 s.
     let text = std::fs::read_to_string(format!("{EXAMPLES}/demo.yaml"))

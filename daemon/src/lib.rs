@@ -418,3 +418,34 @@ pub async fn either_cancelled(a: &CancellationToken, b: &CancellationToken) {
         _ = b.cancelled() => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(endpoints: &[&str], ca: Option<&std::path::Path>) -> EtcdArgs {
+        EtcdArgs {
+            endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+            prefix: "/chaos".into(),
+            etcd_ca: ca.map(PathBuf::from),
+            etcd_cert: None,
+            etcd_key: None,
+        }
+    }
+
+    #[test]
+    fn tls_needs_https_endpoints_and_a_ca_together() {
+        assert!(args(&["http://a:2379"], None).tls().unwrap().is_none());
+        let error = args(&["https://a:2379"], None).tls().unwrap_err();
+        assert!(error.contains("no --etcd-ca"), "{error}");
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let error = args(&["https://a:2379", "http://b:2379"], Some(&ca)).tls().unwrap_err();
+        assert!(error.contains("must be https://"), "{error}");
+        let tls = args(&["https://a:2379"], Some(&ca)).tls().unwrap().unwrap();
+        assert!(tls.identity.is_none());
+        let error = args(&["https://a:2379"], Some(&dir.path().join("missing.pem"))).tls().unwrap_err();
+        assert!(error.contains("missing.pem"), "{error}");
+    }
+}

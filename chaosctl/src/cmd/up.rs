@@ -50,6 +50,14 @@ fn print_usage(stack: &Stack) {
     );
     let etcd: Vec<&str> = stack.etcd_members.iter().map(|(_, url)| url.as_str()).collect();
     println!("  export CHAOS_ETCD={}", etcd.join(","));
+    if let Some(pki) = &stack.pki {
+        println!(
+            "  export CHAOS_ETCD_CA={} CHAOS_ETCD_CERT={} CHAOS_ETCD_KEY={}",
+            pki.ca.display(),
+            pki.client_cert.display(),
+            pki.client_key.display()
+        );
+    }
     println!("  chaosctl apply -f examples/demo.yaml && chaosctl get scenarios");
     if let Some(kube) = &stack.kube_url {
         println!("  kubectl --server {kube} get rv,rva,rvr,pods -A");

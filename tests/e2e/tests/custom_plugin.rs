@@ -235,7 +235,10 @@ async fn refusals(fleet: &Fleet, work: &Path) {
 
     // Damaged on the way: the bytes do not hash to the digest the client sent.
     let wrong = "0".repeat(64);
-    let response = reqwest::Client::new()
+    let response = fleet
+        .stack
+        .http()
+        .unwrap()
         .put(format!("{}/v1/plugins/damaged/1?digest={wrong}", fleet.stack.apiserver))
         .bearer_auth(&fleet.stack.token)
         .body(hostile_bytes.clone())

@@ -145,7 +145,7 @@ async fn counters(fleet: &Fleet, metric: &str) -> BTreeMap<String, u64> {
     let mut targets = vec![("apiserver".to_string(), fleet.stack.apiserver.clone())];
     targets.extend(fleet.stack.probes.iter().cloned());
     let mut counted = BTreeMap::new();
-    let http = reqwest::Client::new();
+    let http = fleet.stack.http().unwrap();
     for (daemon, url) in targets {
         // The apiserver's metrics need a token; the daemons' probe listeners ignore it.
         let request = http.get(format!("{url}/metrics")).bearer_auth(&fleet.stack.token);
@@ -204,7 +204,14 @@ async fn a_megatest_goes_on_through_the_loss_of_the_leader_a_follower_and_a_paus
     fault.survived(&fleet, "quorum", &polls, &writes).await;
     fleet.stack.restart(&leader).unwrap();
     eventually(LIMIT, "the killed member back", || async {
-        reqwest::get(format!("{}/health", member_url(&fleet, &leader))).await.ok()?.status().is_success().then_some(())
+        let http = fleet.stack.http().ok()?;
+        http.get(format!("{}/health", member_url(&fleet, &leader)))
+            .send()
+            .await
+            .ok()?
+            .status()
+            .is_success()
+            .then_some(())
     })
     .await;
 
@@ -273,7 +280,8 @@ async fn daemons_given_one_member_learn_the_others_and_survive_its_loss() {
         (workers.len() == 3 && each_lost_one).then_some(())
     })
     .await;
-    let ready = reqwest::get(format!("{}/readyz", fleet.stack.apiserver)).await.unwrap().text().await.unwrap();
+    let http = fleet.stack.http().unwrap();
+    let ready = http.get(format!("{}/readyz", fleet.stack.apiserver)).send().await.unwrap().text().await.unwrap();
     assert!(ready.contains(&format!("etcd {} unreachable", member_url(&fleet, &given))), "{ready}");
     stop_cleanly(&fleet, "learner").await;
     eprintln!("failovers by daemon: {:?}", failovers(&fleet).await);

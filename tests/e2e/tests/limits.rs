@@ -80,7 +80,8 @@ fn rss_bytes(pid: u32) -> u64 {
 
 /// etcd's database size, from its metrics.
 async fn etcd_db_bytes(fleet: &Fleet) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", fleet.stack.etcd)).await.unwrap().text().await.unwrap();
+    let http = fleet.stack.http().unwrap();
+    let text = http.get(format!("{}/metrics", fleet.stack.etcd)).send().await.unwrap().text().await.unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix("etcd_mvcc_db_total_size_in_bytes "))
         .and_then(|v| v.trim().parse().ok())
