@@ -234,15 +234,17 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
     {
         tokio::spawn(touch(state.store.clone(), hash));
     }
-    if seen.mutating() {
+    // Changes, and refusals the handler made (a scenario outside the token's clusters).
+    if seen.mutating() || response.status() == axum::http::StatusCode::FORBIDDEN {
         let target = response.extensions().get::<AuditTarget>().cloned();
         audit::record(&state, seen.entry(Some(&caller), target, &response)).await;
     }
     response
 }
 
-/// A refused request: rate-limited per client address when no token was accepted (so that a
-/// flood of bad tokens cannot flood the audit trail), then audited and answered.
+/// A refused request: rate-limited like any other (per caller, or per client address when no
+/// token was accepted), so that a flood of refusals cannot flood the audit trail; then audited
+/// and answered.
 async fn refuse(
     state: &AppState,
     seen: audit::Seen,
@@ -250,10 +252,12 @@ async fn refuse(
     source: Option<IpAddr>,
     error: ApiError,
 ) -> Response {
-    if caller.is_none()
-        && let Some(ip) = source
-        && let Err(limited) = Access::admit(&state.access.strangers, &ip, &ip.to_string())
-    {
+    let admitted = match (&caller, source) {
+        (Some(caller), _) => Access::admit(&state.access.callers, &caller.name, &caller.name),
+        (None, Some(ip)) => Access::admit(&state.access.strangers, &ip, &ip.to_string()),
+        (None, None) => Ok(()),
+    };
+    if let Err(limited) = admitted {
         state.metrics.request_limited();
         return limited.into_response();
     }

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use chaosctl::fleet::{Fleet, follow, wait_board};
+use chaosctl::stack::StackOptions;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -34,6 +35,9 @@ pub struct Args {
     /// etcd members (3 as deployed: every daemon given all three, probing them).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=7))]
     etcd_members: u32,
+    /// etcd and the apiserver over plain HTTP instead of TLS (to measure what TLS costs).
+    #[arg(long)]
+    plain: bool,
     /// Print JSON only (the figures), no progress.
     #[arg(long)]
     json: bool,
@@ -44,7 +48,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // Room for every instance, and some.
     let slots = args.instances.div_ceil(args.workers.max(1)) + 16;
     say(&format!("starting a stack with {} workers of {slots} slots ...", args.workers));
-    let mut fleet = Fleet::start_on(args.workers, slots, 2, args.etcd_members).await?;
+    let state = tempfile::Builder::new().prefix("chaos-bench-").tempdir()?;
+    let options = StackOptions {
+        workers: args.workers,
+        slots,
+        apps: Vec::new(),
+        etcd_members: args.etcd_members,
+        tls: !args.plain,
+        ..StackOptions::new(state.path())
+    };
+    let mut fleet = Fleet::start_with(options, state).await?;
 
     say("measuring raw etcd puts ...");
     let key = "/bench/raw-put";
@@ -87,6 +100,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "instances": args.instances,
         "workers": args.workers,
         "etcd_members": args.etcd_members,
+        "tls": !args.plain,
         "seconds": round(seconds, 3),
         "instances_per_sec": round(instances_per_sec, 1),
         "etcd_put_per_sec": round(etcd_put_per_sec, 1),

@@ -139,6 +139,11 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// TLS material for a deployment on Kubernetes (deploy/kubernetes/).
+    Certs {
+        #[command(subcommand)]
+        action: CertsAction,
+    },
     /// Print a shell completion script (e.g. `source <(chaosctl completion bash)`).
     Completion {
         #[arg(value_enum)]
@@ -328,6 +333,25 @@ pub enum TokenAction {
     },
     /// Revoke a token: every apiserver refuses it from the next request on.
     Revoke { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsAction {
+    /// Make a CA and the certificates of etcd, of the components (as etcd's clients) and of
+    /// the apiserver, and print the `kubectl create secret` commands for them.
+    Create {
+        /// Where to write them.
+        dir: std::path::PathBuf,
+        /// The namespace the manifests use.
+        #[arg(long, default_value = "chaos-system")]
+        namespace: String,
+        /// How long the certificates live.
+        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        days: u32,
+        /// More names for the apiserver's certificate (an Ingress host), repeatable.
+        #[arg(long = "apiserver-name")]
+        apiserver_names: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -37,6 +37,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // mending it, nor `up` from starting a stack.
     let command = match cli.command {
         Command::Config { action } => return cmd::config::run(action),
+        Command::Certs { action: cli::CertsAction::Create { dir, namespace, days, apiserver_names } } => {
+            return cmd::certs::create(&dir, &namespace, days, &apiserver_names);
+        }
         Command::Up { stack, write_context } => return cmd::up::up(&stack.options(), write_context).await,
         Command::Demo { demo } => return chaosctl::demo::run(&demo.options()).await,
         Command::Completion { shell } => {
@@ -74,7 +77,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit { since, who, limit, output } => {
             cmd::security::audit(&client, since, who.as_deref(), limit, output).await
         }
-        Command::Config { .. } | Command::Up { .. } | Command::Demo { .. } | Command::Completion { .. } => {
+        Command::Config { .. }
+        | Command::Certs { .. }
+        | Command::Up { .. }
+        | Command::Demo { .. }
+        | Command::Completion { .. } => {
             unreachable!("handled before the client is made")
         }
     }

@@ -12,6 +12,7 @@
 //! | [`plugin`]    | `plugin new\|push\|list\|describe`                   |
 //! | [`worker`]    | `worker cordon\|uncordon\|drain`                     |
 //! | [`security`]  | `token create\|list\|revoke`, `audit`                  |
+//! | [`certs`]     | `certs create`                                       |
 //! | [`config`]    | `config get-contexts\|use-context\|set-context\|…`     |
 //! | [`up`]        | `up`                                                 |
 //!
@@ -19,6 +20,7 @@
 //! the completion script is the command line's ([`crate::cli`]).
 
 pub mod apply;
+pub mod certs;
 pub mod config;
 pub mod describe;
 pub mod get;

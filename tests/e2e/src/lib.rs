@@ -81,10 +81,19 @@ pub fn test_plugin(crate_name: &str) -> PathBuf {
 /// Runs `chaosctl` against the fleet's apiserver, through the context the stack wrote (as a
 /// user of `chaosctl up` would, after `export CHAOSCTL_CONFIG=...`).
 pub fn chaosctl(fleet: &Fleet, args: &[&str]) -> Output {
-    Command::new(sibling("chaosctl").expect("chaosctl is built"))
+    chaosctl_as(fleet, None, args)
+}
+
+/// The same with `token` (`CHAOS_TOKEN`) instead of the context's admin token.
+pub fn chaosctl_as(fleet: &Fleet, token: Option<&str>, args: &[&str]) -> Output {
+    let mut command = Command::new(sibling("chaosctl").expect("chaosctl is built"));
+    command.env_remove("CHAOS_TOKEN");
+    if let Some(token) = token {
+        command.env("CHAOS_TOKEN", token);
+    }
+    command
         .env("CHAOSCTL_CONFIG", &fleet.stack.context_file)
         .env_remove("CHAOS_SERVER")
-        .env_remove("CHAOS_TOKEN")
         .args(args)
         .output()
         .expect("run chaosctl")
