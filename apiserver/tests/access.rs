@@ -26,6 +26,11 @@ async fn start(options: ServeOptions) -> Api {
     let store = Store::connect(&[EtcdServer::shared().endpoint()], &unique_prefix()).await.unwrap();
     let admin = chaos_def::auth::generate_token();
     chaos_apiserver::tokens::install_bootstrap(&store, &admin, "test").await.unwrap();
+    replica(store, admin, options).await
+}
+
+/// Another apiserver on the same etcd prefix.
+async fn replica(store: Store, admin: String, options: ServeOptions) -> Api {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
@@ -277,4 +282,15 @@ async fn a_bootstrap_token_replaced_in_its_file_stops_working() {
     let list: Value = api.send(&Method::GET, "/v1/tokens", Some(&bearer(&new)), "").await.json().await.unwrap();
     assert_eq!(list["items"][0]["name"], "bootstrap");
     assert!(!list.to_string().contains(&new), "a secret was listed");
+}
+
+#[tokio::test]
+async fn a_token_revoked_through_one_replica_is_refused_by_the_other_at_once() {
+    let a = start(walking()).await;
+    let b = replica(a.store.clone(), a.admin.clone(), walking()).await;
+    let token = bearer(&a.token("ci", Role::Viewer, &[]).await);
+    assert_eq!(b.send(&Method::GET, "/v1/workers", Some(&token), "").await.status(), StatusCode::OK);
+    let revoked = a.send(&Method::DELETE, "/v1/tokens/ci", Some(&bearer(&a.admin)), "").await;
+    assert_eq!(revoked.status(), StatusCode::OK);
+    assert_eq!(b.send(&Method::GET, "/v1/workers", Some(&token), "").await.status(), StatusCode::UNAUTHORIZED);
 }
