@@ -67,6 +67,23 @@ impl RateLimit {
     pub const UNAUTHENTICATED: RateLimit = RateLimit { per_second: 5, burst: 20 };
 }
 
+/// Refusals written to the audit trail per caller (or client network): one a second, bursts of
+/// 20. A refusal past that is counted (`chaos_apiserver_refusals_unaudited_total`), not written,
+/// so that nobody can fill etcd with the trail of their own refusals.
+const REFUSAL_RECORDS: RateLimit = RateLimit { per_second: 1, burst: 20 };
+
+/// The network a client address counts as: the address itself for IPv4, its /64 for IPv6 (one
+/// host commonly holds a whole /64).
+pub fn network(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
 /// How often a token's `lastUsed` is written at most.
 const LAST_USE_EVERY: Duration = Duration::from_secs(60);
 
@@ -77,8 +94,7 @@ pub struct RouteTable(HashMap<(Method, String), Option<Permission>>);
 /// What [`RouteTable::needs`] knows of a request's route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
-    /// Not in the document: an unmatched path or a method its path does not have. No handler
-    /// runs for it (the answer is a 404 or 405).
+    /// A method the document does not give this path: refused (405) before any handler runs.
     Unknown,
     Open,
     Needs(Permission),
@@ -112,7 +128,10 @@ impl RouteTable {
         Ok(RouteTable(table))
     }
 
+    /// What `method` on `template` needs. `HEAD` is `GET` without its body (axum routes it to
+    /// the `GET` handler), so it needs what `GET` does.
     pub fn needs(&self, method: &Method, template: &str) -> Route {
+        let method = if method == Method::HEAD { &Method::GET } else { method };
         match self.0.get(&(method.clone(), template.to_string())) {
             None => Route::Unknown,
             Some(None) => Route::Open,
@@ -131,7 +150,13 @@ pub struct Access {
     pub mode: AuthMode,
     pub routes: RouteTable,
     callers: DefaultKeyedRateLimiter<String>,
-    strangers: DefaultKeyedRateLimiter<IpAddr>,
+    /// Every request per client network, before its token is looked up: bounds the etcd reads
+    /// one client can cause with made-up tokens.
+    addresses: DefaultKeyedRateLimiter<String>,
+    /// Requests without an accepted token, per client network.
+    strangers: DefaultKeyedRateLimiter<String>,
+    /// Audit records of refusals, per caller or client network: the rest are only counted.
+    refusal_records: DefaultKeyedRateLimiter<String>,
     /// When each token's `lastUsed` was last written by this replica, by hash.
     last_use: Mutex<HashMap<String, Instant>>,
     /// Requests served without authentication (`--auth none`) since the last report.
@@ -150,7 +175,12 @@ impl Access {
             mode,
             routes,
             callers: keyed(rate),
+            addresses: keyed(RateLimit {
+                per_second: rate.per_second.saturating_mul(4),
+                burst: rate.burst.saturating_mul(4),
+            }),
             strangers: keyed(strangers),
+            refusal_records: keyed(REFUSAL_RECORDS),
             last_use: Mutex::new(HashMap::new()),
             anonymous: AtomicU64::new(0),
         }
@@ -179,7 +209,9 @@ impl Access {
     /// that many short-lived clients do not grow the tables without bound.
     pub fn forget_quiet_callers(&self) {
         self.callers.retain_recent();
+        self.addresses.retain_recent();
         self.strangers.retain_recent();
+        self.refusal_records.retain_recent();
         self.last_use.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, at| at.elapsed() < LAST_USE_EVERY);
     }
 
@@ -192,6 +224,16 @@ impl Access {
             who: who.to_string(),
             retry_after: not_until.wait_time_from(DefaultClock::default().now()),
         })
+    }
+
+    /// Whether a refusal of `who` (a token's name or a client network) goes to the audit trail;
+    /// counts it when it does not.
+    fn record_refusal(&self, who: &str, state: &AppState) -> bool {
+        let recorded = self.refusal_records.check_key(&who.to_string()).is_ok();
+        if !recorded {
+            state.metrics.refusal_unaudited();
+        }
+        recorded
     }
 
     /// Whether this replica should write `hash`'s `lastUsed` now (at most once a minute).
@@ -214,14 +256,23 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
         return next.run(request).await;
     };
     let permission = match state.access.routes.needs(request.method(), &template) {
-        Route::Unknown | Route::Open => return next.run(request).await,
+        Route::Open => return next.run(request).await,
+        // Fail closed: a handler runs only for what the document lists.
+        Route::Unknown => return axum::http::StatusCode::METHOD_NOT_ALLOWED.into_response(),
         Route::Needs(permission) => permission,
     };
     let source = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let network = source.map(network);
+    if let Some(network) = &network
+        && let Err(error) = Access::admit(&state.access.addresses, network, network)
+    {
+        state.metrics.request_limited();
+        return error.into_response();
+    }
     let seen = audit::Seen::of(&request, &template, source);
     let (caller, hash) = match identify(&state, request.headers(), permission).await {
         Ok(known) => known,
-        Err((caller, error)) => return refuse(&state, seen, caller, source, error).await,
+        Err((caller, error)) => return refuse(&state, seen, caller, network, error).await,
     };
     if let Err(error) = Access::admit(&state.access.callers, &caller.name, &caller.name) {
         state.metrics.request_limited();
@@ -235,7 +286,8 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
         tokio::spawn(touch(state.store.clone(), hash));
     }
     // Changes, and refusals the handler made (a scenario outside the token's clusters).
-    if seen.mutating() || response.status() == axum::http::StatusCode::FORBIDDEN {
+    let refused = response.status() == axum::http::StatusCode::FORBIDDEN;
+    if (seen.mutating() && !refused) || (refused && state.access.record_refusal(&caller.name, &state)) {
         let target = response.extensions().get::<AuditTarget>().cloned();
         audit::record(&state, seen.entry(Some(&caller), target, &response)).await;
     }
@@ -249,20 +301,22 @@ async fn refuse(
     state: &AppState,
     seen: audit::Seen,
     caller: Option<Caller>,
-    source: Option<IpAddr>,
+    network: Option<String>,
     error: ApiError,
 ) -> Response {
-    let admitted = match (&caller, source) {
-        (Some(caller), _) => Access::admit(&state.access.callers, &caller.name, &caller.name),
-        (None, Some(ip)) => Access::admit(&state.access.strangers, &ip, &ip.to_string()),
-        (None, None) => Ok(()),
+    let who = caller.as_ref().map(|c| c.name.clone()).or(network).unwrap_or_default();
+    let admitted = match &caller {
+        Some(_) => Access::admit(&state.access.callers, &who, &who),
+        None => Access::admit(&state.access.strangers, &who, &who),
     };
     if let Err(limited) = admitted {
         state.metrics.request_limited();
         return limited.into_response();
     }
     let response = error.into_response();
-    audit::record(state, seen.entry(caller.as_ref(), None, &response)).await;
+    if state.access.record_refusal(&who, state) {
+        audit::record(state, seen.entry(caller.as_ref(), None, &response)).await;
+    }
     response
 }
 

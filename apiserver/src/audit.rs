@@ -21,6 +21,26 @@ use tokio_util::sync::CancellationToken;
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody, Refusal};
 
+/// The longest path, target and result a record keeps (a path can be hundreds of KB).
+const MAX_FIELD: usize = 256;
+const MAX_RESULT: usize = 1024;
+
+/// The most records the trail keeps, whatever their age: the oldest go first (about 100 MB).
+pub const MAX_RECORDS: usize = 200_000;
+
+/// `text` cut to at most `limit` bytes on a character boundary, marked when cut.
+fn bounded(mut text: String, limit: usize) -> String {
+    if text.len() > limit {
+        let mut end = limit;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
 /// How long records are kept by default.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 86_400);
 /// How often old records are pruned.
@@ -28,6 +48,8 @@ const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// The most records one `GET /v1/audit` returns.
 pub const MAX_LIMIT: usize = 5_000;
 const DEFAULT_LIMIT: usize = 500;
+/// The widest window one `GET /v1/audit` reads.
+const MAX_SINCE: Duration = Duration::from_secs(31 * 86_400);
 
 /// What a handler names as the target of its request when the path does not (an apply names
 /// its scenario, a token creation its token).
@@ -50,8 +72,8 @@ impl Seen {
         Seen {
             time: Timestamp::now(),
             method: request.method().to_string(),
-            target: path_target(template, &path),
-            path,
+            target: path_target(template, &path).map(|t| bounded(t, MAX_FIELD)),
+            path: bounded(path, MAX_FIELD),
             source,
         }
     }
@@ -66,7 +88,7 @@ impl Seen {
             "ok".to_string()
         } else {
             let why = response.extensions().get::<Refusal>().map(|r| r.0.clone()).unwrap_or_default();
-            format!("{}: {why}", status.as_u16())
+            bounded(format!("{}: {why}", status.as_u16()), MAX_RESULT)
         };
         AuditEntry {
             time: self.time,
@@ -74,7 +96,7 @@ impl Seen {
             role: caller.map(|c| c.role),
             method: self.method,
             path: self.path,
-            target: target.map(|t| t.0).or(self.target),
+            target: target.map(|t| bounded(t.0, MAX_FIELD)).or(self.target),
             status: status.as_u16(),
             result,
             source: self.source.map(|ip| ip.to_string()),
@@ -109,8 +131,9 @@ pub async fn record(state: &AppState, entry: AuditEntry) {
     }
 }
 
-/// Deletes the records older than `retention` now and every [`PRUNE_EVERY`] until `cancel`.
-/// Every replica prunes; deleting what another already deleted finds nothing.
+/// Deletes the records older than `retention`, then the oldest past [`MAX_RECORDS`], now and
+/// every [`PRUNE_EVERY`] until `cancel`. Every replica prunes; deleting what another already
+/// deleted finds nothing.
 pub async fn prune(store: Store, retention: Duration, cancel: CancellationToken) {
     loop {
         let cutoff = Timestamp::now().checked_sub(retention).unwrap_or(Timestamp::MIN);
@@ -120,6 +143,11 @@ pub async fn prune(store: Store, retention: Duration, cancel: CancellationToken)
             Ok(deleted) => tracing::info!(deleted, older_than = %cutoff, "audit records pruned"),
             Err(error) => tracing::warn!(%error, "audit records not pruned; trying again later"),
         }
+        match prune_overflow(&store, MAX_RECORDS).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::warn!(deleted, kept = MAX_RECORDS, "audit trail full: its oldest records pruned"),
+            Err(error) => tracing::warn!(%error, "audit records not pruned; trying again later"),
+        }
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(PRUNE_EVERY) => {}
@@ -127,10 +155,23 @@ pub async fn prune(store: Store, retention: Duration, cancel: CancellationToken)
     }
 }
 
+/// Deletes the oldest records beyond `keep`; returns how many.
+pub async fn prune_overflow(store: &Store, keep: usize) -> Result<i64, chaos_def::store::StoreError> {
+    let prefix = store.keys().audit_prefix();
+    let count = store.count(&prefix).await?;
+    let excess = usize::try_from(count).unwrap_or(0).saturating_sub(keep);
+    if excess == 0 {
+        return Ok(0);
+    }
+    // The first record to keep: everything before it goes.
+    let Some(first_kept) = store.key_after(&prefix, excess).await? else { return Ok(0) };
+    store.delete_between(&prefix, &first_kept).await
+}
+
 #[derive(Debug, Clone, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    /// How far back (`1h`, `30m`, `7d`); default 1h.
+    /// How far back (`1h`, `30m`, `7d`); default 1h, at most 31d.
     #[param(value_type = Option<String>)]
     pub since: Option<chaos_def::Duration>,
     /// Only this token's requests.
@@ -148,7 +189,7 @@ pub struct AuditQuery {
     security(("token" = ["admin"])),
     responses(
         (status = 200, body = AuditList),
-        (status = 400, body = ErrorBody, description = "A bad `limit`"),
+        (status = 400, body = ErrorBody, description = "A bad `limit`, or `since` over 31d"),
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
     )
@@ -159,6 +200,9 @@ pub async fn list(State(state): State<AppState>, Query(query): Query<AuditQuery>
         return Err(ApiError::BadRequest { message: format!("limit must be from 1 to {MAX_LIMIT}") });
     }
     let since = query.since.map_or(Duration::from_secs(3600), |d| d.as_std());
+    if since > MAX_SINCE {
+        return Err(ApiError::BadRequest { message: "since must be at most 31d".into() });
+    }
     let store = &state.store;
     let prefix = store.keys().audit_prefix();
     let from = Timestamp::now().checked_sub(since).unwrap_or(Timestamp::MIN);
@@ -186,6 +230,13 @@ mod tests {
         assert_eq!(path_target("/v1/scenarios/{name}/stop", "/v1/scenarios/x/stop").as_deref(), Some("x"));
         assert_eq!(path_target("/v1/plugins/{name}/{version}", "/v1/plugins/p/1.0.0").as_deref(), Some("p/1.0.0"));
         assert_eq!(path_target("/v1/stop-all", "/v1/stop-all"), None);
+    }
+
+    #[test]
+    fn long_fields_are_cut_on_a_character_boundary() {
+        assert_eq!(bounded("short".into(), 10), "short");
+        let cut = bounded("é".repeat(200), 255);
+        assert!(cut.len() <= 255 + '…'.len_utf8() && cut.ends_with('…'), "{}", cut.len());
     }
 
     #[test]

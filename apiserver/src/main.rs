@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use chaos_apiserver::access::{self, AuthMode, RateLimit};
+use chaos_apiserver::error::ApiError;
 use chaos_apiserver::plugins::PluginPolicy;
 use chaos_apiserver::{AppState, ServeOptions, tokens};
 use chaos_daemon::{EtcdArgs, LogArgs};
@@ -34,7 +35,8 @@ struct Args {
     /// Whether `/metrics` needs a token (`token`, the `read` permission) or is open (`none`).
     #[arg(long, env = "CHAOS_METRICS_AUTH", value_enum, default_value = "token")]
     metrics_auth: AuthMode,
-    /// Requests per second one token (or, before a token is accepted, one address) may make.
+    /// Requests per second one token may make (each client address may make four times as
+    /// many before its tokens are looked up; 5 a second without an accepted token).
     #[arg(long, env = "CHAOS_RATE_LIMIT", default_value_t = RateLimit::default().per_second)]
     rate_limit: u32,
     /// Requests one token may make at once above its rate.
@@ -127,11 +129,15 @@ fn read_bootstrap(path: &std::path::Path) -> anyhow::Result<String> {
 /// token exists already (made through another replica).
 async fn ensure_a_way_in(store: &chaos_def::store::Store, bootstrap: Option<&str>) -> anyhow::Result<()> {
     if let Some(token) = bootstrap {
-        tokens::install_bootstrap(store, token, "chaos-apiserver --bootstrap-token-file")
-            .await
-            .map_err(|e| anyhow::anyhow!("installing the bootstrap token: {e}"))?;
-        tracing::info!("bootstrap admin token in place (token \"{}\")", tokens::BOOTSTRAP_NAME);
-        return Ok(());
+        match tokens::install_bootstrap(store, token, "chaos-apiserver --bootstrap-token-file").await {
+            Ok(()) => {
+                tracing::info!("bootstrap admin token in place (token \"{}\")", tokens::BOOTSTRAP_NAME);
+                return Ok(());
+            }
+            // Revoked: not brought back; the apiserver still starts if other tokens exist.
+            Err(ApiError::Forbidden { message }) => tracing::warn!("{message}"),
+            Err(error) => anyhow::bail!("installing the bootstrap token: {error}"),
+        }
     }
     if !tokens::any(store).await.context("reading the tokens")? {
         anyhow::bail!(

@@ -42,6 +42,7 @@ pub struct Metrics {
     applies: Family<ApplyLabels, Counter>,
     limited: Counter,
     audit_failures: Counter,
+    unaudited: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -58,10 +59,15 @@ impl Metrics {
         registry.register("http_requests", "HTTP requests served", requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency", latency.clone());
         registry.register("scenario_applies", "Scenario applies by result", applies.clone());
-        let (limited, audit_failures) = (Counter::default(), Counter::default());
+        let (limited, audit_failures, unaudited) = (Counter::default(), Counter::default(), Counter::default());
         registry.register("requests_limited", "Requests refused for their caller's rate (429)", limited.clone());
         registry.register("audit_write_failures", "Audit records that could not be written", audit_failures.clone());
-        Arc::new(Metrics { registry, requests, latency, applies, limited, audit_failures })
+        registry.register(
+            "refusals_unaudited",
+            "Refusals past their caller's audit rate: counted, not written to the trail",
+            unaudited.clone(),
+        );
+        Arc::new(Metrics { registry, requests, latency, applies, limited, audit_failures, unaudited })
     }
 
     pub fn scenario_applied(&self, result: ApplyResult) {
@@ -74,6 +80,10 @@ impl Metrics {
 
     pub fn audit_failed(&self) {
         self.audit_failures.inc();
+    }
+
+    pub fn refusal_unaudited(&self) {
+        self.unaudited.inc();
     }
 
     pub fn render(&self) -> String {

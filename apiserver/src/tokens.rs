@@ -47,7 +47,10 @@ pub async fn create(
     body: Result<Json<TokenRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Extension<AuditTarget>, Json<TokenCreated>), ApiError> {
     let Json(request) = body.map_err(|e| ApiError::BadRequest { message: e.body_text() })?;
-    let problems = request.problems();
+    let mut problems = request.problems();
+    if request.name == BOOTSTRAP_NAME {
+        problems.push(("name".into(), format!("{BOOTSTRAP_NAME:?} is the apiserver's --bootstrap-token-file token")));
+    }
     if !problems.is_empty() {
         let errors = problems.into_iter().map(|(path, message)| SpecError { path, line: None, message }).collect();
         return Err(ApiError::Invalid(SpecErrors(errors)));
@@ -149,13 +152,17 @@ pub async fn revoke(
     Ok(Json(ActionResponse { result: ActionResult::Revoked, name }))
 }
 
-/// Deletes the token called `name`; false when there is none.
+/// Deletes the token called `name`; false when there is none. A revoked bootstrap token is
+/// remembered, so that an apiserver restarted with the same file does not bring it back.
 async fn remove(store: &Store, name: &str) -> Result<bool, StoreError> {
     let keys = store.keys();
     let Some(hash) = store.get::<String>(&keys.token_name(name)).await? else { return Ok(false) };
     let mut batch = Batch::new();
     batch.delete_if(keys.token_name(name), hash.mod_revision);
     batch.delete(keys.token(&hash.value));
+    if name == BOOTSTRAP_NAME {
+        batch.put(keys.revoked_bootstrap(&hash.value), &Timestamp::now())?;
+    }
     // A conflict means someone else revoked or replaced it meanwhile: it is gone either way.
     batch.commit(store).await?;
     Ok(true)
@@ -175,17 +182,19 @@ pub fn check_bootstrap(token: &str) -> Result<(), String> {
 
 /// Installs `token` as the admin token named [`BOOTSTRAP_NAME`], replacing an earlier bootstrap
 /// token (so that rotating the file rotates the token). Nothing is written when it is in place.
+/// A bootstrap token that was revoked is refused: the file must get a new one.
+///
+/// Each try reads the name's current hash and replaces exactly that one (compare-and-swap), so
+/// two replicas starting with the same file agree, and one starting with another file fails
+/// loudly rather than believing its token works.
 pub async fn install_bootstrap(store: &Store, token: &str, created_by: &str) -> Result<(), ApiError> {
     check_bootstrap(token).map_err(|message| ApiError::BadRequest { message })?;
     let keys = store.keys();
     let hash = auth::token_hash(token);
-    match store.get::<String>(&keys.token_name(BOOTSTRAP_NAME)).await? {
-        Some(current) if current.value == hash => return Ok(()),
-        Some(_) => {
-            remove(store, BOOTSTRAP_NAME).await?;
-            tracing::info!("the bootstrap token changed; the old one is revoked");
-        }
-        None => {}
+    if store.get::<Timestamp>(&keys.revoked_bootstrap(&hash)).await?.is_some() {
+        return Err(ApiError::Forbidden {
+            message: "this bootstrap token was revoked; put a new secret in the --bootstrap-token-file".into(),
+        });
     }
     let record = TokenRecord {
         name: BOOTSTRAP_NAME.into(),
@@ -196,12 +205,32 @@ pub async fn install_bootstrap(store: &Store, token: &str, created_by: &str) -> 
         created: Timestamp::now(),
         last_used: None,
     };
-    match store_token(store, token, &record).await {
-        // Another replica installed it at the same moment.
-        Err(ApiError::Conflict { .. }) => Ok(()),
-        other => other,
+    for _ in 0..INSTALL_TRIES {
+        let current = store.get::<String>(&keys.token_name(BOOTSTRAP_NAME)).await?;
+        let mut batch = Batch::new();
+        match &current {
+            Some(found) if found.value == hash => return Ok(()),
+            Some(found) => {
+                batch.update(keys.token_name(BOOTSTRAP_NAME), &hash, found.mod_revision)?;
+                batch.delete(keys.token(&found.value));
+            }
+            None => {
+                batch.create(keys.token_name(BOOTSTRAP_NAME), &hash)?;
+            }
+        }
+        batch.create(keys.token(&hash), &record)?;
+        if batch.commit(store).await?.all_committed() {
+            if current.is_some() {
+                tracing::info!("the bootstrap token changed; the old one no longer works");
+            }
+            return Ok(());
+        }
     }
+    Err(ApiError::Conflict { message: "the bootstrap token kept changing while it was installed".into() })
 }
+
+/// Tries of [`install_bootstrap`] while other replicas install theirs.
+const INSTALL_TRIES: usize = 5;
 
 /// Whether any token exists: an apiserver with token auth and none at all could never be used.
 pub async fn any(store: &Store) -> Result<bool, StoreError> {

@@ -209,6 +209,70 @@ async fn every_route_answers_each_credential_as_the_role_table_says() {
 }
 
 #[tokio::test]
+async fn head_needs_what_get_needs_and_other_methods_reach_no_handler() {
+    let api = start(walking()).await;
+    let viewer = bearer(&api.token("v", Role::Viewer, &[]).await);
+    for route in routes(&api).await.iter().filter(|r| r.method == Method::GET) {
+        let anonymous = api.send(&Method::HEAD, &route.path, None, "").await.status();
+        match route.needs {
+            None => assert_ne!(anonymous, StatusCode::UNAUTHORIZED, "HEAD {}", route.path),
+            Some(needs) => {
+                assert_eq!(anonymous, StatusCode::UNAUTHORIZED, "HEAD {} without a token", route.path);
+                let as_viewer = api.send(&Method::HEAD, &route.path, Some(&viewer), "").await.status();
+                let expected = Role::Viewer.grants(needs);
+                assert_eq!(as_viewer != StatusCode::FORBIDDEN, expected, "HEAD {} as a viewer", route.path);
+            }
+        }
+    }
+    // Methods the document does not list for a path: 405, for anyone.
+    for (method, path) in [(Method::PATCH, "/v1/scenarios"), (Method::PUT, "/v1/tokens"), (Method::DELETE, "/v1/audit")]
+    {
+        for authorization in [None, Some(bearer(&api.admin))] {
+            let status = api.send(&method, path, authorization.as_deref(), "{}").await.status();
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        }
+    }
+    let wide = api.send(&Method::GET, "/v1/audit?since=90d", Some(&bearer(&api.admin)), "").await;
+    assert_eq!(wide.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_revoked_bootstrap_token_is_not_brought_back_and_its_name_is_reserved() {
+    let api = start(walking()).await;
+    let admin = bearer(&api.admin);
+    let other = api.token("ops", Role::Admin, &[]).await;
+    assert_eq!(api.send(&Method::DELETE, "/v1/tokens/bootstrap", Some(&admin), "").await.status(), 200);
+    let again = chaos_apiserver::tokens::install_bootstrap(&api.store, &api.admin, "test").await;
+    assert!(matches!(again, Err(chaos_apiserver::error::ApiError::Forbidden { .. })), "{again:?}");
+    assert_eq!(api.send(&Method::GET, "/v1/tokens", Some(&admin), "").await.status(), 401);
+    let request = serde_json::json!({"name": "bootstrap", "role": "admin"}).to_string();
+    let taken = api.send(&Method::POST, "/v1/tokens", Some(&bearer(&other)), &request).await;
+    assert_eq!(taken.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn refusals_past_their_audit_rate_are_counted_not_written() {
+    let api = start(walking()).await;
+    let viewer = bearer(&api.token("noisy", Role::Viewer, &[]).await);
+    for _ in 0..60 {
+        let refused = api.send(&Method::POST, "/v1/stop-all", Some(&viewer), "").await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    }
+    let trail: Value =
+        api.send(&Method::GET, "/v1/audit?who=noisy", Some(&bearer(&api.admin)), "").await.json().await.unwrap();
+    let written = trail["items"].as_array().unwrap().len();
+    // A burst of 20, and about one a second after it.
+    assert!((20..=25).contains(&written), "{written} of 60 refusals written");
+    let metrics = api.send(&Method::GET, "/metrics", Some(&bearer(&api.admin)), "").await.text().await.unwrap();
+    let unaudited: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("chaos_apiserver_refusals_unaudited_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert_eq!(unaudited as usize, 60 - written);
+}
+
+#[tokio::test]
 async fn an_operator_of_one_cluster_cannot_touch_anothers_scenarios() {
     let api = start(walking()).await;
     let scenario = |name: &str, cluster: &str| {

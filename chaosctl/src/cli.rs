@@ -2,8 +2,6 @@
 //! What each command does lives in [`crate::cmd`]; `main` joins the two.
 
 use chaos_def::auth::Role;
-use chaos_def::consts::ENV_SERVER;
-use chaosctl::config::ENV_CA;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use chaosctl::output::Format;
@@ -12,14 +10,15 @@ use chaosctl::stack;
 #[derive(Debug, Parser)]
 #[command(name = "chaosctl", version, about = "Run chaos scenarios against Kubernetes", propagate_version = true)]
 pub struct Cli {
-    /// The apiserver's URL (default: the context's, else http://127.0.0.1:7070).
-    #[arg(long, global = true, env = ENV_SERVER)]
+    /// The apiserver's URL (default: `CHAOS_SERVER`, the context's, else http://127.0.0.1:7070).
+    #[arg(long, global = true)]
     pub server: Option<String>,
     /// The context to use (default: the config file's current context).
     #[arg(long, global = true, env = "CHAOSCTL_CONTEXT")]
     pub context: Option<String>,
-    /// The CA that signed the apiserver's certificate, as a PEM file (default: the context's).
-    #[arg(long, global = true, env = ENV_CA)]
+    /// The CA that signed the apiserver's certificate, as a PEM file (default: `CHAOS_CA`, the
+    /// context's).
+    #[arg(long, global = true)]
     pub ca: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,

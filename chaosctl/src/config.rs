@@ -2,14 +2,18 @@
 //! `~/.config/chaosctl/config.yaml`) of named contexts — an apiserver's URL, the token to send
 //! it, the CA to check its certificate against — and the one in use.
 //!
-//! Where each setting of a command comes from, first found wins:
+//! Where each setting of a command comes from, first found wins. A context named on the command
+//! line (`--context`, or `CHAOSCTL_CONTEXT`) beats the environment; the environment beats the
+//! file's current context:
 //!
-//! | setting | 1st                | 2nd           | 3rd                                | last                   |
-//! |---------|--------------------|---------------|------------------------------------|------------------------|
-//! | context | `--context`        |               | the file's `current-context`       | none                   |
-//! | server  | `--server`         | `CHAOS_SERVER`| the context's `server`             | `http://127.0.0.1:7070`|
-//! | token   |                    | `CHAOS_TOKEN` | the context's `token`              | none                   |
-//! | CA      | `--ca`             | `CHAOS_CA`    | the context's `ca`                 | the system's roots     |
+//! | setting | with `--context NAME`                   | without                                                   |
+//! |---------|-----------------------------------------|-----------------------------------------------------------|
+//! | server  | `--server`, NAME's `server`             | `--server`, `CHAOS_SERVER`, the current context's, `http://127.0.0.1:7070` |
+//! | token   | NAME's `token`                          | `CHAOS_TOKEN`, the current context's (only to its server) |
+//! | CA      | `--ca`, NAME's `ca`                     | `--ca`, `CHAOS_CA`, the current context's (only for its server) |
+//!
+//! A context's token goes only to that context's server: `CHAOS_SERVER` pointing elsewhere
+//! does not take the current context's token with it.
 //!
 //! A token is never taken from the command line (shell history and `ps` would show it): it
 //! comes from the environment, the file, or `set-context --token-file`. The file is written
@@ -41,7 +45,7 @@ pub struct Config {
     pub contexts: Vec<Context>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Context {
     pub name: String,
@@ -51,6 +55,18 @@ pub struct Context {
     /// A PEM file of the CA that signed the apiserver's certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Context {
+    /// Without the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("name", &self.name)
+            .field("server", &self.server)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("ca", &self.ca)
+            .finish()
+    }
 }
 
 /// Where the config file is: `$CHAOSCTL_CONFIG`, else `~/.config/chaosctl/config.yaml`.
@@ -150,40 +166,65 @@ impl std::fmt::Debug for Target {
 /// What the command line and the environment said.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
+    /// `--context` or `CHAOSCTL_CONTEXT`.
     pub context: Option<String>,
-    /// `--server` or `CHAOS_SERVER`.
+    /// `--server`.
     pub server: Option<String>,
+    /// `CHAOS_SERVER`.
+    pub env_server: Option<String>,
     /// `CHAOS_TOKEN`.
     pub token: Option<String>,
-    /// `--ca` or `CHAOS_CA`.
+    /// `--ca`.
     pub ca: Option<PathBuf>,
+    /// `CHAOS_CA`.
+    pub env_ca: Option<PathBuf>,
 }
 
 /// The module's table.
 pub fn resolve(config: &Config, overrides: Overrides) -> anyhow::Result<Target> {
-    let name = overrides.context.or_else(|| config.current_context.clone());
-    let context = match &name {
-        Some(name) => Some(config.context(name).cloned().with_context(|| {
+    if let Some(name) = overrides.context {
+        let context = config.context(&name).cloned().with_context(|| {
             let known: Vec<&str> = config.contexts.iter().map(|c| c.name.as_str()).collect();
             format!(
                 "no context {name:?} in {} (known: {}); see `chaosctl config get-contexts`",
                 path().display(),
                 if known.is_empty() { "none".to_string() } else { known.join(", ") }
             )
-        })?),
-        None => None,
-    };
-    let context = context.unwrap_or_default();
+        })?;
+        return Ok(Target {
+            server: overrides.server.unwrap_or(context.server),
+            token: context.token,
+            ca: overrides.ca.or(context.ca),
+            context: Some(name),
+        });
+    }
+    let current = config.current_context.as_ref().and_then(|name| config.context(name));
     let server = overrides
         .server
-        .or_else(|| (!context.server.is_empty()).then(|| context.server.clone()))
+        .or(overrides.env_server.filter(|s| !s.is_empty()))
+        .or_else(|| current.map(|c| c.server.clone()))
         .unwrap_or_else(|| DEFAULT_SERVER.to_string());
+    // The current context's secrets belong to its server only.
+    let own = current.filter(|c| c.server == server);
     Ok(Target {
+        token: overrides.token.filter(|t| !t.is_empty()).or_else(|| own.and_then(|c| c.token.clone())),
+        ca: overrides.ca.or(overrides.env_ca).or_else(|| own.and_then(|c| c.ca.clone())),
+        context: own.map(|c| c.name.clone()),
         server,
-        token: overrides.token.filter(|t| !t.is_empty()).or(context.token),
-        ca: overrides.ca.or(context.ca),
-        context: name,
     })
+}
+
+impl Target {
+    /// A warning when a token would cross the network in the clear: plain HTTP to a host that
+    /// is not this machine.
+    pub fn cleartext_warning(&self) -> Option<String> {
+        let rest = self.server.strip_prefix("http://")?;
+        let host = rest.split(['/', '?']).next().unwrap_or_default();
+        let host = host.rsplit_once(':').map_or(host, |(h, _)| h).trim_matches(['[', ']']);
+        let local = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        (self.token.is_some() && !local)
+            .then(|| format!("warning: sending a token to {} over plain HTTP (use https://)", self.server))
+    }
 }
 
 /// A token read from a file (or standard input for `-`), surrounding whitespace dropped.
@@ -238,6 +279,43 @@ mod tests {
         assert_eq!((none.server.as_str(), none.token), (DEFAULT_SERVER, None));
         let missing = resolve(&config, Overrides { context: Some("nope".into()), ..Default::default() }).unwrap_err();
         assert!(missing.to_string().contains("known: prod, local"), "{missing}");
+    }
+
+    #[test]
+    fn a_contexts_token_goes_only_to_its_server() {
+        let config = config();
+        // CHAOS_SERVER elsewhere: the current context's token and CA stay home.
+        let elsewhere =
+            resolve(&config, Overrides { env_server: Some("http://elsewhere:7070".into()), ..Default::default() })
+                .unwrap();
+        assert_eq!((elsewhere.server.as_str(), elsewhere.token, elsewhere.ca), ("http://elsewhere:7070", None, None));
+        // A context named on the command line beats the environment.
+        let named = resolve(
+            &config,
+            Overrides {
+                context: Some("prod".into()),
+                env_server: Some("http://elsewhere:7070".into()),
+                token: Some("t-env".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!((named.server.as_str(), named.token.as_deref()), ("https://chaos.example:7443", Some("t-prod")));
+    }
+
+    #[test]
+    fn a_token_over_plain_http_to_another_host_is_warned_of() {
+        let target = |server: &str, token: Option<&str>| Target {
+            server: server.into(),
+            token: token.map(str::to_string),
+            ca: None,
+            context: None,
+        };
+        assert!(target("http://chaos.example:7070", Some("t")).cleartext_warning().is_some());
+        assert!(target("http://127.0.0.1:7070", Some("t")).cleartext_warning().is_none());
+        assert!(target("http://[::1]:7070/", Some("t")).cleartext_warning().is_none());
+        assert!(target("https://chaos.example", Some("t")).cleartext_warning().is_none());
+        assert!(target("http://chaos.example", None).cleartext_warning().is_none());
     }
 
     #[test]

@@ -51,10 +51,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let overrides = config::Overrides {
         context: cli.context,
         server: cli.server,
+        env_server: std::env::var(chaos_def::consts::ENV_SERVER).ok(),
         token: std::env::var(config::ENV_TOKEN).ok(),
         ca: cli.ca,
+        env_ca: std::env::var_os(config::ENV_CA).filter(|v| !v.is_empty()).map(Into::into),
     };
     let target = config::resolve(&config::Config::load(&config::path())?, overrides)?;
+    if let Some(warning) = target.cleartext_warning() {
+        eprintln!("{warning}");
+    }
     let client = Client::for_target(&target)?;
     match command {
         Command::Apply { file, output } => cmd::apply::apply(&client, &file, output).await,

@@ -140,6 +140,11 @@ impl Keys {
         self.under(&format!("auth/token-names/{name}"))
     }
 
+    /// A bootstrap token that was revoked, by hash: never installed again.
+    pub fn revoked_bootstrap(&self, hash: &str) -> String {
+        self.under(&format!("auth/revoked-bootstrap/{hash}"))
+    }
+
     /// One audit record; `id` sorts by time (see the apiserver's audit module).
     pub fn audit(&self, id: &str) -> String {
         self.under(&format!("audit/{id}"))

@@ -330,6 +330,35 @@ impl Store {
         Ok(Listing { items, revision })
     }
 
+    /// How many keys are under `prefix` (etcd counts them; nothing is read).
+    pub async fn count(&self, prefix: &str) -> Result<i64> {
+        let kv = self.client.kv_client();
+        let range_end = prefix_end(prefix.as_bytes());
+        let response = self
+            .idempotent(|| {
+                let (mut kv, prefix, range_end) = (kv.clone(), prefix.to_string(), range_end.clone());
+                async move { kv.get(prefix, Some(GetOptions::new().with_range(range_end).with_count_only())).await }
+            })
+            .await?;
+        Ok(response.count())
+    }
+
+    /// The key that follows the first `skip` keys under `prefix` (in key order), if any.
+    pub async fn key_after(&self, prefix: &str, skip: usize) -> Result<Option<String>> {
+        let mut seen = 0usize;
+        let mut found = None;
+        // Keys only, page by page: `skip` can be large.
+        self.scan(prefix, true, |key, _| {
+            if seen == skip && found.is_none() {
+                found = Some(key);
+            }
+            seen += 1;
+            Ok(())
+        })
+        .await?;
+        Ok(found)
+    }
+
     /// Deletes every key from `start` (included) to `end` (excluded); returns how many there
     /// were. Safe to repeat.
     pub async fn delete_between(&self, start: &str, end: &str) -> Result<i64> {

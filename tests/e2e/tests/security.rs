@@ -33,6 +33,12 @@ async fn the_audit_trail_names_who_did_what_and_no_log_holds_a_token() {
     assert!(applied.status.success(), "{}", text(&applied));
     let refused = chaosctl_as(&fleet, Some(&bob), &["apply", "-f", file]);
     assert!(text(&refused).contains("role viewer") && text(&refused).contains("(403)"), "{}", text(&refused));
+    // Bad tokens, the path most likely to log one: refused, and (checked below) never written.
+    let bogus = format!("chaos_{}", "0123456789abcdef".repeat(4));
+    for token in [bogus.as_str(), "not a token at all, with spaces"] {
+        let out = chaosctl_as(&fleet, Some(token), &["get", "scenarios"]);
+        assert!(text(&out).contains("(401)") && !text(&out).contains(token), "{}", text(&out));
+    }
     let stopped = chaosctl(&fleet, &["stop", "--all", "--reason", "drill"]);
     assert!(stopped.status.success(), "{}", text(&stopped));
     assert!(chaosctl(&fleet, &["resume"]).status.success());
@@ -62,7 +68,7 @@ async fn the_audit_trail_names_who_did_what_and_no_log_holds_a_token() {
     assert_eq!((kill_switch.status, kill_switch.result.as_str()), (200, "ok"));
 
     // Not one token in any log of the run: every daemon's, etcd's, kubesim's.
-    let secrets = [fleet.stack.token.as_str(), &alice, &bob];
+    let secrets = [fleet.stack.token.as_str(), &alice, &bob, &bogus];
     let mut logs = 0;
     for entry in std::fs::read_dir(&fleet.stack.state_dir).unwrap() {
         let path = entry.unwrap().path();
