@@ -7,8 +7,20 @@
 //! router and this check come from the same annotations, so they cannot disagree, and a route
 //! that names no permission is refused at start-up unless it is one of [`OPEN_ROUTES`].
 //!
-//! Tokens are looked up on every request (one etcd read of the hash's key), not cached: a
-//! token revoked through one replica is refused by every replica from the next request on.
+//! A protected request goes through these steps, and stops at the first that refuses it:
+//!
+//! | step | refuses with |
+//! |------|--------------|
+//! | the route's permission, from the document (`HEAD` as `GET`) | 405 for a method the document does not list |
+//! | the client network's rate (4× a token's), before any etcd read | 429 |
+//! | the token: looked up by hash, then [`chaos_def::auth::decide`] | 401 (audited), 403 (audited) |
+//! | the caller's rate | 429 |
+//! | the handler (a cluster scope, the kill switch, validation) | its own status; changes and 403s audited |
+//!
+//! Refusals are audited at most once a second per caller or network (bursts of 20); the rest
+//! are counted. Tokens are looked up on every request (one etcd read of the hash's key), not
+//! cached: a token revoked through one replica is refused by every replica from the next
+//! request on.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -169,7 +181,8 @@ fn keyed<K: std::hash::Hash + Eq + Clone>(rate: RateLimit) -> DefaultKeyedRateLi
 }
 
 impl Access {
-    /// `rate` per caller; `strangers` per client address until a token is accepted.
+    /// `rate` per caller (and four times it per client network); `strangers` per client network
+    /// for requests without an accepted token.
     pub fn new(mode: AuthMode, routes: RouteTable, (rate, strangers): (RateLimit, RateLimit)) -> Access {
         Access {
             mode,

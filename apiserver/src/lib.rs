@@ -24,6 +24,8 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Json, Router};
+use axum_server::accept::NoDelayAcceptor;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use chaos_def::consts::MAX_REQUEST_BODY;
 use chaos_def::store::{Store, StoreError};
 use tokio::net::TcpListener;
@@ -209,6 +211,11 @@ pub fn router(state: AppState) -> Router {
 /// Serves the API over plain HTTP on `listener` until `shutdown` fires, then finishes the
 /// requests in flight.
 pub async fn serve(listener: TcpListener, state: AppState, shutdown: CancellationToken) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
+    // No Nagle: an answer's last small write is not held for the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }
@@ -226,7 +233,7 @@ pub async fn serve_tls(
 ) -> std::io::Result<()> {
     // The process's one crypto provider (rustls with ring); installing it twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = axum_server::tls_rustls::RustlsConfig::from_pem(cert, key).await?;
+    let config = RustlsConfig::from_pem(cert, key).await?;
     let handle = axum_server::Handle::new();
     let stopping = handle.clone();
     tokio::spawn(async move {
@@ -235,7 +242,10 @@ pub async fn serve_tls(
     });
     listener.set_nonblocking(true)?;
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum_server::from_tcp_rustls(listener, config).handle(handle).serve(app).await
+    // TCP_NODELAY: a TLS handshake is several small writes, which Nagle's algorithm and the
+    // peer's delayed ACKs would hold for 40 ms each.
+    let acceptor = RustlsAcceptor::new(config).acceptor(NoDelayAcceptor::new());
+    axum_server::from_tcp(listener).acceptor(acceptor).handle(handle).serve(app).await
 }
 
 /// The process is up.

@@ -79,6 +79,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     say(&format!("applying {} noop instances ...", args.instances));
     let applied = Instant::now();
     fleet.apply_noop("pipeline", args.instances).await?;
+    let apply_answered = applied.elapsed();
     let limit = Duration::from_secs(60 + u64::from(args.instances) / 20);
     let all = wait_board(&board, limit, "every instance Running", |b| b.running() >= n).await?;
     let first = board.lock().unwrap_or_else(|p| p.into_inner()).first_running.unwrap_or(all);
@@ -106,6 +107,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "etcd_put_per_sec": round(etcd_put_per_sec, 1),
         "ratio": round(instances_per_sec / etcd_put_per_sec, 3),
         "apply_to_first_running_ms": round((first - applied).as_secs_f64() * 1000.0, 1),
+        // The apply request alone: the connection, the token's check, the write, the audit record.
+        "apply_request_ms": round(apply_answered.as_secs_f64() * 1000.0, 1),
         "steady_writes_per_instance_per_sec": round(steady, 5),
         "steady_running": still_running,
         // Where the time goes: when the first and the last instance record, assignment and
