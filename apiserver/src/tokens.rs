@@ -56,7 +56,7 @@ pub async fn create(
         return Err(ApiError::Invalid(SpecErrors(errors)));
     }
     let store = &state.store;
-    if store.list_keys(&store.keys().tokens_prefix()).await?.len() >= MAX_TOKENS {
+    if usize::try_from(store.count(&store.keys().tokens_prefix()).await?).unwrap_or(0) >= MAX_TOKENS {
         return Err(ApiError::Conflict {
             message: format!("there are {MAX_TOKENS} tokens already; revoke some first"),
         });
@@ -234,5 +234,5 @@ const INSTALL_TRIES: usize = 5;
 
 /// Whether any token exists: an apiserver with token auth and none at all could never be used.
 pub async fn any(store: &Store) -> Result<bool, StoreError> {
-    Ok(!store.list_keys(&store.keys().tokens_prefix()).await?.is_empty())
+    Ok(store.count(&store.keys().tokens_prefix()).await? > 0)
 }
