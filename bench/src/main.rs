@@ -38,9 +38,31 @@ fn progress(json_only: bool) -> impl Fn(&str) {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    match cli.command {
-        Command::Runtime(args) => rt.block_on(runtime::run(args)),
-        Command::Pipeline(args) => rt.block_on(pipeline::run(args)),
-        Command::Failover(args) => rt.block_on(failover::run(args)),
+    rt.block_on(async {
+        let run = async {
+            match cli.command {
+                Command::Runtime(args) => runtime::run(args).await,
+                Command::Pipeline(args) => pipeline::run(args).await,
+                Command::Failover(args) => failover::run(args).await,
+            }
+        };
+        // On SIGTERM or Ctrl-C the run is dropped, and with it the stack it started: every
+        // process of the stack is killed (rather than left running) and its state removed.
+        tokio::select! {
+            result = run => result,
+            signal = terminated() => anyhow::bail!("stopped by {signal}; the stack was torn down"),
+        }
+    })
+}
+
+/// The first of SIGTERM and SIGINT, by name.
+async fn terminated() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
     }
 }

@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use chaosctl::fleet::{Fleet, follow, wait_board};
+use chaosctl::fleet::{Board, Fleet, follow, wait_board};
 use chaosctl::stack::StackOptions;
 
 #[derive(Debug, clap::Args)]
@@ -68,6 +68,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         puts += 1;
     }
     let etcd_put_per_sec = puts as f64 / started.elapsed().as_secs_f64();
+    say("measuring batched etcd puts (transactions of 128) ...");
+    let etcd_batched_put_per_sec = batched_puts(&fleet, Duration::from_secs(args.put_seconds)).await?;
 
     let cancel = CancellationToken::new();
     let board = follow(&fleet.store, cancel.clone());
@@ -77,6 +79,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let assigned = stage(&fleet.store, fleet.store.keys().assignments_prefix(), n, cancel.clone());
     wait_board(&board, Duration::from_secs(10), "the status watch", |_| true).await?;
     say(&format!("applying {} noop instances ...", args.instances));
+    let writes_before = fleet.etcd_writes().await?;
+    let progress = (!args.json).then(|| report_progress(board.clone(), n, cancel.clone()));
     let applied = Instant::now();
     fleet.apply_noop("pipeline", args.instances).await?;
     let apply_answered = applied.elapsed();
@@ -85,6 +89,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let first = board.lock().unwrap_or_else(|p| p.into_inner()).first_running.unwrap_or(all);
     let seconds = (all - applied).as_secs_f64();
     let instances_per_sec = args.instances as f64 / seconds;
+    if let Some(progress) = progress {
+        progress.abort();
+    }
+    // What the pipeline wrote to get there (the watches' own traffic is reads).
+    let writes_per_instance = (fleet.etcd_writes().await? - writes_before) / args.instances as f64;
+    // How close to etcd's real limit: batched puts/s spent at this many writes per instance.
+    let limit = etcd_batched_put_per_sec / writes_per_instance;
 
     say("measuring the steady state ...");
     let before = fleet.etcd_writes().await?;
@@ -95,6 +106,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let still_running = board.lock().unwrap_or_else(|p| p.into_inner()).running();
 
     cancel.cancel();
+    let rss = rss_mib(&fleet);
     say("stopping the stack ...");
     fleet.stack.stop().await;
     let report = json!({
@@ -106,6 +118,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "instances_per_sec": round(instances_per_sec, 1),
         "etcd_put_per_sec": round(etcd_put_per_sec, 1),
         "ratio": round(instances_per_sec / etcd_put_per_sec, 3),
+        "etcd_batched_put_per_sec": round(etcd_batched_put_per_sec, 1),
+        "writes_per_instance": round(writes_per_instance, 2),
+        "ratio_to_limit": round(instances_per_sec / limit, 3),
+        "rss_mib": rss,
         "apply_to_first_running_ms": round((first - applied).as_secs_f64() * 1000.0, 1),
         // The apply request alone: the connection, the token's check, the write, the audit record.
         "apply_request_ms": round(apply_answered.as_secs_f64() * 1000.0, 1),
@@ -124,6 +140,53 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
+}
+
+/// Puts per second in transactions of 128, from the same client as the daemons use: etcd's
+/// real limit for work that batches, as the pipeline does.
+async fn batched_puts(fleet: &Fleet, period: Duration) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let mut puts = 0_u64;
+    while started.elapsed() < period {
+        let mut batch = fleet.store.batch();
+        for i in 0..128_u64 {
+            batch.put(format!("/bench/batched/{i:03}"), &puts)?;
+        }
+        batch.commit(&fleet.store).await?;
+        puts += 128;
+    }
+    Ok(puts as f64 / started.elapsed().as_secs_f64())
+}
+
+/// A line on stderr every second: how many instances run so far.
+fn report_progress(
+    board: Arc<std::sync::Mutex<Board>>,
+    n: usize,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let started = Instant::now();
+        while !cancel.is_cancelled() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let running = board.lock().unwrap_or_else(|p| p.into_inner()).running();
+            eprintln!("  {:>5.1} s: {running} of {n} running", started.elapsed().as_secs_f64());
+        }
+    })
+}
+
+/// Each process's resident memory now, in MiB (from `/proc/<pid>/status`).
+fn rss_mib(fleet: &Fleet) -> serde_json::Map<String, serde_json::Value> {
+    fleet
+        .stack
+        .processes()
+        .into_iter()
+        .filter_map(|(name, pid)| {
+            let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
+            let kib: f64 =
+                status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.split_whitespace().next()?.parse().ok()?;
+            Some((name, json!(round(kib / 1024.0, 1))))
+        })
+        .collect()
 }
 
 /// When a stage saw its first key and its `n`th.

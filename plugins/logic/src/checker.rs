@@ -122,6 +122,11 @@ impl Tracker {
     }
 
     /// The volume's verdict: the worst of its conditions'.
+    /// Whether every condition is True now.
+    pub fn all_up(&self) -> bool {
+        self.stats.iter().all(|(_, s)| s.status == "True")
+    }
+
     pub fn verdict(&self) -> Verdict {
         let verdicts: Vec<Verdict> = self.stats.iter().map(|(_, s)| Verdict::of(s.transitions)).collect();
         if verdicts.contains(&Verdict::Broken) {
@@ -138,6 +143,16 @@ impl Tracker {
 mod tests {
     use super::*;
     use crate::{Random, SplitMix64};
+
+    #[test]
+    fn all_up_until_a_condition_goes_down_and_again_once_it_is_back() {
+        let mut t = Tracker::default();
+        assert!(t.all_up());
+        t.observe("Quorum", "False", 10);
+        assert!(!t.all_up());
+        t.observe("Quorum", "True", 20);
+        assert!(t.all_up());
+    }
 
     #[test]
     fn verdicts_follow_the_parity() {

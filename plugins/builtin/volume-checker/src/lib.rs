@@ -4,6 +4,12 @@
 //! journaled as an event. On stop it returns, per condition, the transitions, the seconds spent
 //! not True and the verdict: Stable (none), Recovered (even) or Broken (odd).
 //!
+//! A stop that finds the volume down does not judge it at once: the disturbance may still be
+//! going on (an agent pod restarting, a replica being rebuilt), and a volume caught in it has
+//! not stayed down. The checker keeps watching for up to [`SETTLE`] (within the worker's stop
+//! grace) and gives its verdict as soon as every condition is True again, or at the end of
+//! that time: a volume broken for good is still down then, and Broken.
+//!
 //! Config: `{"volume"}` (CheckerParams takes nothing else).
 
 use chaos_megatest::logic::checker::{CONDITIONS, Tracker};
@@ -61,6 +67,7 @@ impl sdk::Guest for Checker {
             sdk::report(&counters, &json!({"verdict": tracker.verdict(), "observed": events}));
         }
 
+        settle(&rv, &watch, &mut tracker);
         let now = sdk::now_ms();
         let mut conditions = Map::new();
         for (name, result) in tracker.result(now) {
@@ -77,6 +84,37 @@ impl sdk::Guest for Checker {
             conditions.insert(name, serde_json::to_value(result).unwrap_or(Value::Null));
         }
         sdk::summary(&json!({"volume": rv, "verdict": tracker.verdict(), "conditions": conditions}))
+    }
+}
+
+/// How long a checker stopped while its volume is down keeps watching for it to come back.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// After the stop: while a condition is down, watches on (a cleanup call, which the stop does
+/// not cut short) until every condition is True again or [`SETTLE`] has passed.
+fn settle(rv: &str, watch: &kube::Watch, tracker: &mut Tracker) {
+    if tracker.all_up() {
+        return;
+    }
+    log::info("stopped while the volume is down: waiting for it to settle", &[("rv", rv)]);
+    let until = sdk::now_ms() + SETTLE.as_millis() as u64;
+    while !tracker.all_up() {
+        let left = until.saturating_sub(sdk::now_ms());
+        if left == 0 {
+            log::warn("still down after the settling time", &[("rv", rv)]);
+            return;
+        }
+        match watch.next(Duration::from_millis(left)) {
+            Ok(Some(WatchEvent::Applied(text))) => {
+                if let Ok(volume) = serde_json::from_str::<ReplicatedVolume>(&text)
+                    && volume.metadata.name == rv
+                {
+                    observe(rv, &volume, tracker);
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
     }
 }
 
