@@ -89,6 +89,10 @@ const REFUSAL_RECORDS: RateLimit = RateLimit { per_second: 1, burst: 20 };
 pub fn network(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => v4.to_string(),
+        // An IPv4 client of a dual-stack listener arrives as ::ffff:a.b.c.d: it is that address.
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => {
+            v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_default()
+        }
         IpAddr::V6(v6) => {
             let s = v6.segments();
             format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])

@@ -158,13 +158,14 @@ pub async fn prune(store: Store, retention: Duration, cancel: CancellationToken)
 /// Deletes the oldest records beyond `keep`; returns how many.
 pub async fn prune_overflow(store: &Store, keep: usize) -> Result<i64, chaos_def::store::StoreError> {
     let prefix = store.keys().audit_prefix();
-    let count = store.count(&prefix).await?;
+    let (count, revision) = store.count_at(&prefix).await?;
     let excess = usize::try_from(count).unwrap_or(0).saturating_sub(keep);
     if excess == 0 {
         return Ok(0);
     }
-    // The first record to keep: everything before it goes.
-    let Some(first_kept) = store.key_after(&prefix, excess).await? else { return Ok(0) };
+    // The first record to keep, found at the count's revision: every replica pruning at once
+    // finds the same one, so none deletes past it.
+    let Some(first_kept) = store.key_after(&prefix, excess, revision).await? else { return Ok(0) };
     store.delete_between(&prefix, &first_kept).await
 }
 
@@ -206,19 +207,24 @@ pub async fn list(State(state): State<AppState>, Query(query): Query<AuditQuery>
     let store = &state.store;
     let prefix = store.keys().audit_prefix();
     let from = Timestamp::now().checked_sub(since).unwrap_or(Timestamp::MIN);
-    // '~' sorts after every digit: the end of the trail.
-    let listing = store.list_between::<AuditEntry>(&format!("{prefix}{}", id_at(from)), &format!("{prefix}~")).await?;
-    let mut items: Vec<AuditEntry> = listing
-        .items
-        .into_iter()
-        .map(|(_, v)| v.value)
-        .filter(|entry| query.who.as_ref().is_none_or(|who| &entry.who == who))
-        .collect();
-    let truncated = items.len() > limit;
-    if truncated {
-        items.drain(..items.len() - limit);
-    }
-    Ok(Json(AuditList { items, truncated }))
+    // '~' sorts after every digit: the end of the trail. Only the newest `limit` matches are
+    // kept while reading, so a wide window costs time, not memory.
+    let (start, end) = (format!("{prefix}{}", id_at(from)), format!("{prefix}~"));
+    let mut items = std::collections::VecDeque::with_capacity(limit);
+    let mut truncated = false;
+    store
+        .for_each_between::<AuditEntry>((&start, &end), |_, entry| {
+            if query.who.as_ref().is_some_and(|who| &entry.who != who) {
+                return;
+            }
+            if items.len() == limit {
+                items.pop_front();
+                truncated = true;
+            }
+            items.push_back(entry);
+        })
+        .await?;
+    Ok(Json(AuditList { items: items.into(), truncated }))
 }
 
 #[cfg(test)]

@@ -145,7 +145,7 @@ pub async fn revoke(
     Extension(caller): Extension<Caller>,
     Path(TokenPath { name }): Path<TokenPath>,
 ) -> Result<Json<ActionResponse>, ApiError> {
-    if !remove(&state.store, &name).await? {
+    if !remove(&state.store, &name).await.map_err(crate::error::switch_error)? {
         return Err(ApiError::NotFound { kind: "token", name });
     }
     tracing::info!(token = %name, by = %caller.name, "token revoked");
@@ -154,18 +154,23 @@ pub async fn revoke(
 
 /// Deletes the token called `name`; false when there is none. A revoked bootstrap token is
 /// remembered, so that an apiserver restarted with the same file does not bring it back.
+/// Compare-and-swap on the name: a token replaced meanwhile (a bootstrap rotation) is read
+/// again and revoked too, never reported revoked while its successor lives untouched.
 async fn remove(store: &Store, name: &str) -> Result<bool, StoreError> {
     let keys = store.keys();
-    let Some(hash) = store.get::<String>(&keys.token_name(name)).await? else { return Ok(false) };
-    let mut batch = Batch::new();
-    batch.delete_if(keys.token_name(name), hash.mod_revision);
-    batch.delete(keys.token(&hash.value));
-    if name == BOOTSTRAP_NAME {
-        batch.put(keys.revoked_bootstrap(&hash.value), &Timestamp::now())?;
+    for _ in 0..INSTALL_TRIES {
+        let Some(hash) = store.get::<String>(&keys.token_name(name)).await? else { return Ok(false) };
+        let mut batch = Batch::new();
+        batch.delete_if(keys.token_name(name), hash.mod_revision);
+        batch.delete(keys.token(&hash.value));
+        if name == BOOTSTRAP_NAME {
+            batch.put(keys.revoked_bootstrap(&hash.value), &Timestamp::now())?;
+        }
+        if batch.commit(store).await?.all_committed() {
+            return Ok(true);
+        }
     }
-    // A conflict means someone else revoked or replaced it meanwhile: it is gone either way.
-    batch.commit(store).await?;
-    Ok(true)
+    Err(StoreError::Conflict { key: keys.token_name(name) })
 }
 
 /// Why a bootstrap token cannot be used.
@@ -185,17 +190,13 @@ pub fn check_bootstrap(token: &str) -> Result<(), String> {
 /// A bootstrap token that was revoked is refused: the file must get a new one.
 ///
 /// Each try reads the name's current hash and replaces exactly that one (compare-and-swap), so
-/// two replicas starting with the same file agree, and one starting with another file fails
-/// loudly rather than believing its token works.
+/// two replicas starting with the same file agree; one starting with another file replaces the
+/// token (the last started wins, and says so in its log). The install is fenced on the token
+/// not being revoked meanwhile.
 pub async fn install_bootstrap(store: &Store, token: &str, created_by: &str) -> Result<(), ApiError> {
     check_bootstrap(token).map_err(|message| ApiError::BadRequest { message })?;
     let keys = store.keys();
     let hash = auth::token_hash(token);
-    if store.get::<Timestamp>(&keys.revoked_bootstrap(&hash)).await?.is_some() {
-        return Err(ApiError::Forbidden {
-            message: "this bootstrap token was revoked; put a new secret in the --bootstrap-token-file".into(),
-        });
-    }
     let record = TokenRecord {
         name: BOOTSTRAP_NAME.into(),
         role: Role::Admin,
@@ -206,8 +207,15 @@ pub async fn install_bootstrap(store: &Store, token: &str, created_by: &str) -> 
         last_used: None,
     };
     for _ in 0..INSTALL_TRIES {
+        if store.get::<Timestamp>(&keys.revoked_bootstrap(&hash)).await?.is_some() {
+            return Err(ApiError::Forbidden {
+                message: "this bootstrap token was revoked; put a new secret in the --bootstrap-token-file".into(),
+            });
+        }
         let current = store.get::<String>(&keys.token_name(BOOTSTRAP_NAME)).await?;
         let mut batch = Batch::new();
+        // Not revoked between the check above and this write.
+        batch.require_unchanged(keys.revoked_bootstrap(&hash), 0);
         match &current {
             Some(found) if found.value == hash => return Ok(()),
             Some(found) => {

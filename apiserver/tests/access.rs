@@ -358,3 +358,28 @@ async fn a_token_revoked_through_one_replica_is_refused_by_the_other_at_once() {
     assert_eq!(revoked.status(), StatusCode::OK);
     assert_eq!(b.send(&Method::GET, "/v1/workers", Some(&token), "").await.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn the_trail_past_its_cap_loses_exactly_its_oldest_records() {
+    let api = start(walking()).await;
+    let store = &api.store;
+    for i in 0..10u64 {
+        store.put(&store.keys().audit(&format!("{i:020}-00000000")), &i).await.unwrap();
+    }
+    // Two replicas pruning at once delete the same range: the newest four stay.
+    let (a, b) = tokio::join!(
+        chaos_apiserver::audit::prune_overflow(store, 4),
+        chaos_apiserver::audit::prune_overflow(store, 4)
+    );
+    assert!(a.unwrap() + b.unwrap() >= 6);
+    let left: Vec<u64> = store
+        .list::<u64>(&store.keys().audit_prefix())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|(_, v)| v.value)
+        .collect();
+    assert_eq!(left, [6, 7, 8, 9]);
+    assert_eq!(chaos_apiserver::audit::prune_overflow(store, 4).await.unwrap(), 0);
+}

@@ -9,8 +9,8 @@
 //! | setting | with `--context NAME`                   | without                                                   |
 //! |---------|-----------------------------------------|-----------------------------------------------------------|
 //! | server  | `--server`, NAME's `server`             | `--server`, `CHAOS_SERVER`, the current context's, `http://127.0.0.1:7070` |
-//! | token   | NAME's `token`                          | `CHAOS_TOKEN`, the current context's (only to its server) |
-//! | CA      | `--ca`, NAME's `ca`                     | `--ca`, `CHAOS_CA`, the current context's (only for its server) |
+//! | token   | NAME's `token` (only to its server)     | `CHAOS_TOKEN`, the current context's (only to its server) |
+//! | CA      | `--ca`, NAME's `ca` (only for its server)| `--ca`, `CHAOS_CA`, the current context's (only for its server) |
 //!
 //! A context's token goes only to that context's server: `CHAOS_SERVER` pointing elsewhere
 //! does not take the current context's token with it.
@@ -191,10 +191,12 @@ pub fn resolve(config: &Config, overrides: Overrides) -> anyhow::Result<Target> 
                 if known.is_empty() { "none".to_string() } else { known.join(", ") }
             )
         })?;
+        // The context's secrets go to its own server only, even when named.
+        let own = overrides.server.as_ref().is_none_or(|server| *server == context.server);
         return Ok(Target {
             server: overrides.server.unwrap_or(context.server),
-            token: context.token,
-            ca: overrides.ca.or(context.ca),
+            token: context.token.filter(|_| own),
+            ca: overrides.ca.or(context.ca.filter(|_| own)),
             context: Some(name),
         });
     }
@@ -301,6 +303,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!((named.server.as_str(), named.token.as_deref()), ("https://chaos.example:7443", Some("t-prod")));
+        // Named, but sent elsewhere with --server: its token stays home.
+        let redirected = resolve(
+            &config,
+            Overrides { context: Some("prod".into()), server: Some("http://elsewhere".into()), ..Default::default() },
+        )
+        .unwrap();
+        assert_eq!((redirected.token, redirected.ca), (None, None));
     }
 
     #[test]

@@ -332,6 +332,11 @@ impl Store {
 
     /// How many keys are under `prefix` (etcd counts them; nothing is read).
     pub async fn count(&self, prefix: &str) -> Result<i64> {
+        Ok(self.count_at(prefix).await?.0)
+    }
+
+    /// How many keys are under `prefix`, and the revision they were counted at.
+    pub async fn count_at(&self, prefix: &str) -> Result<(i64, i64)> {
         let kv = self.client.kv_client();
         let range_end = prefix_end(prefix.as_bytes());
         let response = self
@@ -340,23 +345,41 @@ impl Store {
                 async move { kv.get(prefix, Some(GetOptions::new().with_range(range_end).with_count_only())).await }
             })
             .await?;
-        Ok(response.count())
+        Ok((response.count(), response.header().map(|h| h.revision()).unwrap_or_default()))
     }
 
-    /// The key that follows the first `skip` keys under `prefix` (in key order), if any.
-    pub async fn key_after(&self, prefix: &str, skip: usize) -> Result<Option<String>> {
+    /// The key that follows the first `skip` keys under `prefix` (in key order) at `revision`,
+    /// if any: read at the revision a count was taken at, it is the same key for every reader.
+    pub async fn key_after(&self, prefix: &str, skip: usize, revision: i64) -> Result<Option<String>> {
         let mut seen = 0usize;
         let mut found = None;
         // Keys only, page by page: `skip` can be large.
-        self.scan(prefix, true, |key, _| {
+        let range = (prefix.as_bytes().to_vec(), prefix_end(prefix.as_bytes()));
+        self.scan_range_at(range, (true, revision), |key, _| {
             if seen == skip && found.is_none() {
                 found = Some(key);
             }
             seen += 1;
-            Ok(())
+            Ok(seen <= skip)
         })
         .await?;
         Ok(found)
+    }
+
+    /// Every item from `start` (included) to `end` (excluded), in key order, handed to `each`
+    /// one by one (nothing is collected): for windows too large to hold.
+    pub async fn for_each_between<T: DeserializeOwned>(
+        &self,
+        (start, end): (&str, &str),
+        mut each: impl FnMut(String, T),
+    ) -> Result<()> {
+        let range = (start.as_bytes().to_vec(), end.as_bytes().to_vec());
+        self.scan_range_at(range, (false, 0), |key, kv| {
+            each(key.clone(), decode::<T>(&key, kv)?.value);
+            Ok(true)
+        })
+        .await?;
+        Ok(())
     }
 
     /// Deletes every key from `start` (included) to `end` (excluded); returns how many there
@@ -386,13 +409,24 @@ impl Store {
     /// the first page; returns that revision.
     async fn scan_range(
         &self,
-        (start, range_end): (Vec<u8>, Vec<u8>),
+        range: (Vec<u8>, Vec<u8>),
         keys_only: bool,
         mut each: impl FnMut(String, &etcd_client::KeyValue) -> Result<()>,
     ) -> Result<i64> {
+        self.scan_range_at(range, (keys_only, 0), |key, kv| each(key, kv).map(|()| true)).await
+    }
+
+    /// [`Store::scan_range`] at `revision` (0: the first page's), stopping early when `each`
+    /// says so (false).
+    async fn scan_range_at(
+        &self,
+        (start, range_end): (Vec<u8>, Vec<u8>),
+        (keys_only, revision): (bool, i64),
+        mut each: impl FnMut(String, &etcd_client::KeyValue) -> Result<bool>,
+    ) -> Result<i64> {
         let kv = self.client.kv_client();
         let mut from = start;
-        let mut revision = 0;
+        let mut revision = revision;
         loop {
             let mut options = GetOptions::new().with_range(range_end.clone()).with_limit(LIST_PAGE);
             if keys_only {
@@ -411,7 +445,9 @@ impl Store {
                 revision = response.header().map(|h| h.revision()).unwrap_or_default();
             }
             for kv in response.kvs() {
-                each(String::from_utf8_lossy(kv.key()).into_owned(), kv)?;
+                if !each(String::from_utf8_lossy(kv.key()).into_owned(), kv)? {
+                    return Ok(revision);
+                }
             }
             match response.kvs().last() {
                 Some(last) if response.more() => {

@@ -121,12 +121,12 @@ impl Tracker {
             .collect()
     }
 
-    /// The volume's verdict: the worst of its conditions'.
     /// Whether every condition is True now.
     pub fn all_up(&self) -> bool {
         self.stats.iter().all(|(_, s)| s.status == "True")
     }
 
+    /// The volume's verdict: the worst of its conditions'.
     pub fn verdict(&self) -> Verdict {
         let verdicts: Vec<Verdict> = self.stats.iter().map(|(_, s)| Verdict::of(s.transitions)).collect();
         if verdicts.contains(&Verdict::Broken) {

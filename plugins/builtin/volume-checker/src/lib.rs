@@ -112,8 +112,9 @@ fn settle(rv: &str, watch: &kube::Watch, tracker: &mut Tracker) {
                     observe(rv, &volume, tracker);
                 }
             }
+            // Gone: it will not come back.
+            Ok(Some(WatchEvent::Deleted(_))) | Err(_) => return,
             Ok(_) => {}
-            Err(_) => return,
         }
     }
 }
