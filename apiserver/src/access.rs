@@ -90,13 +90,13 @@ pub fn network(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => v4.to_string(),
         // An IPv4 client of a dual-stack listener arrives as ::ffff:a.b.c.d: it is that address.
-        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => {
-            v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_default()
-        }
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
     }
 }
 
@@ -412,6 +412,15 @@ mod tests {
         assert_eq!(table.needs(&Method::GET, "/metrics"), Route::Needs(Permission::Read));
         let open = RouteTable::from_document(&document(serde_json::json!([{"token": ["operate"]}])), true).unwrap();
         assert_eq!(open.needs(&Method::GET, "/metrics"), Route::Open);
+    }
+
+    #[test]
+    fn a_client_counts_as_its_network() {
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        assert_eq!(network(ip("10.0.0.7")), "10.0.0.7");
+        assert_eq!(network(ip("::ffff:10.0.0.7")), "10.0.0.7");
+        assert_eq!(network(ip("2001:db8:1:2:aaaa::1")), network(ip("2001:db8:1:2:bbbb::9")));
+        assert_ne!(network(ip("2001:db8:1:2::1")), network(ip("2001:db8:1:3::1")));
     }
 
     #[test]

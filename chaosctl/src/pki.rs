@@ -196,7 +196,9 @@ fn leaf(
     Ok((cert.pem(), key.serialize_pem()))
 }
 
-fn write(path: &Path, text: &str, mode: u32) -> anyhow::Result<()> {
+/// Writes `text` to a new file at `path` (replacing one there) with `mode`: the keys and the
+/// stack's admin token are never readable by others, not even for a moment.
+pub(crate) fn write(path: &Path, text: &str, mode: u32) -> anyhow::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let _ = std::fs::remove_file(path);

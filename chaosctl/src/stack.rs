@@ -247,7 +247,7 @@ impl Stack {
         self.apiserver =
             format!("{scheme}://127.0.0.1:{api_port}", scheme = if self.pki.is_some() { "https" } else { "http" });
         let token_file = self.state_dir.join("admin.token");
-        write_private(&token_file, &self.token)?;
+        crate::pki::write(&token_file, &self.token, 0o600)?;
         let mut api_args = self.etcd_args.clone();
         api_args.extend([
             format!("--listen=127.0.0.1:{api_port}"),
@@ -517,21 +517,6 @@ impl Stack {
 
 /// The name of the context `up` and `demo` write for their stack.
 pub const LOCAL_CONTEXT: &str = "chaos-local";
-
-/// Writes a secret to a file only its owner can read.
-fn write_private(path: &Path, secret: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let _ = std::fs::remove_file(path);
-    let mut file = std::fs::OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(secret.as_bytes())?;
-    Ok(())
-}
 
 /// kill(2) on a child of the stack (`Child::id` is None once it is reaped, so the pid cannot
 /// have been reused).
