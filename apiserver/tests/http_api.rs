@@ -249,6 +249,7 @@ async fn instances_and_workers_are_read_from_etcd() {
         slots: 10,
         labels: Default::default(),
         clusters: vec!["default".into()],
+        probe_hosts: Vec::new(),
         version: "0.1.0".into(),
         usage: WorkerUsage::default(),
         cordoned: false,

@@ -224,6 +224,7 @@ async fn cordon_and_uncordon_a_worker() {
         slots: 8,
         labels: Default::default(),
         clusters: vec!["default".into()],
+        probe_hosts: Vec::new(),
         version: "0.1.0".into(),
         usage: Default::default(),
         cordoned: false,

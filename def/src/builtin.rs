@@ -18,6 +18,9 @@ pub enum PluginScope {
     Volume,
     /// One instance per scenario, listed under `spec.tasks`.
     Cluster,
+    /// Started by the controller for each vantage point of a probe (`spec.probes`); never
+    /// listed by users.
+    Probe,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -30,10 +33,11 @@ pub enum BuiltinPlugin {
     VolumeReplicaCreator,
     PodDestroyer,
     Noop,
+    Probe,
 }
 
 impl BuiltinPlugin {
-    pub const ALL: [BuiltinPlugin; 8] = [
+    pub const ALL: [BuiltinPlugin; 9] = [
         BuiltinPlugin::VolumeMain,
         BuiltinPlugin::VolumeChecker,
         BuiltinPlugin::VolumeAttacher,
@@ -42,6 +46,7 @@ impl BuiltinPlugin {
         BuiltinPlugin::VolumeReplicaCreator,
         BuiltinPlugin::PodDestroyer,
         BuiltinPlugin::Noop,
+        BuiltinPlugin::Probe,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,6 +59,7 @@ impl BuiltinPlugin {
             BuiltinPlugin::VolumeReplicaCreator => "volume-replica-creator",
             BuiltinPlugin::PodDestroyer => "pod-destroyer",
             BuiltinPlugin::Noop => "noop",
+            BuiltinPlugin::Probe => "probe",
         }
     }
 
@@ -65,6 +71,7 @@ impl BuiltinPlugin {
         match self {
             BuiltinPlugin::VolumeMain => PluginScope::VolumeLifecycle,
             BuiltinPlugin::PodDestroyer | BuiltinPlugin::Noop => PluginScope::Cluster,
+            BuiltinPlugin::Probe => PluginScope::Probe,
             _ => PluginScope::Volume,
         }
     }
@@ -167,6 +174,7 @@ pub fn validate_params(
         BuiltinPlugin::VolumeMain => {
             error("", "volume-main is started by the controller and takes no user parameters".into())
         }
+        BuiltinPlugin::Probe => error("", "probe is started by the controller for spec.probes".into()),
         BuiltinPlugin::VolumeChecker => {
             if let Err((field, message)) = typed::<CheckerParams>(value) {
                 error(&field, message);

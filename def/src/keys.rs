@@ -153,6 +153,67 @@ impl Keys {
         self.under("audit/")
     }
 
+    /// One vantage point's episodes of one probe for one minute (two 30-second episodes), under
+    /// the probe so that a probe's history is one range: `availability/episodes/<group>/<probe>/
+    /// <minute, unix seconds, 10 digits>/<vantage>`. Kept one day.
+    pub fn availability_episodes(&self, group: &str, probe: &str, minute: i64, vantage: &str) -> String {
+        self.under(&format!("availability/episodes/{group}/{probe}/{minute:010}/{vantage}"))
+    }
+    /// A probe's episode pages; `..._from` keys bound a time range within it.
+    pub fn availability_probe_episodes_prefix(&self, group: &str, probe: &str) -> String {
+        self.under(&format!("availability/episodes/{group}/{probe}/"))
+    }
+    pub fn availability_episodes_from(&self, group: &str, probe: &str, minute: i64) -> String {
+        self.under(&format!("availability/episodes/{group}/{probe}/{:010}", minute.max(0)))
+    }
+    pub fn availability_episodes_prefix(&self) -> String {
+        self.under("availability/episodes/")
+    }
+
+    /// A probe's 5-minute slots of one UTC day (day number since the epoch), compactly encoded;
+    /// kept for good.
+    pub fn availability_slots(&self, group: &str, probe: &str, day: i64) -> String {
+        self.under(&format!("availability/slots/{group}/{probe}/{day:06}"))
+    }
+    pub fn availability_slots_from(&self, group: &str, probe: &str, day: i64) -> String {
+        self.under(&format!("availability/slots/{group}/{probe}/{:06}", day.max(0)))
+    }
+
+    /// What one vantage point sees of a probe now (on the worker's lease).
+    pub fn availability_live(&self, group: &str, probe: &str, vantage: &str) -> String {
+        self.under(&format!("availability/live/{group}/{probe}/{vantage}"))
+    }
+    pub fn availability_probe_live_prefix(&self, group: &str, probe: &str) -> String {
+        self.under(&format!("availability/live/{group}/{probe}/"))
+    }
+    pub fn availability_live_prefix(&self) -> String {
+        self.under("availability/live/")
+    }
+
+    /// The index of probes that ever reported: `availability/probes/<group>/<probe>`.
+    pub fn availability_probe(&self, group: &str, probe: &str) -> String {
+        self.under(&format!("availability/probes/{group}/{probe}"))
+    }
+    pub fn availability_probes_prefix(&self) -> String {
+        self.under("availability/probes/")
+    }
+
+    /// Where the slot fold has got to.
+    pub fn availability_fold(&self) -> String {
+        self.under("availability/fold")
+    }
+
+    /// A Downtime: applied by users (`source` `user`) or read from a cluster (`cluster.<name>`).
+    pub fn downtime(&self, source: &str, name: &str) -> String {
+        self.under(&format!("downtimes/{source}/{name}"))
+    }
+    pub fn downtimes_prefix(&self) -> String {
+        self.under("downtimes/")
+    }
+    pub fn source_downtimes_prefix(&self, source: &str) -> String {
+        self.under(&format!("downtimes/{source}/"))
+    }
+
     /// The last path segment of `key` below `prefix` (`scenarios/x` → `x`); `None` when the
     /// key is not directly below the prefix.
     pub fn name_in<'k>(prefix: &str, key: &'k str) -> Option<&'k str> {

@@ -6,11 +6,14 @@
 
 pub mod api;
 pub mod auth;
+pub mod availability;
 pub mod builtin;
 pub mod consts;
+pub mod jq;
 pub mod keys;
 pub mod limits;
 pub mod plugin;
+pub mod probe;
 pub mod records;
 pub mod scenario;
 pub mod validation;

@@ -232,6 +232,10 @@ pub struct TaskInstance {
     /// instance placed again after its worker died is started stopped too, flag or not.)
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cleanup: bool,
+    /// The probe this instance samples: a probe instance's own, or the volume's probe for the
+    /// checker of a scenario that measures its volumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<crate::probe::ProbeBinding>,
 }
 
 impl TaskInstance {
@@ -255,6 +259,7 @@ impl TaskInstance {
             failure: None,
             limits: PluginLimits::default(),
             cleanup: false,
+            probe: None,
         }
     }
 }
@@ -395,6 +400,9 @@ pub struct WorkerRecord {
     /// Cluster names this worker reaches.
     #[serde(default)]
     pub clusters: Vec<String>,
+    /// Hosts its probes may send HTTP to outside the cluster (`--probe-allow-host`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probe_hosts: Vec<String>,
     pub version: String,
     #[serde(default)]
     pub usage: WorkerUsage,

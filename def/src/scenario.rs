@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::builtin::{self, BuiltinPlugin, PluginScope};
 use crate::limits::PluginLimits;
+use crate::probe::{self, ProbeSpec};
 use crate::units::{Duration, Quantity, Range};
 pub use crate::validation::{SpecError, SpecErrors, check_dns_label, check_dns_subdomain};
 use crate::yaml::{self, LineIndex};
@@ -61,6 +62,9 @@ pub struct ScenarioSpec {
     /// Cluster-wide task instances, one each, for the scenario's life.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tasks: Vec<TaskSpec>,
+    /// What to measure the availability of while the scenario runs (docs/availability.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<ProbeSpec>,
 }
 
 fn default_cluster() -> String {
@@ -337,8 +341,8 @@ impl Scenario {
         if spec.duration == Some(Duration::ZERO) {
             v.error("spec.duration", "must be longer than 0s");
         }
-        if spec.volumes.is_none() && spec.tasks.is_empty() {
-            v.error("spec", "nothing to do: give spec.volumes, spec.tasks or both");
+        if spec.volumes.is_none() && spec.tasks.is_empty() && spec.probes.is_empty() {
+            v.error("spec", "nothing to do: give spec.volumes, spec.tasks, spec.probes or several");
         }
         if let Some(volumes) = &spec.volumes {
             v.volumes(volumes);
@@ -355,7 +359,9 @@ impl Scenario {
             }
             v.errors.extend(task.limits.validate(&format!("{path}.limits")));
             if let Some(plugin) = task.plugin.builtin() {
-                if plugin.scope() != PluginScope::Cluster {
+                if plugin.scope() == PluginScope::Probe {
+                    v.error(format!("{path}.plugin"), format!("{plugin} runs the probes; list them under spec.probes"));
+                } else if plugin.scope() != PluginScope::Cluster {
                     v.error(
                         format!("{path}.plugin"),
                         format!("{plugin} acts on one volume; list it under spec.volumes.plugins"),
@@ -365,7 +371,18 @@ impl Scenario {
                 }
             }
         }
+        let has_checker = spec.volumes.as_ref().is_some_and(|volumes| {
+            volumes.plugins.iter().any(|p| p.plugin.builtin() == Some(BuiltinPlugin::VolumeChecker))
+        });
+        v.errors.extend(probe::validate(&spec.probes, spec.volumes.is_some(), has_checker));
         v.errors
+    }
+}
+
+impl ScenarioSpec {
+    /// The `volumes` probe, if the scenario has one (its checker samples each volume's probe).
+    pub fn volumes_probe(&self) -> Option<&ProbeSpec> {
+        self.probes.iter().find(|p| p.volumes.is_some())
     }
 }
 
@@ -458,6 +475,10 @@ impl Validator {
                     PluginScope::Cluster => self.error(
                         format!("{path}.plugin"),
                         format!("{plugin} acts on the whole cluster; list it under spec.tasks"),
+                    ),
+                    PluginScope::Probe => self.error(
+                        format!("{path}.plugin"),
+                        format!("{plugin} runs the probes; list them under spec.probes"),
                     ),
                 }
             }

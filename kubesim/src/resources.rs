@@ -2,10 +2,11 @@
 //!
 //! It owns the answer to "which resource does this URL name" for the API layer and for discovery.
 //! The built-in set covers the core kinds the project touches, a few ordinary kinds so that
-//! `kubectl apply` of everyday manifests works, `CustomResourceDefinition`, and the four
-//! `storage.deckhouse.io/v1alpha1` kinds. More kinds can be registered at run time: by the
-//! `--resource` flag, by [`Registry::register`], or by creating a `CustomResourceDefinition`
-//! object (its served versions are registered as it is stored).
+//! `kubectl apply` of everyday manifests works, `CustomResourceDefinition`, the four
+//! `storage.deckhouse.io/v1alpha1` kinds and upmeter's `deckhouse.io/v1alpha1` `Downtime`. More
+//! kinds can be registered at run time: by the `--resource` flag, by [`Registry::register`], or by
+//! creating a `CustomResourceDefinition` object (its served versions are registered as it is
+//! stored).
 
 use std::sync::{Arc, RwLock};
 
@@ -14,6 +15,9 @@ use serde_json::Value;
 /// The storage system's API group.
 pub const STORAGE_GROUP: &str = "storage.deckhouse.io";
 pub const STORAGE_VERSION: &str = "v1alpha1";
+/// Deckhouse's own API group, of upmeter's `Downtime` (stored and served, nothing reacts to it).
+pub const DECKHOUSE_GROUP: &str = "deckhouse.io";
+pub const DECKHOUSE_VERSION: &str = "v1alpha1";
 
 /// One served resource (one group/version/plural).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,7 +93,8 @@ impl ResourceInfo {
         Ok(Self::new(group, version, plural, kind, namespaced))
     }
 
-    /// The kinds a `CustomResourceDefinition` object declares (one per served version).
+    /// The kinds a `CustomResourceDefinition` object declares (one per served version), with a
+    /// `status` subresource where the version (or, before v1, the whole CRD) declares one.
     pub fn from_crd(crd: &Value) -> Vec<Self> {
         let spec = &crd["spec"];
         let group = spec["group"].as_str().unwrap_or_default();
@@ -107,12 +112,14 @@ impl ResourceInfo {
             .unwrap_or_default()
             .iter()
             .filter(|v| v["served"].as_bool().unwrap_or(true))
-            .filter_map(|v| v["name"].as_str())
-            .map(|version| {
+            .filter_map(|v| Some((v["name"].as_str()?, v)))
+            .map(|(version, v)| {
                 let mut info = ResourceInfo::new(group, version, plural, kind, namespaced).short(&short);
                 if let Some(s) = &singular {
                     info.singular = s.clone();
                 }
+                let subresources = if v["subresources"].is_null() { &spec["subresources"] } else { &v["subresources"] };
+                info.has_status = subresources["status"].is_object();
                 info
             })
             .collect()
@@ -224,6 +231,7 @@ pub fn builtins() -> Vec<ResourceInfo> {
         storage("replicatedvolumereplicas", "ReplicatedVolumeReplica").short(&["rvr"]),
         storage("replicatedvolumeattachments", "ReplicatedVolumeAttachment").short(&["rva"]),
         storage("replicatedstorageclasses", "ReplicatedStorageClass").short(&["rsc"]),
+        ResourceInfo::new(DECKHOUSE_GROUP, DECKHOUSE_VERSION, "downtimes", "Downtime", false).without_status(),
     ]
 }
 
@@ -240,6 +248,9 @@ mod tests {
         assert!(!rv.namespaced);
         assert_eq!(rv.short_names, ["rv"]);
         assert!(reg.find("", "v1", "pods").unwrap().namespaced);
+        let downtime = reg.find(DECKHOUSE_GROUP, DECKHOUSE_VERSION, "downtimes").unwrap();
+        assert_eq!((downtime.kind.as_str(), downtime.singular.as_str()), ("Downtime", "downtime"));
+        assert!(!downtime.namespaced && !downtime.has_status);
     }
 
     #[test]
@@ -256,10 +267,13 @@ mod tests {
     fn reads_kinds_from_a_crd() {
         let crd = json!({"spec": {"group": "example.com", "scope": "Namespaced",
             "names": {"plural": "widgets", "kind": "Widget", "shortNames": ["wd"]},
-            "versions": [{"name": "v1", "served": true}, {"name": "v2", "served": false}]}});
+            "versions": [{"name": "v1", "served": true}, {"name": "v2", "served": false},
+                         {"name": "v3", "served": true, "subresources": {"status": {}}}]}});
         let infos = ResourceInfo::from_crd(&crd);
-        assert_eq!(infos.len(), 1);
+        assert_eq!(infos.len(), 2);
         assert_eq!(infos[0].api_version(), "example.com/v1");
         assert_eq!(infos[0].short_names, ["wd"]);
+        assert!(!infos[0].has_status, "no status subresource declared");
+        assert!(infos[1].has_status);
     }
 }

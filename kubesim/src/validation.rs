@@ -2,14 +2,15 @@
 //! resource, not `/status`), the way the real API server's admission and CRD schemas would.
 //!
 //! The storage kinds' rules: required fields, enums, immutable references, and "a volume never
-//! shrinks"; pods, Services and the workload kinds' are in [`workloads`]. Violations are
-//! `422 Invalid` with one cause per field.
+//! shrinks"; a `Downtime`'s: its `spec` is a list of windows whose `type` is one of the enum's;
+//! pods, Services and the workload kinds' are in [`workloads`]. Violations are `422 Invalid` with
+//! one cause per field.
 
 use serde_json::{Value, json};
 
 use crate::error::{Cause, Error, Result, Target};
 use crate::quantity;
-use crate::resources::{ResourceInfo, STORAGE_GROUP};
+use crate::resources::{DECKHOUSE_GROUP, ResourceInfo, STORAGE_GROUP};
 
 mod workloads;
 
@@ -52,11 +53,58 @@ fn one_of(obj: &Value, path: &[&str], allowed: &[&str], causes: &mut Vec<Cause>)
     if let Some(v) = str_field(obj, path)
         && !allowed.contains(&v)
     {
-        causes.push(Cause {
-            reason: "FieldValueNotSupported".into(),
-            field: path.join("."),
-            message: format!("Unsupported value: {v:?}: supported values: {}", allowed.join(", ")),
-        });
+        causes.push(not_supported(&path.join("."), v, allowed));
+    }
+}
+
+fn not_supported(field: &str, value: &str, allowed: &[&str]) -> Cause {
+    Cause {
+        reason: "FieldValueNotSupported".into(),
+        field: field.into(),
+        message: format!("Unsupported value: {value:?}: supported values: {}", allowed.join(", ")),
+    }
+}
+
+/// A `Downtime`: `spec` is required and is a list of objects (windows), each with a known `type`
+/// if it has one.
+fn downtime(new: &Value, causes: &mut Vec<Cause>) {
+    let windows = match &new["spec"] {
+        Value::Null => return causes.push(Cause::required("spec")),
+        Value::Array(windows) => windows,
+        other => return causes.push(type_invalid("spec", other, "array")),
+    };
+    for (i, w) in windows.iter().enumerate() {
+        let field = format!("spec[{i}]");
+        match &w["type"] {
+            _ if !w.is_object() => causes.push(type_invalid(&field, w, "object")),
+            Value::String(t) if !crate::schema::downtime::TYPES.contains(&t.as_str()) => {
+                causes.push(not_supported(&format!("{field}.type"), t, &crate::schema::downtime::TYPES))
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A value of the wrong JSON type, worded as the real server words a CRD schema's type error.
+fn type_invalid(field: &str, value: &Value, want: &str) -> Cause {
+    let got = json_type(value);
+    Cause {
+        reason: "FieldValueTypeInvalid".into(),
+        field: field.into(),
+        message: format!("Invalid value: {got:?}: {field} in body must be of type {want}: {got:?}"),
+    }
+}
+
+/// The JSON type of a value as OpenAPI names it.
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_f64() => "number",
+        Value::Number(_) => "integer",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
     }
 }
 
@@ -124,6 +172,8 @@ pub fn validate(res: &ResourceInfo, old: Option<&Value>, new: &Value) -> Result<
             }
             _ => {}
         }
+    } else if res.group == DECKHOUSE_GROUP && res.kind == "Downtime" {
+        downtime(new, &mut causes);
     } else {
         workloads::validate(res, new, &mut causes);
     }
@@ -166,5 +216,22 @@ mod tests {
         let b = json!({"metadata": {"name": "a"}, "spec": {"replicatedVolumeName": "v", "nodeName": "node-2"}});
         assert!(validate(&res, None, &a).is_ok());
         assert!(validate(&res, Some(&a), &b).is_err());
+    }
+
+    #[test]
+    fn a_downtime_is_a_list_of_windows_of_known_types() {
+        let reg = Registry::with_builtins();
+        let res = reg.find_kind(DECKHOUSE_GROUP, "Downtime").unwrap();
+        let dt = |spec: Value| json!({"metadata": {"name": "d"}, "spec": spec});
+        assert!(validate(&res, None, &dt(json!([]))).is_ok());
+        let window = json!({"startDate": "2020-10-23T12:00:00Z", "type": "Maintenance", "affected": ["synthetic"]});
+        assert!(validate(&res, None, &dt(json!([window, {}]))).is_ok());
+        let causes = |v: &Value| match validate(&res, None, v).unwrap_err() {
+            Error::Invalid { causes, .. } => causes.into_iter().map(|c| c.field).collect::<Vec<_>>(),
+            other => panic!("expected Invalid, got {other:?}"),
+        };
+        assert_eq!(causes(&json!({"metadata": {"name": "d"}})), ["spec"]);
+        assert_eq!(causes(&dt(json!({"type": "Maintenance"}))), ["spec"]);
+        assert_eq!(causes(&dt(json!([{"type": "Maintenance"}, {"type": "Outage"}, 3]))), ["spec[1].type", "spec[2]"]);
     }
 }

@@ -259,3 +259,99 @@ async fn runtime_watcher_and_dynamic_kinds() {
     gadgets.create(&PostParams::default(), &DynamicObject::new("g", &gar)).await.unwrap();
     assert_eq!(gadgets.list(&ListParams::default()).await.unwrap().items.len(), 1);
 }
+
+/// upmeter's `Downtime` (`deckhouse.io/v1alpha1`, cluster-scoped, `spec` a list of windows)
+/// through a dynamic client: created, read, listed, patched, watched and deleted, its windows'
+/// fields checked against the schema, with its CRD (the simulation creates it) and without one
+/// (`--no-simulation`).
+#[tokio::test]
+async fn downtimes_are_stored_watched_and_deleted() {
+    let ar =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("deckhouse.io", "v1alpha1", "Downtime"), "downtimes");
+    let crd_ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+        "customresourcedefinitions",
+    );
+    let window = json!({"startDate": "2020-10-23T12:00:00Z", "endDate": "2020-10-23T13:00:00Z", "type": "Maintenance",
+                        "description": "Change Pod's CIDR, ticket #33121", "affected": ["synthetic", "control-plane"]});
+    for simulate in [true, false] {
+        let (sim, c) = start(Config { simulate, ..Config::for_tests() }).await;
+        let crd = Api::<DynamicObject>::all_with(c.clone(), &crd_ar).get_opt("downtimes.deckhouse.io").await.unwrap();
+        assert_eq!(crd.is_some(), simulate, "the CRD exists when the cluster is simulated");
+        if let Some(crd) = crd {
+            assert_eq!(crd.data["spec"]["scope"], "Cluster");
+            let schema = &crd.data["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+            assert_eq!(schema["properties"]["spec"]["type"], "array");
+        }
+        let downtimes: Api<DynamicObject> = Api::all_with(c.clone(), &ar);
+        let mut events = downtimes.watch(&WatchParams::default().disable_bookmarks(), "0").await.unwrap().boxed();
+
+        let mut dt = DynamicObject::new("change-pod-cidr", &ar);
+        dt.data = json!({"spec": [window]});
+        let created = downtimes.create(&PostParams::default(), &dt).await.unwrap();
+        assert_eq!(created.data["spec"], json!([window]));
+        assert!(created.metadata.namespace.is_none(), "cluster-scoped");
+        let added = tokio::time::timeout(WAIT, events.try_next()).await.unwrap().unwrap().unwrap();
+        match added {
+            WatchEvent::Added(o) => assert_eq!(o.data["spec"][0]["type"], "Maintenance"),
+            other => panic!("expected ADDED, got {other:?}"),
+        }
+        let got = downtimes.get("change-pod-cidr").await.unwrap();
+        assert_eq!(got.data["spec"][0]["affected"], json!(["synthetic", "control-plane"]));
+        let list = downtimes.list(&ListParams::default()).await.unwrap();
+        assert_eq!(
+            list.items.iter().map(|o| o.metadata.name.as_deref().unwrap()).collect::<Vec<_>>(),
+            ["change-pod-cidr"]
+        );
+
+        // A merge patch replaces the list of windows.
+        let second =
+            json!({"startDate": "2020-10-24T00:00:00Z", "endDate": "2020-10-24T01:00:00Z", "type": "Accident"});
+        let patched = downtimes
+            .patch("change-pod-cidr", &PatchParams::default(), &Patch::Merge(json!({"spec": [window, second]})))
+            .await
+            .unwrap();
+        assert_eq!(patched.data["spec"].as_array().map(Vec::len), Some(2));
+        assert_eq!(patched.metadata.generation, Some(2));
+        match tokio::time::timeout(WAIT, events.try_next()).await.unwrap().unwrap().unwrap() {
+            WatchEvent::Modified(o) => assert_eq!(o.data["spec"][1]["type"], "Accident"),
+            other => panic!("expected MODIFIED, got {other:?}"),
+        }
+
+        // An unknown field in a window: refused under Strict, dropped (with a warning) otherwise.
+        let strict =
+            PatchParams { field_validation: Some(kube::api::ValidationDirective::Strict), ..Default::default() };
+        let bad = json!({"spec": [{"type": "Accident", "colour": "red"}]});
+        let err = api_error(downtimes.patch("change-pod-cidr", &strict, &Patch::Merge(&bad)).await.unwrap_err());
+        assert_eq!(err.code, 400, "{err:?}");
+        assert!(err.message.contains("unknown field \"spec[0].colour\""), "{}", err.message);
+        let mut lax = DynamicObject::new("lax", &ar);
+        lax.data = bad.clone();
+        let stored = downtimes.create(&PostParams::default(), &lax).await.unwrap();
+        assert_eq!(stored.data["spec"], json!([{"type": "Accident"}]));
+        // The windows' type is an enum, and spec is a list.
+        let mut wrong = DynamicObject::new("wrong", &ar);
+        wrong.data = json!({"spec": [{"type": "Outage"}]});
+        let err = api_error(downtimes.create(&PostParams::default(), &wrong).await.unwrap_err());
+        assert_eq!(err.code, 422, "{err:?}");
+        assert!(err.message.contains("spec[0].type"), "{}", err.message);
+        wrong.data = json!({"spec": window});
+        assert_eq!(api_error(downtimes.create(&PostParams::default(), &wrong).await.unwrap_err()).code, 422);
+
+        downtimes.delete("change-pod-cidr", &DeleteParams::default()).await.unwrap();
+        let deleted = tokio::time::timeout(WAIT, async {
+            loop {
+                match events.try_next().await.unwrap().unwrap() {
+                    WatchEvent::Deleted(o) => break o,
+                    WatchEvent::Added(_) | WatchEvent::Modified(_) => {}
+                    other => panic!("expected DELETED, got {other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("the watch sees the deletion");
+        assert_eq!(deleted.metadata.name.as_deref(), Some("change-pod-cidr"));
+        assert!(downtimes.get_opt("change-pod-cidr").await.unwrap().is_none());
+        sim.shutdown().await;
+    }
+}

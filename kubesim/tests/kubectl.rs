@@ -274,6 +274,56 @@ async fn apply_validates_fields_on_the_server() {
     sim.shutdown().await;
 }
 
+/// upmeter's example Downtime: `spec` is a list of windows.
+const DOWNTIME: &str = "\
+apiVersion: deckhouse.io/v1alpha1
+kind: Downtime
+metadata:
+  name: change-pod-cidr
+spec:
+  - startDate: \"2020-10-23T12:00:00Z\"
+    endDate: \"2020-10-23T13:00:00Z\"
+    type: Maintenance
+    description: \"Change Pod's CIDR, ticket #33121\"
+    affected: [synthetic, control-plane]
+";
+
+/// A `Downtime`, whose `spec` is a list: `apply` creates and then changes it, `get downtimes`
+/// lists it, `explain` shows a window's fields, and an unknown field in a window is refused by
+/// kubectl's default strict validation.
+#[tokio::test]
+async fn downtimes_are_applied_and_listed() {
+    let sim = KubeSim::start(Config::for_tests()).await.expect("kubesim starts");
+    let k = Kubectl::new(&sim);
+    let file = k.write("downtime.yaml", DOWNTIME);
+    let out = k.run(&["apply", "-f", &file]).await;
+    assert!(out.contains("downtime.deckhouse.io/change-pod-cidr created"), "{out}");
+    let list = k.run(&["get", "downtimes"]).await;
+    let header: Vec<&str> = list.lines().next().unwrap_or_default().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "AGE"], "{list}");
+    assert!(list.lines().any(|l| l.split_whitespace().next() == Some("change-pod-cidr")), "{list}");
+    let window = ["get", "downtime", "change-pod-cidr", "-o", "jsonpath={.spec[0].type} {.spec[0].affected[1]}"];
+    assert_eq!(k.run(&window).await, "Maintenance control-plane");
+
+    let changed = k.write("downtime2.yaml", &DOWNTIME.replace("type: Maintenance", "type: Accident"));
+    let out = k.run(&["apply", "-f", &changed]).await;
+    assert!(out.contains("downtime.deckhouse.io/change-pod-cidr configured"), "{out}");
+    assert_eq!(k.run(&window).await, "Accident control-plane");
+
+    let explained = k.run(&["explain", "downtime.spec"]).await;
+    assert!(explained.contains("KIND:       Downtime"), "{explained}");
+    for field in ["startDate\t<string>", "type\t<string>", "affected\t<[]string>"] {
+        assert!(explained.contains(field), "{field} missing from:\n{explained}");
+    }
+
+    let bad = k.write("bad.yaml", &DOWNTIME.replace("change-pod-cidr", "typo").replace("affected:", "afected:"));
+    let err = k.fail(&["apply", "-f", &bad]).await;
+    assert!(err.contains("strict decoding error: unknown field \"spec[0].afected\""), "{err}");
+    let names = k.run(&["get", "downtimes", "-o", "name"]).await;
+    assert_eq!(names.trim(), "downtime.deckhouse.io/change-pod-cidr", "the refused object was not stored");
+    sim.shutdown().await;
+}
+
 /// `kubectl explain` reads the published schemas: the storage kinds' fields as their CRDs
 /// declare them, the built-in kinds' upstream descriptions, and a CRD created at run time.
 #[tokio::test]

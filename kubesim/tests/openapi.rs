@@ -55,20 +55,25 @@ async fn openapi_documents_name_every_served_kind() {
     sim.shutdown().await;
 }
 
-/// kube-rs's discovery (aggregated first, as client-go) sees every group, the storage kinds
-/// with their scope and the pods' subresources.
+/// kube-rs's discovery (aggregated first, as client-go) sees every group, the storage kinds and
+/// `Downtime` with their scope and the pods' subresources.
 #[tokio::test]
 async fn kube_discovery_sees_the_groups() {
     let (sim, client) = common::start(Config::for_tests()).await;
     let discovery = Discovery::new(client.clone()).run().await.expect("discovery runs");
     let groups: Vec<String> = discovery.groups().map(|g| g.name().to_string()).collect();
-    for g in ["", "apps", "discovery.k8s.io", "apiextensions.k8s.io", "storage.deckhouse.io"] {
+    for g in ["", "apps", "discovery.k8s.io", "apiextensions.k8s.io", "storage.deckhouse.io", "deckhouse.io"] {
         assert!(groups.iter().any(|x| x == g), "group {g:?} missing from {groups:?}");
     }
     let storage = discovery.get("storage.deckhouse.io").unwrap();
     let (rv, caps) = storage.recommended_kind("ReplicatedVolume").expect("ReplicatedVolume is discovered");
     assert_eq!(rv.plural, "replicatedvolumes");
     assert_eq!(caps.scope, kube::discovery::Scope::Cluster);
+    let (downtime, caps) =
+        discovery.get("deckhouse.io").unwrap().recommended_kind("Downtime").expect("Downtime is discovered");
+    assert_eq!((downtime.plural.as_str(), downtime.version.as_str()), ("downtimes", "v1alpha1"));
+    assert_eq!(caps.scope, kube::discovery::Scope::Cluster);
+    assert!(caps.subresources.is_empty(), "a Downtime has no status subresource");
 
     let accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
     let (code, ct, core) = get_json(&client, "/api", accept).await;

@@ -47,6 +47,7 @@ impl Fixture {
             slots,
             labels: BTreeMap::new(),
             clusters: vec!["default".into()],
+            probe_hosts: Vec::new(),
             version: "test".into(),
             usage: WorkerUsage::default(),
             cordoned: false,

@@ -4,8 +4,9 @@
 //! capabilities, the cluster gateway); [`plugins`] locates the plugins built from `plugins/`;
 //! [`cli`] is the `run-plugin` subcommand's output; [`daemon`] is `chaos-worker run`: etcd
 //! registration, assignments, fenced statuses and the journal, driving the same
-//! [`runtime::Runtime`].
+//! [`runtime::Runtime`]; [`availability`] turns the probes' samples into episodes in etcd.
 
+pub mod availability;
 pub mod cli;
 pub mod daemon;
 pub mod error;

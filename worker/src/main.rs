@@ -56,6 +56,14 @@ struct RunArgs {
     /// A plugin from a local file, `NAME=PATH` (repeatable); looked up before the built-ins.
     #[arg(long = "plugin-path", value_parser = key_value)]
     plugin_paths: Vec<(String, String)>,
+    /// Keep what the probes measured here until etcd has it (a restart with the same --name and
+    /// directory delivers it); without it, episodes wait in memory only.
+    #[arg(long, env = "CHAOS_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// A host probes may send HTTP to outside the cluster (`status.example.com`, or
+    /// `*.example.com` for its subdomains); repeat for several. None by default.
+    #[arg(long = "probe-allow-host")]
+    probe_allow_hosts: Vec<String>,
     #[command(flatten)]
     sandbox: SandboxArgs,
     #[command(flatten)]
@@ -275,7 +283,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     tracing::info!(worker = %config.name, listen = %listener.local_addr()?, "chaos-worker starting");
-    let daemon = Daemon::new(store, runtime, kube, config);
+    config.state_dir = args.state_dir;
+    config.probe_allow_hosts = args.probe_allow_hosts;
+    let daemon = Daemon::new(store, runtime, kube, config)?;
     // Health and metrics keep answering during the graceful shutdown.
     let serving = tokio_util::sync::CancellationToken::new();
     let server = tokio::spawn(chaos_worker::daemon::metrics::serve(listener, daemon.metrics(), serving.clone()));
@@ -311,6 +321,7 @@ async fn run_plugin(args: RunPluginArgs) -> anyhow::Result<()> {
             seed: args.seed,
             attempt: args.attempt,
             limits: runtime.config().limits,
+            ..InstanceSpec::default()
         },
         Services::new(Arc::new(PrintSink::new(args.log.log_format)), kube),
         cancel,

@@ -133,7 +133,7 @@ impl InProcess {
         config.plugin_paths.insert("hostile".into(), hostile_path().into());
         let exerciser = chaos_worker::plugins::testing("exerciser").expect("the exerciser test plugin");
         config.plugin_paths.insert("exerciser".into(), exerciser.into());
-        let daemon = Daemon::new(store.clone(), common::runtime(), kube, config);
+        let daemon = Daemon::new(store.clone(), common::runtime(), kube, config).unwrap();
         let metrics = daemon.metrics();
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();

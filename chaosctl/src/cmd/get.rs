@@ -146,6 +146,7 @@ mod tests {
             slots: 200,
             labels: Default::default(),
             clusters: vec!["default".into(), "edge".into()],
+            probe_hosts: Vec::new(),
             version: "0.1.0".into(),
             usage: WorkerUsage {
                 cpu_millis: 250,

@@ -475,7 +475,10 @@ impl<'a> Planner<'a> {
             };
             let mut params = use_.params.clone();
             params.insert("volume".into(), json!(volume.name));
-            let instance = self.instance(id, use_.plugin.clone(), params, Some(volume.clone()), role, &use_.limits);
+            let mut instance = self.instance(id, use_.plugin.clone(), params, Some(volume.clone()), role, &use_.limits);
+            if use_.plugin.builtin() == Some(BuiltinPlugin::VolumeChecker) {
+                instance.probe = self.stored.spec.volumes_probe().map(|p| p.binding(Some(&volume.name)));
+            }
             self.rest.push(Action::Create(instance));
         }
     }
@@ -506,22 +509,15 @@ impl<'a> Planner<'a> {
             failure: None,
             limits: limits.clone(),
             cleanup: false,
+            probe: None,
         }
     }
 
-    /// The cluster-wide tasks: one instance each while running; stopped with the scenario or
-    /// when removed from the spec. Returns whether all have settled.
+    /// The cluster-wide tasks and the probes: one instance per task replica and per probe
+    /// vantage point while running; stopped with the scenario or when removed from the spec.
+    /// Returns whether all have settled.
     fn tasks(&mut self, tasks: &[&'a Versioned<TaskInstance>], stopping: bool) -> bool {
-        let run = self.run.as_str();
-        let wanted: BTreeMap<String, &chaos_def::scenario::TaskSpec> = self
-            .stored
-            .spec
-            .tasks
-            .iter()
-            .flat_map(|task| {
-                (0..task.replicas).map(move |r| (naming::task_id(run, &task.name, r, task.replicas), task))
-            })
-            .collect();
+        let wanted = self.wanted_tasks();
         for instance in tasks {
             let value = &instance.value;
             if stopping {
@@ -544,15 +540,47 @@ impl<'a> Planner<'a> {
             }
         }
         if !stopping && self.status.started_at.is_some() {
-            for (id, task) in &wanted {
-                if !self.input.instances.contains_key(id) {
-                    let (plugin, params) = (task.plugin.clone(), task.params.clone());
-                    let instance = self.instance(id.clone(), plugin, params, None, InstanceRole::Task, &task.limits);
+            for (id, want) in wanted {
+                if !self.input.instances.contains_key(&id) {
+                    let mut instance =
+                        self.instance(id, want.plugin, want.params, None, InstanceRole::Task, &want.limits);
+                    instance.probe = want.probe;
                     self.rest.push(Action::Create(instance));
                 }
             }
         }
         tasks.iter().all(|t| self.stopped(&t.value))
+    }
+
+    /// Every cluster-wide instance the spec asks for, by id: task replicas, then probe vantage
+    /// points (a `volumes` probe has none of its own: the volumes' checkers sample it).
+    fn wanted_tasks(&self) -> BTreeMap<String, WantedTask> {
+        let run = self.run.as_str();
+        let spec = &self.stored.spec;
+        let tasks = spec.tasks.iter().flat_map(|task| {
+            (0..task.replicas).map(move |r| {
+                let want = WantedTask {
+                    plugin: task.plugin.clone(),
+                    params: task.params.clone(),
+                    limits: task.limits.clone(),
+                    probe: None,
+                };
+                (naming::task_id(run, &task.name, r, task.replicas), want)
+            })
+        });
+        let probes = spec.probes.iter().filter(|p| p.volumes.is_none()).flat_map(|probe| {
+            let Ok(Value::Object(params)) = serde_json::to_value(probe) else { unreachable!("a probe is an object") };
+            (0..probe.vantage_points).map(move |vp| {
+                let want = WantedTask {
+                    plugin: PluginRef::Name(BuiltinPlugin::Probe.name().into()),
+                    params: params.clone(),
+                    limits: PluginLimits::default(),
+                    probe: Some(probe.binding(None)),
+                };
+                (naming::probe_id(run, &probe.name, vp, probe.vantage_points), want)
+            })
+        });
+        tasks.chain(probes).collect()
     }
 
     /// The orchestrator's step, when one is due.
@@ -620,6 +648,14 @@ impl<'a> Planner<'a> {
     }
 }
 
+/// A cluster-wide instance the spec asks for.
+struct WantedTask {
+    plugin: PluginRef,
+    params: Map<String, Value>,
+    limits: PluginLimits,
+    probe: Option<chaos_def::probe::ProbeBinding>,
+}
+
 /// The name an instance goes by in messages: the plugin use or task name.
 fn use_name(instance: &TaskInstance) -> String {
     match &instance.volume {
@@ -627,7 +663,13 @@ fn use_name(instance: &TaskInstance) -> String {
             .id
             .rsplit_once(&format!("v{:05}-", volume.index))
             .map_or_else(|| instance.plugin.to_string(), |(_, name)| name.to_string()),
-        None => instance.id.rsplit_once("-t-").map_or_else(|| instance.plugin.to_string(), |(_, n)| n.to_string()),
+        None => match instance.id.rsplit_once("-t-") {
+            Some((_, task)) => task.to_string(),
+            None => instance
+                .id
+                .rsplit_once("-p-")
+                .map_or_else(|| instance.plugin.to_string(), |(_, p)| format!("probe {p}")),
+        },
     }
 }
 

@@ -30,6 +30,12 @@ pub fn task_id(run: &str, task: &str, replica: u32, replicas: u32) -> String {
     if replicas <= 1 { format!("{run}-t-{task}") } else { format!("{run}-t-{task}-{replica:05}") }
 }
 
+/// Vantage point `vp` (0-based) of the probe named `probe`: `-p-<probe>` when it has one,
+/// `-p-<probe>-<vp:02>` when it has several.
+pub fn probe_id(run: &str, probe: &str, vp: u32, vantage_points: u32) -> String {
+    if vantage_points <= 1 { format!("{run}-p-{probe}") } else { format!("{run}-p-{probe}-{vp:02}") }
+}
+
 /// The RV's name: the scenario name, the volume index and a random suffix (as the seed's
 /// megatest names its volumes), mixed with the run's uid so that a scenario applied again
 /// never meets the previous run's volumes.

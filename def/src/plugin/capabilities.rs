@@ -38,6 +38,9 @@ pub enum Verb {
     Create,
     Delete,
     Patch,
+    /// HTTP through the API server's proxy to a service's or pod's port (RBAC's `services/proxy`
+    /// and `pods/proxy`), granted on `services` or `pods`.
+    Proxy,
 }
 
 impl Verb {
@@ -49,11 +52,12 @@ impl Verb {
             Verb::Create => "create",
             Verb::Delete => "delete",
             Verb::Patch => "patch",
+            Verb::Proxy => "proxy",
         }
     }
 }
 
-const VERBS: [&str; 7] = ["get", "list", "watch", "create", "delete", "patch", "*"];
+const VERBS: [&str; 8] = ["get", "list", "watch", "create", "delete", "patch", "proxy", "*"];
 
 /// A kind as the cluster knows it (after discovery).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -107,7 +107,7 @@ pub fn v3_document(catalog: &Catalog, group: &str, version: &str) -> Option<Valu
     }
     let mut paths = Map::new();
     for s in &kinds {
-        for (path, item) in path_items(&s.res, &s.definition) {
+        for (path, item) in path_items(s) {
             paths.insert(path, item.v3());
         }
     }
@@ -124,7 +124,7 @@ pub fn v3_document(catalog: &Catalog, group: &str, version: &str) -> Option<Valu
 pub fn v2_document(catalog: &Catalog) -> Value {
     let mut paths = Map::new();
     for s in &catalog.kinds {
-        for (path, item) in path_items(&s.res, &s.definition) {
+        for (path, item) in path_items(s) {
             paths.insert(path, item.v2());
         }
     }
@@ -191,6 +191,10 @@ const PATCH_TYPES: &[&str] = &[
     "application/strategic-merge-patch+json",
     "application/apply-patch+yaml",
 ];
+/// A custom resource's patch types: the real server takes no strategic merge patch for them, and
+/// kubectl reads this list to choose between a strategic and a JSON merge patch on `apply`.
+const CUSTOM_PATCH_TYPES: &[&str] =
+    &["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"];
 const JSON: &[&str] = &["application/json"];
 
 fn param_doc(name: &str) -> &'static str {
@@ -320,6 +324,8 @@ struct Ops<'a> {
     gvk: Value,
     /// `Namespaced` in the ids of a namespaced kind's operations, as the real server names them.
     scope: &'static str,
+    /// The media types its patch operations take.
+    patch_types: &'static [&'static str],
 }
 
 /// What an operation answers.
@@ -414,7 +420,7 @@ impl Ops<'_> {
                 self.id("patch", suffix),
                 format!("partially update {what} {kind}"),
                 PATCH_PARAMS,
-                Some(PATCH_TYPES),
+                Some(self.patch_types),
                 Returns::Own,
             ),
         ]
@@ -450,7 +456,8 @@ impl Ops<'_> {
 }
 
 /// The URL paths of one resource and their operations.
-fn path_items(res: &ResourceInfo, definition: &str) -> Vec<(String, PathItem)> {
+fn path_items(served: &Served) -> Vec<(String, PathItem)> {
+    let (res, definition) = (&*served.res, served.definition.as_str());
     let base = format!("/{}", gv_path(&res.group, &res.version));
     let gvk = json!({"group": res.group, "kind": res.kind, "version": res.version});
     let (scope, collection, ns_params, item_params): (&str, String, &'static [&'static str], &'static [&'static str]) =
@@ -464,7 +471,8 @@ fn path_items(res: &ResourceInfo, definition: &str) -> Vec<(String, PathItem)> {
         } else {
             ("", format!("{base}/{}", res.plural), &[], &["name"])
         };
-    let ops = Ops { res, definition, gvk, scope };
+    let patch_types = if served.custom { CUSTOM_PATCH_TYPES } else { PATCH_TYPES };
+    let ops = Ops { res, definition, gvk, scope, patch_types };
     let mut items = vec![
         (collection.clone(), PathItem { path_params: ns_params, ops: ops.collection() }),
         (format!("{collection}/{{name}}"), PathItem { path_params: item_params, ops: ops.object() }),
@@ -511,7 +519,26 @@ mod tests {
                 .any(|p| p["name"] == "fieldValidation" && p["in"] == "query")
         );
         assert_eq!(patch["operationId"], "patchAppsV1NamespacedDeployment");
+        assert!(patch["requestBody"]["content"].get("application/strategic-merge-patch+json").is_some());
         assert!(v3_document(&c, "nothing.example", "v1").is_none());
+    }
+
+    #[test]
+    fn custom_kinds_take_no_strategic_merge_patch() {
+        let c = catalog();
+        let doc = v3_document(&c, "deckhouse.io", "v1alpha1").unwrap();
+        let patch = &doc["paths"]["/apis/deckhouse.io/v1alpha1/downtimes/{name}"]["patch"];
+        let types: Vec<&str> =
+            patch["requestBody"]["content"].as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(types, CUSTOM_PATCH_TYPES);
+        assert_eq!(
+            doc["components"]["schemas"]["io.deckhouse.v1alpha1.Downtime"]["properties"]["spec"]["type"],
+            "array"
+        );
+        let v2 = v2_document(&c);
+        let consumes =
+            &v2["paths"]["/apis/storage.deckhouse.io/v1alpha1/replicatedvolumes/{name}"]["patch"]["consumes"];
+        assert_eq!(consumes, &json!(CUSTOM_PATCH_TYPES));
     }
 
     #[test]

@@ -265,6 +265,19 @@ mod tests {
     }
 
     #[test]
+    fn a_downtime_spec_is_a_list_whose_windows_are_checked() {
+        let c = catalog();
+        let mut dt = json!({"metadata": {"name": "d"}, "spec": [
+            {"startDate": "2020-10-23T12:00:00Z", "type": "Maintenance", "affected": ["synthetic"]},
+            {"endDate": "2020-10-23T13:00:00Z", "colour": "red"},
+        ]});
+        let unknown = prune_unknown(&c, "io.deckhouse.v1alpha1.Downtime", &mut dt);
+        assert_eq!(unknown, ["spec[1].colour"]);
+        assert_eq!(dt["spec"][1], json!({"endDate": "2020-10-23T13:00:00Z"}));
+        assert_eq!(dt["spec"][0]["affected"], json!(["synthetic"]));
+    }
+
+    #[test]
     fn the_directive_defaults_to_warn() {
         assert_eq!(Directive::parse(None).unwrap(), Directive::Warn);
         assert_eq!(Directive::parse(Some("Strict")).unwrap(), Directive::Strict);

@@ -3,10 +3,11 @@
 //!
 //! Where a kind's schema comes from, first match wins:
 //! 1. a `CustomResourceDefinition` object in the store that declares the kind: its version's
-//!    `openAPIV3Schema` ([`crd`]) — the storage kinds' CRDs that the simulation creates carry the
-//!    schemas of [`storage`], and CRDs created by users at run time are published the same way;
+//!    `openAPIV3Schema` ([`crd`]) — the CRDs that the simulation creates for the storage kinds and
+//!    `Downtime` carry the schemas of [`storage`] and [`downtime`] ([`own_schema`]), and CRDs
+//!    created by users at run time are published the same way;
 //! 2. the built-in Kubernetes kinds ([`builtin`]), generated from `k8s-openapi`;
-//! 3. the storage kinds' own schemas ([`storage`]) when no CRD object exists (`--no-simulation`);
+//! 3. the schemas of [`own_schema`] when no CRD object exists (`--no-simulation`);
 //! 4. anything else (a `--resource` kind without a CRD) is an object that keeps unknown fields.
 //!
 //! **Why the built-in schemas are generated, not stored.** `k8s-openapi`'s `schemars` feature
@@ -22,6 +23,7 @@
 
 pub mod builtin;
 pub mod crd;
+pub mod downtime;
 pub mod fields;
 pub mod storage;
 
@@ -30,7 +32,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use crate::resources::{ResourceInfo, STORAGE_GROUP};
+use crate::resources::{DECKHOUSE_GROUP, ResourceInfo, STORAGE_GROUP};
 use crate::selectors::Selectors;
 use crate::store::Store;
 
@@ -51,6 +53,9 @@ pub const PATCH: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Patch";
 pub struct Served {
     pub res: Arc<ResourceInfo>,
     pub definition: String,
+    /// A custom resource (declared by a CRD, or not a built-in kind): as on the real server, its
+    /// published patch operations take no strategic merge patch, so kubectl sends merge patches.
+    pub custom: bool,
 }
 
 /// The schemas of what is served right now: the served kinds with their definition names, the
@@ -69,6 +74,16 @@ pub fn definition_name(group: &str, version: &str, kind: &str) -> String {
         format!("core.{version}.{kind}")
     } else {
         format!("{}.{version}.{kind}", reversed.join("."))
+    }
+}
+
+/// The schema kubesim declares for one of its own custom kinds (the storage kinds, `Downtime`):
+/// what the CRD it creates for the kind carries, and what is published without that CRD.
+pub fn own_schema(res: &ResourceInfo) -> Option<Value> {
+    match res.group.as_str() {
+        STORAGE_GROUP => storage::open_api_v3_schema(&res.kind),
+        DECKHOUSE_GROUP => downtime::open_api_v3_schema(&res.kind),
+        _ => None,
     }
 }
 
@@ -118,27 +133,24 @@ impl Catalog {
         let mut kinds = Vec::new();
         for res in reg.all() {
             let declared = crds.iter().find_map(|c| crd::schema_of(&c.value, &res));
-            let definition = match declared {
+            let (definition, custom) = match declared {
                 Some(schema) => {
                     let name = definition_name(&res.group, &res.version, &res.kind);
                     own.insert(name.clone(), crd::with_object_fields(schema, &res));
-                    name
+                    (name, true)
                 }
                 None => match builtins.definition_of(&res.group, &res.version, &res.kind) {
-                    Some(name) => name.to_string(),
+                    Some(name) => (name.to_string(), false),
                     None => {
                         let name = definition_name(&res.group, &res.version, &res.kind);
-                        let schema = match storage::open_api_v3_schema(&res.kind).filter(|_| res.group == STORAGE_GROUP)
-                        {
-                            Some(s) => s,
-                            None => json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
-                        };
+                        let schema = own_schema(&res)
+                            .unwrap_or_else(|| json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}));
                         own.insert(name.clone(), crd::with_object_fields(schema, &res));
-                        name
+                        (name, true)
                     }
                 },
             };
-            kinds.push(Served { res, definition });
+            kinds.push(Served { res, definition, custom });
         }
         Self { kinds, own }
     }

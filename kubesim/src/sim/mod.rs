@@ -226,8 +226,13 @@ fn bootstrap_objects(store: &Store, cfg: &SimConfig, pods_mem: &mut PodsMemory) 
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease", STORAGE_NAMESPACE] {
         store.create(&kinds.namespaces, None, objects::namespace(ns), keep)?;
     }
-    for info in [&kinds.rv, &kinds.rvr, &kinds.rva, &kinds.rsc] {
-        store.create(&kinds.crds, None, objects::crd(info), keep)?;
+    // The CRDs of the built-in kinds kubesim declares a schema for: the storage kinds and
+    // `Downtime` (one CRD each, whatever else `--resource` added to their groups).
+    let reg = store.registry();
+    for own in crate::resources::builtins().iter().filter(|r| crate::schema::own_schema(r).is_some()) {
+        if let Some(info) = reg.find(&own.group, &own.version, &own.plural) {
+            store.create(&kinds.crds, None, objects::crd(&info), keep)?;
+        }
     }
     for i in 1..=cfg.nodes {
         store.create(&kinds.nodes, None, objects::node(&format!("node-{i}"), i, &now), keep)?;

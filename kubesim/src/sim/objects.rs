@@ -188,10 +188,12 @@ pub fn storage_class(name: &str, replication: &str, volume_access: &str) -> Valu
     })
 }
 
-/// The CRD of a storage kind, with the schema of [`crate::schema::storage`].
+/// The CRD of one of kubesim's own custom kinds (a storage kind, `Downtime`), with the schema of
+/// [`crate::schema::own_schema`] and a `status` subresource if the kind has one.
 pub fn crd(info: &ResourceInfo) -> Value {
-    let schema = crate::schema::storage::open_api_v3_schema(&info.kind)
+    let schema = crate::schema::own_schema(info)
         .unwrap_or_else(|| json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}));
+    let subresources = if info.has_status { json!({"status": {}}) } else { json!({}) };
     json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": format!("{}.{}", info.plural, info.group)},
@@ -201,7 +203,7 @@ pub fn crd(info: &ResourceInfo) -> Value {
             "names": {"plural": info.plural, "singular": info.singular, "kind": info.kind,
                       "listKind": format!("{}List", info.kind), "shortNames": info.short_names},
             "versions": [{"name": info.version, "served": true, "storage": true,
-                          "subresources": {"status": {}},
+                          "subresources": subresources,
                           "schema": {"openAPIV3Schema": schema}}],
         },
     })

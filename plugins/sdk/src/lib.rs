@@ -1,5 +1,5 @@
 //! The guest SDK every chaos plugin is built on: the bindings of the WIT world
-//! `chaos:plugin/plugin@0.1.0` (generated from the `wit/` directory of this crate) and the
+//! `chaos:plugin/plugin@0.1.1` (generated from the `wit/` directory of this crate) and the
 //! helpers a plugin author wants around them.
 //!
 //! A plugin is a `cdylib` crate built for `wasm32-wasip2` that exports one function, `run`: it
@@ -61,15 +61,17 @@
 //! # Versions
 //!
 //! The SDK's major and minor version numbers are those of the WIT package it binds
-//! (`chaos:plugin@0.1.0` → `chaos-plugin-sdk 0.1.x`); the patch number is the SDK's own. A
+//! (`chaos:plugin@0.1.1` → `chaos-plugin-sdk 0.1.x`); the patch number is the SDK's own. A
 //! plugin built with SDK `0.1.x` runs on every worker that serves `chaos:plugin@0.1.y` with `y`
 //! at least the package's patch number the SDK was built against.
 
 pub mod action;
+pub mod http;
 pub mod kube;
 pub mod log;
 pub mod meta;
 pub mod objects;
+pub mod probe;
 pub mod rand;
 
 /// The generated bindings (wit-bindgen 0.60). Plugins normally use the re-exports below.
@@ -97,7 +99,7 @@ use bindings::chaos::plugin::host;
 ///
 /// `{"rules": [{"resources": [...], "verbs": [...], "namespaces": [...]}]}`: resources are
 /// `plural` or `Kind` for the core group, `group/plural` or `group/Kind` otherwise, `*` for all
-/// (also `group/*`); verbs are `get list watch create delete patch` or `*`; namespaces (for
+/// (also `group/*`); verbs are `get list watch create delete patch proxy` or `*`; namespaces (for
 /// namespaced kinds) are names or `*`.
 #[macro_export]
 macro_rules! capabilities {

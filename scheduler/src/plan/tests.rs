@@ -134,6 +134,7 @@ impl World {
             slots,
             labels: BTreeMap::new(),
             clusters: clusters.iter().map(|c| c.to_string()).collect(),
+            probe_hosts: Vec::new(),
             version: "test".into(),
             usage: Default::default(),
             cordoned: false,

@@ -24,6 +24,10 @@ pub struct DaemonConfig {
     /// Plugins by name from local files (`--plugin-path NAME=PATH`), before the built-in ones.
     pub plugin_paths: BTreeMap<String, PathBuf>,
     pub journal: JournalConfig,
+    /// Where what this worker measured waits until etcd has it (`--state-dir`); None: memory.
+    pub state_dir: Option<PathBuf>,
+    /// Hosts probes may send HTTP to outside the cluster (`--probe-allow-host`).
+    pub probe_allow_hosts: Vec<String>,
 }
 
 impl DaemonConfig {
@@ -39,6 +43,8 @@ impl DaemonConfig {
             stop_grace: Duration::from_secs(35),
             plugin_paths: BTreeMap::new(),
             journal: JournalConfig::default(),
+            state_dir: None,
+            probe_allow_hosts: Vec::new(),
         }
     }
 }

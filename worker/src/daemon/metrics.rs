@@ -64,6 +64,8 @@ pub struct Metrics {
     pub buffered_event_bytes: Gauge,
     /// The store, for which etcd members answer (`/readyz`, `/metrics`).
     pub etcd: std::sync::OnceLock<chaos_def::store::Store>,
+    /// The availability accounting, for its counters.
+    pub availability: std::sync::OnceLock<Arc<crate::availability::Accountant>>,
     /// Items held back by the plugin limits, by plugin and channel (not by instance: with
     /// thousands of instances that would be thousands of series).
     limited: Mutex<BTreeMap<(String, String), u64>>,
@@ -117,6 +119,15 @@ impl Metrics {
         one("leases_lost_total", "counter", "Leases lost (self-fencing).", self.leases_lost.get());
         one("registered", "gauge", "1 while registered under a live lease.", u64::from(self.is_registered()));
         one("buffered_event_bytes", "gauge", "Bytes of journal events waiting.", self.buffered_event_bytes.get());
+        if let Some(accountant) = self.availability.get() {
+            let m = &accountant.metrics;
+            let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+            one("probe_samples_total", "counter", "Probe samples taken.", get(&m.samples));
+            one("probe_episodes_total", "counter", "30-second episodes finished.", get(&m.episodes));
+            one("probe_pages_written_total", "counter", "Episode pages written to etcd.", get(&m.pages_written));
+            one("probe_write_failures_total", "counter", "Page writes etcd did not take.", get(&m.write_failures));
+            one("probe_pending_pages", "gauge", "Episode pages waiting for etcd.", get(&m.pending_pages));
+        }
         let _ = writeln!(
             out,
             "# HELP chaos_worker_plugin_limited_total Items plugins sent past their limits (dropped; kube: delayed).\n\

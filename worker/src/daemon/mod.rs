@@ -57,8 +57,9 @@ use self::pushed::PushedPlugins;
 use self::session::{Action, Change, NewRun, Session};
 use self::status::{Fence, StatusWriter};
 use self::supervisor::{Context, Run, supervise};
+use crate::availability::Accountant;
 use crate::error::Result;
-use crate::runtime::{KubeGateway, RunFence, Runtime};
+use crate::runtime::{HttpGateway, KubeGateway, ProbeSink, RunFence, Runtime};
 
 /// The most changes one turn of a session takes before it acts.
 const TURN: usize = 1024;
@@ -77,11 +78,16 @@ pub struct Daemon {
     config: Arc<DaemonConfig>,
     ctx: Arc<Context>,
     metrics: Arc<Metrics>,
+    accountant: Arc<Accountant>,
 }
 
 impl Daemon {
-    pub fn new(store: Store, runtime: Runtime, kube: Option<KubeGateway>, config: DaemonConfig) -> Self {
+    /// Fails when the state directory cannot be opened.
+    pub fn new(store: Store, runtime: Runtime, kube: Option<KubeGateway>, config: DaemonConfig) -> Result<Self> {
+        let accountant = Accountant::new(&config.name, config.state_dir.as_deref())
+            .map_err(|e| crate::Error::io(config.state_dir.as_deref().unwrap_or(std::path::Path::new(".")), e))?;
         let metrics = Arc::new(Metrics::default());
+        let _ = metrics.availability.set(accountant.clone());
         let _ = metrics.etcd.set(store.clone());
         let writer = StatusWriter::new(store.clone(), config.status_interval, metrics.clone());
         let journal = Journal::new(store.clone(), &config.name, config.journal.clone(), metrics.clone());
@@ -97,8 +103,10 @@ impl Daemon {
             writer,
             journal,
             metrics: metrics.clone(),
+            http: Some(HttpGateway::new(config.probe_allow_hosts.clone())),
+            probes: Some(accountant.clone() as Arc<dyn ProbeSink>),
         });
-        Daemon { store, config: Arc::new(config), ctx, metrics }
+        Ok(Daemon { store, config: Arc::new(config), ctx, metrics, accountant })
     }
 
     pub fn metrics(&self) -> Arc<Metrics> {
@@ -111,6 +119,7 @@ impl Daemon {
         let tracker = TaskTracker::new();
         tracker.spawn(self.ctx.writer.clone().run(Duration::from_millis(100), background.clone()));
         tracker.spawn(self.ctx.journal.clone().run(Duration::from_millis(250), background.clone()));
+        tracker.spawn(self.accountant.clone().run(self.store.clone(), background.clone()));
         // In the background: the worker registers meanwhile, and is ready once they are done.
         let ctx = self.ctx.clone();
         tracker.spawn(async move {
@@ -121,7 +130,9 @@ impl Daemon {
         while let Some(lease) = registration::register_until(&self.store, &self.config, started_at, &shutdown).await {
             self.metrics.registrations.inc();
             self.metrics.set_registered(true);
+            self.accountant.set_lease(Some(lease.id()));
             let end = self.session(&lease, started_at, &shutdown).await;
+            self.accountant.set_lease(None);
             self.metrics.set_registered(false);
             if end == SessionEnd::Shutdown {
                 registration::revoke(&self.store, lease).await;

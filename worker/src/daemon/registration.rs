@@ -24,6 +24,7 @@ pub fn record(config: &DaemonConfig, started_at: jiff::Timestamp, usage: WorkerU
         slots: config.slots,
         labels: config.labels.clone(),
         clusters: config.clusters.clone(),
+        probe_hosts: config.probe_allow_hosts.clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         usage,
         cordoned: false,

@@ -21,7 +21,12 @@ use super::journal::Journal;
 use super::metrics::Metrics;
 use super::pushed::PushedPlugins;
 use super::status::{Fence, FinalWrite, StatusWriter, initial_status, with_summary};
-use crate::runtime::{InstanceSpec, KubeGateway, Outcome, Plugin, Record, RunFence, Runtime, Services, Sink, Tags};
+use crate::runtime::{
+    Capabilities, HttpGateway, InstanceSpec, KubeGateway, Outcome, Plugin, ProbeSink, Record, RunFence, Runtime,
+    Services, Sink, Tags,
+};
+use chaos_def::builtin::BuiltinPlugin;
+use chaos_def::probe::ProbeSpec;
 
 /// What every run of this worker shares.
 pub struct Context {
@@ -34,6 +39,10 @@ pub struct Context {
     pub writer: Arc<StatusWriter>,
     pub journal: Arc<Journal>,
     pub metrics: Arc<Metrics>,
+    /// HTTP outside the cluster for probes, to the hosts the operator allows.
+    pub http: Option<HttpGateway>,
+    /// The availability accounting probe samples go to.
+    pub probes: Option<Arc<dyn ProbeSink>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -120,6 +129,16 @@ pub async fn supervise(ctx: Arc<Context>, run: Run) {
     finish(ctx, &run, outcome).await;
 }
 
+/// The built-in `probe` plugin reaches only what its probe's kind needs, not everything the
+/// component declares (it serves every kind).
+fn probe_capabilities(instance: &TaskInstance) -> Option<Arc<Capabilities>> {
+    if instance.plugin.builtin() != Some(BuiltinPlugin::Probe) {
+        return None;
+    }
+    let spec: ProbeSpec = serde_json::from_value(Value::Object(instance.params.clone())).ok()?;
+    Some(Arc::new(spec.capabilities()))
+}
+
 /// Starts the plugin, waits for it, and journals the run's start and end.
 async fn run_plugin(ctx: &Context, run: &Run, plugin: Plugin) -> Outcome {
     let Run { instance, attempt, placement, .. } = run;
@@ -134,13 +153,21 @@ async fn run_plugin(ctx: &Context, run: &Run, plugin: Plugin) -> Outcome {
         // The run number the plugin sees (see `Assignment`).
         attempt: attempt + placement.saturating_sub(1),
         limits: ctx.runtime.config().limits.tightened(&instance.limits),
+        probe: instance.probe.clone(),
+        capabilities: probe_capabilities(instance),
     };
     let sink =
         Arc::new(DaemonSink { writer: ctx.writer.clone(), journal: ctx.journal.clone(), metrics: ctx.metrics.clone() });
     tracing::info!(instance = %instance.id, plugin = %instance.plugin.name(), attempt, placement, "starting");
     ctx.metrics.started.inc();
     ctx.journal.push_run(&instance.scenario, run_event(ctx, instance, "run-started", attempt, placement));
-    let services = Services { sink, kube: ctx.kube.clone(), fence: run.authority.clone() };
+    let services = Services {
+        sink,
+        kube: ctx.kube.clone(),
+        fence: run.authority.clone(),
+        http: ctx.http.clone(),
+        probes: ctx.probes.clone(),
+    };
     let outcome = plugin.start(spec, services, run.cancel.clone()).wait().await;
     let mut ended = run_event(ctx, instance, "run-ended", attempt, placement);
     ended.fields.insert("ok".into(), matches!(outcome, Outcome::Succeeded(_)).into());

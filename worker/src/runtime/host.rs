@@ -1,5 +1,6 @@
 //! The host side of the WIT world: the per-instance state a `Store` holds and the imports
-//! (`chaos:plugin/host`, `chaos:plugin/kube`) implemented on it.
+//! (`chaos:plugin/host`, `chaos:plugin/kube`, and since 0.1.1 `chaos:plugin/http` and
+//! `chaos:plugin/probe`) implemented on it.
 //!
 //! Every blocking import is async and parks the guest's fiber: a sleeping plugin costs no
 //! thread. Calls that were in flight when the instance is asked to stop end at once (`sleep`
@@ -23,8 +24,11 @@ use super::gate::Gate;
 use super::kube::{KubeGateway, Resolved};
 use super::sink::{Level, Record, Sink, Tags};
 
+use bindings::chaos::plugin::http::{Request as HttpRequest, Response as HttpResponse, Target as HttpTarget};
 use bindings::chaos::plugin::kube::{ObjectKind, PatchType, Selectors, WatchEvent};
+use bindings::chaos::plugin::probe::State as WitProbeState;
 use bindings::chaos::plugin::types::{Error as WitError, InstanceInfo, Level as WitLevel};
+use chaos_availability::ProbeState;
 
 /// Raised from the epoch callback when a plugin computes past its CPU budget without calling
 /// the host.
@@ -112,6 +116,9 @@ pub struct InstanceState {
     pub(crate) rng: ChaCha8Rng,
     pub(crate) caps: Option<Arc<Capabilities>>,
     pub(crate) kube: Option<KubeGateway>,
+    pub(crate) http: Option<super::http::HttpGateway>,
+    /// The probe this instance samples and where its samples go.
+    pub(crate) probe: Option<(super::probe::ProbeTag, Arc<dyn super::probe::ProbeSink>)>,
     pub(crate) fence: super::fence::RunFence,
     pub(crate) actions: HashMap<u64, OpenAction>,
     pub(crate) next_action: u64,
@@ -464,6 +471,56 @@ impl bindings::chaos::plugin::kube::HostWatch for InstanceState {
     async fn drop(&mut self, watch: Resource<WatchHandle>) -> wasmtime::Result<()> {
         self.table.delete(watch)?;
         self.open_watches = self.open_watches.saturating_sub(1);
+        Ok(())
+    }
+}
+
+impl bindings::chaos::plugin::http::Host for InstanceState {
+    async fn send(&mut self, req: HttpRequest) -> wasmtime::Result<Result<HttpResponse, WitError>> {
+        self.enter();
+        if self.fence.revoked() {
+            return Ok(Err(WitError::Cancelled));
+        }
+        let timeout = Duration::from_millis(req.timeout_ms);
+        let (target, plural) = match req.target {
+            HttpTarget::Url(url) => {
+                let Some(http) = self.http.clone() else {
+                    return Ok(Err(WitError::Forbidden("this worker allows no HTTP outside the cluster".into())));
+                };
+                let method = req.method;
+                return Ok(self.call(async move { http.fetch(&method, &url, timeout).await }).await);
+            }
+            HttpTarget::Service(target) => (target, "services"),
+            HttpTarget::Pod(target) => (target, "pods"),
+        };
+        let kind = ObjectKind { api_version: "v1".into(), kind: plural.into() };
+        let (kube, _) = match self.authorize(Verb::Proxy, &kind, Some(&target.namespace)).await {
+            Ok(granted) => granted,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        if self.kube_turn().await.is_none() {
+            return Ok(Err(WitError::Cancelled));
+        }
+        let (method, path) = (req.method, req.path);
+        Ok(self.call(async move { super::http::proxy(&kube, plural, &target, &method, &path, timeout).await }).await)
+    }
+}
+
+impl bindings::chaos::plugin::probe::Host for InstanceState {
+    async fn bound(&mut self) -> wasmtime::Result<bool> {
+        self.enter();
+        Ok(self.probe.is_some())
+    }
+
+    async fn sample(&mut self, state: WitProbeState, detail: String) -> wasmtime::Result<()> {
+        self.enter();
+        let Some((tag, sink)) = &self.probe else { return Ok(()) };
+        let state = match state {
+            WitProbeState::Up => ProbeState::Up,
+            WitProbeState::Down => ProbeState::Down,
+            WitProbeState::Unknown => ProbeState::Unknown,
+        };
+        sink.sample(tag, state, super::probe::cut_detail(&detail), jiff::Timestamp::now().as_millisecond());
         Ok(())
     }
 }

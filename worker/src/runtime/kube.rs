@@ -74,6 +74,11 @@ impl KubeGateway {
         Ok(Self::new(client))
     }
 
+    /// The client, for raw requests (the API proxy).
+    pub fn client(&self) -> kube::Client {
+        self.inner.client.clone()
+    }
+
     async fn resources(&self, api_version: &str, refresh: bool) -> Result<Arc<Vec<APIResource>>, WitError> {
         if !refresh && let Some(found) = self.inner.discovery.read().ok().and_then(|d| d.get(api_version).cloned()) {
             return Ok(found);

@@ -19,7 +19,9 @@ pub mod engine;
 mod fence;
 pub mod gate;
 pub mod host;
+pub mod http;
 pub mod kube;
+pub mod probe;
 pub mod sink;
 pub mod stdio;
 
@@ -43,7 +45,9 @@ pub use self::config::RuntimeConfig;
 pub use self::fence::RunFence;
 use self::gate::{Gate, WorkerKube};
 use self::host::{CpuBudgetExceeded, CpuMeter, InstanceState, Limits, MemoryLimitExceeded, ReportBatch, Shared};
+pub use self::http::HttpGateway;
 pub use self::kube::KubeGateway;
+pub use self::probe::{ProbeSink, ProbeTag};
 pub use self::sink::{Level, MemorySink, NullSink, Record, Sink, Tags};
 use self::stdio::{LogStream, StderrTail};
 use crate::error::{Error, Result};
@@ -201,6 +205,11 @@ pub struct InstanceSpec {
     pub attempt: u32,
     /// What the instance may send through the host.
     pub limits: ChannelLimits,
+    /// The probe it samples, if any (`chaos:plugin/probe`).
+    pub probe: Option<chaos_def::probe::ProbeBinding>,
+    /// Replaces the component's declared capabilities: the worker narrows the built-in `probe`
+    /// plugin to what its probe's kind needs.
+    pub capabilities: Option<Arc<Capabilities>>,
 }
 
 /// What an instance talks to.
@@ -211,11 +220,15 @@ pub struct Services {
     pub kube: Option<KubeGateway>,
     /// What ends the run's right to act at all.
     pub fence: RunFence,
+    /// HTTP outside the cluster, to the hosts the operator allows; None: none at all.
+    pub http: Option<HttpGateway>,
+    /// Where probe samples go; None: they are dropped.
+    pub probes: Option<Arc<dyn ProbeSink>>,
 }
 
 impl Services {
     pub fn new(sink: Arc<dyn Sink>, kube: Option<KubeGateway>) -> Self {
-        Services { sink, kube, fence: RunFence::default() }
+        Services { sink, kube, fence: RunFence::default(), http: None, probes: None }
     }
 }
 
@@ -283,6 +296,14 @@ impl Plugin {
         let rt = &self.inner.runtime.inner;
         let config = &rt.config;
         let spec = spec.clone();
+        let probe = match (spec.probe.clone(), services.probes.clone()) {
+            (Some(binding), Some(sink)) => {
+                let tag = ProbeTag { binding, scenario: spec.scenario.clone(), instance: spec.instance_id.clone() };
+                Some((tag, sink))
+            }
+            _ => None,
+        };
+        let caps = spec.capabilities.clone().or_else(|| self.inner.capabilities.clone());
         let tags = Tags {
             scenario: spec.scenario.clone(),
             instance: spec.instance_id.clone(),
@@ -326,8 +347,10 @@ impl Plugin {
             shared: shared.clone(),
             stop: cancel.clone(),
             rng: host::rng_for(spec.seed),
-            caps: self.inner.capabilities.clone(),
+            caps,
             kube: services.kube,
+            http: services.http,
+            probe,
             fence: services.fence,
             actions: HashMap::new(),
             next_action: 0,
@@ -409,6 +432,9 @@ impl Plugin {
         stdout.finish();
         stderr.finish();
         store.data_mut().flush_report();
+        if let Some((tag, sink)) = &store.data().probe {
+            sink.ended(tag);
+        }
         let gate = &store.data().shared.gate;
         let result = result.map(|r| r.map(|r| r.map(|summary| gate.summary(summary))));
         // Whatever the gate still holds back is told now, before the run's end is written.
