@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod availability;
 pub mod cluster;
 pub mod error;
 pub mod metrics;
@@ -78,6 +79,7 @@ impl AppState {
         (name = "cluster", description = "Task instances and workers"),
         (name = "plugins", description = "Push, list and describe plugins"),
         (name = "security", description = "API tokens and the audit trail"),
+        (name = "availability", description = "Probes, the availability range and Downtimes"),
         (name = "health", description = "Liveness, readiness, metrics and this document"),
     )
 )]
@@ -154,6 +156,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::create, tokens::list))
         .routes(routes!(tokens::revoke))
         .routes(routes!(audit::list))
+        .routes(routes!(availability::probes))
+        .routes(routes!(availability::range))
+        .routes(routes!(availability::downtimes, availability::apply_downtime))
+        .routes(routes!(availability::delete_downtime))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics::serve))

@@ -266,7 +266,9 @@ pub async fn report(
         .filter_map(|(key, v)| key.strip_prefix(&keys.statuses_prefix()).map(|id| (id.to_string(), v.value)))
         .collect();
     let journal: Vec<JournalEvent> = journal_of(&state, &name).await?.into_iter().map(|(_, e)| e).collect();
-    Ok(Json(build(&stored, &status, &statuses, &journal)))
+    let mut report = build(&stored, &status, &statuses, &journal);
+    report.availability = crate::availability::of_run(store, &stored, &status).await?;
+    Ok(Json(report))
 }
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]

@@ -15,7 +15,7 @@ use chaos_def::api::{
     ScenarioList, ScenarioView, StopBody,
 };
 use chaos_def::builtin::BuiltinPlugin;
-use chaos_def::records::{PluginMeta, ScenarioPhase, ScenarioStatus, StopRequest, StoredScenario};
+use chaos_def::records::{PluginMeta, ScenarioPhase, ScenarioStatus, StopRequest, StoredScenario, WorkerRecord};
 use chaos_def::retry::Backoff;
 use chaos_def::scenario::{PluginRef, Scenario, SpecError, scenario_from_value};
 use chaos_def::store::{Batch, StoreError, Versioned};
@@ -199,7 +199,39 @@ async fn check_plugins(state: &AppState, scenario: &Scenario) -> Result<(), ApiE
             });
         }
     }
+    errors.extend(check_probe_hosts(state, scenario).await?);
     if errors.is_empty() { Ok(()) } else { Err(ApiError::Invalid(SpecErrors(errors))) }
+}
+
+/// A `url` probe must name a host some worker of the scenario's cluster allows
+/// (`chaos-worker --probe-allow-host`): nothing else can be reached.
+async fn check_probe_hosts(state: &AppState, scenario: &Scenario) -> Result<Vec<SpecError>, ApiError> {
+    let urls: Vec<(usize, String)> =
+        scenario.spec.probes.iter().enumerate().filter_map(|(i, p)| p.url_host().map(|host| (i, host))).collect();
+    if urls.is_empty() {
+        return Ok(Vec::new());
+    }
+    let store = &state.store;
+    let workers = store.list::<WorkerRecord>(&store.keys().workers_prefix()).await?;
+    let allowed: Vec<String> = workers
+        .items
+        .into_iter()
+        .filter(|(_, w)| w.value.clusters.contains(&scenario.spec.cluster))
+        .flat_map(|(_, w)| w.value.probe_hosts)
+        .collect();
+    Ok(urls
+        .into_iter()
+        .filter(|(_, host)| !chaos_def::probe::host_allowed(host, &allowed))
+        .map(|(i, host)| SpecError {
+            path: format!("spec.probes[{i}].http.url"),
+            line: None,
+            message: format!(
+                "no worker of cluster {:?} allows requests to {host} (chaos-worker --probe-allow-host); allowed: {}",
+                scenario.spec.cluster,
+                if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
+            ),
+        })
+        .collect())
 }
 
 fn rand_seed() -> u64 {

@@ -5,6 +5,7 @@
 
 mod failover;
 mod pipeline;
+mod probes;
 mod runtime;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,14 @@ enum Command {
     Pipeline(pipeline::Args),
     /// SIGKILL a worker under its instances: time until they run elsewhere, and duplicates.
     Failover(failover::Args),
+    /// Probes at 1 Hz on one worker: its CPU and memory, etcd writes per probe per minute.
+    Probes(probes::Args),
+}
+
+/// The clock ticks per second `/proc` counts CPU times in: Linux's USER_HZ, 100 on every
+/// architecture this runs on whatever the kernel's own HZ (it is part of the user-space ABI).
+fn clock_ticks() -> f64 {
+    100.0
 }
 
 /// Progress lines on stderr, unless only the JSON figures are wanted.
@@ -44,6 +53,7 @@ fn main() -> anyhow::Result<()> {
                 Command::Runtime(args) => runtime::run(args).await,
                 Command::Pipeline(args) => pipeline::run(args).await,
                 Command::Failover(args) => failover::run(args).await,
+                Command::Probes(args) => probes::run(args).await,
             }
         };
         // On SIGTERM or Ctrl-C the run is dropped, and with it the stack it started: every

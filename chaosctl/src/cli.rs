@@ -4,6 +4,7 @@
 use chaos_def::auth::Role;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
+use chaosctl::availability::window::{self, MutedTypes};
 use chaosctl::output::Format;
 use chaosctl::stack;
 
@@ -26,7 +27,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create or update scenarios from a YAML or JSON file (`-` reads standard input).
+    /// Create or update scenarios and Downtimes from a YAML or JSON file (`-` reads standard input).
     Apply {
         #[arg(short = 'f', long = "filename", value_name = "FILE")]
         file: String,
@@ -65,7 +66,7 @@ pub enum Command {
     },
     /// Lift `stop --all`: new scenarios are accepted again (stopped ones stay stopped).
     Resume,
-    /// Delete a scenario.
+    /// Delete a scenario, or a Downtime.
     Delete {
         #[arg(value_enum)]
         resource: Single,
@@ -86,6 +87,17 @@ pub enum Command {
         follow: bool,
         #[arg(short, long, value_enum, default_value_t = Format::Table)]
         output: Format,
+    },
+    /// How available the probes were over a range: a timeline per probe (one cell per step:
+    /// up, partly down, down, muted by a Downtime, no data), its availability over the range,
+    /// and the Downtimes that touched it.
+    ///
+    /// Availability is (up + muted) / (up + muted + down): time no probe measured counts
+    /// neither way. Down time inside a window of a muted Downtime type counts as muted.
+    #[command(after_long_help = AVAILABILITY_EXAMPLES)]
+    Availability {
+        #[command(flatten)]
+        args: AvailabilityArgs,
     },
     /// Write, push, list and describe plugins.
     Plugin {
@@ -148,6 +160,51 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+const AVAILABILITY_EXAMPLES: &str = "\
+Examples:
+  chaosctl availability                                  # every probe, the last hour
+  chaosctl availability --scenario smoke --last 7d       # a scenario's probes over a week
+  chaosctl availability --group synthetic --from 2026-01-02T00:00:00Z --to 2026-01-03T00:00:00Z --step 1h
+  chaosctl availability --mute none                      # planned work counts as down
+  chaosctl availability --last 1d --svg availability.svg # also as an image
+  chaosctl availability -o json                          # the API's answer";
+
+/// The flags of `availability`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AvailabilityArgs {
+    /// Only the probes this scenario measures.
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// Only the probes of this group.
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Only the probes of this name.
+    #[arg(long)]
+    pub probe: Option<String>,
+    /// The range is this long, up to --to: 30s, 5m, 1h, 7d [default: 1h].
+    #[arg(long, value_name = "DURATION", value_parser = window::parse_last, conflicts_with = "from")]
+    pub last: Option<i64>,
+    /// The range's start: RFC 3339 (2026-01-02T15:04:05Z) or unix seconds.
+    #[arg(long, value_name = "TIME", value_parser = window::parse_time)]
+    pub from: Option<i64>,
+    /// The range's end: RFC 3339 or unix seconds [default: now].
+    #[arg(long, value_name = "TIME", value_parser = window::parse_time)]
+    pub to: Option<i64>,
+    /// One cell's length: a multiple of 30s within the last day, else of 5m [default: the finest
+    /// that fits the terminal's width, COLUMNS or 100].
+    #[arg(long, value_name = "DURATION", value_parser = window::parse_step)]
+    pub step: Option<i64>,
+    /// The Downtime types that mute down time, comma-separated (Accident, Maintenance,
+    /// InfrastructureMaintenance, InfrastructureAccident), or `none` [default: all but Accident].
+    #[arg(long, value_name = "TYPES", value_parser = window::parse_mute)]
+    pub mute: Option<MutedTypes>,
+    #[arg(short, long, value_enum, default_value_t)]
+    pub output: Format,
+    /// Also draw the chart as an SVG image into FILE.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -394,12 +451,17 @@ pub enum Resource {
     Workers,
     #[value(alias = "plugin")]
     Plugins,
+    #[value(alias = "downtime", alias = "dt")]
+    Downtimes,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Single {
     #[value(alias = "scenarios", alias = "sc")]
     Scenario,
+    /// A Downtime applied with `apply -f` (for `delete`).
+    #[value(alias = "downtimes", alias = "dt")]
+    Downtime,
 }
 
 /// `completion SHELL`: prints the completion script of the whole command line.
@@ -415,5 +477,39 @@ mod tests {
     #[test]
     fn every_command_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    fn availability(args: &[&str]) -> Result<AvailabilityArgs, String> {
+        let argv = ["chaosctl", "availability"].iter().chain(args);
+        match Cli::try_parse_from(argv).map_err(|e| e.to_string())?.command {
+            Command::Availability { args } => Ok(args),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn availability_reads_its_flags() {
+        let args = availability(&["--last", "7d", "--step", "1h", "--mute", "Maintenance,Accident", "-o", "json"]);
+        let args = args.unwrap();
+        assert_eq!((args.last, args.step), (Some(7 * 86_400), Some(3600)));
+        assert_eq!(args.mute.unwrap().0.len(), 2);
+        assert_eq!(args.output, Format::Json);
+        let args = availability(&["--from", "2026-01-02T14:00:00Z", "--to", "1767366000"]).unwrap();
+        assert_eq!((args.from, args.to), (Some(1_767_362_400), Some(1_767_366_000)));
+        assert_eq!(availability(&["--mute", "none"]).unwrap().mute.unwrap().0, []);
+    }
+
+    #[test]
+    fn availability_refuses_bad_flags_clearly() {
+        let error = availability(&["--mute", "Maintenance,Holiday"]).unwrap_err();
+        assert!(error.contains("unknown Downtime type \"Holiday\""), "{error}");
+        assert!(error.contains("Accident, Maintenance, InfrastructureMaintenance, InfrastructureAccident"), "{error}");
+        assert!(availability(&["--step", "45s"]).unwrap_err().contains("multiple of 30s"));
+        assert!(availability(&["--from", "yesterday"]).unwrap_err().contains("RFC 3339"));
+        assert!(availability(&["--last", "1h", "--from", "1767362400"]).unwrap_err().contains("cannot be used with"));
+        // --from after --to parses, and is refused when the range is resolved.
+        let args = availability(&["--from", "2026-01-02T15:00:00Z", "--to", "2026-01-02T14:00:00Z"]).unwrap();
+        let error = window::Span::resolve(args.last, args.from, args.to, 1_767_366_000).unwrap_err();
+        assert!(error.contains("--from (2026-01-02T15:00:00Z) must be before --to"), "{error}");
     }
 }

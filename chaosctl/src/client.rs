@@ -2,14 +2,16 @@
 //! one line a person can act on.
 
 use chaos_def::api::{
-    ActionResponse, ApplyResponse, AuditList, ErrorBody, GlobalStopResponse, InstanceList, PluginList, PushResponse,
-    ScenarioList, ScenarioView, StopBody, TokenCreated, TokenList, WorkerList,
+    ActionResponse, ApplyResponse, AuditList, AvailabilityRange, DowntimeList, ErrorBody, GlobalStopResponse,
+    InstanceList, PluginList, ProbeGroups, PushResponse, ScenarioList, ScenarioView, StopBody, TokenCreated, TokenList,
+    WorkerList,
 };
 use chaos_def::auth::TokenRequest;
+use chaos_def::availability::{DowntimeDocument, DowntimeType};
 use chaos_def::records::PluginMeta;
 use reqwest::{Method, StatusCode};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 /// Why a request failed, worded for the command line.
 #[derive(Debug, thiserror::Error)]
@@ -247,6 +249,98 @@ impl Client {
         }
         self.call(Method::GET, &path, None).await
     }
+
+    /// The probes that have reported, by group, with what each shows now.
+    pub async fn availability_probes(
+        &self,
+        group: Option<&str>,
+        scenario: Option<&str>,
+    ) -> Result<ProbeGroups, ClientError> {
+        let query = query_string(&[("group", group), ("scenario", scenario)]);
+        self.call(Method::GET, &format!("/v1/availability/probes{query}"), None).await
+    }
+
+    /// Per probe and step, how long it was up, down, muted or unmeasured.
+    pub async fn availability_range(&self, request: &RangeRequest) -> Result<AvailabilityRange, ClientError> {
+        self.call(Method::GET, &request.path(), None).await
+    }
+
+    pub async fn downtimes(&self) -> Result<DowntimeList, ClientError> {
+        self.call(Method::GET, "/v1/downtimes", None).await
+    }
+
+    /// Creates or updates a Downtime from its document (sent as JSON).
+    pub async fn apply_downtime(&self, document: &DowntimeDocument) -> Result<DowntimeApplyResponse, ClientError> {
+        let body = serde_json::to_string(document).expect("a Downtime serialises");
+        self.call(Method::POST, "/v1/downtimes", Some((body.into(), "application/json"))).await
+    }
+
+    pub async fn delete_downtime(&self, name: &str) -> Result<ActionResponse, ClientError> {
+        self.call(Method::DELETE, &format!("/v1/downtimes/{name}"), None).await
+    }
+}
+
+/// What `POST /v1/downtimes` answers. Read leniently: the result as a word and the Downtime as
+/// any JSON, so that a field the apiserver adds later does not fail an apply that worked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DowntimeApplyResponse {
+    /// `created`, `configured` or `unchanged`.
+    pub result: String,
+    /// The Downtime as stored.
+    #[serde(default)]
+    pub downtime: serde_json::Value,
+}
+
+/// What `GET /v1/availability/range` is asked: the range (unix seconds, `to` exclusive), the
+/// step in seconds, the filters, and the Downtime types to mute.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RangeRequest {
+    pub from: i64,
+    pub to: i64,
+    pub step: i64,
+    pub group: Option<String>,
+    pub probe: Option<String>,
+    pub scenario: Option<String>,
+    /// `None` leaves the apiserver's default (every type but Accident); an empty list mutes
+    /// nothing.
+    pub mute: Option<Vec<DowntimeType>>,
+}
+
+impl RangeRequest {
+    /// The request's path and query.
+    pub fn path(&self) -> String {
+        let (from, to, step) = (self.from.to_string(), self.to.to_string(), self.step.to_string());
+        let mute = self.mute.as_ref().map(|kinds| kinds.iter().map(|kind| kind.as_str()).collect::<Vec<_>>().join(","));
+        let query = query_string(&[
+            ("from", Some(&from)),
+            ("to", Some(&to)),
+            ("step", Some(&step)),
+            ("group", self.group.as_deref()),
+            ("probe", self.probe.as_deref()),
+            ("scenario", self.scenario.as_deref()),
+            ("muteDowntimeTypes", mute.as_deref()),
+        ]);
+        format!("/v1/availability/range{query}")
+    }
+}
+
+/// `?a=1&b=2` of the pairs that have a value (empty when none has), values percent-encoded.
+fn query_string(pairs: &[(&str, Option<&str>)]) -> String {
+    let present: Vec<String> =
+        pairs.iter().filter_map(|(key, value)| value.map(|value| format!("{key}={}", encode(value)))).collect();
+    if present.is_empty() { String::new() } else { format!("?{}", present.join("&")) }
+}
+
+/// Percent-encodes all but RFC 3986's unreserved characters and the comma (which lists use).
+fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b',' => out.push(byte as char),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
 }
 
 impl Client {
@@ -269,4 +363,37 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
         cause = next;
     }
     cause.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_range_request_names_only_what_is_set_and_encodes_values() {
+        let request = RangeRequest { from: 100, to: 400, step: 30, ..Default::default() };
+        assert_eq!(request.path(), "/v1/availability/range?from=100&to=400&step=30");
+        let request = RangeRequest {
+            group: Some("control plane".into()),
+            probe: Some("api&co".into()),
+            scenario: Some("s".into()),
+            mute: Some(vec![DowntimeType::Maintenance, DowntimeType::Accident]),
+            ..request
+        };
+        assert_eq!(
+            request.path(),
+            "/v1/availability/range?from=100&to=400&step=30&group=control%20plane&probe=api%26co&scenario=s\
+             &muteDowntimeTypes=Maintenance,Accident"
+        );
+        let nothing_muted = RangeRequest { mute: Some(vec![]), ..Default::default() };
+        assert!(nothing_muted.path().ends_with("&muteDowntimeTypes="), "{}", nothing_muted.path());
+    }
+
+    #[test]
+    fn a_downtime_answer_is_read_leniently() {
+        let answer: DowntimeApplyResponse =
+            serde_json::from_str(r#"{"result":"created","downtime":{"name":"d","future":1},"extra":true}"#).unwrap();
+        assert_eq!(answer.result, "created");
+        assert_eq!(answer.downtime["future"], 1);
+    }
 }

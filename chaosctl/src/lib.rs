@@ -1,7 +1,9 @@
 //! The library half of `chaosctl`: the REST client, output formatting, the local stack
 //! (`chaosctl up`), a stack driven from code ([`fleet`], for `chaos-bench` and the end-to-end
-//! tests) and the analysis of a scenario's journal (runs of an instance on workers).
+//! tests), the analysis of a scenario's journal (runs of an instance on workers) and the
+//! availability charts ([`availability`]).
 
+pub mod availability;
 pub mod client;
 pub mod config;
 pub mod demo;

@@ -67,6 +67,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cmd::get::get(&client, resource, name, scenario, output).await
         }
         Command::Describe { resource: Single::Scenario, name } => cmd::describe::describe(&client, &name).await,
+        Command::Describe { resource: Single::Downtime, .. } => {
+            anyhow::bail!("describe takes a scenario; `chaosctl get downtimes` lists the Downtimes")
+        }
         Command::Stop { all: true, reason, .. } => cmd::lifecycle::stop_all(&client, reason).await,
         Command::Stop { name, reason, .. } => {
             let name = name.expect("clap requires a name without --all");
@@ -74,8 +77,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Resume => cmd::lifecycle::resume(&client).await,
         Command::Delete { resource: Single::Scenario, name } => cmd::lifecycle::delete(&client, &name).await,
+        Command::Delete { resource: Single::Downtime, name } => {
+            let done = client.delete_downtime(&name).await?;
+            println!("downtime/{} {}", done.name, done.result.as_str());
+            Ok(())
+        }
         Command::Report { name, output } => cmd::journal::report(&client, &name, output).await,
         Command::Events { name, follow, output } => cmd::journal::events(&client, &name, follow, output).await,
+        Command::Availability { args } => cmd::availability::availability(&client, args).await,
         Command::Plugin { action } => cmd::plugin::run(&client, action).await,
         Command::Worker { action } => cmd::worker::run(&client, action).await,
         Command::Token { action } => cmd::security::token(&client, action).await,

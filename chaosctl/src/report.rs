@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use chaos_def::api::{EventEntry, Report};
+use chaos_def::api::{EventEntry, ProbeAvailability, Report};
 
 use crate::output::table;
 
@@ -71,6 +71,10 @@ pub fn render(report: &Report) -> String {
         }
         let _ = writeln!(out);
     }
+    if !report.availability.is_empty() {
+        out.push_str(&availability_table(&report.availability));
+        let _ = writeln!(out);
+    }
     if report.journal_dropped > 0 {
         let _ = writeln!(out, "Journal entries dropped by plugin limits: {}", report.journal_dropped);
     }
@@ -87,6 +91,27 @@ pub fn render(report: &Report) -> String {
     out
 }
 
+/// The availability of the scenario's probes over its run: one row per probe, its seconds by
+/// state as durations (`59m10s`).
+fn availability_table(probes: &[ProbeAvailability]) -> String {
+    let seconds = |secs: u32| chaos_def::Duration::from_secs(u64::from(secs)).to_string();
+    let rows: Vec<Vec<String>> = probes
+        .iter()
+        .map(|p| {
+            vec![
+                crate::availability::label_of(&p.group, &p.probe),
+                crate::availability::percent(p.availability),
+                seconds(p.up),
+                seconds(p.down),
+                seconds(p.muted),
+                seconds(p.unknown),
+                seconds(p.nodata),
+            ]
+        })
+        .collect();
+    table(&["PROBE", "AVAILABILITY", "UP", "DOWN", "MUTED", "UNKNOWN", "NO-DATA"], &rows)
+}
+
 /// One journal entry on one line: time, kind, instance, then its fields.
 pub fn event_line(entry: &EventEntry) -> String {
     let e = &entry.event;
@@ -100,4 +125,37 @@ pub fn event_line(entry: &EventEntry) -> String {
         let _ = write!(line, " {key}={text}");
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_lists_each_probes_availability_and_time_by_state() {
+        let probe = |probe: &str, up, down, nodata, availability| ProbeAvailability {
+            group: "synthetic".into(),
+            probe: probe.into(),
+            up,
+            down,
+            unknown: 0,
+            muted: 120,
+            nodata,
+            availability,
+        };
+        let report = Report {
+            scenario: "smoke".into(),
+            phase: "Stopped".into(),
+            availability: vec![probe("http", 3550, 17, 33, Some(0.99531)), probe("dns", 0, 0, 3720, None)],
+            ..Default::default()
+        };
+        let text = render(&report);
+        let expected = "\
+PROBE            AVAILABILITY   UP       DOWN   MUTED   UNKNOWN   NO-DATA
+synthetic/http   99.53%         59m10s   17s    2m      0s        33s
+synthetic/dns    -              0s       0s     2m      0s        1h2m
+";
+        assert!(text.contains(expected), "{text}");
+        assert!(!render(&Report::default()).contains("AVAILABILITY"));
+    }
 }

@@ -302,6 +302,8 @@ impl Stack {
             format!("--listen=127.0.0.1:{port}"),
             // Shared: a plugin is compiled once for all the workers of the stack.
             format!("--cache-dir={}", self.state_dir.join("plugin-cache").display()),
+            // What its probes measure waits here until etcd has it (a restart delivers it).
+            format!("--state-dir={}", self.state_dir.join(&name).display()),
         ]);
         args.extend(self.kube_args.iter().cloned());
         args.extend(self.options.worker_args.iter().cloned());

@@ -182,6 +182,47 @@ async fn apply_reads_standard_input_and_several_documents() {
     assert!(stderr(&out).contains("<stdin>:1: apiVersion: is required"), "{}", stderr(&out));
 }
 
+const DOWNTIME: &str = "apiVersion: deckhouse.io/v1alpha1
+kind: Downtime
+metadata:
+  name: upgrade
+spec:
+  - startDate: \"2026-01-02T14:00:00Z\"
+    endDate: \"2026-01-02T15:00:00Z\"
+    type: Maintenance
+    affected: [synthetic]
+";
+
+#[tokio::test]
+async fn downtimes_apply_beside_scenarios_and_availability_answers() {
+    let stack = stack().await;
+    let demo = std::fs::read_to_string(format!("{EXAMPLES}/demo.yaml")).unwrap();
+    let both = format!("{demo}---\n{DOWNTIME}");
+    let out = stack.run_with_stdin(&["apply", "-f", "-"], Some(both.clone())).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "scenario/demo created\ndowntime/upgrade created\n");
+    let out = stack.run_with_stdin(&["apply", "-f", "-", "-o", "json"], Some(both)).await;
+    let answers: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answers[1]["result"], "unchanged", "{answers}");
+    assert_eq!(answers[1]["downtime"]["name"], "upgrade", "{answers}");
+
+    let holiday = DOWNTIME.replace("type: Maintenance", "type: Holiday");
+    let out = stack.run_with_stdin(&["apply", "-f", "-"], Some(holiday)).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).starts_with("error: <stdin>:8: spec[0].type: unknown variant `Holiday`"), "{}", stderr(&out));
+
+    // No worker runs, so no probe has reported: the answer is empty, and the table says so.
+    let out = stack.run(&["availability", "-o", "json", "--step", "1m"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let range: chaos_def::api::AvailabilityRange = serde_json::from_slice(&out.stdout).unwrap();
+    // The last hour, aligned to the minute: one step more unless now is on a whole minute.
+    assert!(matches!(range.to - range.from, 3600 | 3660), "{range:?}");
+    assert_eq!((range.step, range.probes.len()), (60, 0));
+    let out = stack.run(&["availability", "--mute", "none"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "No probes found.\n");
+}
+
 #[tokio::test]
 async fn server_errors_and_an_unreachable_server_are_one_clear_line() {
     let stack = stack().await;

@@ -14,6 +14,10 @@ struct Args {
     /// Runs an instance gets while it should be running before its volume is given up.
     #[arg(long, default_value_t = 3)]
     retry_limit: u32,
+    /// How often probes' episodes are folded into the 5-minute slots kept for good (they must be
+    /// folded within a day, when episodes expire).
+    #[arg(long, default_value = "10m")]
+    availability_fold_every: chaos_def::Duration,
 }
 
 #[tokio::main]
@@ -24,6 +28,7 @@ async fn main() -> anyhow::Result<()> {
             let mut config = ControllerConfig::new(elected.identity);
             config.lease_ttl = elected.lease_ttl;
             config.planner.retry_limit = args.retry_limit;
+            config.fold_every = args.availability_fold_every.as_std().max(std::time::Duration::from_secs(1));
             chaos_controller::run(elected.store, config, elected.shutdown)
         })
         .await

@@ -30,6 +30,8 @@ pub struct ControllerConfig {
     pub planner: PlannerConfig,
     /// Longest sleep between passes even when nothing is due (a safety net).
     pub resync: Duration,
+    /// How often probes' episodes are folded into 5-minute slots.
+    pub fold_every: Duration,
 }
 
 impl ControllerConfig {
@@ -39,6 +41,7 @@ impl ControllerConfig {
             lease_ttl: Duration::from_secs(2),
             planner: PlannerConfig::default(),
             resync: Duration::from_secs(30),
+            fold_every: Duration::from_secs(600),
         }
     }
 }
@@ -55,6 +58,8 @@ pub async fn run(store: Store, config: ControllerConfig, cancel: CancellationTok
 /// Leads until the term ends or `cancel`.
 async fn lead(store: &Store, leadership: &Leadership, config: &ControllerConfig, cancel: &CancellationToken) {
     let term = leadership.lost();
+    // Ends with the term, or is aborted when this function returns (shutdown).
+    let fold = tokio::spawn(crate::availability::fold_while_leading(store.clone(), config.fold_every, term.clone()));
     let keys = store.keys().clone();
     let mut watches = chaos_daemon::Watches::new();
     watches.follow(store.watch(&keys.scenarios_prefix()), Change::Scenario);
@@ -88,6 +93,7 @@ async fn lead(store: &Store, leadership: &Leadership, config: &ControllerConfig,
         wake = next.unwrap_or_else(|| Instant::now() + config.resync);
     }
     watches.close().await;
+    fold.abort();
 }
 
 /// When the next pass may start. A pass plans every instance of every scenario; in a burst

@@ -203,6 +203,90 @@ pub struct Report {
     /// Journal entries plugins sent past their rate limit, which the report could not see.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub journal_dropped: u64,
+    /// The availability of each of the scenario's probes over its run (from its start to its
+    /// stop, or to now).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub availability: Vec<ProbeAvailability>,
+}
+
+/// One probe's availability over a scenario's run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeAvailability {
+    pub group: String,
+    pub probe: String,
+    pub up: u32,
+    pub down: u32,
+    pub unknown: u32,
+    pub muted: u32,
+    pub nodata: u32,
+    /// `(up + muted) / (up + muted + down)`; absent when nothing was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability: Option<f64>,
+}
+
+/// `GET /v1/availability/probes`: the groups and their probes (upmeter's `/api/probe`), with
+/// what each shows now.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeGroups {
+    pub groups: Vec<ProbeGroup>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeGroup {
+    pub group: String,
+    pub probes: Vec<ProbeSummary>,
+}
+
+/// A probe and its live state: the most optimistic of its vantage points (up when any sees it
+/// up), and each vantage point's own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeSummary {
+    pub group: String,
+    pub probe: String,
+    /// The scenario that measures it (the last to start it).
+    pub scenario: String,
+    /// Absent while no vantage point measures it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<crate::availability::ProbeState>,
+    /// Since when the state holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub since: Option<jiff::Timestamp>,
+    pub vantage_points: Vec<crate::availability::LiveState>,
+}
+
+/// `GET /v1/availability/range`: per probe, per step, up / down / unknown / muted / nodata
+/// seconds, the downtimes that touched the step and the availability, plus a total (upmeter's
+/// `/api/status/range`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AvailabilityRange {
+    /// The range as computed: `from` aligned down and `to` up to the step (unix seconds).
+    pub from: i64,
+    pub to: i64,
+    pub step: i64,
+    /// The Downtime types muted.
+    pub muted: Vec<chaos_availability::DowntimeType>,
+    pub probes: Vec<chaos_availability::range::ProbeRange>,
+}
+
+/// What `POST /v1/downtimes` did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DowntimeApplied {
+    pub result: ApplyResult,
+    pub downtime: crate::availability::StoredDowntime,
+}
+
+/// `GET /v1/downtimes`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DowntimeList {
+    pub downtimes: Vec<crate::availability::StoredDowntime>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

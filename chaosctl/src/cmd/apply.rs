@@ -1,24 +1,25 @@
-//! `apply -f FILE`: reads scenarios from a file or standard input, validates them here (so a
-//! broken file is reported with its lines before anything is sent), then applies each.
+//! `apply -f FILE`: reads scenarios and upmeter `Downtime` documents, mixed, from a file or
+//! standard input, validates them all here (so a broken file is reported with its lines before
+//! anything is sent), then applies each in the file's order.
 
 use std::io::Read as _;
 
+use chaos_def::availability::Document;
 use chaos_def::scenario::SpecErrors;
 use chaosctl::client::Client;
 use chaosctl::output::{Format, structured};
 
-/// Applies every scenario in `file` (`-` reads standard input), printing what each apply did.
+/// Applies every document in `file` (`-` reads standard input), printing what each apply did.
 pub async fn apply(client: &Client, file: &str, output: Format) -> anyhow::Result<()> {
     let text = read_input(file)?;
     let shown = if file == "-" { "<stdin>" } else { file };
-    let scenarios =
-        chaos_def::parse_scenarios(&text).map_err(|errors| anyhow::anyhow!("{}", located(&errors, shown)))?;
+    let documents = chaos_def::availability::parse_documents(&text)
+        .map_err(|errors| anyhow::anyhow!("{}", located(&errors, shown)))?;
     let mut responses = Vec::new();
-    for scenario in &scenarios {
-        let response =
-            client.apply(scenario).await.map_err(|e| anyhow::anyhow!("scenario/{}: {e}", scenario.metadata.name))?;
+    for document in &documents {
+        let (object, result, response) = apply_one(client, document).await?;
         if output == Format::Table {
-            println!("scenario/{} {}", scenario.metadata.name, response.result.as_str());
+            println!("{object} {result}");
         }
         responses.push(response);
     }
@@ -26,6 +27,22 @@ pub async fn apply(client: &Client, file: &str, output: Format) -> anyhow::Resul
         print!("{text}");
     }
     Ok(())
+}
+
+/// Applies one document: what it is (`scenario/NAME`), what the apply did, and the answer.
+async fn apply_one(client: &Client, document: &Document) -> anyhow::Result<(String, String, serde_json::Value)> {
+    match document {
+        Document::Scenario(scenario) => {
+            let object = format!("scenario/{}", scenario.metadata.name);
+            let response = client.apply(scenario).await.map_err(|e| anyhow::anyhow!("{object}: {e}"))?;
+            Ok((object, response.result.as_str().to_string(), serde_json::to_value(&response)?))
+        }
+        Document::Downtime(downtime) => {
+            let object = format!("downtime/{}", downtime.metadata.name);
+            let response = client.apply_downtime(downtime).await.map_err(|e| anyhow::anyhow!("{object}: {e}"))?;
+            Ok((object, response.result.clone(), serde_json::to_value(&response)?))
+        }
+    }
 }
 
 fn read_input(file: &str) -> anyhow::Result<String> {

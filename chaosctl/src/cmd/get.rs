@@ -1,4 +1,4 @@
-//! `get scenarios|instances|workers|plugins`: lists as tables for people, or as JSON/YAML for
+//! `get scenarios|instances|workers|plugins|downtimes`: lists as tables for people, or as JSON/YAML for
 //! scripts. Each resource's row is a pure function of what the apiserver sent and the time.
 
 use chaos_def::api::{InstanceView, ScenarioView};
@@ -23,7 +23,33 @@ pub async fn get(
         Resource::Instances => instances(client, scenario.as_deref(), output).await,
         Resource::Workers => workers(client, output).await,
         Resource::Plugins => super::plugin::list(client, output).await,
+        Resource::Downtimes => downtimes(client, output).await,
     }
+}
+
+/// Downtimes, one row per window: users' (`user`) and those read from clusters.
+async fn downtimes(client: &Client, output: Format) -> anyhow::Result<()> {
+    let list = client.downtimes().await?.downtimes;
+    if let Some(text) = structured(output, &list) {
+        print!("{text}");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .flat_map(|d| {
+            d.windows.iter().map(move |w| {
+                vec![
+                    d.name.clone(),
+                    d.source.clone(),
+                    w.kind.as_str().to_string(),
+                    format!("{} → {}", w.start_date, w.end_date),
+                    w.affected.join(","),
+                ]
+            })
+        })
+        .collect();
+    print_rows(&["NAME", "SOURCE", "TYPE", "WINDOW", "AFFECTED"], &rows, "downtimes");
+    Ok(())
 }
 
 async fn scenarios(client: &Client, name: Option<&str>, output: Format) -> anyhow::Result<()> {

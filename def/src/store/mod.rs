@@ -25,6 +25,7 @@
 //!   write is guarded by compares on what their callers read, so a batch that landed cannot
 //!   land twice (its compares fail), and the caller reads and decides again.
 
+pub mod availability;
 mod batch;
 mod blobs;
 mod cache;
@@ -328,6 +329,30 @@ impl Store {
             })
             .await?;
         Ok(Listing { items, revision })
+    }
+
+    /// The items from `start` (included) to `end` (excluded) written after `revision`: etcd
+    /// filters, so only what changed travels. One request: for windows whose changes are few.
+    pub async fn list_between_since<T: DeserializeOwned>(
+        &self,
+        start: &str,
+        end: &str,
+        revision: i64,
+    ) -> Result<Listing<T>> {
+        let kv = self.client.kv_client();
+        let response = self
+            .idempotent(|| {
+                let (mut kv, start, end) = (kv.clone(), start.to_string(), end.to_string());
+                let options = GetOptions::new().with_range(end).with_min_mod_revision(revision + 1);
+                async move { kv.get(start, Some(options)).await }
+            })
+            .await?;
+        let mut items = Vec::with_capacity(response.kvs().len());
+        for kv in response.kvs() {
+            let key = String::from_utf8_lossy(kv.key()).into_owned();
+            items.push((key.clone(), decode(&key, kv)?));
+        }
+        Ok(Listing { items, revision: response.header().map(|h| h.revision()).unwrap_or_default() })
     }
 
     /// How many keys are under `prefix` (etcd counts them; nothing is read).

@@ -12,6 +12,7 @@
 //! A worker that fences itself (its lease lost) stops its probes with every other plugin: the
 //! time until they run again, here or elsewhere, is no data, never down.
 
+pub mod downtimes;
 pub mod ledger;
 pub mod wal;
 

@@ -120,6 +120,10 @@ impl Daemon {
         tracker.spawn(self.ctx.writer.clone().run(Duration::from_millis(100), background.clone()));
         tracker.spawn(self.ctx.journal.clone().run(Duration::from_millis(250), background.clone()));
         tracker.spawn(self.accountant.clone().run(self.store.clone(), background.clone()));
+        if let (Some(kube), Some(cluster)) = (self.ctx.kube.clone(), self.config.clusters.first().cloned()) {
+            let mirror = crate::availability::downtimes::mirror(self.store.clone(), kube, cluster, background.clone());
+            tracker.spawn(mirror);
+        }
         // In the background: the worker registers meanwhile, and is ready once they are done.
         let ctx = self.ctx.clone();
         tracker.spawn(async move {

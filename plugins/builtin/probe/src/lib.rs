@@ -45,6 +45,7 @@ impl sdk::Guest for Probe {
         check.sweep();
         let interval = spec.interval.as_millis();
         let (mut up, mut down, mut unknown) = (0i64, 0i64, 0i64);
+        let mut last: Option<State> = None;
         while !sdk::cancelled() {
             let started = sdk::now_ms();
             let (state, detail) = check.run();
@@ -54,7 +55,13 @@ impl sdk::Guest for Probe {
                 State::Down => down += 1,
                 State::Unknown => unknown += 1,
             }
-            sdk::report(&[("up", up), ("down", down), ("unknown", unknown)], &json!({"last": detail}));
+            // The instance's status changes only when the state does: a report a second per
+            // probe would cost etcd a write a second (the samples themselves go to the
+            // availability accounting, a page a minute).
+            if last != Some(state) {
+                last = Some(state);
+                sdk::report(&[("up", up), ("down", down), ("unknown", unknown)], &json!({"state": detail}));
+            }
             let spent = sdk::now_ms().saturating_sub(started);
             if !sdk::sleep_ms(interval.saturating_sub(spent)) {
                 break;

@@ -10,6 +10,10 @@
 //! grace) and gives its verdict as soon as every condition is True again, or at the end of
 //! that time: a volume broken for good is still down then, and Broken.
 //!
+//! When the scenario measures its volumes (a `volumes` probe), the checker is also the volume's
+//! probe: about once a second it samples up while IOReady is True, down otherwise, from what
+//! its watch already shows (nothing is polled twice).
+//!
 //! Config: `{"volume"}` (CheckerParams takes nothing else).
 
 use chaos_megatest::logic::checker::{CONDITIONS, Tracker};
@@ -17,6 +21,7 @@ use chaos_megatest::logic::config;
 use chaos_megatest::{self as mt};
 use chaos_plugin_sdk::kube::{self, Selectors, WatchEvent};
 use chaos_plugin_sdk::objects::{ReplicatedVolume, ReplicatedVolumeReplica, condition, is_true};
+use chaos_plugin_sdk::probe::{self, State};
 use chaos_plugin_sdk::{self as sdk, Duration, Error, Level, log};
 use serde_json::{Map, Value, json};
 
@@ -42,8 +47,15 @@ impl sdk::Guest for Checker {
         let mut events = 0i64;
         let watch = kube::watch(kube::REPLICATED_VOLUMES, None, &Selectors::name(&rv))?;
         log::info("watching", &[("rv", &rv), ("expected", "IOReady=True,Quorum=True")]);
+        // As a probe it samples about every second, between events too.
+        let probing = probe::bound();
+        let wait = Duration::from_secs(if probing { 1 } else { 5 });
         while !sdk::cancelled() {
-            let event = match watch.next(Duration::from_secs(5)) {
+            let next = watch.next(wait);
+            if probing && events > 0 {
+                sample(&tracker);
+            }
+            let event = match next {
                 Ok(Some(e)) => e,
                 Ok(None) => continue,
                 Err(Error::Cancelled) => break,
@@ -84,6 +96,16 @@ impl sdk::Guest for Checker {
             conditions.insert(name, serde_json::to_value(result).unwrap_or(Value::Null));
         }
         sdk::summary(&json!({"volume": rv, "verdict": tracker.verdict(), "conditions": conditions}))
+    }
+}
+
+/// The volume's probe: up while IOReady is True.
+fn sample(tracker: &Tracker) {
+    let io_ready = tracker.stats.iter().find(|(name, _)| name == "IOReady").map(|(_, s)| s.status.as_str());
+    match io_ready {
+        Some("True") => probe::sample(State::Up, "IOReady is True"),
+        Some(status) => probe::sample(State::Down, &format!("IOReady is {status}")),
+        None => probe::sample(State::Unknown, "IOReady not seen yet"),
     }
 }
 

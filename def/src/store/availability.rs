@@ -1,0 +1,62 @@
+//! Reading availability out of etcd: a probe's episode pages and day records over a time range,
+//! as the range API, the report and the slot fold need them. Episodes live a day
+//! ([`EPISODE_LIFE_SECS`]); older time is read from the day records the fold writes.
+
+use std::collections::BTreeMap;
+
+use chaos_availability::range::ProbeData;
+use chaos_availability::{Counts, DAY_SECS, DayRecord, Downtime};
+
+use super::{Result, Store};
+use crate::availability::{EPISODE_LIFE_SECS, EpisodePage, StoredDay, StoredDowntime};
+
+/// The pages of one probe whose minute is in `[from, to)` (unix seconds).
+pub async fn pages(store: &Store, group: &str, probe: &str, from: i64, to: i64) -> Result<Vec<EpisodePage>> {
+    let keys = store.keys();
+    let start = keys.availability_episodes_from(group, probe, from.div_euclid(60) * 60);
+    let end = keys.availability_episodes_from(group, probe, to);
+    Ok(store.list_between::<EpisodePage>(&start, &end).await?.items.into_iter().map(|(_, v)| v.value).collect())
+}
+
+/// The day records of one probe for the days touching `[from, to)`.
+pub async fn days(store: &Store, group: &str, probe: &str, from: i64, to: i64) -> Result<Vec<DayRecord>> {
+    let keys = store.keys();
+    let start = keys.availability_slots_from(group, probe, from.div_euclid(DAY_SECS));
+    let end = keys.availability_slots_from(group, probe, to.div_euclid(DAY_SECS) + 1);
+    let mut records = Vec::new();
+    for (key, stored) in store.list_between::<StoredDay>(&start, &end).await?.items {
+        match stored.value.decode() {
+            Ok(record) => records.push(record),
+            Err(why) => tracing::warn!(%key, %why, "availability: skipping an unreadable day record"),
+        }
+    }
+    Ok(records)
+}
+
+/// Everything known of one probe over `[from, to)` at `now`: episodes where they still live,
+/// slots from the day records for the rest.
+pub async fn probe_data(
+    store: &Store,
+    group: &str,
+    probe: &str,
+    (from, to): (i64, i64),
+    now: i64,
+) -> Result<ProbeData> {
+    let episodes_from = from.max(now - EPISODE_LIFE_SECS);
+    let episodes = if episodes_from < to {
+        pages(store, group, probe, episodes_from, to).await?.into_iter().flat_map(|page| page.episodes).collect()
+    } else {
+        Vec::new()
+    };
+    let mut slots: BTreeMap<i64, Counts> = BTreeMap::new();
+    for record in days(store, group, probe, from, to).await? {
+        slots.extend(record.iter().filter(|(start, _)| *start + 300 > from && *start < to));
+    }
+    Ok(ProbeData { group: group.to_string(), probe: probe.to_string(), episodes, slots })
+}
+
+/// Every stored Downtime, users' and clusters', as the accounting takes them.
+pub async fn downtimes(store: &Store) -> Result<Vec<Downtime>> {
+    let listing = store.list::<StoredDowntime>(&store.keys().downtimes_prefix()).await?;
+    Ok(listing.items.into_iter().map(|(_, v)| Downtime { name: v.value.name, windows: v.value.windows }).collect())
+}
