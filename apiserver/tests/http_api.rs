@@ -424,3 +424,67 @@ async fn deleting_a_scenario_with_work_stops_it_first() {
     assert!(marked.metadata.deletion_timestamp.is_some());
     assert_eq!(marked.stop.unwrap().reason, "deleted");
 }
+
+#[tokio::test]
+async fn bad_probes_and_downtimes_are_refused_with_field_and_line_and_nothing_is_stored() {
+    let api = Api::start(EtcdServer::shared()).await;
+    // A worker that allows probes to one host.
+    let worker = WorkerRecord {
+        name: "w0".into(),
+        slots: 1,
+        labels: Default::default(),
+        clusters: vec!["default".into()],
+        probe_hosts: vec!["status.example.com".into()],
+        version: "test".into(),
+        usage: WorkerUsage::default(),
+        cordoned: false,
+        draining: false,
+        assigned: None,
+        started_at: jiff::Timestamp::now(),
+    };
+    api.store.put(&api.store.keys().worker("w0"), &worker).await.unwrap();
+    let probes = |probe: &str| {
+        format!(
+            "apiVersion: chaosctl.dev/v1alpha1\nkind: Scenario\nmetadata: {{name: watch}}\nspec:\n  probes:\n    \
+             - name: p\n      group: synthetic\n{probe}"
+        )
+    };
+    let cases = [
+        (
+            "      http: {url: 'http://status.example.com/x', jq: '.a |'}\n",
+            "spec.probes[0].http.jq",
+            8,
+            "not a valid jq",
+        ),
+        ("      ping: {host: x}\n", "spec.probes[0].ping", 8, "unknown field `ping`"),
+        ("      http: {url: 'http://elsewhere.example.com/'}\n", "spec.probes[0].http.url", 8, "no worker of cluster"),
+    ];
+    for (probe, field, line, message) in cases {
+        let (status, body) = api.post("/v1/scenarios", probes(probe)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let body = error(body);
+        assert_eq!(body.field.as_deref(), Some(field), "{body:?}");
+        assert_eq!(body.line, Some(line), "{body:?}");
+        assert!(body.message.contains(message), "{body:?}");
+    }
+    assert!(api.stored("watch").await.is_none(), "a refused scenario was stored");
+    // The allowed host is accepted.
+    let (status, body) = api.post("/v1/scenarios", probes("      http: {url: 'http://status.example.com/'}\n")).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let downtime = "apiVersion: deckhouse.io/v1alpha1\nkind: Downtime\nmetadata: {name: upgrade}\nspec:\n  \
+                    - startDate: '2026-01-01T12:00:00Z'\n    endDate: '2026-01-01T11:00:00Z'\n    type: Maintenance\n";
+    let (status, body) = api.post("/v1/downtimes", downtime).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let body = error(body);
+    assert_eq!((body.field.as_deref(), body.line), (Some("spec[0].endDate"), Some(6)), "{body:?}");
+    let (_, list) = api.get("/v1/downtimes").await;
+    assert_eq!(list["downtimes"], serde_json::json!([]), "a refused Downtime was stored");
+    let good = downtime.replace("T11:00", "T13:00");
+    let (status, body) = api.post("/v1/downtimes", good.clone()).await;
+    assert_eq!((status, body["result"].as_str()), (StatusCode::CREATED, Some("created")), "{body}");
+    let (status, body) = api.post("/v1/downtimes", good).await;
+    assert_eq!((status, body["result"].as_str()), (StatusCode::OK, Some("unchanged")), "{body}");
+    let (status, _) = api.get("/v1/availability/range?step=7").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

@@ -181,10 +181,17 @@ fn rows() -> Vec<Row> {
             ..Row::default()
         },
         Row {
-            name: "muting is proportional to the overlap: a third of 90 s down",
+            name: "a window over part of a slot mutes its down time up to the seconds it covers: all 90 s",
             slots: vec![slot(OLD, 210, 90, 0)],
             windows: vec![(Maintenance, OLD + 200, OLD + 300, "control-plane")],
-            steps: vec![(210, 60, 0, 30, 0, Some(0.8), 1)],
+            steps: vec![(210, 0, 0, 90, 0, Some(1.0), 1)],
+            ..Row::default()
+        },
+        Row {
+            name: "a window shorter than the down time mutes only its own seconds: 60 of 90 s",
+            slots: vec![slot(OLD, 210, 90, 0)],
+            windows: vec![(Maintenance, OLD + 240, OLD + 300, "control-plane")],
+            steps: vec![(210, 30, 0, 60, 0, Some(0.9), 1)],
             ..Row::default()
         },
         Row {

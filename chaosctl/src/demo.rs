@@ -137,9 +137,12 @@ async fn drive(stack: &Stack, options: &DemoOptions) -> anyhow::Result<()> {
     println!();
     println!("Planted bug hit {} volume(s): {}", hit.len(), list(&hit));
     println!("The report flags {} volume(s) Broken: {}", broken.len(), list(&broken));
-    if hit == broken {
-        println!("Every volume the bug hit is flagged Broken, and no other.");
+    let unseen = availability(&client, &hit).await?;
+    if hit == broken && unseen.is_empty() {
+        println!("Every volume the bug hit is flagged Broken, and no other; each shows down in its volume probe.");
         Ok(())
+    } else if !unseen.is_empty() {
+        bail!("the volume probes show no down time for volume(s) the bug hit: {}", list(&unseen))
     } else {
         let missed: BTreeSet<_> = hit.difference(&broken).cloned().collect();
         let extra: BTreeSet<_> = broken.difference(&hit).cloned().collect();
@@ -149,6 +152,42 @@ async fn drive(stack: &Stack, options: &DemoOptions) -> anyhow::Result<()> {
             list(&extra)
         )
     }
+}
+
+/// Prints the run's availability timeline; returns the volumes the bug hit whose volume probe
+/// shows no down time (the episodes of the run's end land within a second or two of the stop:
+/// it waits for them).
+async fn availability(client: &Client, hit: &BTreeSet<String>) -> anyhow::Result<BTreeSet<String>> {
+    let view = client.scenario(NAME).await?;
+    let now = jiff::Timestamp::now().as_second();
+    let from = view.status.started_at.map_or(now - 300, |t| t.as_second());
+    let request = crate::client::RangeRequest {
+        from,
+        to: now,
+        step: 30,
+        group: None,
+        probe: None,
+        scenario: Some(NAME.into()),
+        mute: None,
+    };
+    let down_in = |range: &chaos_def::api::AvailabilityRange, rv: &str| {
+        range.probes.iter().any(|p| p.probe == format!("volume-{rv}") && p.total.down > 0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let range = loop {
+        let range = client.availability_range(&request).await?;
+        if hit.iter().all(|rv| down_in(&range, rv)) || Instant::now() > deadline {
+            break range;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let options = crate::availability::timeline::TimelineOptions {
+        colour: std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        tz: jiff::tz::TimeZone::system(),
+    };
+    println!("\nAvailability during the run (`chaosctl availability --scenario {NAME}`):");
+    print!("{}", crate::availability::timeline::render(&range, &options));
+    Ok(hit.iter().filter(|rv| !down_in(&range, rv)).cloned().collect())
 }
 
 fn list(names: &BTreeSet<String>) -> String {

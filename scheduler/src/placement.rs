@@ -4,7 +4,8 @@
 //! Rules: a worker qualifies when it reaches the instance's cluster, carries every label of the
 //! instance's worker selector, is not cordoned, and has a free slot. Among those, an instance
 //! goes where its volume has the fewest instances already (a volume's plugins spread over
-//! workers, so one worker's death hurts a volume less), then to the least loaded worker
+//! workers, so one worker's death hurts a volume less; a probe's vantage points spread the same
+//! way, so that they measure from different workers), then to the least loaded worker
 //! (used / slots), then by name. An instance that fits nowhere waits, with the reason.
 
 use std::collections::BTreeMap;
@@ -27,7 +28,7 @@ pub struct Candidate {
     pub id: String,
     pub cluster: String,
     pub selector: BTreeMap<String, String>,
-    /// The volume it belongs to, for spreading.
+    /// What it is spread by: the volume it belongs to, or its probe (`probe:<group>/<name>`).
     pub volume: Option<String>,
 }
 

@@ -110,8 +110,8 @@ fn needing_a_worker(cache: &Cache) -> (Vec<&TaskInstance>, VolumeLoad) {
     for (_, _, instance) in cache.instances.iter() {
         let instance = &instance.value;
         if let Some(worker) = assigned.get(instance.id.as_str()) {
-            if let Some(volume) = &instance.volume {
-                *volume_load.entry(volume.name.clone()).or_default().entry((*worker).to_string()).or_default() += 1;
+            if let Some(key) = spread_key(instance) {
+                *volume_load.entry(key).or_default().entry((*worker).to_string()).or_default() += 1;
             }
         } else if needs_worker(instance, cache.current_status(instance).map(|s| s.phase)) {
             needing.push(instance);
@@ -132,7 +132,17 @@ fn candidate(instance: &TaskInstance) -> Candidate {
         id: instance.id.clone(),
         cluster: instance.cluster.clone(),
         selector: instance.worker_selector.clone(),
-        volume: instance.volume.as_ref().map(|v| v.name.clone()),
+        volume: spread_key(instance),
+    }
+}
+
+/// What an instance is spread by: its volume (a volume's plugins over several workers), or its
+/// probe (a probe's vantage points on different workers, else they would measure from one).
+fn spread_key(instance: &TaskInstance) -> Option<String> {
+    match (&instance.volume, &instance.probe) {
+        (Some(volume), _) => Some(volume.name.clone()),
+        (None, Some(probe)) => Some(format!("probe:{}/{}", probe.group, probe.probe)),
+        (None, None) => None,
     }
 }
 

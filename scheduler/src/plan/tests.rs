@@ -493,6 +493,33 @@ fn instances_fill_free_slots_and_the_rest_wait_with_the_reason() {
 }
 
 #[test]
+fn a_probes_vantage_points_go_to_different_workers_even_past_the_least_loaded() {
+    let mut world = World::new();
+    world.register("w1", 10, &["default"]);
+    for i in 0..4 {
+        world.add(&format!("busy{i}"), "default");
+    }
+    world.pass();
+    world.settle();
+    // w1 is busier: on load alone both vantage points would go to w0.
+    world.register("w0", 10, &["default"]);
+    let binding = chaos_def::probe::ProbeBinding {
+        group: "synthetic".into(),
+        probe: "disk".into(),
+        interval_ms: 1000,
+        timeout_ms: 1000,
+    };
+    for vp in ["p-disk-00", "p-disk-01"] {
+        let probe = TaskInstance { probe: Some(binding.clone()), ..TaskInstance::new(vp, "s1", noop(), t0()) };
+        world.put_instance(probe);
+    }
+    let (_, applied) = world.pass();
+    let on = placed_on(&applied);
+    assert_ne!(on["p-disk-00"], on["p-disk-01"], "{on:?}");
+    world.check().unwrap();
+}
+
+#[test]
 fn an_assignment_is_written_through_so_the_next_pass_does_not_repeat_it() {
     let mut world = World::with_placed_on_w0(1, &["i0"]);
     // The assignment's watch event has not arrived: the cache knows it all the same.

@@ -65,17 +65,12 @@ fn signal_app(fleet: &Fleet, signal: &str) {
     assert!(out.status.success(), "kill {signal}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// Sleeps until the clock is 35–50 s into a minute: the minute's first episode is finished (it
-/// ends at :30, with 3 s of grace) but its page is not written (the second half is open).
-async fn second_half_of_a_minute() {
-    loop {
-        let second = now().rem_euclid(60);
-        if (35..50).contains(&second) {
-            return;
-        }
-        let wait = (35 - second).rem_euclid(60).max(1);
-        tokio::time::sleep(Duration::from_secs(wait as u64)).await;
-    }
+/// Sleeps into the second half of the first minute that starts at or after `after` (36 s into
+/// it): that minute's first episode is finished (it ends at :30, with 3 s of grace) but its page
+/// is not written (the second half is open), and the probe ran through all of it.
+async fn second_half_of_a_minute_after(after: i64) {
+    let minute = (after + 59).div_euclid(60) * 60;
+    tokio::time::sleep(Duration::from_secs((minute + 36 - now()).max(0) as u64)).await;
 }
 
 /// The worker the probe instance is assigned to.
@@ -137,7 +132,9 @@ async fn outages_downtimes_a_killed_worker_and_a_lost_etcd_are_counted_as_upmete
     fleet.client.apply(&scenario()).await.expect("applied");
     wait_live(&fleet, ProbeState::Up, "the probe up").await;
     let measured_from = now();
-    tokio::time::sleep(Duration::from_secs(35)).await;
+    // Up for at least one whole 30-second cell before the outage.
+    let whole_cell_ends = (measured_from + 1).div_euclid(30) * 30 + 60;
+    tokio::time::sleep(Duration::from_secs((whole_cell_ends + 2 - now()) as u64)).await;
 
     // The application stops for 40 s.
     signal_app(&fleet, "-STOP");
@@ -149,7 +146,7 @@ async fn outages_downtimes_a_killed_worker_and_a_lost_etcd_are_counted_as_upmete
     wait_live(&fleet, ProbeState::Up, "the probe up again").await;
 
     // The worker running the probe dies in the second half of a minute, and comes back.
-    second_half_of_a_minute().await;
+    second_half_of_a_minute_after(now() + 1).await;
     let victim = probe_worker(&fleet).await.expect("the probe is placed");
     let killed = now();
     fleet.stack.kill(&victim).await.unwrap();
@@ -161,7 +158,7 @@ async fn outages_downtimes_a_killed_worker_and_a_lost_etcd_are_counted_as_upmete
     fleet.stack.restart(&victim).unwrap();
 
     // etcd goes for 90 s, in the second half of a minute.
-    second_half_of_a_minute().await;
+    second_half_of_a_minute_after(now() + 1).await;
     let etcd_lost = now();
     fleet.stack.kill("etcd").await.unwrap();
     tokio::time::sleep(Duration::from_secs(90)).await;
@@ -179,6 +176,18 @@ async fn outages_downtimes_a_killed_worker_and_a_lost_etcd_are_counted_as_upmete
     let show = |cells: &[&StepCell]| {
         cells.iter().map(|c| format!("{}:{}/{}/{}", c.start % 3600, c.up, c.down, c.nodata)).collect::<Vec<_>>()
     };
+    // For the record (and for reading a failure): every cell, up/down/no data, and the moments.
+    let all: Vec<&StepCell> = probe.steps.iter().collect();
+    eprintln!(
+        "cells (second of the hour: up/down/nodata): {:?}\nstopped {} continued {} killed {} moved {} etcd lost {} back {}",
+        show(&all),
+        stopped % 3600,
+        continued % 3600,
+        killed % 3600,
+        moved % 3600,
+        etcd_lost % 3600,
+        etcd_back % 3600
+    );
 
     // The outage: about 40 s down, in its own cells; up before it.
     let around = within(&probe, stopped - 30, continued + 60);

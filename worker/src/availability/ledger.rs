@@ -135,14 +135,16 @@ impl Ledger {
         }
     }
 
-    /// The episodes whose end plus grace has passed at `now_ms`; series that ended and have
-    /// nothing open are forgotten.
+    /// The episodes whose end plus grace has passed at `now_ms`, and every open episode of a
+    /// series whose instance ended (no sample can come for it any more: its page goes out at
+    /// once, so a report made right after a stop sees the run to its end); series that ended and
+    /// have nothing open are forgotten.
     pub fn due(&mut self, now_ms: i64) -> Vec<Finished> {
         let mut finished = Vec::new();
         for (key, series) in &mut self.series {
             let grace = (series.binding.interval_ms + series.binding.timeout_ms) as i64 + 1_000;
             while let Some(entry) = series.open.first_entry() {
-                if (entry.key() + EPISODE_SECS) * 1000 + grace > now_ms {
+                if !series.ended && (entry.key() + EPISODE_SECS) * 1000 + grace > now_ms {
                     break;
                 }
                 let episode = entry.remove().finish();
@@ -220,9 +222,7 @@ impl Outbox {
             .pages
             .entry((finished.key, minute_of(finished.episode.start)))
             .or_insert_with(|| Page { scenario: finished.scenario, episodes: Vec::new() });
-        page.episodes.retain(|e| e.start != finished.episode.start);
-        page.episodes.push(finished.episode);
-        page.episodes.sort_by_key(|e| e.start);
+        join_into(&mut page.episodes, finished.episode);
     }
 
     /// Pages no open episode can still add to, oldest first, at most `limit`.
@@ -263,6 +263,28 @@ impl Outbox {
     pub fn is_empty(&self) -> bool {
         self.pages.is_empty()
     }
+}
+
+/// Adds `episode` to a page's episodes. One vantage point can finish two episodes of the same
+/// 30 s: its instance ended (the episode was finished early) and ran again on this worker. Their
+/// samples cover different times, so the two are joined by adding what each measured.
+pub fn join_into(episodes: &mut Vec<Episode>, episode: Episode) {
+    match episodes.iter_mut().find(|e| e.start == episode.start) {
+        Some(same) => same.counts = joined(same.counts, episode.counts),
+        None => {
+            episodes.push(episode);
+            episodes.sort_by_key(|e| e.start);
+        }
+    }
+}
+
+/// Two episodes of one vantage point over disjoint times, as one (at most 30 s measured).
+fn joined(a: chaos_availability::Counts, b: chaos_availability::Counts) -> chaos_availability::Counts {
+    let cap = EPISODE_SECS as u32;
+    let up = (a.up + b.up).min(cap);
+    let down = (a.down + b.down).min(cap - up);
+    let unknown = (a.unknown + b.unknown).min(cap - up - down);
+    chaos_availability::Counts::new(up, down, unknown, cap - up - down - unknown)
 }
 
 #[cfg(test)]
@@ -359,6 +381,29 @@ mod tests {
         assert!(matches!(&ledger.live_changes()[..], [LiveChange::Delete(_)]));
         ledger.due(700_000);
         assert!(ledger.is_empty(), "an ended series goes once its episodes are out");
+    }
+
+    #[test]
+    fn an_ended_instance_gives_its_episodes_at_once_and_a_second_run_joins_them() {
+        let mut ledger = Ledger::default();
+        let mut outbox = Outbox::default();
+        run(&mut ledger, 600, 610, |_| ProbeState::Up);
+        ledger.ended(&key());
+        let early = ledger.due(611_000);
+        assert_eq!(early.len(), 1, "finished before its grace: the instance ended");
+        assert_eq!((early[0].episode.counts.up, early[0].episode.counts.nodata), (10, 20));
+        for f in early {
+            outbox.add(f);
+        }
+        assert_eq!(outbox.ready(&ledger.open_minutes(), 10).len(), 1, "its page goes out at once");
+        // The instance runs again here within the same 30 s.
+        run(&mut ledger, 615, 630, |_| ProbeState::Down);
+        for f in ledger.due(640_000) {
+            outbox.add(f);
+        }
+        let page = &outbox.ready(&ledger.open_minutes(), 10)[0].1;
+        let counts = page.episodes[0].counts;
+        assert_eq!((counts.up, counts.down, counts.nodata), (10, 15, 5), "{counts:?}");
     }
 
     #[test]

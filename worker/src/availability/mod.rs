@@ -188,11 +188,8 @@ impl Accountant {
         for ((key, minute), mut page) in ready {
             let earlier = self.with_state(|s| s.shipped.get(&(key.clone(), minute)).map(|(e, _)| e.clone()));
             for episode in earlier.unwrap_or_default() {
-                if !page.episodes.iter().any(|e| e.start == episode.start) {
-                    page.episodes.push(episode);
-                }
+                ledger::join_into(&mut page.episodes, episode);
             }
-            page.episodes.sort_by_key(|e| e.start);
             let record = EpisodePage {
                 episodes: page.episodes.clone(),
                 worker: self.worker.clone(),
