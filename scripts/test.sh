@@ -35,6 +35,7 @@ docs             1     light   -
 chaosctl         1     heavy   chaosctl
 doctests         2     light   -
 apiserver        2     light   chaos-apiserver
+availability     2     light   chaos-availability
 def              2     heavy   chaos-def chaos-daemon chaos-harness chaos-megatest-logic chaos-bench
 controller       2     heavy   chaos-controller
 scheduler        2     heavy   chaos-scheduler

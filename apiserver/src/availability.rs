@@ -25,7 +25,6 @@ use chaos_def::availability::{
 };
 use chaos_def::records::{ScenarioStatus, StoredScenario};
 use chaos_def::store::{Store, availability};
-use chaos_def::{SpecError, SpecErrors, yaml};
 use serde::Deserialize;
 
 use crate::AppState;
@@ -304,21 +303,7 @@ pub async fn apply_downtime(
 }
 
 fn parse_downtime(body: &[u8]) -> Result<DowntimeDocument, ApiError> {
-    let text =
-        std::str::from_utf8(body).map_err(|_| ApiError::BadRequest { message: "the body is not UTF-8 text".into() })?;
-    let mut documents = yaml::parse_documents(text).map_err(|e| {
-        ApiError::Invalid(SpecErrors(vec![SpecError {
-            path: String::new(),
-            line: Some(e.line),
-            message: format!("invalid YAML: {}", e.message),
-        }]))
-    })?;
-    if documents.len() != 1 {
-        return Err(ApiError::BadRequest {
-            message: format!("expected exactly one Downtime in the body, found {}", documents.len()),
-        });
-    }
-    let document = documents.remove(0);
+    let document = crate::scenarios::one_document(body, "Downtime")?;
     downtime_from_value(document.value, Some(&document.lines)).map_err(ApiError::Invalid)
 }
 

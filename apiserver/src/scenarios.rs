@@ -141,6 +141,13 @@ pub async fn apply(
 
 /// Exactly one scenario from a YAML or JSON body, with the lines of its fields.
 fn parse_one(body: &[u8]) -> Result<(Scenario, LineIndex), ApiError> {
+    let document = one_document(body, "scenario")?;
+    let scenario = scenario_from_value(document.value, Some(&document.lines)).map_err(ApiError::Invalid)?;
+    Ok((scenario, document.lines))
+}
+
+/// The one YAML or JSON document of a request body (`what` names it in the error).
+pub(crate) fn one_document(body: &[u8], what: &str) -> Result<yaml::Document, ApiError> {
     let text =
         std::str::from_utf8(body).map_err(|_| ApiError::BadRequest { message: "the body is not UTF-8 text".into() })?;
     let mut documents = yaml::parse_documents(text).map_err(|e| {
@@ -152,12 +159,10 @@ fn parse_one(body: &[u8]) -> Result<(Scenario, LineIndex), ApiError> {
     })?;
     if documents.len() != 1 {
         return Err(ApiError::BadRequest {
-            message: format!("expected exactly one scenario in the body, found {}", documents.len()),
+            message: format!("expected exactly one {what} in the body, found {}", documents.len()),
         });
     }
-    let document = documents.remove(0);
-    let scenario = scenario_from_value(document.value, Some(&document.lines)).map_err(ApiError::Invalid)?;
-    Ok((scenario, document.lines))
+    Ok(documents.remove(0))
 }
 
 /// Every plugin the scenario names must exist: a built-in, or one that was pushed.

@@ -9,9 +9,9 @@ use serde_json::Value;
 
 pub use chaos_availability::{Counts, DowntimeType, DowntimeWindow, Episode, ProbeState};
 
-use crate::scenario::{Scenario, scenario_from_value};
+use crate::scenario::{Scenario, each_document, scenario_from_value, typed_document};
 use crate::validation::{SpecError, SpecErrors, check_dns_subdomain};
-use crate::yaml::{self, LineIndex};
+use crate::yaml::LineIndex;
 
 /// The episodes of one minute a vantage point measured of one probe (one or two).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -181,48 +181,23 @@ pub enum Document {
 /// Parses every document of a YAML or JSON text: scenarios and Downtimes, told apart by their
 /// `kind`. Errors carry field paths and lines.
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, SpecErrors> {
-    let documents = yaml::parse_documents(text).map_err(|e| {
-        SpecErrors(vec![SpecError {
-            path: String::new(),
-            line: Some(e.line),
-            message: format!("invalid YAML: {}", e.message),
-        }])
-    })?;
-    if documents.is_empty() {
-        return Err(SpecErrors(vec![SpecError::new("", "no document in the input")]));
-    }
-    let (mut found, mut errors) = (Vec::new(), Vec::new());
-    for document in documents {
-        let parsed = if document.value.get("kind").and_then(Value::as_str) == Some(DOWNTIME_KIND) {
-            downtime_from_value(document.value, Some(&document.lines)).map(Document::Downtime)
+    each_document(text, "document", |value, lines| {
+        if value.get("kind").and_then(Value::as_str) == Some(DOWNTIME_KIND) {
+            downtime_from_value(value, Some(lines)).map(Document::Downtime)
         } else {
-            scenario_from_value(document.value, Some(&document.lines)).map(|s| Document::Scenario(Box::new(s)))
-        };
-        match parsed {
-            Ok(document) => found.push(document),
-            Err(SpecErrors(more)) => errors.extend(more),
+            scenario_from_value(value, Some(lines)).map(|s| Document::Scenario(Box::new(s)))
         }
-    }
-    if errors.is_empty() { Ok(found) } else { Err(SpecErrors(errors)) }
+    })
 }
 
 /// One Downtime document, validated; `lines` adds line numbers to errors.
 pub fn downtime_from_value(value: Value, lines: Option<&LineIndex>) -> Result<DowntimeDocument, SpecErrors> {
-    let with_line = |mut error: SpecError| {
-        error.line = lines.and_then(|l| l.line_of(&error.path));
-        error
-    };
     if value.get("apiVersion").and_then(Value::as_str) != Some(DOWNTIME_API_VERSION) {
-        let error = SpecError::new("apiVersion", format!("must be {DOWNTIME_API_VERSION} for a Downtime"));
-        return Err(SpecErrors(vec![with_line(error)]));
+        let mut error = SpecError::new("apiVersion", format!("must be {DOWNTIME_API_VERSION} for a Downtime"));
+        error.line = lines.and_then(|l| l.line_of("apiVersion"));
+        return Err(SpecErrors(vec![error]));
     }
-    let document: DowntimeDocument = serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let path = if path == "." { String::new() } else { path };
-        SpecErrors(vec![with_line(SpecError::new(path, e.into_inner().to_string()))])
-    })?;
-    let errors = document.validate();
-    if errors.is_empty() { Ok(document) } else { Err(SpecErrors(errors.into_iter().map(with_line).collect())) }
+    typed_document(value, lines, DowntimeDocument::validate)
 }
 
 #[cfg(test)]

@@ -271,6 +271,16 @@ impl utoipa::ToSchema for PluginRef {}
 /// Parses and validates every scenario in a YAML or JSON text (several YAML documents are
 /// several scenarios). Errors carry field paths and lines.
 pub fn parse_scenarios(text: &str) -> Result<Vec<Scenario>, SpecErrors> {
+    each_document(text, "scenario", |value, lines| scenario_from_value(value, Some(lines)))
+}
+
+/// Parses every YAML or JSON document of `text` with `parse`, gathering every document's errors
+/// (so that one run shows them all); `what` names a document in the error of an empty input.
+pub(crate) fn each_document<T>(
+    text: &str,
+    what: &str,
+    parse: impl Fn(Value, &LineIndex) -> Result<T, SpecErrors>,
+) -> Result<Vec<T>, SpecErrors> {
     let documents = yaml::parse_documents(text).map_err(|e| {
         SpecErrors(vec![SpecError {
             path: String::new(),
@@ -279,17 +289,35 @@ pub fn parse_scenarios(text: &str) -> Result<Vec<Scenario>, SpecErrors> {
         }])
     })?;
     if documents.is_empty() {
-        return Err(SpecErrors(vec![SpecError::new("", "no scenario in the input")]));
+        return Err(SpecErrors(vec![SpecError::new("", format!("no {what} in the input"))]));
     }
-    let mut scenarios = Vec::with_capacity(documents.len());
-    let mut errors = Vec::new();
+    let (mut found, mut errors) = (Vec::with_capacity(documents.len()), Vec::new());
     for document in documents {
-        match scenario_from_value(document.value, Some(&document.lines)) {
-            Ok(scenario) => scenarios.push(scenario),
+        match parse(document.value, &document.lines) {
+            Ok(parsed) => found.push(parsed),
             Err(SpecErrors(more)) => errors.extend(more),
         }
     }
-    if errors.is_empty() { Ok(scenarios) } else { Err(SpecErrors(errors)) }
+    if errors.is_empty() { Ok(found) } else { Err(SpecErrors(errors)) }
+}
+
+/// Deserialises a document strictly and validates it; every error gets its line from `lines`.
+pub(crate) fn typed_document<T: serde::de::DeserializeOwned>(
+    value: Value,
+    lines: Option<&LineIndex>,
+    validate: impl Fn(&T) -> Vec<SpecError>,
+) -> Result<T, SpecErrors> {
+    let with_line = |mut error: SpecError| {
+        error.line = lines.and_then(|l| l.line_of(&error.path));
+        error
+    };
+    let typed: T = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        SpecErrors(vec![with_line(SpecError::new(path, e.into_inner().to_string()))])
+    })?;
+    let errors = validate(&typed);
+    if errors.is_empty() { Ok(typed) } else { Err(SpecErrors(errors.into_iter().map(with_line).collect())) }
 }
 
 /// Turns one parsed document into a validated scenario. `lines` adds line numbers to errors.
@@ -316,13 +344,7 @@ pub fn scenario_from_value(value: Value, lines: Option<&LineIndex>) -> Result<Sc
     if !header.is_empty() {
         return Err(SpecErrors(header.into_iter().map(with_line).collect()));
     }
-    let scenario: Scenario = serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let path = if path == "." { String::new() } else { path };
-        SpecErrors(vec![with_line(SpecError::new(path, e.into_inner().to_string()))])
-    })?;
-    let errors = scenario.validate();
-    if errors.is_empty() { Ok(scenario) } else { Err(SpecErrors(errors.into_iter().map(with_line).collect())) }
+    typed_document(value, lines, Scenario::validate)
 }
 
 impl Scenario {

@@ -63,7 +63,7 @@ async fn sample_until(url: &str, probe: serde_json::Value, wanted: ProbeState, a
     .await;
     cancel.cancel();
     handle.wait().await;
-    assert_eq!(recorder.ended.lock().unwrap().as_slice(), [name.clone()], "the sink hears of the end");
+    assert_eq!(recorder.ended.lock().unwrap().as_slice(), std::slice::from_ref(&name), "the sink hears of the end");
     recorder.last(&name).unwrap().1
 }
 
@@ -166,4 +166,49 @@ async fn a_plugin_built_against_0_1_0_links_and_runs_on_this_worker() {
     .await;
     handle.cancel();
     assert!(matches!(handle.wait().await, chaos_worker::runtime::Outcome::Succeeded(_)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clusters_downtimes_are_mirrored_into_etcd_and_removed_with_their_object() {
+    use chaos_def::availability::StoredDowntime;
+    use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, PostParams};
+
+    let sim = kubesim::KubeSim::start(kubesim::Config::for_tests()).await.expect("kubesim");
+    let store = chaos_def::store::Store::connect(
+        &[chaos_harness::EtcdServer::shared().endpoint()],
+        &chaos_harness::unique_prefix(),
+    )
+    .await
+    .unwrap();
+    let client = kube::Client::try_from(kube::Config::new(sim.url().parse().unwrap())).unwrap();
+    let resource = ApiResource {
+        group: "deckhouse.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "deckhouse.io/v1alpha1".into(),
+        kind: "Downtime".into(),
+        plural: "downtimes".into(),
+    };
+    let downtimes: Api<DynamicObject> = Api::all_with(client, &resource);
+    let object: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "deckhouse.io/v1alpha1", "kind": "Downtime", "metadata": {"name": "upgrade"},
+        "spec": [{"startDate": "2026-01-01T10:00:00Z", "endDate": "2026-01-01T11:00:00Z",
+                  "type": "InfrastructureMaintenance", "affected": ["synthetic"]}]
+    }))
+    .unwrap();
+    downtimes.create(&PostParams::default(), &object).await.unwrap();
+    let kube = KubeGateway::from_url(&sim.url()).unwrap();
+    chaos_worker::availability::downtimes::sync(&store, &kube, "default").await.unwrap();
+    let prefix = store.keys().downtimes_prefix();
+    let stored = store.list::<StoredDowntime>(&prefix).await.unwrap().items;
+    assert_eq!(stored.len(), 1);
+    let mirrored = &stored[0].1.value;
+    assert_eq!((mirrored.name.as_str(), mirrored.source.as_str()), ("upgrade", "cluster.default"));
+    assert_eq!(mirrored.windows[0].affected, ["synthetic"]);
+    // Unchanged: nothing written again.
+    let revision = stored[0].1.mod_revision;
+    chaos_worker::availability::downtimes::sync(&store, &kube, "default").await.unwrap();
+    assert_eq!(store.list::<StoredDowntime>(&prefix).await.unwrap().items[0].1.mod_revision, revision);
+    downtimes.delete("upgrade", &DeleteParams::default()).await.unwrap();
+    chaos_worker::availability::downtimes::sync(&store, &kube, "default").await.unwrap();
+    assert!(store.list::<StoredDowntime>(&prefix).await.unwrap().items.is_empty(), "gone with its object");
 }

@@ -6,13 +6,13 @@
 //!   and up before it;
 //! - a Maintenance Downtime over the outage mutes it; an Accident does not; a request that mutes
 //!   nothing sees it down;
+//! - etcd is killed for 90 s and started again: the probes stop with the workers' leases (no
+//!   data, not down), and the episode finished just before, waiting on disk through the outage,
+//!   is delivered;
 //! - the worker running the probe is SIGKILLed in the second half of a minute, then started
 //!   again on the same state directory: the time until the probe runs elsewhere is no data (not
 //!   down), and the episode it finished just before the kill — in its write-ahead store only,
-//!   its minute's page not yet written — is delivered by the restarted worker;
-//! - etcd is killed for 90 s and started again: the probes stop with the workers' leases (no
-//!   data, not down), and the episode finished just before, waiting on disk through the outage,
-//!   is delivered.
+//!   its minute's page not yet written — is delivered by the restarted worker.
 //!
 //! The results are read once at the end: every moment's cells are in etcd by then.
 
@@ -65,12 +65,18 @@ fn signal_app(fleet: &Fleet, signal: &str) {
     assert!(out.status.success(), "kill {signal}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// Sleeps into the second half of the first minute that starts at or after `after` (36 s into
-/// it): that minute's first episode is finished (it ends at :30, with 3 s of grace) but its page
-/// is not written (the second half is open), and the probe ran through all of it.
-async fn second_half_of_a_minute_after(after: i64) {
-    let minute = (after + 59).div_euclid(60) * 60;
-    tokio::time::sleep(Duration::from_secs((minute + 36 - now()).max(0) as u64)).await;
+/// Sleeps into the second half of a minute (35–55 s into it) whose start `ok` accepts: that
+/// minute's first episode is finished (it ends at :30, with 3 s of grace) but its page is not
+/// written (the second half is open). Now, when it qualifies; else a later minute.
+async fn second_half_of_a_minute(ok: impl Fn(i64) -> bool) {
+    loop {
+        let t = now();
+        let minute = t - t.rem_euclid(60);
+        if (35..55).contains(&(t - minute)) && ok(minute) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// The worker the probe instance is assigned to.
@@ -145,8 +151,19 @@ async fn outages_downtimes_a_killed_worker_and_a_lost_etcd_are_counted_as_upmete
     let continued = now();
     wait_live(&fleet, ProbeState::Up, "the probe up again").await;
 
-    // The worker running the probe dies in the second half of a minute, and comes back.
-    second_half_of_a_minute_after(now() + 1).await;
+    // etcd goes for 90 s, in the second half of a minute (the probe ran through its first half).
+    second_half_of_a_minute(|_| true).await;
+    let etcd_lost = now();
+    fleet.stack.kill("etcd").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(90)).await;
+    fleet.stack.restart("etcd").unwrap();
+    let etcd_back = now();
+    wait_live(&fleet, ProbeState::Up, "the probe up after etcd came back").await;
+    let running_again = now();
+
+    // The worker running the probe dies in the second half of a minute whose first half it
+    // measured for 10 s at least, and comes back on the same state directory.
+    second_half_of_a_minute(|minute| running_again <= minute + 20).await;
     let victim = probe_worker(&fleet).await.expect("the probe is placed");
     let killed = now();
     fleet.stack.kill(&victim).await.unwrap();
@@ -154,23 +171,17 @@ async fn outages_downtimes_a_killed_worker_and_a_lost_etcd_are_counted_as_upmete
         probe_worker(&fleet).await.filter(|w| *w != victim).map(|_| now())
     })
     .await;
-    wait_live(&fleet, ProbeState::Up, "the probe up on the other worker").await;
     fleet.stack.restart(&victim).unwrap();
 
-    // etcd goes for 90 s, in the second half of a minute.
-    second_half_of_a_minute_after(now() + 1).await;
-    let etcd_lost = now();
-    fleet.stack.kill("etcd").await.unwrap();
-    tokio::time::sleep(Duration::from_secs(90)).await;
-    fleet.stack.restart("etcd").unwrap();
-    let etcd_back = now();
-    wait_live(&fleet, ProbeState::Up, "the probe up after etcd came back").await;
-
-    // Every moment's pages in: the cell a minute after etcd came back is measured.
-    let probe = eventually(Duration::from_secs(180), "the pages after etcd's return", || async {
+    // Every moment's pages in: the first halves of the minutes etcd went and the worker died,
+    // each delivered from a write-ahead store once etcd (or the worker) was back.
+    let first_half = |at: i64| at - at.rem_euclid(60) + 1;
+    let measured = |c: &StepCell| c.up + c.down + c.unknown;
+    let probe = eventually(Duration::from_secs(150), "the pages of the etcd outage and the kill", || async {
         let probe = range(&fleet, measured_from, now(), None).await;
-        let after = probe.steps.iter().any(|c| c.start >= etcd_back + 30 && c.up >= 25);
-        after.then_some(probe)
+        let delivered = measured(cell_at(&probe, first_half(etcd_lost))) >= 25
+            && measured(cell_at(&probe, first_half(killed))) >= 10;
+        delivered.then_some(probe)
     })
     .await;
     let show = |cells: &[&StepCell]| {
@@ -199,20 +210,24 @@ async fn outages_downtimes_a_killed_worker_and_a_lost_etcd_are_counted_as_upmete
     let before = within(&probe, measured_from + 1, stopped - 1);
     assert!(!before.is_empty() && before.iter().all(|c| c.down == 0 && c.up >= 28), "{:?}", show(&before));
 
-    // The killed worker: no data until the probe ran elsewhere, never down; its last finished
-    // episode was delivered after its restart, from its state directory.
-    for cell in within(&probe, killed, moved + 1) {
-        assert_eq!(cell.down, 0, "down while no worker ran the probe: {:?}", show(&[cell]));
-    }
-    let last_before_kill = cell_at(&probe, killed - 10);
-    assert!(last_before_kill.up >= 25, "the episode before the kill: {:?}", show(&[last_before_kill]));
-
     // etcd lost: no data, not down; the episode finished before it was delivered afterwards.
     let lost = within(&probe, etcd_lost + 5, etcd_back);
     assert!(lost.iter().all(|c| c.down == 0), "down while etcd was away: {:?}", show(&lost));
     assert!(lost.iter().any(|c| c.nodata >= 28), "no data while etcd was away: {:?}", show(&lost));
-    let last_before_etcd = cell_at(&probe, etcd_lost - 10);
-    assert!(last_before_etcd.up >= 25, "the episode before etcd went: {:?}", show(&[last_before_etcd]));
+    let before_etcd = cell_at(&probe, first_half(etcd_lost));
+    assert!(measured(before_etcd) >= 25, "the episode before etcd went: {:?}", show(&[before_etcd]));
+
+    // The killed worker: no data until the probe ran elsewhere, never down; the episode it
+    // finished just before (only in its state directory then) was delivered after its restart.
+    for cell in within(&probe, killed, moved + 1) {
+        assert_eq!(cell.down, 0, "down while no worker ran the probe: {:?}", show(&[cell]));
+    }
+    let before_kill = cell_at(&probe, first_half(killed));
+    assert!(
+        measured(before_kill) >= 10 && before_kill.down == 0,
+        "the episode before the kill: {:?}",
+        show(&[before_kill])
+    );
     assert!(probe.total.availability.is_some_and(|a| a < 1.0), "the outage counts: {:?}", probe.total);
 
     // A Maintenance Downtime over the outage mutes it (by default); muting nothing does not.
