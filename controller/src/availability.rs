@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chaos_availability::{Counts, DAY_SECS, DayRecord, SLOT_SECS, fold, slot_start};
-use chaos_def::availability::{EPISODE_LIFE_SECS, EpisodePage, FoldMark, ProbeIndexEntry, StoredDay};
+use chaos_def::availability::{EPISODE_LIFE_SECS, EpisodePage, FoldMark, ProbeIndexEntry};
 use chaos_def::store::{Store, StoreError, availability};
 use tokio_util::sync::CancellationToken;
 
@@ -86,20 +86,14 @@ async fn fold_probe(
     let slots = fold_touched(&pages, &touched);
     let mut records = 0;
     for (day, day_slots) in by_day(&slots) {
-        let key = keys.availability_slots(group, probe, day);
-        let mut record = match store.get::<StoredDay>(&key).await? {
-            Some(stored) => stored.value.decode().unwrap_or_else(|why| {
-                tracing::warn!(%key, %why, "availability: an unreadable day record is written afresh");
-                DayRecord::new(day)
-            }),
-            None => DayRecord::new(day),
-        };
+        // An unreadable record (none should be) is written afresh from what the pages say.
+        let mut record = availability::day(store, group, probe, day).await?.unwrap_or_else(|| DayRecord::new(day));
         let before = record.clone();
         for (slot, counts) in day_slots {
             record.set(slot, counts);
         }
         if record != before {
-            store.put(&key, &StoredDay::encode(&record)).await?;
+            store.put_bytes(&keys.availability_slots(group, probe, day), record.encode()).await?;
             records += 1;
         }
     }

@@ -80,29 +80,6 @@ pub struct StoredDowntime {
     pub windows: Vec<DowntimeWindow>,
 }
 
-/// A probe's 5-minute slots of one day as stored: the compact encoding of
-/// [`chaos_availability::DayRecord`] in base64 (a steady day is a dozen bytes; the worst day
-/// about 3 KiB).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredDay {
-    pub slots: String,
-}
-
-impl StoredDay {
-    pub fn encode(record: &chaos_availability::DayRecord) -> Self {
-        use base64::Engine as _;
-        StoredDay { slots: base64::engine::general_purpose::STANDARD_NO_PAD.encode(record.encode()) }
-    }
-
-    pub fn decode(&self) -> Result<chaos_availability::DayRecord, String> {
-        use base64::Engine as _;
-        let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
-            .decode(&self.slots)
-            .map_err(|e| format!("not base64: {e}"))?;
-        chaos_availability::DayRecord::decode(&bytes).map_err(|e| e.to_string())
-    }
-}
-
 /// Where the slot fold has got to: pages written after this revision are folded next.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FoldMark {

@@ -8,7 +8,7 @@ use chaos_availability::range::ProbeData;
 use chaos_availability::{Counts, DAY_SECS, DayRecord, Downtime};
 
 use super::{Result, Store};
-use crate::availability::{EPISODE_LIFE_SECS, EpisodePage, StoredDay, StoredDowntime};
+use crate::availability::{EPISODE_LIFE_SECS, EpisodePage, StoredDowntime};
 
 /// The pages of one probe whose minute is in `[from, to)` (unix seconds).
 pub async fn pages(store: &Store, group: &str, probe: &str, from: i64, to: i64) -> Result<Vec<EpisodePage>> {
@@ -18,19 +18,33 @@ pub async fn pages(store: &Store, group: &str, probe: &str, from: i64, to: i64) 
     Ok(store.list_between::<EpisodePage>(&start, &end).await?.items.into_iter().map(|(_, v)| v.value).collect())
 }
 
-/// The day records of one probe for the days touching `[from, to)`.
+/// The day records of one probe for the days touching `[from, to)`. They are stored in their
+/// compact encoding as is (no JSON around it: a year of a probe is 18 KB typically, 842 KB at
+/// worst).
 pub async fn days(store: &Store, group: &str, probe: &str, from: i64, to: i64) -> Result<Vec<DayRecord>> {
     let keys = store.keys();
     let start = keys.availability_slots_from(group, probe, from.div_euclid(DAY_SECS));
     let end = keys.availability_slots_from(group, probe, to.div_euclid(DAY_SECS) + 1);
     let mut records = Vec::new();
-    for (key, stored) in store.list_between::<StoredDay>(&start, &end).await?.items {
-        match stored.value.decode() {
+    for (key, bytes) in store.list_bytes_between(&start, &end).await? {
+        match DayRecord::decode(&bytes) {
             Ok(record) => records.push(record),
             Err(why) => tracing::warn!(%key, %why, "availability: skipping an unreadable day record"),
         }
     }
     Ok(records)
+}
+
+/// One day record of a probe, if stored and readable.
+pub async fn day(store: &Store, group: &str, probe: &str, day: i64) -> Result<Option<DayRecord>> {
+    let key = store.keys().availability_slots(group, probe, day);
+    let end = store.keys().availability_slots(group, probe, day + 1);
+    Ok(store
+        .list_bytes_between(&key, &end)
+        .await?
+        .into_iter()
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, bytes)| DayRecord::decode(&bytes).ok()))
 }
 
 /// Everything known of one probe over `[from, to)` at `now`: episodes where they still live,

@@ -355,6 +355,18 @@ impl Store {
         Ok(Listing { items, revision: response.header().map(|h| h.revision()).unwrap_or_default() })
     }
 
+    /// The raw values from `start` (included) to `end` (excluded), in key order, at one revision
+    /// (for values written with [`Store::put_bytes`]).
+    pub async fn list_bytes_between(&self, start: &str, end: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut items = Vec::new();
+        self.scan_range((start.as_bytes().to_vec(), end.as_bytes().to_vec()), false, |key, kv| {
+            items.push((key, kv.value().to_vec()));
+            Ok(())
+        })
+        .await?;
+        Ok(items)
+    }
+
     /// How many keys are under `prefix` (etcd counts them; nothing is read).
     pub async fn count(&self, prefix: &str) -> Result<i64> {
         Ok(self.count_at(prefix).await?.0)
@@ -487,7 +499,12 @@ impl Store {
 
     /// Writes `value` unconditionally; returns the new revision.
     pub async fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<i64> {
-        let bytes = encode(key, value)?;
+        self.put_bytes(key, encode(key, value)?).await
+    }
+
+    /// Writes bytes of the caller's own encoding unconditionally (compact records that JSON
+    /// would inflate); returns the new revision.
+    pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<i64> {
         let kv = self.client.kv_client();
         let response = self
             .idempotent(|| {
