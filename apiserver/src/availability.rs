@@ -33,6 +33,10 @@ use crate::error::{ApiError, ErrorBody};
 
 /// Probes one range request may cover.
 pub const MAX_PROBES_PER_QUERY: usize = 500;
+/// Cells (probes × steps) one range request may compute.
+pub const MAX_CELLS_PER_QUERY: usize = 1_000_000;
+/// Downtimes users may keep (each mutes every cluster's probes of its groups).
+pub const MAX_DOWNTIMES: usize = 1_000;
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -135,7 +139,7 @@ pub async fn range(
 ) -> Result<Json<AvailabilityRange>, ApiError> {
     let now = jiff::Timestamp::now().as_second();
     let to = params.to.as_deref().map(parse_time).transpose()?.unwrap_or(now);
-    let from = params.from.as_deref().map(parse_time).transpose()?.unwrap_or(to - 3600);
+    let from = params.from.as_deref().map(parse_time).transpose()?.unwrap_or_else(|| to.saturating_sub(3600));
     let muted = parse_muted_types(params.mute_downtime_types.as_deref())
         .map_err(|e| ApiError::BadRequest { message: e.to_string() })?;
     let query = RangeQuery { from, to, step: params.step.unwrap_or(300), muted: muted.clone() };
@@ -143,11 +147,13 @@ pub async fn range(
     let store = &state.store;
     let mut probes = visible_probes(store, &caller, params.group.as_deref(), params.scenario.as_deref()).await?;
     probes.retain(|p| params.probe.as_deref().is_none_or(|wanted| wanted == p.probe));
-    if probes.len() > MAX_PROBES_PER_QUERY {
+    if probes.len() > MAX_PROBES_PER_QUERY || probes.len() * valid.steps() > MAX_CELLS_PER_QUERY {
         return Err(ApiError::BadRequest {
             message: format!(
-                "{} probes match; a query covers at most {MAX_PROBES_PER_QUERY}: name a group or a probe",
-                probes.len()
+                "{} probes × {} steps: a query covers at most {MAX_PROBES_PER_QUERY} probes and \
+                 {MAX_CELLS_PER_QUERY} cells; name a group or a probe, or take a longer step",
+                probes.len(),
+                valid.steps()
             ),
         });
     }
@@ -208,6 +214,7 @@ async fn visible_probes(
 /// or to now), for the report.
 pub async fn of_run(
     store: &Store,
+    caller: &Caller,
     stored: &StoredScenario,
     status: &ScenarioStatus,
 ) -> Result<Vec<ProbeAvailability>, ApiError> {
@@ -217,18 +224,22 @@ pub async fn of_run(
     let now = jiff::Timestamp::now().as_second();
     let Some(started) = status.started_at else { return Ok(Vec::new()) };
     let end = status.stopped_at.map_or(now, |t| t.as_second()).max(started.as_second() + 1);
-    // 30-second steps while the run is within the last day, else 5-minute ones; one step each
-    // way of margin, so that the run's first and last episodes are whole.
-    let step = if started.as_second() >= now - 86_000 { 30 } else { 300 };
+    // 30-second steps while the run is within the last day, else 5-minute ones, or longer ones
+    // for a run too long for 10,000 of them (only the total is kept).
+    let length = end - started.as_second();
+    let step = if started.as_second() >= now - 86_000 {
+        30
+    } else {
+        (length / chaos_availability::range::MAX_STEPS / 300 + 1) * 300
+    };
     let query = RangeQuery { from: started.as_second(), to: end, step, muted: DowntimeType::default_muted() };
     let Ok(valid) = query.validate(now) else { return Ok(Vec::new()) };
-    let index = store.list::<ProbeIndexEntry>(&store.keys().availability_probes_prefix()).await?;
+    // The caller's view of the index: a probe first measured by a scenario of a cluster the
+    // caller may not see stays out, even when this scenario declares one of its name.
+    let visible = visible_probes(store, caller, None, Some(&stored.metadata.name)).await?;
     let downtimes = availability::downtimes(store).await?;
     let mut rows = Vec::new();
-    for entry in index.items.into_iter().map(|(_, v)| v.value) {
-        if entry.scenario != stored.metadata.name && !declared(stored, &entry) {
-            continue;
-        }
+    for entry in visible {
         let data = availability::probe_data(store, &entry.group, &entry.probe, (valid.from(), valid.to()), now).await?;
         let ProbeRange { total, .. } = probe_range(&valid, &data, &downtimes);
         rows.push(ProbeAvailability {
@@ -276,19 +287,29 @@ pub async fn downtimes(State(state): State<AppState>) -> Result<Json<DowntimeLis
         (status = 200, description = "Replaced or unchanged", body = DowntimeApplied),
         (status = 400, body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 409, description = "Too many Downtimes", body = ErrorBody),
         (status = 422, description = "Invalid: the field and line are named", body = ErrorBody),
         (status = 503, body = ErrorBody),
     )
 )]
 pub async fn apply_downtime(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Extension<AuditTarget>, Json<DowntimeApplied>), ApiError> {
+    every_cluster(&caller)?;
     let document = parse_downtime(&body?)?;
     let stored = document.stored();
     let store = &state.store;
     let key = store.keys().downtime(SOURCE_USER, &stored.name);
     let previous = store.get::<StoredDowntime>(&key).await?;
+    if previous.is_none()
+        && store.count(&store.keys().source_downtimes_prefix(SOURCE_USER)).await? as usize >= MAX_DOWNTIMES
+    {
+        return Err(ApiError::Conflict {
+            message: format!("there are {MAX_DOWNTIMES} Downtimes already; delete some first"),
+        });
+    }
     let result = match previous {
         Some(previous) if previous.value == stored => ApplyResult::Unchanged,
         Some(_) => ApplyResult::Configured,
@@ -300,6 +321,19 @@ pub async fn apply_downtime(
     }
     let code = if result == ApplyResult::Created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((code, Extension(AuditTarget(stored.name.clone())), Json(DowntimeApplied { result, downtime: stored })))
+}
+
+/// A Downtime mutes its groups in every cluster: only a token of every cluster may change one.
+fn every_cluster(caller: &Caller) -> Result<(), ApiError> {
+    match &caller.clusters {
+        None => Ok(()),
+        Some(_) => Err(ApiError::Forbidden {
+            message: format!(
+                "token {:?} is limited to some clusters; a Downtime mutes its groups in every cluster",
+                caller.name
+            ),
+        }),
+    }
 }
 
 fn parse_downtime(body: &[u8]) -> Result<DowntimeDocument, ApiError> {
@@ -324,8 +358,10 @@ pub struct DowntimePath {
 )]
 pub async fn delete_downtime(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(DowntimePath { name }): Path<DowntimePath>,
 ) -> Result<(Extension<AuditTarget>, Json<ActionResponse>), ApiError> {
+    every_cluster(&caller)?;
     let store = &state.store;
     if !store.delete(&store.keys().downtime(SOURCE_USER, &name)).await? {
         return Err(ApiError::NotFound { kind: "downtime", name });
@@ -357,6 +393,17 @@ mod tests {
         assert_eq!((state, since.map(|t| t.as_second())), (Some(ProbeState::Up), Some(30)));
         let (state, _) = most_optimistic(&[live(ProbeState::Down, 10), live(ProbeState::Unknown, 30)]);
         assert_eq!(state, Some(ProbeState::Unknown));
+    }
+
+    #[test]
+    fn only_a_token_of_every_cluster_changes_downtimes() {
+        assert!(every_cluster(&Caller::anonymous()).is_ok());
+        let scoped = Caller {
+            name: "team-a".into(),
+            role: chaos_def::auth::Role::Operator,
+            clusters: Some(["a".to_string()].into()),
+        };
+        assert!(matches!(every_cluster(&scoped), Err(ApiError::Forbidden { .. })));
     }
 
     #[test]

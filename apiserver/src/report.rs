@@ -267,7 +267,7 @@ pub async fn report(
         .collect();
     let journal: Vec<JournalEvent> = journal_of(&state, &name).await?.into_iter().map(|(_, e)| e).collect();
     let mut report = build(&stored, &status, &statuses, &journal);
-    report.availability = crate::availability::of_run(store, &stored, &status).await?;
+    report.availability = crate::availability::of_run(store, &caller, &stored, &status).await?;
     Ok(Json(report))
 }
 

@@ -205,7 +205,28 @@ async fn check_plugins(state: &AppState, scenario: &Scenario) -> Result<(), ApiE
         }
     }
     errors.extend(check_probe_hosts(state, scenario).await?);
+    errors.extend(check_probe_reach(state, scenario));
     if errors.is_empty() { Ok(()) } else { Err(ApiError::Invalid(SpecErrors(errors))) }
+}
+
+/// What a probe reaches (a service's proxy, a kind's objects, namespaces) must be grantable by
+/// the operator's `--plugin-policy`, as pushed plugins' capabilities are.
+fn check_probe_reach(state: &AppState, scenario: &Scenario) -> Vec<SpecError> {
+    let Some(grantable) = &state.plugins.grantable else { return Vec::new() };
+    scenario
+        .spec
+        .probes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, probe)| {
+            let refused = probe.capabilities().not_granted_by(grantable);
+            (!refused.is_empty()).then(|| SpecError {
+                path: format!("spec.probes[{i}]"),
+                line: None,
+                message: format!("the plugin policy does not grant what this probe reaches: {}", refused.join("; ")),
+            })
+        })
+        .collect()
 }
 
 /// A `url` probe must name a host some worker of the scenario's cluster allows

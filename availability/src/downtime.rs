@@ -9,11 +9,11 @@
 //! 1. the muted windows that affect the probe's group are united first, so that time covered
 //!    by overlapping windows is never muted twice;
 //! 2. `overlap` is how many seconds of the cell that union covers;
-//! 3. `muted = round(down × overlap / cell)` (half rounds up), never more than `down`;
-//!    those seconds move from down to muted.
+//! 3. `muted = min(down, overlap)`: those seconds move from down to muted.
 //!
-//! A cell does not say when within it the probe was down, so the down time is assumed spread
-//! evenly over the cell. Windows have whole-second precision (fractions of a second are
+//! A cell does not say when within it the probe was down, so its down time is taken to lie
+//! inside the windows as far as it can: declared work explains the outage it overlaps (the
+//! optimistic reading, as everywhere in this accounting). Windows have whole-second precision (fractions of a second are
 //! dropped), and a window affects only the groups it names (none if it names none).
 
 use std::fmt;
@@ -339,7 +339,7 @@ mod tests {
     }
 
     #[test]
-    fn the_share_rounds_to_nearest_and_never_exceeds_down() {
+    fn the_covered_seconds_are_muted_never_more_than_down() {
         assert_eq!(muted_share(300, 150, 300), 150);
         assert_eq!(muted_share(10, 15, 30), 10);
         assert_eq!(muted_share(20, 15, 30), 15);

@@ -36,24 +36,32 @@ pub fn episode_start(ms: i64) -> i64 {
 
 /// Collects the samples of one episode of one vantage point.
 ///
-/// Overlap: the builder keeps the covered time as a short sorted list of disjoint intervals
-/// (whatever the state), and a sample counts only for the part of it not yet covered — the
-/// first sample to cover a millisecond decides its state. Samples that arrive in time order
-/// and abut coalesce into one interval, so the list stays a few entries long; samples that
-/// arrive out of order are still never counted twice (a high-water mark would drop them).
+/// Coverage is kept as a short sorted list of disjoint segments, each with the state that
+/// covered it; a sample counts only for the part of it no earlier sample covered — the first
+/// sample to cover a millisecond decides its state. Samples that arrive in time order and abut
+/// with the same state coalesce into one segment, so the list stays a few entries long; samples
+/// that arrive out of order are still never counted twice.
+///
+/// Because the segments say exactly which milliseconds were seen, [`EpisodeBuilder::join`] of
+/// two builders of the same episode is their union: joining a builder with itself, or with one
+/// that shares some of its coverage (a worker restarted from a snapshot that already held part
+/// of what it had finished), counts nothing twice.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpisodeBuilder {
     start: i64,
-    /// Covered time, unix ms, sorted, disjoint and not touching.
-    covered: Vec<(i64, i64)>,
-    /// Covered milliseconds by state (up, down, unknown).
-    millis: [i64; 3],
+    /// Covered time: `(from_ms, to_ms, state)`, sorted, disjoint.
+    segments: Vec<(i64, i64, ProbeState)>,
 }
+
+/// The most segments a builder keeps: a sample a millisecond apart in different states could
+/// otherwise grow it without bound. Past it, new coverage is dropped (30 per second of samples
+/// at 1 Hz never come near).
+const MAX_SEGMENTS: usize = 512;
 
 impl EpisodeBuilder {
     /// A builder for the episode that starts at `start_secs`, aligned down to a multiple of 30.
     pub fn new(start_secs: i64) -> Self {
-        EpisodeBuilder { start: floor_to(start_secs, EPISODE_SECS), covered: Vec::new(), millis: [0; 3] }
+        EpisodeBuilder { start: start_secs.div_euclid(EPISODE_SECS) * EPISODE_SECS, segments: Vec::new() }
     }
 
     /// The episode's start, unix seconds.
@@ -64,18 +72,40 @@ impl EpisodeBuilder {
     /// Records that the probe was in `state` from `from_ms` to `to_ms` (unix ms, end
     /// exclusive). The part outside the episode and the part already covered are ignored.
     pub fn record(&mut self, from_ms: i64, to_ms: i64, state: ProbeState) {
-        let begin = from_ms.max(self.start_ms());
-        let end = to_ms.min(self.start_ms().saturating_add(EPISODE_MS));
-        if begin >= end {
-            return;
+        let mut begin = from_ms.max(self.start_ms());
+        let end = to_ms.min(self.start_ms() + EPISODE_MS);
+        // Walk the existing segments, filling the gaps of [begin, end) between them.
+        let mut gaps = Vec::new();
+        for &(from, to, _) in &self.segments {
+            if begin >= end {
+                break;
+            }
+            if to <= begin {
+                continue;
+            }
+            if from > begin {
+                gaps.push((begin, from.min(end)));
+            }
+            begin = begin.max(to);
         }
-        self.millis[state_index(state)] += end - begin - self.covered_within(begin, end);
-        self.cover(begin, end);
+        if begin < end {
+            gaps.push((begin, end));
+        }
+        for (from, to) in gaps {
+            self.insert(from, to, state);
+        }
+    }
+
+    /// Adds what `other` (a builder of the same episode) covered and this one did not.
+    pub fn join(&mut self, other: &EpisodeBuilder) {
+        for &(from, to, state) in &other.segments {
+            self.record(from, to, state);
+        }
     }
 
     /// Milliseconds covered by any sample so far (at most 30,000).
     pub fn covered_ms(&self) -> i64 {
-        self.millis.iter().sum()
+        self.segments.iter().map(|(from, to, _)| to - from).sum()
     }
 
     /// The episode: covered milliseconds by state and the uncovered rest as nodata, turned into
@@ -83,32 +113,34 @@ impl EpisodeBuilder {
     /// rounded down, and the seconds left go to the largest remainders; ties go to up, then
     /// down, unknown, nodata).
     pub fn finish(&self) -> Episode {
-        let [up, down, unknown] = self.millis;
+        let mut millis = [0i64; 3];
+        for &(from, to, state) in &self.segments {
+            millis[state_index(state)] += to - from;
+        }
+        let [up, down, unknown] = millis;
         let seconds = largest_remainder([up, down, unknown, EPISODE_MS - self.covered_ms()]);
         Episode { start: self.start, counts: Counts::new(seconds[0], seconds[1], seconds[2], seconds[3]) }
     }
 
     fn start_ms(&self) -> i64 {
-        self.start.saturating_mul(1000)
+        self.start * 1000
     }
 
-    /// How much of `[begin, end)` is already covered.
-    fn covered_within(&self, begin: i64, end: i64) -> i64 {
-        self.covered.iter().map(|&(from, to)| (to.min(end) - from.max(begin)).max(0)).sum()
-    }
-
-    /// Adds `[begin, end)` to the covered list, coalescing what it overlaps or touches.
-    fn cover(&mut self, begin: i64, end: i64) {
-        let mut merged = (begin, end);
-        self.covered.retain(|&(from, to)| {
-            let apart = to < begin || from > end;
-            if !apart {
-                merged = (merged.0.min(from), merged.1.max(to));
+    /// Inserts an uncovered `[from, to)`, merging with a neighbour of the same state it touches.
+    fn insert(&mut self, from: i64, to: i64, state: ProbeState) {
+        let at = self.segments.partition_point(|&(f, _, _)| f < from);
+        let joins_before = at > 0 && self.segments[at - 1].1 == from && self.segments[at - 1].2 == state;
+        let joins_after = at < self.segments.len() && self.segments[at].0 == to && self.segments[at].2 == state;
+        match (joins_before, joins_after) {
+            (true, true) => {
+                self.segments[at - 1].1 = self.segments[at].1;
+                self.segments.remove(at);
             }
-            apart
-        });
-        let at = self.covered.partition_point(|&(from, _)| from < merged.0);
-        self.covered.insert(at, merged);
+            (true, false) => self.segments[at - 1].1 = to,
+            (false, true) => self.segments[at].0 = from,
+            (false, false) if self.segments.len() < MAX_SEGMENTS => self.segments.insert(at, (from, to, state)),
+            (false, false) => {}
+        }
     }
 }
 
@@ -184,7 +216,7 @@ mod tests {
         builder.record(ms(0.0), ms(10.0), ProbeState::Down);
         builder.record(ms(5.0), ms(25.0), ProbeState::Unknown);
         assert_eq!(builder.finish().counts, Counts::new(10, 10, 10, 0));
-        assert_eq!(builder.covered, vec![(ms(0.0), ms(30.0))]);
+        assert_eq!(builder.covered_ms(), 30_000);
     }
 
     #[test]
@@ -193,8 +225,28 @@ mod tests {
         for second in 0..30 {
             builder.record(ms(f64::from(second)), ms(f64::from(second + 1)), ProbeState::Up);
         }
-        assert_eq!(builder.covered.len(), 1);
+        assert_eq!(builder.segments.len(), 1);
         assert_eq!(builder.finish().counts, Counts::new(30, 0, 0, 0));
+    }
+
+    #[test]
+    fn joining_is_a_union_so_nothing_counts_twice() {
+        let mut first = EpisodeBuilder::new(T0);
+        first.record(ms(0.0), ms(15.0), ProbeState::Up);
+        first.record(ms(15.0), ms(20.0), ProbeState::Down);
+        let mut second = EpisodeBuilder::new(T0);
+        second.record(ms(10.0), ms(30.0), ProbeState::Down);
+        let mut joined = first.clone();
+        joined.join(&second);
+        assert_eq!(joined.finish().counts, Counts::new(15, 15, 0, 0));
+        // Joining again, or a builder with itself, changes nothing.
+        let once = joined.clone();
+        joined.join(&second);
+        joined.join(&once);
+        assert_eq!(joined, once);
+        let mut itself = first.clone();
+        itself.join(&first);
+        assert_eq!(itself, first);
     }
 
     #[test]

@@ -53,7 +53,9 @@ pub async fn fold_pass(store: &Store, now: i64) -> Result<FoldPass, StoreError> 
     let mark = store.get::<FoldMark>(&keys.availability_fold()).await?.map(|v| v.value).unwrap_or_default();
     let index = store.list::<ProbeIndexEntry>(&keys.availability_probes_prefix()).await?;
     let mut pass = FoldPass { probes: index.items.len(), ..FoldPass::default() };
-    let oldest = now - EPISODE_LIFE_SECS;
+    // Pages go a day old, whole slots at a time (a range reads a slot from its pages or from its
+    // record, never from part of its pages).
+    let oldest = slot_start(now - EPISODE_LIFE_SECS);
     for (_, entry) in &index.items {
         let ProbeIndexEntry { group, probe, .. } = &entry.value;
         let (slots, records) = fold_probe(store, group, probe, (oldest, mark.revision)).await?;
@@ -79,15 +81,35 @@ async fn fold_probe(
     let keys = store.keys();
     let start = keys.availability_episodes_from(group, probe, oldest);
     let end = keys.availability_episodes_from(group, probe, i64::from(u32::MAX));
-    let changed = store.list_between_since::<EpisodePage>(&start, &end, since).await?;
-    let touched = touched_slots(changed.items.iter().map(|(_, v)| &v.value));
+    // Read as JSON first: one page that does not decode (none should) is skipped with a
+    // warning rather than stopping every pass.
+    let changed = store.list_between_since::<serde_json::Value>(&start, &end, since).await?;
+    let changed: Vec<EpisodePage> = changed
+        .items
+        .into_iter()
+        .filter_map(|(key, v)| match serde_json::from_value(v.value) {
+            Ok(page) => Some(page),
+            Err(e) => {
+                tracing::warn!(%key, error = %e, "availability: skipping a page that does not decode");
+                None
+            }
+        })
+        .collect();
+    let touched = touched_slots(&changed);
     let (Some(first), Some(last)) = (touched.first(), touched.last()) else { return Ok((0, 0)) };
     let pages = availability::pages(store, group, probe, *first, last + SLOT_SECS).await?;
     let slots = fold_touched(&pages, &touched);
     let mut records = 0;
     for (day, day_slots) in by_day(&slots) {
-        // An unreadable record (none should be) is written afresh from what the pages say.
-        let mut record = availability::day(store, group, probe, day).await?.unwrap_or_else(|| DayRecord::new(day));
+        let mut record = match availability::day(store, group, probe, day).await? {
+            Some(record) => record,
+            None if record_exists(store, group, probe, day).await? => {
+                // Unreadable (a newer format?): left alone rather than written over.
+                tracing::warn!(%group, %probe, day, "availability: a day record does not decode; not folding into it");
+                continue;
+            }
+            None => DayRecord::new(day),
+        };
         let before = record.clone();
         for (slot, counts) in day_slots {
             record.set(slot, counts);
@@ -98,6 +120,13 @@ async fn fold_probe(
         }
     }
     Ok((slots.len(), records))
+}
+
+/// Whether a day record is stored (readable or not).
+async fn record_exists(store: &Store, group: &str, probe: &str, day: i64) -> Result<bool, StoreError> {
+    let keys = store.keys();
+    let (key, end) = (keys.availability_slots(group, probe, day), keys.availability_slots(group, probe, day + 1));
+    Ok(store.list_bytes_between(&key, &end).await?.iter().any(|(k, _)| *k == key))
 }
 
 /// The slots the episodes of `pages` fall in.

@@ -123,6 +123,20 @@ async fn a_probe_reaches_only_what_its_kind_needs_and_urls_only_allowed_hosts() 
     // Allowed, the request is made (and, nothing listening there, fails: down).
     let failed = sample_until(&url, probe, ProbeState::Down, &["127.0.0.1"]).await;
     assert!(!failed.contains("allow"), "{failed}");
+    // An instance bound to no probe (any other plugin) gets no HTTP outside the cluster.
+    let runtime = common::runtime();
+    let plugin = runtime.load(chaos_worker::plugins::builtin("probe").unwrap().to_vec()).await.unwrap();
+    let sink = Arc::new(MemorySink::default());
+    let mut services = Services::new(sink.clone(), Some(KubeGateway::from_url(&url).unwrap()));
+    services.http = Some(HttpGateway::new(vec!["127.0.0.1".into()]));
+    let unbound = json!({"name": "unbound", "group": "g", "interval": "200ms", "http": {"url": "http://127.0.0.1:9/"}});
+    let cancel = CancellationToken::new();
+    let handle = plugin.start(common::spec("unbound", unbound), services, cancel.clone());
+    let refused = |r: &chaos_worker::runtime::Record| matches!(r, chaos_worker::runtime::Record::Report { state, .. } if state.to_string().contains("for probes"));
+    common::eventually(Duration::from_secs(60), "the unbound call refused", || sink.of("unbound").iter().any(refused))
+        .await;
+    cancel.cancel();
+    handle.wait().await;
     // A probe given another kind's capabilities cannot reach the proxy.
     let spec: ProbeSpec = serde_json::from_value(http_probe("narrow", "/", None)).unwrap();
     let runtime = common::runtime();

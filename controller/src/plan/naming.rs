@@ -31,9 +31,10 @@ pub fn task_id(run: &str, task: &str, replica: u32, replicas: u32) -> String {
 }
 
 /// Vantage point `vp` (0-based) of the probe named `probe`: `-p-<probe>` when it has one,
-/// `-p-<probe>-<vp:02>` when it has several.
+/// `-p-<probe>.<vp:02>` when it has several (a dot, which a probe's name cannot hold, so that
+/// probe `disk`'s vantage point 0 and a probe named `disk-00` never share an id).
 pub fn probe_id(run: &str, probe: &str, vp: u32, vantage_points: u32) -> String {
-    if vantage_points <= 1 { format!("{run}-p-{probe}") } else { format!("{run}-p-{probe}-{vp:02}") }
+    if vantage_points <= 1 { format!("{run}-p-{probe}") } else { format!("{run}-p-{probe}.{vp:02}") }
 }
 
 /// The RV's name: the scenario name, the volume index and a random suffix (as the seed's

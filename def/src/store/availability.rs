@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use chaos_availability::range::ProbeData;
-use chaos_availability::{Counts, DAY_SECS, DayRecord, Downtime};
+use chaos_availability::{Counts, DAY_SECS, DayRecord, Downtime, SLOT_SECS, slot_start};
 
 use super::{Result, Store};
 use crate::availability::{EPISODE_LIFE_SECS, EpisodePage, StoredDowntime};
@@ -56,7 +56,9 @@ pub async fn probe_data(
     (from, to): (i64, i64),
     now: i64,
 ) -> Result<ProbeData> {
-    let episodes_from = from.max(now - EPISODE_LIFE_SECS);
+    // Episodes only for whole slots the pruning cannot have touched yet (it deletes pages a
+    // day old, slot by slot): a slot read from part of its pages would show no data for the rest.
+    let episodes_from = from.max(slot_start(now - EPISODE_LIFE_SECS) + SLOT_SECS);
     let episodes = if episodes_from < to {
         pages(store, group, probe, episodes_from, to).await?.into_iter().flat_map(|page| page.episodes).collect()
     } else {

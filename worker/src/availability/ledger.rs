@@ -58,12 +58,20 @@ pub struct Live {
     pub detail: String,
 }
 
-/// A finished episode, with what its page needs.
+/// A finished episode, with what its page needs. It keeps its builder (what each millisecond
+/// was) rather than its counts, so that two copies of it — one in the write-ahead store and one
+/// finished again from a snapshot taken before — join without counting anything twice.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finished {
     pub key: SeriesKey,
     pub scenario: String,
-    pub episode: Episode,
+    pub builder: EpisodeBuilder,
+}
+
+impl Finished {
+    pub fn episode(&self) -> Episode {
+        self.builder.finish()
+    }
 }
 
 /// What changed live.
@@ -147,8 +155,8 @@ impl Ledger {
                 if !series.ended && (entry.key() + EPISODE_SECS) * 1000 + grace > now_ms {
                     break;
                 }
-                let episode = entry.remove().finish();
-                finished.push(Finished { key: key.clone(), scenario: series.scenario.clone(), episode });
+                let builder = entry.remove();
+                finished.push(Finished { key: key.clone(), scenario: series.scenario.clone(), builder });
             }
         }
         self.series.retain(|_, s| !(s.ended && s.open.is_empty() && !s.live_dirty));
@@ -183,10 +191,19 @@ impl Ledger {
         changes
     }
 
-    /// Marks every live state to be written again (the lease it was written on is gone).
+    /// Marks every live state to be written again (the lease it was written on is gone, or a
+    /// write failed): a running series' state, and an ended series' deletion.
     pub fn relive(&mut self) {
         for series in self.series.values_mut() {
-            series.live_dirty = series.live.is_some() && !series.ended;
+            series.live_dirty = series.live.is_some();
+        }
+    }
+
+    /// Every series' instance ended (a new process: none of them runs in it yet).
+    pub fn end_all(&mut self) {
+        for series in self.series.values_mut() {
+            series.ended = true;
+            series.live_dirty = series.live.is_some();
         }
     }
 
@@ -209,20 +226,27 @@ pub struct Outbox {
     pages: BTreeMap<(SeriesKey, i64), Page>,
 }
 
-/// One page's episodes and the scenario that measured them.
+/// One page's episodes (as builders) and the scenario that measured them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {
     pub scenario: String,
-    pub episodes: Vec<Episode>,
+    pub episodes: Vec<EpisodeBuilder>,
+}
+
+impl Page {
+    /// The page's episodes as counted.
+    pub fn finished(&self) -> Vec<Episode> {
+        self.episodes.iter().map(EpisodeBuilder::finish).collect()
+    }
 }
 
 impl Outbox {
     pub fn add(&mut self, finished: Finished) {
         let page = self
             .pages
-            .entry((finished.key, minute_of(finished.episode.start)))
+            .entry((finished.key, minute_of(finished.builder.start())))
             .or_insert_with(|| Page { scenario: finished.scenario, episodes: Vec::new() });
-        join_into(&mut page.episodes, finished.episode);
+        join_into(&mut page.episodes, &finished.builder);
     }
 
     /// Pages no open episode can still add to, oldest first, at most `limit`.
@@ -247,10 +271,10 @@ impl Outbox {
         self.pages
             .iter()
             .flat_map(|((key, _), page)| {
-                page.episodes.iter().map(|episode| Finished {
+                page.episodes.iter().map(|builder| Finished {
                     key: key.clone(),
                     scenario: page.scenario.clone(),
-                    episode: *episode,
+                    builder: builder.clone(),
                 })
             })
             .collect()
@@ -265,26 +289,18 @@ impl Outbox {
     }
 }
 
-/// Adds `episode` to a page's episodes. One vantage point can finish two episodes of the same
-/// 30 s: its instance ended (the episode was finished early) and ran again on this worker. Their
-/// samples cover different times, so the two are joined by adding what each measured.
-pub fn join_into(episodes: &mut Vec<Episode>, episode: Episode) {
-    match episodes.iter_mut().find(|e| e.start == episode.start) {
-        Some(same) => same.counts = joined(same.counts, episode.counts),
+/// Adds an episode to a page's episodes. One vantage point can finish the same 30 s twice: its
+/// instance ended (the episode was finished early) and ran again on this worker, or a restart
+/// found it both in the write-ahead store and in the snapshot of open episodes. The builders
+/// say which milliseconds each saw, so the two are joined as a union.
+pub fn join_into(episodes: &mut Vec<EpisodeBuilder>, builder: &EpisodeBuilder) {
+    match episodes.iter_mut().find(|e| e.start() == builder.start()) {
+        Some(same) => same.join(builder),
         None => {
-            episodes.push(episode);
-            episodes.sort_by_key(|e| e.start);
+            episodes.push(builder.clone());
+            episodes.sort_by_key(EpisodeBuilder::start);
         }
     }
-}
-
-/// Two episodes of one vantage point over disjoint times, as one (at most 30 s measured).
-fn joined(a: chaos_availability::Counts, b: chaos_availability::Counts) -> chaos_availability::Counts {
-    let cap = EPISODE_SECS as u32;
-    let up = (a.up + b.up).min(cap);
-    let down = (a.down + b.down).min(cap - up);
-    let unknown = (a.unknown + b.unknown).min(cap - up - down);
-    chaos_availability::Counts::new(up, down, unknown, cap - up - down - unknown)
 }
 
 #[cfg(test)]
@@ -318,9 +334,9 @@ mod tests {
         assert!(ledger.due(630_000 + 2_999).is_empty(), "not before end + interval + timeout + 1 s");
         let first = ledger.due(633_000);
         assert_eq!(first.len(), 1);
-        assert_eq!((first[0].episode.start, first[0].episode.counts.up), (600, 30));
+        assert_eq!((first[0].episode().start, first[0].episode().counts.up), (600, 30));
         let second = ledger.due(663_000);
-        assert_eq!((second[0].episode.start, second[0].episode.counts.up), (630, 30));
+        assert_eq!((second[0].episode().start, second[0].episode().counts.up), (630, 30));
     }
 
     #[test]
@@ -331,9 +347,9 @@ mod tests {
         run(&mut ledger, 610, 620, |_| ProbeState::Down);
         run(&mut ledger, 630, 660, |_| ProbeState::Up);
         let episodes = ledger.due(700_000);
-        let counts = episodes[0].episode.counts;
+        let counts = episodes[0].episode().counts;
         assert_eq!((counts.up, counts.down, counts.nodata), (10, 10, 10), "{counts:?}");
-        assert_eq!(episodes[1].episode.counts.up, 30);
+        assert_eq!(episodes[1].episode().counts.up, 30);
     }
 
     #[test]
@@ -343,8 +359,8 @@ mod tests {
         // The next check hung until its 1 s timeout: reported 2 s after the previous one.
         sample(&mut ledger, ProbeState::Down, 602_000);
         let finished = ledger.due(640_000);
-        let episode = finished.iter().find(|f| f.episode.start == 600).unwrap();
-        assert_eq!(episode.episode.counts.down, 2);
+        let episode = finished.iter().find(|f| f.builder.start() == 600).unwrap();
+        assert_eq!(episode.episode().counts.down, 2);
     }
 
     #[test]
@@ -363,7 +379,7 @@ mod tests {
         }
         let ready = outbox.ready(&ledger.open_minutes(), 10);
         assert_eq!(ready.len(), 1);
-        assert_eq!(ready[0].1.episodes.len(), 2);
+        assert_eq!(ready[0].1.finished().len(), 2);
         outbox.shipped(&[ready[0].0.clone()]);
         assert!(outbox.is_empty());
     }
@@ -391,7 +407,7 @@ mod tests {
         ledger.ended(&key());
         let early = ledger.due(611_000);
         assert_eq!(early.len(), 1, "finished before its grace: the instance ended");
-        assert_eq!((early[0].episode.counts.up, early[0].episode.counts.nodata), (10, 20));
+        assert_eq!((early[0].episode().counts.up, early[0].episode().counts.nodata), (10, 20));
         for f in early {
             outbox.add(f);
         }
@@ -402,8 +418,32 @@ mod tests {
             outbox.add(f);
         }
         let page = &outbox.ready(&ledger.open_minutes(), 10)[0].1;
-        let counts = page.episodes[0].counts;
+        let counts = page.finished()[0].counts;
         assert_eq!((counts.up, counts.down, counts.nodata), (10, 15, 5), "{counts:?}");
+    }
+
+    #[test]
+    fn an_episode_finished_twice_after_a_crash_counts_once() {
+        // Finished and written to the write-ahead store, but the crash came before the snapshot
+        // of open episodes was saved: the restored ledger still has it open.
+        let mut ledger = Ledger::default();
+        run(&mut ledger, 600, 615, |_| ProbeState::Down);
+        let snapshot = ledger.clone();
+        ledger.ended(&key());
+        let pending = ledger.due(620_000);
+        let mut restored = snapshot;
+        restored.end_all();
+        let again = restored.due(620_000);
+        let mut outbox = Outbox::default();
+        for f in pending.into_iter().chain(again) {
+            outbox.add(f);
+        }
+        let page = &outbox.ready(&restored.open_minutes(), 10)[0].1;
+        let counts = page.finished()[0].counts;
+        assert_eq!((counts.down, counts.nodata), (15, 15), "not 30 down: {counts:?}");
+        // A restored series shows nothing live: its instance does not run in the new process.
+        restored.relive();
+        assert!(matches!(&restored.live_changes()[..], [LiveChange::Delete(_)]));
     }
 
     #[test]
@@ -414,7 +454,7 @@ mod tests {
         let mut restored: Ledger = serde_json::from_str(&text).unwrap();
         assert_eq!(restored, ledger);
         run(&mut restored, 615, 630, |_| ProbeState::Up);
-        let counts = restored.due(700_000)[0].episode.counts;
+        let counts = restored.due(700_000)[0].episode().counts;
         assert_eq!(counts.up + counts.down, 30, "{counts:?}");
     }
 }

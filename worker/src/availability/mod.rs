@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chaos_availability::{Episode, ProbeState};
+use chaos_availability::{EpisodeBuilder, ProbeState};
 use chaos_def::availability::{EpisodePage, LiveState, ProbeIndexEntry, vantage};
 use chaos_def::store::{Store, StoreError};
 use tokio_util::sync::CancellationToken;
@@ -65,8 +65,8 @@ struct State {
     outbox: Outbox,
     /// Samples came since the open episodes were last saved.
     unsaved: bool,
-    /// Pages written recently, with when.
-    shipped: HashMap<(SeriesKey, i64), (Vec<Episode>, i64)>,
+    /// Pages written recently (their episodes as builders), with when.
+    shipped: HashMap<(SeriesKey, i64), (Vec<EpisodeBuilder>, i64)>,
     /// Probes this process has put in the index.
     indexed: BTreeSet<(String, String)>,
 }
@@ -82,7 +82,10 @@ impl Accountant {
                 if !pending.is_empty() || !ledger.is_empty() {
                     tracing::info!(pending = pending.len(), "availability: taking back what the last run measured");
                 }
+                // The instances that ran here are not running in this process: what they showed
+                // live goes (they run again here or elsewhere, and say so themselves).
                 state.ledger = ledger;
+                state.ledger.end_all();
                 for finished in pending {
                     state.outbox.add(finished);
                 }
@@ -138,23 +141,29 @@ impl Accountant {
     pub async fn turn(&self, store: &Store, now_ms: i64) {
         let (finished, ready, live) = self.with_state(|s| {
             let finished = s.ledger.due(now_ms);
+            s.unsaved |= !finished.is_empty();
             for f in &finished {
                 s.outbox.add(f.clone());
             }
             let ready = s.outbox.ready(&s.ledger.open_minutes(), PAGES_PER_TURN);
-            let live = if self.lease.load(Ordering::Relaxed) != 0 { s.ledger.live_changes() } else { Vec::new() };
+            // The lease is taken with the changes: written on a lease that ended meanwhile, a
+            // live state would outlive the worker.
+            let lease = self.lease.load(Ordering::Relaxed);
+            let live = if lease != 0 { Some((lease, s.ledger.live_changes())) } else { None };
             s.shipped.retain(|_, (_, at)| now_ms - *at < SHIPPED_MEMORY_MS);
             (finished, ready, live)
         });
         self.metrics.episodes.fetch_add(finished.len() as u64, Ordering::Relaxed);
+        // What finished is on disk, and no longer open in the snapshot, before anything waits on
+        // etcd. (A crash between the two files finishes an episode twice; the copies join as one.)
         self.append(&finished);
+        self.save();
         if !ready.is_empty() {
             self.ship(store, ready, now_ms).await;
         }
-        if !live.is_empty() {
-            self.publish(store, live).await;
+        if let Some((lease, changes)) = live.filter(|(_, changes)| !changes.is_empty()) {
+            self.publish(store, lease, changes).await;
         }
-        self.save();
         self.metrics.pending_pages.store(self.with_state(|s| s.outbox.len()) as u64, Ordering::Relaxed);
     }
 
@@ -181,43 +190,55 @@ impl Accountant {
     }
 
     /// Writes ready pages; once etcd has them they leave the outbox and the write-ahead store.
+    /// A probe's index entry is written before its first page, so that the fold, which finds
+    /// probes by the index, never skips a page it has already passed.
     async fn ship(&self, store: &Store, ready: Vec<((SeriesKey, i64), ledger::Page)>, now_ms: i64) {
         let keys = store.keys();
+        let new_probes: BTreeSet<(String, String, String)> = self.with_state(|s| {
+            ready
+                .iter()
+                .filter(|((key, _), _)| !s.indexed.contains(&(key.group.clone(), key.probe.clone())))
+                .map(|((key, _), page)| (key.group.clone(), key.probe.clone(), page.scenario.clone()))
+                .collect()
+        });
+        for (group, probe, scenario) in new_probes {
+            if index(store, &group, &probe, &scenario).await {
+                self.with_state(|s| s.indexed.insert((group, probe)));
+            }
+        }
         let mut batch = store.batch();
         let mut pages = Vec::with_capacity(ready.len());
         for ((key, minute), mut page) in ready {
-            let earlier = self.with_state(|s| s.shipped.get(&(key.clone(), minute)).map(|(e, _)| e.clone()));
-            for episode in earlier.unwrap_or_default() {
-                ledger::join_into(&mut page.episodes, episode);
+            let indexed = self.with_state(|s| s.indexed.contains(&(key.group.clone(), key.probe.clone())));
+            if !indexed {
+                continue;
             }
-            let record = EpisodePage {
-                episodes: page.episodes.clone(),
-                worker: self.worker.clone(),
-                scenario: page.scenario.clone(),
-            };
+            let earlier = self.with_state(|s| s.shipped.get(&(key.clone(), minute)).map(|(e, _)| e.clone()));
+            for builder in earlier.unwrap_or_default() {
+                ledger::join_into(&mut page.episodes, &builder);
+            }
+            let record =
+                EpisodePage { episodes: page.finished(), worker: self.worker.clone(), scenario: page.scenario.clone() };
             let written = batch.put(keys.availability_episodes(&key.group, &key.probe, minute, &key.vantage), &record);
             if written.is_ok() {
                 pages.push(((key, minute), page));
             }
         }
+        if pages.is_empty() {
+            return;
+        }
         match batch.commit(store).await {
             Ok(outcome) if outcome.all_committed() => {
                 self.metrics.pages_written.fetch_add(pages.len() as u64, Ordering::Relaxed);
                 let ids: Vec<(SeriesKey, i64)> = pages.iter().map(|(id, _)| id.clone()).collect();
-                let (left, new_probes) = self.with_state(|s| {
+                let left = self.with_state(|s| {
                     s.outbox.shipped(&ids);
-                    let mut new_probes = Vec::new();
                     for (id, page) in &pages {
                         s.shipped.insert(id.clone(), (page.episodes.clone(), now_ms));
-                        let probe = (id.0.group.clone(), id.0.probe.clone());
-                        if s.indexed.insert(probe.clone()) {
-                            new_probes.push((probe, page.scenario.clone()));
-                        }
                     }
-                    (s.outbox.pending(), new_probes)
+                    s.outbox.pending()
                 });
                 self.rewrite_pending(&left);
-                index(store, new_probes).await;
             }
             Ok(_) | Err(_) => {
                 self.metrics.write_failures.fetch_add(1, Ordering::Relaxed);
@@ -235,10 +256,9 @@ impl Accountant {
         }
     }
 
-    /// Writes live changes on the lease; on failure they are marked to be written again.
-    async fn publish(&self, store: &Store, changes: Vec<LiveChange>) {
+    /// Writes live changes on `lease`; on failure they are marked to be written again.
+    async fn publish(&self, store: &Store, lease: i64, changes: Vec<LiveChange>) {
         let keys = store.keys();
-        let lease = self.lease.load(Ordering::Relaxed);
         let mut batch = store.batch();
         for change in &changes {
             match change {
@@ -271,18 +291,19 @@ impl Accountant {
     }
 }
 
-/// Adds probes to the index (`availability/probes/`) when they are not there yet.
-async fn index(store: &Store, probes: Vec<((String, String), String)>) {
-    for ((group, probe), scenario) in probes {
-        let entry = ProbeIndexEntry {
-            group: group.clone(),
-            probe: probe.clone(),
-            scenario,
-            first_seen: jiff::Timestamp::now(),
-        };
-        match store.create(&store.keys().availability_probe(&group, &probe), &entry).await {
-            Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
-            Err(e) => tracing::debug!(error = %e, %group, %probe, "availability: the probe index was not written"),
+/// Adds a probe to the index (`availability/probes/`) unless it is there; whether it is.
+async fn index(store: &Store, group: &str, probe: &str, scenario: &str) -> bool {
+    let entry = ProbeIndexEntry {
+        group: group.to_string(),
+        probe: probe.to_string(),
+        scenario: scenario.to_string(),
+        first_seen: jiff::Timestamp::now(),
+    };
+    match store.create(&store.keys().availability_probe(group, probe), &entry).await {
+        Ok(_) | Err(StoreError::AlreadyExists { .. }) => true,
+        Err(e) => {
+            tracing::debug!(error = %e, %group, %probe, "availability: the probe index was not written");
+            false
         }
     }
 }

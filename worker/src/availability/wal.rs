@@ -122,13 +122,15 @@ fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::availability::ledger::SeriesKey;
-    use chaos_availability::{Counts, Episode};
+    use chaos_availability::{EpisodeBuilder, ProbeState};
 
     fn finished(start: i64) -> Finished {
+        let mut builder = EpisodeBuilder::new(start);
+        builder.record(start * 1000, (start + 30) * 1000, ProbeState::Up);
         Finished {
             key: SeriesKey { group: "g".into(), probe: "p".into(), vantage: "w.i".into() },
             scenario: "s".into(),
-            episode: Episode { start, counts: Counts { up: 30, down: 0, unknown: 0, nodata: 0 } },
+            builder,
         }
     }
 

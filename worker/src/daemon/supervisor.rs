@@ -135,8 +135,11 @@ fn probe_capabilities(instance: &TaskInstance) -> Option<Arc<Capabilities>> {
     if instance.plugin.builtin() != Some(BuiltinPlugin::Probe) {
         return None;
     }
-    let spec: ProbeSpec = serde_json::from_value(Value::Object(instance.params.clone())).ok()?;
-    Some(Arc::new(spec.capabilities()))
+    // Params that do not parse (the apiserver checked them) give nothing rather than everything.
+    let caps = serde_json::from_value::<ProbeSpec>(Value::Object(instance.params.clone()))
+        .map(|spec| spec.capabilities())
+        .unwrap_or_default();
+    Some(Arc::new(caps))
 }
 
 /// Starts the plugin, waits for it, and journals the run's start and end.

@@ -11,6 +11,9 @@
 //!   what this probe measures).
 //! - `controlPlane`: up when the API calls succeed; down otherwise — the API is what it measures.
 //!
+//! What a probe says about an answer is its status and whether the filter held, never the body:
+//! the live state is read by every viewer.
+//!
 //! The worker gives each instance only what its kind needs (the capabilities below are the
 //! most any probe gets). `namespace` and `basic-functionality` create objects, labelled with the
 //! scenario and instance like everything plugins create, and delete what an earlier run left.
@@ -112,14 +115,14 @@ impl<'a> Check<'a> {
         };
         match http::send(h.method.as_str(), target, &h.path, self.timeout_ms) {
             Ok(answer) if !h.expect_status.contains(&answer.status) => {
-                (State::Down, format!("answered {} ({})", answer.status, snippet(&answer.body)))
+                (State::Down, format!("answered {}", answer.status))
             }
             Ok(answer) => match &self.filter {
                 None => (State::Up, format!("answered {}", answer.status)),
                 Some(_) if answer.truncated => (State::Down, "the body is too large to filter".into()),
                 Some(filter) => match filter.test(&answer.body) {
                     Ok(true) => (State::Up, format!("answered {}, the filter holds", answer.status)),
-                    Ok(false) => (State::Down, format!("the filter does not hold: {}", snippet(&answer.body))),
+                    Ok(false) => (State::Down, format!("answered {}, the filter does not hold", answer.status)),
                     Err(why) => (State::Down, why),
                 },
             },
@@ -221,9 +224,4 @@ fn condition_is(object: &Value, kind: &str, status: &str) -> bool {
     object["status"]["conditions"]
         .as_array()
         .is_some_and(|c| c.iter().any(|c| c["type"].as_str() == Some(kind) && c["status"].as_str() == Some(status)))
-}
-
-/// The start of a body, for the live state's detail.
-fn snippet(body: &[u8]) -> String {
-    String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned()
 }
