@@ -296,6 +296,9 @@ pub struct DemoArgs {
     /// kubesim: applications to deploy, comma-separated (`smoke-mini`; `none` for none).
     #[arg(long, default_value = "smoke-mini", value_parser = parse_apps)]
     apps: Apps,
+    /// Also draw the run's availability timeline as an SVG image here.
+    #[arg(long)]
+    svg: Option<std::path::PathBuf>,
 }
 
 impl DemoArgs {
@@ -303,6 +306,7 @@ impl DemoArgs {
     pub fn options(&self) -> chaosctl::demo::DemoOptions {
         let mut options = chaosctl::demo::DemoOptions::new(&self.state_dir);
         options.stack.workers = self.workers;
+        options.svg = self.svg.clone();
         options.stack.speed = self.speed;
         options.stack.fault_replica_loss = self.fault_replica_loss;
         options.stack.apps = self.apps.0.clone();

@@ -31,6 +31,8 @@ pub struct DemoOptions {
     pub run_for: Duration,
     /// How long the teardown may take.
     pub teardown_limit: Duration,
+    /// Where to draw the run's availability timeline as an SVG image, if anywhere.
+    pub svg: Option<PathBuf>,
 }
 
 impl DemoOptions {
@@ -39,6 +41,7 @@ impl DemoOptions {
             stack: StackOptions { speed: 30.0, fault_replica_loss: 0.3, nodes: 5, ..StackOptions::new(state_dir) },
             run_for: Duration::from_secs(120),
             teardown_limit: Duration::from_secs(180),
+            svg: None,
         }
     }
 }
@@ -137,7 +140,7 @@ async fn drive(stack: &Stack, options: &DemoOptions) -> anyhow::Result<()> {
     println!();
     println!("Planted bug hit {} volume(s): {}", hit.len(), list(&hit));
     println!("The report flags {} volume(s) Broken: {}", broken.len(), list(&broken));
-    let unseen = availability(&client, &hit).await?;
+    let unseen = availability(&client, &hit, options.svg.as_deref()).await?;
     if hit == broken && unseen.is_empty() {
         println!("Every volume the bug hit is flagged Broken, and no other; each shows down in its volume probe.");
         Ok(())
@@ -157,7 +160,11 @@ async fn drive(stack: &Stack, options: &DemoOptions) -> anyhow::Result<()> {
 /// Prints the run's availability timeline; returns the volumes the bug hit whose volume probe
 /// shows no down time (the episodes of the run's end land within a second or two of the stop:
 /// it waits for them).
-async fn availability(client: &Client, hit: &BTreeSet<String>) -> anyhow::Result<BTreeSet<String>> {
+async fn availability(
+    client: &Client,
+    hit: &BTreeSet<String>,
+    svg: Option<&std::path::Path>,
+) -> anyhow::Result<BTreeSet<String>> {
     let view = client.scenario(NAME).await?;
     let now = jiff::Timestamp::now().as_second();
     let from = view.status.started_at.map_or(now - 300, |t| t.as_second());
@@ -187,6 +194,10 @@ async fn availability(client: &Client, hit: &BTreeSet<String>) -> anyhow::Result
     };
     println!("\nAvailability during the run (`chaosctl availability --scenario {NAME}`):");
     print!("{}", crate::availability::timeline::render(&range, &options));
+    if let Some(path) = svg {
+        crate::availability::svg::write(&range, jiff::tz::TimeZone::UTC, path)?;
+        println!("The timeline as an image: {}", path.display());
+    }
     Ok(hit.iter().filter(|rv| !down_in(&range, rv)).cloned().collect())
 }
 
