@@ -32,7 +32,14 @@ async fn the_demo_flags_exactly_the_volumes_the_planted_bug_hit_and_leaves_nothi
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "the demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("nothing labelled chaos.dev/scenario=demo is left"), "{stdout}");
-    assert!(stdout.contains("Every volume the bug hit is flagged Broken, and no other."), "{stdout}");
+    assert!(
+        stdout
+            .contains("Every volume the bug hit is flagged Broken, and no other; each shows down in its volume probe."),
+        "{stdout}"
+    );
+    // The availability the demo measured: the report's table and the timeline.
+    assert!(stdout.contains("PROBE") && stdout.contains("synthetic/disk"), "{stdout}");
+    assert!(stdout.contains("Availability during the run"), "{stdout}");
     let hits: usize = stdout
         .lines()
         .find_map(|l| l.strip_prefix("Planted bug hit ")?.split_whitespace().next()?.parse().ok())
