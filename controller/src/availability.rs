@@ -102,10 +102,10 @@ async fn fold_probe(
     let mut records = 0;
     for (day, day_slots) in by_day(&slots) {
         let mut record = match availability::day(store, group, probe, day).await? {
-            Some(record) => record,
-            None if record_exists(store, group, probe, day).await? => {
+            Some(Ok(record)) => record,
+            Some(Err(why)) => {
                 // Unreadable (a newer format?): left alone rather than written over.
-                tracing::warn!(%group, %probe, day, "availability: a day record does not decode; not folding into it");
+                tracing::warn!(%group, %probe, day, %why, "availability: a day record does not decode; not folding into it");
                 continue;
             }
             None => DayRecord::new(day),
@@ -120,13 +120,6 @@ async fn fold_probe(
         }
     }
     Ok((slots.len(), records))
-}
-
-/// Whether a day record is stored (readable or not).
-async fn record_exists(store: &Store, group: &str, probe: &str, day: i64) -> Result<bool, StoreError> {
-    let keys = store.keys();
-    let (key, end) = (keys.availability_slots(group, probe, day), keys.availability_slots(group, probe, day + 1));
-    Ok(store.list_bytes_between(&key, &end).await?.iter().any(|(k, _)| *k == key))
 }
 
 /// The slots the episodes of `pages` fall in.

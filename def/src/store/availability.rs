@@ -35,8 +35,9 @@ pub async fn days(store: &Store, group: &str, probe: &str, from: i64, to: i64) -
     Ok(records)
 }
 
-/// One day record of a probe, if stored and readable.
-pub async fn day(store: &Store, group: &str, probe: &str, day: i64) -> Result<Option<DayRecord>> {
+/// One day record of a probe: `None` when none is stored, `Some(Err)` when the stored bytes do
+/// not decode (say, a newer format).
+pub async fn day(store: &Store, group: &str, probe: &str, day: i64) -> Result<Option<Result<DayRecord, String>>> {
     let key = store.keys().availability_slots(group, probe, day);
     let end = store.keys().availability_slots(group, probe, day + 1);
     Ok(store
@@ -44,7 +45,7 @@ pub async fn day(store: &Store, group: &str, probe: &str, day: i64) -> Result<Op
         .await?
         .into_iter()
         .find(|(k, _)| *k == key)
-        .and_then(|(_, bytes)| DayRecord::decode(&bytes).ok()))
+        .map(|(_, bytes)| DayRecord::decode(&bytes).map_err(|e| e.to_string())))
 }
 
 /// Everything known of one probe over `[from, to)` at `now`: episodes where they still live,

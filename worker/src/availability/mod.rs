@@ -206,17 +206,22 @@ impl Accountant {
                 self.with_state(|s| s.indexed.insert((group, probe)));
             }
         }
+        // The pages of indexed probes, each joined with what was written of its minute before.
+        let ready: Vec<_> = self.with_state(|s| {
+            ready
+                .into_iter()
+                .filter(|((key, _), _)| s.indexed.contains(&(key.group.clone(), key.probe.clone())))
+                .map(|(id, mut page)| {
+                    for builder in s.shipped.get(&id).map(|(e, _)| e.as_slice()).unwrap_or_default() {
+                        ledger::join_into(&mut page.episodes, builder);
+                    }
+                    (id, page)
+                })
+                .collect()
+        });
         let mut batch = store.batch();
         let mut pages = Vec::with_capacity(ready.len());
-        for ((key, minute), mut page) in ready {
-            let indexed = self.with_state(|s| s.indexed.contains(&(key.group.clone(), key.probe.clone())));
-            if !indexed {
-                continue;
-            }
-            let earlier = self.with_state(|s| s.shipped.get(&(key.clone(), minute)).map(|(e, _)| e.clone()));
-            for builder in earlier.unwrap_or_default() {
-                ledger::join_into(&mut page.episodes, &builder);
-            }
+        for ((key, minute), page) in ready {
             let record =
                 EpisodePage { episodes: page.finished(), worker: self.worker.clone(), scenario: page.scenario.clone() };
             let written = batch.put(keys.availability_episodes(&key.group, &key.probe, minute, &key.vantage), &record);
