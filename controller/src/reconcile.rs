@@ -139,7 +139,13 @@ async fn reconcile(
     let now = Timestamp::now();
     let mut wake_at: Option<Timestamp> = None;
     let names: Vec<String> = cache.scenarios.named().keys().cloned().collect();
+    let term = leadership.lost();
     for name in names {
+        // A scenario at a time, and the other tasks of this runtime between two.
+        tokio::task::yield_now().await;
+        if term.is_cancelled() {
+            return None;
+        }
         let plan = {
             let input = PlanInput {
                 scenario: &cache.scenarios.named()[&name],
@@ -154,7 +160,13 @@ async fn reconcile(
         if let Some(at) = plan.wake_at {
             wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
         }
-        match commit(store, leadership, config, cache, &name, plan).await {
+        // Given up the moment the term ends: a deposed leader's writes fail on its fence
+        // anyway, and waiting for each of them to do so would keep it from campaigning again.
+        let committed = tokio::select! {
+            _ = term.cancelled() => return None,
+            committed = commit(store, leadership, config, cache, &name, plan) => committed,
+        };
+        match committed {
             Ok(true) => {}
             // Someone else wrote in between: the watch brings the change; plan again soon.
             Ok(false) => wake_at = Some(now + jiff::SignedDuration::from_millis(50)),
@@ -164,7 +176,10 @@ async fn reconcile(
             }
         }
     }
-    orphans(store, leadership, cache).await;
+    tokio::select! {
+        _ = term.cancelled() => return None,
+        _ = orphans(store, leadership, cache) => {}
+    }
     wake_at.map(|at| {
         let wait = Duration::try_from(at.duration_since(now)).unwrap_or_default();
         Instant::now() + wait
@@ -221,23 +236,33 @@ async fn commit(
     if plan.rest.is_empty() {
         return Ok(true);
     }
-    // The rest touches each instance alone: its chunks may land in any order.
-    let mut batch = fenced().unordered(chaos_def::consts::BATCH_CHUNKS_IN_FLIGHT);
-    for action in &plan.rest {
-        add_action(&mut batch, &keys, name, action)?;
-    }
-    let outcome = batch.commit(store).await?;
-    // Chunks that landed are recorded even when a later one conflicted.
-    let written: BTreeMap<&str, i64> = outcome.written.iter().map(|(k, r)| (k.as_str(), *r)).collect();
-    for action in &plan.rest {
-        if let Action::Create(instance) | Action::Update { instance, .. } = action
-            && let Some(revision) = written.get(keys.instance(name, &instance.id).as_str())
-        {
-            cache.wrote_instance(instance.clone(), *revision);
+    // The rest touches each instance alone: its chunks may land in any order, and it is
+    // written in slices, each recorded before the next is sent (a scenario of 100,000
+    // instances is created in steps, each short, rather than in one write of a minute).
+    let mut all_committed = true;
+    for slice in plan.rest.chunks(REST_SLICE) {
+        let mut batch = fenced().unordered(chaos_def::consts::BATCH_CHUNKS_IN_FLIGHT);
+        for action in slice {
+            add_action(&mut batch, &keys, name, action)?;
         }
+        let outcome = batch.commit(store).await?;
+        // Chunks that landed are recorded even when a later one conflicted.
+        let written: BTreeMap<&str, i64> = outcome.written.iter().map(|(k, r)| (k.as_str(), *r)).collect();
+        for action in slice {
+            if let Action::Create(instance) | Action::Update { instance, .. } = action
+                && let Some(revision) = written.get(keys.instance(name, &instance.id).as_str())
+            {
+                cache.wrote_instance(instance.clone(), *revision);
+            }
+        }
+        all_committed &= outcome.all_committed();
+        tokio::task::yield_now().await;
     }
-    Ok(outcome.all_committed())
+    Ok(all_committed)
 }
+
+/// How many of a plan's independent writes go in one batch.
+const REST_SLICE: usize = 4096;
 
 fn add_action(batch: &mut Batch, keys: &chaos_def::Keys, scenario: &str, action: &Action) -> Result<(), StoreError> {
     match action {

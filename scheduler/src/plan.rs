@@ -35,7 +35,16 @@ pub struct Plan {
     /// Every instance that needs a worker and got none, with why (also those whose status
     /// already says so, which `statuses` leaves out).
     pub waiting: Vec<(String, String)>,
+    /// More instances need a worker than one pass takes ([`PASS_LIMIT`]): pass again at once.
+    pub more: bool,
 }
+
+/// The most instances one pass places. A burst of 100,000 new instances is placed in passes
+/// of this many, each committed before the next is planned: a pass's writes take a fraction
+/// of a second rather than a minute, the first instances start while the rest are placed, and
+/// the loop sees a lost term or a dead worker between passes. Each later pass counts the
+/// earlier passes' assignments (written through), so spreading is the same as in one pass.
+pub const PASS_LIMIT: usize = 4096;
 
 impl Plan {
     /// Whether the pass writes nothing.
@@ -72,10 +81,12 @@ type VolumeLoad = BTreeMap<String, BTreeMap<String, u32>>;
 
 /// The writes that place what needs a worker, as of `now`.
 pub fn plan(cache: &Cache, now: Timestamp) -> Plan {
-    let (needing, volume_load) = needing_a_worker(cache);
+    let (mut needing, volume_load) = needing_a_worker(cache);
     if needing.is_empty() {
         return Plan::default();
     }
+    let more = needing.len() > PASS_LIMIT;
+    needing.truncate(PASS_LIMIT);
     let candidates: Vec<Candidate> = needing.iter().map(|instance| candidate(instance)).collect();
     let decision = place(&worker_views(cache), &candidates, &volume_load);
     let by_id: BTreeMap<&str, &TaskInstance> =
@@ -84,7 +95,7 @@ pub fn plan(cache: &Cache, now: Timestamp) -> Plan {
         decision.placed.iter().filter_map(|(id, worker)| assign(cache, by_id[id.as_str()], worker, now)).collect();
     let statuses =
         decision.waiting.iter().filter_map(|(id, reason)| pending(cache, by_id[id.as_str()], reason, now)).collect();
-    Plan { assignments, statuses, waiting: decision.waiting }
+    Plan { assignments, statuses, waiting: decision.waiting, more }
 }
 
 /// Whether an instance without an assignment needs a worker (the table in the module doc).

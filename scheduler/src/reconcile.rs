@@ -85,31 +85,65 @@ async fn lead(store: &Store, leadership: &Leadership, config: &SchedulerConfig, 
             continue;
         }
         dirty = false;
-        let retry_soon = schedule(store, leadership, &mut cache).await;
-        wake = Instant::now() + if retry_soon { Duration::from_millis(200) } else { config.resync };
+        let next = match schedule(store, leadership, &mut cache).await {
+            Next::Now => {
+                // The rest of a burst, at once: after whatever the watches brought meanwhile,
+                // and after the other tasks of this runtime had their turn.
+                tokio::task::yield_now().await;
+                Duration::ZERO
+            }
+            Next::Soon => Duration::from_millis(200),
+            Next::Resync => config.resync,
+            Next::TermOver => break,
+        };
+        wake = Instant::now() + next;
     }
     watches.close().await;
 }
 
-/// One pass: plan, commit, and write the created assignments through. Returns whether to pass
-/// again soon (a write conflicted or failed).
-async fn schedule(store: &Store, leadership: &Leadership, cache: &mut Cache) -> bool {
+/// When to pass again, as one pass found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// More needs placing than one pass takes.
+    Now,
+    /// A write conflicted or failed.
+    Soon,
+    /// Nothing left to do: on the next change, or at the resync.
+    Resync,
+    /// The term ended while writing.
+    TermOver,
+}
+
+/// One pass: plan, commit, and write the created assignments through. The commit is given up
+/// the moment the term ends: a deposed leader's writes fail on its fence anyway, and waiting
+/// for each of them to do so would keep it from campaigning again.
+async fn schedule(store: &Store, leadership: &Leadership, cache: &mut Cache) -> Next {
     let plan = plan(cache, Timestamp::now());
     if plan.is_empty() {
-        return false;
+        return Next::Resync;
     }
-    match batch(store.keys(), leadership, &plan).commit(store).await {
+    let term = leadership.lost();
+    let batch = batch(store.keys(), leadership, &plan);
+    let committed = tokio::select! {
+        _ = term.cancelled() => return Next::TermOver,
+        committed = batch.commit(store) => committed,
+    };
+    match committed {
         Ok(outcome) => {
-            let (placed, waiting) = (plan.assignments.len(), plan.waiting.len());
+            let (placed, waiting, more) = (plan.assignments.len(), plan.waiting.len(), plan.more);
             write_through(store.keys(), cache, plan, &outcome.written);
             if placed > 0 {
-                tracing::debug!(placed, waiting, "scheduled");
+                tracing::debug!(placed, waiting, more, "scheduled");
             }
-            !outcome.all_committed()
+            match (outcome.all_committed(), more) {
+                (false, _) => Next::Soon,
+                (true, true) => Next::Now,
+                (true, false) => Next::Resync,
+            }
         }
         Err(error) => {
             tracing::warn!(%error, "could not write assignments; retrying");
-            true
+            Next::Soon
         }
     }
 }

@@ -1,7 +1,8 @@
-//! Leases kept alive in the background.
+//! Leases kept alive in the background, on the lease keepers' own thread and etcd connection
+//! ([`super::keeper`]).
 //!
-//! A [`Lease`] refreshes itself every third of its TTL (at least every second). If it cannot be refreshed before the
-//! TTL runs out (etcd away, process paused), or etcd says it expired (a refresh answered "gone",
+//! A [`Lease`] refreshes itself every third of its TTL (at least every second). If it cannot be
+//! refreshed before the TTL runs out (etcd away, process paused), or etcd says it expired (a refresh answered "gone",
 //! confirmed by asking again: a member can say so during a change of leader), its `lost` token
 //! fires: whatever depended on the lease (a worker's registration, a leader's term) must stop,
 //! since etcd has deleted or will delete the keys attached to it. Refreshes move to another
@@ -111,6 +112,9 @@ impl Store {
     /// Grants a lease of `ttl` (etcd rounds up to its minimum, about 2 s by default) and keeps
     /// it alive until it is revoked or dropped.
     pub async fn grant_lease(&self, ttl: Duration) -> Result<Lease> {
+        // Refreshed on the keepers' thread and connection: the daemon's own work cannot hold
+        // the refreshes back.
+        let keeper = self.keeper().await?;
         let mut client = self.client();
         let requested = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
         let granted = self.bounded(client.lease_grant(requested, None)).await?;
@@ -124,7 +128,7 @@ impl Store {
             store: self.clone(),
         };
         let tokens = (lease.lost.clone(), lease.stop.clone());
-        tokio::spawn(keep_alive(self.clone(), lease.id, ttl, tokens, lease.clock.clone()));
+        super::keeper::runtime().spawn(keep_alive(keeper, lease.id, ttl, tokens, lease.clock.clone()));
         Ok(lease)
     }
 }

@@ -493,6 +493,41 @@ fn instances_fill_free_slots_and_the_rest_wait_with_the_reason() {
 }
 
 #[test]
+fn a_burst_larger_than_a_pass_is_placed_in_passes_each_counting_the_ones_before() {
+    let mut world = World::new();
+    let total = 2 * PASS_LIMIT + 10;
+    for w in 0..3 {
+        world.register(&format!("w{w}"), u32::try_from(total).unwrap(), &["default"]);
+    }
+    for i in 0..total {
+        world.add(&format!("i{i:05}"), "default");
+    }
+    let mut placed: BTreeMap<String, String> = BTreeMap::new();
+    let mut passes = Vec::new();
+    loop {
+        let (plan, applied) = world.pass();
+        passes.push((plan.assignments.len(), plan.more));
+        for (worker, id) in applied.created {
+            assert!(placed.insert(id.clone(), worker).is_none(), "{id} placed twice");
+        }
+        if !plan.more {
+            break;
+        }
+    }
+    assert_eq!(passes, [(PASS_LIMIT, true), (PASS_LIMIT, true), (10, false)]);
+    assert_eq!(placed.len(), total);
+    // Spread as one pass would have: each later pass counted the earlier ones' assignments.
+    let mut per_worker: BTreeMap<&str, usize> = BTreeMap::new();
+    for worker in placed.values() {
+        *per_worker.entry(worker.as_str()).or_default() += 1;
+    }
+    let (least, most) = (per_worker.values().min().unwrap(), per_worker.values().max().unwrap());
+    assert!(most - least <= 1, "{per_worker:?}");
+    world.check().unwrap();
+    world.assert_nothing_to_do_once_settled();
+}
+
+#[test]
 fn a_probes_vantage_points_go_to_different_workers_even_past_the_least_loaded() {
     let mut world = World::new();
     world.register("w1", 10, &["default"]);

@@ -16,7 +16,9 @@
 //! [`decide`] is that table as a function of the cached records; [`super::session`] applies it
 //! to every instance a change touches.
 
-use chaos_def::records::{Assignment, DesiredState, InstancePhase, TaskInstance};
+use chaos_def::records::{Assignment, DesiredState, InstancePhase};
+
+use super::lean::LeanInstance;
 
 /// What the daemon is doing with one instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +60,7 @@ pub struct WorkerState {
 /// the worker's state.
 pub fn decide(
     assignment: Option<&Assignment>,
-    instance: Option<&TaskInstance>,
+    instance: Option<&LeanInstance>,
     running: Option<RunState>,
     worker: WorkerState,
 ) -> Decision {
@@ -68,7 +70,7 @@ pub fn decide(
         (Some(RunState::Running), Some(a)) => match instance {
             None => Decision::Stop("the instance was deleted".into()),
             Some(i) if i.desired == DesiredState::Stop => {
-                Decision::Stop(i.stop_reason.clone().unwrap_or_else(|| "stop requested".into()))
+                Decision::Stop(i.stop_reason.as_deref().unwrap_or("stop requested").to_string())
             }
             Some(i) if i.attempt > a.attempt => Decision::Stop(format!("attempt {} superseded", a.attempt)),
             Some(_) if worker.draining => Decision::Drain,
@@ -100,6 +102,7 @@ pub fn decide(
 mod tests {
 
     use chaos_def::PluginRef;
+    use chaos_def::records::TaskInstance;
 
     use super::*;
 
@@ -113,13 +116,14 @@ mod tests {
         }
     }
 
-    fn instance(attempt: u32, desired: DesiredState) -> TaskInstance {
-        TaskInstance {
+    fn instance(attempt: u32, desired: DesiredState) -> LeanInstance {
+        let full = TaskInstance {
             seed: 1,
             desired,
             attempt,
             ..TaskInstance::new("i", "s", PluginRef::Name("p".into()), jiff::Timestamp::UNIX_EPOCH)
-        }
+        };
+        LeanInstance::from(&full)
     }
 
     const FREE: WorkerState = WorkerState { slot_free: true, draining: false };
@@ -170,7 +174,7 @@ mod tests {
     #[test]
     fn a_cleanup_attempt_starts_though_it_is_to_stop() {
         let a = assignment(2);
-        let cleanup = TaskInstance { cleanup: true, ..instance(2, DesiredState::Stop) };
+        let cleanup = LeanInstance { cleanup: true, ..instance(2, DesiredState::Stop) };
         assert_eq!(decide(Some(&a), Some(&cleanup), None, FREE), Decision::Start);
         assert_eq!(decide(Some(&a), Some(&cleanup), None, FULL), Decision::Ignore);
         // Started stopped: the session stops it at once, and nothing more is decided for it.

@@ -21,7 +21,8 @@
 //! once.
 //!
 //! Modules: [`config`] (settings), [`registration`] (record, lease, usage), [`session`] (what a
-//! session knows and decides, purely), [`assignments`] (the decision table), [`supervisor`] (one
+//! session knows and decides, purely), [`lean`] (what it keeps of each instance record),
+//! [`assignments`] (the decision table), [`supervisor`] (one
 //! task per run, the sink), [`builtins`] and [`pushed`] (where plugins come from), [`status`]
 //! (status writer), [`journal`] (event journal), [`metrics`] (counters, `/healthz`, `/readyz`,
 //! `/metrics`).
@@ -30,6 +31,7 @@ pub mod assignments;
 pub mod builtins;
 pub mod config;
 pub mod journal;
+pub mod lean;
 pub mod metrics;
 pub mod pushed;
 pub mod registration;
@@ -42,7 +44,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chaos_daemon::{Feed, Watches};
-use chaos_def::records::{InstancePhase, TaskInstance};
+use chaos_def::records::InstancePhase;
 use chaos_def::retry::{Backoff, retry};
 use chaos_def::store::{Lease, Store};
 use tokio_util::sync::CancellationToken;
@@ -52,6 +54,7 @@ use self::assignments::DRAINED;
 use self::builtins::BuiltinPlugins;
 pub use self::config::DaemonConfig;
 use self::journal::Journal;
+use self::lean::LeanInstance;
 use self::metrics::Metrics;
 use self::pushed::PushedPlugins;
 use self::session::{Action, Change, NewRun, Session};
@@ -340,6 +343,7 @@ impl SessionTasks {
     fn fetch(&self, store: &Store, id: String, scenario: &str) {
         let (store, feed, session) = (store.clone(), self.feed.clone(), self.session.clone());
         let key = store.keys().instance(scenario, &id);
+        let scenario = scenario.to_string();
         self.tracker.spawn(async move {
             let backoff = Backoff { attempts: u32::MAX, max: Duration::from_secs(2), ..Backoff::default() };
             let read = retry(
@@ -347,7 +351,7 @@ impl SessionTasks {
                 &session,
                 |_| true,
                 || async {
-                    match tokio::time::timeout(Duration::from_secs(1), store.get::<TaskInstance>(&key)).await {
+                    match tokio::time::timeout(Duration::from_secs(1), store.get::<LeanInstance>(&key)).await {
                         Ok(read) => read.map_err(|e| e.to_string()),
                         Err(_) => Err("timed out".to_string()),
                     }
@@ -355,6 +359,7 @@ impl SessionTasks {
             );
             match read.await {
                 Ok(record) => {
+                    let record = record.map(|record| (scenario, record));
                     feed.send(Change::Fetched { id, record }).await;
                 }
                 Err(error) => tracing::debug!(instance = %id, %error, "the instance was not read"),

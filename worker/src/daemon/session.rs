@@ -19,12 +19,13 @@ use chaos_def::records::{Assignment, Cordon, InstancePhase, TaskInstance};
 use chaos_def::store::{KeyShape, Slot, Versioned, WatchCache, WatchEvent};
 
 use super::assignments::{Decision, RunState, WorkerState, decide};
+use super::lean::LeanInstance;
 
 /// What reaches a session.
 #[derive(Debug)]
 pub enum Change {
     Assignment(WatchEvent<Assignment>),
-    Instance(WatchEvent<TaskInstance>),
+    Instance(WatchEvent<LeanInstance>),
     Cordon(WatchEvent<Cordon>),
     /// A run's supervisor returned.
     RunEnded(String),
@@ -32,7 +33,8 @@ pub enum Change {
     /// (`None`: there is none).
     Fetched {
         id: String,
-        record: Option<Versioned<TaskInstance>>,
+        /// The scenario and the record.
+        record: Option<(String, Versioned<LeanInstance>)>,
     },
 }
 
@@ -74,9 +76,10 @@ struct RunEntry {
 pub struct Session {
     /// This worker's assignments, by instance id.
     assignments: WatchCache<Assignment>,
-    /// Every instance record, by scenario and id: an assignment usually comes after its
-    /// instance's record, and throwing the record away until then would cost etcd a read per run.
-    instances: WatchCache<TaskInstance>,
+    /// Every instance record, by scenario and id, as lean as [`LeanInstance`] keeps it: an
+    /// assignment usually comes after its instance's record, and throwing the record away
+    /// until then would cost etcd a read per run.
+    instances: WatchCache<LeanInstance>,
     /// This worker's cordon (its exact key).
     cordon: WatchCache<Cordon>,
     runs: BTreeMap<String, RunEntry>,
@@ -136,8 +139,8 @@ impl Session {
                 match record {
                     // Like a write-through: a record at its revision, ignored if the watch
                     // has since brought anything newer.
-                    Some(item) => {
-                        let slot = Slot::new(item.value.scenario.clone(), id.clone());
+                    Some((scenario, item)) => {
+                        let slot = Slot::new(scenario, id.clone());
                         self.instances.wrote(slot, item.value, item.mod_revision);
                     }
                     // Decided on as missing (finished at once), not read again.
@@ -178,7 +181,7 @@ impl Session {
     }
 
     /// The assignment and the instance record of `id`, as far as they are known.
-    fn records(&self, id: &str) -> (Option<&Versioned<Assignment>>, Option<&Versioned<TaskInstance>>) {
+    fn records(&self, id: &str) -> (Option<&Versioned<Assignment>>, Option<&Versioned<LeanInstance>>) {
         let assignment = self.assignments.get_named(id);
         let scenario =
             assignment.map(|a| a.value.scenario.as_str()).or_else(|| self.runs.get(id).map(|r| r.scenario.as_str()));
@@ -235,7 +238,10 @@ impl Session {
     fn start(&mut self, id: &str, finish_now: Option<(InstancePhase, String)>, actions: &mut Vec<Action>) {
         let (Some(assignment), instance) = self.records(id) else { return };
         // Finishing an assignment whose instance is gone needs only its id and scenario.
-        let instance = instance.map_or_else(|| placeholder_instance(&assignment.value), |i| i.value.clone());
+        let instance = instance.map_or_else(
+            || placeholder_instance(&assignment.value),
+            |i| i.value.to_instance(id, &assignment.value.scenario),
+        );
         let assignment = assignment.clone();
         // A cleanup attempt is started stopped: its plugin adopts what an earlier run left and
         // tears it down.

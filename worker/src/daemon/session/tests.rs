@@ -5,7 +5,7 @@ use chaos_def::Keys;
 use chaos_def::records::{Assignment, Cordon, DesiredState, InstancePhase, TaskInstance};
 use chaos_def::store::{Versioned, WatchEvent};
 
-use super::{Action, Change, NewRun, Session};
+use super::{Action, Change, LeanInstance, NewRun, Session};
 
 const WORKER: &str = "w-1";
 
@@ -17,8 +17,10 @@ fn versioned<T>(value: T, revision: i64) -> Versioned<T> {
     Versioned { value, mod_revision: revision, create_revision: revision, lease: 0 }
 }
 
-fn instance(id: &str, desired: DesiredState) -> TaskInstance {
-    TaskInstance { desired, ..TaskInstance::new(id, "s", "noop".parse().unwrap(), jiff::Timestamp::UNIX_EPOCH) }
+fn instance(id: &str, desired: DesiredState) -> LeanInstance {
+    let full =
+        TaskInstance { desired, ..TaskInstance::new(id, "s", "noop".parse().unwrap(), jiff::Timestamp::UNIX_EPOCH) };
+    LeanInstance::from(&full)
 }
 
 fn assignment(id: &str) -> Assignment {
@@ -94,7 +96,7 @@ fn an_assigned_instance_starts_once_and_stops_when_asked() {
 #[test]
 fn a_cleanup_attempt_is_started_and_stopped_in_one_turn() {
     let mut session = session(10);
-    let cleanup = TaskInstance { cleanup: true, ..instance("c", DesiredState::Stop) };
+    let cleanup = LeanInstance { cleanup: true, ..instance("c", DesiredState::Stop) };
     let item = versioned(cleanup, 2);
     assert!(session.apply(Change::Instance(WatchEvent::Put { key: keys().instance("s", "c"), item })).is_empty());
     let actions = session.apply(assign("c", 3));
@@ -115,7 +117,7 @@ fn an_assignment_before_its_instance_is_read_once_then_run() {
     assert_eq!(actions, vec![Action::Fetch { id: "a".into(), scenario: "s".into() }]);
     // Another event touching it while the read is out does not read it again.
     assert!(session.apply(assign("a", 3)).is_empty());
-    let record = Some(versioned(instance("a", DesiredState::Run), 2));
+    let record = Some(("s".to_string(), versioned(instance("a", DesiredState::Run), 2)));
     let actions = session.apply(Change::Fetched { id: "a".into(), record });
     assert_eq!(started(&actions), vec![("a", None)]);
     // The watch bringing the same record later starts nothing more.
@@ -252,7 +254,7 @@ mod properties {
                         let id = reads.remove(i % reads.len());
                         // Read before the watch brought the record, or after; or found missing.
                         let newest = records.get(&id).copied().filter(|_| found);
-                        let record = newest.map(|(desired, at)| versioned(instance(&id, desired), at));
+                        let record = newest.map(|(desired, at)| ("s".to_string(), versioned(instance(&id, desired), at)));
                         Change::Fetched { id, record }
                     }
                     Event::Drain(drain) => cordon(drain, revision),
