@@ -1,6 +1,7 @@
 //! `chaos-bench pipeline`: how fast the whole system turns a scenario into running instances.
 //!
-//! Starts etcd and the stack (apiserver, controller, scheduler, `--workers` workers), measures
+//! Starts etcd and the stack (apiserver, controller, scheduler, `--workers` workers and one
+//! more, cordoned, which runs nothing but still watches every record), measures
 //! raw single-key put throughput of etcd with the same client, applies a scenario of
 //! `--instances` `noop` instances, and times apply → first Running and apply → all Running
 //! (seen through a watch on the statuses). Then measures the steady state: keys written per
@@ -47,17 +48,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let say = crate::progress(args.json);
     // Room for every instance, and some.
     let slots = args.instances.div_ceil(args.workers.max(1)) + 16;
-    say(&format!("starting a stack with {} workers of {slots} slots ...", args.workers));
+    let map_count = map_count_for(slots as u64);
+    if let Some(line) = &map_count.said {
+        say(line);
+    }
+    say(&format!("starting a stack with {} workers of {slots} slots and one cordoned ...", args.workers));
     let state = tempfile::Builder::new().prefix("chaos-bench-").tempdir()?;
     let options = StackOptions {
-        workers: args.workers,
+        // One more, cordoned before the apply: it runs nothing and still watches every record.
+        workers: args.workers + 1,
         slots,
         apps: Vec::new(),
         etcd_members: args.etcd_members,
         tls: !args.plain,
+        die_with_parent: true,
         ..StackOptions::new(state.path())
     };
     let mut fleet = Fleet::start_with(options, state).await?;
+    let idle = format!("worker-{}", args.workers);
+    let cordon = chaos_def::records::Cordon { cordoned_at: None, drain: false };
+    fleet.store.put(&fleet.store.keys().cordon(&idle), &cordon).await?;
 
     say("measuring raw etcd puts ...");
     let key = "/bench/raw-put";
@@ -80,6 +90,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     wait_board(&board, Duration::from_secs(10), "the status watch", |_| true).await?;
     say(&format!("applying {} noop instances ...", args.instances));
     let writes_before = fleet.etcd_writes().await?;
+    // The idle worker's memory before any instance exists (the stack has settled: etcd was
+    // measured meanwhile).
+    let idle_before = rss_kib(&fleet, &idle);
     let progress = (!args.json).then(|| report_progress(board.clone(), n, cancel.clone()));
     let applied = Instant::now();
     fleet.apply_noop("pipeline", args.instances).await?;
@@ -107,6 +120,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     cancel.cancel();
     let rss = rss_mib(&fleet);
+    let idle_bytes_per_instance = match (idle_before, rss_kib(&fleet, &idle)) {
+        (Some(before), Some(after)) => Some(round((after - before) * 1024.0 / args.instances as f64, 0)),
+        _ => None,
+    };
+    let leadership_lost = leadership_lost(&fleet);
     say("stopping the stack ...");
     fleet.stack.stop().await;
     let report = json!({
@@ -122,6 +140,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "writes_per_instance": round(writes_per_instance, 2),
         "ratio_to_limit": round(instances_per_sec / limit, 3),
         "rss_mib": rss,
+        // What a worker that runs nothing grows by per instance record it holds.
+        "idle_worker_bytes_per_instance": idle_bytes_per_instance,
+        // Terms and worker registrations that ended during the run (each should be 0).
+        "leadership_lost": leadership_lost,
+        "vm_max_map_count": map_count.value,
         "apply_to_first_running_ms": round((first - applied).as_secs_f64() * 1000.0, 1),
         // The apply request alone: the connection, the token's check, the write, the audit record.
         "apply_request_ms": round(apply_answered.as_secs_f64() * 1000.0, 1),
@@ -174,19 +197,81 @@ fn report_progress(
     })
 }
 
-/// Each process's resident memory now, in MiB (from `/proc/<pid>/status`).
+/// Each process's resident memory now, in MiB.
 fn rss_mib(fleet: &Fleet) -> serde_json::Map<String, serde_json::Value> {
     fleet
         .stack
         .processes()
         .into_iter()
-        .filter_map(|(name, pid)| {
-            let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
-            let kib: f64 =
-                status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.split_whitespace().next()?.parse().ok()?;
+        .filter_map(|(name, _)| {
+            let kib = rss_kib(fleet, &name)?;
             Some((name, json!(round(kib / 1024.0, 1))))
         })
         .collect()
+}
+
+/// A process's resident memory now, in KiB (from `/proc/<pid>/status`).
+fn rss_kib(fleet: &Fleet, name: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", fleet.stack.pid(name)?)).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.split_whitespace().next()?.parse().ok()
+}
+
+/// How often each daemon logged the end of a term (controller, scheduler) or of its lease
+/// (workers) during the run.
+fn leadership_lost(fleet: &Fleet) -> serde_json::Map<String, serde_json::Value> {
+    let lost = |name: &str, needle: &str| {
+        let log = std::fs::read_to_string(fleet.stack.state_dir.join(format!("{name}.log"))).unwrap_or_default();
+        log.matches(needle).count()
+    };
+    let workers: usize = fleet
+        .stack
+        .processes()
+        .iter()
+        .filter(|(name, _)| name.starts_with("worker-"))
+        .map(|(name, _)| lost(name, "lease lost"))
+        .sum();
+    let mut counts = serde_json::Map::new();
+    counts.insert("controller".into(), json!(lost("controller", "leadership lost")));
+    counts.insert("scheduler".into(), json!(lost("scheduler", "leadership lost")));
+    counts.insert("worker_leases".into(), json!(workers));
+    counts
+}
+
+/// Memory maps a worker needs per running instance (a wasmtime instance's code, memory and
+/// stacks, with their guard pages), measured with `/proc/<pid>/maps` at 10,000 running.
+const MAPS_PER_INSTANCE: u64 = 6;
+
+/// `vm.max_map_count` as the run will have it, and what was said about it.
+struct MapCount {
+    value: Option<u64>,
+    said: Option<String>,
+}
+
+/// Raises `vm.max_map_count` where `running` instances per worker would pass it and this
+/// process may write it; says what it did, or that it could not.
+fn map_count_for(running: u64) -> MapCount {
+    const PATH: &str = "/proc/sys/vm/max_map_count";
+    let current = std::fs::read_to_string(PATH).ok().and_then(|v| v.trim().parse::<u64>().ok());
+    let needed = running * MAPS_PER_INSTANCE + 10_000;
+    match current {
+        Some(current) if current < needed => match std::fs::write(PATH, needed.to_string()) {
+            Ok(()) => MapCount {
+                value: Some(needed),
+                said: Some(format!(
+                    "raised vm.max_map_count from {current} to {needed} for {running} instances per worker"
+                )),
+            },
+            Err(error) => MapCount {
+                value: Some(current),
+                said: Some(format!(
+                    "vm.max_map_count is {current}, {running} instances per worker need about {needed}, and it \
+                     could not be raised ({error}): workers may fail to start instances past about {}",
+                    current.saturating_sub(10_000) / MAPS_PER_INSTANCE
+                )),
+            },
+        },
+        other => MapCount { value: other, said: None },
+    }
 }
 
 /// When a stage saw its first key and its `n`th.

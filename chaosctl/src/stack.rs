@@ -47,6 +47,13 @@ pub struct StackOptions {
     /// TLS everywhere data crosses a process boundary: etcd (clients with certificates, and
     /// peers) and the apiserver (HTTPS), from a throwaway CA made in `<state>/tls/`.
     pub tls: bool,
+    /// Every process of the stack is killed by the kernel when the thread that started it
+    /// exits (`PR_SET_PDEATHSIG`): for a stack that must not outlive its owner even when the
+    /// owner is killed with SIGKILL (a benchmark run under `timeout -s KILL`). The kernel ties
+    /// it to the starting thread, not the process: only for owners that start the stack from
+    /// threads living as long as they do (a Tokio runtime's worker threads; not
+    /// `spawn_blocking`, whose threads end when idle).
+    pub die_with_parent: bool,
 }
 
 impl StackOptions {
@@ -69,6 +76,7 @@ impl StackOptions {
             etcd_members: 1,
             etcd_given: None,
             tls: true,
+            die_with_parent: false,
         }
     }
 }
@@ -396,15 +404,33 @@ impl Stack {
             .truncate(!append)
             .open(&path)
             .with_context(|| format!("creating the log file of {name}"))?;
-        let child = Command::new(program)
+        let mut command = Command::new(program);
+        command
             .args(args)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", program.display()))?;
+            .kill_on_drop(true);
+        if self.options.die_with_parent {
+            let parent = std::process::id();
+            // SAFETY: between fork and exec only `prctl` and `getppid` run, both
+            // async-signal-safe.
+            #[allow(unsafe_code)]
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    // The parent died before the request took hold: nobody would signal.
+                    if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                        return Err(std::io::Error::other("the stack's owner is gone"));
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = command.spawn().with_context(|| format!("starting {}", program.display()))?;
         Ok(child)
     }
 
