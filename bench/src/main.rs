@@ -35,6 +35,16 @@ fn clock_ticks() -> f64 {
     100.0
 }
 
+/// CPU seconds a process has used (user + system), from `/proc/<pid>/stat`.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields after it are space-separated.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let hz = crate::clock_ticks();
+    Some(ticks / hz)
+}
+
 /// Progress lines on stderr, unless only the JSON figures are wanted.
 fn progress(json_only: bool) -> impl Fn(&str) {
     move |text| {

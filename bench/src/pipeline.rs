@@ -93,6 +93,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // The idle worker's memory before any instance exists (the stack has settled: etcd was
     // measured meanwhile).
     let idle_before = rss_kib(&fleet, &idle);
+    let cpu_before = cpu_seconds(&fleet);
     let progress = (!args.json).then(|| report_progress(board.clone(), n, cancel.clone()));
     let applied = Instant::now();
     fleet.apply_noop("pipeline", args.instances).await?;
@@ -100,6 +101,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let limit = Duration::from_secs(60 + u64::from(args.instances) / 20);
     let all = wait_board(&board, limit, "every instance Running", |b| b.running() >= n).await?;
     let first = board.lock().unwrap_or_else(|p| p.into_inner()).first_running.unwrap_or(all);
+    let cpu_during = cpu_seconds(&fleet)
+        .into_iter()
+        .map(|(name, after)| {
+            let spent = after - cpu_before.get(&name).copied().unwrap_or(0.0);
+            (name, json!(round(spent, 2)))
+        })
+        .collect::<serde_json::Map<_, _>>();
     let seconds = (all - applied).as_secs_f64();
     let instances_per_sec = args.instances as f64 / seconds;
     if let Some(progress) = progress {
@@ -140,6 +148,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "writes_per_instance": round(writes_per_instance, 2),
         "ratio_to_limit": round(instances_per_sec / limit, 3),
         "rss_mib": rss,
+        // CPU time each process spent from the apply until all ran: where a saturated
+        // machine's cores went.
+        "cpu_seconds_to_all_running": cpu_during,
         // What a worker that runs nothing grows by per instance record it holds.
         "idle_worker_bytes_per_instance": idle_bytes_per_instance,
         // Terms and worker registrations that ended during the run (each should be 0).
@@ -210,6 +221,12 @@ fn rss_mib(fleet: &Fleet) -> serde_json::Map<String, serde_json::Value> {
         .collect()
 }
 
+/// CPU time (user and system) each process has used so far, in seconds.
+fn cpu_seconds(fleet: &Fleet) -> std::collections::BTreeMap<String, f64> {
+    let processes = fleet.stack.processes().into_iter();
+    processes.filter_map(|(name, pid)| Some((name, crate::cpu_seconds(pid?)?))).collect()
+}
+
 /// A process's resident memory now, in KiB (from `/proc/<pid>/status`).
 fn rss_kib(fleet: &Fleet, name: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{}/status", fleet.stack.pid(name)?)).ok()?;
@@ -237,9 +254,12 @@ fn leadership_lost(fleet: &Fleet) -> serde_json::Map<String, serde_json::Value> 
     counts
 }
 
-/// Memory maps a worker needs per running instance (a wasmtime instance's code, memory and
-/// stacks, with their guard pages), measured with `/proc/<pid>/maps` at 10,000 running.
-const MAPS_PER_INSTANCE: u64 = 6;
+/// Memory maps of a worker: about 20,000 before it runs anything (its runtime's reservations,
+/// threads, compiled plugins) and about 4 per running instance (memory, stacks and their guard
+/// pages), measured with `/proc/<pid>/maps`: 20,091 on a worker running nothing, 59,400 on one
+/// running 9,700 `noop` instances (4.05 each). With a little room on both.
+const MAPS_BASE: u64 = 20_500;
+const MAPS_PER_TEN_INSTANCES: u64 = 42;
 
 /// `vm.max_map_count` as the run will have it, and what was said about it.
 struct MapCount {
@@ -252,7 +272,7 @@ struct MapCount {
 fn map_count_for(running: u64) -> MapCount {
     const PATH: &str = "/proc/sys/vm/max_map_count";
     let current = std::fs::read_to_string(PATH).ok().and_then(|v| v.trim().parse::<u64>().ok());
-    let needed = running * MAPS_PER_INSTANCE + 10_000;
+    let needed = MAPS_BASE + running * MAPS_PER_TEN_INSTANCES / 10;
     match current {
         Some(current) if current < needed => match std::fs::write(PATH, needed.to_string()) {
             Ok(()) => MapCount {
@@ -266,7 +286,7 @@ fn map_count_for(running: u64) -> MapCount {
                 said: Some(format!(
                     "vm.max_map_count is {current}, {running} instances per worker need about {needed}, and it \
                      could not be raised ({error}): workers may fail to start instances past about {}",
-                    current.saturating_sub(10_000) / MAPS_PER_INSTANCE
+                    current.saturating_sub(MAPS_BASE) * 10 / MAPS_PER_TEN_INSTANCES
                 )),
             },
         },

@@ -27,16 +27,6 @@ pub struct Args {
     json: bool,
 }
 
-/// CPU seconds a process has used (user + system), from `/proc/<pid>/stat`.
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces; the fields after it are space-separated.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    let hz = crate::clock_ticks();
-    Some(ticks / hz)
-}
-
 fn rss_mib(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kib: f64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.split_whitespace().next()?.parse().ok()?;
@@ -91,13 +81,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         wait_running(&fleet, n as usize).await?;
         // Warm-up past every probe's first page (and its one-time index entry).
         tokio::time::sleep(Duration::from_secs(65)).await;
-        let (cpu0, sim0) = (cpu_seconds(worker), kubesim.and_then(cpu_seconds));
+        let (cpu0, sim0) = (crate::cpu_seconds(worker), kubesim.and_then(crate::cpu_seconds));
         let (writes0, txns0) =
             (fleet.etcd_writes().await?, etcd_counter(&fleet, "etcd_server_proposals_committed_total").await?);
         let started = Instant::now();
         tokio::time::sleep(Duration::from_secs(args.seconds)).await;
         let wall = started.elapsed().as_secs_f64();
-        let (cpu1, sim1) = (cpu_seconds(worker), kubesim.and_then(cpu_seconds));
+        let (cpu1, sim1) = (crate::cpu_seconds(worker), kubesim.and_then(crate::cpu_seconds));
         let (writes1, txns1) =
             (fleet.etcd_writes().await?, etcd_counter(&fleet, "etcd_server_proposals_committed_total").await?);
         let minutes = wall / 60.0;

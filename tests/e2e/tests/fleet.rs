@@ -1,7 +1,8 @@
 //! Workers as a fleet (issue 7): three worker processes with the real scheduler, controller,
 //! apiserver and etcd, running `noop` instances. A worker is killed, paused past its lease,
-//! drained; etcd restarts; a fourth worker joins. Each time, every instance runs again on a
-//! live worker, and the journal shows no instance running on two workers at once.
+//! drained; etcd restarts; a fourth worker joins; the scheduler is paused past its term in
+//! the middle of a burst. Each time, every instance runs again on a live worker (the burst's
+//! each exactly once), and the journal shows no instance running on two workers at once.
 //!
 //! The stacks are heavy (nine processes each): the tests take turns.
 
@@ -209,4 +210,43 @@ async fn drain_moves_a_workers_instances_away_and_leaves_it_empty() {
     // Drained runs cleaned up as on any stop (noop says so in its summary-less final status).
     assert!(log_of(&fleet, &victim).contains("draining: stopping to hand it back"));
     no_run_doubled_then_stop(fleet, "drain", &BTreeMap::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduler_paused_past_its_term_mid_burst_leads_again_and_places_each_instance_once() {
+    const BURST: usize = 3000;
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let fleet = Fleet::start(3, 1100, TTL).await.expect("start the stack");
+    let mut placed = fleet.store.watch::<serde_json::Value>(&fleet.store.keys().assignments_prefix());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    assert!(matches!(placed.next(&cancel).await, Some(chaos_def::store::WatchEvent::Listed { .. })));
+
+    fleet.apply_noop("burst", BURST as u32).await.unwrap();
+    // Paused at its first assignment: the burst is being placed (it writes in chunks).
+    assert!(matches!(placed.next(&cancel).await, Some(chaos_def::store::WatchEvent::Put { .. })));
+    fleet.stack.signal("scheduler", libc::SIGSTOP).unwrap();
+    let at_pause: usize = assignments(&fleet).await.values().map(Vec::len).sum();
+    assert!(at_pause < BURST, "the burst was placed before the pause ({at_pause})");
+    // Past its term's lease: etcd ends the term while the leader cannot notice.
+    tokio::time::sleep(Duration::from_secs(TTL + 2)).await;
+    fleet.stack.signal("scheduler", libc::SIGCONT).unwrap();
+
+    all_running(&fleet, "burst", BURST).await;
+    let log = log_of(&fleet, "scheduler");
+    assert!(log.contains("leadership lost; campaigning again"), "{log}");
+    let terms = log.lines().filter(|line| line.contains("leading") && !line.contains("leadership")).count();
+    assert!(terms >= 2, "the paused scheduler never led again: {log}");
+    // Each instance was placed once: one assignment each, and every run is its first placement.
+    let held: Vec<String> = assignments(&fleet).await.into_values().flatten().collect();
+    let distinct: std::collections::BTreeSet<&String> = held.iter().collect();
+    assert_eq!((held.len(), distinct.len()), (BURST, BURST));
+    let again: Vec<(String, u32)> = statuses(&fleet)
+        .await
+        .into_iter()
+        .filter(|(id, s)| id.starts_with("burst-") && s.placement != 1)
+        .map(|(id, s)| (id, s.placement))
+        .collect();
+    assert_eq!(again, Vec::new(), "placed more than once");
+    fleet.journaled_runs("burst", BURST, LIMIT).await.expect("every run journaled");
+    no_run_doubled_then_stop(fleet, "burst", &BTreeMap::new()).await;
 }
