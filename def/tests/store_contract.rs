@@ -284,6 +284,20 @@ async fn keys_on_a_lease_live_while_it_is_kept_alive_and_go_when_it_is_not() {
 }
 
 #[tokio::test]
+async fn a_lease_outlives_its_ttl_while_the_runtime_that_took_it_is_held_by_synchronous_work() {
+    // The runtime has one thread, and a long synchronous step (a pass over 100,000 records)
+    // holds it: the keep-alive must not need it.
+    let store = store_on(EtcdServer::shared()).await;
+    let lease = store.grant_lease(Duration::from_secs(2)).await.unwrap();
+    let key = store.keys().worker("busy");
+    store.put_with_lease(&key, &Item { n: 1 }, lease.id()).await.unwrap();
+    std::thread::sleep(lease.ttl() * 3);
+    assert!(!lease.is_lost(), "the lease was lost while its holder was busy");
+    assert!(lease.clock().is_alive());
+    assert!(store.get::<Item>(&key).await.unwrap().is_some(), "etcd let the lease expire");
+}
+
+#[tokio::test]
 async fn a_lease_that_cannot_be_refreshed_within_its_ttl_reports_itself_lost() {
     let etcd = EtcdServer::start();
     let store = store_on(&etcd).await;
