@@ -81,12 +81,10 @@ type VolumeLoad = BTreeMap<String, BTreeMap<String, u32>>;
 
 /// The writes that place what needs a worker, as of `now`.
 pub fn plan(cache: &Cache, now: Timestamp) -> Plan {
-    let (mut needing, volume_load) = needing_a_worker(cache);
+    let (needing, more, volume_load) = needing_a_worker(cache);
     if needing.is_empty() {
         return Plan::default();
     }
-    let more = needing.len() > PASS_LIMIT;
-    needing.truncate(PASS_LIMIT);
     let candidates: Vec<Candidate> = needing.iter().map(|instance| candidate(instance)).collect();
     let decision = place(&worker_views(cache), &candidates, &volume_load);
     let by_id: BTreeMap<&str, &TaskInstance> =
@@ -112,9 +110,9 @@ pub fn needs_worker(instance: &TaskInstance, phase: Option<InstancePhase>) -> bo
     }
 }
 
-/// The instances that need a worker, in key order, and the load of every volume from
-/// the instances that have one.
-fn needing_a_worker(cache: &Cache) -> (Vec<&TaskInstance>, VolumeLoad) {
+/// The first [`PASS_LIMIT`] instances that need a worker, in key order, whether more do, and
+/// the load of every volume from the instances that have one.
+fn needing_a_worker(cache: &Cache) -> (Vec<&TaskInstance>, bool, VolumeLoad) {
     let assigned: BTreeMap<&str, &str> = cache.assignments.iter().map(|(worker, id, _)| (id, worker)).collect();
     let mut volume_load = VolumeLoad::new();
     let mut needing = Vec::new();
@@ -129,9 +127,16 @@ fn needing_a_worker(cache: &Cache) -> (Vec<&TaskInstance>, VolumeLoad) {
         }
     }
     // In the order of their etcd keys (`<scenario>/<id>`), as placement has always gone: the
-    // cache's groups sort `demo` before `demo-2`, the keys the other way round.
-    needing.sort_by(|a, b| key_order(a).cmp(key_order(b)));
-    (needing, volume_load)
+    // cache's groups sort `demo` before `demo-2`, the keys the other way round. Of a burst only
+    // the first pass's worth is sorted: the rest is only set apart, in linear time.
+    let by_key = |a: &&TaskInstance, b: &&TaskInstance| key_order(a).cmp(key_order(b));
+    let more = needing.len() > PASS_LIMIT;
+    if more {
+        needing.select_nth_unstable_by(PASS_LIMIT, by_key);
+        needing.truncate(PASS_LIMIT);
+    }
+    needing.sort_by(by_key);
+    (needing, more, volume_load)
 }
 
 fn key_order(instance: &TaskInstance) -> impl Iterator<Item = u8> + '_ {
