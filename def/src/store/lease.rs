@@ -188,18 +188,44 @@ async fn keep_alive(
 
 /// Whether etcd still has lease `id`, asked until `alive_until` (past it, or without an
 /// answer, it counts as gone: the lease can no longer be trusted to be alive). Asked again on
-/// another member while the answer is "no leader" or none: the "gone" being checked typically
-/// comes in the middle of a change of leader, and a single try would meet the same election.
+/// another member while the answer is "no leader" or none, and asked again while the answer is
+/// "gone": the "gone" being checked typically comes in the middle of a change of leader, when
+/// a member can say so of a live lease (seen right after a leader's death, from the members
+/// electing the next one), and a single try would meet the same election. Until
+/// `alive_until` nothing is lost by asking: etcd does not expire a lease before then (it was
+/// refreshed at most a TTL before), so only a revocation can have ended it early.
 async fn still_alive(store: &Store, id: i64, alive_until: Instant) -> bool {
     let client = store.client();
-    let answer = store
-        .idempotent_until(alive_until, || {
-            let mut client = client.clone();
-            async move { client.lease_time_to_live(id, None).await }
-        })
-        .await;
-    matches!(answer, Ok(answer) if answer.ttl() > 0)
+    loop {
+        let answer = store
+            .idempotent_until(alive_until, || {
+                let mut client = client.clone();
+                async move { client.lease_time_to_live(id, None).await }
+            })
+            .await;
+        if matches!(answer, Ok(ref answer) if answer.ttl() > 0) {
+            return true;
+        }
+        let next = Instant::now() + STILL_ALIVE_AGAIN;
+        if next >= alive_until {
+            return false;
+        }
+        match answer {
+            Ok(answer) => tracing::debug!(
+                lease = format!("{id:x}"),
+                ttl = answer.ttl(),
+                "etcd says the lease is gone; asking again"
+            ),
+            Err(error) => {
+                tracing::debug!(lease = format!("{id:x}"), %error, "etcd did not say whether the lease lives; asking again")
+            }
+        }
+        tokio::time::sleep_until(next).await;
+    }
 }
+
+/// How soon a lease said to be gone is asked about again.
+const STILL_ALIVE_AGAIN: Duration = Duration::from_millis(200);
 
 /// The longest gap between two refreshes, whatever the TTL.
 const MAX_REFRESH_PERIOD: Duration = Duration::from_secs(1);
