@@ -39,6 +39,10 @@ pub struct Args {
     /// etcd and the apiserver over plain HTTP instead of TLS (to measure what TLS costs).
     #[arg(long)]
     plain: bool,
+    /// The lease TTL of every daemon, in seconds: the workers' registrations and the
+    /// controller's and the scheduler's terms (2, as deployed by default).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=60))]
+    lease_ttl: u64,
     /// Print JSON only (the figures), no progress.
     #[arg(long)]
     json: bool,
@@ -61,6 +65,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         apps: Vec::new(),
         etcd_members: args.etcd_members,
         tls: !args.plain,
+        worker_lease_ttl: args.lease_ttl,
+        leader_lease_ttl: args.lease_ttl,
         die_with_parent: true,
         ..StackOptions::new(state.path())
     };
@@ -140,6 +146,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "workers": args.workers,
         "etcd_members": args.etcd_members,
         "tls": !args.plain,
+        "lease_ttl_s": args.lease_ttl,
         "seconds": round(seconds, 3),
         "instances_per_sec": round(instances_per_sec, 1),
         "etcd_put_per_sec": round(etcd_put_per_sec, 1),

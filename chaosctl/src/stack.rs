@@ -33,6 +33,8 @@ pub struct StackOptions {
     pub slots: u32,
     /// The workers' registration lease TTL in seconds.
     pub worker_lease_ttl: u64,
+    /// The controller's and the scheduler's leadership lease TTL in seconds.
+    pub leader_lease_ttl: u64,
     /// More flags for the apiserver (`--plugin-policy FILE`, `--plugin-max-bytes N`).
     pub apiserver_args: Vec<String>,
     /// Applications kubesim deploys at start (`smoke-mini`); none when empty.
@@ -70,6 +72,7 @@ impl StackOptions {
             fault_replica_loss: 0.0,
             slots: 200,
             worker_lease_ttl: 2,
+            leader_lease_ttl: 2,
             apiserver_args: Vec::new(),
             apps: vec!["smoke-mini".to_string()],
             worker_args: Vec::new(),
@@ -271,7 +274,11 @@ impl Stack {
         for role in ["controller", "scheduler"] {
             let port = free_port()?;
             let mut args = self.etcd_args.clone();
-            args.extend([format!("--name={role}-0"), format!("--listen=127.0.0.1:{port}")]);
+            args.extend([
+                format!("--name={role}-0"),
+                format!("--listen=127.0.0.1:{port}"),
+                format!("--lease-ttl={}", options.leader_lease_ttl),
+            ]);
             self.spawn(role, &sibling(&format!("chaos-{role}"))?, &args)?;
             wait_http(&http, &format!("http://127.0.0.1:{port}/readyz"), &format!("the {role}")).await?;
             self.probes.push((role.to_string(), format!("http://127.0.0.1:{port}")));

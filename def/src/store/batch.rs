@@ -291,9 +291,14 @@ impl Batch {
 
         let mut outcome =
             BatchOutcome { committed: 0, conflicts: 0, revision: 0, rejected_keys: Vec::new(), written: Vec::new() };
-        // Futures do nothing until polled: `buffered` starts `in_flight` of them at a time.
-        let sends: Vec<_> = self.chunks()?.into_iter().map(|chunk| self.send(store, chunk)).collect();
-        let mut answers = futures::stream::iter(sends).buffered(self.in_flight);
+        // Futures do nothing until polled: `buffered` starts `in_flight` of them at a time. The
+        // first chunk goes alone: whoever waits for a burst's first items (a scheduler for new
+        // instances, a worker for its assignments) gets them one transaction's time after the
+        // commit starts, not after etcd has applied `in_flight` of them together.
+        let mut first: Vec<_> = self.chunks()?.into_iter().map(|chunk| self.send(store, chunk)).collect();
+        let rest = first.split_off(first.len().min(1));
+        let first = futures::stream::iter(first).buffered(1);
+        let mut answers = first.chain(futures::stream::iter(rest).buffered(self.in_flight));
         let mut failure = None;
         while let Some((chunk, answer)) = answers.next().await {
             let response = match answer {
