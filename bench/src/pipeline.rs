@@ -252,7 +252,8 @@ fn leadership_lost(fleet: &Fleet) -> serde_json::Map<String, serde_json::Value> 
         .processes()
         .iter()
         .filter(|(name, _)| name.starts_with("worker-"))
-        .map(|(name, _)| lost(name, "lease lost"))
+        // Once per loss (the lease layer's own "lease lost" line comes with it).
+        .map(|(name, _)| lost(name, "lease lost: fenced; registering again"))
         .sum();
     let mut counts = serde_json::Map::new();
     counts.insert("controller".into(), json!(lost("controller", "leadership lost")));

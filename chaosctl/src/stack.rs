@@ -429,9 +429,10 @@ impl Stack {
                     if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
                         return Err(std::io::Error::last_os_error());
                     }
-                    // The parent died before the request took hold: nobody would signal.
+                    // The parent died before the request took hold: nobody would signal. (No
+                    // allocation here: an errno is all that reaches the parent anyway.)
                     if u32::try_from(libc::getppid()).ok() != Some(parent) {
-                        return Err(std::io::Error::other("the stack's owner is gone"));
+                        return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
                     }
                     Ok(())
                 });

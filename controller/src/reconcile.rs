@@ -163,6 +163,7 @@ async fn reconcile(
         // Given up the moment the term ends: a deposed leader's writes fail on its fence
         // anyway, and waiting for each of them to do so would keep it from campaigning again.
         let committed = tokio::select! {
+            biased;
             _ = term.cancelled() => return None,
             committed = commit(store, leadership, config, cache, &name, plan) => committed,
         };
@@ -177,6 +178,7 @@ async fn reconcile(
         }
     }
     tokio::select! {
+        biased;
         _ = term.cancelled() => return None,
         _ = orphans(store, leadership, cache) => {}
     }
@@ -236,29 +238,41 @@ async fn commit(
     if plan.rest.is_empty() {
         return Ok(true);
     }
-    // The rest touches each instance alone: its chunks may land in any order, and it is
-    // written in slices, each recorded before the next is sent (a scenario of 100,000
-    // instances is created in steps, each short, rather than in one write of a minute).
     let mut all_committed = true;
     for slice in plan.rest.chunks(REST_SLICE) {
-        let mut batch = fenced().unordered(chaos_def::consts::BATCH_CHUNKS_IN_FLIGHT);
-        for action in slice {
-            add_action(&mut batch, &keys, name, action)?;
-        }
-        let outcome = batch.commit(store).await?;
-        // Chunks that landed are recorded even when a later one conflicted.
-        let written: BTreeMap<&str, i64> = outcome.written.iter().map(|(k, r)| (k.as_str(), *r)).collect();
-        for action in slice {
-            if let Action::Create(instance) | Action::Update { instance, .. } = action
-                && let Some(revision) = written.get(keys.instance(name, &instance.id).as_str())
-            {
-                cache.wrote_instance(instance.clone(), *revision);
-            }
-        }
-        all_committed &= outcome.all_committed();
+        all_committed &= commit_slice(store, fenced(), cache, name, slice).await?;
         tokio::task::yield_now().await;
     }
     Ok(all_committed)
+}
+
+/// Writes part of a plan's independent writes (each touches one instance alone, so its chunks
+/// may land in any order) and records what landed, even when a chunk conflicted. A plan's
+/// writes go in slices, each recorded before the next is sent: a scenario of 100,000 instances
+/// is created in steps, each short, rather than in one write of a minute. Returns false when
+/// a guard failed.
+async fn commit_slice(
+    store: &Store,
+    batch: Batch,
+    cache: &mut Cache,
+    name: &str,
+    slice: &[Action],
+) -> Result<bool, StoreError> {
+    let keys = store.keys();
+    let mut batch = batch.unordered(chaos_def::consts::BATCH_CHUNKS_IN_FLIGHT);
+    for action in slice {
+        add_action(&mut batch, keys, name, action)?;
+    }
+    let outcome = batch.commit(store).await?;
+    let written: BTreeMap<&str, i64> = outcome.written.iter().map(|(k, r)| (k.as_str(), *r)).collect();
+    for action in slice {
+        if let Action::Create(instance) | Action::Update { instance, .. } = action
+            && let Some(revision) = written.get(keys.instance(name, &instance.id).as_str())
+        {
+            cache.wrote_instance(instance.clone(), *revision);
+        }
+    }
+    Ok(outcome.all_committed())
 }
 
 /// How many of a plan's independent writes go in one batch.

@@ -58,6 +58,11 @@ impl Cache {
         self.assignments.wrote(slot, assignment, revision);
     }
 
+    /// Records a Pending status this scheduler wrote at `revision`.
+    pub fn wrote_status(&mut self, id: &str, status: InstanceStatus, revision: i64) {
+        self.statuses.wrote(Slot::named(id), status, revision);
+    }
+
     /// The status of an instance, whatever attempt it describes.
     pub fn status(&self, id: &str) -> Option<&Versioned<InstanceStatus>> {
         self.statuses.get_named(id)

@@ -38,19 +38,28 @@ pub struct Decision {
     pub placed: Vec<(String, String)>,
     /// (instance, why it waits)
     pub waiting: Vec<(String, String)>,
+    /// Candidates left undecided, neither placed nor waiting: the limit was reached first.
+    pub undecided: usize,
 }
 
-/// Places `candidates` (in the given order) on `workers`. `volume_load` counts, per volume,
-/// the instances each worker already runs.
+/// Places `candidates` (in the given order) on `workers`, at most `limit` of them; the
+/// candidates after the one that reached the limit are left undecided. Those that fit nowhere
+/// do not count against the limit, so a crowd of them never hides one that fits.
+/// `volume_load` counts, per volume, the instances each worker already runs.
 pub fn place(
     workers: &[WorkerView],
     candidates: &[Candidate],
     volume_load: &BTreeMap<String, BTreeMap<String, u32>>,
+    limit: usize,
 ) -> Decision {
     let mut used: Vec<u32> = workers.iter().map(|w| w.used).collect();
     let mut volume_load = volume_load.clone();
     let mut decision = Decision::default();
-    for candidate in candidates {
+    for (index, candidate) in candidates.iter().enumerate() {
+        if decision.placed.len() >= limit {
+            decision.undecided = candidates.len() - index;
+            break;
+        }
         let eligible = |i: usize| {
             let w = &workers[i];
             !w.cordoned
@@ -149,7 +158,7 @@ mod tests {
     fn least_loaded_first_and_a_volume_spreads() {
         let workers = [worker("a", 10, 5), worker("b", 10, 1), worker("c", 10, 1)];
         let candidates: Vec<Candidate> = (0..3).map(|i| candidate(&format!("v1-{i}"), Some("v1"))).collect();
-        let decision = place(&workers, &candidates, &BTreeMap::new());
+        let decision = place(&workers, &candidates, &BTreeMap::new(), usize::MAX);
         let on: Vec<&str> = decision.placed.iter().map(|(_, w)| w.as_str()).collect();
         // b and c are least loaded; the third instance of the volume goes to a, the one
         // worker without the volume yet, although it is the busiest.
@@ -174,7 +183,7 @@ mod tests {
         elsewhere.cluster = "staging".into();
         let mut wrong_zone = candidate("w", None);
         wrong_zone.selector.insert("zone".into(), "b".into());
-        let decision = place(&workers, &[zoned, zoned2, elsewhere, wrong_zone], &BTreeMap::new());
+        let decision = place(&workers, &[zoned, zoned2, elsewhere, wrong_zone], &BTreeMap::new(), usize::MAX);
         assert_eq!(decision.placed, [("z1".to_string(), "gpu".to_string())]);
         let reasons: BTreeMap<&str, &str> = decision.waiting.iter().map(|(i, r)| (i.as_str(), r.as_str())).collect();
         assert_eq!(reasons["z2"], "all 1 slots busy (1 in use) on the workers reaching cluster default");
@@ -186,7 +195,7 @@ mod tests {
     fn cordoned_workers_get_nothing() {
         let mut only = worker("only", 10, 0);
         only.cordoned = true;
-        let decision = place(&[only], &[candidate("i", None)], &BTreeMap::new());
+        let decision = place(&[only], &[candidate("i", None)], &BTreeMap::new(), usize::MAX);
         assert!(decision.placed.is_empty());
         assert_eq!(decision.waiting[0].1, "every worker reaching cluster default is cordoned");
     }
@@ -222,7 +231,7 @@ mod tests {
                 if *tier { c.selector.insert("tier".into(), "x".into()); }
                 c
             }).collect();
-            let decision = place(&workers, &candidates, &BTreeMap::new());
+            let decision = place(&workers, &candidates, &BTreeMap::new(), usize::MAX);
             prop_assert_eq!(decision.placed.len() + decision.waiting.len(), candidates.len());
             let by_name: BTreeMap<&str, &WorkerView> = workers.iter().map(|w| (w.name.as_str(), w)).collect();
             let mut added: BTreeMap<&str, u32> = BTreeMap::new();
@@ -252,7 +261,7 @@ mod tests {
         fn a_volume_spreads_before_it_doubles_up(n_workers in 1usize..6, n_instances in 1usize..12) {
             let workers: Vec<WorkerView> = (0..n_workers).map(|i| worker(&format!("w{i}"), 100, 0)).collect();
             let candidates: Vec<Candidate> = (0..n_instances).map(|i| candidate(&format!("i{i}"), Some("v"))).collect();
-            let decision = place(&workers, &candidates, &BTreeMap::new());
+            let decision = place(&workers, &candidates, &BTreeMap::new(), usize::MAX);
             let mut per: BTreeMap<&str, usize> = BTreeMap::new();
             for (_, w) in &decision.placed { *per.entry(w).or_default() += 1; }
             let max = per.values().max().copied().unwrap_or(0);

@@ -35,7 +35,8 @@ pub struct Plan {
     /// Every instance that needs a worker and got none, with why (also those whose status
     /// already says so, which `statuses` leaves out).
     pub waiting: Vec<(String, String)>,
-    /// More instances need a worker than one pass takes ([`PASS_LIMIT`]): pass again at once.
+    /// The pass placed as many as one pass places ([`PASS_LIMIT`]) and left the rest
+    /// undecided: pass again at once.
     pub more: bool,
 }
 
@@ -44,6 +45,8 @@ pub struct Plan {
 /// of a second rather than a minute, the first instances start while the rest are placed, and
 /// the loop sees a lost term or a dead worker between passes. Each later pass counts the
 /// earlier passes' assignments (written through), so spreading is the same as in one pass.
+/// Instances that fit nowhere do not count: however many of them come first in key order,
+/// the ones that fit are placed.
 pub const PASS_LIMIT: usize = 4096;
 
 impl Plan {
@@ -81,12 +84,13 @@ type VolumeLoad = BTreeMap<String, BTreeMap<String, u32>>;
 
 /// The writes that place what needs a worker, as of `now`.
 pub fn plan(cache: &Cache, now: Timestamp) -> Plan {
-    let (needing, more, volume_load) = needing_a_worker(cache);
+    let (needing, volume_load) = needing_a_worker(cache);
     if needing.is_empty() {
         return Plan::default();
     }
     let candidates: Vec<Candidate> = needing.iter().map(|instance| candidate(instance)).collect();
-    let decision = place(&worker_views(cache), &candidates, &volume_load);
+    let decision = place(&worker_views(cache), &candidates, &volume_load, PASS_LIMIT);
+    let more = decision.undecided > 0;
     let by_id: BTreeMap<&str, &TaskInstance> =
         needing.iter().map(|instance| (instance.id.as_str(), *instance)).collect();
     let assignments =
@@ -110,9 +114,9 @@ pub fn needs_worker(instance: &TaskInstance, phase: Option<InstancePhase>) -> bo
     }
 }
 
-/// The first [`PASS_LIMIT`] instances that need a worker, in key order, whether more do, and
-/// the load of every volume from the instances that have one.
-fn needing_a_worker(cache: &Cache) -> (Vec<&TaskInstance>, bool, VolumeLoad) {
+/// The instances that need a worker, in key order, and the load of every volume from
+/// the instances that have one.
+fn needing_a_worker(cache: &Cache) -> (Vec<&TaskInstance>, VolumeLoad) {
     let assigned: BTreeMap<&str, &str> = cache.assignments.iter().map(|(worker, id, _)| (id, worker)).collect();
     let mut volume_load = VolumeLoad::new();
     let mut needing = Vec::new();
@@ -127,16 +131,9 @@ fn needing_a_worker(cache: &Cache) -> (Vec<&TaskInstance>, bool, VolumeLoad) {
         }
     }
     // In the order of their etcd keys (`<scenario>/<id>`), as placement has always gone: the
-    // cache's groups sort `demo` before `demo-2`, the keys the other way round. Of a burst only
-    // the first pass's worth is sorted: the rest is only set apart, in linear time.
-    let by_key = |a: &&TaskInstance, b: &&TaskInstance| key_order(a).cmp(key_order(b));
-    let more = needing.len() > PASS_LIMIT;
-    if more {
-        needing.select_nth_unstable_by(PASS_LIMIT, by_key);
-        needing.truncate(PASS_LIMIT);
-    }
-    needing.sort_by(by_key);
-    (needing, more, volume_load)
+    // cache's groups sort `demo` before `demo-2`, the keys the other way round.
+    needing.sort_by(|a, b| key_order(a).cmp(key_order(b)));
+    (needing, volume_load)
 }
 
 fn key_order(instance: &TaskInstance) -> impl Iterator<Item = u8> + '_ {

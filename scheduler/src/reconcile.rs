@@ -125,6 +125,7 @@ async fn schedule(store: &Store, leadership: &Leadership, cache: &mut Cache) -> 
     let term = leadership.lost();
     let batch = batch(store.keys(), leadership, &plan);
     let committed = tokio::select! {
+        biased;
         _ = term.cancelled() => return Next::TermOver,
         committed = batch.commit(store) => committed,
     };
@@ -169,13 +170,19 @@ fn batch(keys: &Keys, leadership: &Leadership, plan: &Plan) -> Batch {
     batch
 }
 
-/// Records the assignments etcd took at the revisions it gave them, so that the next pass
-/// counts them before their watch events arrive.
+/// Records the assignments and Pending statuses etcd took at the revisions it gave them, so
+/// that the next pass (at once, in a burst) counts them before their watch events arrive
+/// rather than writing the statuses again against revisions that are gone.
 fn write_through(keys: &Keys, cache: &mut Cache, plan: Plan, written: &[(String, i64)]) {
     let revisions: BTreeMap<&str, i64> = written.iter().map(|(key, revision)| (key.as_str(), *revision)).collect();
     for new in plan.assignments {
         if let Some(revision) = revisions.get(keys.assignment(&new.worker, &new.assignment.instance).as_str()) {
             cache.wrote_assignment(&new.worker, new.assignment, *revision);
+        }
+    }
+    for pending in plan.statuses {
+        if let Some(revision) = revisions.get(keys.status(&pending.instance).as_str()) {
+            cache.wrote_status(&pending.instance, pending.status, *revision);
         }
     }
 }

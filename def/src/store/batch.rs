@@ -295,10 +295,10 @@ impl Batch {
         // first chunk goes alone: whoever waits for a burst's first items (a scheduler for new
         // instances, a worker for its assignments) gets them one transaction's time after the
         // commit starts, not after etcd has applied `in_flight` of them together.
-        let mut first: Vec<_> = self.chunks()?.into_iter().map(|chunk| self.send(store, chunk)).collect();
-        let rest = first.split_off(first.len().min(1));
-        let first = futures::stream::iter(first).buffered(1);
-        let mut answers = first.chain(futures::stream::iter(rest).buffered(self.in_flight));
+        let mut sends: Vec<_> = self.chunks()?.into_iter().map(|chunk| self.send(store, chunk)).collect();
+        let rest = sends.split_off(sends.len().min(1));
+        let head = futures::stream::iter(sends).buffered(1);
+        let mut answers = head.chain(futures::stream::iter(rest).buffered(self.in_flight));
         let mut failure = None;
         while let Some((chunk, answer)) = answers.next().await {
             let response = match answer {

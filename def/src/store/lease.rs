@@ -1,5 +1,4 @@
-//! Leases kept alive in the background, on the lease keepers' own thread and etcd connection
-//! ([`super::keeper`]).
+//! Leases kept alive in the background, on the etcd I/O thread ([`super::keeper`]).
 //!
 //! A [`Lease`] refreshes itself every third of its TTL (at least every second). If it cannot be
 //! refreshed before the TTL runs out (etcd away, process paused), or etcd says it expired (a refresh answered "gone",
@@ -112,9 +111,6 @@ impl Store {
     /// Grants a lease of `ttl` (etcd rounds up to its minimum, about 2 s by default) and keeps
     /// it alive until it is revoked or dropped.
     pub async fn grant_lease(&self, ttl: Duration) -> Result<Lease> {
-        // Refreshed on the keepers' thread and connection: the daemon's own work cannot hold
-        // the refreshes back.
-        let keeper = self.keeper().await?;
         let mut client = self.client();
         let requested = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
         let granted = self.bounded(client.lease_grant(requested, None)).await?;
@@ -128,7 +124,8 @@ impl Store {
             store: self.clone(),
         };
         let tokens = (lease.lost.clone(), lease.stop.clone());
-        super::keeper::runtime().spawn(keep_alive(keeper, lease.id, ttl, tokens, lease.clock.clone()));
+        // Refreshed on the etcd I/O thread: the daemon's own work cannot hold the refreshes back.
+        super::keeper::runtime().spawn(keep_alive(self.clone(), lease.id, ttl, tokens, lease.clock.clone()));
         Ok(lease)
     }
 }
@@ -161,6 +158,11 @@ async fn keep_alive(
                 if Instant::now() < alive_until && still_alive(&store, id, alive_until).await =>
             {
                 tracing::debug!(lease = format!("{id:x}"), "a refresh said the lease was gone; etcd still has it");
+                // Not at once: the member that said so may say it again.
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep_until((Instant::now() + Duration::from_millis(100)).min(alive_until)) => {}
+                }
             }
             Err(StoreError::LeaseLost { .. }) => {
                 tracing::warn!(lease = format!("{id:x}"), "lease lost");

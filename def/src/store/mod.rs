@@ -96,16 +96,6 @@ pub struct Store {
     health: Arc<endpoints::Health>,
     /// Stops probing the endpoints when the last clone is dropped.
     _probing: Arc<tokio_util::sync::DropGuard>,
-    /// How this store connected, to connect again for [`Store::keeper`].
-    origin: Arc<Origin>,
-    /// The lease keepers' own connection, made on the first lease (see [`keeper`]).
-    keeper: Arc<tokio::sync::OnceCell<Store>>,
-}
-
-/// What [`Store::connect_with`] was given.
-struct Origin {
-    endpoints: Vec<String>,
-    tls: Option<EtcdTls>,
 }
 
 impl std::fmt::Debug for Store {
@@ -161,38 +151,27 @@ impl Store {
         if let Some(tls) = tls {
             options = options.with_tls(tls.options());
         }
-        let client = Client::connect(endpoints, Some(options.clone())).await?;
-        let probing = CancellationToken::new();
-        let health = endpoints::start(client.clone(), endpoints, options, probing.clone());
+        // The connection is made on the etcd I/O thread (see [`keeper`]), so that its tasks
+        // (the balancer, the HTTP/2 connections, the probes) run there.
+        let given = endpoints.to_vec();
+        let connect = async move {
+            let client = Client::connect(&given, Some(options.clone())).await?;
+            let probing = CancellationToken::new();
+            let health = endpoints::start(client.clone(), &given, options, probing.clone());
+            Ok::<_, StoreError>((client, health, probing))
+        };
+        let (client, health, probing) = keeper::runtime().spawn(connect).await.map_err(|error| {
+            StoreError::Etcd(etcd_client::Error::IoError(std::io::Error::other(format!(
+                "the etcd I/O thread did not connect: {error}"
+            ))))
+        })??;
         Ok(Store {
             client,
             keys: Keys::new(prefix),
             call_timeout: Duration::from_secs(5),
             health,
             _probing: Arc::new(probing.drop_guard()),
-            origin: Arc::new(Origin { endpoints: endpoints.to_vec(), tls: tls.cloned() }),
-            keeper: Arc::new(tokio::sync::OnceCell::new()),
         })
-    }
-
-    /// The same etcd over a connection of the lease keepers' own, made on their thread (see
-    /// [`keeper`]) the first time it is asked for and shared by every clone of this store.
-    async fn keeper(&self) -> Result<Store> {
-        let made = self
-            .keeper
-            .get_or_try_init(|| {
-                let (origin, prefix) = (self.origin.clone(), self.keys.prefix().to_string());
-                let connect = async move { Store::connect_with(&origin.endpoints, &prefix, origin.tls.as_ref()).await };
-                async move {
-                    keeper::runtime().spawn(connect).await.map_err(|error| {
-                        StoreError::Etcd(etcd_client::Error::LeaseKeepAliveError(format!(
-                            "the lease keepers' connection was not made: {error}"
-                        )))
-                    })?
-                }
-            })
-            .await?;
-        Ok(made.clone())
     }
 
     /// Every etcd endpoint this process knows, and whether it answers and takes requests.

@@ -528,6 +528,25 @@ fn a_burst_larger_than_a_pass_is_placed_in_passes_each_counting_the_ones_before(
 }
 
 #[test]
+fn a_crowd_that_fits_nowhere_first_in_key_order_never_hides_instances_that_fit() {
+    let mut world = World::new();
+    world.register("w0", 20, &["default"]);
+    // More than a pass takes, all before the others in key order, on a cluster no worker reaches.
+    for i in 0..PASS_LIMIT + 10 {
+        world.add(&format!("a{i:05}"), "elsewhere");
+    }
+    for i in 0..10 {
+        world.add(&format!("z{i}"), "default");
+    }
+    let (plan, applied) = world.pass();
+    assert_eq!(applied.created.len(), 10, "{:?}", plan.waiting.len());
+    assert!(applied.created.iter().all(|(worker, id)| worker == "w0" && id.starts_with('z')));
+    assert!(!plan.more, "nothing left undecided");
+    assert_eq!(plan.waiting.len(), PASS_LIMIT + 10);
+    world.assert_nothing_to_do_once_settled();
+}
+
+#[test]
 fn a_probes_vantage_points_go_to_different_workers_even_past_the_least_loaded() {
     let mut world = World::new();
     world.register("w1", 10, &["default"]);

@@ -1,7 +1,7 @@
 //! Workers as a fleet (issue 7): three worker processes with the real scheduler, controller,
 //! apiserver and etcd, running `noop` instances. A worker is killed, paused past its lease,
-//! drained; etcd restarts; a fourth worker joins; the scheduler is paused past its term in
-//! the middle of a burst. Each time, every instance runs again on a live worker (the burst's
+//! drained; etcd restarts; a fourth worker joins; the scheduler is paused past its term while
+//! it places a burst. Each time, every instance runs again on a live worker (the burst's
 //! each exactly once), and the journal shows no instance running on two workers at once.
 //!
 //! The stacks are heavy (nine processes each): the tests take turns.
@@ -214,15 +214,17 @@ async fn drain_moves_a_workers_instances_away_and_leaves_it_empty() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduler_paused_past_its_term_mid_burst_leads_again_and_places_each_instance_once() {
-    const BURST: usize = 3000;
+    // More than one pass places: the scheduler is paused inside the first, and places the
+    // rest in the passes of its next term.
+    const BURST: usize = chaos_scheduler::plan::PASS_LIMIT + 904;
     let _turn = ONE_AT_A_TIME.lock().await;
-    let fleet = Fleet::start(3, 1100, TTL).await.expect("start the stack");
+    let fleet = Fleet::start(3, 1800, TTL).await.expect("start the stack");
     let mut placed = fleet.store.watch::<serde_json::Value>(&fleet.store.keys().assignments_prefix());
     let cancel = tokio_util::sync::CancellationToken::new();
     assert!(matches!(placed.next(&cancel).await, Some(chaos_def::store::WatchEvent::Listed { .. })));
 
     fleet.apply_noop("burst", BURST as u32).await.unwrap();
-    // Paused at its first assignment: the burst is being placed (it writes in chunks).
+    // Paused at its first assignment: the first pass is being written, the rest not planned.
     assert!(matches!(placed.next(&cancel).await, Some(chaos_def::store::WatchEvent::Put { .. })));
     fleet.stack.signal("scheduler", libc::SIGSTOP).unwrap();
     let at_pause: usize = assignments(&fleet).await.values().map(Vec::len).sum();
