@@ -1,11 +1,11 @@
-//! Leases kept alive in the background, on the etcd I/O thread ([`super::keeper`]).
+//! Leases kept alive in the background, on the etcd I/O thread ([`super::io_thread`]).
 //!
 //! A [`Lease`] refreshes itself every third of its TTL (at least every second). If it cannot be
-//! refreshed before the TTL runs out (etcd away, process paused), or etcd says it expired (a refresh answered "gone",
-//! confirmed by asking again: a member can say so during a change of leader), its `lost` token
-//! fires: whatever depended on the lease (a worker's registration, a leader's term) must stop,
-//! since etcd has deleted or will delete the keys attached to it. Refreshes move to another
-//! member when theirs does not answer in time or is taken out of use.
+//! refreshed before the TTL runs out (etcd away, process paused), or etcd says it expired (a
+//! refresh answered "gone", confirmed by asking again: a member can say so during a change of
+//! leader), its `lost` token fires: whatever depended on the lease (a worker's registration, a
+//! leader's term) must stop, since etcd has deleted or will delete the keys attached to it.
+//! Refreshes move to another member when theirs does not answer in time or is taken out of use.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -125,7 +125,7 @@ impl Store {
         };
         let tokens = (lease.lost.clone(), lease.stop.clone());
         // Refreshed on the etcd I/O thread: the daemon's own work cannot hold the refreshes back.
-        super::keeper::runtime().spawn(keep_alive(self.clone(), lease.id, ttl, tokens, lease.clock.clone()));
+        super::io_thread::runtime().spawn(keep_alive(self.clone(), lease.id, ttl, tokens, lease.clock.clone()));
         Ok(lease)
     }
 }

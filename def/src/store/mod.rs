@@ -32,7 +32,7 @@ mod cache;
 mod election;
 pub mod endpoints;
 mod error;
-mod keeper;
+mod io_thread;
 mod lease;
 mod watch;
 
@@ -151,7 +151,7 @@ impl Store {
         if let Some(tls) = tls {
             options = options.with_tls(tls.options());
         }
-        // The connection is made on the etcd I/O thread (see [`keeper`]), so that its tasks
+        // The connection is made on the etcd I/O thread (see [`io_thread`]), so that its tasks
         // (the balancer, the HTTP/2 connections, the probes) run there.
         let given = endpoints.to_vec();
         let connect = async move {
@@ -160,7 +160,7 @@ impl Store {
             let health = endpoints::start(client.clone(), &given, options, probing.clone());
             Ok::<_, StoreError>((client, health, probing))
         };
-        let (client, health, probing) = keeper::runtime().spawn(connect).await.map_err(|error| {
+        let (client, health, probing) = io_thread::runtime().spawn(connect).await.map_err(|error| {
             StoreError::Etcd(etcd_client::Error::IoError(std::io::Error::other(format!(
                 "the etcd I/O thread did not connect: {error}"
             ))))

@@ -19,8 +19,8 @@ use tokio::runtime::Handle;
 
 /// The etcd I/O runtime, started on first use and kept for the life of the process.
 pub(super) fn runtime() -> &'static Handle {
-    static KEEPER: OnceLock<Handle> = OnceLock::new();
-    KEEPER.get_or_init(|| {
+    static IO_RUNTIME: OnceLock<Handle> = OnceLock::new();
+    IO_RUNTIME.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("etcd-io".into())
