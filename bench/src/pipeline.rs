@@ -50,42 +50,8 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let say = crate::progress(args.json);
-    // Room for every instance, and some.
-    let slots = args.instances.div_ceil(args.workers.max(1)) + 16;
-    let map_count = map_count_for(slots as u64);
-    if let Some(line) = &map_count.said {
-        say(line);
-    }
-    say(&format!("starting a stack with {} workers of {slots} slots and one cordoned ...", args.workers));
-    let state = tempfile::Builder::new().prefix("chaos-bench-").tempdir()?;
-    let options = StackOptions {
-        // One more, cordoned before the apply: it runs nothing and still watches every record.
-        workers: args.workers + 1,
-        slots,
-        apps: Vec::new(),
-        etcd_members: args.etcd_members,
-        tls: !args.plain,
-        worker_lease_ttl: args.lease_ttl,
-        leader_lease_ttl: args.lease_ttl,
-        die_with_parent: true,
-        ..StackOptions::new(state.path())
-    };
-    let mut fleet = Fleet::start_with(options, state).await?;
-    let idle = format!("worker-{}", args.workers);
-    let cordon = chaos_def::records::Cordon { cordoned_at: None, drain: false };
-    fleet.store.put(&fleet.store.keys().cordon(&idle), &cordon).await?;
-
-    say("measuring raw etcd puts ...");
-    let key = "/bench/raw-put";
-    let started = Instant::now();
-    let mut puts = 0_u64;
-    while started.elapsed() < Duration::from_secs(args.put_seconds) {
-        fleet.store.put(key, &puts).await?;
-        puts += 1;
-    }
-    let etcd_put_per_sec = puts as f64 / started.elapsed().as_secs_f64();
-    say("measuring batched etcd puts (transactions of 128) ...");
-    let etcd_batched_put_per_sec = batched_puts(&fleet, Duration::from_secs(args.put_seconds)).await?;
+    let (mut fleet, idle, map_count) = start_stack(&args, &say).await?;
+    let (etcd_put_per_sec, etcd_batched_put_per_sec) = etcd_limits(&fleet, &args, &say).await?;
 
     let cancel = CancellationToken::new();
     let board = follow(&fleet.store, cancel.clone());
@@ -181,6 +147,53 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
+}
+
+/// The stack the run measures: `--workers` workers and one more, cordoned before the apply
+/// (it runs nothing and still watches every record). Returns it, the idle worker's name, and
+/// `vm.max_map_count` as the run has it.
+async fn start_stack(args: &Args, say: &impl Fn(&str)) -> anyhow::Result<(Fleet, String, MapCount)> {
+    // Room for every instance, and some.
+    let slots = args.instances.div_ceil(args.workers.max(1)) + 16;
+    let map_count = map_count_for(slots as u64);
+    if let Some(line) = &map_count.said {
+        say(line);
+    }
+    say(&format!("starting a stack with {} workers of {slots} slots and one cordoned ...", args.workers));
+    let state = tempfile::Builder::new().prefix("chaos-bench-").tempdir()?;
+    let options = StackOptions {
+        workers: args.workers + 1,
+        slots,
+        apps: Vec::new(),
+        etcd_members: args.etcd_members,
+        tls: !args.plain,
+        worker_lease_ttl: args.lease_ttl,
+        leader_lease_ttl: args.lease_ttl,
+        die_with_parent: true,
+        ..StackOptions::new(state.path())
+    };
+    let fleet = Fleet::start_with(options, state).await?;
+    let idle = format!("worker-{}", args.workers);
+    let cordon = chaos_def::records::Cordon { cordoned_at: None, drain: false };
+    fleet.store.put(&fleet.store.keys().cordon(&idle), &cordon).await?;
+    Ok((fleet, idle, map_count))
+}
+
+/// etcd's raw single-put rate and its rate for puts in transactions of 128, with the same
+/// client as the daemons use.
+async fn etcd_limits(fleet: &Fleet, args: &Args, say: &impl Fn(&str)) -> anyhow::Result<(f64, f64)> {
+    say("measuring raw etcd puts ...");
+    let key = "/bench/raw-put";
+    let started = Instant::now();
+    let mut puts = 0_u64;
+    while started.elapsed() < Duration::from_secs(args.put_seconds) {
+        fleet.store.put(key, &puts).await?;
+        puts += 1;
+    }
+    let single = puts as f64 / started.elapsed().as_secs_f64();
+    say("measuring batched etcd puts (transactions of 128) ...");
+    let batched = batched_puts(fleet, Duration::from_secs(args.put_seconds)).await?;
+    Ok((single, batched))
 }
 
 /// Puts per second in transactions of 128, from the same client as the daemons use: etcd's
