@@ -66,6 +66,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // measured meanwhile).
     let idle_before = rss_kib(&fleet, &idle);
     let cpu_before = cpu_seconds(&fleet);
+    let own_cpu_before = crate::cpu_seconds(std::process::id()).unwrap_or(0.0);
     let progress = (!args.json).then(|| report_progress(board.clone(), n, cancel.clone()));
     let applied = Instant::now();
     fleet.apply_noop("pipeline", args.instances).await?;
@@ -73,14 +74,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let limit = Duration::from_secs(60 + u64::from(args.instances) / 20);
     let all = wait_board(&board, limit, "every instance Running", |b| b.running() >= n).await?;
     let first = board.lock().unwrap_or_else(|p| p.into_inner()).first_running.unwrap_or(all);
-    let cpu_during = cpu_seconds(&fleet)
+    let spent: Vec<(String, f64)> = cpu_seconds(&fleet)
         .into_iter()
         .map(|(name, after)| {
             let spent = after - cpu_before.get(&name).copied().unwrap_or(0.0);
-            (name, json!(round(spent, 2)))
+            (name, spent)
         })
-        .collect::<serde_json::Map<_, _>>();
+        .collect();
+    let own_cpu = crate::cpu_seconds(std::process::id()).unwrap_or(0.0) - own_cpu_before;
+    let cpu_during: serde_json::Map<_, _> = spent.iter().map(|(name, s)| (name.clone(), json!(round(*s, 2)))).collect();
     let seconds = (all - applied).as_secs_f64();
+    // The share of the machine's cores the stack and this bench kept busy until all ran: near
+    // 1, the run was bound by the machine's CPU rather than by etcd's limit, which is measured
+    // with the machine to itself.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let busy_share = (spent.iter().map(|(_, s)| s).sum::<f64>() + own_cpu) / (cores * seconds);
     let instances_per_sec = args.instances as f64 / seconds;
     if let Some(progress) = progress {
         progress.abort();
@@ -124,6 +132,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         // CPU time each process spent from the apply until all ran: where a saturated
         // machine's cores went.
         "cpu_seconds_to_all_running": cpu_during,
+        "cpu_busy_share": round(busy_share, 2),
         // What a worker that runs nothing grows by per instance record it holds.
         "idle_worker_bytes_per_instance": idle_bytes_per_instance,
         // Terms and worker registrations that ended during the run (each should be 0).

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use chaos_def::consts::BATCH_CHUNKS_IN_FLIGHT;
 use chaos_def::records::{DesiredState, InstancePhase, TaskInstance};
 use chaos_def::store::{Batch, Leadership, Store, StoreError};
 use jiff::Timestamp;
@@ -239,8 +240,9 @@ async fn commit(
         return Ok(true);
     }
     let mut all_committed = true;
-    for slice in plan.rest.chunks(REST_SLICE) {
-        all_committed &= commit_slice(store, fenced(), cache, name, slice).await?;
+    for (index, slice) in plan.rest.chunks(REST_SLICE).enumerate() {
+        let in_flight = if index == 0 { FIRST_SLICE_IN_FLIGHT } else { BATCH_CHUNKS_IN_FLIGHT };
+        all_committed &= commit_slice(store, fenced().unordered(in_flight), cache, name, slice).await?;
         tokio::task::yield_now().await;
     }
     Ok(all_committed)
@@ -249,17 +251,17 @@ async fn commit(
 /// Writes part of a plan's independent writes (each touches one instance alone, so its chunks
 /// may land in any order) and records what landed, even when a chunk conflicted. A plan's
 /// writes go in slices, each recorded before the next is sent: a scenario of 100,000 instances
-/// is created in steps, each short, rather than in one write of a minute. Returns false when
-/// a guard failed.
+/// is created in steps, each short, rather than in one write of a minute. `batch` comes fenced
+/// and unordered, its transactions in flight chosen by the caller. Returns false when a guard
+/// failed.
 async fn commit_slice(
     store: &Store,
-    batch: Batch,
+    mut batch: Batch,
     cache: &mut Cache,
     name: &str,
     slice: &[Action],
 ) -> Result<bool, StoreError> {
     let keys = store.keys();
-    let mut batch = batch.unordered(chaos_def::consts::BATCH_CHUNKS_IN_FLIGHT);
     for action in slice {
         add_action(&mut batch, keys, name, action)?;
     }
@@ -277,6 +279,13 @@ async fn commit_slice(
 
 /// How many of a plan's independent writes go in one batch.
 const REST_SLICE: usize = 4096;
+
+/// Transactions in flight for a plan's first slice. Its first instances go on to the scheduler
+/// and a worker at once, and their transactions wait in etcd behind whatever is queued there:
+/// with a full burst's 16 in flight, apply → first Running at 10,000 instances went from
+/// 51–80 ms to 90–102 ms. Later slices go with [`BATCH_CHUNKS_IN_FLIGHT`]: at 100,000, all
+/// in fours made writing the instances the slowest stage (33 s against 12 s).
+const FIRST_SLICE_IN_FLIGHT: usize = 4;
 
 fn add_action(batch: &mut Batch, keys: &chaos_def::Keys, scenario: &str, action: &Action) -> Result<(), StoreError> {
     match action {

@@ -751,6 +751,22 @@ fn nothing_needs_a_worker_that_is_done_or_never_ran_and_should_stop() {
     assert!(!needs_worker(&cleanup, Some(Succeeded)) && !needs_worker(&cleanup, Some(Failed)));
 }
 
+#[test]
+fn instances_are_placed_in_the_order_of_their_etcd_keys() {
+    // `demo-2/…` sorts before `demo/…` in etcd ('-' < '/'), though `demo` < `demo-2`.
+    let mut instances: Vec<TaskInstance> =
+        [("demo", "b"), ("demo-2", "z"), ("demo", "a"), ("demo-2", "a"), ("de", "q")]
+            .into_iter()
+            .map(|(scenario, id)| TaskInstance::new(id, scenario, noop(), t0()))
+            .collect();
+    instances.sort_by(key_order);
+    let keys: Vec<String> = instances.iter().map(|i| format!("{}/{}", i.scenario, i.id)).collect();
+    let mut expected = keys.clone();
+    expected.sort();
+    assert_eq!(keys, expected);
+    assert_eq!(keys, ["de/q", "demo-2/a", "demo-2/z", "demo/a", "demo/b"]);
+}
+
 /// One thing that happens in the world; indexes wrap around what exists.
 #[derive(Debug, Clone)]
 enum Op {
