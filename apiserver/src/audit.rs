@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::response::Response;
 use chaos_def::api::{AuditEntry, AuditList};
 use chaos_def::auth::Caller;
@@ -19,7 +19,7 @@ use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
-use crate::error::{ApiError, ErrorBody, Refusal};
+use crate::error::{ApiError, ApiQuery, ErrorBody, Refusal};
 
 /// The longest path, target and result a record keeps (a path can be hundreds of KB).
 const MAX_FIELD: usize = 256;
@@ -48,6 +48,10 @@ const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// The most records one `GET /v1/audit` returns.
 pub const MAX_LIMIT: usize = 5_000;
 const DEFAULT_LIMIT: usize = 500;
+/// The longest `who` asked for: a token's name is a DNS label, a caller's address shorter.
+const MAX_WHO: usize = 253;
+/// The longest `since` (a duration needs a few bytes; the bound keeps its sum from overflowing).
+const MAX_SINCE_TEXT: usize = 64;
 /// The widest window one `GET /v1/audit` reads.
 const MAX_SINCE: Duration = Duration::from_secs(31 * 86_400);
 
@@ -172,38 +176,54 @@ pub async fn prune_overflow(store: &Store, keep: usize) -> Result<i64, chaos_def
 #[derive(Debug, Clone, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    /// How far back (`1h`, `30m`, `7d`); default 1h, at most 31d.
-    #[param(value_type = Option<String>)]
-    pub since: Option<chaos_def::Duration>,
+    /// How far back (`1h`, `30m`, `7d`); default 1h. The trail is read at most 31 days back: a
+    /// longer `since` reads as 31d.
+    #[param(pattern = r"^(0|([0-9]{1,9}(ms|s|m|h|d))+)$", max_length = 64)] // MAX_SINCE_TEXT
+    pub since: Option<String>,
     /// Only this token's requests.
+    #[param(max_length = 253)] // MAX_WHO
     pub who: Option<String>,
-    /// At most this many (the newest); default 500, at most 5000.
+    /// At most this many (the newest); default 500.
+    #[param(minimum = 1, maximum = 5000)]
     pub limit: Option<usize>,
 }
 
 /// The audit trail: every request that changed something and every refused one, oldest first.
 #[utoipa::path(
-    get,
+    get, operation_id = "listAudit",
     path = "/v1/audit",
     tag = "security",
     params(AuditQuery),
     security(("token" = ["admin"])),
     responses(
         (status = 200, body = AuditList),
-        (status = 400, body = ErrorBody, description = "A bad `limit`, or `since` over 31d"),
+        (status = 400, body = ErrorBody, description = "A bad `limit` or `since`"),
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
     )
 )]
-pub async fn list(State(state): State<AppState>, Query(query): Query<AuditQuery>) -> Result<Json<AuditList>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
+) -> Result<Json<AuditList>, ApiError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(ApiError::BadRequest { message: format!("limit must be from 1 to {MAX_LIMIT}") });
     }
-    let since = query.since.map_or(Duration::from_secs(3600), |d| d.as_std());
-    if since > MAX_SINCE {
-        return Err(ApiError::BadRequest { message: "since must be at most 31d".into() });
+    if query.who.as_ref().is_some_and(|who| who.len() > MAX_WHO) {
+        return Err(ApiError::BadRequest { message: format!("who must be at most {MAX_WHO} bytes") });
     }
+    let since = match query.since.as_deref() {
+        None => Duration::from_secs(3600),
+        Some(text) if text.len() > MAX_SINCE_TEXT => {
+            return Err(ApiError::BadRequest { message: format!("since must be at most {MAX_SINCE_TEXT} bytes") });
+        }
+        Some(text) => text
+            .parse::<chaos_def::Duration>()
+            .map_err(|e| ApiError::BadRequest { message: format!("since: {e}") })?
+            .as_std()
+            .min(MAX_SINCE),
+    };
     let store = &state.store;
     let prefix = store.keys().audit_prefix();
     let from = Timestamp::now().checked_sub(since).unwrap_or(Timestamp::MIN);

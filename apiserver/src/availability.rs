@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use chaos_availability::range::{ProbeRange, RangeQuery, probe_range};
@@ -29,7 +29,7 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::audit::AuditTarget;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ApiQuery, ErrorBody};
 
 /// Probes one range request may cover.
 pub const MAX_PROBES_PER_QUERY: usize = 500;
@@ -50,7 +50,7 @@ pub struct ProbesQuery {
 /// The groups and their probes, each with what it shows now (the most optimistic of its
 /// vantage points) and each vantage point's own state.
 #[utoipa::path(
-    get,
+    get, operation_id = "listProbes",
     path = "/v1/availability/probes",
     tag = "availability",
     security(("token" = ["read"])),
@@ -60,7 +60,7 @@ pub struct ProbesQuery {
 pub async fn probes(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(query): Query<ProbesQuery>,
+    ApiQuery(query): ApiQuery<ProbesQuery>,
 ) -> Result<Json<ProbeGroups>, ApiError> {
     let store = &state.store;
     let probes = visible_probes(store, &caller, query.group.as_deref(), query.scenario.as_deref()).await?;
@@ -121,7 +121,7 @@ pub struct RangeParams {
 /// Per probe and step: up, down, unknown, muted and no-data seconds, the downtimes that touched
 /// the step, the availability `(up + muted) / (up + muted + down)`, and a total.
 #[utoipa::path(
-    get,
+    get, operation_id = "getAvailabilityRange",
     path = "/v1/availability/range",
     tag = "availability",
     security(("token" = ["read"])),
@@ -135,7 +135,7 @@ pub struct RangeParams {
 pub async fn range(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(params): Query<RangeParams>,
+    ApiQuery(params): ApiQuery<RangeParams>,
 ) -> Result<Json<AvailabilityRange>, ApiError> {
     let now = jiff::Timestamp::now().as_second();
     let to = params.to.as_deref().map(parse_time).transpose()?.unwrap_or(now);
@@ -263,7 +263,7 @@ fn declared(stored: &StoredScenario, entry: &ProbeIndexEntry) -> bool {
 
 /// Every stored Downtime: users' and those workers read from their clusters.
 #[utoipa::path(
-    get,
+    get, operation_id = "listDowntimes",
     path = "/v1/downtimes",
     tag = "availability",
     security(("token" = ["read"])),
@@ -277,7 +277,7 @@ pub async fn downtimes(State(state): State<AppState>) -> Result<Json<DowntimeLis
 
 /// Creates or replaces a Downtime (upmeter's document: `spec` is the list of windows).
 #[utoipa::path(
-    post,
+    post, operation_id = "applyDowntime",
     path = "/v1/downtimes",
     tag = "availability",
     security(("token" = ["operate"])),
@@ -349,7 +349,7 @@ pub struct DowntimePath {
 
 /// Deletes a Downtime users applied (those read from clusters go when the cluster's object does).
 #[utoipa::path(
-    delete,
+    delete, operation_id = "deleteDowntime",
     path = "/v1/downtimes/{name}",
     tag = "availability",
     security(("token" = ["operate"])),

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use chaos_def::Keys;
 use chaos_def::api::{ActionResponse, ActionResult, InstanceList, InstanceView, WorkerList};
@@ -12,7 +12,7 @@ use chaos_def::records::{Cordon, InstanceStatus, TaskInstance, WorkerRecord};
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ApiQuery, ErrorBody};
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 pub struct InstanceQuery {
@@ -22,7 +22,7 @@ pub struct InstanceQuery {
 
 /// Task instances with their observed status.
 #[utoipa::path(
-    get,
+    get, operation_id = "listInstances",
     path = "/v1/instances",
     tag = "cluster",
     security(("token" = ["read"])),
@@ -32,7 +32,7 @@ pub struct InstanceQuery {
 pub async fn instances(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(query): Query<InstanceQuery>,
+    ApiQuery(query): ApiQuery<InstanceQuery>,
 ) -> Result<Json<InstanceList>, ApiError> {
     let store = &state.store;
     let keys = store.keys();
@@ -62,7 +62,7 @@ pub async fn instances(
 }
 
 /// Registered (live) workers.
-#[utoipa::path(get, path = "/v1/workers", tag = "cluster", security(("token" = ["read"])), responses((status = 200, body = WorkerList), (status = 503, body = ErrorBody)))]
+#[utoipa::path(get, operation_id = "listWorkers", path = "/v1/workers", tag = "cluster", security(("token" = ["read"])), responses((status = 200, body = WorkerList), (status = 503, body = ErrorBody)))]
 pub async fn workers(State(state): State<AppState>) -> Result<Json<WorkerList>, ApiError> {
     let store = &state.store;
     let workers = store.list::<WorkerRecord>(&store.keys().workers_prefix()).await?;
@@ -110,7 +110,7 @@ type CordonResponse = Result<Json<ActionResponse>, ApiError>;
 
 /// Cordon a worker: it gets no new instances (those it runs stay).
 #[utoipa::path(
-    post,
+    post, operation_id = "cordonWorker",
     path = "/v1/workers/{name}/cordon",
     tag = "cluster",
     security(("token" = ["admin"])),
@@ -124,7 +124,7 @@ pub async fn cordon(State(state): State<AppState>, Path(WorkerPath { name }): Pa
 /// Drain a worker: cordon it, and have it stop what it runs (each plugin cleans up) and hand
 /// every instance back to be placed on another worker. Lifted by uncordon.
 #[utoipa::path(
-    post,
+    post, operation_id = "drainWorker",
     path = "/v1/workers/{name}/drain",
     tag = "cluster",
     security(("token" = ["admin"])),
@@ -137,7 +137,7 @@ pub async fn drain(State(state): State<AppState>, Path(WorkerPath { name }): Pat
 
 /// Lift a cordon.
 #[utoipa::path(
-    delete,
+    delete, operation_id = "uncordonWorker",
     path = "/v1/workers/{name}/cordon",
     tag = "cluster",
     security(("token" = ["admin"])),

@@ -154,3 +154,23 @@ impl IntoResponse for ApiError {
 /// Why a request failed, as its error body said: kept on the response for the audit trail.
 #[derive(Debug, Clone)]
 pub struct Refusal(pub String);
+
+/// A query string decoded like axum's `Query`, refused as an [`ApiError::BadRequest`] (a JSON
+/// body naming the parameter) rather than axum's plain-text answer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(ApiError::BadRequest { message: rejection.body_text() }),
+        }
+    }
+}

@@ -169,6 +169,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// The document as served: every route, each with the permission it needs (none for
 /// `/metrics` when it is open).
 pub fn document(open_metrics: bool) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::path::ParameterIn;
     use utoipa::openapi::{RefOr, ResponseBuilder, content::ContentBuilder};
     let (_, mut document) = routes().split_for_parts();
     if open_metrics && let Some(get) = document.paths.paths.get_mut("/metrics").and_then(|item| item.get.as_mut()) {
@@ -184,6 +185,19 @@ pub fn document(open_metrics: bool) -> utoipa::openapi::OpenApi {
         ContentBuilder::new().schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("ErrorBody")))).build();
     for item in document.paths.paths.values_mut() {
         for operation in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete].into_iter().flatten() {
+            // Any parameter or body can be malformed: the answer names it.
+            let takes_input = operation.request_body.is_some()
+                || operation.parameters.as_ref().is_some_and(|p| p.iter().any(|p| p.parameter_in != ParameterIn::Path));
+            if takes_input {
+                operation.responses.responses.entry("400".to_string()).or_insert_with(|| {
+                    RefOr::T(
+                        ResponseBuilder::new()
+                            .description("A malformed parameter or body; the message names it")
+                            .content("application/json", error_body.clone())
+                            .build(),
+                    )
+                });
+            }
             if operation.security.is_none() {
                 continue;
             }
@@ -255,14 +269,14 @@ pub async fn serve_tls(
 }
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Alive")))]
+#[utoipa::path(get, operation_id = "healthz", path = "/healthz", tag = "health", responses((status = 200, description = "Alive")))]
 async fn healthz() -> &'static str {
     "ok"
 }
 
 /// The process can serve requests: etcd answers.
 #[utoipa::path(
-    get,
+    get, operation_id = "readyz",
     path = "/readyz",
     tag = "health",
     responses((status = 200, description = "Ready"), (status = 503, body = ErrorBody))
@@ -278,7 +292,7 @@ async fn readyz(State(state): State<AppState>) -> Result<String, ApiError> {
 }
 
 /// This document.
-#[utoipa::path(get, path = "/openapi.json", tag = "health", responses((status = 200, description = "The OpenAPI document")))]
+#[utoipa::path(get, operation_id = "getOpenapi", path = "/openapi.json", tag = "health", responses((status = 200, description = "The OpenAPI document")))]
 async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
     Json(document(state.open_metrics))
 }
@@ -292,4 +306,34 @@ async fn not_found() -> impl IntoResponse {
         errors: Vec::new(),
     };
     (StatusCode::NOT_FOUND, Json(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use utoipa::openapi::path::ParameterIn;
+
+    /// Generated clients name a method after each operation id, and refuse a document that
+    /// repeats one; every operation that takes input says how a malformed one is answered.
+    #[test]
+    fn every_operation_has_an_id_of_its_own_and_documents_a_malformed_request() {
+        let document = super::document(false);
+        let mut ids = BTreeSet::new();
+        for (path, item) in &document.paths.paths {
+            let operations = [("GET", &item.get), ("PUT", &item.put), ("POST", &item.post), ("DELETE", &item.delete)];
+            for (method, operation) in operations.into_iter().filter_map(|(m, o)| Some((m, o.as_ref()?))) {
+                let id = operation.operation_id.clone().unwrap_or_else(|| panic!("{method} {path} has no id"));
+                assert!(ids.insert(id.clone()), "{method} {path}: id {id} is taken");
+                let takes_input = operation.request_body.is_some()
+                    || operation.parameters.iter().flatten().any(|p| p.parameter_in != ParameterIn::Path);
+                let documented = operation.responses.responses.contains_key("400");
+                assert_eq!(
+                    takes_input, documented,
+                    "{method} {path}: input {takes_input}, 400 documented {documented}"
+                );
+            }
+        }
+        assert!(ids.contains("applyScenario") && ids.contains("getAvailabilityRange"), "{ids:?}");
+    }
 }

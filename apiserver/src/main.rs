@@ -42,6 +42,14 @@ struct Args {
     /// Requests one token may make at once above its rate.
     #[arg(long, env = "CHAOS_RATE_BURST", default_value_t = RateLimit::default().burst)]
     rate_burst: u32,
+    /// Requests per second each client address may make without an accepted token (requests
+    /// that get 401 count too). Raise it only for a trusted client, e.g. a fuzzer that sends
+    /// many requests without a token on purpose.
+    #[arg(long, env = "CHAOS_UNAUTHENTICATED_RATE_LIMIT", default_value_t = RateLimit::UNAUTHENTICATED.per_second)]
+    unauthenticated_rate_limit: u32,
+    /// Requests each client address may make at once above that rate without an accepted token.
+    #[arg(long, env = "CHAOS_UNAUTHENTICATED_RATE_BURST", default_value_t = RateLimit::UNAUTHENTICATED.burst)]
+    unauthenticated_rate_burst: u32,
     /// The apiserver's certificate (PEM, the chain): serve HTTPS. Needs `--tls-key`.
     #[arg(long, env = "CHAOS_TLS_CERT", value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<std::path::PathBuf>,
@@ -63,6 +71,10 @@ async fn main() -> anyhow::Result<()> {
     let policy_note = args.plugin_policy.as_ref().map(|p| p.display().to_string());
     let policy = PluginPolicy { max_bytes: args.plugin_max_bytes, grantable };
     let rate = access::rate_limit(args.rate_limit, args.rate_burst).map_err(anyhow::Error::msg)?;
+    let unauthenticated_rate = access::rate_limit(args.unauthenticated_rate_limit, args.unauthenticated_rate_burst)
+        .map_err(|_| {
+            anyhow::anyhow!("--unauthenticated-rate-limit and --unauthenticated-rate-burst must be at least 1")
+        })?;
     if args.audit_retention.as_std() < std::time::Duration::from_secs(3600) {
         anyhow::bail!("--audit-retention must be at least 1h");
     }
@@ -86,12 +98,8 @@ async fn main() -> anyhow::Result<()> {
         None => tracing::warn!("no --plugin-policy: pushed plugins may be granted any capability"),
     }
     tracing::info!(listen = %listener.local_addr()?, etcd = ?args.etcd.endpoints, prefix = %args.etcd.prefix, "apiserver started");
-    let options = ServeOptions {
-        auth: args.auth,
-        open_metrics: args.metrics_auth == AuthMode::None,
-        rate,
-        unauthenticated_rate: RateLimit::UNAUTHENTICATED,
-    };
+    let options =
+        ServeOptions { auth: args.auth, open_metrics: args.metrics_auth == AuthMode::None, rate, unauthenticated_rate };
     let state = AppState::new(store.clone(), options).with_plugin_policy(policy);
     tokio::spawn(chaos_apiserver::audit::prune(store, args.audit_retention.as_std(), shutdown.clone()));
     let access = state.access.clone();

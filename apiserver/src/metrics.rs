@@ -114,7 +114,7 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
 /// Prometheus metrics, as OpenMetrics text (open without a token when the apiserver runs with
 /// `--metrics-auth none`).
 #[utoipa::path(
-    get,
+    get, operation_id = "getMetrics",
     path = "/metrics",
     tag = "health",
     security(("token" = ["read"])),

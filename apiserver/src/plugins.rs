@@ -8,7 +8,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use chaos_def::api::{PluginList, PushResponse, PushResult};
 use chaos_def::builtin::BuiltinPlugin;
@@ -19,7 +19,7 @@ use chaos_def::store::StoreError;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ApiQuery, ErrorBody};
 
 /// What the operator lets plugins be: their size, and the capabilities a push may ask for.
 #[derive(Debug, Clone)]
@@ -53,7 +53,7 @@ pub struct PushQuery {
 
 /// Stores a plugin (the body is the `.wasm` component).
 #[utoipa::path(
-    put,
+    put, operation_id = "pushPlugin",
     path = "/v1/plugins/{name}/{version}",
     tag = "plugins",
     security(("token" = ["push-plugins"])),
@@ -72,7 +72,7 @@ pub struct PushQuery {
 pub async fn push(
     State(state): State<AppState>,
     Path((name, version)): Path<(String, String)>,
-    Query(query): Query<PushQuery>,
+    ApiQuery(query): ApiQuery<PushQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<PushResponse>), ApiError> {
@@ -178,7 +178,7 @@ fn metadata(name: &str, version: &str, inspection: Inspection) -> PluginMeta {
 
 /// Every pushed plugin, by name then version.
 #[utoipa::path(
-    get,
+    get, operation_id = "listPlugins",
     path = "/v1/plugins",
     tag = "plugins",
     security(("token" = ["read"])),
@@ -192,7 +192,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<PluginList>, Api
 
 /// One pushed plugin version.
 #[utoipa::path(
-    get,
+    get, operation_id = "getPlugin",
     path = "/v1/plugins/{name}/{version}",
     tag = "plugins",
     security(("token" = ["read"])),

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use chaos_def::api::{ActionStats, EventEntry, EventList, Report, ReportVolumes, Restart, ScenarioView, VolumeCheck};
 use chaos_def::auth::Caller;
@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::AppState;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ApiQuery, ErrorBody};
 use crate::scenarios::ScenarioPath;
 
 /// What a status key's instance id says: the volume index and the plugin use, or the task.
@@ -242,7 +242,7 @@ async fn journal_of(state: &AppState, name: &str) -> Result<Vec<(String, Journal
 
 /// The scenario's report.
 #[utoipa::path(
-    get,
+    get, operation_id = "getReport",
     path = "/v1/scenarios/{name}/report",
     tag = "scenarios",
     security(("token" = ["read"])),
@@ -281,7 +281,7 @@ pub struct EventQuery {
 
 /// The scenario's journal, oldest first.
 #[utoipa::path(
-    get,
+    get, operation_id = "listEvents",
     path = "/v1/scenarios/{name}/events",
     tag = "scenarios",
     security(("token" = ["read"])),
@@ -292,7 +292,7 @@ pub async fn events(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(ScenarioPath { name }): Path<ScenarioPath>,
-    Query(query): Query<EventQuery>,
+    ApiQuery(query): ApiQuery<EventQuery>,
 ) -> Result<Json<EventList>, ApiError> {
     let store = &state.store;
     crate::scenarios::read_scenario(&state, &caller, &name).await?;

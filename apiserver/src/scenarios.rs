@@ -49,7 +49,7 @@ async fn cas_backoff(attempt: &mut u32) -> bool {
 
 /// Create a scenario, or update it when its spec changed.
 #[utoipa::path(
-    post,
+    post, operation_id = "applyScenario",
     path = "/v1/scenarios",
     tag = "scenarios",
     security(("token" = ["operate"])),
@@ -271,7 +271,7 @@ pub(crate) async fn read_status(state: &AppState, name: &str) -> Result<Scenario
 }
 
 /// List every scenario with its status.
-#[utoipa::path(get, path = "/v1/scenarios", tag = "scenarios", security(("token" = ["read"])), responses((status = 200, body = ScenarioList)))]
+#[utoipa::path(get, operation_id = "listScenarios", path = "/v1/scenarios", tag = "scenarios", security(("token" = ["read"])), responses((status = 200, body = ScenarioList)))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -307,7 +307,7 @@ pub struct ScenarioPath {
 
 /// One scenario with its status.
 #[utoipa::path(
-    get,
+    get, operation_id = "getScenario",
     path = "/v1/scenarios/{name}",
     tag = "scenarios",
     security(("token" = ["read"])),
@@ -355,7 +355,7 @@ fn in_scope(caller: &Caller, scenario: &str, cluster: &str) -> Result<(), ApiErr
 
 /// Ask the controller to stop a scenario: every volume is torn down, every task stopped.
 #[utoipa::path(
-    post,
+    post, operation_id = "stopScenario",
     path = "/v1/scenarios/{name}/stop",
     tag = "scenarios",
     security(("token" = ["operate"])),
@@ -383,7 +383,10 @@ fn stop_body(body: &[u8]) -> Result<StopBody, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(StopBody::default());
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest { message: format!("invalid stop request: {e}") })
+    // `null` is no request at all, as an empty body is.
+    serde_json::from_slice::<Option<StopBody>>(body)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| ApiError::BadRequest { message: format!("invalid stop request: {e}") })
 }
 
 /// Records a stop request on the scenario; false if one was there already.
@@ -418,7 +421,7 @@ async fn request_stop(state: &AppState, caller: &Caller, name: &str, reason: &st
 /// with work is stopped first, and the controller removes every record of it once all its
 /// instances have finished.
 #[utoipa::path(
-    delete,
+    delete, operation_id = "deleteScenario",
     path = "/v1/scenarios/{name}",
     tag = "scenarios",
     security(("token" = ["operate"])),
@@ -484,7 +487,7 @@ pub async fn delete(
 
 /// The global kill switch: every scenario stops, and new ones are refused until `resume`.
 #[utoipa::path(
-    post,
+    post, operation_id = "stopAll",
     path = "/v1/stop-all",
     tag = "scenarios",
     security(("token" = ["admin"])),
@@ -517,7 +520,7 @@ pub async fn stop_all(
 }
 
 /// Turns the kill switch off: new scenarios are accepted again; stopped ones stay stopped.
-#[utoipa::path(post, path = "/v1/resume", tag = "scenarios", security(("token" = ["admin"])), responses((status = 200, body = GlobalStopResponse)))]
+#[utoipa::path(post, operation_id = "resumeAll", path = "/v1/resume", tag = "scenarios", security(("token" = ["admin"])), responses((status = 200, body = GlobalStopResponse)))]
 pub async fn resume(State(state): State<AppState>) -> Result<Json<GlobalStopResponse>, ApiError> {
     let store = &state.store;
     store.remove(&store.keys().stop_all()).await.map_err(crate::error::switch_error)?;

@@ -27,7 +27,7 @@ pub const MAX_TOKENS: usize = 10_000;
 
 /// Make a token. Its secret is in this answer only.
 #[utoipa::path(
-    post,
+    post, operation_id = "createToken",
     path = "/v1/tokens",
     tag = "security",
     request_body = TokenRequest,
@@ -100,7 +100,7 @@ async fn store_token(store: &Store, token: &str, record: &TokenRecord) -> Result
 
 /// Every token (never a secret).
 #[utoipa::path(
-    get,
+    get, operation_id = "listTokens",
     path = "/v1/tokens",
     tag = "security",
     security(("token" = ["admin"])),
@@ -128,7 +128,7 @@ pub struct TokenPath {
 
 /// Revoke a token: every apiserver refuses it from the next request on.
 #[utoipa::path(
-    delete,
+    delete, operation_id = "revokeToken",
     path = "/v1/tokens/{name}",
     tag = "security",
     params(TokenPath),
