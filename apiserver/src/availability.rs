@@ -103,11 +103,15 @@ pub fn most_optimistic(points: &[LiveState]) -> (Option<ProbeState>, Option<jiff
 #[serde(rename_all = "camelCase")]
 pub struct RangeParams {
     /// Start: unix seconds or RFC 3339 (aligned down to the step); an hour before `to` by default.
+    #[param(pattern = r"^(-?[0-9]{1,12}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$")]
     pub from: Option<String>,
     /// End: unix seconds or RFC 3339 (aligned up to the step); now by default.
+    #[param(pattern = r"^(-?[0-9]{1,12}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$")]
     pub to: Option<String>,
     /// Seconds per step: a multiple of 300, or of 30 when the range lies within the last day;
-    /// 300 by default.
+    /// 300 by default. `from` must come before `to`, and the query covers a bounded number of
+    /// steps and cells (probes × steps): past those the answer is 400, naming the rule.
+    #[param(minimum = 30, multiple_of = 30.0)]
     pub step: Option<i64>,
     pub group: Option<String>,
     pub probe: Option<String>,
@@ -281,7 +285,10 @@ pub async fn downtimes(State(state): State<AppState>) -> Result<Json<DowntimeLis
     path = "/v1/downtimes",
     tag = "availability",
     security(("token" = ["operate"])),
-    request_body(content = String, description = "One Downtime document as YAML or JSON", content_type = "application/yaml"),
+    request_body(
+        description = "One Downtime document, as YAML or JSON",
+        content((DowntimeDocument = "application/yaml"), (DowntimeDocument = "application/json"))
+    ),
     responses(
         (status = 201, description = "Created", body = DowntimeApplied),
         (status = 200, description = "Replaced or unchanged", body = DowntimeApplied),

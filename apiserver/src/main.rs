@@ -61,11 +61,19 @@ struct Args {
     audit_retention: chaos_def::Duration,
     #[command(flatten)]
     log: LogArgs,
+    /// Print the OpenAPI document this build serves at `/openapi.json` and exit (what the SDKs
+    /// are generated from; nothing is started).
+    #[arg(long)]
+    print_openapi: bool,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.print_openapi {
+        println!("{}", chaos_apiserver::document(false).to_pretty_json()?);
+        return Ok(());
+    }
     let grantable =
         args.plugin_policy.as_deref().map(PluginPolicy::read_grantable).transpose().map_err(anyhow::Error::msg)?;
     let policy_note = args.plugin_policy.as_ref().map(|p| p.display().to_string());

@@ -53,7 +53,10 @@ async fn cas_backoff(attempt: &mut u32) -> bool {
     path = "/v1/scenarios",
     tag = "scenarios",
     security(("token" = ["operate"])),
-    request_body(content = String, description = "One scenario as YAML or JSON", content_type = "application/yaml"),
+    request_body(
+        description = "One scenario, as YAML or JSON",
+        content((chaos_def::Scenario = "application/yaml"), (chaos_def::Scenario = "application/json"))
+    ),
     responses(
         (status = 201, description = "Created", body = ApplyResponse),
         (status = 200, description = "Updated (configured) or unchanged", body = ApplyResponse),

@@ -291,14 +291,17 @@ pub fn decide(needs: Option<Permission>, presented: Presented, now: Timestamp) -
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TokenRequest {
     /// A DNS label, unique among tokens.
+    #[schema(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", min_length = 1, max_length = 63)]
     pub name: String,
     pub role: Role,
-    /// Viewer and operator only: the clusters it is limited to.
+    /// Viewer and operator only: the clusters it is limited to (DNS labels).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 64)] // MAX_SCOPE_CLUSTERS
     pub clusters: Vec<String>,
-    /// How long it lives (`30d`, `12h`); without it, until revoked.
+    /// How long it lives (`30d`, `12h`; more than 0, at most 10 years); without it, until
+    /// revoked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = r"^([0-9]{1,9}(ms|s|m|h|d))+$")]
     pub expires_in: Option<Duration>,
 }
 

@@ -97,8 +97,10 @@ pub const DOWNTIME_KIND: &str = "Downtime";
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DowntimeDocument {
     /// Must be `deckhouse.io/v1alpha1`.
+    #[schema(pattern = r"^deckhouse\.io/v1alpha1$")]
     pub api_version: String,
     /// Must be `Downtime`.
+    #[schema(pattern = "^Downtime$")]
     pub kind: String,
     pub metadata: DowntimeMetadata,
     pub spec: Vec<DowntimeWindow>,

@@ -23,8 +23,10 @@ pub const KIND: &str = "Scenario";
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Scenario {
     /// Must be `chaosctl.dev/v1alpha1`.
+    #[schema(pattern = r"^chaosctl\.dev/v1alpha1$")]
     pub api_version: String,
     /// Must be `Scenario`.
+    #[schema(pattern = "^Scenario$")]
     pub kind: String,
     pub metadata: Metadata,
     pub spec: ScenarioSpec,
@@ -34,6 +36,7 @@ pub struct Scenario {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Metadata {
     /// DNS-1123 label, unique among scenarios.
+    #[schema(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", min_length = 1, max_length = 63)]
     pub name: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,

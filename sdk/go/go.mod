@@ -1,0 +1,3 @@
+module github.com/chaos-orchestrator/sdk-go
+
+go 1.19
