@@ -41,6 +41,7 @@ controller       2     heavy   chaos-controller
 scheduler        2     heavy   chaos-scheduler
 kubesim          2     heavy   kubesim
 pyclient         2     heavy   -
+sdk              1     heavy   -
 worker           2     heavy   chaos-worker
 others           2     heavy   -
 EOF
@@ -114,6 +115,7 @@ suite_commands() {
     docs) scripts/docs.sh || failed=1 ;;
     doctests) cargo test --workspace --locked --doc || failed=1 ;;
     pyclient) scripts/pyclient.sh || failed=1 ;;
+    sdk) scripts/sdk.sh || failed=1 ;;
   esac
   while IFS=$'\t' read -r _ package dir exe; do
     run_binary "$package" "$dir" "$exe" || failed=1

@@ -101,7 +101,8 @@ pub async fn workers(State(state): State<AppState>) -> Result<Json<WorkerList>, 
 #[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct WorkerPath {
-    /// Worker name
+    /// Worker name (a DNS subdomain)
+    #[param(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$", max_length = 253)]
     pub name: String,
 }
 
@@ -115,7 +116,10 @@ type CordonResponse = Result<Json<ActionResponse>, ApiError>;
     tag = "cluster",
     security(("token" = ["admin"])),
     params(WorkerPath),
-    responses((status = 200, body = ActionResponse))
+    responses(
+        (status = 200, body = ActionResponse),
+        (status = 400, body = ErrorBody, description = "Not a worker name (a DNS subdomain)")
+    )
 )]
 pub async fn cordon(State(state): State<AppState>, Path(WorkerPath { name }): Path<WorkerPath>) -> CordonResponse {
     change_cordon(&state, name, CordonChange::Cordon).await
@@ -129,7 +133,10 @@ pub async fn cordon(State(state): State<AppState>, Path(WorkerPath { name }): Pa
     tag = "cluster",
     security(("token" = ["admin"])),
     params(WorkerPath),
-    responses((status = 200, body = ActionResponse))
+    responses(
+        (status = 200, body = ActionResponse),
+        (status = 400, body = ErrorBody, description = "Not a worker name (a DNS subdomain)")
+    )
 )]
 pub async fn drain(State(state): State<AppState>, Path(WorkerPath { name }): Path<WorkerPath>) -> CordonResponse {
     change_cordon(&state, name, CordonChange::Drain).await
@@ -142,7 +149,10 @@ pub async fn drain(State(state): State<AppState>, Path(WorkerPath { name }): Pat
     tag = "cluster",
     security(("token" = ["admin"])),
     params(WorkerPath),
-    responses((status = 200, body = ActionResponse))
+    responses(
+        (status = 200, body = ActionResponse),
+        (status = 400, body = ErrorBody, description = "Not a worker name (a DNS subdomain)")
+    )
 )]
 pub async fn uncordon(State(state): State<AppState>, Path(WorkerPath { name }): Path<WorkerPath>) -> CordonResponse {
     change_cordon(&state, name, CordonChange::Uncordon).await

@@ -336,4 +336,15 @@ mod tests {
         }
         assert!(ids.contains("applyScenario") && ids.contains("getAvailabilityRange"), "{ids:?}");
     }
+
+    /// The SDKs are generated from `sdk/openapi.json`: it must be the document this build serves.
+    #[test]
+    fn the_committed_document_of_the_sdks_is_the_one_served() {
+        let committed = include_str!("../../sdk/openapi.json");
+        let served = super::document(false).to_pretty_json().unwrap();
+        assert!(
+            committed.trim_end() == served.trim_end(),
+            "sdk/openapi.json is stale: run scripts/sdk-generate.sh (and commit what it changes)"
+        );
+    }
 }

@@ -15,7 +15,7 @@ from pydantic import validate_call, Field, StrictFloat, StrictStr, StrictInt
 from typing import Any, Dict, List, Optional, Tuple, Union
 from typing_extensions import Annotated
 
-from pydantic import Field, StrictStr
+from pydantic import Field, StrictStr, field_validator
 from typing import Optional
 from typing_extensions import Annotated
 from chaos_client.models.action_response import ActionResponse
@@ -43,7 +43,7 @@ class ClusterApi:
     @validate_call
     def cordon_worker(
         self,
-        name: Annotated[StrictStr, Field(description="Worker name")],
+        name: Annotated[str, Field(strict=True, max_length=253, description="Worker name (a DNS subdomain)")],
         _request_timeout: Union[
             None,
             Annotated[StrictFloat, Field(gt=0)],
@@ -60,7 +60,7 @@ class ClusterApi:
         """Cordon a worker: it gets no new instances (those it runs stay).
 
 
-        :param name: Worker name (required)
+        :param name: Worker name (a DNS subdomain) (required)
         :type name: str
         :param _request_timeout: timeout setting for this request. If one
                                  number provided, it will be total request
@@ -94,6 +94,7 @@ class ClusterApi:
 
         _response_types_map: Dict[str, Optional[str]] = {
             '200': "ActionResponse",
+            '400': "ErrorBody",
             '401': "ErrorBody",
             '403': "ErrorBody",
             '429': "ErrorBody",
@@ -112,7 +113,7 @@ class ClusterApi:
     @validate_call
     def cordon_worker_with_http_info(
         self,
-        name: Annotated[StrictStr, Field(description="Worker name")],
+        name: Annotated[str, Field(strict=True, max_length=253, description="Worker name (a DNS subdomain)")],
         _request_timeout: Union[
             None,
             Annotated[StrictFloat, Field(gt=0)],
@@ -129,7 +130,7 @@ class ClusterApi:
         """Cordon a worker: it gets no new instances (those it runs stay).
 
 
-        :param name: Worker name (required)
+        :param name: Worker name (a DNS subdomain) (required)
         :type name: str
         :param _request_timeout: timeout setting for this request. If one
                                  number provided, it will be total request
@@ -163,6 +164,7 @@ class ClusterApi:
 
         _response_types_map: Dict[str, Optional[str]] = {
             '200': "ActionResponse",
+            '400': "ErrorBody",
             '401': "ErrorBody",
             '403': "ErrorBody",
             '429': "ErrorBody",
@@ -181,7 +183,7 @@ class ClusterApi:
     @validate_call
     def cordon_worker_without_preload_content(
         self,
-        name: Annotated[StrictStr, Field(description="Worker name")],
+        name: Annotated[str, Field(strict=True, max_length=253, description="Worker name (a DNS subdomain)")],
         _request_timeout: Union[
             None,
             Annotated[StrictFloat, Field(gt=0)],
@@ -198,7 +200,7 @@ class ClusterApi:
         """Cordon a worker: it gets no new instances (those it runs stay).
 
 
-        :param name: Worker name (required)
+        :param name: Worker name (a DNS subdomain) (required)
         :type name: str
         :param _request_timeout: timeout setting for this request. If one
                                  number provided, it will be total request
@@ -232,6 +234,7 @@ class ClusterApi:
 
         _response_types_map: Dict[str, Optional[str]] = {
             '200': "ActionResponse",
+            '400': "ErrorBody",
             '401': "ErrorBody",
             '403': "ErrorBody",
             '429': "ErrorBody",
@@ -310,7 +313,7 @@ class ClusterApi:
     @validate_call
     def drain_worker(
         self,
-        name: Annotated[StrictStr, Field(description="Worker name")],
+        name: Annotated[str, Field(strict=True, max_length=253, description="Worker name (a DNS subdomain)")],
         _request_timeout: Union[
             None,
             Annotated[StrictFloat, Field(gt=0)],
@@ -327,7 +330,7 @@ class ClusterApi:
         """Drain a worker: cordon it, and have it stop what it runs (each plugin cleans up) and hand every instance back to be placed on another worker. Lifted by uncordon.
 
 
-        :param name: Worker name (required)
+        :param name: Worker name (a DNS subdomain) (required)
         :type name: str
         :param _request_timeout: timeout setting for this request. If one
                                  number provided, it will be total request
@@ -361,6 +364,7 @@ class ClusterApi:
 
         _response_types_map: Dict[str, Optional[str]] = {
             '200': "ActionResponse",
+            '400': "ErrorBody",
             '401': "ErrorBody",
             '403': "ErrorBody",
             '429': "ErrorBody",
@@ -379,7 +383,7 @@ class ClusterApi:
     @validate_call
     def drain_worker_with_http_info(
         self,
-        name: Annotated[StrictStr, Field(description="Worker name")],
+        name: Annotated[str, Field(strict=True, max_length=253, description="Worker name (a DNS subdomain)")],
         _request_timeout: Union[
             None,
             Annotated[StrictFloat, Field(gt=0)],
@@ -396,7 +400,7 @@ class ClusterApi:
         """Drain a worker: cordon it, and have it stop what it runs (each plugin cleans up) and hand every instance back to be placed on another worker. Lifted by uncordon.
 
 
-        :param name: Worker name (required)
+        :param name: Worker name (a DNS subdomain) (required)
         :type name: str
         :param _request_timeout: timeout setting for this request. If one
                                  number provided, it will be total request
@@ -430,6 +434,7 @@ class ClusterApi:
 
         _response_types_map: Dict[str, Optional[str]] = {
             '200': "ActionResponse",
+            '400': "ErrorBody",
             '401': "ErrorBody",
             '403': "ErrorBody",
             '429': "ErrorBody",
@@ -448,7 +453,7 @@ class ClusterApi:
     @validate_call
     def drain_worker_without_preload_content(
         self,
-        name: Annotated[StrictStr, Field(description="Worker name")],
+        name: Annotated[str, Field(strict=True, max_length=253, description="Worker name (a DNS subdomain)")],
         _request_timeout: Union[
             None,
             Annotated[StrictFloat, Field(gt=0)],
@@ -465,7 +470,7 @@ class ClusterApi:
         """Drain a worker: cordon it, and have it stop what it runs (each plugin cleans up) and hand every instance back to be placed on another worker. Lifted by uncordon.
 
 
-        :param name: Worker name (required)
+        :param name: Worker name (a DNS subdomain) (required)
         :type name: str
         :param _request_timeout: timeout setting for this request. If one
                                  number provided, it will be total request
@@ -499,6 +504,7 @@ class ClusterApi:
 
         _response_types_map: Dict[str, Optional[str]] = {
             '200': "ActionResponse",
+            '400': "ErrorBody",
             '401': "ErrorBody",
             '403': "ErrorBody",
             '429': "ErrorBody",
@@ -1102,7 +1108,7 @@ class ClusterApi:
     @validate_call
     def uncordon_worker(
         self,
-        name: Annotated[StrictStr, Field(description="Worker name")],
+        name: Annotated[str, Field(strict=True, max_length=253, description="Worker name (a DNS subdomain)")],
         _request_timeout: Union[
             None,
             Annotated[StrictFloat, Field(gt=0)],
@@ -1119,7 +1125,7 @@ class ClusterApi:
         """Lift a cordon.
 
 
-        :param name: Worker name (required)
+        :param name: Worker name (a DNS subdomain) (required)
         :type name: str
         :param _request_timeout: timeout setting for this request. If one
                                  number provided, it will be total request
@@ -1153,6 +1159,7 @@ class ClusterApi:
 
         _response_types_map: Dict[str, Optional[str]] = {
             '200': "ActionResponse",
+            '400': "ErrorBody",
             '401': "ErrorBody",
             '403': "ErrorBody",
             '429': "ErrorBody",
@@ -1171,7 +1178,7 @@ class ClusterApi:
     @validate_call
     def uncordon_worker_with_http_info(
         self,
-        name: Annotated[StrictStr, Field(description="Worker name")],
+        name: Annotated[str, Field(strict=True, max_length=253, description="Worker name (a DNS subdomain)")],
         _request_timeout: Union[
             None,
             Annotated[StrictFloat, Field(gt=0)],
@@ -1188,7 +1195,7 @@ class ClusterApi:
         """Lift a cordon.
 
 
-        :param name: Worker name (required)
+        :param name: Worker name (a DNS subdomain) (required)
         :type name: str
         :param _request_timeout: timeout setting for this request. If one
                                  number provided, it will be total request
@@ -1222,6 +1229,7 @@ class ClusterApi:
 
         _response_types_map: Dict[str, Optional[str]] = {
             '200': "ActionResponse",
+            '400': "ErrorBody",
             '401': "ErrorBody",
             '403': "ErrorBody",
             '429': "ErrorBody",
@@ -1240,7 +1248,7 @@ class ClusterApi:
     @validate_call
     def uncordon_worker_without_preload_content(
         self,
-        name: Annotated[StrictStr, Field(description="Worker name")],
+        name: Annotated[str, Field(strict=True, max_length=253, description="Worker name (a DNS subdomain)")],
         _request_timeout: Union[
             None,
             Annotated[StrictFloat, Field(gt=0)],
@@ -1257,7 +1265,7 @@ class ClusterApi:
         """Lift a cordon.
 
 
-        :param name: Worker name (required)
+        :param name: Worker name (a DNS subdomain) (required)
         :type name: str
         :param _request_timeout: timeout setting for this request. If one
                                  number provided, it will be total request
@@ -1291,6 +1299,7 @@ class ClusterApi:
 
         _response_types_map: Dict[str, Optional[str]] = {
             '200': "ActionResponse",
+            '400': "ErrorBody",
             '401': "ErrorBody",
             '403': "ErrorBody",
             '429': "ErrorBody",
