@@ -103,10 +103,14 @@ pub fn most_optimistic(points: &[LiveState]) -> (Option<ProbeState>, Option<jiff
 #[serde(rename_all = "camelCase")]
 pub struct RangeParams {
     /// Start: unix seconds or RFC 3339 (aligned down to the step); an hour before `to` by default.
-    #[param(pattern = r"^(-?[0-9]{1,12}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$")]
+    #[param(
+        pattern = r"^(-?[0-9]{1,12}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$"
+    )]
     pub from: Option<String>,
     /// End: unix seconds or RFC 3339 (aligned up to the step); now by default.
-    #[param(pattern = r"^(-?[0-9]{1,12}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$")]
+    #[param(
+        pattern = r"^(-?[0-9]{1,12}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$"
+    )]
     pub to: Option<String>,
     /// Seconds per step: a multiple of 300, or of 30 when the range lies within the last day;
     /// 300 by default. `from` must come before `to`, and the query covers a bounded number of
@@ -349,6 +353,7 @@ fn parse_downtime(body: &[u8]) -> Result<DowntimeDocument, ApiError> {
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct DowntimePath {
     /// Downtime name
     pub name: String,

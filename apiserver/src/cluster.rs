@@ -15,6 +15,7 @@ use crate::AppState;
 use crate::error::{ApiError, ApiQuery, ErrorBody};
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InstanceQuery {
     /// Only the instances of this scenario.
     pub scenario: Option<String>,
@@ -102,7 +103,10 @@ pub async fn workers(State(state): State<AppState>) -> Result<Json<WorkerList>, 
 #[into_params(parameter_in = Path)]
 pub struct WorkerPath {
     /// Worker name (a DNS subdomain)
-    #[param(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$", max_length = 253)]
+    #[param(
+        pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$",
+        max_length = 253
+    )]
     pub name: String,
 }
 

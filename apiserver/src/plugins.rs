@@ -45,6 +45,7 @@ impl PluginPolicy {
 }
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PushQuery {
     /// The sha256 (hex, optionally `sha256:`-prefixed) the client computed: bytes that arrive
     /// different are refused.

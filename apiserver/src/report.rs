@@ -272,10 +272,12 @@ pub async fn report(
 }
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventQuery {
-    /// Only entries after this sequence number.
+    /// Only entries after this sequence number (the `last` of the previous answer).
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_u64)]
     pub after: Option<u64>,
-    /// At most this many entries (default 1000).
+    /// At most this many entries (default 1000; 0 reads as 1, more than 10,000 as 10,000).
     pub limit: Option<usize>,
 }
 
@@ -297,6 +299,10 @@ pub async fn events(
     let store = &state.store;
     crate::scenarios::read_scenario(&state, &caller, &name).await?;
     let after = query.after.unwrap_or(0);
+    // Sequence numbers are int64 in the document: what every client can hold.
+    if after > i64::MAX as u64 {
+        return Err(ApiError::BadRequest { message: format!("after must be at most {}", i64::MAX) });
+    }
     let limit = query.limit.unwrap_or(1000).clamp(1, 10_000);
     let prefix = store.keys().scenario_events_prefix(&name);
     let items: Vec<EventEntry> = journal_of(&state, &name)

@@ -8,6 +8,13 @@ use crate::scenario::SpecError;
 
 /// The body of every error response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "code": "Invalid",
+    "message": "spec.volumes.step.min: must be at least 1",
+    "field": "spec.volumes.step.min",
+    "line": 12,
+    "errors": [{"path": "spec.volumes.step.min", "line": 12, "message": "must be at least 1"}]
+}))]
 pub struct ErrorBody {
     /// Stable machine-readable reason: `Invalid`, `NotFound`, `Conflict`, `Forbidden`,
     /// `BadRequest`, `PayloadTooLarge`, `Unavailable`, `Internal`.
@@ -65,6 +72,7 @@ pub struct ApplyResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"reason": "the storage team asked for a pause"}))]
 pub struct StopBody {
     /// Why it was stopped, shown in the scenario's status.
     #[serde(default)]

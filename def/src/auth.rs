@@ -289,6 +289,7 @@ pub fn decide(needs: Option<Permission>, presented: Presented, now: Timestamp) -
 /// A request to make a token (`POST /v1/tokens`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "ci", "role": "operator", "clusters": ["default"], "expiresIn": "30d"}))]
 pub struct TokenRequest {
     /// A DNS label, unique among tokens.
     #[schema(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", min_length = 1, max_length = 63)]

@@ -95,6 +95,18 @@ pub const DOWNTIME_KIND: &str = "Downtime";
 /// upmeter's Downtime document: `spec` is the list of windows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({
+    "apiVersion": "deckhouse.io/v1alpha1",
+    "kind": "Downtime",
+    "metadata": {"name": "upgrade"},
+    "spec": [{
+        "startDate": "2026-12-01T02:00:00Z",
+        "endDate": "2026-12-01T03:00:00Z",
+        "type": "Maintenance",
+        "description": "control plane upgrade",
+        "affected": ["control-plane"]
+    }]
+}))]
 pub struct DowntimeDocument {
     /// Must be `deckhouse.io/v1alpha1`.
     #[schema(pattern = r"^deckhouse\.io/v1alpha1$")]
@@ -176,6 +188,11 @@ pub fn downtime_from_value(value: Value, lines: Option<&LineIndex>) -> Result<Do
         error.line = lines.and_then(|l| l.line_of("apiVersion"));
         return Err(SpecErrors(vec![error]));
     }
+    if value.get("kind").and_then(Value::as_str) != Some(DOWNTIME_KIND) {
+        let mut error = SpecError::new("kind", format!("must be {DOWNTIME_KIND}"));
+        error.line = lines.and_then(|l| l.line_of("kind"));
+        return Err(SpecErrors(vec![error]));
+    }
     typed_document(value, lines, DowntimeDocument::validate)
 }
 
@@ -215,6 +232,13 @@ spec:
         let unknown = GOOD.replace("type: Maintenance", "type: Holiday");
         let errors = parse_documents(&unknown).unwrap_err().0;
         assert_eq!(errors[0].path, "spec[0].type", "{errors:?}");
+    }
+
+    #[test]
+    fn a_downtime_document_of_another_kind_is_refused_with_its_line() {
+        let document = crate::yaml::parse_documents(&GOOD.replace("kind: Downtime", "kind: Outage")).unwrap().remove(0);
+        let errors = downtime_from_value(document.value, Some(&document.lines)).unwrap_err().0;
+        assert_eq!((errors[0].path.as_str(), errors[0].line), ("kind", Some(3)), "{errors:?}");
     }
 
     #[test]

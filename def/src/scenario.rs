@@ -20,6 +20,12 @@ pub const KIND: &str = "Scenario";
 
 /// A scenario as the user writes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "apiVersion": "chaosctl.dev/v1alpha1",
+    "kind": "Scenario",
+    "metadata": {"name": "example"},
+    "spec": {"cluster": "default", "seed": 7, "duration": "10m", "tasks": [{"name": "idle", "plugin": "noop", "replicas": 2}]}
+}))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Scenario {
     /// Must be `chaosctl.dev/v1alpha1`.
@@ -365,6 +371,10 @@ impl Scenario {
         v.dns_label("spec.cluster", &spec.cluster);
         if spec.duration == Some(Duration::ZERO) {
             v.error("spec.duration", "must be longer than 0s");
+        }
+        // Every client can hold it: JSON numbers past 2^63 - 1 lose precision in many languages.
+        if spec.seed.is_some_and(|seed| seed > i64::MAX as u64) {
+            v.error("spec.seed", format!("must be at most {}", i64::MAX));
         }
         if spec.volumes.is_none() && spec.tasks.is_empty() && spec.probes.is_empty() {
             v.error("spec", "nothing to do: give spec.volumes, spec.tasks, spec.probes or several");

@@ -47,6 +47,14 @@ struct Case {
 
 const CASES: &[Case] = &[
     Case {
+        what: "a seed past 2^63 - 1, which many clients cannot hold",
+        replace: "  seed: 42\n",
+        with: "  seed: 9223372036854775808\n",
+        path: "spec.seed",
+        line: Some(7),
+        message: "must be at most 9223372036854775807",
+    },
+    Case {
         what: "unknown top-level field",
         replace: "kind: Scenario\n",
         with: "kind: Scenario\nstatus: {}\n",

@@ -583,7 +583,7 @@ class ClusterApi:
     @validate_call
     def list_instances(
         self,
-        scenario: Annotated[Optional[StrictStr], Field(description="Only the instances of this scenario.")],
+        scenario: Annotated[Optional[StrictStr], Field(description="Only the instances of this scenario.")] = None,
         _request_timeout: Union[
             None,
             Annotated[StrictFloat, Field(gt=0)],
@@ -600,7 +600,7 @@ class ClusterApi:
         """Task instances with their observed status.
 
 
-        :param scenario: Only the instances of this scenario. (required)
+        :param scenario: Only the instances of this scenario.
         :type scenario: str
         :param _request_timeout: timeout setting for this request. If one
                                  number provided, it will be total request
@@ -634,6 +634,7 @@ class ClusterApi:
 
         _response_types_map: Dict[str, Optional[str]] = {
             '200': "InstanceList",
+            '400': "ErrorBody",
             '401': "ErrorBody",
             '403': "ErrorBody",
             '429': "ErrorBody",
@@ -653,7 +654,7 @@ class ClusterApi:
     @validate_call
     def list_instances_with_http_info(
         self,
-        scenario: Annotated[Optional[StrictStr], Field(description="Only the instances of this scenario.")],
+        scenario: Annotated[Optional[StrictStr], Field(description="Only the instances of this scenario.")] = None,
         _request_timeout: Union[
             None,
             Annotated[StrictFloat, Field(gt=0)],
@@ -670,7 +671,7 @@ class ClusterApi:
         """Task instances with their observed status.
 
 
-        :param scenario: Only the instances of this scenario. (required)
+        :param scenario: Only the instances of this scenario.
         :type scenario: str
         :param _request_timeout: timeout setting for this request. If one
                                  number provided, it will be total request
@@ -704,6 +705,7 @@ class ClusterApi:
 
         _response_types_map: Dict[str, Optional[str]] = {
             '200': "InstanceList",
+            '400': "ErrorBody",
             '401': "ErrorBody",
             '403': "ErrorBody",
             '429': "ErrorBody",
@@ -723,7 +725,7 @@ class ClusterApi:
     @validate_call
     def list_instances_without_preload_content(
         self,
-        scenario: Annotated[Optional[StrictStr], Field(description="Only the instances of this scenario.")],
+        scenario: Annotated[Optional[StrictStr], Field(description="Only the instances of this scenario.")] = None,
         _request_timeout: Union[
             None,
             Annotated[StrictFloat, Field(gt=0)],
@@ -740,7 +742,7 @@ class ClusterApi:
         """Task instances with their observed status.
 
 
-        :param scenario: Only the instances of this scenario. (required)
+        :param scenario: Only the instances of this scenario.
         :type scenario: str
         :param _request_timeout: timeout setting for this request. If one
                                  number provided, it will be total request
@@ -774,6 +776,7 @@ class ClusterApi:
 
         _response_types_map: Dict[str, Optional[str]] = {
             '200': "InstanceList",
+            '400': "ErrorBody",
             '401': "ErrorBody",
             '403': "ErrorBody",
             '429': "ErrorBody",
@@ -810,9 +813,11 @@ class ClusterApi:
         _body_params: Optional[bytes] = None
 
         # process the path parameters
-        if scenario is not None:
-            _path_params['scenario'] = scenario
         # process the query parameters
+        if scenario is not None:
+            
+            _query_params.append(('scenario', scenario))
+            
         # process the header parameters
         # process the form parameters
         # process the body parameter

@@ -585,8 +585,8 @@ class PluginsApi:
         self,
         name: StrictStr,
         version: StrictStr,
-        digest: Annotated[Optional[StrictStr], Field(description="The sha256 (hex, optionally `sha256:`-prefixed) the client computed: bytes that arrive different are refused.")],
         request_body: List[Annotated[int, Field(strict=True, ge=0)]],
+        digest: Annotated[Optional[StrictStr], Field(description="The sha256 (hex, optionally `sha256:`-prefixed) the client computed: bytes that arrive different are refused.")] = None,
         _request_timeout: Union[
             None,
             Annotated[StrictFloat, Field(gt=0)],
@@ -607,10 +607,10 @@ class PluginsApi:
         :type name: str
         :param version: (required)
         :type version: str
-        :param digest: The sha256 (hex, optionally `sha256:`-prefixed) the client computed: bytes that arrive different are refused. (required)
-        :type digest: str
         :param request_body: (required)
         :type request_body: List[int]
+        :param digest: The sha256 (hex, optionally `sha256:`-prefixed) the client computed: bytes that arrive different are refused.
+        :type digest: str
         :param _request_timeout: timeout setting for this request. If one
                                  number provided, it will be total request
                                  timeout. It can also be a pair (tuple) of
@@ -636,8 +636,8 @@ class PluginsApi:
         _param = self._push_plugin_serialize(
             name=name,
             version=version,
-            digest=digest,
             request_body=request_body,
+            digest=digest,
             _request_auth=_request_auth,
             _content_type=_content_type,
             _headers=_headers,
@@ -671,8 +671,8 @@ class PluginsApi:
         self,
         name: StrictStr,
         version: StrictStr,
-        digest: Annotated[Optional[StrictStr], Field(description="The sha256 (hex, optionally `sha256:`-prefixed) the client computed: bytes that arrive different are refused.")],
         request_body: List[Annotated[int, Field(strict=True, ge=0)]],
+        digest: Annotated[Optional[StrictStr], Field(description="The sha256 (hex, optionally `sha256:`-prefixed) the client computed: bytes that arrive different are refused.")] = None,
         _request_timeout: Union[
             None,
             Annotated[StrictFloat, Field(gt=0)],
@@ -693,10 +693,10 @@ class PluginsApi:
         :type name: str
         :param version: (required)
         :type version: str
-        :param digest: The sha256 (hex, optionally `sha256:`-prefixed) the client computed: bytes that arrive different are refused. (required)
-        :type digest: str
         :param request_body: (required)
         :type request_body: List[int]
+        :param digest: The sha256 (hex, optionally `sha256:`-prefixed) the client computed: bytes that arrive different are refused.
+        :type digest: str
         :param _request_timeout: timeout setting for this request. If one
                                  number provided, it will be total request
                                  timeout. It can also be a pair (tuple) of
@@ -722,8 +722,8 @@ class PluginsApi:
         _param = self._push_plugin_serialize(
             name=name,
             version=version,
-            digest=digest,
             request_body=request_body,
+            digest=digest,
             _request_auth=_request_auth,
             _content_type=_content_type,
             _headers=_headers,
@@ -757,8 +757,8 @@ class PluginsApi:
         self,
         name: StrictStr,
         version: StrictStr,
-        digest: Annotated[Optional[StrictStr], Field(description="The sha256 (hex, optionally `sha256:`-prefixed) the client computed: bytes that arrive different are refused.")],
         request_body: List[Annotated[int, Field(strict=True, ge=0)]],
+        digest: Annotated[Optional[StrictStr], Field(description="The sha256 (hex, optionally `sha256:`-prefixed) the client computed: bytes that arrive different are refused.")] = None,
         _request_timeout: Union[
             None,
             Annotated[StrictFloat, Field(gt=0)],
@@ -779,10 +779,10 @@ class PluginsApi:
         :type name: str
         :param version: (required)
         :type version: str
-        :param digest: The sha256 (hex, optionally `sha256:`-prefixed) the client computed: bytes that arrive different are refused. (required)
-        :type digest: str
         :param request_body: (required)
         :type request_body: List[int]
+        :param digest: The sha256 (hex, optionally `sha256:`-prefixed) the client computed: bytes that arrive different are refused.
+        :type digest: str
         :param _request_timeout: timeout setting for this request. If one
                                  number provided, it will be total request
                                  timeout. It can also be a pair (tuple) of
@@ -808,8 +808,8 @@ class PluginsApi:
         _param = self._push_plugin_serialize(
             name=name,
             version=version,
-            digest=digest,
             request_body=request_body,
+            digest=digest,
             _request_auth=_request_auth,
             _content_type=_content_type,
             _headers=_headers,
@@ -838,8 +838,8 @@ class PluginsApi:
         self,
         name,
         version,
-        digest,
         request_body,
+        digest,
         _request_auth,
         _content_type,
         _headers,
@@ -866,9 +866,11 @@ class PluginsApi:
             _path_params['name'] = name
         if version is not None:
             _path_params['version'] = version
-        if digest is not None:
-            _path_params['digest'] = digest
         # process the query parameters
+        if digest is not None:
+            
+            _query_params.append(('digest', digest))
+            
         # process the header parameters
         # process the form parameters
         # process the body parameter

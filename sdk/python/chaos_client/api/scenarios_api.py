@@ -1156,8 +1156,8 @@ class ScenariosApi:
     def list_events(
         self,
         name: Annotated[StrictStr, Field(description="Scenario name")],
-        after: Annotated[Optional[Annotated[int, Field(strict=True, ge=0)]], Field(description="Only entries after this sequence number.")],
-        limit: Annotated[Optional[Annotated[int, Field(strict=True, ge=0)]], Field(description="At most this many entries (default 1000).")],
+        after: Annotated[Optional[Annotated[int, Field(le=9223372036854775807, strict=True, ge=0)]], Field(description="Only entries after this sequence number (the `last` of the previous answer).")] = None,
+        limit: Annotated[Optional[Annotated[int, Field(strict=True, ge=0)]], Field(description="At most this many entries (default 1000; 0 reads as 1, more than 10,000 as 10,000).")] = None,
         _request_timeout: Union[
             None,
             Annotated[StrictFloat, Field(gt=0)],
@@ -1176,9 +1176,9 @@ class ScenariosApi:
 
         :param name: Scenario name (required)
         :type name: str
-        :param after: Only entries after this sequence number. (required)
+        :param after: Only entries after this sequence number (the `last` of the previous answer).
         :type after: int
-        :param limit: At most this many entries (default 1000). (required)
+        :param limit: At most this many entries (default 1000; 0 reads as 1, more than 10,000 as 10,000).
         :type limit: int
         :param _request_timeout: timeout setting for this request. If one
                                  number provided, it will be total request
@@ -1214,6 +1214,7 @@ class ScenariosApi:
 
         _response_types_map: Dict[str, Optional[str]] = {
             '200': "EventList",
+            '400': "ErrorBody",
             '401': "ErrorBody",
             '403': "ErrorBody",
             '404': "ErrorBody",
@@ -1234,8 +1235,8 @@ class ScenariosApi:
     def list_events_with_http_info(
         self,
         name: Annotated[StrictStr, Field(description="Scenario name")],
-        after: Annotated[Optional[Annotated[int, Field(strict=True, ge=0)]], Field(description="Only entries after this sequence number.")],
-        limit: Annotated[Optional[Annotated[int, Field(strict=True, ge=0)]], Field(description="At most this many entries (default 1000).")],
+        after: Annotated[Optional[Annotated[int, Field(le=9223372036854775807, strict=True, ge=0)]], Field(description="Only entries after this sequence number (the `last` of the previous answer).")] = None,
+        limit: Annotated[Optional[Annotated[int, Field(strict=True, ge=0)]], Field(description="At most this many entries (default 1000; 0 reads as 1, more than 10,000 as 10,000).")] = None,
         _request_timeout: Union[
             None,
             Annotated[StrictFloat, Field(gt=0)],
@@ -1254,9 +1255,9 @@ class ScenariosApi:
 
         :param name: Scenario name (required)
         :type name: str
-        :param after: Only entries after this sequence number. (required)
+        :param after: Only entries after this sequence number (the `last` of the previous answer).
         :type after: int
-        :param limit: At most this many entries (default 1000). (required)
+        :param limit: At most this many entries (default 1000; 0 reads as 1, more than 10,000 as 10,000).
         :type limit: int
         :param _request_timeout: timeout setting for this request. If one
                                  number provided, it will be total request
@@ -1292,6 +1293,7 @@ class ScenariosApi:
 
         _response_types_map: Dict[str, Optional[str]] = {
             '200': "EventList",
+            '400': "ErrorBody",
             '401': "ErrorBody",
             '403': "ErrorBody",
             '404': "ErrorBody",
@@ -1312,8 +1314,8 @@ class ScenariosApi:
     def list_events_without_preload_content(
         self,
         name: Annotated[StrictStr, Field(description="Scenario name")],
-        after: Annotated[Optional[Annotated[int, Field(strict=True, ge=0)]], Field(description="Only entries after this sequence number.")],
-        limit: Annotated[Optional[Annotated[int, Field(strict=True, ge=0)]], Field(description="At most this many entries (default 1000).")],
+        after: Annotated[Optional[Annotated[int, Field(le=9223372036854775807, strict=True, ge=0)]], Field(description="Only entries after this sequence number (the `last` of the previous answer).")] = None,
+        limit: Annotated[Optional[Annotated[int, Field(strict=True, ge=0)]], Field(description="At most this many entries (default 1000; 0 reads as 1, more than 10,000 as 10,000).")] = None,
         _request_timeout: Union[
             None,
             Annotated[StrictFloat, Field(gt=0)],
@@ -1332,9 +1334,9 @@ class ScenariosApi:
 
         :param name: Scenario name (required)
         :type name: str
-        :param after: Only entries after this sequence number. (required)
+        :param after: Only entries after this sequence number (the `last` of the previous answer).
         :type after: int
-        :param limit: At most this many entries (default 1000). (required)
+        :param limit: At most this many entries (default 1000; 0 reads as 1, more than 10,000 as 10,000).
         :type limit: int
         :param _request_timeout: timeout setting for this request. If one
                                  number provided, it will be total request
@@ -1370,6 +1372,7 @@ class ScenariosApi:
 
         _response_types_map: Dict[str, Optional[str]] = {
             '200': "EventList",
+            '400': "ErrorBody",
             '401': "ErrorBody",
             '403': "ErrorBody",
             '404': "ErrorBody",
@@ -1410,11 +1413,15 @@ class ScenariosApi:
         # process the path parameters
         if name is not None:
             _path_params['name'] = name
-        if after is not None:
-            _path_params['after'] = after
-        if limit is not None:
-            _path_params['limit'] = limit
         # process the query parameters
+        if after is not None:
+            
+            _query_params.append(('after', after))
+            
+        if limit is not None:
+            
+            _query_params.append(('limit', limit))
+            
         # process the header parameters
         # process the form parameters
         # process the body parameter
