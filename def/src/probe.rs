@@ -108,12 +108,11 @@ pub struct ProxyTarget {
     pub name: String,
     /// A port number or name; the first port by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
     pub port: Option<PortRef>,
 }
 
 /// A port by number or by name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum PortRef {
     Number(u16),

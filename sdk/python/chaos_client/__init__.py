@@ -73,6 +73,7 @@ __all__ = [
     "PluginLimits",
     "PluginList",
     "PluginMeta",
+    "PortRef",
     "ProbeAvailability",
     "ProbeBinding",
     "ProbeGroup",
@@ -180,6 +181,7 @@ from chaos_client.models.orchestrator_progress import OrchestratorProgress as Or
 from chaos_client.models.plugin_limits import PluginLimits as PluginLimits
 from chaos_client.models.plugin_list import PluginList as PluginList
 from chaos_client.models.plugin_meta import PluginMeta as PluginMeta
+from chaos_client.models.port_ref import PortRef as PortRef
 from chaos_client.models.probe_availability import ProbeAvailability as ProbeAvailability
 from chaos_client.models.probe_binding import ProbeBinding as ProbeBinding
 from chaos_client.models.probe_group import ProbeGroup as ProbeGroup

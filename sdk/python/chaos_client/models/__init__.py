@@ -53,6 +53,7 @@ from chaos_client.models.orchestrator_progress import OrchestratorProgress
 from chaos_client.models.plugin_limits import PluginLimits
 from chaos_client.models.plugin_list import PluginList
 from chaos_client.models.plugin_meta import PluginMeta
+from chaos_client.models.port_ref import PortRef
 from chaos_client.models.probe_availability import ProbeAvailability
 from chaos_client.models.probe_binding import ProbeBinding
 from chaos_client.models.probe_group import ProbeGroup

@@ -19,6 +19,7 @@ import json
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from typing import Any, ClassVar, Dict, List, Optional
+from chaos_client.models.port_ref import PortRef
 from typing import Optional, Set
 from typing_extensions import Self
 from pydantic_core import to_jsonable_python
@@ -29,7 +30,7 @@ class ProxyTarget(BaseModel):
     """ # noqa: E501
     namespace: StrictStr
     name: StrictStr
-    port: Optional[StrictStr] = Field(default=None, description="A port number or name; the first port by default.")
+    port: Optional[PortRef] = Field(default=None, description="A port number or name; the first port by default.")
     __properties: ClassVar[List[str]] = ["namespace", "name", "port"]
 
     model_config = ConfigDict(
@@ -71,6 +72,9 @@ class ProxyTarget(BaseModel):
             exclude=excluded_fields,
             exclude_none=True,
         )
+        # override the default output from pydantic by calling `to_dict()` of port
+        if self.port:
+            _dict['port'] = self.port.to_dict()
         # set to None if port (nullable) is None
         # and model_fields_set contains the field
         if self.port is None and "port" in self.model_fields_set:
@@ -90,7 +94,7 @@ class ProxyTarget(BaseModel):
         _obj = cls.model_validate({
             "namespace": obj.get("namespace"),
             "name": obj.get("name"),
-            "port": obj.get("port")
+            "port": PortRef.from_dict(obj["port"]) if obj.get("port") is not None else None
         })
         return _obj
 
