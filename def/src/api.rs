@@ -255,7 +255,7 @@ pub struct ProbeGroup {
 pub struct ProbeSummary {
     pub group: String,
     pub probe: String,
-    /// The scenario that measures it (the last to start it).
+    /// The scenario that first measured it; `vantagePoints` name the one measuring it now.
     pub scenario: String,
     /// Absent while no vantage point measures it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -51,7 +51,8 @@ pub struct LiveState {
     pub instance: String,
 }
 
-/// A probe that has reported, with the scenario that measures it (the last to start it).
+/// A probe that has reported, with the scenario that first measured it (the index is written
+/// once; the live vantage points name the scenario measuring it now).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProbeIndexEntry {

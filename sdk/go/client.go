@@ -28,6 +28,8 @@ type Client struct {
 	token     string
 	http      *http.Client
 	userAgent string
+	// rateLimitWait is how long, in all, a request waits out 429s before it gives up.
+	rateLimitWait time.Duration
 }
 
 // config is what the options set before the client is built.
@@ -37,6 +39,7 @@ type config struct {
 	httpClient *http.Client
 	timeout    time.Duration
 	userAgent  string
+	rateLimit  time.Duration
 }
 
 // Option configures a [Client].
@@ -107,6 +110,17 @@ func WithUserAgent(userAgent string) Option {
 	}
 }
 
+// WithRateLimitRetry makes every request wait out 429 answers (as long as their Retry-After
+// asks, 1s when it does not) and send again, until it has waited maxWait in all. A 429 is
+// answered before the request is carried out, so sending it again is safe for every operation.
+// By default a 429 is returned at once, as an *APIError.
+func WithRateLimitRetry(maxWait time.Duration) Option {
+	return func(c *config) error {
+		c.rateLimit = maxWait
+		return nil
+	}
+}
+
 // NewClient returns a client of the apiserver at server, an http:// or https:// URL (with an
 // optional path prefix, for a server behind a proxy). TLS certificates are always verified:
 // against the system's roots, or the CA given with WithCAFile or WithCAPool.
@@ -125,7 +139,13 @@ func NewClient(server string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{base: base, token: cfg.token, http: httpClient, userAgent: cfg.userAgent}, nil
+	return &Client{
+		base:          base,
+		token:         cfg.token,
+		http:          httpClient,
+		userAgent:     cfg.userAgent,
+		rateLimitWait: cfg.rateLimit,
+	}, nil
 }
 
 // parseServer checks the server URL and returns it without a trailing slash.
@@ -213,8 +233,29 @@ func (c *Client) doText(ctx context.Context, r request) (string, error) {
 	return string(text), nil
 }
 
-// send makes the HTTP request of r; the caller closes the body of a 2xx answer.
+// send makes the HTTP request of r, waiting out 429s as WithRateLimitRetry allows; the caller
+// closes the body of a 2xx answer.
 func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
+	var waited time.Duration
+	for {
+		resp, err := c.sendOnce(ctx, r)
+		apiErr, ok := AsAPIError(err)
+		if !ok || apiErr.Status != http.StatusTooManyRequests {
+			return resp, err
+		}
+		wait := apiErr.RetryAfter
+		if wait <= 0 {
+			wait = time.Second
+		}
+		if waited+wait > c.rateLimitWait || sleep(ctx, wait) != nil {
+			return nil, err
+		}
+		waited += wait
+	}
+}
+
+// sendOnce makes the HTTP request of r once.
+func (c *Client) sendOnce(ctx context.Context, r request) (*http.Response, error) {
 	req, err := c.newRequest(ctx, r)
 	if err != nil {
 		return nil, err

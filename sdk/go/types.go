@@ -180,9 +180,9 @@ type ControlPlaneCheck string
 
 // The control-plane probes.
 const (
-	ControlPlaneAccess              ControlPlaneCheck = "access"
-	ControlPlaneNamespace           ControlPlaneCheck = "namespace"
-	ControlPlaneBasicFunctionality  ControlPlaneCheck = "basic-functionality"
+	ControlPlaneAccess             ControlPlaneCheck = "access"
+	ControlPlaneNamespace          ControlPlaneCheck = "namespace"
+	ControlPlaneBasicFunctionality ControlPlaneCheck = "basic-functionality"
 )
 
 // ---- Scenarios as served ------------------------------------------------------------------
@@ -230,9 +230,9 @@ type ScenarioStatus struct {
 	Phase  ScenarioPhase `json:"phase"`
 	Reason string        `json:"reason,omitempty"`
 	// ObservedGeneration is the generation this status describes.
-	ObservedGeneration uint64     `json:"observedGeneration"`
-	StartedAt          *time.Time `json:"startedAt,omitempty"`
-	StoppedAt          *time.Time `json:"stoppedAt,omitempty"`
+	ObservedGeneration uint64       `json:"observedGeneration"`
+	StartedAt          *time.Time   `json:"startedAt,omitempty"`
+	StoppedAt          *time.Time   `json:"stoppedAt,omitempty"`
 	Volumes            VolumeCounts `json:"volumes"`
 	// Instances counts instances by observed phase.
 	Instances    map[string]uint64    `json:"instances,omitempty"`
@@ -334,12 +334,12 @@ type Report struct {
 	Phase   ScenarioPhase `json:"phase"`
 	Volumes ReportVolumes `json:"volumes"`
 	// RVsCreated counts replicated volumes created by volume-main.
-	RVsCreated uint64          `json:"rvsCreated"`
-	Checks     []VolumeCheck   `json:"checks"`
-	Verdicts   VerdictCounts   `json:"verdicts"`
-	Actions    []ActionStats   `json:"actions"`
+	RVsCreated uint64            `json:"rvsCreated"`
+	Checks     []VolumeCheck     `json:"checks"`
+	Verdicts   VerdictCounts     `json:"verdicts"`
+	Actions    []ActionStats     `json:"actions"`
 	Faults     map[string]uint64 `json:"faults"`
-	Restarts   []Restart       `json:"restarts"`
+	Restarts   []Restart         `json:"restarts"`
 	// JournalEntries counts the journal entries the report was made from.
 	JournalEntries uint64 `json:"journalEntries"`
 	// JournalDropped counts entries plugins sent past their rate limit.
@@ -488,17 +488,17 @@ type ProbeBinding struct {
 // InstanceStatus is an instance's status, as its worker wrote it.
 type InstanceStatus struct {
 	// Phase is Pending, Scheduled, Running, Stopping, Succeeded or Failed.
-	Phase     string               `json:"phase"`
-	Worker    string               `json:"worker,omitempty"`
-	Attempt   uint32               `json:"attempt"`
-	Placement uint32               `json:"placement"`
-	Reason    string               `json:"reason,omitempty"`
-	Counters  map[string]int64     `json:"counters,omitempty"`
-	State     map[string]any       `json:"state,omitempty"`
-	LastError string               `json:"lastError,omitempty"`
-	Limited   map[string]LimitHit  `json:"limited,omitempty"`
-	StartedAt *time.Time           `json:"startedAt,omitempty"`
-	UpdatedAt *time.Time           `json:"updatedAt,omitempty"`
+	Phase     string              `json:"phase"`
+	Worker    string              `json:"worker,omitempty"`
+	Attempt   uint32              `json:"attempt"`
+	Placement uint32              `json:"placement"`
+	Reason    string              `json:"reason,omitempty"`
+	Counters  map[string]int64    `json:"counters,omitempty"`
+	State     map[string]any      `json:"state,omitempty"`
+	LastError string              `json:"lastError,omitempty"`
+	Limited   map[string]LimitHit `json:"limited,omitempty"`
+	StartedAt *time.Time          `json:"startedAt,omitempty"`
+	UpdatedAt *time.Time          `json:"updatedAt,omitempty"`
 }
 
 // LimitHit is a limit an instance went past, on one channel.
@@ -686,11 +686,11 @@ type LiveState struct {
 // data, and the availability.
 type AvailabilityRange struct {
 	// From and To are the range as computed (unix seconds), aligned to the step.
-	From  int64 `json:"from"`
-	To    int64 `json:"to"`
-	Step  int64 `json:"step"`
-	Muted []DowntimeType `json:"muted"`
-	Probes []ProbeRange  `json:"probes"`
+	From   int64          `json:"from"`
+	To     int64          `json:"to"`
+	Step   int64          `json:"step"`
+	Muted  []DowntimeType `json:"muted"`
+	Probes []ProbeRange   `json:"probes"`
 }
 
 // Probe returns the range of the probe group/probe, or nil.

@@ -32,7 +32,7 @@ class ProbeSummary(BaseModel):
     """ # noqa: E501
     group: StrictStr
     probe: StrictStr
-    scenario: StrictStr = Field(description="The scenario that measures it (the last to start it).")
+    scenario: StrictStr = Field(description="The scenario that first measured it; `vantagePoints` name the one measuring it now.")
     state: Optional[ProbeState] = Field(default=None, description="Absent while no vantage point measures it.")
     since: Optional[datetime] = Field(default=None, description="Since when the state holds.")
     vantage_points: List[LiveState] = Field(alias="vantagePoints")
