@@ -42,6 +42,7 @@ scheduler        2     heavy   chaos-scheduler
 kubesim          2     heavy   kubesim
 pyclient         2     heavy   -
 sdk              1     heavy   -
+ui               1     heavy   -
 worker           2     heavy   chaos-worker
 others           2     heavy   -
 EOF
@@ -116,6 +117,7 @@ suite_commands() {
     doctests) cargo test --workspace --locked --doc || failed=1 ;;
     pyclient) scripts/pyclient.sh || failed=1 ;;
     sdk) scripts/sdk.sh || failed=1 ;;
+    ui) scripts/ui.sh || failed=1 ;;
   esac
   while IFS=$'\t' read -r _ package dir exe; do
     run_binary "$package" "$dir" "$exe" || failed=1

@@ -155,6 +155,13 @@ impl RouteTable {
         }
     }
 
+    /// Adds routes that are not the API's (the dashboard's), with what each needs.
+    pub fn extend(&mut self, routes: impl IntoIterator<Item = (Method, &'static str, Option<Permission>)>) {
+        for (method, path, needs) in routes {
+            self.0.insert((method, path.to_string()), needs);
+        }
+    }
+
     /// Every route, for the start-up log and the tests.
     pub fn routes(&self) -> impl Iterator<Item = (&Method, &str, Option<Permission>)> {
         self.0.iter().map(|((method, path), needs)| (method, path.as_str(), *needs))
@@ -241,6 +248,12 @@ impl Access {
             who: who.to_string(),
             retry_after: not_until.wait_time_from(DefaultClock::default().now()),
         })
+    }
+
+    /// Admits one more request without an accepted token from `network` (a login attempt), or
+    /// says when it may come.
+    pub fn admit_stranger(&self, network: &str) -> Result<(), ApiError> {
+        Access::admit(&self.strangers, &network.to_string(), network)
     }
 
     /// Whether a refusal of `who` (a token's name or a client network) goes to the audit trail;

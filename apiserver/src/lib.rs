@@ -16,6 +16,7 @@ pub mod plugins;
 pub mod report;
 pub mod scenarios;
 pub mod tokens;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,18 +49,25 @@ pub struct AppState {
     pub plugins: Arc<PluginPolicy>,
     pub access: Arc<Access>,
     pub open_metrics: bool,
+    /// Whether the API is served over TLS (the dashboard's cookie is then `Secure`).
+    pub tls: bool,
+    /// Fires when the server shuts down: long answers (the dashboard's event streams) end then.
+    pub shutdown: CancellationToken,
 }
 
 impl AppState {
     pub fn new(store: Store, options: ServeOptions) -> Self {
-        let routes = access::RouteTable::from_document(&document(options.open_metrics), options.open_metrics)
+        let mut routes = access::RouteTable::from_document(&document(options.open_metrics), options.open_metrics)
             .unwrap_or_else(|error| panic!("the API's routes: {error}"));
+        routes.extend(ui::routes());
         AppState {
             store,
             metrics: Metrics::new(),
             plugins: Arc::default(),
             access: Arc::new(Access::new(options.auth, routes, (options.rate, options.unauthenticated_rate))),
             open_metrics: options.open_metrics,
+            tls: false,
+            shutdown: CancellationToken::new(),
         }
     }
 
@@ -216,16 +224,21 @@ pub fn document(open_metrics: bool) -> utoipa::openapi::OpenApi {
     document
 }
 
-/// Every route of the API behind the access layer. Panics when a route names no permission
-/// (a programming error the tests catch).
+/// Every route of the API and of the dashboard, behind the access layer. Panics when a route
+/// names no permission (a programming error the tests catch).
 pub fn router(state: AppState) -> Router {
     let (router, _) = routes().split_for_parts();
-    router
+    let api = router
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), access::guard))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
-        .with_state(state)
+        .with_state(state.clone());
+    let dashboard = ui::router(ui::UiState { app: state.clone(), api: ui::Api::new(api.clone()) })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), access::guard))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::middleware::from_fn(ui::session::from_cookie));
+    api.merge(dashboard)
 }
 
 /// Serves the API over plain HTTP on `listener` until `shutdown` fires, then finishes the
@@ -236,6 +249,7 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: Cancellatio
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    let state = AppState { shutdown: shutdown.clone(), ..state };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }
@@ -256,11 +270,13 @@ pub async fn serve_tls(
     let config = RustlsConfig::from_pem(cert, key).await?;
     let handle = axum_server::Handle::new();
     let stopping = handle.clone();
+    let cancelled = shutdown.clone();
     tokio::spawn(async move {
-        shutdown.cancelled().await;
+        cancelled.cancelled().await;
         stopping.graceful_shutdown(Some(TLS_GRACE));
     });
     listener.set_nonblocking(true)?;
+    let state = AppState { tls: true, shutdown: shutdown.clone(), ..state };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     // TCP_NODELAY: a TLS handshake is several small writes, which Nagle's algorithm and the
     // peer's delayed ACKs would hold for 40 ms each.

@@ -68,6 +68,7 @@ async fn drive(stack: &Stack, options: &DemoOptions) -> anyhow::Result<()> {
     let client = stack.client();
     let kube = stack.kube_url.clone().context("the demo needs kubesim")?;
     println!("  apiserver {}   kubesim {kube}   logs in {}", stack.apiserver, stack.state_dir.display());
+    println!("  {}", stack.dashboard_hint());
     println!(
         "  planted bug: deleting an up-to-date replica breaks its volume for good ({}% of the time)",
         options.stack.fault_replica_loss * 100.0

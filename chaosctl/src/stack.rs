@@ -442,6 +442,20 @@ impl Stack {
         Ok(child)
     }
 
+    /// Where the web dashboard is, and how to sign in (the token is read from its file, never
+    /// printed: the output may end up in a log).
+    pub fn dashboard_hint(&self) -> String {
+        let trust = match &self.pki {
+            Some(pki) => format!("; the browser must trust {} or accept its certificate", pki.ca.display()),
+            None => String::new(),
+        };
+        format!(
+            "dashboard: {}/ui  (sign in with the admin token in {}{trust})",
+            self.apiserver,
+            self.state_dir.join("admin.token").display()
+        )
+    }
+
     /// A client of the stack's apiserver, as its admin.
     pub fn client(&self) -> crate::client::Client {
         let http = self.http().expect("the stack's TLS material was readable when it started");

@@ -59,6 +59,7 @@ fn print_usage(stack: &Stack) {
         );
     }
     println!("  chaosctl apply -f examples/demo.yaml && chaosctl get scenarios");
+    println!("  {}", stack.dashboard_hint());
     if let Some(kube) = &stack.kube_url {
         println!("  kubectl --server {kube} get rv,rva,rvr,pods -A");
         if stack.apps.iter().any(|a| a == "smoke-mini") {

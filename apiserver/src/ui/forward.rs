@@ -1,0 +1,117 @@
+//! The dashboard's client of the API: a request built here goes through the API's router — its
+//! access layer, its handler — exactly as one from the network would, with the session's token
+//! and the browser's address, and its answer comes back as a status and a body.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use chaos_def::api::ErrorBody;
+use serde::de::DeserializeOwned;
+use tower::ServiceExt as _;
+
+/// The largest answer the dashboard reads from the API (a scenario list of many thousands).
+const MAX_ANSWER: usize = 64 * 1024 * 1024;
+
+/// The API's router, with its access layer.
+#[derive(Clone)]
+pub struct Api(Router);
+
+impl Api {
+    pub fn new(router: Router) -> Api {
+        Api(router)
+    }
+}
+
+/// What the browser's request carries that the API's request must carry too.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// `Authorization: Bearer …`, made from the session cookie.
+    pub authorization: Option<axum::http::HeaderValue>,
+    pub source: Option<SocketAddr>,
+    pub user_agent: Option<axum::http::HeaderValue>,
+}
+
+impl Origin {
+    pub fn of(headers: &HeaderMap, source: Option<SocketAddr>) -> Origin {
+        Origin {
+            authorization: headers.get(header::AUTHORIZATION).cloned(),
+            source,
+            user_agent: headers.get(header::USER_AGENT).cloned(),
+        }
+    }
+}
+
+/// An answer of the API that is not a success: its status and error body.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    pub status: StatusCode,
+    pub body: ErrorBody,
+}
+
+impl Api {
+    /// Sends one request and returns the answer's status and body.
+    pub async fn send(
+        &self,
+        origin: &Origin,
+        method: Method,
+        path: &str,
+        body: Option<(&'static str, Bytes)>,
+    ) -> (StatusCode, Bytes) {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(value) = &origin.authorization {
+            request = request.header(header::AUTHORIZATION, value);
+        }
+        if let Some(value) = &origin.user_agent {
+            request = request.header(header::USER_AGENT, value);
+        }
+        let (content_type, bytes) = body.unwrap_or(("application/json", Bytes::new()));
+        let mut request = match request.header(header::CONTENT_TYPE, content_type).body(Body::from(bytes)) {
+            Ok(request) => request,
+            Err(error) => return (StatusCode::BAD_REQUEST, Bytes::from(error.to_string())),
+        };
+        if let Some(source) = origin.source {
+            request.extensions_mut().insert(ConnectInfo(source));
+        }
+        let response = match self.0.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), MAX_ANSWER).await.unwrap_or_default();
+        (status, bytes)
+    }
+
+    /// Sends one request and decodes a successful answer as `T`.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        origin: &Origin,
+        method: Method,
+        path: &str,
+        body: Option<(&'static str, Bytes)>,
+    ) -> Result<T, Refused> {
+        let (status, bytes) = self.send(origin, method, path, body).await;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|error| Refused {
+                status: StatusCode::BAD_GATEWAY,
+                body: ErrorBody {
+                    code: "Internal".into(),
+                    message: format!("the API's answer could not be read: {error}"),
+                    field: None,
+                    line: None,
+                    errors: Vec::new(),
+                },
+            });
+        }
+        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| ErrorBody {
+            code: status.canonical_reason().unwrap_or("Error").to_string(),
+            message: String::from_utf8_lossy(&bytes).chars().take(512).collect(),
+            field: None,
+            line: None,
+            errors: Vec::new(),
+        });
+        Err(Refused { status, body })
+    }
+}

@@ -1,0 +1,326 @@
+//! The web dashboard over HTTP, against a real etcd: login and its cookie, the pages a role
+//! sees, forms that need the session's CSRF token, changes refused by the API for a role that
+//! may not make them (and audited), apply errors with their lines, paging, and the journal as
+//! server-sent events. The browser tests (scripts/ui.sh) drive the same pages in Chromium.
+
+use std::time::Duration;
+
+use chaos_apiserver::{AppState, RateLimit, ServeOptions};
+use chaos_def::auth::{Role, TokenRequest};
+use chaos_def::records::JournalEvent;
+use chaos_def::store::Store;
+use chaos_harness::{EtcdServer, unique_prefix};
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_SECURITY_POLICY, COOKIE, LOCATION, SET_COOKIE};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+const MEGATEST: &str = include_str!("../../examples/megatest.yaml");
+
+struct Dashboard {
+    url: String,
+    store: Store,
+    admin: String,
+    http: reqwest::Client,
+    _shutdown: tokio_util::sync::DropGuard,
+}
+
+async fn start() -> Dashboard {
+    let store = Store::connect(&[EtcdServer::shared().endpoint()], &unique_prefix()).await.unwrap();
+    let admin = chaos_def::auth::generate_token();
+    chaos_apiserver::tokens::install_bootstrap(&store, &admin, "test").await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    let plenty = RateLimit { per_second: 10_000, burst: 10_000 };
+    let options = ServeOptions { rate: plenty, unauthenticated_rate: plenty, ..ServeOptions::secure() };
+    tokio::spawn(chaos_apiserver::serve(listener, AppState::new(store.clone(), options), shutdown.clone()));
+    // The redirects are what is checked: never followed.
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    Dashboard { url, store, admin, http, _shutdown: shutdown.drop_guard() }
+}
+
+/// A signed-in browser: its session cookie and the CSRF token its pages carry.
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+impl Dashboard {
+    async fn token(&self, name: &str, role: Role) -> String {
+        let request = TokenRequest { name: name.into(), role, clusters: Vec::new(), expires_in: None };
+        let response = self
+            .http
+            .post(format!("{}/v1/tokens", self.url))
+            .bearer_auth(&self.admin)
+            .json(&request)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string()
+    }
+
+    async fn login(&self, token: &str) -> Session {
+        let response = self
+            .http
+            .post(format!("{}/ui/login", self.url))
+            .form(&[("token", token), ("next", "/ui/scenarios")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let set = response.headers()[SET_COOKIE].to_str().unwrap().to_string();
+        let cookie = set.split(';').next().unwrap().to_string();
+        let page = self.page(&cookie, "/ui/scenarios").await.1;
+        let csrf =
+            page.split(r#"name="csrf" value=""#).nth(1).expect("a form with a CSRF token").split('"').next().unwrap();
+        Session { cookie, csrf: csrf.to_string() }
+    }
+
+    async fn page(&self, cookie: &str, path: &str) -> (StatusCode, String) {
+        let response = self.http.get(format!("{}{path}", self.url)).header(COOKIE, cookie).send().await.unwrap();
+        (response.status(), response.text().await.unwrap())
+    }
+
+    async fn post(&self, session: &Session, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let mut fields = vec![("csrf", session.csrf.as_str())];
+        fields.extend_from_slice(form);
+        self.http
+            .post(format!("{}{path}", self.url))
+            .header(COOKIE, &session.cookie)
+            .form(&fields)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The scenario as the API shows it to the admin.
+    async fn scenario(&self, name: &str) -> Option<Value> {
+        let response =
+            self.http.get(format!("{}/v1/scenarios/{name}", self.url)).bearer_auth(&self.admin).send().await.unwrap();
+        (response.status() == StatusCode::OK).then_some(response.json().await.unwrap())
+    }
+
+    async fn audit(&self) -> Vec<Value> {
+        let response = self.http.get(format!("{}/v1/audit", self.url)).bearer_auth(&self.admin).send().await.unwrap();
+        response.json::<Value>().await.unwrap()["items"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+#[tokio::test]
+async fn a_page_without_a_session_sends_to_login_and_login_sets_a_cookie_scripts_cannot_read() {
+    let ui = start().await;
+    let response = ui.http.get(format!("{}/ui/scenarios?page=2", ui.url)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[LOCATION], "/ui/login?next=/ui/scenarios%3Fpage%3D2");
+
+    let unknown = chaos_def::auth::generate_token();
+    let wrong = ui.http.post(format!("{}/ui/login", ui.url)).form(&[("token", unknown.as_str())]);
+    let wrong = wrong.send().await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(wrong.headers().get(SET_COOKIE).is_none());
+    assert!(wrong.text().await.unwrap().contains("not accepted"));
+
+    // After login, the browser goes where it wanted to; an address elsewhere is not followed.
+    let response = ui
+        .http
+        .post(format!("{}/ui/login", ui.url))
+        .form(&[("token", ui.admin.as_str()), ("next", "https://evil.example/ui/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[LOCATION], "/ui/scenarios");
+    let cookie = response.headers()[SET_COOKIE].to_str().unwrap();
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/ui", "Max-Age=28800"] {
+        assert!(cookie.contains(flag), "{flag} missing from {cookie}");
+    }
+    assert!(!cookie.contains(&ui.admin), "the cookie holds the token in the clear: {cookie}");
+
+    let session = ui.login(&ui.admin).await;
+    let response =
+        ui.http.get(format!("{}/ui/scenarios", ui.url)).header(COOKIE, &session.cookie).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let policy = response.headers()[CONTENT_SECURITY_POLICY].to_str().unwrap().to_string();
+    assert!(policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"), "{policy}");
+    let page = response.text().await.unwrap();
+    assert!(page.contains("Stop everything"), "an admin is offered the kill switch");
+
+    // Signing out clears the cookie.
+    let out = ui.post(&session, "/ui/logout", &[]).await;
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert!(out.headers()[SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+}
+
+#[tokio::test]
+async fn an_apply_refused_shows_each_error_with_its_line_and_stores_nothing() {
+    let ui = start().await;
+    let operator = ui.token("ops", Role::Operator).await;
+    let session = ui.login(&operator).await;
+
+    let broken = MEGATEST.replace("  cluster: default", "  clusterr: default");
+    let response = ui.post(&session, "/ui/scenarios", &[("yaml", &broken.replace('\n', "\r\n"))]).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("line 9") && page.contains("spec.clusterr"), "{page}");
+    assert!(page.contains("clusterr: default"), "the text comes back as written");
+    assert!(ui.scenario("megatest").await.is_none(), "a refused scenario was stored");
+
+    let response = ui.post(&session, "/ui/scenarios", &[("yaml", MEGATEST)]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[LOCATION], "/ui/scenarios/megatest?applied=created");
+    let (status, page) = ui.page(&session.cookie, "/ui/scenarios/megatest?applied=created").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Scenario created.") && page.contains(r#"data-src="/ui/scenarios/megatest/events""#));
+    assert!(ui.scenario("megatest").await.is_some());
+}
+
+#[tokio::test]
+async fn a_form_without_the_sessions_csrf_token_changes_nothing() {
+    let ui = start().await;
+    let session = ui.login(&ui.admin).await;
+    assert_eq!(ui.post(&session, "/ui/scenarios", &[("yaml", MEGATEST)]).await.status(), StatusCode::SEE_OTHER);
+
+    let forged = Session { cookie: session.cookie.clone(), csrf: "0".repeat(64) };
+    let response = ui.post(&forged, "/ui/scenarios/megatest/stop", &[("reason", "forged")]).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    // A request another site's page made, even with the right token.
+    let response = ui
+        .http
+        .post(format!("{}/ui/scenarios/megatest/stop", ui.url))
+        .header(COOKIE, &session.cookie)
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("csrf", session.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(ui.scenario("megatest").await.unwrap().get("stop").is_none(), "a forged form stopped the scenario");
+
+    let response = ui.post(&session, "/ui/scenarios/megatest/stop", &[("reason", "seen enough")]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let stored = ui.scenario("megatest").await.unwrap();
+    assert_eq!(stored["stop"]["reason"], "seen enough");
+}
+
+#[tokio::test]
+async fn a_viewer_is_offered_no_change_and_a_forced_one_is_refused_and_audited() {
+    let ui = start().await;
+    let admin = ui.login(&ui.admin).await;
+    assert_eq!(ui.post(&admin, "/ui/scenarios", &[("yaml", MEGATEST)]).await.status(), StatusCode::SEE_OTHER);
+    let viewer = ui.token("eyes", Role::Viewer).await;
+    let viewer = ui.login(&viewer).await;
+
+    let (status, list) = ui.page(&viewer.cookie, "/ui/scenarios").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(list.contains(r#"href="/ui/scenarios/megatest""#));
+    for offered in ["Stop…", "Delete…", "Apply a scenario", "Stop everything"] {
+        assert!(!list.contains(offered), "a viewer is offered {offered:?}");
+    }
+    let (_, page) = ui.page(&viewer.cookie, "/ui/scenarios/megatest").await;
+    assert!(!page.contains("Stop…"));
+    let (_, workers) = ui.page(&viewer.cookie, "/ui/workers").await;
+    assert!(!workers.contains("Drain") && !workers.contains("Cordon"));
+    assert_eq!(ui.page(&viewer.cookie, "/ui/scenarios/megatest/stop").await.0, StatusCode::FORBIDDEN);
+
+    // Forced: the API refuses it, as it would the same request from curl, and audits it.
+    let response = ui.post(&viewer, "/ui/scenarios/megatest/stop", &[("reason", "forced")]).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(ui.scenario("megatest").await.unwrap().get("stop").is_none());
+    let response = ui.post(&viewer, "/ui/kill-switch/stop-all", &[]).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let refused: Vec<Value> =
+        ui.audit().await.into_iter().filter(|e| e["who"] == "eyes" && e["status"] == 403).collect();
+    let paths: Vec<&str> = refused.iter().filter_map(|e| e["path"].as_str()).collect();
+    assert!(paths.contains(&"/v1/scenarios/megatest/stop") && paths.contains(&"/v1/stop-all"), "{refused:?}");
+}
+
+#[tokio::test]
+async fn the_scenarios_page_shows_fifty_at_a_time() {
+    let ui = start().await;
+    for i in 0..120 {
+        let yaml = MEGATEST.replace("name: megatest", &format!("name: s{i:03}"));
+        let response = ui
+            .http
+            .post(format!("{}/v1/scenarios", ui.url))
+            .bearer_auth(&ui.admin)
+            .header("content-type", "application/yaml")
+            .body(yaml)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let session = ui.login(&ui.admin).await;
+    let rows = |page: &str| page.matches("<tr data-name=").count();
+    let (_, first) = ui.page(&session.cookie, "/ui/scenarios").await;
+    assert_eq!(rows(&first), 50);
+    assert!(first.contains("page 1 of 3") && first.contains(r#"data-name="s000""#));
+    let (_, last) = ui.page(&session.cookie, "/ui/scenarios?page=3").await;
+    assert_eq!(rows(&last), 20);
+    assert!(last.contains(r#"data-name="s119""#) && !last.contains(r#"data-name="s000""#));
+}
+
+#[tokio::test]
+async fn the_journal_streams_as_server_sent_events() {
+    let ui = start().await;
+    let session = ui.login(&ui.admin).await;
+    assert_eq!(ui.post(&session, "/ui/scenarios", &[("yaml", MEGATEST)]).await.status(), StatusCode::SEE_OTHER);
+    let write = |seq: u64, kind: &str| {
+        let event = JournalEvent {
+            time: jiff::Timestamp::now(),
+            kind: kind.into(),
+            instance: Some("t-agent-destroyer".into()),
+            volume: None,
+            fields: Default::default(),
+        };
+        let (store, key) = (ui.store.clone(), ui.store.keys().event("megatest", seq));
+        async move { store.put(&key, &event).await.unwrap() }
+    };
+    for seq in 1..=150 {
+        write(seq, "started").await;
+    }
+    let mut response = ui
+        .http
+        .get(format!("{}/ui/scenarios/megatest/events", ui.url))
+        .header(COOKIE, &session.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut text = String::new();
+    // The last hundred entries first, then one written while the stream is open.
+    let mut wrote = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !text.contains("id: 151\n") {
+        let chunk =
+            tokio::time::timeout_at(deadline, response.chunk()).await.expect("the entry came").unwrap().unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        if !wrote && text.contains("id: 150\n") {
+            write(151, "fault").await;
+            wrote = true;
+        }
+    }
+    assert!(!text.contains("id: 50\n") && text.contains("id: 51\n"), "the stream starts 100 entries back");
+    assert!(text.contains("event: entry") && text.contains(r#""kind":"fault""#));
+
+    // A browser that reconnects goes on from the last entry it saw.
+    let mut resumed = ui
+        .http
+        .get(format!("{}/ui/scenarios/megatest/events", ui.url))
+        .header(COOKIE, &session.cookie)
+        .header("last-event-id", "149")
+        .send()
+        .await
+        .unwrap();
+    let mut text = String::new();
+    while !text.contains("id: 151\n") {
+        let chunk =
+            tokio::time::timeout_at(deadline, resumed.chunk()).await.expect("the entries came").unwrap().unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.starts_with("id: 150\n") || text.contains("\nid: 150\n"), "{text}");
+    assert!(!text.contains("id: 149\n"));
+}
