@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The SDK suite: against one fresh stack started by `chaosctl up` (its own etcd, so a fresh key
 # prefix; an admin token), in this order:
-#   1. the committed document and generated Python client are not stale (scripts/sdk-generate.sh --check);
+#   1. the committed document and generated Python and Go clients are not stale
+#      (scripts/sdk-generate.sh --check);
 #   2. the Python SDK's tests (pytest, sdk/python/tests);
 #   3. the Go SDK's tests (go test, sdk/go; Debian's Go, installed where missing);
 #   4. the API fuzz check: schemathesis, driven by the served document, with a fixed seed and a

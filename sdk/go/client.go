@@ -1,35 +1,30 @@
 package chaos
 
 import (
-	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"time"
+
+	"chaosctl.dev/sdk/go/chaosapi"
 )
 
 // Version is the version of this SDK, sent in the User-Agent header.
 const Version = "0.1.0"
 
-// maxErrorBody bounds how much of an error answer is read.
-const maxErrorBody = 1 << 20
-
 // Client talks to one chaos-apiserver. It is safe for concurrent use.
 type Client struct {
-	base      string // scheme://host[:port][/prefix], without a trailing slash
-	token     string
-	http      *http.Client
-	userAgent string
-	// rateLimitWait is how long, in all, a request waits out 429s before it gives up.
-	rateLimitWait time.Duration
+	// API is the generated client, one method per operation of the API's document, on this
+	// client's connection, token and user agent. Pass what its Execute methods return to
+	// [Result] to get an *APIError for a refusal.
+	API *chaosapi.APIClient
+
+	server string // scheme://host[:port][/prefix], without a trailing slash
 }
 
 // config is what the options set before the client is built.
@@ -93,8 +88,9 @@ func WithHTTPClient(client *http.Client) Option {
 	}
 }
 
-// WithTimeout bounds each request, from connecting to reading the whole answer. Contexts
-// bound requests too; without this option only they do.
+// WithTimeout bounds each request, from connecting to reading the whole answer (waiting out
+// 429s included, see WithRateLimitRetry). Contexts bound requests too; without this option
+// only they do.
 func WithTimeout(timeout time.Duration) Option {
 	return func(c *config) error {
 		c.timeout = timeout
@@ -139,16 +135,18 @@ func NewClient(server string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{
-		base:          base,
-		token:         cfg.token,
-		http:          httpClient,
-		userAgent:     cfg.userAgent,
-		rateLimitWait: cfg.rateLimit,
-	}, nil
+	api := chaosapi.NewConfiguration()
+	api.Servers = chaosapi.ServerConfigurations{{URL: base}}
+	api.HTTPClient = httpClient
+	api.UserAgent = cfg.userAgent
+	if cfg.token != "" {
+		api.AddDefaultHeader("Authorization", "Bearer "+cfg.token)
+	}
+	return &Client{API: chaosapi.NewAPIClient(api), server: base}, nil
 }
 
-// parseServer checks the server URL and returns it without a trailing slash.
+// parseServer checks the server URL and returns it without a trailing slash: the generated
+// client appends each operation's path (/v1/...) to it.
 func parseServer(server string) (string, error) {
 	u, err := url.Parse(strings.TrimSpace(server))
 	if err != nil {
@@ -167,6 +165,7 @@ func parseServer(server string) (string, error) {
 
 // client builds the http.Client the options ask for.
 func (c *config) client() (*http.Client, error) {
+	var client http.Client
 	if c.httpClient != nil {
 		if c.roots != nil {
 			return nil, errors.New("chaos: WithHTTPClient cannot be combined with WithCAFile or WithCAPool")
@@ -174,15 +173,23 @@ func (c *config) client() (*http.Client, error) {
 		if skipsVerification(c.httpClient) {
 			return nil, errors.New("chaos: the HTTP client skips TLS verification (InsecureSkipVerify); refused")
 		}
-		client := *c.httpClient
-		if c.timeout > 0 {
-			client.Timeout = c.timeout
-		}
-		return &client, nil
+		client = *c.httpClient
+	} else {
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.TLSClientConfig = &tls.Config{RootCAs: c.roots, MinVersion: tls.VersionTLS12}
+		client.Transport = transport
 	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.TLSClientConfig = &tls.Config{RootCAs: c.roots, MinVersion: tls.VersionTLS12}
-	return &http.Client{Transport: transport, Timeout: c.timeout}, nil
+	if c.timeout > 0 {
+		client.Timeout = c.timeout
+	}
+	if c.rateLimit > 0 {
+		base := client.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		client.Transport = &rateLimitRetry{base: base, maxWait: c.rateLimit}
+	}
+	return &client, nil
 }
 
 func skipsVerification(client *http.Client) bool {
@@ -191,141 +198,54 @@ func skipsVerification(client *http.Client) bool {
 }
 
 // Server is the URL the client talks to.
-func (c *Client) Server() string { return c.base }
+func (c *Client) Server() string { return c.server }
 
-// request is one call of an operation.
-type request struct {
-	op          Operation
-	path        []string   // the path parameters, in the order of the template
-	query       url.Values // nil: none
-	body        []byte     // nil: none
-	contentType string
+// rateLimitRetry is the transport of WithRateLimitRetry: it sends a request that got a 429 again
+// (the generated client and Apply both make requests whose body can be read again).
+type rateLimitRetry struct {
+	base    http.RoundTripper
+	maxWait time.Duration
 }
 
-// do sends r and decodes a JSON answer into out (nil: discard it). A non-2xx answer is an
-// *APIError.
-func (c *Client) do(ctx context.Context, r request, out any) error {
-	resp, err := c.send(ctx, r)
-	if err != nil {
-		return err
-	}
-	defer drain(resp.Body)
-	if out == nil {
-		return nil
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("chaos: %s: decoding the answer: %w", r.op.ID, err)
-	}
-	return nil
-}
-
-// doText sends r and returns the body of its answer as text.
-func (c *Client) doText(ctx context.Context, r request) (string, error) {
-	resp, err := c.send(ctx, r)
-	if err != nil {
-		return "", err
-	}
-	defer drain(resp.Body)
-	text, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", fmt.Errorf("chaos: %s: reading the answer: %w", r.op.ID, err)
-	}
-	return string(text), nil
-}
-
-// send makes the HTTP request of r, waiting out 429s as WithRateLimitRetry allows; the caller
-// closes the body of a 2xx answer.
-func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
+func (t *rateLimitRetry) RoundTrip(req *http.Request) (*http.Response, error) {
 	var waited time.Duration
+	attempt := req
 	for {
-		resp, err := c.sendOnce(ctx, r)
-		apiErr, ok := AsAPIError(err)
-		if !ok || apiErr.Status != http.StatusTooManyRequests {
+		resp, err := t.base.RoundTrip(attempt)
+		if err != nil || resp.StatusCode != http.StatusTooManyRequests {
 			return resp, err
 		}
-		wait := apiErr.RetryAfter
+		wait := retryAfter(resp.Header)
 		if wait <= 0 {
 			wait = time.Second
 		}
-		if waited+wait > c.rateLimitWait || sleep(ctx, wait) != nil {
+		next, ok := again(req)
+		if !ok || waited+wait > t.maxWait {
+			return resp, nil
+		}
+		drain(resp)
+		if err := sleep(req.Context(), wait); err != nil {
 			return nil, err
 		}
 		waited += wait
+		attempt = next
 	}
 }
 
-// sendOnce makes the HTTP request of r once.
-func (c *Client) sendOnce(ctx context.Context, r request) (*http.Response, error) {
-	req, err := c.newRequest(ctx, r)
+// again is a copy of req to send once more, with its body from the start; false when its body
+// cannot be read again.
+func again(req *http.Request) (*http.Request, bool) {
+	next := req.Clone(req.Context())
+	if req.Body == nil || req.Body == http.NoBody {
+		return next, true
+	}
+	if req.GetBody == nil {
+		return nil, false
+	}
+	body, err := req.GetBody()
 	if err != nil {
-		return nil, err
+		return nil, false
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("chaos: %s: %w", r.op.ID, err)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		defer drain(resp.Body)
-		return nil, newAPIError(r.op, resp)
-	}
-	return resp, nil
-}
-
-func (c *Client) newRequest(ctx context.Context, r request) (*http.Request, error) {
-	path, err := expandPath(r.op.Path, r.path)
-	if err != nil {
-		return nil, fmt.Errorf("chaos: %s: %w", r.op.ID, err)
-	}
-	target := c.base + path
-	if len(r.query) > 0 {
-		target += "?" + r.query.Encode()
-	}
-	var body io.Reader
-	if r.body != nil {
-		body = bytes.NewReader(r.body)
-	}
-	req, err := http.NewRequestWithContext(ctx, r.op.Method, target, body)
-	if err != nil {
-		return nil, fmt.Errorf("chaos: %s: %w", r.op.ID, err)
-	}
-	if r.body != nil {
-		req.Header.Set("Content-Type", r.contentType)
-	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", c.userAgent)
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	return req, nil
-}
-
-// expandPath fills the {placeholders} of template with params, in order, each escaped as one
-// path segment.
-func expandPath(template string, params []string) (string, error) {
-	var b strings.Builder
-	rest := template
-	for _, param := range params {
-		open := strings.IndexByte(rest, '{')
-		end := strings.IndexByte(rest, '}')
-		if open < 0 || end < open {
-			return "", fmt.Errorf("%s has fewer parameters than the %d given", template, len(params))
-		}
-		if param == "" || param == "." || param == ".." {
-			return "", fmt.Errorf("%s: %q is not a valid %s", template, param, rest[open+1:end])
-		}
-		b.WriteString(rest[:open])
-		b.WriteString(url.PathEscape(param))
-		rest = rest[end+1:]
-	}
-	if strings.ContainsRune(rest, '{') {
-		return "", fmt.Errorf("%s has more parameters than the %d given", template, len(params))
-	}
-	b.WriteString(rest)
-	return b.String(), nil
-}
-
-// drain reads what is left of body (so that the connection is reused) and closes it.
-func drain(body io.ReadCloser) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxErrorBody))
-	_ = body.Close()
+	next.Body = body
+	return next, true
 }

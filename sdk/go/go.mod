@@ -1,3 +1,3 @@
-module github.com/chaos-orchestrator/sdk-go
+module chaosctl.dev/sdk/go
 
 go 1.19
