@@ -39,41 +39,12 @@ fi
 
 # ---- The stack, stopped however this script ends. ----------------------------------------------
 
-mkdir -p "$target/sdk"
-run=$(cd "$(mktemp -d "$target/sdk/run.XXXXXX")" && pwd)
-# The fuzzer sends many requests without a token on purpose (to see them refused): this stack's
-# apiserver lets its one client make them as fast as it likes.
-CHAOS_UNAUTHENTICATED_RATE_LIMIT=100000 CHAOS_UNAUTHENTICATED_RATE_BURST=100000 \
-  CHAOS_RATE_LIMIT=100000 CHAOS_RATE_BURST=100000 \
-  "$chaosctl" up --state-dir "$run/state" --workers 2 >"$run/up.log" 2>&1 &
-up_pid=$!
-# shellcheck disable=SC2317 # run by the traps
-stop_stack() {
-  kill -INT "$up_pid" 2>/dev/null || true
-  wait "$up_pid" 2>/dev/null || true
-  rm -rf "$target/sdk/last" && mv "$run" "$target/sdk/last"
-}
-trap stop_stack EXIT
-trap 'exit 143' TERM INT
-
-for _ in $(seq 600); do
-  grep -q "^stack is up" "$run/up.log" 2>/dev/null && break
-  if ! kill -0 "$up_pid" 2>/dev/null; then
-    echo "sdk: chaosctl up exited before the stack was up:" >&2
-    tail -n 40 "$run/up.log" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
-config=$run/state/chaosctl.yaml
-server=$(sed -n 's/^ *server: "\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$config")
-token=$(sed -n 's/^ *token: *//p' "$config")
-if [ -z "$server" ] || [ -z "$token" ]; then
-  echo "sdk: the stack did not come up within 60 s (logs: $target/sdk/last)" >&2
-  exit 1
-fi
-export CHAOS_SERVER=$server CHAOS_TOKEN=$token CHAOS_CA=$run/state/tls/ca.pem
-echo "sdk: stack at $server (logs: $target/sdk/last when this ends)"
+# shellcheck source=scripts/stack.sh
+. scripts/stack.sh
+start_stack sdk "$chaosctl" --workers 2
+server=$CHAOS_SERVER
+token=$CHAOS_TOKEN
+run=$stack_run
 
 # ---- The parts. --------------------------------------------------------------------------------
 

@@ -66,8 +66,19 @@ def browser():
     driver.quit()
 
 
-def screenshot(driver, name: str) -> Path:
+def screenshot(target, name: str, full_page: bool = False) -> Path:
+    """Saves a PNG of a page (or of one element) to SCREENSHOTS; `full_page` takes the whole
+    height of the page, not only the window's."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    driver.save_screenshot(str(path))
+    if full_page:
+        size = target.get_window_size()
+        height = target.execute_script("return document.documentElement.scrollHeight")
+        target.set_window_size(size["width"], min(height, 4000))
+        target.save_screenshot(str(path))
+        target.set_window_size(size["width"], size["height"])
+    elif hasattr(target, "tag_name"):  # an element
+        target.screenshot(str(path))
+    else:
+        target.save_screenshot(str(path))
     return path

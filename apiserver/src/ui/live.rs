@@ -96,14 +96,15 @@ async fn live_markup(state: &UiState, origin: &Origin, name: &str) -> Result<Mar
     };
     Ok(html! {
         (status_markup(&view))
-        (report_markup(&report))
-        section.availability {
+        (summary_markup(&report))
+        section.availability #availability {
             h2 { "Availability" }
             @match &range {
                 Some(range) => (timeline::render(range)),
                 None => p.empty { "The timeline starts when the scenario does." },
             }
         }
+        (details_markup(&report))
     })
 }
 
@@ -127,9 +128,11 @@ fn status_markup(view: &ScenarioView) -> Markup {
     }
 }
 
-fn report_markup(report: &Report) -> Markup {
+/// The report's totals, as cards.
+fn summary_markup(report: &Report) -> Markup {
     let v = &report.volumes;
     let verdicts = &report.verdicts;
+    let faults: Vec<String> = report.faults.iter().map(|(kind, n)| format!("{kind} {n}")).collect();
     html! {
         section.report #report {
             h2 { "Report" }
@@ -145,9 +148,18 @@ fn report_markup(report: &Report) -> Markup {
                     }
                 }
                 div.card { h3 { "Journal" } p { (report.journal_entries) " entries" @if report.journal_dropped > 0 { " (" (report.journal_dropped) " dropped)" } } }
-                div.card { h3 { "Faults" } p { @if report.faults.is_empty() { "none yet" } @for (kind, n) in &report.faults { (kind) " " (n) " · " } } }
+                div.card { h3 { "Faults" } p { @if faults.is_empty() { "none yet" } @else { (faults.join(" · ")) } } }
             }
+        }
+    }
+}
+
+/// The report's rows: actions, the volumes' checks, restarts.
+fn details_markup(report: &Report) -> Markup {
+    html! {
+        section.details {
             @if !report.actions.is_empty() {
+                h2 { "Actions" }
                 table.list #actions {
                     thead { tr { th { "Plugin" } th { "Action" } th { "Count" } th { "Failures" } th { "p50" } th { "p99" } } }
                     tbody {
