@@ -45,7 +45,8 @@ use crate::AppState;
 use crate::audit::{self, AuditTarget};
 use crate::error::ApiError;
 
-/// The routes that need no token: probes, and the document itself (SDK generators fetch it).
+/// The API's routes that need no token: probes, and the document itself (SDK generators fetch
+/// it). The dashboard's open routes (its login page and assets) are in `ui::ROUTES`.
 pub const OPEN_ROUTES: [&str; 3] = ["/healthz", "/readyz", "/openapi.json"];
 
 /// The name of the security scheme every protected operation names.
@@ -155,10 +156,14 @@ impl RouteTable {
         }
     }
 
-    /// Adds routes that are not the API's (the dashboard's), with what each needs.
+    /// Adds the dashboard's routes, with what each needs. Panics on a route outside `/ui` or
+    /// one already listed (a programming error the tests catch): the dashboard's table can
+    /// neither open nor change an API route.
     pub fn extend(&mut self, routes: impl IntoIterator<Item = (Method, &'static str, Option<Permission>)>) {
         for (method, path, needs) in routes {
-            self.0.insert((method, path.to_string()), needs);
+            assert!(path == "/ui" || path.starts_with("/ui/"), "{method} {path}: not a dashboard route");
+            let previous = self.0.insert((method.clone(), path.to_string()), needs);
+            assert!(previous.is_none(), "{method} {path} listed twice");
         }
     }
 
@@ -258,7 +263,7 @@ impl Access {
 
     /// Whether a refusal of `who` (a token's name or a client network) goes to the audit trail;
     /// counts it when it does not.
-    fn record_refusal(&self, who: &str, state: &AppState) -> bool {
+    pub(crate) fn record_refusal(&self, who: &str, state: &AppState) -> bool {
         let recorded = self.refusal_records.check_key(&who.to_string()).is_ok();
         if !recorded {
             state.metrics.refusal_unaudited();
@@ -300,9 +305,12 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
         return error.into_response();
     }
     let seen = audit::Seen::of(&request, &template, source);
-    let (caller, hash) = match identify(&state, request.headers(), permission).await {
+    // The dashboard's pages change nothing themselves: the API requests they make are audited.
+    let audited = !template.starts_with("/ui");
+    let session = request.extensions().get::<crate::ui::session::SessionAuth>().map(|s| s.token_hash.clone());
+    let (caller, hash) = match identify(&state, request.headers(), session, permission).await {
         Ok(known) => known,
-        Err((caller, error)) => return refuse(&state, seen, caller, network, error).await,
+        Err((caller, error)) => return refuse(&state, (seen, audited), caller, network, error).await,
     };
     if let Err(error) = Access::admit(&state.access.callers, &caller.name, &caller.name) {
         state.metrics.request_limited();
@@ -317,7 +325,7 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
     }
     // Changes, and refusals the handler made (a scenario outside the token's clusters).
     let refused = response.status() == axum::http::StatusCode::FORBIDDEN;
-    if (seen.mutating() && !refused) || (refused && state.access.record_refusal(&caller.name, &state)) {
+    if audited && ((seen.mutating() && !refused) || (refused && state.access.record_refusal(&caller.name, &state))) {
         let target = response.extensions().get::<AuditTarget>().cloned();
         audit::record(&state, seen.entry(Some(&caller), target, &response)).await;
     }
@@ -329,7 +337,7 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
 /// and answered.
 async fn refuse(
     state: &AppState,
-    seen: audit::Seen,
+    (seen, audited): (audit::Seen, bool),
     caller: Option<Caller>,
     network: Option<String>,
     error: ApiError,
@@ -344,7 +352,7 @@ async fn refuse(
         return limited.into_response();
     }
     let response = error.into_response();
-    if state.access.record_refusal(&who, state) {
+    if audited && state.access.record_refusal(&who, state) {
         audit::record(state, seen.entry(caller.as_ref(), None, &response)).await;
     }
     response
@@ -355,13 +363,18 @@ async fn refuse(
 async fn identify(
     state: &AppState,
     headers: &HeaderMap,
+    session: Option<String>,
     permission: Permission,
 ) -> Result<(Caller, Option<String>), (Option<Caller>, ApiError)> {
     if state.access.mode == AuthMode::None {
         state.access.anonymous.fetch_add(1, Ordering::Relaxed);
         return Ok((Caller::anonymous(), None));
     }
-    let (presented, hash) = presented(&state.store, headers).await.map_err(|e| (None, ApiError::from(e)))?;
+    let found = match session {
+        Some(hash) => by_hash(&state.store, hash).await,
+        None => presented(&state.store, headers).await,
+    };
+    let (presented, hash) = found.map_err(|e| (None, ApiError::from(e)))?;
     match auth::decide(Some(permission), presented, Timestamp::now()) {
         Decision::Allowed(caller) => Ok((caller, hash)),
         Decision::Unauthenticated(message) => Err((None, ApiError::Unauthenticated { message })),
@@ -374,7 +387,12 @@ async fn identify(
 async fn presented(store: &Store, headers: &HeaderMap) -> Result<(Presented, Option<String>), StoreError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok((Presented::Nothing, None)) };
     let Some(token) = value.to_str().ok().and_then(auth::bearer) else { return Ok((Presented::Malformed, None)) };
-    let hash = auth::token_hash(token);
+    by_hash(store, auth::token_hash(token)).await
+}
+
+/// The token whose hash is `hash` (a dashboard session's token, whose secret the apiserver
+/// does not keep).
+async fn by_hash(store: &Store, hash: String) -> Result<(Presented, Option<String>), StoreError> {
     let record = store.get::<TokenRecord>(&store.keys().token(&hash)).await?;
     Ok((record.map_or(Presented::Unknown, |r| Presented::Found(r.value)), Some(hash)))
 }

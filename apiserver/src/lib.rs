@@ -224,8 +224,7 @@ pub fn document(open_metrics: bool) -> utoipa::openapi::OpenApi {
     document
 }
 
-/// Every route of the API and of the dashboard, behind the access layer. Panics when a route
-/// names no permission (a programming error the tests catch).
+/// Every route of the API and of the dashboard, behind the access layer.
 pub fn router(state: AppState) -> Router {
     let (router, _) = routes().split_for_parts();
     let api = router
@@ -234,10 +233,11 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
         .with_state(state.clone());
-    let dashboard = ui::router(ui::UiState { app: state.clone(), api: ui::Api::new(api.clone()) })
+    let dashboard = ui::router(ui::UiState::new(state.clone(), ui::Api::new(api.clone())))
         .layer(axum::middleware::from_fn_with_state(state.clone(), access::guard))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
-        .layer(axum::middleware::from_fn(ui::session::from_cookie));
+        .layer(axum::middleware::from_fn_with_state(state.clone(), ui::session::from_cookie))
+        .layer(axum::middleware::from_fn_with_state(state.tls, ui::security_headers));
     api.merge(dashboard)
 }
 

@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
-use chaos_def::api::{ActionStats, EventEntry, EventList, Report, ReportVolumes, Restart, ScenarioView, VolumeCheck};
+use chaos_def::api::{
+    ActionStats, EventEntry, EventList, Report, ReportVolumes, Restart, ScenarioView, VerdictCounts, VolumeCheck,
+};
 use chaos_def::auth::Caller;
 use chaos_def::records::{InstanceStatus, JournalEvent, ScenarioStatus, StoredScenario};
 use serde::Deserialize;
@@ -79,6 +81,54 @@ fn check_of(volume: String, status: &InstanceStatus) -> VolumeCheck {
     }
 }
 
+/// The checker's summary of each of the scenario's volumes, by volume index.
+fn checks(stored: &StoredScenario, statuses: &BTreeMap<String, InstanceStatus>) -> Vec<VolumeCheck> {
+    let run = format!("{}-", stored.run_prefix());
+    let mut checks: BTreeMap<u64, VolumeCheck> = BTreeMap::new();
+    for (id, s) in statuses {
+        let Some(Owner::Volume { index, use_name }) = id.strip_prefix(&run).and_then(owner_of) else { continue };
+        if use_name == "volume-checker" {
+            checks.insert(index, check_of(format!("v{index:05}"), s));
+        }
+    }
+    checks.into_values().collect()
+}
+
+fn count_verdicts(checks: &[VolumeCheck]) -> VerdictCounts {
+    let mut counts = VerdictCounts::default();
+    for check in checks {
+        match check.verdict.as_str() {
+            "Stable" => counts.stable += 1,
+            "Recovered" => counts.recovered += 1,
+            "Broken" => counts.broken += 1,
+            _ => counts.unknown += 1,
+        }
+    }
+    counts
+}
+
+/// The statuses of a scenario's instances, by instance id.
+async fn statuses_of(
+    store: &chaos_def::store::Store,
+    stored: &StoredScenario,
+) -> Result<BTreeMap<String, InstanceStatus>, ApiError> {
+    let keys = store.keys();
+    let prefix = format!("{}{}-", keys.statuses_prefix(), stored.run_prefix());
+    Ok(store
+        .list::<InstanceStatus>(&prefix)
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|(key, v)| key.strip_prefix(&keys.statuses_prefix()).map(|id| (id.to_string(), v.value)))
+        .collect())
+}
+
+/// The verdicts of a scenario's volumes alone: what the report says of them, without reading
+/// its journal (for lists of many scenarios).
+pub async fn verdicts(store: &chaos_def::store::Store, stored: &StoredScenario) -> Result<VerdictCounts, ApiError> {
+    Ok(count_verdicts(&checks(stored, &statuses_of(store, stored).await?)))
+}
+
 /// Builds the report of `stored` from its status, the statuses of its instances (by instance
 /// id) and its journal.
 pub fn build(
@@ -101,23 +151,8 @@ pub fn build(
         ..Report::default()
     };
 
-    let mut checks: BTreeMap<u64, VolumeCheck> = BTreeMap::new();
-    for (id, s) in statuses {
-        let Some(Owner::Volume { index, use_name }) = id.strip_prefix(&run).and_then(owner_of) else { continue };
-        if use_name == "volume-checker" {
-            checks.insert(index, check_of(format!("v{index:05}"), s));
-        }
-    }
-    for check in checks.values() {
-        let counts = &mut report.verdicts;
-        match check.verdict.as_str() {
-            "Stable" => counts.stable += 1,
-            "Recovered" => counts.recovered += 1,
-            "Broken" => counts.broken += 1,
-            _ => counts.unknown += 1,
-        }
-    }
-    report.checks = checks.into_values().collect();
+    report.checks = checks(stored, statuses);
+    report.verdicts = count_verdicts(&report.checks);
 
     // Actions, by plugin and name; faults; RVs created.
     let mut actions: BTreeMap<(String, String), (u64, Vec<u64>)> = BTreeMap::new();
@@ -256,15 +291,7 @@ pub async fn report(
 ) -> Result<Json<Report>, ApiError> {
     let ScenarioView { stored, status } = crate::scenarios::read_view(&state, &caller, &name).await?;
     let store = &state.store;
-    let keys = store.keys();
-    let prefix = format!("{}{}-", keys.statuses_prefix(), stored.run_prefix());
-    let statuses = store
-        .list::<InstanceStatus>(&prefix)
-        .await?
-        .items
-        .into_iter()
-        .filter_map(|(key, v)| key.strip_prefix(&keys.statuses_prefix()).map(|id| (id.to_string(), v.value)))
-        .collect();
+    let statuses = statuses_of(store, &stored).await?;
     let journal: Vec<JournalEvent> = journal_of(&state, &name).await?.into_iter().map(|(_, e)| e).collect();
     let mut report = build(&stored, &status, &statuses, &journal);
     report.availability = crate::availability::of_run(store, &caller, &stored, &status).await?;
@@ -305,12 +332,14 @@ pub async fn events(
     }
     let limit = query.limit.unwrap_or(1000).clamp(1, 10_000);
     let prefix = store.keys().scenario_events_prefix(&name);
-    let items: Vec<EventEntry> = journal_of(&state, &name)
+    // Keys sort by sequence number: the page is one range read from the first key after
+    // `after` (to `~`, past every digit), however long the journal.
+    let start = store.keys().event(&name, after + 1);
+    let items: Vec<EventEntry> = store
+        .list_from::<JournalEvent>((&start, &format!("{prefix}~")), limit)
         .await?
         .into_iter()
         .filter_map(|(key, event)| Some(EventEntry { seq: key.strip_prefix(&prefix)?.parse().ok()?, event }))
-        .filter(|e| e.seq > after)
-        .take(limit)
         .collect();
     let last = items.last().map_or(after, |e| e.seq);
     Ok(Json(EventList { items, last }))

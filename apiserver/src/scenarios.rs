@@ -387,10 +387,21 @@ fn stop_body(body: &[u8]) -> Result<StopBody, ApiError> {
         return Ok(StopBody::default());
     }
     // `null` is no request at all, as an empty body is.
-    serde_json::from_slice::<Option<StopBody>>(body)
+    let request = serde_json::from_slice::<Option<StopBody>>(body)
         .map(Option::unwrap_or_default)
-        .map_err(|e| ApiError::BadRequest { message: format!("invalid stop request: {e}") })
+        .map_err(|e| ApiError::BadRequest { message: format!("invalid stop request: {e}") })?;
+    // A reason is shown with the scenario's status (and, for a stop of everything, on every
+    // dashboard page): a sentence, not a document.
+    match &request.reason {
+        Some(reason) if reason.chars().count() > MAX_STOP_REASON => Err(ApiError::BadRequest {
+            message: format!("reason: at most {MAX_STOP_REASON} characters, got {}", reason.chars().count()),
+        }),
+        _ => Ok(request),
+    }
 }
+
+/// The longest stop reason, in characters.
+pub const MAX_STOP_REASON: usize = 1024;
 
 /// Records a stop request on the scenario; false if one was there already.
 async fn request_stop(state: &AppState, caller: &Caller, name: &str, reason: &str) -> Result<bool, ApiError> {

@@ -163,6 +163,8 @@ async fn remove(store: &Store, name: &str) -> Result<bool, StoreError> {
         let mut batch = Batch::new();
         batch.delete_if(keys.token_name(name), hash.mod_revision);
         batch.delete(keys.token(&hash.value));
+        // Its dashboard sessions end with it.
+        batch.delete_prefix(keys.ui_sessions_of(&hash.value));
         if name == BOOTSTRAP_NAME {
             batch.put(keys.revoked_bootstrap(&hash.value), &Timestamp::now())?;
         }

@@ -68,6 +68,19 @@ fn tls_is_required(context: &chaosctl::config::Context, state: &std::path::Path,
     assert!(text.contains("installing the bootstrap token: etcd is unavailable"), "{text}");
 }
 
+/// The dashboard `up` printed is the stack's apiserver's, and its login page answers over TLS.
+fn dashboard_answers(url: &str, context: &chaosctl::config::Context) {
+    assert_eq!(url, format!("{}/ui", context.server), "chaosctl up printed no dashboard, or another one");
+    let ca = std::fs::read(context.ca.as_ref().unwrap()).unwrap();
+    let http = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .build()
+        .unwrap();
+    let login = http.get(format!("{url}/login")).send().unwrap();
+    assert_eq!(login.status(), reqwest::StatusCode::OK);
+    assert!(login.text().unwrap().contains("Sign in"));
+}
+
 #[test]
 fn a_megatest_on_the_local_stack_leaves_nothing_behind_after_stop() {
     let state = tempfile::tempdir().unwrap();
@@ -75,9 +88,12 @@ fn a_megatest_on_the_local_stack_leaves_nothing_behind_after_stop() {
     up.args(["up", "--workers", "2", "--speed", "20", "--state-dir"]).arg(state.path()).stdout(Stdio::piped());
     let mut up = chaos_harness::spawn_tied(up).unwrap();
     let mut lines = BufReader::new(up.stdout.take().unwrap()).lines();
-    let (mut config, mut kube, mut etcd) = (String::new(), String::new(), String::new());
+    let (mut config, mut kube, mut etcd, mut dashboard) = (String::new(), String::new(), String::new(), String::new());
     for line in lines.by_ref() {
         let line = line.unwrap();
+        if let Some(rest) = line.trim().strip_prefix("dashboard: ") {
+            dashboard = rest.split_whitespace().next().unwrap().to_string();
+        }
         if let Some(rest) = line.trim().strip_prefix("export CHAOSCTL_CONFIG=") {
             config = rest.split_whitespace().next().unwrap().to_string();
         }
@@ -104,6 +120,7 @@ fn a_megatest_on_the_local_stack_leaves_nothing_behind_after_stop() {
         .unwrap();
     assert!(String::from_utf8_lossy(&refused.stderr).contains("(401)"), "{}", String::from_utf8_lossy(&refused.stderr));
     tls_is_required(&context.contexts[0], state.path(), &etcd);
+    dashboard_answers(&dashboard, &context.contexts[0]);
 
     // The demo scenario, fast: steps every 2-4 s, volumes living 10-20 s.
     let text = std::fs::read_to_string(format!("{EXAMPLES}/demo.yaml"))

@@ -74,8 +74,9 @@ pub struct ApplyResponse {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"reason": "the storage team asked for a pause"}))]
 pub struct StopBody {
-    /// Why it was stopped, shown in the scenario's status.
+    /// Why it was stopped, shown in the scenario's status: at most 1,024 characters.
     #[serde(default)]
+    #[schema(max_length = 1024)]
     pub reason: Option<String>,
 }
 

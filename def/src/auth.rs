@@ -171,7 +171,12 @@ fn hex(bytes: &[u8]) -> String {
 /// 32 to 512 visible ASCII characters. `None` for anything else (so that no odd bytes reach a
 /// log or a hash).
 pub fn bearer(header: &str) -> Option<&str> {
-    let token = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer "))?.trim();
+    well_formed(header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer "))?.trim())
+}
+
+/// `token` when it could be a token (its length, printable ASCII); `None` for anything else,
+/// which is refused before any lookup.
+pub fn well_formed(token: &str) -> Option<&str> {
     let sane = (MIN_TOKEN_LEN..=MAX_TOKEN_LEN).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_graphic());
     sane.then_some(token)
 }

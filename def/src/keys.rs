@@ -131,6 +131,14 @@ impl Keys {
     pub fn token(&self, hash: &str) -> String {
         self.under(&format!("auth/tokens/{hash}"))
     }
+    /// A dashboard session of the token whose hash is `token`: the session id's hash under it,
+    /// so that revoking a token ends its sessions with one prefix delete.
+    pub fn ui_session(&self, token: &str, session: &str) -> String {
+        self.under(&format!("auth/ui-sessions/{token}/{session}"))
+    }
+    pub fn ui_sessions_of(&self, token: &str) -> String {
+        self.under(&format!("auth/ui-sessions/{token}/"))
+    }
     pub fn tokens_prefix(&self) -> String {
         self.under("auth/tokens/")
     }

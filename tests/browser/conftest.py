@@ -59,11 +59,17 @@ def browser():
     # The stack's certificate is signed by its own CA, which this throwaway profile does not
     # trust; the API fixture above verifies it.
     options.accept_insecure_certs = True
+    # The console's errors: a test fails on any (a script's error, what the page's CSP refused).
+    options.set_capability("goog:loggingPrefs", {"browser": "SEVERE"})
     service = Service(executable_path=os.environ.get("CHAOS_CHROMEDRIVER", "/usr/bin/chromedriver"))
     driver = webdriver.Chrome(options=options, service=service)
     driver.implicitly_wait(0)
     yield driver
+    # Answers of 4xx are what some tests ask for (a refused apply, a forced stop).
+    expected = ("favicon.ico", "the server responded with a status of 4")
+    errors = [e["message"] for e in driver.get_log("browser") if not any(x in e["message"] for x in expected)]
     driver.quit()
+    assert not errors, f"the browser's console has errors: {errors}"
 
 
 def screenshot(target, name: str, full_page: bool = False) -> Path:

@@ -95,6 +95,13 @@ def test_an_operator_applies_watches_and_stops_a_scenario(browser, api):
     stored = api.call("GET", f"/v1/scenarios/{name}")
     assert stored["stop"]["reason"] == "seen enough in the browser"
 
+    # The list shows the scenario's volumes and their checkers' verdicts.
+    browser.get(server() + "/ui/scenarios")
+    row = browser.find_element(By.CSS_SELECTOR, f'#scenarios tr[data-name="{name}"]')
+    verdicts = row.find_element(By.CSS_SELECTOR, 'td[title^="stable"]').text
+    assert sum(int(n) for n in verdicts.split(" · ")) >= 1, verdicts
+    screenshot(browser, "scenarios-after")
+
     browser.get(server() + "/ui/workers")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#workers tbody tr")) == 2
     screenshot(browser, "workers")

@@ -1,16 +1,18 @@
 //! The dashboard's client of the API: a request built here goes through the API's router — its
-//! access layer, its handler — exactly as one from the network would, with the session's token
-//! and the browser's address, and its answer comes back as a status and a body.
+//! access layer, its handler — exactly as one from the network would, with the browser's
+//! session (or token) and address, and its answer comes back as a status and a body.
 
 use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use axum::http::{HeaderValue, Method, Request, StatusCode, header};
 use chaos_def::api::ErrorBody;
 use serde::de::DeserializeOwned;
 use tower::ServiceExt as _;
+
+use super::session::SessionAuth;
 
 /// The largest answer the dashboard reads from the API (a scenario list of many thousands).
 const MAX_ANSWER: usize = 64 * 1024 * 1024;
@@ -25,21 +27,30 @@ impl Api {
     }
 }
 
-/// What the browser's request carries that the API's request must carry too.
-#[derive(Debug, Clone)]
+/// Who the browser's request came from, as the API's request must say it too.
+#[derive(Clone)]
 pub struct Origin {
-    /// `Authorization: Bearer …`, made from the session cookie.
-    pub authorization: Option<axum::http::HeaderValue>,
+    /// The session the request came with, or the `Authorization` header a client sent
+    /// without one (the dashboard's pages with `curl`); `None` with `--auth none`.
+    pub session: Option<SessionAuth>,
+    pub authorization: Option<HeaderValue>,
+    /// The browser's address: the API's rate limits and audit records name it.
     pub source: Option<SocketAddr>,
-    pub user_agent: Option<axum::http::HeaderValue>,
+}
+
+impl std::fmt::Debug for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Origin").field("session", &self.session).field("source", &self.source).finish_non_exhaustive()
+    }
 }
 
 impl Origin {
-    pub fn of(headers: &HeaderMap, source: Option<SocketAddr>) -> Origin {
+    pub fn of(parts: &axum::http::request::Parts) -> Origin {
+        let session = parts.extensions.get::<SessionAuth>().cloned();
         Origin {
-            authorization: headers.get(header::AUTHORIZATION).cloned(),
-            source,
-            user_agent: headers.get(header::USER_AGENT).cloned(),
+            authorization: if session.is_some() { None } else { parts.headers.get(header::AUTHORIZATION).cloned() },
+            session,
+            source: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0),
         }
     }
 }
@@ -64,14 +75,15 @@ impl Api {
         if let Some(value) = &origin.authorization {
             request = request.header(header::AUTHORIZATION, value);
         }
-        if let Some(value) = &origin.user_agent {
-            request = request.header(header::USER_AGENT, value);
-        }
         let (content_type, bytes) = body.unwrap_or(("application/json", Bytes::new()));
         let mut request = match request.header(header::CONTENT_TYPE, content_type).body(Body::from(bytes)) {
             Ok(request) => request,
-            Err(error) => return (StatusCode::BAD_REQUEST, Bytes::from(error.to_string())),
+            // The dashboard built a path it should not have: its bug, not the user's.
+            Err(error) => return (StatusCode::INTERNAL_SERVER_ERROR, Bytes::from(error.to_string())),
         };
+        if let Some(session) = &origin.session {
+            request.extensions_mut().insert(session.clone());
+        }
         if let Some(source) = origin.source {
             request.extensions_mut().insert(ConnectInfo(source));
         }
@@ -80,8 +92,10 @@ impl Api {
             Err(never) => match never {},
         };
         let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), MAX_ANSWER).await.unwrap_or_default();
-        (status, bytes)
+        match axum::body::to_bytes(response.into_body(), MAX_ANSWER).await {
+            Ok(bytes) => (status, bytes),
+            Err(_) => (StatusCode::BAD_GATEWAY, Bytes::from(format!("the API's answer is over {MAX_ANSWER} bytes"))),
+        }
     }
 
     /// Sends one request and decodes a successful answer as `T`.

@@ -2,14 +2,13 @@
 //! navigation with who is signed in, the kill-switch banner (and, for admins, its button), and
 //! the error page.
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use chaos_def::api::GlobalStop;
 use chaos_def::auth::{Caller, Permission};
 use maud::{DOCTYPE, Markup, html};
 
 use super::UiState;
-use super::session;
 
 /// The version in the assets' URLs: a new binary is a new URL, so browsers never mix an old
 /// script with a new page.
@@ -24,12 +23,13 @@ pub struct Page {
 }
 
 impl Page {
-    /// The page of the request's caller (the access layer put it in the request).
-    pub async fn of(state: &UiState, caller: Caller, headers: &HeaderMap) -> Page {
+    /// The page of `caller`, whose forms carry `csrf`.
+    pub async fn of(state: &UiState, caller: Caller, csrf: String) -> Page {
         let store = &state.app.store;
-        // What the banner shows everyone who may read: a failed read only hides the banner.
+        // Read here rather than through the API, which has no route for it: every caller who
+        // may read sees the banner, and a failed read only hides it.
         let kill_switch = store.get::<GlobalStop>(&store.keys().stop_all()).await.ok().flatten().map(|v| v.value);
-        Page { caller, csrf: session::csrf_for(headers), kill_switch }
+        Page { caller, csrf, kill_switch }
     }
 
     /// Whether the caller's role holds `permission`: what it may not do is not offered.

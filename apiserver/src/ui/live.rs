@@ -2,16 +2,18 @@
 //! fetches [`live`] every few seconds), its availability timeline, and its journal streamed as
 //! server-sent events ([`events`]).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method};
+use axum::http::{Method, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use chaos_def::api::{AvailabilityRange, EventEntry, EventList, Report, ScenarioView};
 use chaos_def::auth::Permission;
+use chaos_def::records::ScenarioPhase;
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -26,6 +28,8 @@ const FIRST_ENTRIES: i64 = 100;
 const ENTRIES_PER_POLL: usize = 500;
 /// How often the stream looks for new entries.
 const POLL: Duration = Duration::from_secs(1);
+/// Every how many empty polls the stream looks whether the scenario has ended.
+const SETTLED_EVERY: u32 = 5;
 /// Restarts, checks and actions a page lists at most (the report has them all).
 const MAX_ROWS: usize = 50;
 
@@ -85,14 +89,26 @@ async fn live_markup(state: &UiState, origin: &Origin, name: &str) -> Result<Mar
     let range = match view.status.started_at {
         Some(started) => {
             let now = jiff::Timestamp::now().as_second();
-            let from = started.as_second();
-            let to = view.status.stopped_at.map_or(now, |t| t.as_second()).max(from + 1).min(now);
-            let step = timeline::step_for(from, to, now);
-            let query = format!("/v1/availability/range?scenario={}&from={from}&to={to}&step={step}", segment(name));
-            // A scenario without probes, or one older than the range API reaches, has no timeline.
-            state.api.call::<AvailabilityRange>(origin, Method::GET, &query, None).await.ok()
+            let end = view.status.stopped_at.map_or(now, |t| t.as_second());
+            match timeline::range_for(started.as_second(), end, now) {
+                Some(q) => {
+                    let query = format!(
+                        "/v1/availability/range?scenario={}&from={}&to={}&step={}",
+                        segment(name),
+                        q.from,
+                        q.to,
+                        q.step
+                    );
+                    state
+                        .api
+                        .call::<AvailabilityRange>(origin, Method::GET, &query, None)
+                        .await
+                        .map_err(|r| r.body.message)
+                }
+                None => Err("the run is too long for a timeline; see chaosctl availability".to_string()),
+            }
         }
-        None => None,
+        None => Err("The timeline starts when the scenario does.".to_string()),
     };
     Ok(html! {
         (status_markup(&view))
@@ -100,8 +116,8 @@ async fn live_markup(state: &UiState, origin: &Origin, name: &str) -> Result<Mar
         section.availability #availability {
             h2 { "Availability" }
             @match &range {
-                Some(range) => (timeline::render(range)),
-                None => p.empty { "The timeline starts when the scenario does." },
+                Ok(range) => (timeline::render(range)),
+                Err(why) => p.empty { (why) },
             }
         }
         (details_markup(&report))
@@ -192,30 +208,76 @@ fn details_markup(report: &Report) -> Markup {
     }
 }
 
+/// Streams one caller may have open at once, and all callers together: each polls the API.
+const STREAMS_PER_CALLER: usize = 8;
+const STREAMS: usize = 256;
+
+/// The journal streams open now, by caller.
+#[derive(Clone, Default)]
+pub struct Streams(Arc<Mutex<HashMap<String, usize>>>);
+
+/// One open stream: counted until dropped (when the browser goes, or the stream ends).
+struct StreamSlot {
+    streams: Streams,
+    caller: String,
+}
+
+impl Streams {
+    fn open(&self, caller: &str) -> Option<StreamSlot> {
+        let mut open = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let total: usize = open.values().sum();
+        let mine = open.entry(caller.to_string()).or_default();
+        if *mine >= STREAMS_PER_CALLER || total >= STREAMS {
+            return None;
+        }
+        *mine += 1;
+        Some(StreamSlot { streams: self.clone(), caller: caller.to_string() })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.streams.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.caller) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.caller);
+            }
+        }
+    }
+}
+
 /// The journal as server-sent events: the last [`FIRST_ENTRIES`] entries (or those after the
 /// browser's `Last-Event-ID` when it reconnects), then each new one as it is written. Each poll
-/// is a request to the API's journal route with the session's token, so a revoked token or a
-/// deleted scenario ends the stream; so does the apiserver's shutdown.
-pub async fn events(
-    State(state): State<UiState>,
-    viewer: Viewer,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-) -> Response {
+/// is a request to the API's journal route in the caller's name, so a revoked token or a
+/// deleted scenario ends the stream; so do the scenario's end (once its journal is read) and
+/// the apiserver's shutdown. A caller has at most [`STREAMS_PER_CALLER`] open.
+pub async fn events(State(state): State<UiState>, viewer: Viewer, Path(name): Path<String>) -> Response {
     let api = format!("/v1/scenarios/{}", segment(&name));
     // Refused now (no such scenario, out of the token's clusters): an error, not a stream.
     if let Err(refused) = state.api.call::<ScenarioView>(&viewer.origin, Method::GET, &api, None).await {
         return (refused.status, refused.body.message).into_response();
     }
-    let resumed = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let Some(slot) = state.streams.open(&viewer.page.caller.name) else {
+        let message = format!("at most {STREAMS_PER_CALLER} journal streams per token; close a tab");
+        return (StatusCode::TOO_MANY_REQUESTS, message).into_response();
+    };
+    let resumed = viewer.headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let after = match resumed {
         Some(seq) => seq,
         None => tail_start(&state, &name).await,
     };
-    let stream = futures::stream::unfold(
-        Poller { state, origin: viewer.origin, api, after, pending: VecDeque::new(), ended: false },
-        Poller::next,
-    );
+    let poller = Poller {
+        state,
+        origin: viewer.origin,
+        api,
+        after,
+        pending: VecDeque::new(),
+        idle: 0,
+        ended: false,
+        _slot: slot,
+    };
+    let stream = futures::stream::unfold(poller, Poller::next);
     Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
 }
 
@@ -241,46 +303,89 @@ struct Poller {
     api: String,
     after: u64,
     pending: VecDeque<EventEntry>,
+    /// Polls in a row that found nothing new.
+    idle: u32,
     ended: bool,
+    _slot: StreamSlot,
+}
+
+/// What one poll of the API found.
+enum Polled {
+    Entries(EventList),
+    /// Nothing for now; the reason to end the stream, when there is one.
+    Nothing(Option<String>),
+    /// Try again later (a rate limit, an etcd that does not answer).
+    Later,
 }
 
 impl Poller {
-    /// The next event: a pending entry, else the next poll's; `end` when the API refuses.
+    /// The next event: a pending entry, else the next poll's; `end` when the stream ends.
     async fn next(mut self) -> Option<(Result<Event, Infallible>, Poller)> {
         loop {
             if self.ended {
                 return None;
             }
             if let Some(entry) = self.pending.pop_front() {
-                let event = Event::default()
-                    .id(entry.seq.to_string())
-                    .event("entry")
-                    .data(serde_json::to_string(&entry).unwrap_or_default());
+                let data = serde_json::to_string(&entry).unwrap_or_default();
+                let event = Event::default().id(entry.seq.to_string()).event("entry").data(data);
                 return Some((Ok(event), self));
             }
-            let query = format!("{}/events?after={}&limit={ENTRIES_PER_POLL}", self.api, self.after);
-            match self.state.api.call::<EventList>(&self.origin, Method::GET, &query, None).await {
-                Ok(list) if !list.items.is_empty() => {
+            let wait = match self.poll().await {
+                Polled::Entries(list) => {
                     self.after = list.last;
                     self.pending = list.items.into();
                     continue;
                 }
-                Ok(_) => {}
-                Err(refused) => {
+                Polled::Nothing(Some(why)) => {
                     self.ended = true;
-                    let event = Event::default().event("end").data(format!(
-                        "{}: {}",
-                        refused.status.as_u16(),
-                        refused.body.message
-                    ));
-                    return Some((Ok(event), self));
+                    return Some((Ok(Event::default().event("end").data(why)), self));
                 }
-            }
+                Polled::Nothing(None) => POLL,
+                Polled::Later => POLL * 5,
+            };
             let shutdown = self.state.app.shutdown.clone();
             tokio::select! {
                 _ = shutdown.cancelled() => return None,
-                _ = tokio::time::sleep(POLL) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
         }
+    }
+
+    async fn poll(&mut self) -> Polled {
+        let query = format!("{}/events?after={}&limit={ENTRIES_PER_POLL}", self.api, self.after);
+        match self.state.api.call::<EventList>(&self.origin, Method::GET, &query, None).await {
+            Ok(list) if !list.items.is_empty() => {
+                self.idle = 0;
+                Polled::Entries(list)
+            }
+            Ok(_) => {
+                self.idle += 1;
+                // Now and then, whether anything more can come: a stopped scenario's journal
+                // is complete once read.
+                if self.idle % SETTLED_EVERY != 0 {
+                    return Polled::Nothing(None);
+                }
+                match self.state.api.call::<ScenarioView>(&self.origin, Method::GET, &self.api, None).await {
+                    Ok(view) if matches!(view.status.phase, ScenarioPhase::Stopped | ScenarioPhase::Failed) => {
+                        Polled::Nothing(Some(format!(
+                            "the scenario is {:?}; its journal is complete",
+                            view.status.phase
+                        )))
+                    }
+                    Ok(_) => Polled::Nothing(None),
+                    Err(refused) => self.refused(refused),
+                }
+            }
+            Err(refused) => self.refused(refused),
+        }
+    }
+
+    /// A refusal ends the stream, unless it says to come back later.
+    fn refused(&self, refused: Refused) -> Polled {
+        let status = refused.status;
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            return Polled::Later;
+        }
+        Polled::Nothing(Some(format!("{}: {}", status.as_u16(), refused.body.message)))
     }
 }

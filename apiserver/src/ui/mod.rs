@@ -1,11 +1,13 @@
 //! The web dashboard, served at `/ui` by the apiserver itself: server-rendered pages (maud),
 //! one stylesheet and one small script, all built into the binary.
 //!
-//! The dashboard adds no authority of its own. A page reads through the same functions the API's
-//! handlers use, with the caller the access layer found; every change a form asks for is sent
-//! to the API's own router in-process, with the session's token, so that its permission, rate
-//! limit, validation and audit record are exactly those of the same request made with `curl`.
-//! What a role may not do is not offered, and when it is asked anyway the API refuses it.
+//! The dashboard adds no authority of its own. Every read and every change a page makes is a
+//! request to the API's own router, in-process, with the browser's session and address, so
+//! that its permission, cluster scope, rate limit, validation and audit record are exactly
+//! those of the same request made with `chaosctl`. (Two reads go to etcd directly, for want of
+//! an API route: the kill switch's state, shown to every reader, and where a journal's last
+//! hundred entries begin.) What a role may not do is not offered; asked anyway, the API
+//! refuses it.
 //!
 //! | part | owns |
 //! |------|------|
@@ -37,8 +39,19 @@ pub use forward::Api;
 #[derive(Clone)]
 pub struct UiState {
     pub app: AppState,
-    /// The API's router, behind its access layer: where the forms' changes go.
+    /// The API's router, behind its access layer: where every read and change goes.
     pub api: Api,
+    /// The CSRF secret of forms without a session (`--auth none`): this process's own.
+    pub csrf_secret: String,
+    /// The journal streams open now, per caller and in all.
+    pub streams: live::Streams,
+}
+
+impl UiState {
+    pub fn new(app: AppState, api: Api) -> UiState {
+        let csrf_secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        UiState { app, api, csrf_secret, streams: live::Streams::default() }
+    }
 }
 
 /// Every route of the dashboard and what the access layer asks of it. Pages need `read`; a
@@ -49,7 +62,7 @@ pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
     ("GET", "/ui/login", None),
     ("POST", "/ui/login", None),
     ("GET", "/ui/assets/{file}", None),
-    ("POST", "/ui/logout", Some(Permission::Read)),
+    ("POST", "/ui/logout", None),
     ("GET", "/ui/scenarios", Some(Permission::Read)),
     ("POST", "/ui/scenarios", Some(Permission::Read)),
     ("GET", "/ui/scenarios/{name}", Some(Permission::Read)),
@@ -65,17 +78,18 @@ pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
     ("POST", "/ui/kill-switch/{action}", Some(Permission::Read)),
 ];
 
-/// The dashboard's routes, with its own layers; the caller adds the access layer around them.
+/// The dashboard's routes, with its own layers but the first two, which the caller adds
+/// around the access layer: [`session::from_cookie`] inside [`security_headers`].
 pub fn router(state: UiState) -> Router<()> {
     // A scenario of the API's largest size, form-encoded (up to three bytes per byte), and the
-    // form's other fields.
-    let form_limit = MAX_REQUEST_BODY * 3 + 64 * 1024;
+    // form's other fields; every other form is a few fields.
+    let apply_limit = DefaultBodyLimit::max(MAX_REQUEST_BODY * 3 + 64 * 1024);
     Router::new()
         .route("/ui", get(pages::home))
         .route("/ui/login", get(session::login_page).post(session::login))
         .route("/ui/logout", post(session::logout))
         .route("/ui/assets/{file}", get(asset))
-        .route("/ui/scenarios", get(pages::scenarios).post(pages::apply))
+        .route("/ui/scenarios", get(pages::scenarios).post(pages::apply).layer(apply_limit))
         .route("/ui/scenarios/{name}", get(live::scenario))
         .route("/ui/scenarios/{name}/live", get(live::live))
         .route("/ui/scenarios/{name}/events", get(live::events))
@@ -84,10 +98,12 @@ pub fn router(state: UiState) -> Router<()> {
         .route("/ui/workers/{name}/{action}", get(pages::confirm_worker).post(pages::act_on_worker))
         .route("/ui/plugins", get(pages::plugins))
         .route("/ui/kill-switch/{action}", get(pages::confirm_kill_switch).post(pages::act_on_kill_switch))
-        .layer(DefaultBodyLimit::max(form_limit))
-        .layer(axum::middleware::from_fn(security_headers))
+        .layer(DefaultBodyLimit::max(FORM_LIMIT))
         .with_state(state)
 }
+
+/// The largest form but a scenario's.
+const FORM_LIMIT: usize = 16 * 1024;
 
 /// The methods of [`ROUTES`], parsed.
 pub fn routes() -> impl Iterator<Item = (Method, &'static str, Option<Permission>)> {
@@ -109,10 +125,15 @@ async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> axum::
     ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "public, max-age=3600")], body).into_response()
 }
 
-/// Headers every dashboard answer carries: scripts and styles only from this origin (no
-/// inline script can run, whatever a scenario's text holds), never framed, no sniffing, no
-/// referrer leaving the site, and pages (which show live state) never cached.
-async fn security_headers(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+/// Headers every dashboard answer carries, refusals and redirects too: scripts and styles only
+/// from this origin (no inline script can run, whatever a scenario's text holds), never framed,
+/// no sniffing, no referrer leaving the site, pages (which show live state) never cached, and
+/// under TLS, HTTPS only from now on.
+pub async fn security_headers(
+    axum::extract::State(tls): axum::extract::State<bool>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     let set = |headers: &mut axum::http::HeaderMap, name, value: &'static str| {
@@ -128,5 +149,8 @@ async fn security_headers(request: axum::extract::Request, next: axum::middlewar
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(headers, header::REFERRER_POLICY, "same-origin");
     set(headers, header::CACHE_CONTROL, "no-store");
+    if tls {
+        set(headers, header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
+    }
     response
 }

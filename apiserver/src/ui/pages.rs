@@ -3,14 +3,12 @@
 //! the API ([`super::forward`]); a change needs the form's CSRF token, and one that cannot be
 //! undone (stop, delete, drain, the kill switch) a confirmation page first.
 
-use std::net::SocketAddr;
-
 use axum::Form;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, request::Parts};
 use axum::response::{IntoResponse, Redirect, Response};
-use chaos_def::api::{ApplyResponse, PluginList, ScenarioList, ScenarioView, WorkerList};
+use chaos_def::api::{ApplyResponse, PluginList, ScenarioList, ScenarioView, VerdictCounts, WorkerList};
 use chaos_def::auth::{Caller, Permission};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -22,8 +20,8 @@ use super::session;
 
 /// Scenarios a page of the list shows.
 pub const PAGE_SIZE: usize = 50;
-/// The longest stop reason a form sends on.
-const MAX_REASON: usize = 1024;
+/// The longest stop reason the API takes.
+const MAX_REASON: usize = crate::scenarios::MAX_STOP_REASON;
 
 /// The caller of a dashboard request, with what its pages and forms need.
 pub struct Viewer {
@@ -40,10 +38,23 @@ impl FromRequestParts<UiState> for Viewer {
         let Some(caller) = parts.extensions.get::<Caller>().cloned() else {
             return Err(error_page(StatusCode::UNAUTHORIZED, "Sign in first."));
         };
-        let source = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-        let origin = Origin::of(&parts.headers, source);
-        let page = Page::of(state, caller, &parts.headers).await;
+        let origin = Origin::of(parts);
+        // A session's forms carry its CSRF token; a client that sent a token itself gets one
+        // made from it, and with `--auth none` (no token at all) one of this process's.
+        let csrf = match (&origin.session, origin.authorization.as_ref().and_then(|v| v.to_str().ok())) {
+            (Some(session), _) => session.csrf.clone(),
+            (None, Some(header)) => chaos_def::auth::bearer(header).map(session::csrf_of).unwrap_or_default(),
+            (None, None) => session::csrf_of(&state.csrf_secret),
+        };
+        let page = Page::of(state, caller, csrf).await;
         Ok(Viewer { page, origin, headers: parts.headers.clone() })
+    }
+}
+
+impl Viewer {
+    /// Refuses a form that does not carry this page's CSRF token, or comes from another site.
+    pub fn check_form(&self, csrf: &str) -> Result<(), Response> {
+        session::check_form(&self.headers, &self.page.csrf, csrf)
     }
 }
 
@@ -70,14 +81,20 @@ fn field_errors(body: &chaos_def::api::ErrorBody) -> Vec<chaos_def::SpecError> {
     }
 }
 
-/// A path segment as it goes into an API path.
-pub fn segment(text: &str) -> String {
+/// `text` percent-encoded: every byte but the unreserved ones of RFC 3986 and those of `keep`.
+pub fn encode(text: &str, keep: &[u8]) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b if keep.contains(&b) => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// A path segment as it goes into a path.
+pub fn segment(text: &str) -> String {
+    encode(text, b"")
 }
 
 pub async fn home() -> Redirect {
@@ -109,24 +126,25 @@ async fn list_page(state: &UiState, viewer: &Viewer, page: usize, attempt: Optio
     let total = list.items.len();
     let pages = total.div_ceil(PAGE_SIZE).max(1);
     let page = page.clamp(1, pages);
-    let shown = list.items.iter().skip((page - 1) * PAGE_SIZE).take(PAGE_SIZE);
+    let shown: Vec<&ScenarioView> = list.items.iter().skip((page - 1) * PAGE_SIZE).take(PAGE_SIZE).collect();
+    let verdicts = verdicts_of(state, &shown).await;
     let operate = viewer.page.may(Permission::Operate);
     let status = attempt.as_ref().map_or(StatusCode::OK, |a| a.refused.status);
     let body = html! {
         h1 { "Scenarios" span.count { (total) } }
         table.list #scenarios {
             thead { tr {
-                th { "Name" } th { "Cluster" } th { "Phase" } th { "Volumes" } th { "Instances" } th { "Started" }
+                th { "Name" } th { "Cluster" } th { "Phase" } th { "Volumes" } th { "Verdicts" } th { "Instances" } th { "Started" }
                 @if operate { th { "" } }
             } }
             tbody {
-                @for view in shown { (scenario_row(view, operate)) }
+                @for (view, verdicts) in shown.iter().zip(&verdicts) { (scenario_row(view, verdicts.as_ref(), operate)) }
             }
         }
         @if total == 0 { p.empty { "No scenarios yet." } }
         @if pages > 1 {
             nav.pages aria-label="pages" {
-                @if page > 1 { a rel="prev" href={ "/ui/scenarios?page=" (page - 1) } { "← newer" } }
+                @if page > 1 { a rel="prev" href={ "/ui/scenarios?page=" (page - 1) } { "← previous" } }
                 span { "page " (page) " of " (pages) }
                 @if page < pages { a rel="next" href={ "/ui/scenarios?page=" (page + 1) } { "next →" } }
             }
@@ -136,7 +154,29 @@ async fn list_page(state: &UiState, viewer: &Viewer, page: usize, attempt: Optio
     (status, viewer.page.render("Scenarios", "Scenarios", body)).into_response()
 }
 
-fn scenario_row(view: &ScenarioView, operate: bool) -> Markup {
+/// Scenarios whose verdicts are read at once.
+const VERDICT_READS: usize = 8;
+
+/// The verdicts of the scenarios shown, read from their checkers' statuses (the API listed
+/// them to this caller, so the caller may see them); `None` for a scenario that has started
+/// no volume, or whose statuses could not be read.
+async fn verdicts_of(state: &UiState, shown: &[&ScenarioView]) -> Vec<Option<VerdictCounts>> {
+    use futures::StreamExt as _;
+    // Owned, so that the reads are futures of their own that can run side by side.
+    let reads = shown.iter().map(|view| {
+        let (store, stored) = (state.app.store.clone(), view.stored.clone());
+        let started = view.status.volumes.started > 0;
+        async move {
+            if !started {
+                return None;
+            }
+            crate::report::verdicts(&store, &stored).await.ok()
+        }
+    });
+    futures::stream::iter(reads.collect::<Vec<_>>()).buffered(VERDICT_READS).collect().await
+}
+
+fn scenario_row(view: &ScenarioView, verdicts: Option<&VerdictCounts>, operate: bool) -> Markup {
     let name = &view.stored.metadata.name;
     let status = &view.status;
     let phase = format!("{:?}", status.phase);
@@ -149,6 +189,12 @@ fn scenario_row(view: &ScenarioView, operate: bool) -> Markup {
             td { (view.stored.spec.cluster) }
             td { span class={ "phase " (phase.to_lowercase()) } { (phase) } }
             td title="alive / started · done · failed" { (volumes.alive) " / " (volumes.started) " · " (volumes.done) " · " (volumes.failed) }
+            td title="stable · recovered · broken · unknown" {
+                @if let Some(v) = verdicts {
+                    span.verdict.stable { (v.stable) } " · " span.verdict.recovered { (v.recovered) } " · "
+                    span.verdict.broken { (v.broken) } " · " span.verdict.unknown { (v.unknown) }
+                }
+            }
             td title="running / all" { (running) " / " (instances) }
             td { @if let Some(at) = status.started_at { (at.strftime("%Y-%m-%d %H:%M:%S")) } }
             @if operate {
@@ -205,7 +251,7 @@ pub struct ApplyForm {
 /// Applies the pasted scenario; refused, the list comes back with the errors and their lines
 /// above the text as it was written.
 pub async fn apply(State(state): State<UiState>, viewer: Viewer, Form(form): Form<ApplyForm>) -> Response {
-    if let Err(refused) = session::check_form(&viewer.headers, &form.csrf) {
+    if let Err(refused) = viewer.check_form(&form.csrf) {
         return refused;
     }
     // Browsers send a textarea's line breaks as CRLF; the lines are the same either way.
@@ -296,7 +342,7 @@ fn confirm_page(viewer: &Viewer, path: &str, action: Option<Action>) -> Response
             form method="post" action=(path) {
                 (viewer.page.csrf_field())
                 @if action.reason {
-                    label for="reason" { "Reason (goes to the journal and the audit trail)" }
+                    label for="reason" { "Reason (shown with the scenario's status)" }
                     input #reason type="text" name="reason" maxlength=(MAX_REASON);
                 }
                 button.danger type="submit" { (action.button) }
@@ -318,7 +364,8 @@ pub struct ActionForm {
 impl ActionForm {
     /// The body of a stop: the reason, when one was given.
     fn stop_body(&self) -> Option<(&'static str, Bytes)> {
-        let reason: String = self.reason.trim().chars().take(MAX_REASON).collect();
+        // Sent as given: a reason the API will not take comes back as its error.
+        let reason = self.reason.trim();
         let body = if reason.is_empty() { serde_json::json!({}) } else { serde_json::json!({ "reason": reason }) };
         Some(("application/json", Bytes::from(body.to_string())))
     }
@@ -332,7 +379,7 @@ async fn act(
     (method, path, body): (Method, String, Option<(&'static str, Bytes)>),
     done: String,
 ) -> Response {
-    if let Err(refused) = session::check_form(&viewer.headers, csrf) {
+    if let Err(refused) = viewer.check_form(csrf) {
         return refused;
     }
     match state.api.call::<serde_json::Value>(&viewer.origin, method, &path, body).await {
@@ -342,7 +389,7 @@ async fn act(
 }
 
 pub async fn confirm_scenario(viewer: Viewer, Path((name, action)): Path<(String, String)>) -> Response {
-    let path = format!("/ui/scenarios/{}/{action}", segment(&name));
+    let path = format!("/ui/scenarios/{}/{}", segment(&name), segment(&action));
     confirm_page(&viewer, &path, scenario_action(&name, &action))
 }
 
@@ -420,7 +467,7 @@ pub async fn workers(State(state): State<UiState>, viewer: Viewer) -> Response {
 }
 
 pub async fn confirm_worker(viewer: Viewer, Path((name, action)): Path<(String, String)>) -> Response {
-    let path = format!("/ui/workers/{}/{action}", segment(&name));
+    let path = format!("/ui/workers/{}/{}", segment(&name), segment(&action));
     confirm_page(&viewer, &path, worker_action(&name, &action))
 }
 

@@ -2,10 +2,11 @@
 //! probe (grouped), one cell per step coloured by what the step held, the row's availability at
 //! its end, and above each group a row marking the steps a Downtime window touched.
 //!
-//! Pure: a range answer in, rows and cells out; [`step_for`] picks the step of a run so that
-//! the timeline stays within [`MAX_COLUMNS`] cells, whatever the run's length.
+//! Pure: a range answer in, rows and cells out; [`range_for`] picks the range and step of a run
+//! so that the timeline stays within [`MAX_COLUMNS`] cells, whatever the run's length.
 
-use chaos_availability::range::{CellState, StepCell, cell_state};
+use chaos_availability::EPISODE_SECS;
+use chaos_availability::range::{CellState, RangeQuery, StepCell, cell_state};
 use chaos_def::api::AvailabilityRange;
 use maud::{Markup, html};
 
@@ -13,14 +14,19 @@ use maud::{Markup, html};
 /// for a page of many probes to stay small.
 pub const MAX_COLUMNS: i64 = 120;
 
-/// The step of a timeline from `from` to `to` (unix seconds) seen at `now`: the smallest the
-/// range API accepts (a multiple of 30 s within the last day, else of 300 s) that keeps the
-/// timeline within [`MAX_COLUMNS`] cells.
-pub fn step_for(from: i64, to: i64, now: i64) -> i64 {
-    let unit = if from >= now - 86_000 { 30 } else { 300 };
-    let length = (to - from).max(1);
-    let per_column = (length + MAX_COLUMNS - 1) / MAX_COLUMNS;
-    ((per_column + unit - 1) / unit).max(1) * unit
+/// The range of a run's timeline, as the range API will take it: from the run's start to its
+/// end (or `now`), with the shortest step (a multiple of 30 s) the API accepts for it at `now`
+/// — steps that are not multiples of 300 s only within the last day — that keeps the row
+/// within [`MAX_COLUMNS`] cells once aligned. `None` when no step up to a year would do.
+pub fn range_for(from: i64, to: i64, now: i64) -> Option<RangeQuery> {
+    let to = to.min(now).max(from + 1);
+    // Few steps are tried: the first that fits is near length / MAX_COLUMNS.
+    let first = ((to - from) / MAX_COLUMNS / EPISODE_SECS).max(1);
+    (first..=first + 400).find_map(|k| {
+        let query = RangeQuery { from, to, step: k * EPISODE_SECS, muted: Vec::new() };
+        let valid = query.validate(now).ok()?;
+        ((valid.to() - valid.from()) / valid.step() <= MAX_COLUMNS).then_some(query)
+    })
 }
 
 /// One group of rows.
@@ -227,19 +233,20 @@ mod tests {
 
     proptest! {
         #[test]
-        fn a_runs_step_is_one_the_api_takes_and_keeps_the_row_short(
-            age in 0i64..40 * 86_400, length in 1i64..30 * 86_400,
+        fn a_runs_range_is_one_the_api_takes_and_keeps_the_row_short(
+            age in 0i64..40 * 86_400, length in -100i64..30 * 86_400,
         ) {
             let now = 1_800_000_000;
             let from = now - age;
-            let to = (from + length).min(now).max(from + 1);
-            let step = step_for(from, to, now);
-            let unit = if from >= now - 86_000 { 30 } else { 300 };
-            prop_assert_eq!(step % unit, 0);
-            prop_assert!((to - from + step - 1) / step <= MAX_COLUMNS);
-            // The smallest such step: one unit less would need too many columns.
-            if step > unit {
-                prop_assert!((to - from + step - unit - 1) / (step - unit) > MAX_COLUMNS);
+            let query = range_for(from, from + length, now).expect("a step for every run within a month");
+            let valid = query.validate(now).expect("the API takes it");
+            prop_assert!((valid.to() - valid.from()) / valid.step() <= MAX_COLUMNS);
+            // The shortest such step: one of 30 s less is refused, or needs too many cells.
+            let shorter = RangeQuery { step: query.step - EPISODE_SECS, ..query.clone() };
+            if shorter.step > 0
+                && let Ok(valid) = shorter.validate(now)
+            {
+                prop_assert!((valid.to() - valid.from()) / valid.step() > MAX_COLUMNS);
             }
         }
     }

@@ -108,6 +108,14 @@ impl Store {
         }
     }
 
+    /// Grants a lease of `ttl` that nobody keeps alive: the keys attached to it are deleted
+    /// when it runs out (a record with an end of its own, such as a dashboard session).
+    pub async fn grant_expiring(&self, ttl: Duration) -> Result<i64> {
+        let mut client = self.client();
+        let requested = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
+        Ok(self.bounded(client.lease_grant(requested, None)).await?.id())
+    }
+
     /// Grants a lease of `ttl` (etcd rounds up to its minimum, about 2 s by default) and keeps
     /// it alive until it is revoked or dropped.
     pub async fn grant_lease(&self, ttl: Duration) -> Result<Lease> {

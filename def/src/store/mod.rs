@@ -415,6 +415,26 @@ impl Store {
         Ok(found)
     }
 
+    /// The first `limit` items from `start` (included) to `end` (excluded), in key order, at
+    /// one revision: a page of a window of keys that sort by sequence, such as a journal's.
+    pub async fn list_from<T: DeserializeOwned>(
+        &self,
+        (start, end): (&str, &str),
+        limit: usize,
+    ) -> Result<Vec<(String, T)>> {
+        let mut items = Vec::new();
+        let range = (start.as_bytes().to_vec(), end.as_bytes().to_vec());
+        if limit == 0 {
+            return Ok(items);
+        }
+        self.scan_range_at(range, (false, 0), |key, kv| {
+            items.push((key.clone(), decode::<T>(&key, kv)?.value));
+            Ok(items.len() < limit)
+        })
+        .await?;
+        Ok(items)
+    }
+
     /// Every item from `start` (included) to `end` (excluded), in key order, handed to `each`
     /// one by one (nothing is collected): for windows too large to hold.
     pub async fn for_each_between<T: DeserializeOwned>(

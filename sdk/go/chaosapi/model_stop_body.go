@@ -19,7 +19,7 @@ var _ MappedNullable = &StopBody{}
 
 // StopBody struct for StopBody
 type StopBody struct {
-	// Why it was stopped, shown in the scenario's status.
+	// Why it was stopped, shown in the scenario's status: at most 1,024 characters.
 	Reason NullableString `json:"reason,omitempty"`
 }
 

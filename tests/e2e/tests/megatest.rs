@@ -32,6 +32,7 @@ async fn the_demo_flags_exactly_the_volumes_the_planted_bug_hit_and_leaves_nothi
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "the demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("nothing labelled chaos.dev/scenario=demo is left"), "{stdout}");
+    assert!(stdout.contains("dashboard: https://127.0.0.1:") && stdout.contains("/ui  (sign in"), "{stdout}");
     assert!(
         stdout
             .contains("Every volume the bug hit is flagged Broken, and no other; each shows down in its volume probe."),

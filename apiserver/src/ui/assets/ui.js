@@ -18,6 +18,11 @@ function refreshLive(section) {
     if (document.hidden) return;
     try {
       const response = await fetch(section.dataset.src, { credentials: "same-origin" });
+      if (response.status === 401) {
+        // The session ended: the page itself goes to the login page.
+        location.reload();
+        return;
+      }
       if (response.ok) {
         section.innerHTML = await response.text();
         section.dataset.refreshed = String(Date.now());
@@ -57,6 +62,7 @@ function streamJournal(list) {
   });
   source.addEventListener("error", () => {
     if (source.readyState === EventSource.CONNECTING) state.textContent = "Reconnecting…";
+    if (source.readyState === EventSource.CLOSED) state.textContent = "The stream ended; reload to follow it again.";
   });
 }
 

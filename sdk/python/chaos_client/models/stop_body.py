@@ -17,8 +17,9 @@ import pprint
 import re  # noqa: F401
 import json
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field
 from typing import Any, ClassVar, Dict, List, Optional
+from typing_extensions import Annotated
 from typing import Optional, Set
 from typing_extensions import Self
 from pydantic_core import to_jsonable_python
@@ -27,7 +28,7 @@ class StopBody(BaseModel):
     """
     StopBody
     """ # noqa: E501
-    reason: Optional[StrictStr] = Field(default=None, description="Why it was stopped, shown in the scenario's status.")
+    reason: Optional[Annotated[str, Field(strict=True, max_length=1024)]] = Field(default=None, description="Why it was stopped, shown in the scenario's status: at most 1,024 characters.")
     __properties: ClassVar[List[str]] = ["reason"]
 
     model_config = ConfigDict(
