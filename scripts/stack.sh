@@ -39,7 +39,7 @@ start_stack() {
     exit 1
   fi
   export CHAOS_SERVER=$server CHAOS_TOKEN=$token CHAOS_CA=$stack_run/state/tls/ca.pem
-  echo "$who: stack at $server (logs: $stack_target/last when this ends)"
+  echo "$who: stack at $server (logs: $stack_target/last when this ends)" >&2
 }
 
 # shellcheck disable=SC2317 # run by the trap

@@ -38,7 +38,12 @@ fi
 
 # shellcheck source=scripts/stack.sh
 . scripts/stack.sh
-start_stack ui "$chaosctl" --workers 2
+if [ "$mode" = budget ]; then
+  # 10,000 instances on two workers: 5,000 each, within Linux's default vm.max_map_count.
+  start_stack ui "$chaosctl" --workers 2 --slots 5100
+else
+  start_stack ui "$chaosctl" --workers 2
+fi
 
 export PYTHONDONTWRITEBYTECODE=1
 export CHAOS_UI_SCREENSHOTS=$target/ui/screenshots

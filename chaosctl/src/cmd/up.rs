@@ -1,10 +1,12 @@
-//! `up`: a local stack as child processes (started by [`chaosctl::stack`]), kept until Ctrl-C.
+//! `up`: a local stack as child processes (started by [`chaosctl::stack`]), kept until Ctrl-C
+//! or SIGTERM.
 //! (`demo` starts its own stack: all of it is [`chaosctl::demo`].)
 
 use chaosctl::config::{self, Config};
 use chaosctl::stack::{LOCAL_CONTEXT, Stack, StackOptions};
 
-/// `up`: starts the stack, says how to use it, and stops it all on Ctrl-C (a second one forces).
+/// `up`: starts the stack, says how to use it, and stops it all on Ctrl-C or SIGTERM (a second
+/// one forces).
 pub async fn up(options: &StackOptions, write_context: bool) -> anyhow::Result<()> {
     eprintln!("starting a local stack in {} ...", options.state_dir.display());
     let mut stack = Stack::start(options).await?;
@@ -12,10 +14,19 @@ pub async fn up(options: &StackOptions, write_context: bool) -> anyhow::Result<(
         merge_context(&stack)?;
     }
     print_usage(&stack);
-    tokio::signal::ctrl_c().await?;
+    // SIGTERM as Ctrl-C: a stack started by a script or a service manager is stopped, not left
+    // behind, when its owner is asked to stop.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted?,
+        _ = terminate.recv() => {}
+    }
     eprintln!("stopping ...");
-    tokio::spawn(async {
-        let _ = tokio::signal::ctrl_c().await;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
         eprintln!("forced exit");
         std::process::exit(130);
     });
