@@ -362,7 +362,7 @@ impl Poller {
                 self.idle += 1;
                 // Now and then, whether anything more can come: a stopped scenario's journal
                 // is complete once read.
-                if self.idle % SETTLED_EVERY != 0 {
+                if !self.idle.is_multiple_of(SETTLED_EVERY) {
                     return Polled::Nothing(None);
                 }
                 match self.state.api.call::<ScenarioView>(&self.origin, Method::GET, &self.api, None).await {

@@ -53,7 +53,7 @@ impl FromRequestParts<UiState> for Viewer {
 
 impl Viewer {
     /// Refuses a form that does not carry this page's CSRF token, or comes from another site.
-    pub fn check_form(&self, csrf: &str) -> Result<(), Response> {
+    pub fn check_form(&self, csrf: &str) -> Result<(), session::ForeignForm> {
         session::check_form(&self.headers, &self.page.csrf, csrf)
     }
 }
@@ -252,7 +252,7 @@ pub struct ApplyForm {
 /// above the text as it was written.
 pub async fn apply(State(state): State<UiState>, viewer: Viewer, Form(form): Form<ApplyForm>) -> Response {
     if let Err(refused) = viewer.check_form(&form.csrf) {
-        return refused;
+        return refused.into_response();
     }
     // Browsers send a textarea's line breaks as CRLF; the lines are the same either way.
     let yaml = form.yaml.replace("\r\n", "\n");
@@ -380,7 +380,7 @@ async fn act(
     done: String,
 ) -> Response {
     if let Err(refused) = viewer.check_form(csrf) {
-        return refused;
+        return refused.into_response();
     }
     match state.api.call::<serde_json::Value>(&viewer.origin, method, &path, body).await {
         Ok(_) => Redirect::to(&done).into_response(),

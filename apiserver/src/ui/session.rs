@@ -297,16 +297,24 @@ pub struct CsrfForm {
     pub csrf: String,
 }
 
+/// A form that did not come from the dashboard's own pages.
+#[derive(Debug)]
+pub struct ForeignForm;
+
+impl IntoResponse for ForeignForm {
+    fn into_response(self) -> Response {
+        layout::error_page(
+            StatusCode::FORBIDDEN,
+            "This form did not come from this dashboard (its CSRF token is missing or wrong). \
+             Reload the page and try again.",
+        )
+    }
+}
+
 /// Refuses a form that does not come from the dashboard's own pages: a browser that says the
 /// request is another site's, or a CSRF token that is not the session's.
-pub fn check_form(headers: &HeaderMap, wanted: &str, csrf: &str) -> Result<(), Response> {
-    if !cross_site(headers) && !wanted.is_empty() && csrf_matches(wanted, csrf) {
-        return Ok(());
-    }
-    Err(layout::error_page(
-        StatusCode::FORBIDDEN,
-        "This form did not come from this dashboard (its CSRF token is missing or wrong). Reload the page and try again.",
-    ))
+pub fn check_form(headers: &HeaderMap, wanted: &str, csrf: &str) -> Result<(), ForeignForm> {
+    if !cross_site(headers) && !wanted.is_empty() && csrf_matches(wanted, csrf) { Ok(()) } else { Err(ForeignForm) }
 }
 
 #[cfg(test)]
