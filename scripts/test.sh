@@ -139,8 +139,9 @@ take_heavy_slot() {
 
 # Runs one suite into its log, then prints its result in one piece (lanes print in turn).
 run_suite() {
-  local suite=$1 weight=$2 log="$logs/suites/$1.log" status=passed start took cpu
-  case $suite in docs | doctests | pyclient) ;; *) grep -q "^$suite"$'\t' "$logs/binaries.tsv" || return 0 ;; esac
+  local suite=$1 weight=$2 binaries=$3 log="$logs/suites/$1.log" status=passed start took cpu
+  # A suite of binaries with none built has nothing to run; one of commands (`-`) always runs.
+  if [ "$binaries" != "-" ] && ! grep -q "^$suite"$'\t' "$logs/binaries.tsv"; then return 0; fi
   if [ "$weight" = heavy ]; then take_heavy_slot; fi
   start=$SECONDS
   # A subshell of its own, so that `times` counts this suite's processes alone; not in a
@@ -161,7 +162,7 @@ run_suite() {
   {
     flock 9
     if [ "$status" = passed ]; then
-      grep -E "^ +(Running|Doc-tests) |^test result:|^docs: |^pyclient: |$pytest_result" "$log" || true
+      grep -E "^ +(Running|Doc-tests) |^test result:|^docs: |^pyclient: |^sdk: |^ui: |$pytest_result" "$log" || true
     else
       echo "---- suite $suite failed; the last lines of $log:"
       tail -n 150 "$log"
@@ -176,10 +177,10 @@ pytest_result='^=+ ([0-9]+ [a-z]+(, )?)+ in [0-9.]+s'
 selected() { [ -z "${CHAOS_TEST_ONLY:-}" ] || [[ " $CHAOS_TEST_ONLY " == *" $1 "* ]]; }
 
 run_lane() {
-  local lane=$1 suite suite_lane weight
-  while read -r suite suite_lane weight _; do
+  local lane=$1 suite suite_lane weight binaries
+  while read -r suite suite_lane weight binaries; do
     if [ $(((suite_lane - 1) % lanes + 1)) = "$lane" ] && selected "$suite"; then
-      run_suite "$suite" "$weight"
+      run_suite "$suite" "$weight" "$binaries"
     fi
   done <<<"$suites"
 }

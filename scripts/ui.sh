@@ -51,5 +51,7 @@ mkdir -p "$CHAOS_UI_SCREENSHOTS"
 if [ "$mode" = budget ]; then
   "$venv/bin/python" scripts/ui-budget.py
 else
+  start=$SECONDS
   timeout --kill-after=30s 15m "$venv/bin/python" -m pytest -p no:cacheprovider --rootdir tests/browser tests/browser -q
+  echo "ui: browser tests passed in $((SECONDS - start))s (screenshots: $CHAOS_UI_SCREENSHOTS)"
 fi

@@ -387,3 +387,46 @@ async fn the_journal_streams_as_server_sent_events() {
     assert!(text.starts_with("id: 150\n") || text.contains("\nid: 150\n"), "{text}");
     assert!(!text.contains("id: 149\n"));
 }
+
+#[tokio::test]
+async fn a_token_has_few_streams_and_its_revocation_ends_them() {
+    let ui = start().await;
+    let operator = ui.token("ops", Role::Operator).await;
+    let session = ui.login(&operator).await;
+    assert_eq!(ui.post(&session, "/ui/scenarios", &[("yaml", MEGATEST)]).await.status(), StatusCode::SEE_OTHER);
+    let open = || async {
+        let url = format!("{}/ui/scenarios/megatest/events", ui.url);
+        ui.http.get(url).header(COOKIE, &session.cookie).send().await.unwrap()
+    };
+    let mut streams = Vec::new();
+    for _ in 0..8 {
+        let stream = open().await;
+        assert_eq!(stream.status(), StatusCode::OK);
+        streams.push(stream);
+    }
+    assert_eq!(open().await.status(), StatusCode::TOO_MANY_REQUESTS, "a ninth stream of one token");
+    // One closed, one more may open (once the server has noticed, at its next keep-alive).
+    drop(streams.pop());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let stream = open().await;
+        if stream.status() == StatusCode::OK {
+            streams.push(stream);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "a closed stream is still counted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let revoked =
+        ui.http.delete(format!("{}/v1/tokens/ops", ui.url)).bearer_auth(&ui.admin).send().await.unwrap().status();
+    assert_eq!(revoked, StatusCode::OK);
+    let mut stream = streams.pop().unwrap();
+    let mut text = String::new();
+    while !text.contains("event: end") {
+        let chunk = tokio::time::timeout_at(deadline, stream.chunk()).await.expect("the stream ended").unwrap();
+        let Some(chunk) = chunk else { break };
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("event: end\ndata: 401"), "{text}");
+}

@@ -278,7 +278,9 @@ pub async fn events(State(state): State<UiState>, viewer: Viewer, Path(name): Pa
         _slot: slot,
     };
     let stream = futures::stream::unfold(poller, Poller::next);
-    Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+    // A comment every few seconds keeps proxies from closing a quiet stream, and is how a
+    // closed one is noticed (the write fails), which frees its slot.
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(5))).into_response()
 }
 
 /// The sequence number before the journal's last [`FIRST_ENTRIES`] entries (0: from the start).
