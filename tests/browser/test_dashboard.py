@@ -10,6 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import WebDriverWait
@@ -45,8 +46,12 @@ def apply(driver, yaml: str) -> None:
     driver.find_element(By.CSS_SELECTOR, "#apply button[type=submit]").click()
 
 
+# The live part of the page is replaced every few seconds: what a test reads of it is read in one
+# script, at one moment, never through elements found earlier (which a refresh makes stale).
+
+
 def phase(driver) -> str:
-    return driver.find_element(By.ID, "status").get_attribute("data-phase")
+    return driver.execute_script('return document.getElementById("status")?.dataset.phase ?? ""')
 
 
 def test_an_operator_applies_watches_and_stops_a_scenario(browser, api):
@@ -75,14 +80,25 @@ def test_an_operator_applies_watches_and_stops_a_scenario(browser, api):
     wait(browser, 30).until(lambda d: d.find_element(By.ID, "live").get_attribute("data-refreshed") != first)
     # The timeline fills in as the probes report: the application's and the control plane's.
     def measured(driver) -> set:
-        rows = driver.find_elements(By.CSS_SELECTOR, ".timeline tr[data-probe]")
-        return {row.get_attribute("data-probe") for row in rows if row.find_elements(By.CSS_SELECTOR, "i.cell.up")}
+        return set(
+            driver.execute_script(
+                """return [...document.querySelectorAll(".timeline tr[data-probe]")]
+                       .filter((row) => row.querySelector("i.cell.up")).map((row) => row.dataset.probe);"""
+            )
+        )
 
     wait(browser, 120).until(lambda d: {"disk", "access"} <= measured(d))
-    kinds = {item.get_attribute("data-kind") for item in browser.find_elements(By.CSS_SELECTOR, "#events li")}
+    kinds = set(browser.execute_script('return [...document.querySelectorAll("#events li")].map((li) => li.dataset.kind)'))
     assert "run-started" in kinds, kinds
     screenshot(browser, "live", full_page=True)
-    screenshot(browser.find_element(By.ID, "availability"), "timeline")
+    # The timeline may be replaced between finding it and taking its picture: found again then.
+    for attempt in range(3):
+        try:
+            screenshot(browser.find_element(By.ID, "availability"), "timeline")
+            break
+        except StaleElementReferenceException:
+            if attempt == 2:
+                raise
 
     # Stop, through the confirmation page.
     browser.find_element(By.LINK_TEXT, "Stop…").click()

@@ -46,11 +46,12 @@ pub async fn scenario(
     Path(name): Path<String>,
     Query(query): Query<ScenarioQuery>,
 ) -> Response {
-    let live = match live_markup(&state, &viewer.origin, &name).await {
+    let (live, phase) = match live_markup(&state, &viewer.origin, &name).await {
         Ok(live) => live,
         Err(refused) => return refused_page(refused),
     };
     let operate = viewer.page.may(Permission::Operate);
+    let stoppable = !matches!(phase, ScenarioPhase::Stopping | ScenarioPhase::Stopped);
     let path = format!("/ui/scenarios/{}", segment(&name));
     let applied = query.applied.filter(|a| ["created", "configured", "unchanged"].contains(&a.as_str()));
     let body = html! {
@@ -58,7 +59,7 @@ pub async fn scenario(
             h1 { (name) }
             @if operate {
                 div.actions #scenario-actions {
-                    a.button href={ (path) "/stop" } { "Stop…" }
+                    @if stoppable { a.button href={ (path) "/stop" } { "Stop…" } }
                     a.button.danger href={ (path) "/delete" } { "Delete…" }
                 }
             }
@@ -77,12 +78,13 @@ pub async fn scenario(
 /// The part of the live page that the script refreshes.
 pub async fn live(State(state): State<UiState>, viewer: Viewer, Path(name): Path<String>) -> Response {
     match live_markup(&state, &viewer.origin, &name).await {
-        Ok(live) => Html(live.into_string()).into_response(),
+        Ok((live, _)) => Html(live.into_string()).into_response(),
         Err(refused) => (refused.status, refused.body.message).into_response(),
     }
 }
 
-async fn live_markup(state: &UiState, origin: &Origin, name: &str) -> Result<Markup, Refused> {
+/// The refreshed part of the page, and the scenario's phase.
+async fn live_markup(state: &UiState, origin: &Origin, name: &str) -> Result<(Markup, ScenarioPhase), Refused> {
     let api = format!("/v1/scenarios/{}", segment(name));
     let view: ScenarioView = state.api.call(origin, Method::GET, &api, None).await?;
     let report: Report = state.api.call(origin, Method::GET, &format!("{api}/report"), None).await?;
@@ -110,7 +112,7 @@ async fn live_markup(state: &UiState, origin: &Origin, name: &str) -> Result<Mar
         }
         None => Err("The timeline starts when the scenario does.".to_string()),
     };
-    Ok(html! {
+    let markup = html! {
         (status_markup(&view))
         (summary_markup(&report))
         section.availability #availability {
@@ -121,7 +123,8 @@ async fn live_markup(state: &UiState, origin: &Origin, name: &str) -> Result<Mar
             }
         }
         (details_markup(&report))
-    })
+    };
+    Ok((markup, view.status.phase))
 }
 
 fn status_markup(view: &ScenarioView) -> Markup {
