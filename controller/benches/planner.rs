@@ -63,6 +63,7 @@ fn bench(c: &mut Criterion) {
         instances: &instances,
         statuses: &statuses,
         stop_all: false,
+        probes: &BTreeMap::new(),
         now,
     };
     assert!(plan_scenario(input, &config).is_empty(), "a steady scenario needs no writes");

@@ -4,8 +4,14 @@
 //! next plan does not repeat a write whose watch event is still on its way).
 
 use chaos_def::Keys;
+use chaos_def::availability::LiveState;
 use chaos_def::records::{InstanceStatus, ScenarioStatus, StoredScenario, TaskInstance};
+use std::collections::BTreeMap;
+
+use chaos_def::availability::ProbeState;
 use chaos_def::store::{KeyShape, Slot, WatchCache, WatchEvent};
+
+use crate::plan::workflow::{ProbeLive, merge_live};
 
 /// What the watches feed in, one variant per watched prefix.
 #[derive(Debug)]
@@ -15,6 +21,7 @@ pub enum Change {
     Instance(WatchEvent<TaskInstance>),
     InstanceStatus(WatchEvent<InstanceStatus>),
     StopAll(WatchEvent<serde_json::Value>),
+    Live(WatchEvent<LiveState>),
 }
 
 #[derive(Debug)]
@@ -29,6 +36,8 @@ pub struct Cache {
     pub instance_statuses: WatchCache<InstanceStatus>,
     /// The global kill switch: its key exists while it is on.
     pub stop_all: WatchCache<serde_json::Value>,
+    /// What each vantage point sees of each probe now: by group, then `<probe>/<vantage>`.
+    pub live: WatchCache<LiveState>,
 }
 
 impl Cache {
@@ -39,6 +48,7 @@ impl Cache {
             instances: WatchCache::new(keys.instances_prefix(), KeyShape::GroupName),
             instance_statuses: WatchCache::new(keys.statuses_prefix(), KeyShape::Name),
             stop_all: WatchCache::new(keys.stop_all(), KeyShape::Exact),
+            live: WatchCache::new(keys.availability_live_prefix(), KeyShape::GroupPath),
         }
     }
 
@@ -50,12 +60,25 @@ impl Cache {
             Change::Instance(event) => self.instances.apply(event),
             Change::InstanceStatus(event) => self.instance_statuses.apply(event),
             Change::StopAll(event) => self.stop_all.apply(event),
+            Change::Live(event) => self.live.apply(event),
         };
     }
 
     /// Whether the global kill switch is on.
     pub fn stop_all(&self) -> bool {
         !self.stop_all.is_empty()
+    }
+
+    /// The live state of `scenario`'s probes, by probe name, its vantage points merged.
+    pub fn probes_of(&self, scenario: &str) -> BTreeMap<String, ProbeLive> {
+        let mut points: BTreeMap<&str, Vec<(String, ProbeState, jiff::Timestamp)>> = BTreeMap::new();
+        for (_, _, live) in self.live.iter() {
+            let live = &live.value;
+            if live.scenario == scenario {
+                points.entry(live.probe.as_str()).or_default().push((live.group.clone(), live.state, live.since));
+            }
+        }
+        points.into_iter().filter_map(|(probe, points)| Some((probe.to_string(), merge_live(points)?))).collect()
     }
 
     /// Records an instance this controller wrote at `revision`.

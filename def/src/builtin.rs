@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::select::{SelectMode, TargetSpec};
 use crate::units::{Duration, Quantity, Range};
 use crate::validation::{SpecError, check_dns_label};
 
@@ -21,6 +22,9 @@ pub enum PluginScope {
     /// Started by the controller for each vantage point of a probe (`spec.probes`); never
     /// listed by users.
     Probe,
+    /// A fault a workflow step injects (`spec.workflows[].steps[].fault`); cluster-wide
+    /// plugins may be faults too.
+    Fault,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -34,10 +38,11 @@ pub enum BuiltinPlugin {
     PodDestroyer,
     Noop,
     Probe,
+    ProcessSignal,
 }
 
 impl BuiltinPlugin {
-    pub const ALL: [BuiltinPlugin; 9] = [
+    pub const ALL: [BuiltinPlugin; 10] = [
         BuiltinPlugin::VolumeMain,
         BuiltinPlugin::VolumeChecker,
         BuiltinPlugin::VolumeAttacher,
@@ -47,6 +52,7 @@ impl BuiltinPlugin {
         BuiltinPlugin::PodDestroyer,
         BuiltinPlugin::Noop,
         BuiltinPlugin::Probe,
+        BuiltinPlugin::ProcessSignal,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,6 +66,7 @@ impl BuiltinPlugin {
             BuiltinPlugin::PodDestroyer => "pod-destroyer",
             BuiltinPlugin::Noop => "noop",
             BuiltinPlugin::Probe => "probe",
+            BuiltinPlugin::ProcessSignal => "process-signal",
         }
     }
 
@@ -72,6 +79,7 @@ impl BuiltinPlugin {
             BuiltinPlugin::VolumeMain => PluginScope::VolumeLifecycle,
             BuiltinPlugin::PodDestroyer | BuiltinPlugin::Noop => PluginScope::Cluster,
             BuiltinPlugin::Probe => PluginScope::Probe,
+            BuiltinPlugin::ProcessSignal => PluginScope::Fault,
             _ => PluginScope::Volume,
         }
     }
@@ -120,16 +128,74 @@ pub struct ResizerParams {
     pub max_size: Quantity,
 }
 
-/// `pod-destroyer`: delete `pods` random pods matching `labelSelector` in `namespace`.
+/// `pod-destroyer`: every `period`, delete the pods `target` picks — or, as the megatest wrote
+/// it, `pods` random pods matching `labelSelector` in `namespace`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PodDestroyerParams {
-    pub namespace: String,
-    pub label_selector: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_selector: Option<String>,
     #[serde(default = "pods_1")]
     pub pods: Range<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetSpec>,
     #[serde(default = "period_30_60")]
     pub period: Range<Duration>,
+}
+
+impl PodDestroyerParams {
+    /// The target of one round: `target`, or `count` pods of `labelSelector` in `namespace`.
+    pub fn round_target(&self, count: u32) -> TargetSpec {
+        self.target.clone().unwrap_or_else(|| TargetSpec {
+            namespaces: self.namespace.iter().cloned().collect(),
+            label_selector: self.label_selector.clone(),
+            field_selector: None,
+            name_regex: None,
+            container_regex: Vec::new(),
+            mode: SelectMode::Fixed,
+            value: Some(count),
+        })
+    }
+}
+
+/// The signals `process-signal` sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Signal {
+    #[serde(rename = "SIGSTOP", alias = "STOP")]
+    Stop,
+    #[serde(rename = "SIGCONT", alias = "CONT")]
+    Cont,
+    #[serde(rename = "SIGKILL", alias = "KILL")]
+    Kill,
+    #[serde(rename = "SIGTERM", alias = "TERM")]
+    Term,
+}
+
+impl Signal {
+    /// The name `kill -s` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Stop => "STOP",
+            Signal::Cont => "CONT",
+            Signal::Kill => "KILL",
+            Signal::Term => "TERM",
+        }
+    }
+}
+
+/// `process-signal`: send `signal` to PID 1 (or to the processes named `process`) of the
+/// containers `target` picks. `SIGSTOP` holds until the fault ends, then continues every process
+/// it stopped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProcessSignalParams {
+    pub signal: Signal,
+    /// A process name as `ps` shows it (its program, with or without the path); PID 1 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
+    pub target: TargetSpec,
 }
 
 fn period_30_60() -> Range<Duration> {
@@ -218,14 +284,42 @@ pub fn validate_params(
         BuiltinPlugin::PodDestroyer => match typed::<PodDestroyerParams>(value) {
             Ok(p) => {
                 period_ok(&p.period, &mut error);
-                if let Err(why) = check_dns_label(&p.namespace) {
-                    error("namespace", format!("{:?} is not a valid namespace: {why}", p.namespace));
-                }
-                if p.label_selector.trim().is_empty() {
-                    error("labelSelector", "must select something, e.g. app=agent".into());
+                match (&p.target, &p.namespace, &p.label_selector) {
+                    (Some(target), None, None) => {
+                        for e in target.validate("target") {
+                            error(&e.path, e.message);
+                        }
+                    }
+                    (Some(_), _, _) => error("target", "give either target or namespace and labelSelector".into()),
+                    (None, namespace, selector) => {
+                        match namespace {
+                            Some(namespace) => {
+                                if let Err(why) = check_dns_label(namespace) {
+                                    error("namespace", format!("{namespace:?} is not a valid namespace: {why}"));
+                                }
+                            }
+                            None => error("namespace", "is required (or give a target)".into()),
+                        }
+                        if selector.as_deref().is_none_or(|s| s.trim().is_empty()) {
+                            error("labelSelector", "must select something, e.g. app=agent".into());
+                        }
+                    }
                 }
                 if !p.pods.is_ordered() {
                     error("pods.min", format!("min ({}) is greater than max ({})", p.pods.min, p.pods.max));
+                }
+            }
+            Err((field, message)) => error(&field, message),
+        },
+        BuiltinPlugin::ProcessSignal => match typed::<ProcessSignalParams>(value) {
+            Ok(p) => {
+                for e in p.target.validate("target") {
+                    error(&e.path, e.message);
+                }
+                if let Some(process) = &p.process
+                    && (process.is_empty() || process.len() > 255 || process.contains(char::is_whitespace))
+                {
+                    error("process", "a process name: 1 to 255 characters, no spaces".into());
                 }
             }
             Err((field, message)) => error(&field, message),

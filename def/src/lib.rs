@@ -16,7 +16,9 @@ pub mod plugin;
 pub mod probe;
 pub mod records;
 pub mod scenario;
+pub mod select;
 pub mod validation;
+pub mod workflow;
 pub mod yaml;
 
 /// Durations, quantities and ranges: the plugin-facing crate `chaos-plugin-types` owns them, so

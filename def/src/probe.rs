@@ -48,6 +48,9 @@ pub struct ProbeSpec {
     /// How many workers sample it (the most optimistic answer wins); 1 by default.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub vantage_points: u32,
+    /// The cluster it measures; the scenario's by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpProbe>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -294,6 +297,9 @@ impl ProbeSpec {
         let mut v = Problems { path, errors: Vec::new() };
         v.dns_label("name", &self.name);
         v.dns_label("group", &self.group);
+        if let Some(cluster) = &self.cluster {
+            v.dns_label("cluster", cluster);
+        }
         if self.interval < MIN_INTERVAL || self.interval > MAX_INTERVAL {
             v.error("interval", format!("must be between {MIN_INTERVAL} and {MAX_INTERVAL}"));
         }

@@ -154,6 +154,12 @@ pub struct ScenarioStatus {
     /// Failures that did not stop the scenario (a task that exhausted its retries).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<String>,
+    /// The workflows' progress, in the spec's order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub workflows: Vec<crate::workflow::WorkflowStatus>,
+    /// The safety stop (`spec.abortWhen`) that tripped, with what it saw: the scenario stops.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<String>,
     /// The controller that wrote this status (the leader at the time).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub controller: String,
@@ -236,6 +242,16 @@ pub struct TaskInstance {
     /// checker of a scenario that measures its volumes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<crate::probe::ProbeBinding>,
+    /// The workflow step whose fault this instance is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<StepRef>,
+}
+
+/// A workflow step's run: the workflow and the step's key (`2`, `3.b1.0`, `4.r7.1`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StepRef {
+    pub workflow: String,
+    pub key: String,
 }
 
 impl TaskInstance {
@@ -260,6 +276,7 @@ impl TaskInstance {
             limits: PluginLimits::default(),
             cleanup: false,
             probe: None,
+            step: None,
         }
     }
 }
@@ -277,6 +294,8 @@ pub enum InstanceRole {
     VolumeBeforeMain,
     /// A per-volume plugin stopped after the RV is gone (resizer, replica destroyer/creator).
     VolumeAfterMain,
+    /// A workflow step's fault.
+    Fault,
 }
 
 /// Which volume an instance belongs to; the same on every instance of the volume.
@@ -465,6 +484,42 @@ pub struct Assignment {
 
 fn one() -> u32 {
     1
+}
+
+/// Gives out journal sequence numbers without a shared counter (no hot key): `seq = µs since the
+/// epoch × 1000 + tag`, where the tag (0..999) is a hash of the writer's name (a worker's, the
+/// controller's) and the microseconds are made strictly increasing within the writer. Keys
+/// therefore sort by time across writers and by emission order within one. Two writers collide
+/// only with the same tag in the same microsecond, and every entry is written create-only, so a
+/// collision is a refused write, never an overwrite.
+#[derive(Debug)]
+pub struct SeqGen {
+    tag: u64,
+    last_micros: u64,
+}
+
+impl SeqGen {
+    pub fn new(worker: &str) -> Self {
+        // FNV-1a: stable across versions and platforms.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in worker.bytes() {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        SeqGen { tag: hash % 1000, last_micros: 0 }
+    }
+
+    /// The writer's tag: the last three digits of every number it gives out.
+    pub fn tag(&self) -> u64 {
+        self.tag
+    }
+
+    /// The next number at `now_micros`: strictly greater than any given before.
+    pub fn next(&mut self, now_micros: u64) -> u64 {
+        let micros = now_micros.max(self.last_micros + 1);
+        self.last_micros = micros;
+        micros.saturating_mul(1000).saturating_add(self.tag)
+    }
 }
 
 /// `events/<scenario>/<seq>` — one journal entry.

@@ -13,6 +13,7 @@ use crate::limits::PluginLimits;
 use crate::probe::{self, ProbeSpec};
 use crate::units::{Duration, Quantity, Range};
 pub use crate::validation::{SpecError, SpecErrors, check_dns_label, check_dns_subdomain};
+use crate::workflow::{self, AbortCondition, WorkflowSpec};
 use crate::yaml::{self, LineIndex};
 
 pub const API_VERSION: &str = "chaosctl.dev/v1alpha1";
@@ -74,6 +75,12 @@ pub struct ScenarioSpec {
     /// What to measure the availability of while the scenario runs (docs/availability.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub probes: Vec<ProbeSpec>,
+    /// Chaos as code: steps of faults, waits on probes, sleeps, run in order (docs/workflows.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workflows: Vec<WorkflowSpec>,
+    /// Safety stops: the whole scenario stops when one trips.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub abort_when: Vec<AbortCondition>,
 }
 
 fn default_cluster() -> String {
@@ -376,8 +383,8 @@ impl Scenario {
         if spec.seed.is_some_and(|seed| seed > i64::MAX as u64) {
             v.error("spec.seed", format!("must be at most {}", i64::MAX));
         }
-        if spec.volumes.is_none() && spec.tasks.is_empty() && spec.probes.is_empty() {
-            v.error("spec", "nothing to do: give spec.volumes, spec.tasks, spec.probes or several");
+        if spec.volumes.is_none() && spec.tasks.is_empty() && spec.probes.is_empty() && spec.workflows.is_empty() {
+            v.error("spec", "nothing to do: give spec.volumes, spec.tasks, spec.probes, spec.workflows or several");
         }
         if let Some(volumes) = &spec.volumes {
             v.volumes(volumes);
@@ -396,6 +403,11 @@ impl Scenario {
             if let Some(plugin) = task.plugin.builtin() {
                 if plugin.scope() == PluginScope::Probe {
                     v.error(format!("{path}.plugin"), format!("{plugin} runs the probes; list them under spec.probes"));
+                } else if plugin.scope() == PluginScope::Fault {
+                    v.error(
+                        format!("{path}.plugin"),
+                        format!("{plugin} is a fault; use it in a step of spec.workflows"),
+                    );
                 } else if plugin.scope() != PluginScope::Cluster {
                     v.error(
                         format!("{path}.plugin"),
@@ -410,6 +422,20 @@ impl Scenario {
             volumes.plugins.iter().any(|p| p.plugin.builtin() == Some(BuiltinPlugin::VolumeChecker))
         });
         v.errors.extend(probe::validate(&spec.probes, spec.volumes.is_some(), has_checker));
+        let probes = spec.probes.iter().filter(|p| p.volumes.is_none()).map(|p| (p.name.clone(), p.group.clone()));
+        v.errors.extend(workflow::validate(&spec.workflows, &spec.abort_when, &probes.collect()));
+        for (i, flow) in spec.workflows.iter().enumerate() {
+            let path = format!("spec.workflows[{i}]");
+            if spec.duration.is_none() && workflow::repeats_forever(&flow.steps) {
+                v.error(
+                    format!("{path}.steps"),
+                    "a repeat without times runs until the scenario's duration: set spec.duration",
+                );
+            }
+            for (_, _, at, fault) in workflow::fault_steps(&flow.steps, &format!("{path}.steps")) {
+                v.fault(&format!("{at}.fault"), fault);
+            }
+        }
         v.errors
     }
 }
@@ -440,6 +466,40 @@ impl Validator {
     fn range<T: PartialOrd + fmt::Debug>(&mut self, path: &str, range: &Range<T>) {
         if !range.is_ordered() {
             self.error(format!("{path}.min"), format!("min ({:?}) is greater than max ({:?})", range.min, range.max));
+        }
+    }
+
+    /// A fault step's plugin: one that may be a fault, with its parameters (and target) checked.
+    fn fault(&mut self, path: &str, fault: &workflow::FaultStep) {
+        let Some(plugin) = fault.plugin.builtin() else { return };
+        match plugin.scope() {
+            PluginScope::Fault | PluginScope::Cluster => {}
+            PluginScope::Probe => {
+                return self
+                    .error(format!("{path}.plugin"), format!("{plugin} runs the probes; list them under spec.probes"));
+            }
+            PluginScope::Volume | PluginScope::VolumeLifecycle => {
+                return self.error(
+                    format!("{path}.plugin"),
+                    format!("{plugin} acts on one volume; list it under spec.volumes.plugins"),
+                );
+            }
+        }
+        if plugin == BuiltinPlugin::ProcessSignal && fault.target.is_none() {
+            return self.error(format!("{path}.target"), "process-signal needs a target: which pods to signal");
+        }
+        // The target was checked where it is written (`fault.target`); the rest of the
+        // parameters are checked here as the plugin will read them.
+        let params_path = format!("{path}.params");
+        let target_path = format!("{params_path}.target");
+        for mut error in builtin::validate_params(plugin, &fault.plugin_params(), &params_path, None) {
+            if error.path.starts_with(&target_path) {
+                if fault.target.is_some() {
+                    continue;
+                }
+                error.path = error.path.replacen(&params_path, path, 1);
+            }
+            self.errors.push(error);
         }
     }
 
@@ -514,6 +574,10 @@ impl Validator {
                     PluginScope::Probe => self.error(
                         format!("{path}.plugin"),
                         format!("{plugin} runs the probes; list them under spec.probes"),
+                    ),
+                    PluginScope::Fault => self.error(
+                        format!("{path}.plugin"),
+                        format!("{plugin} is a fault; use it in a step of spec.workflows"),
                     ),
                 }
             }

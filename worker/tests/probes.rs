@@ -167,7 +167,7 @@ async fn a_plugin_built_against_0_1_0_links_and_runs_on_this_worker() {
     let inspected = chaos_def::plugin::inspect(&bytes).expect("an acceptable plugin");
     assert_eq!(inspected.interface_version, "0.1.0");
     let runtime = common::runtime();
-    let plugin = runtime.load(bytes).await.expect("it links against 0.1.1");
+    let plugin = runtime.load(bytes).await.expect("it links against 0.1.2");
     let sink = Arc::new(MemorySink::default());
     let config = json!({"namespace": "d8-sds-replicated-volume", "labelSelector": "app=agent",
                         "period": {"min": "50ms", "max": "100ms"}});

@@ -10,20 +10,22 @@
 //!   the end of its lifetime (or when the scenario stops) the plugins that must go first, then
 //!   volume-main (which deletes the RV), then the rest; then its records are removed;
 //! - the cluster-wide tasks, from start to stop;
+//! - the workflows, step by step ([`workflow`]), and the safety stops;
 //! - retries of failed instances with backoff, up to a limit; a volume whose instance runs out
 //!   of retries is torn down and counted failed;
 //! - the scenario's phase and counts.
 
 pub mod chance;
 pub mod naming;
+pub mod workflow;
 
 use std::collections::BTreeMap;
 
 use chaos_def::builtin::BuiltinPlugin;
 use chaos_def::limits::PluginLimits;
 use chaos_def::records::{
-    DesiredState, InstancePhase, InstanceRole, InstanceStatus, ScenarioPhase, ScenarioStatus, StoredScenario,
-    TaskInstance, VolumeRef,
+    DesiredState, InstancePhase, InstanceRole, InstanceStatus, JournalEvent, ScenarioPhase, ScenarioStatus,
+    StoredScenario, TaskInstance, VolumeRef,
 };
 use chaos_def::scenario::{PluginRef, VolumesSpec};
 use chaos_def::store::Versioned;
@@ -65,6 +67,8 @@ pub struct PlanInput<'a> {
     pub statuses: &'a BTreeMap<String, Versioned<InstanceStatus>>,
     /// The global kill switch is on.
     pub stop_all: bool,
+    /// The live state of the scenario's probes, by probe name.
+    pub probes: &'a BTreeMap<String, workflow::ProbeLive>,
     pub now: Timestamp,
 }
 
@@ -77,6 +81,8 @@ pub enum Action {
     Update { instance: TaskInstance, mod_revision: i64 },
     /// Remove the records of a volume whose instances have all finished.
     RemoveVolume { index: u64, instances: Vec<(String, i64)> },
+    /// Remove instance records read at these revisions (a finished run's faults).
+    RemoveInstances(Vec<(String, i64)>),
     /// Remove every record of the scenario: it was deleted and has stopped.
     Finalize,
 }
@@ -94,6 +100,8 @@ pub struct Plan {
     pub status: ScenarioStatus,
     /// When to plan again if nothing changes before (next step, a lifetime's end, a retry).
     pub wake_at: Option<Timestamp>,
+    /// Journal entries of the workflows' steps, written with the status.
+    pub events: Vec<JournalEvent>,
 }
 
 impl Plan {
@@ -125,6 +133,7 @@ struct Planner<'a> {
     atomic_ops: usize,
     rest: Vec<Action>,
     wake_at: Option<Timestamp>,
+    events: Vec<JournalEvent>,
 }
 
 /// The instances of one volume.
@@ -157,6 +166,7 @@ impl<'a> Planner<'a> {
             atomic_ops: 0,
             rest: Vec::new(),
             wake_at: None,
+            events: Vec::new(),
         }
     }
 
@@ -183,7 +193,7 @@ impl<'a> Planner<'a> {
             }
         }
 
-        let (volumes, tasks) = self.group();
+        let (volumes, tasks, faults) = self.group();
         let mut remaining_volumes = volumes.len();
         for group in volumes.values() {
             if self.volume(group, stop_reason.as_deref()) {
@@ -191,6 +201,7 @@ impl<'a> Planner<'a> {
             }
         }
         let tasks_settled = self.tasks(&tasks, stop_reason.is_some());
+        let workflows_ended = self.workflows(&faults, stop_reason.as_deref());
         if stop_reason.is_none() {
             self.step(remaining_volumes);
         }
@@ -199,7 +210,7 @@ impl<'a> Planner<'a> {
         self.status.instances = self.phase_counts();
         let stopped = match stop_reason {
             Some(reason) => {
-                let done = remaining_volumes == 0 && tasks_settled;
+                let done = remaining_volumes == 0 && tasks_settled && workflows_ended;
                 self.status.phase = if done { ScenarioPhase::Stopped } else { ScenarioPhase::Stopping };
                 if done {
                     self.status.stopped_at.get_or_insert(now);
@@ -220,7 +231,7 @@ impl<'a> Planner<'a> {
         if stopped && self.stored.metadata.deletion_timestamp.is_some() {
             self.rest.push(Action::Finalize);
         }
-        Plan { atomic: self.atomic, rest: self.rest, status: self.status, wake_at: self.wake_at }
+        Plan { atomic: self.atomic, rest: self.rest, status: self.status, wake_at: self.wake_at, events: self.events }
     }
 
     /// Why the scenario should stop, if it should.
@@ -234,6 +245,25 @@ impl<'a> Planner<'a> {
         }
         if self.input.stop_all {
             return Some("all scenarios stopped (chaosctl stop --all)".into());
+        }
+        if let Some(aborted) = &self.status.aborted {
+            return Some(aborted.clone());
+        }
+        if self.status.started_at.is_some()
+            && let Some(reason) = self.safety_stop()
+        {
+            self.status.aborted = Some(reason.clone());
+            return Some(reason);
+        }
+        let spec = &self.stored.spec;
+        let flows = &self.status.workflows;
+        if !spec.workflows.is_empty()
+            && spec.volumes.is_none()
+            && spec.duration.is_none()
+            && flows.len() == spec.workflows.len()
+            && flows.iter().all(|f| f.phase.is_ended())
+        {
+            return Some("its workflows ended".into());
         }
         if let (Some(duration), Some(started)) = (self.stored.spec.duration, self.status.started_at) {
             let end = add(started, duration.as_std());
@@ -249,10 +279,18 @@ impl<'a> Planner<'a> {
         self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
     }
 
-    fn group(&self) -> (BTreeMap<u64, VolumeGroup<'a>>, Vec<&'a Versioned<TaskInstance>>) {
+    /// The instances by what they belong to: volumes, cluster-wide tasks (and probes), and
+    /// workflow faults.
+    fn group(
+        &self,
+    ) -> (BTreeMap<u64, VolumeGroup<'a>>, Vec<&'a Versioned<TaskInstance>>, Vec<&'a Versioned<TaskInstance>>) {
         let mut volumes: BTreeMap<u64, VolumeGroup<'a>> = BTreeMap::new();
-        let mut tasks = Vec::new();
+        let (mut tasks, mut faults) = (Vec::new(), Vec::new());
         for instance in self.input.instances.values() {
+            if instance.value.role == InstanceRole::Fault {
+                faults.push(instance);
+                continue;
+            }
             let Some(volume) = &instance.value.volume else {
                 tasks.push(instance);
                 continue;
@@ -266,10 +304,12 @@ impl<'a> Planner<'a> {
             match instance.value.role {
                 InstanceRole::VolumeMain => group.main = Some(instance),
                 InstanceRole::VolumeAfterMain => group.after.push(instance),
-                InstanceRole::VolumeBeforeMain | InstanceRole::Task => group.before.push(instance),
+                InstanceRole::VolumeBeforeMain | InstanceRole::Task | InstanceRole::Fault => {
+                    group.before.push(instance)
+                }
             }
         }
-        (volumes, tasks)
+        (volumes, tasks, faults)
     }
 
     fn status_of(&self, instance: &TaskInstance) -> Option<&'a InstanceStatus> {
@@ -493,7 +533,9 @@ impl<'a> Planner<'a> {
         limits: &PluginLimits,
     ) -> TaskInstance {
         TaskInstance {
-            seed: chance::derive(self.seed, &id, 0),
+            // From the id within the run (not the run's uid): the same seed gives every instance
+            // the same seed in a replay, whatever the scenario's name or uid.
+            seed: chance::derive(self.seed, id.strip_prefix(self.run.as_str()).unwrap_or(&id), 0),
             id,
             scenario: self.stored.metadata.name.clone(),
             cluster: self.stored.spec.cluster.clone(),
@@ -510,7 +552,20 @@ impl<'a> Planner<'a> {
             limits: limits.clone(),
             cleanup: false,
             probe: None,
+            step: None,
         }
+    }
+
+    /// Creates an instance with the status, in one transaction (a workflow step's fault: the
+    /// step's record and its instance land together). Over the budget, it waits for the next
+    /// pass, planned at once.
+    fn create_atomic(&mut self, instance: TaskInstance) {
+        if self.atomic_ops >= ATOMIC_BUDGET {
+            self.wake(self.input.now);
+            return;
+        }
+        self.atomic_ops += 1;
+        self.atomic.push(Action::Create(instance));
     }
 
     /// The cluster-wide tasks and the probes: one instance per task replica and per probe

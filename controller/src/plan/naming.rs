@@ -37,6 +37,11 @@ pub fn probe_id(run: &str, probe: &str, vp: u32, vantage_points: u32) -> String 
     if vantage_points <= 1 { format!("{run}-p-{probe}") } else { format!("{run}-p-{probe}.{vp:02}") }
 }
 
+/// The fault of the workflow step whose run has key `key` (`2`, `3.b1.0`, `4.r7.1`).
+pub fn fault_id(run: &str, workflow: &str, key: &str) -> String {
+    format!("{run}-{}", chaos_def::workflow::fault_instance_suffix(workflow, key))
+}
+
 /// The RV's name: the scenario name, the volume index and a random suffix (as the seed's
 /// megatest names its volumes), mixed with the run's uid so that a scenario applied again
 /// never meets the previous run's volumes.

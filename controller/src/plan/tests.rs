@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chaos_def::records::{
-    DesiredState, InstancePhase, InstanceRole, InstanceStatus, ScenarioPhase, ScenarioStatus, StopRequest,
-    StoredScenario, TaskInstance,
+    DesiredState, InstancePhase, InstanceRole, InstanceStatus, JournalEvent, ScenarioPhase, ScenarioStatus,
+    StopRequest, StoredScenario, TaskInstance,
 };
 use chaos_def::store::Versioned;
 use jiff::{SignedDuration, Timestamp};
@@ -45,6 +45,10 @@ struct World {
     created_ever: BTreeSet<String>,
     config: PlannerConfig,
     max_alive_seen: u64,
+    /// The probes' live states the planner sees.
+    probes: BTreeMap<String, workflow::ProbeLive>,
+    /// Every journal entry the plans wrote, in order.
+    events: Vec<JournalEvent>,
 }
 
 fn versioned<T>(value: T, revision: i64) -> Versioned<T> {
@@ -63,6 +67,8 @@ impl World {
             created_ever: BTreeSet::new(),
             config: PlannerConfig::default(),
             max_alive_seen: 0,
+            probes: BTreeMap::new(),
+            events: Vec::new(),
         }
     }
 
@@ -73,6 +79,7 @@ impl World {
             instances: &self.instances,
             statuses: &self.statuses,
             stop_all: false,
+            probes: &self.probes,
             now: self.now,
         };
         plan_scenario(input, &self.config)
@@ -98,7 +105,7 @@ impl World {
                     }
                     self.instances.insert(instance.id.clone(), versioned(instance.clone(), rev));
                 }
-                Action::RemoveVolume { instances, .. } => {
+                Action::RemoveVolume { instances, .. } | Action::RemoveInstances(instances) => {
                     for (id, mod_revision) in instances {
                         let current = self.instances.remove(id).ok_or(format!("removal of missing {id}"))?;
                         if current.mod_revision != *mod_revision {
@@ -115,6 +122,7 @@ impl World {
         if self.status.as_ref().map(|s| &s.value) != Some(&plan.status) {
             self.status = Some(versioned(plan.status.clone(), rev));
         }
+        self.events.extend(plan.events.iter().cloned());
         let alive = self.volumes_alive();
         self.max_alive_seen = self.max_alive_seen.max(alive);
         Ok(())
@@ -465,3 +473,5 @@ proptest! {
         prop_assert_eq!(world.volumes_alive(), 0);
     }
 }
+
+mod workflows;

@@ -41,6 +41,8 @@ pub enum Verb {
     /// HTTP through the API server's proxy to a service's or pod's port (RBAC's `services/proxy`
     /// and `pods/proxy`), granted on `services` or `pods`.
     Proxy,
+    /// A command in a container (RBAC's `pods/exec`), granted on `pods`.
+    Exec,
 }
 
 impl Verb {
@@ -53,11 +55,12 @@ impl Verb {
             Verb::Delete => "delete",
             Verb::Patch => "patch",
             Verb::Proxy => "proxy",
+            Verb::Exec => "exec",
         }
     }
 }
 
-const VERBS: [&str; 8] = ["get", "list", "watch", "create", "delete", "patch", "proxy", "*"];
+const VERBS: [&str; 9] = ["get", "list", "watch", "create", "delete", "patch", "proxy", "exec", "*"];
 
 /// A kind as the cluster knows it (after discovery).
 #[derive(Debug, Clone, PartialEq, Eq)]

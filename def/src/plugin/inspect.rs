@@ -157,7 +157,7 @@ mod tests {
     fn the_plugin_world_passes() {
         let imports = names(&["wasi:io/poll@0.2.6", "chaos:plugin/types@0.1.0", "chaos:plugin/host@0.1.0"]);
         assert_eq!(check_world(&imports, &names(&["run"])), Ok("0.1.0".to_string()));
-        assert_eq!(check_world(&[], &names(&["run"])), Ok("0.1.1".to_string()));
+        assert_eq!(check_world(&[], &names(&["run"])), Ok("0.1.2".to_string()));
         // A plugin built against 0.1.1 that uses the probe interfaces.
         let probe = names(&["chaos:plugin/host@0.1.1", "chaos:plugin/http@0.1.1", "chaos:plugin/probe@0.1.1"]);
         assert_eq!(check_world(&probe, &names(&["run"])), Ok("0.1.1".to_string()));
@@ -178,7 +178,7 @@ mod tests {
         let newer = check_world(&names(&["chaos:plugin/host@0.2.0"]), &names(&["run"])).unwrap_err();
         assert_eq!(
             newer.to_string(),
-            "built against chaos:plugin@0.2.0, but this build serves chaos:plugin@0.1.1: it needs a newer worker \
+            "built against chaos:plugin@0.2.0, but this build serves chaos:plugin@0.1.2: it needs a newer worker \
              and apiserver"
         );
         let unknown = check_world(&names(&["chaos:plugin/disk@0.1.0"]), &names(&["run"])).unwrap_err();

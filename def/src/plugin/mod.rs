@@ -16,8 +16,8 @@ pub use inspect::{Inspection, PluginFileError, inspect, sha256_hex};
 pub const WIT_PACKAGE: &str = "chaos:plugin";
 /// Its version. A plugin built against `0.MINOR.x` runs on a host that serves `0.MINOR.y` with
 /// y ≥ x (semver for 0.x: the minor number is the breaking one).
-pub const WIT_VERSION: (u64, u64, u64) = (0, 1, 1);
+pub const WIT_VERSION: (u64, u64, u64) = (0, 1, 2);
 /// The interfaces of the package a plugin may import.
-pub const WIT_INTERFACES: [&str; 5] = ["types", "host", "kube", "http", "probe"];
+pub const WIT_INTERFACES: [&str; 6] = ["types", "host", "kube", "http", "probe", "exec"];
 /// The function every plugin exports.
 pub const RUN_EXPORT: &str = "run";

@@ -32,6 +32,8 @@ pub enum KeyShape {
     /// The prefix is one exact key, held under group `""`, name `""` (a watch on `…/w-1` also
     /// sees `…/w-10`; those are ignored).
     Exact,
+    /// `<prefix><group>/<path>`: a group, then the rest of the key as the name (it may hold `/`).
+    GroupPath,
 }
 
 /// Where a record sits in a cache.
@@ -108,6 +110,10 @@ impl<T, V> WatchCache<T, V> {
                 (!group.is_empty() && !name.is_empty() && !name.contains('/')).then(|| Slot::new(group, name))
             }
             KeyShape::Exact => rest.is_empty().then(|| Slot::named("")),
+            KeyShape::GroupPath => {
+                let (group, name) = rest.split_once('/')?;
+                (!group.is_empty() && !name.is_empty()).then(|| Slot::new(group, name))
+            }
         }
     }
 

@@ -3,8 +3,8 @@
 //! the per-volume plugins; volume-main gets the volume itself.
 
 use chaos_def::builtin::{
-    AttacherParams, BuiltinPlugin, CheckerParams, PodDestroyerParams, ReplicaChurnParams, ResizerParams,
-    validate_params,
+    AttacherParams, BuiltinPlugin, CheckerParams, PodDestroyerParams, ProcessSignalParams, ReplicaChurnParams,
+    ResizerParams, validate_params,
 };
 use chaos_def::{Quantity, Range};
 use serde::Deserialize;
@@ -93,6 +93,10 @@ pub fn pod_destroyer(config: &str) -> Result<PodDestroyerParams, String> {
     typed(BuiltinPlugin::PodDestroyer, object(config)?)
 }
 
+pub fn process_signal(config: &str) -> Result<ProcessSignalParams, String> {
+    typed(BuiltinPlugin::ProcessSignal, object(config)?)
+}
+
 pub fn volume_main(config: &str) -> Result<VolumeMainConfig, String> {
     let map = object(config)?;
     let cfg: VolumeMainConfig = serde_json::from_value(Value::Object(map)).map_err(|e| format!("config: {e}"))?;
@@ -150,6 +154,15 @@ mod tests {
         .unwrap();
         assert_eq!(p.pods.max, 2);
         assert!(pod_destroyer(r#"{"namespace":"ns","labelSelector":" "}"#).unwrap_err().contains("labelSelector"));
+        let t = pod_destroyer(r#"{"target":{"namespaces":["ns"],"mode":"fixed-percent","value":50}}"#).unwrap();
+        assert_eq!(t.round_target(9), t.target.clone().unwrap(), "a target decides the round alone");
+        let old = p.round_target(2);
+        assert_eq!(
+            (old.namespaces, old.label_selector.as_deref(), old.value),
+            (vec!["d8-sds-replicated-volume".to_string()], Some("app=agent"), Some(2))
+        );
+        let both = pod_destroyer(r#"{"namespace":"ns","labelSelector":"a=b","target":{"namespaces":["ns"]}}"#);
+        assert!(both.unwrap_err().contains("config.target"));
         let v =
             volume_main(r#"{"name":"mgt-1","storageClass":"rsc-a","size":"100Mi","initialAttachments":2}"#).unwrap();
         assert_eq!((v.size.bytes(), v.initial_attachments), (100 << 20, 2));

@@ -1,4 +1,4 @@
-//! The decisions of the seven megatest plugins (docs/builtin-plugins.md) as pure functions.
+//! The decisions of the megatest plugins (docs/builtin-plugins.md) as pure functions.
 //!
 //! The plugins themselves are WASM components in the plugins workspace, which is built only for
 //! `wasm32-wasip2`; their decision logic lives here, in a crate of the root workspace, so that
@@ -9,9 +9,9 @@
 pub mod attacher;
 pub mod checker;
 pub mod config;
-pub mod pods;
 pub mod replicas;
 pub mod resizer;
+pub mod signal;
 pub mod volume;
 
 /// A source of uniform random numbers: the instance's seeded stream in a plugin, [`SplitMix64`]
@@ -37,38 +37,13 @@ pub trait Random {
     }
 }
 
-/// A small seeded generator for tests (and anything else that needs one off the host).
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
+/// A small seeded generator for tests (and anything else that needs one off the host): the
+/// one target selection draws with.
+pub use chaos_def::select::SplitMix64;
 
 impl Random for SplitMix64 {
     fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        if hi <= lo {
-            return lo;
-        }
-        let n = (hi - lo).saturating_add(1);
-        // Rejection sampling: no modulo bias.
-        let zone = u64::MAX - (u64::MAX % n);
-        loop {
-            let v = self.next_u64();
-            if v < zone {
-                return lo + v % n;
-            }
-        }
+        SplitMix64::range(self, lo, hi)
     }
 }
 

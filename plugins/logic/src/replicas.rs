@@ -22,7 +22,7 @@ pub fn victim<'a>(replicas: &'a [String], rng: &mut impl crate::Random) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Random, SplitMix64};
+    use crate::SplitMix64;
 
     #[test]
     fn creates_access_and_tiebreaker_about_evenly_never_diskful() {

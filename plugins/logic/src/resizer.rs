@@ -17,7 +17,7 @@ pub fn settled(actual: Option<u64>, requested: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Random, SplitMix64};
+    use crate::SplitMix64;
 
     #[test]
     fn grows_by_the_step_and_stops_at_max() {

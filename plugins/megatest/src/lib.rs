@@ -10,6 +10,7 @@ use chaos_plugin_sdk::objects::{
 use chaos_plugin_sdk::{self as sdk, Duration, Error, Range, action, log};
 
 pub use chaos_def::records::STATE_READY;
+use chaos_def::select::{Selector, Target, TargetSpec};
 pub use chaos_megatest_logic as logic;
 pub use logic::attacher::rva_name;
 
@@ -184,4 +185,42 @@ pub fn detach_all(rv: &str) -> Result<usize, Error> {
         None => Ok(all.len()),
         Some(e) => Err(e),
     }
+}
+
+/// The pods `target` picks now with `seed`: each namespace listed with the target's selectors,
+/// then chaos-def's pure selection. The choice goes to the journal (`decision`, with the
+/// candidates it was made from), so that a replay can say where it first chose otherwise.
+pub fn pick_targets(target: &TargetSpec, seed: u64) -> Result<Vec<Target>, Error> {
+    let selector = Selector::new(target.clone()).map_err(|e| Error::Invalid(format!("target.{}: {}", e.path, e.message)))?;
+    let mut pods = Vec::new();
+    for namespace in &target.namespaces {
+        let sel = Selectors { labels: target.label_selector.clone(), fields: target.field_selector.clone() };
+        pods.extend(kube::list(kube::PODS, Some(namespace), &sel)?);
+    }
+    let candidates = chaos_def::select::candidates_of(&pods);
+    let picked = chaos_def::select::select(&selector, &candidates, seed);
+    let names = |targets: &mut dyn Iterator<Item = String>| -> String {
+        let mut all: Vec<String> = targets.collect();
+        all.sort();
+        let text = all.join(",");
+        // Journal fields stay small; the count says how many there were.
+        if text.len() > 2048 { format!("{}…", &text[..text.floor_char_boundary(2048)]) } else { text }
+    };
+    let eligible = selector.eligible(&candidates);
+    let fields = [
+        ("what", "targets".to_string()),
+        ("mode", target.mode.as_str().to_string()),
+        ("eligible", names(&mut eligible.iter().map(|t| format!("{}/{}", t.namespace, t.name)))),
+        ("eligibleCount", eligible.len().to_string()),
+        ("picked", names(&mut picked.iter().map(|t| format!("{}/{}", t.namespace, t.name)))),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    sdk::event("decision", &fields);
+    Ok(picked)
+}
+
+/// The seed of a plugin's round `round` (1, 2, ...): a stable mix of the instance seed and the
+/// round, so that each round draws apart and a replay draws the same.
+pub fn round_seed(seed: u64, round: u64) -> u64 {
+    chaos_def::select::SplitMix64::new(seed ^ round.wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_u64()
 }

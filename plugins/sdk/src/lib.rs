@@ -1,5 +1,5 @@
 //! The guest SDK every chaos plugin is built on: the bindings of the WIT world
-//! `chaos:plugin/plugin@0.1.1` (generated from the `wit/` directory of this crate) and the
+//! `chaos:plugin/plugin@0.1.2` (generated from the `wit/` directory of this crate) and the
 //! helpers a plugin author wants around them.
 //!
 //! A plugin is a `cdylib` crate built for `wasm32-wasip2` that exports one function, `run`: it
@@ -52,7 +52,8 @@
 //! complete plugin that does build: `cargo build --release --target wasm32-wasip2 --example
 //! pod-lister`.)
 //!
-//! Modules: [`kube`] (generic and typed Kubernetes access, waiting by watch), [`objects`] (pods
+//! Modules: [`kube`] (generic and typed Kubernetes access, waiting by watch), [`exec`] (commands
+//! in containers), [`objects`] (pods
 //! and the four storage kinds), [`meta`] (what both share: kinds, object metadata, the
 //! [`meta::Object`] trait), [`rand`] (seeded random ranges and choices), [`action`] (the action
 //! log scope), [`log`]. Durations, quantities, ranges and the ownership label names come from
@@ -61,11 +62,12 @@
 //! # Versions
 //!
 //! The SDK's major and minor version numbers are those of the WIT package it binds
-//! (`chaos:plugin@0.1.1` → `chaos-plugin-sdk 0.1.x`); the patch number is the SDK's own. A
+//! (`chaos:plugin@0.1.2` → `chaos-plugin-sdk 0.1.x`); the patch number is the SDK's own. A
 //! plugin built with SDK `0.1.x` runs on every worker that serves `chaos:plugin@0.1.y` with `y`
 //! at least the package's patch number the SDK was built against.
 
 pub mod action;
+pub mod exec;
 pub mod http;
 pub mod kube;
 pub mod log;
@@ -99,7 +101,7 @@ use bindings::chaos::plugin::host;
 ///
 /// `{"rules": [{"resources": [...], "verbs": [...], "namespaces": [...]}]}`: resources are
 /// `plural` or `Kind` for the core group, `group/plural` or `group/Kind` otherwise, `*` for all
-/// (also `group/*`); verbs are `get list watch create delete patch proxy` or `*`; namespaces (for
+/// (also `group/*`); verbs are `get list watch create delete patch proxy exec` or `*`; namespaces (for
 /// namespaced kinds) are names or `*`.
 #[macro_export]
 macro_rules! capabilities {

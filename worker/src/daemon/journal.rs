@@ -58,31 +58,7 @@ impl Default for JournalConfig {
 /// The most bytes of entries in one transaction (etcd refuses requests above 1.5 MiB by default).
 pub const BATCH_BYTES: usize = 1 << 20;
 
-/// Gives out journal sequence numbers (see the module doc).
-#[derive(Debug)]
-pub struct SeqGen {
-    tag: u64,
-    last_micros: u64,
-}
-
-impl SeqGen {
-    pub fn new(worker: &str) -> Self {
-        // FNV-1a: stable across versions and platforms.
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in worker.bytes() {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        SeqGen { tag: hash % 1000, last_micros: 0 }
-    }
-
-    /// The next number at `now_micros`: strictly greater than any given before.
-    pub fn next(&mut self, now_micros: u64) -> u64 {
-        let micros = now_micros.max(self.last_micros + 1);
-        self.last_micros = micros;
-        micros.saturating_mul(1000).saturating_add(self.tag)
-    }
-}
+pub use chaos_def::records::SeqGen;
 
 fn now_micros() -> u64 {
     u64::try_from(jiff::Timestamp::now().as_microsecond()).unwrap_or(0)
@@ -384,10 +360,10 @@ mod tests {
         let second = a.next(1_000);
         let third = a.next(999);
         assert!(first < second && second < third);
-        assert_eq!(first % 1000, a.tag);
+        assert_eq!(first % 1000, a.tag());
         assert_eq!(second / 1000, 1_001);
         let mut b = SeqGen::new("worker-b");
-        assert_ne!(a.tag, b.tag);
+        assert_ne!(a.tag(), b.tag());
         assert_ne!(b.next(5_000), a.next(5_000));
     }
 }

@@ -1,6 +1,6 @@
 //! The host side of the WIT world: the per-instance state a `Store` holds and the imports
-//! (`chaos:plugin/host`, `chaos:plugin/kube`, and since 0.1.1 `chaos:plugin/http` and
-//! `chaos:plugin/probe`) implemented on it.
+//! (`chaos:plugin/host`, `chaos:plugin/kube`, since 0.1.1 `chaos:plugin/http` and
+//! `chaos:plugin/probe`, since 0.1.2 `chaos:plugin/exec`) implemented on it.
 //!
 //! Every blocking import is async and parks the guest's fiber: a sleeping plugin costs no
 //! thread. Calls that were in flight when the instance is asked to stop end at once (`sleep`
@@ -24,6 +24,7 @@ use super::gate::Gate;
 use super::kube::{KubeGateway, Resolved};
 use super::sink::{Level, Record, Sink, Tags};
 
+use bindings::chaos::plugin::exec::{Output as ExecOutput, Request as ExecRequest};
 use bindings::chaos::plugin::http::{Request as HttpRequest, Response as HttpResponse, Target as HttpTarget};
 use bindings::chaos::plugin::kube::{ObjectKind, PatchType, Selectors, WatchEvent};
 use bindings::chaos::plugin::probe::State as WitProbeState;
@@ -509,6 +510,24 @@ impl bindings::chaos::plugin::http::Host for InstanceState {
         }
         let (method, path) = (req.method, req.path);
         Ok(self.call(async move { super::http::proxy(&kube, plural, &target, &method, &path, timeout).await }).await)
+    }
+}
+
+impl bindings::chaos::plugin::exec::Host for InstanceState {
+    async fn run(&mut self, req: ExecRequest) -> wasmtime::Result<Result<ExecOutput, WitError>> {
+        self.enter();
+        if let Err(invalid) = super::exec::check(&req) {
+            return Ok(Err(invalid));
+        }
+        let pods = ObjectKind { api_version: "v1".into(), kind: "pods".into() };
+        let (kube, _) = match self.authorize(Verb::Exec, &pods, Some(&req.namespace)).await {
+            Ok(granted) => granted,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        if self.kube_turn().await.is_none() {
+            return Ok(Err(WitError::Cancelled));
+        }
+        Ok(self.call(async move { super::exec::run(&kube, req).await }).await)
     }
 }
 

@@ -16,6 +16,7 @@ pub mod bindings;
 pub mod cache;
 mod config;
 pub mod engine;
+pub mod exec;
 mod fence;
 pub mod gate;
 pub mod host;

@@ -1,15 +1,20 @@
-//! `pod-destroyer` (a megatest plugin): every random `period` lists the pods of `namespace` matching
-//! `labelSelector`, shuffles them (their status is not looked at) and deletes the first
-//! `rand(pods.min..=pods.max)`. It does not wait for the deletions.
+//! `pod-destroyer` (a megatest plugin, also a workflow fault): every random `period` it picks
+//! pods and deletes them, without waiting for the deletions. Which pods: `target` (chaos-def's
+//! target selection: namespaces, selectors, name and container patterns, a mode), or, as the
+//! original megatest wrote it, `rand(pods.min..=pods.max)` pods matching `labelSelector` in
+//! `namespace`. Each round's draw is seeded from the instance seed and the round's number, so a
+//! replay deletes the same pods of the same cluster. After its first round it reports its fault
+//! in place (`ready`), which a workflow's fault step waits for.
 //!
-//! Config: `{"namespace", "labelSelector", "pods": {"min", "max"}, "period": {"min", "max"}}`.
+//! Config: `{"namespace", "labelSelector", "pods": {"min", "max"}, "target", "period": {"min", "max"}}`.
 //! The namespace is the user's choice, so the capability covers pods in every namespace.
 
-use chaos_megatest::logic::{config, pods::victims};
-use chaos_megatest::{self as mt, HostRandom};
-use chaos_plugin_sdk::kube::{self, Selectors};
+use chaos_megatest::logic::Random;
+use chaos_megatest::logic::config;
+use chaos_megatest::{self as mt, HostRandom, STATE_READY};
+use chaos_plugin_sdk::kube;
 use chaos_plugin_sdk::{self as sdk, Error, action, log};
-use serde_json::{Value, json};
+use serde_json::json;
 
 sdk::capabilities!(
     r#"{"rules":[
@@ -22,31 +27,30 @@ struct PodDestroyer;
 impl sdk::Guest for PodDestroyer {
     fn run(config: String) -> Result<String, Error> {
         let p = config::pod_destroyer(&config).map_err(mt::config_error)?;
+        let seed = sdk::info().seed;
         let mut deleted = Vec::new();
+        let mut round: u64 = 0;
         while mt::wait_random(&p.period) {
-            let pods = kube::list(kube::PODS, Some(&p.namespace), &Selectors::labels(p.label_selector.clone()))?;
-            let names: Vec<String> = pods
-                .iter()
-                .filter_map(|o| o.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string))
-                .collect();
-            let picked = victims(names, &p.pods, &mut HostRandom);
+            round += 1;
+            let count = HostRandom.range(u64::from(p.pods.min), u64::from(p.pods.max)) as u32;
+            let target = p.round_target(count);
+            let picked = mt::pick_targets(&target, mt::round_seed(seed, round))?;
             if picked.is_empty() {
-                log::info("no pod to delete", &[("namespace", &p.namespace), ("labelSelector", &p.label_selector)]);
-                continue;
+                log::info("no pod to delete", &[("namespaces", &target.namespaces.join(","))]);
             }
-            for name in picked {
-                let params = [("namespace", p.namespace.as_str()), ("pod", name.as_str())];
+            for pod in picked {
+                let params = [("namespace", pod.namespace.as_str()), ("pod", pod.name.as_str())];
                 match action::action("delete-pod", &params, || {
-                    kube::delete_if_exists(kube::PODS, Some(&p.namespace), &name)
+                    kube::delete_if_exists(kube::PODS, Some(&pod.namespace), &pod.name)
                 }) {
-                    Ok(_) => deleted.push(name),
+                    Ok(_) => deleted.push(format!("{}/{}", pod.namespace, pod.name)),
                     Err(Error::Cancelled) => break,
-                    Err(e) => log::warn("delete failed", &[("pod", &name), ("error", &e.describe())]),
+                    Err(e) => log::warn("delete failed", &[("pod", &pod.name), ("error", &e.describe())]),
                 }
             }
-            sdk::report(&[("deleted", deleted.len() as i64)], &json!({}));
+            sdk::report(&[("deleted", deleted.len() as i64)], &json!({STATE_READY: true}));
         }
-        sdk::summary(&json!({"namespace": p.namespace, "labelSelector": p.label_selector, "deleted": deleted}))
+        sdk::summary(&json!({"deleted": deleted}))
     }
 }
 
