@@ -148,6 +148,8 @@ pub fn build(
             alive: status.volumes.alive,
         },
         journal_entries: journal.len() as u64,
+        workflows: status.workflows.clone(),
+        aborted: status.aborted.clone(),
         ..Report::default()
     };
 

@@ -78,6 +78,18 @@ pub enum Command {
         name: String,
         #[arg(short, long, value_enum, default_value_t = Format::Table)]
         output: Format,
+        /// Compare this run's decisions with another's (a replay with its original): where they
+        /// first diverged, and why.
+        #[arg(long, value_name = "NAME")]
+        against: Option<String>,
+    },
+    /// Apply a scenario that still exists (running or stopped) again under a new name, with its
+    /// seed: the same choices at every level, against the cluster as it is now.
+    Replay {
+        name: String,
+        /// The new scenario's name.
+        #[arg(long = "as", value_name = "NEW")]
+        new_name: String,
     },
     /// A scenario's journal: what its plugins did and saw, oldest first.
     Events {

@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod output;
 pub mod pki;
 pub mod plugin;
+pub mod replay;
 pub mod report;
 pub mod runs;
 pub mod stack;

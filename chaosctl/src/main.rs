@@ -82,7 +82,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("downtime/{} {}", done.name, done.result.as_str());
             Ok(())
         }
-        Command::Report { name, output } => cmd::journal::report(&client, &name, output).await,
+        Command::Report { name, output, against: None } => cmd::journal::report(&client, &name, output).await,
+        Command::Report { name, output, against: Some(original) } => {
+            cmd::journal::compare(&client, &original, &name, output).await
+        }
+        Command::Replay { name, new_name } => cmd::lifecycle::replay(&client, &name, &new_name).await,
         Command::Events { name, follow, output } => cmd::journal::events(&client, &name, follow, output).await,
         Command::Availability { args } => cmd::availability::availability(&client, args).await,
         Command::Plugin { action } => cmd::plugin::run(&client, action).await,

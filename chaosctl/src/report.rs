@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use chaos_def::api::{EventEntry, ProbeAvailability, Report};
+use chaos_def::workflow::WorkflowStatus;
 
 use crate::output::table;
 
@@ -75,6 +76,13 @@ pub fn render(report: &Report) -> String {
         out.push_str(&availability_table(&report.availability));
         let _ = writeln!(out);
     }
+    if !report.workflows.is_empty() {
+        out.push_str(&workflows_table(&report.workflows));
+        let _ = writeln!(out);
+    }
+    if let Some(aborted) = &report.aborted {
+        let _ = writeln!(out, "Stopped by a safety stop: {aborted}");
+    }
     if report.journal_dropped > 0 {
         let _ = writeln!(out, "Journal entries dropped by plugin limits: {}", report.journal_dropped);
     }
@@ -110,6 +118,62 @@ fn availability_table(probes: &[ProbeAvailability]) -> String {
         })
         .collect();
     table(&["PROBE", "AVAILABILITY", "UP", "DOWN", "MUTED", "UNKNOWN", "NO-DATA"], &rows)
+}
+
+/// Each workflow's runs: one row per run (a `repeat`'s runs, then the workflow's own steps),
+/// with its verdict, when it started, how long it took, and its times to detect and to recover.
+pub fn workflows_table(flows: &[WorkflowStatus]) -> String {
+    let ms = |ms: &u64| chaos_def::Duration::from_millis(*ms).to_string();
+    let timings = |m: &std::collections::BTreeMap<String, u64>| -> String {
+        if m.is_empty() {
+            "-".into()
+        } else {
+            m.iter().map(|(step, v)| format!("{step} {}", ms(v))).collect::<Vec<_>>().join(", ")
+        }
+    };
+    let mut rows = Vec::new();
+    for flow in flows {
+        for run in &flow.runs {
+            let took = match (run.started_at, run.ended_at) {
+                (Some(a), Some(b)) => ms(&u64::try_from(b.as_millisecond() - a.as_millisecond()).unwrap_or(0)),
+                _ => "-".into(),
+            };
+            rows.push(vec![
+                flow.name.clone(),
+                run.run.clone(),
+                if run.passed { "Passed".into() } else { "Failed".into() },
+                run.started_at.map_or("-".into(), |t| t.strftime("%H:%M:%S").to_string()),
+                took,
+                timings(&run.detect_ms),
+                timings(&run.recover_ms),
+                run.failure.clone().unwrap_or_default(),
+            ]);
+        }
+        if flow.runs.is_empty() {
+            rows.push(vec![
+                flow.name.clone(),
+                "-".into(),
+                flow.phase.as_str().to_string(),
+                flow.started_at.map_or("-".into(), |t| t.strftime("%H:%M:%S").to_string()),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                flow.failure.clone().unwrap_or_default(),
+            ]);
+        }
+    }
+    let mut out = String::new();
+    let verdicts: Vec<String> = flows.iter().map(|f| format!("{} {}", f.name, f.phase.as_str())).collect();
+    let _ = writeln!(out, "Workflows: {}", verdicts.join(", "));
+    out.push_str(&table(
+        &["WORKFLOW", "RUN", "VERDICT", "STARTED", "TOOK", "TIME-TO-DETECT", "TIME-TO-RECOVER", "FAILURE"],
+        &rows,
+    ));
+    let hidden: u64 = flows.iter().map(|f| f.runs_total.saturating_sub(f.runs.len() as u64)).sum();
+    if hidden > 0 {
+        let _ = writeln!(out, "Older runs not kept: {hidden}");
+    }
+    out
 }
 
 /// One journal entry on one line: time, kind, instance, then its fields.

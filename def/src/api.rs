@@ -216,6 +216,12 @@ pub struct Report {
     /// stop, or to now).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub availability: Vec<ProbeAvailability>,
+    /// Each workflow's verdict and runs (time to detect and to recover per run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workflows: Vec<crate::workflow::WorkflowStatus>,
+    /// The safety stop that stopped the scenario, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<String>,
 }
 
 /// One probe's availability over a scenario's run.

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use chaos_def::api::{InstanceView, ScenarioView};
 use chaos_def::records::{InstancePhase, InstanceStatus, ScenarioStatus, StoredScenario};
 use chaos_def::scenario::VolumesSpec;
+use chaos_def::workflow::{StepOutcome, WorkflowStatus};
 use chaosctl::client::Client;
 use chaosctl::output::age;
 use jiff::Timestamp;
@@ -146,8 +147,60 @@ fn write_status(out: &mut String, status: &ScenarioStatus, stored: &StoredScenar
             let _ = writeln!(out, "    {failure}");
         }
     }
+    if let Some(aborted) = &status.aborted {
+        let _ = writeln!(out, "  Safety stop: {aborted}");
+    }
+    if !status.workflows.is_empty() {
+        write_workflows(out, &status.workflows);
+    }
     if let Some(deleted) = stored.metadata.deletion_timestamp {
         let _ = writeln!(out, "  Deleting:    since {deleted} (removed once every instance has finished)");
+    }
+}
+
+/// Each workflow: its phase, then the steps of its runs in progress with their timings (the
+/// current ones say so), then how many runs ended and how.
+fn write_workflows(out: &mut String, flows: &[WorkflowStatus]) {
+    let _ = writeln!(out, "  Workflows:");
+    for flow in flows {
+        let failure = flow.failure.as_ref().map(|f| format!(": {f}")).unwrap_or_default();
+        let ending = if flow.finishing && !flow.phase.is_ended() { " (ending its faults)" } else { "" };
+        let _ = writeln!(out, "    {}  {}{ending}{failure}", flow.name, flow.phase.as_str());
+        for (key, step) in &flow.steps {
+            let took = match (step.started_at, step.ended_at) {
+                (Some(a), Some(b)) => chaos_def::Duration::from_millis(
+                    u64::try_from(b.as_millisecond() - a.as_millisecond()).unwrap_or(0),
+                )
+                .to_string(),
+                _ => "-".into(),
+            };
+            let state = match step.outcome {
+                None => "current".to_string(),
+                Some(StepOutcome::Passed) => format!("passed in {took}"),
+                Some(StepOutcome::Failed) => {
+                    format!("failed after {took}: {}", step.reason.clone().unwrap_or_default())
+                }
+            };
+            let started = step.started_at.map(|t| t.strftime("%H:%M:%S").to_string()).unwrap_or_default();
+            let mut timings = String::new();
+            if let Some(ms) = step.detect_ms {
+                let _ = write!(timings, ", detected in {}", chaos_def::Duration::from_millis(ms));
+            }
+            if let Some(ms) = step.recover_ms {
+                let _ = write!(timings, ", recovered in {}", chaos_def::Duration::from_millis(ms));
+            }
+            let _ =
+                writeln!(out, "      {key:<10}{:<16}{:<9}started {started}, {state}{timings}", step.name, step.kind);
+        }
+        if flow.runs_total > 0 {
+            let passed = flow.runs.iter().filter(|r| r.passed).count();
+            let _ = writeln!(
+                out,
+                "      runs ended: {} ({passed} of the last {} passed)",
+                flow.runs_total,
+                flow.runs.len()
+            );
+        }
     }
 }
 

@@ -600,6 +600,9 @@ impl<'a> Planner<'a> {
                     let mut instance =
                         self.instance(id, want.plugin, want.params, None, InstanceRole::Task, &want.limits);
                     instance.probe = want.probe;
+                    if let Some(cluster) = want.cluster {
+                        instance.cluster = cluster;
+                    }
                     self.rest.push(Action::Create(instance));
                 }
             }
@@ -619,6 +622,7 @@ impl<'a> Planner<'a> {
                     params: task.params.clone(),
                     limits: task.limits.clone(),
                     probe: None,
+                    cluster: None,
                 };
                 (naming::task_id(run, &task.name, r, task.replicas), want)
             })
@@ -631,6 +635,7 @@ impl<'a> Planner<'a> {
                     params: params.clone(),
                     limits: PluginLimits::default(),
                     probe: Some(probe.binding(None)),
+                    cluster: probe.cluster.clone(),
                 };
                 (naming::probe_id(run, &probe.name, vp, probe.vantage_points), want)
             })
@@ -709,6 +714,8 @@ struct WantedTask {
     params: Map<String, Value>,
     limits: PluginLimits,
     probe: Option<chaos_def::probe::ProbeBinding>,
+    /// Another cluster than the scenario's (a probe's `cluster`).
+    cluster: Option<String>,
 }
 
 /// The name an instance goes by in messages: the plugin use or task name.

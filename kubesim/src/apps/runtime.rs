@@ -139,9 +139,15 @@ pub enum RestartPolicy {
     Never,
 }
 
+/// A pod annotation that overrides the restart policy (`Never`, `OnFailure`, `Always`): with
+/// `Never`, a container whose process ends stays down — an application that does not come
+/// back, for tests of recovery. It may be set on a running pod.
+pub const RESTART_KNOB: &str = "kubesim.dev/restart";
+
 impl RestartPolicy {
     pub fn from_pod(pod: &Value) -> Self {
-        match pod["spec"]["restartPolicy"].as_str() {
+        let knob = pod["metadata"]["annotations"][RESTART_KNOB].as_str();
+        match knob.or(pod["spec"]["restartPolicy"].as_str()) {
             Some("OnFailure") => Self::OnFailure,
             Some("Never") => Self::Never,
             _ => Self::Always,
@@ -319,6 +325,13 @@ impl Runtime {
         pods.insert(key.clone(), PodRt { uid: uid.to_string(), policy, containers, version: 0 });
         drop(pods);
         self.bump();
+    }
+
+    /// Changes a running pod's restart policy (from then on; a restart already due stays due).
+    pub fn set_policy(&self, key: &PodKey, policy: RestartPolicy) {
+        if let Some(pod) = self.lock().get_mut(key) {
+            pod.policy = policy;
+        }
     }
 
     /// Forgets a pod (it was deleted): its processes are gone.
@@ -676,6 +689,19 @@ mod tests {
         rt.signal("default", "p-0", None, 1, Signal::Term).unwrap().unwrap();
         let ContainerState::BackOff { restart_at, .. } = state(&rt, &key) else { panic!("not in back-off") };
         assert_eq!(restart_at, rt.now() + 2_000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_restart_knob_keeps_a_killed_container_down() {
+        let (rt, key) = runtime_with_pod(false);
+        let pod = json!({"metadata": {"annotations": {RESTART_KNOB: "Never"}}, "spec": {"restartPolicy": "Always"}});
+        assert_eq!(RestartPolicy::from_pod(&pod), RestartPolicy::Never);
+        rt.set_policy(&key, RestartPolicy::from_pod(&pod));
+        rt.signal("default", "p-0", None, 1, Signal::Kill).unwrap().unwrap();
+        assert!(matches!(state(&rt, &key), ContainerState::Terminated { .. }), "not coming back");
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(rt.advance(&key), None);
+        assert!(matches!(state(&rt, &key), ContainerState::Terminated { .. }));
     }
 
     #[tokio::test(start_paused = true)]

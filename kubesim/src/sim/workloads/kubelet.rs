@@ -70,6 +70,7 @@ pub fn run_pods(world: &World, mem: &mut Memory, plan: &mut Plan) {
                 continue;
             }
             mem.kubelet_seen.insert(key.clone(), seen);
+            plan.push(Action::Policy { pod: key.clone(), policy: RestartPolicy::from_pod(&pod.value) });
         }
         let running = running.map(|c| &c.views);
         let specs = ContainerSpec::from_pod(&pod.value);

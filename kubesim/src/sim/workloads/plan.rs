@@ -181,6 +181,12 @@ pub enum Action {
         policy: RestartPolicy,
         containers: Vec<ContainerSpec>,
     },
+    /// The kubelet applies a running pod's restart policy as its object now says (the
+    /// `kubesim.dev/restart` knob may change while it runs).
+    Policy {
+        pod: PodKey,
+        policy: RestartPolicy,
+    },
     /// The kubelet stops a deleted pod's containers.
     Stop {
         pod: PodKey,
