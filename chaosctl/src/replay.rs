@@ -92,7 +92,7 @@ pub fn compare(original: &StoredScenario, a: &[Decision], replay: &StoredScenari
     for decision in b {
         compared += 1;
         match originals.get(&key(decision)) {
-            Some(o) if o.chosen == decision.chosen && o.what == decision.what => {}
+            Some(o) if o.chosen == decision.chosen && o.what == decision.what && o.from == decision.from => {}
             found => {
                 first = Some(Divergence { original: found.map(|d| (*d).clone()), replay: Some(decision.clone()) });
                 break;

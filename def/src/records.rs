@@ -315,6 +315,10 @@ pub struct VolumeRef {
 /// IOReady and in Quorum).
 pub const STATE_READY: &str = "ready";
 
+/// What a fault plugin may put in its reported state beside [`STATE_READY`]: when its fault was
+/// in place (milliseconds since the epoch), which a workflow measures time to detect from.
+pub const STATE_INJECTED_AT: &str = "injectedAt";
+
 /// Observed phase of an instance, reported by its worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum InstancePhase {

@@ -65,8 +65,10 @@ pub struct Step {
     pub end: Option<String>,
     /// Branches run at once; the next step starts when all have ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
     pub parallel: Option<Vec<Branch>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
     pub repeat: Option<Repeat>,
 }
 
@@ -138,6 +140,7 @@ impl WaitState {
 pub struct Branch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[schema(no_recursion)]
     pub steps: Vec<Step>,
 }
 
@@ -147,6 +150,7 @@ pub struct Branch {
 pub struct Repeat {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub times: Option<u32>,
+    #[schema(no_recursion)]
     pub steps: Vec<Step>,
 }
 

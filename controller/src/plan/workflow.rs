@@ -29,7 +29,9 @@ use std::collections::BTreeMap;
 
 use chaos_def::Duration;
 use chaos_def::availability::ProbeState;
-use chaos_def::records::{DesiredState, InstancePhase, InstanceRole, JournalEvent, StepRef, TaskInstance};
+use chaos_def::records::{
+    DesiredState, InstancePhase, InstanceRole, JournalEvent, STATE_INJECTED_AT, StepRef, TaskInstance,
+};
 use chaos_def::store::Versioned;
 use chaos_def::workflow::{
     self, RUNS_KEPT, Repeat, RunRecord, Step, StepKind, StepOutcome, StepRecord, WaitFor, WaitState, WorkflowPhase,
@@ -157,7 +159,11 @@ impl<'a> Planner<'a> {
             (None, None) => WorkflowPhase::Passed,
         };
         flow.ended_at = Some(now);
-        let own_run = fold_run(flow, "", "workflow".to_string(), flow.failure.clone(), now);
+        let outcome = match stop {
+            Some(reason) => Some(format!("stopped: {reason}")),
+            None => flow.failure.clone(),
+        };
+        let own_run = fold_run(flow, "", "workflow".to_string(), outcome, now);
         push_run(flow, own_run);
         let mut fields = Map::new();
         fields.insert("phase".into(), json!(flow.phase.as_str()));
@@ -381,6 +387,14 @@ impl<'a> Walk<'_, 'a> {
             _ => false,
         };
         if in_place {
+            // In place when the plugin says it was (`injectedAt`, ms), else when seen now: its
+            // report reaches the controller up to a second later.
+            let now = planner.input.now;
+            let said = planner.status_of(value).and_then(|s| s.state.get(STATE_INJECTED_AT)?.as_i64());
+            let at = said.and_then(|ms| Timestamp::from_millisecond(ms).ok()).map_or(now, |at| at.min(now));
+            if let Some(record) = self.flow.steps.get_mut(key) {
+                record.ended_at = Some(at.max(record.started_at.unwrap_or(at)));
+            }
             return Progress::Passed;
         }
         if value.desired == DesiredState::Run
@@ -422,12 +436,13 @@ impl<'a> Walk<'_, 'a> {
         if let Some(live) = live
             && live.state == want
         {
-            // Reached when the probe saw it (or when the wait began, if it already had).
-            let reached = live.since.clamp(started, now);
+            // Reached when the probe saw it, but not before the fault it measures (a probe
+            // already in that state reached it at once).
             let scope = scope_of(key);
             let since = latest_fault_end(self.flow, scope, started, wait.state == WaitState::Up);
+            let reached = live.since.max(since.unwrap_or(started)).min(now);
             if let Some(record) = self.flow.steps.get_mut(key) {
-                record.ended_at = Some(reached);
+                record.ended_at = Some(reached.max(started));
                 let measured = since.map(|since| millis_between(since, reached));
                 match wait.state {
                     WaitState::Down => record.detect_ms = measured,

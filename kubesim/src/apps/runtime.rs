@@ -139,15 +139,20 @@ pub enum RestartPolicy {
     Never,
 }
 
-/// A pod annotation that overrides the restart policy (`Never`, `OnFailure`, `Always`): with
-/// `Never`, a container whose process ends stays down — an application that does not come
-/// back, for tests of recovery. It may be set on a running pod.
-pub const RESTART_KNOB: &str = "kubesim.dev/restart";
+/// A pod annotation (`"true"`): once its application's process ends, every restart crashes at
+/// once (exit code 1), so the container stays in CrashLoopBackOff — an application that does
+/// not come back, for tests of recovery. The pod stays (its controller does not replace it, as
+/// with any crash loop). It may be set on a running pod.
+pub const CRASH_KNOB: &str = "kubesim.dev/crash-on-restart";
+
+/// Whether a pod's object sets [`CRASH_KNOB`].
+pub fn crashes_on_restart(pod: &Value) -> bool {
+    pod["metadata"]["annotations"][CRASH_KNOB].as_str() == Some("true")
+}
 
 impl RestartPolicy {
     pub fn from_pod(pod: &Value) -> Self {
-        let knob = pod["metadata"]["annotations"][RESTART_KNOB].as_str();
-        match knob.or(pod["spec"]["restartPolicy"].as_str()) {
+        match pod["spec"]["restartPolicy"].as_str() {
             Some("OnFailure") => Self::OnFailure,
             Some("Never") => Self::Never,
             _ => Self::Always,
@@ -245,6 +250,8 @@ enum Phase {
 struct PodRt {
     uid: String,
     policy: RestartPolicy,
+    /// Restarts crash at once ([`CRASH_KNOB`]).
+    crash_on_restart: bool,
     containers: Vec<Container>,
     /// Grows with every change of the pod's containers, so that the kubelet re-reads only what
     /// changed.
@@ -322,15 +329,18 @@ impl Runtime {
             return;
         }
         let containers = specs.into_iter().map(|spec| Container::start(spec, self.stamp(now))).collect();
-        pods.insert(key.clone(), PodRt { uid: uid.to_string(), policy, containers, version: 0 });
+        pods.insert(
+            key.clone(),
+            PodRt { uid: uid.to_string(), policy, crash_on_restart: false, containers, version: 0 },
+        );
         drop(pods);
         self.bump();
     }
 
-    /// Changes a running pod's restart policy (from then on; a restart already due stays due).
-    pub fn set_policy(&self, key: &PodKey, policy: RestartPolicy) {
+    /// Sets a running pod's [`CRASH_KNOB`] (from its next restart on).
+    pub fn set_crash_on_restart(&self, key: &PodKey, crash: bool) {
         if let Some(pod) = self.lock().get_mut(key) {
-            pod.policy = policy;
+            pod.crash_on_restart = crash;
         }
     }
 
@@ -357,11 +367,11 @@ impl Runtime {
         let now = self.now();
         let mut pods = self.lock();
         let pod = pods.get_mut(key)?;
-        let policy = pod.policy;
+        let (policy, crash) = (pod.policy, pod.crash_on_restart);
         let mut changed = false;
         let mut wake: Option<Millis> = None;
         for c in &mut pod.containers {
-            let (did, next) = self.advance_container(c, policy, now);
+            let (did, next) = self.advance_container(c, policy, crash, now);
             changed |= did;
             wake = earliest(wake, next);
         }
@@ -375,10 +385,20 @@ impl Runtime {
         wake
     }
 
-    fn advance_container(&self, c: &mut Container, policy: RestartPolicy, now: Millis) -> (bool, Option<Millis>) {
+    fn advance_container(
+        &self,
+        c: &mut Container,
+        policy: RestartPolicy,
+        crash: bool,
+        now: Millis,
+    ) -> (bool, Option<Millis>) {
         match &c.phase {
             Phase::Exited { restart_at: Some(at), .. } if *at <= now => {
                 c.restart(self.stamp(now));
+                if crash {
+                    c.say("the application crashed on start (kubesim.dev/crash-on-restart)");
+                    return (true, self.end(c, policy, 1, now));
+                }
                 (true, None)
             }
             Phase::Exited { restart_at, .. } => (false, *restart_at),
@@ -692,16 +712,20 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_restart_knob_keeps_a_killed_container_down() {
+    async fn the_crash_knob_keeps_a_killed_application_in_a_crash_loop() {
         let (rt, key) = runtime_with_pod(false);
-        let pod = json!({"metadata": {"annotations": {RESTART_KNOB: "Never"}}, "spec": {"restartPolicy": "Always"}});
-        assert_eq!(RestartPolicy::from_pod(&pod), RestartPolicy::Never);
-        rt.set_policy(&key, RestartPolicy::from_pod(&pod));
+        let pod = json!({"metadata": {"annotations": {CRASH_KNOB: "true"}}});
+        rt.set_crash_on_restart(&key, crashes_on_restart(&pod));
         rt.signal("default", "p-0", None, 1, Signal::Kill).unwrap().unwrap();
-        assert!(matches!(state(&rt, &key), ContainerState::Terminated { .. }), "not coming back");
-        tokio::time::advance(Duration::from_secs(60)).await;
-        assert_eq!(rt.advance(&key), None);
-        assert!(matches!(state(&rt, &key), ContainerState::Terminated { .. }));
+        for _ in 0..3 {
+            let ContainerState::BackOff { restart_at, .. } = state(&rt, &key) else { panic!("not in back-off") };
+            tokio::time::advance(Duration::from_millis(restart_at - rt.now() + 1)).await;
+            rt.advance(&key);
+        }
+        let ContainerState::BackOff { last, .. } = state(&rt, &key) else { panic!("not coming back") };
+        assert_eq!(last.exit_code, 1, "it crashed on start");
+        assert_eq!(rt.view(&key).unwrap().0[0].restart_count, 3);
+        assert_eq!(rt.reach(&key, Some(8080)), Reach::Refused);
     }
 
     #[tokio::test(start_paused = true)]

@@ -9,7 +9,7 @@ use chaos_plugin_sdk::objects::{
 };
 use chaos_plugin_sdk::{self as sdk, Duration, Error, Range, action, log};
 
-pub use chaos_def::records::STATE_READY;
+pub use chaos_def::records::{STATE_INJECTED_AT, STATE_READY};
 use chaos_def::select::{Selector, Target, TargetSpec};
 pub use chaos_megatest_logic as logic;
 pub use logic::attacher::rva_name;
@@ -219,8 +219,12 @@ pub fn pick_targets(target: &TargetSpec, seed: u64) -> Result<Vec<Target>, Error
     Ok(picked)
 }
 
-/// The seed of a plugin's round `round` (1, 2, ...): a stable mix of the instance seed and the
-/// round, so that each round draws apart and a replay draws the same.
+/// The seed of a plugin's round `round` (1, 2, ...): the instance seed for the first (what
+/// `--dry-run` shows), then a stable mix of it and the round, so that each round draws apart
+/// and a replay draws the same.
 pub fn round_seed(seed: u64, round: u64) -> u64 {
+    if round <= 1 {
+        return seed;
+    }
     chaos_def::select::SplitMix64::new(seed ^ round.wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_u64()
 }

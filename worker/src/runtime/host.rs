@@ -527,7 +527,13 @@ impl bindings::chaos::plugin::exec::Host for InstanceState {
         if self.kube_turn().await.is_none() {
             return Ok(Err(WitError::Cancelled));
         }
-        Ok(self.call(async move { super::exec::run(&kube, req).await }).await)
+        // On a task of its own: the WebSocket session's futures are deep, and the guest's fiber
+        // stack is small (they overflowed it). Dropping the handle (a cancelled call) ends it.
+        let session =
+            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move { super::exec::run(&kube, req).await }));
+        let joined =
+            async move { session.await.unwrap_or_else(|e| Err(WitError::Other(format!("the exec task ended: {e}")))) };
+        Ok(self.call(joined).await)
     }
 }
 

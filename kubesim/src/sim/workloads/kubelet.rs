@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 
 use super::plan::{Action, Kind, Memory, Plan, World, obj};
 use super::volumes::pod_volumes_ready;
-use crate::apps::runtime::{ContainerSpec, ContainerState, ContainerView, PodKey, RestartPolicy, Termination};
+use crate::apps::runtime::{
+    ContainerSpec, ContainerState, ContainerView, PodKey, RestartPolicy, Termination, crashes_on_restart,
+};
 use crate::store::{ObjRef, now_rfc3339};
 
 pub fn node_ready(node: &ObjRef) -> bool {
@@ -70,7 +72,7 @@ pub fn run_pods(world: &World, mem: &mut Memory, plan: &mut Plan) {
                 continue;
             }
             mem.kubelet_seen.insert(key.clone(), seen);
-            plan.push(Action::Policy { pod: key.clone(), policy: RestartPolicy::from_pod(&pod.value) });
+            plan.push(Action::CrashKnob { pod: key.clone(), crash: crashes_on_restart(&pod.value) });
         }
         let running = running.map(|c| &c.views);
         let specs = ContainerSpec::from_pod(&pod.value);

@@ -267,7 +267,7 @@ impl Workloads {
             Action::Start { pod, uid, policy, containers } => {
                 self.runtime.start_pod(pod, uid, *policy, containers.clone());
             }
-            Action::Policy { pod, policy } => self.runtime.set_policy(pod, *policy),
+            Action::CrashKnob { pod, crash } => self.runtime.set_crash_on_restart(pod, *crash),
             Action::Stop { pod } => self.runtime.remove_pod(pod),
         }
         Ok(())

@@ -181,11 +181,11 @@ pub enum Action {
         policy: RestartPolicy,
         containers: Vec<ContainerSpec>,
     },
-    /// The kubelet applies a running pod's restart policy as its object now says (the
-    /// `kubesim.dev/restart` knob may change while it runs).
-    Policy {
+    /// The kubelet applies a running pod's `kubesim.dev/crash-on-restart` knob as its object
+    /// now says (it may change while the pod runs).
+    CrashKnob {
         pod: PodKey,
-        policy: RestartPolicy,
+        crash: bool,
     },
     /// The kubelet stops a deleted pod's containers.
     Stop {

@@ -11,7 +11,7 @@
 
 use chaos_megatest::logic::Random;
 use chaos_megatest::logic::config;
-use chaos_megatest::{self as mt, HostRandom, STATE_READY};
+use chaos_megatest::{self as mt, HostRandom, STATE_INJECTED_AT, STATE_READY};
 use chaos_plugin_sdk::kube;
 use chaos_plugin_sdk::{self as sdk, Error, action, log};
 use serde_json::json;
@@ -30,6 +30,7 @@ impl sdk::Guest for PodDestroyer {
         let seed = sdk::info().seed;
         let mut deleted = Vec::new();
         let mut round: u64 = 0;
+        let mut injected_at: Option<u64> = None;
         while mt::wait_random(&p.period) {
             round += 1;
             let count = HostRandom.range(u64::from(p.pods.min), u64::from(p.pods.max)) as u32;
@@ -48,7 +49,8 @@ impl sdk::Guest for PodDestroyer {
                     Err(e) => log::warn("delete failed", &[("pod", &pod.name), ("error", &e.describe())]),
                 }
             }
-            sdk::report(&[("deleted", deleted.len() as i64)], &json!({STATE_READY: true}));
+            let state = json!({STATE_READY: true, STATE_INJECTED_AT: injected_at.get_or_insert_with(sdk::now_ms)});
+            sdk::report(&[("deleted", deleted.len() as i64)], &state);
         }
         sdk::summary(&json!({"deleted": deleted}))
     }

@@ -16,7 +16,7 @@
 
 use chaos_megatest::logic::config;
 use chaos_megatest::logic::signal::{self, Suspended};
-use chaos_megatest::{self as mt, STATE_READY};
+use chaos_megatest::{self as mt, STATE_INJECTED_AT, STATE_READY};
 use chaos_def::builtin::Signal;
 use chaos_def::select::Target;
 use chaos_plugin_sdk::kube::{self, PatchType, Selectors};
@@ -45,7 +45,7 @@ impl sdk::Guest for ProcessSignal {
             // A cleanup run (or one started already stopped) only continues what was stopped.
             if !sdk::cancelled() {
                 suspend(&p, &info)?;
-                sdk::report(&[], &json!({STATE_READY: true}));
+                sdk::report(&[], &json!({STATE_READY: true, STATE_INJECTED_AT: sdk::now_ms()}));
                 while sdk::sleep(HOLD) {}
             }
             let resumed = resume(&p.target.namespaces, &info.instance)?;
@@ -56,11 +56,12 @@ impl sdk::Guest for ProcessSignal {
         for target in &targets {
             for container in &target.containers {
                 let pids = pids(&p.process, target, container)?;
-                send(p.signal, target, container, &pids)?;
+                send(p.signal, target, container, &pids, "fault")?;
                 signalled.push(format!("{}/{}/{container}", target.namespace, target.name));
             }
         }
-        sdk::report(&[("signalled", signalled.len() as i64)], &json!({STATE_READY: true}));
+        let state = json!({STATE_READY: true, STATE_INJECTED_AT: sdk::now_ms()});
+        sdk::report(&[("signalled", signalled.len() as i64)], &state);
         sdk::summary(&json!({"signal": format!("SIG{}", p.signal.name()), "signalled": signalled}))
     }
 }
@@ -75,7 +76,7 @@ fn suspend(p: &chaos_def::builtin::ProcessSignalParams, info: &sdk::InstanceInfo
         }
         annotate(&target, &info.instance, Some(&record))?;
         for (container, pids) in &record.containers {
-            send(Signal::Stop, &target, container, pids)?;
+            send(Signal::Stop, &target, container, pids, "fault")?;
         }
     }
     Ok(())
@@ -92,7 +93,7 @@ fn resume(namespaces: &[String], instance: &str) -> Result<Vec<String>, Error> {
             let target = Target { namespace: namespace.clone(), name, containers: Vec::new() };
             for (container, pids) in &record.containers {
                 // The process may be gone (killed, restarted): there is nothing left to continue.
-                if let Err(e) = send(Signal::Cont, &target, container, pids) {
+                if let Err(e) = send(Signal::Cont, &target, container, pids, "fault-undone") {
                     log::warn("could not continue", &[("pod", &target.name), ("error", &e.describe())]);
                 }
             }
@@ -128,8 +129,9 @@ fn pids(process: &Option<String>, target: &Target, container: &str) -> Result<Ve
     Ok(signal::pids_named(&ps.stdout, name))
 }
 
-/// Sends `sig` to `pids` in a container with `kill`, as an action of the journal.
-fn send(sig: Signal, target: &Target, container: &str, pids: &[u32]) -> Result<(), Error> {
+/// Sends `sig` to `pids` in a container with `kill`, as an action of the journal, with a
+/// journal entry of `kind` (`fault`, or `fault-undone` for the continuation of a stop).
+fn send(sig: Signal, target: &Target, container: &str, pids: &[u32], kind: &str) -> Result<(), Error> {
     if pids.is_empty() {
         log::info("no process to signal", &[("pod", &target.name), ("container", container)]);
         return Ok(());
@@ -151,7 +153,7 @@ fn send(sig: Signal, target: &Target, container: &str, pids: &[u32]) -> Result<(
         if ran.exit_code != 0 {
             return Err(Error::other(format!("kill exited {}: {}", ran.exit_code, ran.stderr.trim())));
         }
-        sdk::event("fault", &params);
+        sdk::event(kind, &params);
         Ok(())
     })
 }
