@@ -10,6 +10,7 @@ pub mod access;
 pub mod audit;
 pub mod availability;
 pub mod cluster;
+pub mod dryrun;
 pub mod error;
 pub mod metrics;
 pub mod plugins;

@@ -5,6 +5,8 @@
 //! both win silently. Validation happens before any write, so a bad request leaves what was
 //! stored untouched.
 
+use std::collections::BTreeSet;
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -19,13 +21,15 @@ use chaos_def::records::{PluginMeta, ScenarioPhase, ScenarioStatus, StopRequest,
 use chaos_def::retry::Backoff;
 use chaos_def::scenario::{PluginRef, Scenario, SpecError, scenario_from_value};
 use chaos_def::store::{Batch, StoreError, Versioned};
+use chaos_def::workflow;
 use chaos_def::yaml::LineIndex;
 use chaos_def::{SpecErrors, yaml};
 use jiff::Timestamp;
+use serde::Deserialize;
 
 use crate::AppState;
 use crate::audit::AuditTarget;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ApiQuery, ErrorBody};
 use chaos_def::auth::Caller;
 
 /// How apply retries when another writer got in between: re-read, decide again, and back off
@@ -57,9 +61,10 @@ async fn cas_backoff(attempt: &mut u32) -> bool {
         description = "One scenario, as YAML or JSON",
         content((chaos_def::Scenario = "application/yaml"), (chaos_def::Scenario = "application/json"))
     ),
+    params(ApplyQuery),
     responses(
         (status = 201, description = "Created", body = ApplyResponse),
-        (status = 200, description = "Updated (configured) or unchanged", body = ApplyResponse),
+        (status = 200, description = "Updated (configured), unchanged, or valid (a dry run)", body = ApplyResponse),
         (status = 403, description = "All scenarios are stopped (global kill switch)", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 422, description = "Invalid scenario: the field and line are named", body = ErrorBody),
@@ -68,17 +73,25 @@ async fn cas_backoff(attempt: &mut u32) -> bool {
 pub async fn apply(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    ApiQuery(query): ApiQuery<ApplyQuery>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Extension<AuditTarget>, Json<ApplyResponse>), ApiError> {
     let (scenario, lines) = parse_one(&body?)?;
     let target = Extension(AuditTarget(scenario.metadata.name.clone()));
-    in_scope(&caller, &scenario.metadata.name, &scenario.spec.cluster)?;
+    for cluster in clusters_of(&scenario) {
+        in_scope(&caller, &scenario.metadata.name, &cluster)?;
+    }
     check_plugins(&state, &scenario).await.map_err(|error| match error {
         ApiError::Invalid(SpecErrors(errors)) => ApiError::Invalid(SpecErrors(
             errors.into_iter().map(|e| SpecError { line: lines.line_of(&e.path), ..e }).collect(),
         )),
         other => other,
     })?;
+    let warnings = warnings(&state, &scenario).await?;
+    if query.dry_run.unwrap_or(false) {
+        let response = crate::dryrun::dry_run(&state, scenario, warnings).await?;
+        return Ok((StatusCode::OK, target, Json(response)));
+    }
     let store = &state.store;
     if store.get::<serde_json::Value>(&store.keys().stop_all()).await?.is_some() {
         return Err(ApiError::Forbidden {
@@ -120,7 +133,8 @@ pub async fn apply(
                 tracing::info!(scenario = %stored.metadata.name, generation = stored.metadata.generation, ?result, "scenario applied");
                 let status = read_status(&state, &stored.metadata.name).await?;
                 let code = if result == ApplyResult::Created { StatusCode::CREATED } else { StatusCode::OK };
-                return Ok((code, target, Json(ApplyResponse { result, scenario: ScenarioView { stored, status } })));
+                let scenario = ScenarioView { stored, status };
+                return Ok((code, target, Json(ApplyResponse { result, scenario, warnings, targets: Vec::new() })));
             }
             // Someone else wrote in between, or our own write's answer was lost (it may have
             // landed): read again and redo the decision.
@@ -140,6 +154,44 @@ pub async fn apply(
             Err(error) => return Err(error.into()),
         }
     }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ApplyQuery {
+    /// Validate, store nothing, and answer with the targets each fault step would pick now
+    /// (asked of a worker of the step's cluster).
+    #[serde(rename = "dryRun")]
+    #[param(rename = "dryRun")]
+    pub dry_run: Option<bool>,
+}
+
+/// Every cluster a scenario acts on: its own, and those its fault steps and probes name.
+pub(crate) fn clusters_of(scenario: &Scenario) -> BTreeSet<String> {
+    let spec = &scenario.spec;
+    let mut clusters = BTreeSet::from([spec.cluster.clone()]);
+    clusters.extend(spec.probes.iter().filter_map(|p| p.cluster.clone()));
+    for flow in &spec.workflows {
+        for (_, _, _, fault) in workflow::fault_steps(&flow.steps, "") {
+            clusters.extend(fault.cluster.clone());
+        }
+    }
+    clusters
+}
+
+/// What is accepted but probably a mistake: a cluster no worker has ever declared (it may
+/// come later, so it is no error).
+async fn warnings(state: &AppState, scenario: &Scenario) -> Result<Vec<String>, ApiError> {
+    let store = &state.store;
+    let seen = store.list_keys(&store.keys().clusters_seen_prefix()).await?;
+    let prefix = store.keys().clusters_seen_prefix();
+    Ok(clusters_of(scenario)
+        .into_iter()
+        .filter(|cluster| !seen.iter().any(|key| key.strip_prefix(&prefix) == Some(cluster.as_str())))
+        .map(|cluster| {
+            format!("no worker has ever declared cluster {cluster:?}: its instances wait until one does (chaos-worker --cluster {cluster})")
+        })
+        .collect())
 }
 
 /// Exactly one scenario from a YAML or JSON body, with the lines of its fields.
@@ -178,6 +230,11 @@ async fn check_plugins(state: &AppState, scenario: &Scenario) -> Result<(), ApiE
     }
     for (i, task) in scenario.spec.tasks.iter().enumerate() {
         uses.push((format!("spec.tasks[{i}].plugin"), &task.plugin));
+    }
+    for (i, flow) in scenario.spec.workflows.iter().enumerate() {
+        for (_, _, path, fault) in workflow::fault_steps(&flow.steps, &format!("spec.workflows[{i}].steps")) {
+            uses.push((format!("{path}.fault.plugin"), &fault.plugin));
+        }
     }
     let mut pushed: Option<Vec<PluginMeta>> = None;
     let mut errors = Vec::new();
@@ -263,7 +320,7 @@ async fn check_probe_hosts(state: &AppState, scenario: &Scenario) -> Result<Vec<
         .collect())
 }
 
-fn rand_seed() -> u64 {
+pub(crate) fn rand_seed() -> u64 {
     // uuid's v4 generator is the one source of OS randomness this crate already has.
     uuid::Uuid::new_v4().as_u64_pair().0 >> 1
 }

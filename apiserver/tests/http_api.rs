@@ -255,6 +255,7 @@ async fn instances_and_workers_are_read_from_etcd() {
         cordoned: false,
         draining: false,
         assigned: None,
+        conditions: Default::default(),
         started_at: jiff::Timestamp::now(),
     };
     api.store.put(&keys.worker("w-1"), &worker).await.unwrap();
@@ -440,6 +441,7 @@ async fn bad_probes_and_downtimes_are_refused_with_field_and_line_and_nothing_is
         cordoned: false,
         draining: false,
         assigned: None,
+        conditions: Default::default(),
         started_at: jiff::Timestamp::now(),
     };
     api.store.put(&api.store.keys().worker("w0"), &worker).await.unwrap();

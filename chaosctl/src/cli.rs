@@ -31,6 +31,9 @@ pub enum Command {
     Apply {
         #[arg(short = 'f', long = "filename", value_name = "FILE")]
         file: String,
+        /// Validate and show which targets each fault step would pick now; store nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[arg(short, long, value_enum, default_value_t)]
         output: Format,
     },
@@ -251,6 +254,28 @@ pub struct StackArgs {
     /// etcd members to run (3 to try losing one, as in production).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=7))]
     etcd_members: u32,
+    /// Clusters, comma-separated: a kubesim each, and --workers workers reaching each (`a,b`:
+    /// two data centres for one workflow).
+    #[arg(long, default_value = "default", value_parser = parse_clusters)]
+    clusters: Clusters,
+}
+
+/// The `--clusters` of `up`: DNS labels, at most 8, no repeats.
+#[derive(Debug, Clone)]
+pub struct Clusters(pub Vec<String>);
+
+fn parse_clusters(s: &str) -> Result<Clusters, String> {
+    let clusters: Vec<String> = s.split(',').map(|c| c.trim().to_string()).collect();
+    if clusters.len() > 8 {
+        return Err(format!("at most 8 clusters, found {}", clusters.len()));
+    }
+    for (i, cluster) in clusters.iter().enumerate() {
+        chaos_def::scenario::check_dns_label(cluster).map_err(|why| format!("cluster {cluster:?}: {why}"))?;
+        if clusters[..i].contains(cluster) {
+            return Err(format!("cluster {cluster:?} is named twice"));
+        }
+    }
+    Ok(Clusters(clusters))
 }
 
 /// The `--apps` of `up` and `demo`. The names are checked here, before anything starts, against
@@ -283,6 +308,7 @@ impl StackArgs {
             slots: self.slots,
             apps: self.apps.0.clone(),
             etcd_members: self.etcd_members,
+            clusters: self.clusters.0.clone(),
             ..stack::StackOptions::new(&self.state_dir)
         }
     }

@@ -133,6 +133,13 @@ impl Client {
         self.call(Method::POST, "/v1/scenarios", Some((body.into(), "application/json"))).await
     }
 
+    /// Validates a scenario and asks which targets its fault steps would pick now; nothing is
+    /// stored.
+    pub async fn dry_run(&self, scenario_json: &impl Serialize) -> Result<ApplyResponse, ClientError> {
+        let body = serde_json::to_string(scenario_json).expect("a scenario serialises");
+        self.call(Method::POST, "/v1/scenarios?dryRun=true", Some((body.into(), "application/json"))).await
+    }
+
     /// Pushes a plugin's bytes; `digest` is their sha256 (hex), checked by the apiserver.
     pub async fn push_plugin(
         &self,

@@ -62,7 +62,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let client = Client::for_target(&target)?;
     match command {
-        Command::Apply { file, output } => cmd::apply::apply(&client, &file, output).await,
+        Command::Apply { file, dry_run, output } => cmd::apply::apply(&client, &file, dry_run, output).await,
         Command::Get { resource, name, scenario, output } => {
             cmd::get::get(&client, resource, name, scenario, output).await
         }

@@ -3,6 +3,7 @@
 //! Each logs to a file in the state directory. Stopping goes in reverse order of start, with
 //! SIGTERM and a grace period before SIGKILL, so that workers clean up while etcd still runs.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -37,6 +38,9 @@ pub struct StackOptions {
     pub leader_lease_ttl: u64,
     /// More flags for the apiserver (`--plugin-policy FILE`, `--plugin-max-bytes N`).
     pub apiserver_args: Vec<String>,
+    /// The clusters: a kubesim each, and `workers` workers reaching each (`default` alone by
+    /// default; with a kubeconfig, exactly one).
+    pub clusters: Vec<String>,
     /// Applications kubesim deploys at start (`smoke-mini`); none when empty.
     pub apps: Vec<String>,
     /// More flags for every worker (`--limit-events-per-second N`).
@@ -75,6 +79,7 @@ impl StackOptions {
             leader_lease_ttl: 2,
             apiserver_args: Vec::new(),
             apps: vec!["smoke-mini".to_string()],
+            clusters: vec![DEFAULT_CLUSTER.to_string()],
             worker_args: Vec::new(),
             etcd_members: 1,
             etcd_given: None,
@@ -108,20 +113,25 @@ pub struct Stack {
     /// A chaosctl config file with one context, `chaos-local`, for this stack
     /// (`export CHAOSCTL_CONFIG=...`).
     pub context_file: PathBuf,
-    /// The Kubernetes API the workers use (kubesim's URL), if kubesim runs.
+    /// The Kubernetes API the workers use (kubesim's URL), if kubesim runs: the first cluster's.
     pub kube_url: Option<String>,
+    /// Each cluster's kubesim URL, in the order of [`StackOptions::clusters`].
+    pub kube_urls: Vec<(String, String)>,
     /// The applications kubesim deployed.
     pub apps: Vec<String>,
     pub state_dir: PathBuf,
     options: StackOptions,
-    /// The next worker's number.
-    next_worker: u32,
-    /// How workers reach the cluster (`--kube-url URL` or `--kubeconfig PATH`).
-    kube_args: Vec<String>,
+    /// The next worker's number, per cluster.
+    next_worker: BTreeMap<String, u32>,
+    /// How each cluster's workers reach it (`--kube-url URL` or `--kubeconfig PATH`).
+    kube_args: Vec<(String, Vec<String>)>,
     /// The probe endpoints (`/healthz`, `/readyz`, `/metrics`) of the controller, the scheduler and
     /// each worker.
     pub probes: Vec<(String, String)>,
 }
+
+/// The cluster a stack has when no other is named.
+pub const DEFAULT_CLUSTER: &str = "default";
 
 /// A binary of this project: next to the running executable (cargo puts them together), or
 /// one level up (a test executable lives in `target/<profile>/deps/`).
@@ -182,10 +192,11 @@ impl Stack {
             token: chaos_def::auth::generate_token(),
             context_file: options.state_dir.join("chaosctl.yaml"),
             kube_url: None,
+            kube_urls: Vec::new(),
             apps: Vec::new(),
             state_dir: options.state_dir.clone(),
             options: options.clone(),
-            next_worker: 0,
+            next_worker: BTreeMap::new(),
             kube_args: Vec::new(),
             probes: Vec::new(),
         };
@@ -230,29 +241,7 @@ impl Stack {
             }
         }
 
-        let kube_args = match &options.kubeconfig {
-            Some(path) => vec!["--kubeconfig".to_string(), path.display().to_string()],
-            None => {
-                let port = free_port()?;
-                let url = format!("http://127.0.0.1:{port}");
-                let mut args = vec![
-                    format!("--listen=127.0.0.1:{port}"),
-                    format!("--nodes={}", options.nodes),
-                    format!("--speed={}", options.speed),
-                    format!("--seed={}", options.seed),
-                    format!("--fault-quorum-stuck={}", options.fault_quorum_stuck),
-                    format!("--fault-replica-loss={}", options.fault_replica_loss),
-                ];
-                if !options.apps.is_empty() {
-                    args.push(format!("--apps={}", options.apps.join(",")));
-                }
-                self.spawn("kubesim", &sibling("kubesim")?, &args)?;
-                wait_http(&http, &format!("{url}/version"), "kubesim").await?;
-                self.kube_url = Some(url.clone());
-                self.apps = options.apps.clone();
-                vec!["--kube-url".to_string(), url]
-            }
-        };
+        let kube_args = self.start_clusters(options, &http).await?;
 
         let api_port = free_port()?;
         self.apiserver =
@@ -285,10 +274,12 @@ impl Stack {
         }
         self.kube_args = kube_args;
         let mut started = Vec::new();
-        for _ in 0..options.workers {
-            started.push(self.spawn_worker()?);
+        for cluster in &options.clusters {
+            for _ in 0..options.workers {
+                started.push(self.spawn_worker(cluster)?);
+            }
         }
-        self.wait_workers(&http, options.workers, &started).await?;
+        self.wait_workers(&http, started.len() as u32, &started).await?;
         // Nothing exited meanwhile.
         for process in &mut self.processes {
             if let Some(status) = process.child.try_wait()? {
@@ -302,10 +293,68 @@ impl Stack {
         Ok(())
     }
 
-    /// Starts one more worker (`worker-<n>`); returns its name.
-    fn spawn_worker(&mut self) -> anyhow::Result<String> {
-        let name = format!("worker-{}", self.next_worker);
-        self.next_worker += 1;
+    /// The clusters: a kubesim each (named `kubesim` when there is one, `kubesim-<cluster>` when
+    /// there are several), or the kubeconfig's one; returns how each one's workers reach it.
+    async fn start_clusters(
+        &mut self,
+        options: &StackOptions,
+        http: &reqwest::Client,
+    ) -> anyhow::Result<Vec<(String, Vec<String>)>> {
+        anyhow::ensure!(!options.clusters.is_empty(), "a stack needs at least one cluster");
+        if let Some(path) = &options.kubeconfig {
+            anyhow::ensure!(options.clusters.len() == 1, "with --kubeconfig the stack has one cluster");
+            let args = vec!["--kubeconfig".to_string(), path.display().to_string()];
+            return Ok(vec![(options.clusters[0].clone(), args)]);
+        }
+        let mut kube_args = Vec::new();
+        for (index, cluster) in options.clusters.iter().enumerate() {
+            let port = free_port()?;
+            let url = format!("http://127.0.0.1:{port}");
+            let mut args = vec![
+                format!("--listen=127.0.0.1:{port}"),
+                format!("--nodes={}", options.nodes),
+                format!("--speed={}", options.speed),
+                // Each cluster its own story.
+                format!("--seed={}", options.seed + index as u64),
+                format!("--fault-quorum-stuck={}", options.fault_quorum_stuck),
+                format!("--fault-replica-loss={}", options.fault_replica_loss),
+            ];
+            if !options.apps.is_empty() {
+                args.push(format!("--apps={}", options.apps.join(",")));
+            }
+            let name = self.kubesim_name(cluster);
+            self.spawn(&name, &sibling("kubesim")?, &args)?;
+            wait_http(http, &format!("{url}/version"), &name).await?;
+            self.kube_urls.push((cluster.clone(), url.clone()));
+            kube_args.push((cluster.clone(), vec!["--kube-url".to_string(), url]));
+        }
+        self.kube_url = self.kube_urls.first().map(|(_, url)| url.clone());
+        self.apps = options.apps.clone();
+        Ok(kube_args)
+    }
+
+    /// The process name of a cluster's kubesim.
+    pub fn kubesim_name(&self, cluster: &str) -> String {
+        if self.options.clusters.len() == 1 { "kubesim".to_string() } else { format!("kubesim-{cluster}") }
+    }
+
+    /// A cluster's kubesim URL.
+    pub fn kube_url_of(&self, cluster: &str) -> Option<&str> {
+        self.kube_urls.iter().find(|(c, _)| c == cluster).map(|(_, url)| url.as_str())
+    }
+
+    /// Starts one more worker of `cluster` (`worker-<n>`, or `worker-<cluster>-<n>` when the
+    /// stack has several clusters); returns its name.
+    fn spawn_worker(&mut self, cluster: &str) -> anyhow::Result<String> {
+        let counter = self.next_worker.entry(cluster.to_string()).or_default();
+        let number = *counter;
+        *counter += 1;
+        let name = if self.options.clusters.len() == 1 {
+            format!("worker-{number}")
+        } else {
+            format!("worker-{cluster}-{number}")
+        };
+        let kube_args = self.kube_args.iter().find(|(c, _)| c == cluster).map(|(_, a)| a.clone()).unwrap_or_default();
         let port = free_port()?;
         let mut args = vec!["run".to_string()];
         args.extend(self.etcd_args.iter().cloned());
@@ -313,14 +362,14 @@ impl Stack {
             format!("--name={name}"),
             format!("--slots={}", self.options.slots),
             format!("--lease-ttl={}", self.options.worker_lease_ttl),
-            "--cluster=default".into(),
+            format!("--cluster={cluster}"),
             format!("--listen=127.0.0.1:{port}"),
             // Shared: a plugin is compiled once for all the workers of the stack.
             format!("--cache-dir={}", self.state_dir.join("plugin-cache").display()),
             // What its probes measure waits here until etcd has it (a restart delivers it).
             format!("--state-dir={}", self.state_dir.join(&name).display()),
         ]);
-        args.extend(self.kube_args.iter().cloned());
+        args.extend(kube_args);
         args.extend(self.options.worker_args.iter().cloned());
         self.spawn(&name, &sibling("chaos-worker")?, &args)?;
         self.probes.push((name.clone(), format!("http://127.0.0.1:{port}")));
@@ -331,7 +380,8 @@ impl Stack {
     pub async fn add_worker(&mut self) -> anyhow::Result<String> {
         let http = self.http()?;
         let registered = self.registered_workers(&http).await;
-        let name = self.spawn_worker()?;
+        let first = self.options.clusters.first().cloned().unwrap_or_else(|| DEFAULT_CLUSTER.to_string());
+        let name = self.spawn_worker(&first)?;
         self.wait_workers(&http, registered as u32 + 1, std::slice::from_ref(&name)).await?;
         Ok(name)
     }

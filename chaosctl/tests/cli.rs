@@ -271,6 +271,7 @@ async fn cordon_and_uncordon_a_worker() {
         cordoned: false,
         draining: false,
         assigned: None,
+        conditions: Default::default(),
         started_at: jiff::Timestamp::now(),
     };
     stack.store.put(&stack.store.keys().worker("w1"), &worker).await.unwrap();

@@ -53,6 +53,9 @@ pub enum ApplyResult {
     Created,
     Configured,
     Unchanged,
+    /// `?dryRun=true`: valid, and nothing was stored.
+    #[serde(rename = "dry-run")]
+    DryRun,
 }
 
 impl ApplyResult {
@@ -61,6 +64,7 @@ impl ApplyResult {
             ApplyResult::Created => "created",
             ApplyResult::Configured => "configured",
             ApplyResult::Unchanged => "unchanged",
+            ApplyResult::DryRun => "valid (dry run: nothing stored)",
         }
     }
 }
@@ -68,7 +72,14 @@ impl ApplyResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApplyResponse {
     pub result: ApplyResult,
+    /// The scenario as stored (for a dry run: as it would be, with the seed it would get).
     pub scenario: ScenarioView,
+    /// What is accepted but probably wrong (a cluster no worker has ever declared).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// A dry run's answer: the targets each fault step would pick now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<crate::dryrun::Pick>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -222,6 +222,27 @@ impl Keys {
         self.under(&format!("downtimes/{source}/"))
     }
 
+    /// A `--dry-run`'s question to the workers of a cluster (on a short lease).
+    pub fn dry_run_request(&self, id: &str) -> String {
+        self.under(&format!("dry-run/requests/{id}"))
+    }
+    pub fn dry_run_requests_prefix(&self) -> String {
+        self.under("dry-run/requests/")
+    }
+    /// The answer to a `--dry-run` request (the first worker's).
+    pub fn dry_run_answer(&self, id: &str) -> String {
+        self.under(&format!("dry-run/answers/{id}"))
+    }
+
+    /// A cluster some worker has declared (kept: "no worker has ever declared it" is a warning
+    /// at apply).
+    pub fn cluster_seen(&self, cluster: &str) -> String {
+        self.under(&format!("clusters/{cluster}"))
+    }
+    pub fn clusters_seen_prefix(&self) -> String {
+        self.under("clusters/")
+    }
+
     /// The last path segment of `key` below `prefix` (`scenarios/x` → `x`); `None` when the
     /// key is not directly below the prefix.
     pub fn name_in<'k>(prefix: &str, key: &'k str) -> Option<&'k str> {

@@ -438,8 +438,87 @@ pub struct WorkerRecord {
     /// Instances assigned to it now (the apiserver fills it in from `assignments/<worker>/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assigned: Option<u32>,
+    /// How each cluster it declares looks from here, by cluster (none until its first check).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub conditions: BTreeMap<String, ClusterCondition>,
     #[schema(value_type = String, format = DateTime)]
     pub started_at: Timestamp,
+}
+
+/// How a cluster looks from a worker, as a node observer sees its node: each check is fine or
+/// not, and a failed check weighs as it matters to the plugins — the API not answering makes
+/// the cluster NotReady from here (nothing is placed on this worker for it); slowness or a kind
+/// the plugins need not served is a Warning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum ClusterState {
+    #[default]
+    Ready,
+    Warning,
+    NotReady,
+}
+
+impl ClusterState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClusterState::Ready => "Ready",
+            ClusterState::Warning => "Warning",
+            ClusterState::NotReady => "NotReady",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterCondition {
+    pub state: ClusterState,
+    /// Why it is not Ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// How long the API server took to answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
+    #[schema(value_type = String, format = DateTime)]
+    pub checked_at: Timestamp,
+}
+
+/// What one check of a cluster found: the API server's answer (its latency, or why it did not
+/// answer), and the kinds the plugins need that it does not serve, each with the state its
+/// absence means.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterCheck {
+    pub api: Result<u64, String>,
+    pub missing: Vec<(String, ClusterState)>,
+}
+
+/// Above this latency the API server is slow: a Warning.
+pub const SLOW_API_MS: u64 = 1_000;
+
+impl ClusterCheck {
+    /// The condition this check means: the worst of its parts, with every reason.
+    pub fn condition(&self, at: Timestamp) -> ClusterCondition {
+        let mut state = ClusterState::Ready;
+        let mut reasons = Vec::new();
+        let latency_ms = match &self.api {
+            Ok(ms) => {
+                if *ms > SLOW_API_MS {
+                    state = state.max(ClusterState::Warning);
+                    reasons.push(format!("the API server is slow ({ms} ms)"));
+                }
+                Some(*ms)
+            }
+            Err(why) => {
+                state = ClusterState::NotReady;
+                reasons.push(format!("the API server does not answer: {why}"));
+                None
+            }
+        };
+        for (kind, weight) in &self.missing {
+            state = state.max(*weight);
+            reasons.push(format!("{kind} not served"));
+        }
+        let reason = (!reasons.is_empty()).then(|| reasons.join("; "));
+        ClusterCondition { state, reason, latency_ms, checked_at: at }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -561,4 +640,27 @@ pub struct PluginMeta {
     pub interface_version: String,
     #[schema(value_type = String, format = DateTime)]
     pub pushed_at: Timestamp,
+}
+
+#[cfg(test)]
+mod cluster_tests {
+    use super::*;
+
+    #[test]
+    fn a_check_weighs_its_parts() {
+        let at = Timestamp::UNIX_EPOCH;
+        let fine = ClusterCheck { api: Ok(20), missing: Vec::new() }.condition(at);
+        assert_eq!((fine.state, fine.reason, fine.latency_ms), (ClusterState::Ready, None, Some(20)));
+        let slow = ClusterCheck { api: Ok(1_500), missing: Vec::new() }.condition(at);
+        assert_eq!(slow.state, ClusterState::Warning);
+        assert_eq!(slow.reason.as_deref(), Some("the API server is slow (1500 ms)"));
+        let storage = ("replicatedvolumes.storage.deckhouse.io".to_string(), ClusterState::Warning);
+        let partial = ClusterCheck { api: Ok(5), missing: vec![storage] }.condition(at);
+        assert_eq!(partial.state, ClusterState::Warning);
+        let down = ClusterCheck { api: Err("connection refused".into()), missing: Vec::new() }.condition(at);
+        assert_eq!(down.state, ClusterState::NotReady);
+        assert_eq!(down.reason.as_deref(), Some("the API server does not answer: connection refused"));
+        let pods = ClusterCheck { api: Ok(5), missing: vec![("pods".into(), ClusterState::NotReady)] }.condition(at);
+        assert_eq!(pods.state, ClusterState::NotReady);
+    }
 }

@@ -290,9 +290,9 @@ const CASES: &[Case] = &[
         what: "missing pod-destroyer namespace",
         replace: "params: {namespace: d8-sds-replicated-volume, ",
         with: "params: {",
-        path: "spec.tasks[0].params",
+        path: "spec.tasks[0].params.namespace",
         line: Some(26),
-        message: "missing field `namespace`",
+        message: "is required (or give a target)",
     },
     Case { what: "nothing to do", replace: "", with: "", path: "spec", line: Some(5), message: "nothing to do" },
 ];

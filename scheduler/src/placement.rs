@@ -1,8 +1,9 @@
 //! Placement, purely: which worker runs which instance. No I/O; [`crate::plan`] feeds it the
 //! live workers and the instances waiting for one.
 //!
-//! Rules: a worker qualifies when it reaches the instance's cluster, carries every label of the
-//! instance's worker selector, is not cordoned, and has a free slot. Among those, an instance
+//! Rules: a worker qualifies when it reaches the instance's cluster (it declares it, and the
+//! cluster is not NotReady from there), carries every label of the instance's worker selector,
+//! is not cordoned, and has a free slot. Among those, an instance
 //! goes where its volume has the fewest instances already (a volume's plugins spread over
 //! workers, so one worker's death hurts a volume less; a probe's vantage points spread the same
 //! way, so that they measure from different workers), then to the least loaded worker
@@ -20,6 +21,8 @@ pub struct WorkerView {
     pub clusters: Vec<String>,
     pub labels: BTreeMap<String, String>,
     pub cordoned: bool,
+    /// The clusters it declares that are NotReady from there, with the reason.
+    pub not_ready: BTreeMap<String, String>,
 }
 
 /// An instance that needs a worker.
@@ -65,6 +68,7 @@ pub fn place(
             !w.cordoned
                 && used[i] < w.slots
                 && w.clusters.iter().any(|c| c == &candidate.cluster)
+                && !w.not_ready.contains_key(&candidate.cluster)
                 && candidate.selector.iter().all(|(k, v)| w.labels.get(k) == Some(v))
         };
         let on_volume = |i: usize| {
@@ -111,7 +115,17 @@ fn why_waiting(workers: &[WorkerView], used: &[u32], candidate: &Candidate) -> S
     if reaching.is_empty() {
         return format!("no worker reaches cluster {cluster}");
     }
-    let matching: Vec<usize> = reaching
+    let (ready, unready): (Vec<usize>, Vec<usize>) =
+        reaching.iter().copied().partition(|i| !workers[*i].not_ready.contains_key(cluster));
+    if ready.is_empty() {
+        let seen: Vec<String> = unready
+            .iter()
+            .take(3)
+            .map(|i| format!("{}: {}", workers[*i].name, workers[*i].not_ready[cluster]))
+            .collect();
+        return format!("cluster {cluster} is NotReady from every worker that declares it ({})", seen.join("; "));
+    }
+    let matching: Vec<usize> = ready
         .iter()
         .copied()
         .filter(|i| candidate.selector.iter().all(|(k, v)| workers[*i].labels.get(k) == Some(v)))
@@ -142,6 +156,7 @@ mod tests {
             clusters: vec!["default".into()],
             labels: BTreeMap::new(),
             cordoned: false,
+            not_ready: BTreeMap::new(),
         }
     }
 
@@ -198,6 +213,19 @@ mod tests {
         let decision = place(&[only], &[candidate("i", None)], &BTreeMap::new(), usize::MAX);
         assert!(decision.placed.is_empty());
         assert_eq!(decision.waiting[0].1, "every worker reaching cluster default is cordoned");
+    }
+
+    #[test]
+    fn nothing_goes_to_a_worker_whose_cluster_is_not_ready_from_there() {
+        let mut down = worker("a", 10, 0);
+        down.not_ready.insert("default".into(), "the API server does not answer: refused".into());
+        let decision = place(&[down.clone(), worker("b", 10, 5)], &[candidate("x", None)], &BTreeMap::new(), 10);
+        assert_eq!(decision.placed, [("x".to_string(), "b".to_string())], "the ready worker, though busier");
+        let decision = place(&[down], &[candidate("x", None)], &BTreeMap::new(), 10);
+        assert_eq!(
+            decision.waiting[0].1,
+            "cluster default is NotReady from every worker that declares it (a: the API server does not answer: refused)"
+        );
     }
 
     fn arb_worker() -> impl Strategy<Value = WorkerView> {

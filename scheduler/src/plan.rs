@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chaos_def::records::{Assignment, DesiredState, InstancePhase, InstanceStatus, TaskInstance};
+use chaos_def::records::{Assignment, ClusterState, DesiredState, InstancePhase, InstanceStatus, TaskInstance};
 use jiff::Timestamp;
 
 use crate::cache::Cache;
@@ -180,6 +180,13 @@ fn worker_views(cache: &Cache) -> Vec<WorkerView> {
             clusters: worker.value.clusters.clone(),
             labels: worker.value.labels.clone(),
             cordoned: worker.value.cordoned || cache.cordons.get_named(name).is_some(),
+            not_ready: worker
+                .value
+                .conditions
+                .iter()
+                .filter(|(_, c)| c.state == ClusterState::NotReady)
+                .map(|(cluster, c)| (cluster.clone(), c.reason.clone().unwrap_or_else(|| "NotReady".into())))
+                .collect(),
         })
         .collect()
 }

@@ -53,6 +53,7 @@ impl Fixture {
             cordoned: false,
             draining: false,
             assigned: None,
+            conditions: Default::default(),
             started_at: jiff::Timestamp::now(),
         };
         self.store.put_with_lease(&self.store.keys().worker(name), &record, lease.id()).await.unwrap();

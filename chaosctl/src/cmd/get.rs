@@ -144,7 +144,7 @@ fn worker_row(worker: &WorkerRecord, now: Timestamp) -> Vec<String> {
         worker.name.clone(),
         status.into(),
         format!("{}/{}", worker.assigned.unwrap_or(worker.usage.running), worker.slots),
-        worker.clusters.join(","),
+        clusters_text(worker),
         etcd_text(&worker.usage),
         format!("{}m", worker.usage.cpu_millis),
         format!("{}Mi", worker.usage.memory_bytes >> 20),
@@ -156,6 +156,20 @@ fn worker_row(worker: &WorkerRecord, now: Timestamp) -> Vec<String> {
 /// The etcd members a worker reaches, of those it knows (`3/3`); `-` before it has said.
 fn etcd_text(usage: &chaos_def::records::WorkerUsage) -> String {
     if usage.etcd_known == 0 { "-".into() } else { format!("{}/{}", usage.etcd_reachable, usage.etcd_known) }
+}
+
+/// The clusters a worker declares, each with its condition when it is not Ready
+/// (`a,b(NotReady)`): `describe`-level detail is in `-o yaml`.
+fn clusters_text(worker: &chaos_def::records::WorkerRecord) -> String {
+    let shown: Vec<String> = worker
+        .clusters
+        .iter()
+        .map(|cluster| match worker.conditions.get(cluster) {
+            Some(c) if c.state != chaos_def::records::ClusterState::Ready => format!("{cluster}({})", c.state.as_str()),
+            _ => cluster.clone(),
+        })
+        .collect();
+    shown.join(",")
 }
 
 #[cfg(test)]
@@ -185,6 +199,7 @@ mod tests {
             cordoned: true,
             draining: true,
             assigned: Some(5),
+            conditions: Default::default(),
             started_at: "2026-01-01T12:00:00Z".parse().unwrap(),
         };
         assert_eq!(

@@ -71,7 +71,11 @@ fn print_usage(stack: &Stack) {
     }
     println!("  chaosctl apply -f examples/demo.yaml && chaosctl get scenarios");
     println!("  {}", stack.dashboard_hint());
-    if let Some(kube) = &stack.kube_url {
+    let several = stack.kube_urls.len() > 1;
+    for (cluster, kube) in &stack.kube_urls {
+        if several {
+            println!("  cluster {cluster}:");
+        }
         println!("  kubectl --server {kube} get rv,rva,rvr,pods -A");
         if stack.apps.iter().any(|a| a == "smoke-mini") {
             println!(

@@ -1,35 +1,19 @@
 //! Every random choice the controller makes, derived from the scenario's seed and a stable
 //! identifier of what is being decided (`"step"` and the step number, `"volume"` and the volume
 //! index, ...). No global randomness: a restarted controller, or one replaying a run with the
-//! same seed, makes the same choices.
+//! same seed, makes the same choices. The derivation itself is chaos-def's ([`derive`]), which
+//! the apiserver's `--dry-run` shares.
 
 use chaos_def::{Duration, Range};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// A random source for one decision. The mixing is spelled out here (FNV-1a, then
-/// SplitMix64's finaliser) rather than borrowed from `std::hash`, whose output may change
-/// between Rust versions: stored runs must replay identically after an upgrade.
+/// A random source for one decision.
 pub fn rng(seed: u64, purpose: &str, index: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(derive(seed, purpose, index))
 }
 
-/// A stable 64-bit value for (seed, purpose, index).
-pub fn derive(seed: u64, purpose: &str, index: u64) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in seed.to_le_bytes().iter().chain(purpose.as_bytes()).chain(&index.to_le_bytes()) {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    splitmix(hash)
-}
-
-fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
+pub use chaos_def::seed::derive;
 
 /// Uniform in `range` (inclusive).
 pub fn count(rng: &mut ChaCha8Rng, range: &Range<u32>) -> u32 {

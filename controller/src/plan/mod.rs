@@ -535,7 +535,7 @@ impl<'a> Planner<'a> {
         TaskInstance {
             // From the id within the run (not the run's uid): the same seed gives every instance
             // the same seed in a replay, whatever the scenario's name or uid.
-            seed: chance::derive(self.seed, id.strip_prefix(self.run.as_str()).unwrap_or(&id), 0),
+            seed: chaos_def::seed::instance_seed(self.seed, id.strip_prefix(self.run.as_str()).unwrap_or(&id)),
             id,
             scenario: self.stored.metadata.name.clone(),
             cluster: self.stored.spec.cluster.clone(),

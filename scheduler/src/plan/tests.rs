@@ -140,6 +140,7 @@ impl World {
             cordoned: false,
             draining: false,
             assigned: None,
+            conditions: Default::default(),
             started_at: t0(),
         };
         self.register_record(record);

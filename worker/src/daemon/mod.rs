@@ -22,7 +22,8 @@
 //!
 //! Modules: [`config`] (settings), [`registration`] (record, lease, usage), [`session`] (what a
 //! session knows and decides, purely), [`lean`] (what it keeps of each instance record),
-//! [`assignments`] (the decision table), [`supervisor`] (one
+//! [`assignments`] (the decision table), [`observer`] (the clusters' conditions), [`dryrun`]
+//! (answers to `--dry-run`), [`supervisor`] (one
 //! task per run, the sink), [`builtins`] and [`pushed`] (where plugins come from), [`status`]
 //! (status writer), [`journal`] (event journal), [`metrics`] (counters, `/healthz`, `/readyz`,
 //! `/metrics`).
@@ -30,9 +31,11 @@
 pub mod assignments;
 pub mod builtins;
 pub mod config;
+pub mod dryrun;
 pub mod journal;
 pub mod lean;
 pub mod metrics;
+pub mod observer;
 pub mod pushed;
 pub mod registration;
 pub mod session;
@@ -126,6 +129,10 @@ impl Daemon {
         if let (Some(kube), Some(cluster)) = (self.ctx.kube.clone(), self.config.clusters.first().cloned()) {
             let mirror = crate::availability::downtimes::mirror(self.store.clone(), kube, cluster, background.clone());
             tracker.spawn(mirror);
+        }
+        if let Some(kube) = self.ctx.kube.clone() {
+            let (name, clusters) = (self.config.name.clone(), self.config.clusters.clone());
+            tracker.spawn(dryrun::answer_requests(self.store.clone(), kube, name, clusters, background.clone()));
         }
         // In the background: the worker registers meanwhile, and is ready once they are done.
         let ctx = self.ctx.clone();
@@ -320,6 +327,7 @@ impl SessionTasks {
         };
         tasks.tracker.spawn(registration::refresh_usage(
             store.clone(),
+            daemon.ctx.kube.clone(),
             daemon.config.clone(),
             lease.id(),
             started_at,

@@ -1,5 +1,6 @@
 //! Registration: `workers/<name>` attached to the worker's own lease, with its slots, labels,
-//! clusters, version and usage (CPU, memory, running instances), refreshed every few seconds.
+//! clusters, version, usage (CPU, memory, running instances) and its clusters' conditions
+//! ([`super::observer`]), refreshed every few seconds.
 //!
 //! The lease is kept alive by [`chaos_def::store::Lease`]; when it cannot be refreshed within
 //! its TTL its `lost` token fires and the daemon fences itself (see [`super`]).
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::config::DaemonConfig;
 use super::metrics::Metrics;
 use crate::error::Result;
+use crate::runtime::KubeGateway;
 
 /// The record as this worker registers it.
 pub fn record(config: &DaemonConfig, started_at: jiff::Timestamp, usage: WorkerUsage) -> WorkerRecord {
@@ -30,6 +32,7 @@ pub fn record(config: &DaemonConfig, started_at: jiff::Timestamp, usage: WorkerU
         cordoned: false,
         draining: false,
         assigned: None,
+        conditions: Default::default(),
         started_at,
     }
 }
@@ -38,6 +41,12 @@ pub fn record(config: &DaemonConfig, started_at: jiff::Timestamp, usage: WorkerU
 pub async fn register(store: &Store, config: &DaemonConfig, record: &WorkerRecord) -> Result<Lease> {
     let lease = store.grant_lease(config.lease_ttl).await?;
     store.put_with_lease(&store.keys().worker(&config.name), record, lease.id()).await?;
+    // Kept after the worker is gone: a scenario naming a cluster no worker ever declared is
+    // probably a typo, and apply says so.
+    for cluster in &config.clusters {
+        let seen = serde_json::json!({"worker": config.name, "at": jiff::Timestamp::now()});
+        store.put(&store.keys().cluster_seen(cluster), &seen).await?;
+    }
     tracing::info!(worker = %config.name, lease = format!("{:x}", lease.id()), ttl = ?lease.ttl(), "registered");
     Ok(lease)
 }
@@ -85,10 +94,12 @@ fn rss_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// Rewrites the registration with fresh usage every `every` until `cancel` (errors are logged:
-/// the lease, not this refresh, decides whether the worker is alive).
+/// Rewrites the registration with fresh usage and cluster conditions every `every` until
+/// `cancel` (errors are logged: the lease, not this refresh, decides whether the worker is
+/// alive).
 pub async fn refresh_usage(
     store: Store,
+    kube: Option<KubeGateway>,
     config: Arc<DaemonConfig>,
     lease_id: i64,
     started_at: jiff::Timestamp,
@@ -110,7 +121,8 @@ pub async fn refresh_usage(
         usage.etcd_known = (reachable.len() + unreachable.len()) as u32;
         usage.etcd_reachable = reachable.len() as u32;
         usage.etcd_unreachable = unreachable.into_iter().map(|(e, _)| e).collect();
-        let rec = record(&config, started_at, usage);
+        let mut rec = record(&config, started_at, usage);
+        rec.conditions = super::observer::conditions(kube.as_ref(), &config.clusters).await;
         if let Err(error) = store.put_with_lease(&store.keys().worker(&config.name), &rec, lease_id).await {
             tracing::debug!(%error, "cannot refresh the registration");
         }

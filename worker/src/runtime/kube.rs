@@ -100,6 +100,16 @@ impl KubeGateway {
         Ok(found)
     }
 
+    /// Whether the cluster serves `plural` of `api_version` now (discovery asked afresh); an
+    /// error when it could not be asked.
+    pub async fn serves(&self, api_version: &str, plural: &str) -> Result<bool, WitError> {
+        match self.resources(api_version, true).await {
+            Ok(resources) => Ok(resources.iter().any(|r| r.name == plural)),
+            Err(WitError::NotFound(_)) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
     /// Resolves `apiVersion` + kind (or plural, or short name) to the resource.
     pub async fn resolve(&self, api_version: &str, kind: &str) -> Result<Resolved, WitError> {
         for refresh in [false, true] {

@@ -240,6 +240,7 @@ fn replays_give_every_instance_the_same_seed_whatever_the_name_or_uid() {
     let (a, b) = (first.fault("0").unwrap(), second.fault("0").unwrap());
     assert_ne!(a.id, b.id, "ids name the run");
     assert_eq!(a.seed, b.seed, "seeds do not");
+    assert_eq!(a.seed, chaos_def::seed::fault_seed(3, "node-failure", "0"), "--dry-run computes the same seed");
 }
 
 // ---- properties over random workflows ----
