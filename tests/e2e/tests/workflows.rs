@@ -3,8 +3,9 @@
 //! recovery) passes; the same flow fails at its recovery step when the application does not
 //! come back (kubesim's restart knob); `chaosctl stop` mid-suspension leaves every process
 //! running; a controller SIGKILLed mid-workflow resumes at the same step without running one
-//! twice; a safety stop trips and stops its scenario; and two scenarios of one seed under two
-//! names give every instance the same seed and pick the same targets, until the cluster changes.
+//! twice; a safety stop trips and stops its scenario; two scenarios of one seed under two
+//! names give every instance the same seed and pick the same targets, until the cluster changes;
+//! and the two-node flow runs on two kubesims after a `--dry-run` named its targets.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -118,9 +119,7 @@ fn kubectl(fleet: &Fleet, args: &[&str]) -> String {
 
 /// The STAT of PID 1 in a pod (`S` running, `T` stopped), from `ps` through `kubectl exec`.
 fn pid1_stat(fleet: &Fleet, pod: &str) -> String {
-    let ps = kubectl(fleet, &["exec", "-n", NAMESPACE, pod, "--", "ps"]);
-    let row = ps.lines().find(|l| l.split_whitespace().next() == Some("1")).unwrap_or_else(|| panic!("{ps}"));
-    row.split_whitespace().nth(3).expect("a STAT column").to_string()
+    kube_pid1_stat(&fleet.stack.kube_url.clone().expect("kubesim runs"), pod)
 }
 
 fn annotations(fleet: &Fleet, pod: &str) -> serde_json::Value {
@@ -268,4 +267,87 @@ async fn a_killed_controller_resumes_safety_stops_trip_and_replays_pick_the_same
     let diverged = text(&chaosctl(&fleet, &["report", "pick-c", "--against", "pick-a"]));
     assert!(diverged.contains("First divergence: w-pick-0 (decision 1 of it, targets)"), "{diverged}");
     assert!(diverged.contains("the cluster answered differently"), "{diverged}");
+}
+
+/// eris' two-node flow on two kubesims: `--dry-run` names the pods each step would signal and
+/// changes nothing; the run signals those pods and passes; a cluster whose API server stops
+/// answering becomes NotReady from its worker, and what is meant for it waits, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clusters_dry_run_then_run_and_a_not_ready_cluster_gets_nothing() {
+    let state = tempfile::Builder::new().prefix("chaos-workflows-dc-").tempdir().unwrap();
+    let options = StackOptions {
+        workers: 1,
+        slots: 50,
+        clusters: vec!["dc1".into(), "dc2".into()],
+        ..StackOptions::new(state.path())
+    };
+    let fleet = Fleet::start_with(options, state).await.expect("the stack starts");
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/eris-two-nodes.yaml")).unwrap();
+    let scenario = chaos_def::parse_scenarios(&text).unwrap().remove(0);
+
+    let dry = fleet.client.dry_run(&scenario).await.expect("the dry run answers");
+    assert_eq!(dry.result, chaos_def::api::ApplyResult::DryRun);
+    assert!(dry.warnings.is_empty(), "{:?}", dry.warnings);
+    let picked: BTreeMap<String, Vec<String>> = dry
+        .targets
+        .iter()
+        .map(|p| (p.step.clone(), p.targets.iter().map(|t| format!("{}/{}", p.cluster, t.name)).collect()))
+        .collect();
+    assert_eq!(picked["suspend-dc1"], ["dc1/smoke-mini-a-0"], "{dry:?}");
+    assert_eq!(picked["suspend-dc2"], ["dc2/smoke-mini-a-0"], "{dry:?}");
+    assert!(fleet.client.scenario("eris-two-nodes").await.is_err(), "a dry run stores nothing");
+    for cluster in ["dc1", "dc2"] {
+        let kube = fleet.stack.kube_url_of(cluster).unwrap();
+        let pid1 = kube_pid1_stat(kube, "smoke-mini-a-0");
+        assert_eq!(pid1, "S", "a dry run signals nothing in {cluster}");
+    }
+
+    fleet.client.apply(&scenario).await.expect("applied");
+    let done = wait_flow(&fleet, "eris-two-nodes", "the two-node flow ended", |f| f.phase.is_ended()).await;
+    assert_eq!(done.phase, WorkflowPhase::Passed, "{done:?}");
+    assert_eq!(done.runs[0].detect_ms.len(), 2, "each data centre's detection is measured: {done:?}");
+    let journal = fleet.journal("eris-two-nodes").await.unwrap();
+    let stopped: Vec<String> = journal
+        .iter()
+        .filter(|e| e.kind == "fault" && e.fields["signal"] == "STOP")
+        .map(|e| e.fields["pod"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(stopped, ["smoke-mini-a-0", "smoke-mini-a-0"], "the pods the dry run named, one per cluster");
+
+    // dc2's API server stops answering: its worker reports it NotReady, and a fault for dc2 waits.
+    fleet.stack.signal("kubesim-dc2", libc::SIGSTOP).unwrap();
+    eventually(LIMIT, "dc2 NotReady from its worker", || async {
+        let workers = fleet.client.workers().await.ok()?.items;
+        let worker = workers.into_iter().find(|w| w.name == "worker-dc2-0")?;
+        (worker.conditions.get("dc2")?.state == chaos_def::records::ClusterState::NotReady).then_some(())
+    })
+    .await;
+    let waits = chaos_def::parse_scenarios(
+        "apiVersion: chaosctl.dev/v1alpha1\nkind: Scenario\nmetadata: {name: waits}\nspec:\n  cluster: dc2\n  workflows:\n    \
+         - name: w\n      steps:\n        - fault:\n            plugin: process-signal\n            params: {signal: SIGCONT}\n            \
+         target: {namespaces: [smoke-mini]}\n",
+    )
+    .unwrap()
+    .remove(0);
+    fleet.client.apply(&waits).await.expect("applied");
+    let reason = eventually(LIMIT, "the fault waiting with a reason", || async {
+        let statuses = chaos_e2e::statuses(&fleet).await;
+        statuses.into_iter().find(|(id, _)| id.starts_with("waits-")).and_then(|(_, s)| s.reason)
+    })
+    .await;
+    assert!(reason.starts_with("cluster dc2 is NotReady from every worker that declares it"), "{reason}");
+    fleet.stack.signal("kubesim-dc2", libc::SIGCONT).unwrap();
+    wait_phase(&fleet, "waits", ScenarioPhase::Stopped).await;
+}
+
+/// PID 1's STAT in a pod of the kubesim at `kube`.
+fn kube_pid1_stat(kube: &str, pod: &str) -> String {
+    let out = Command::new("kubectl")
+        .args(["--server", kube, "exec", "-n", NAMESPACE, pod, "--", "ps"])
+        .output()
+        .expect("kubectl runs");
+    let ps = String::from_utf8_lossy(&out.stdout).into_owned();
+    let row = ps.lines().find(|l| l.split_whitespace().next() == Some("1")).unwrap_or_else(|| panic!("{ps}"));
+    row.split_whitespace().nth(3).expect("a STAT column").to_string()
 }
