@@ -490,3 +490,66 @@ async fn bad_probes_and_downtimes_are_refused_with_field_and_line_and_nothing_is
     let (status, _) = api.get("/v1/availability/range?step=7").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+const ERIS: &str = include_str!("../../examples/eris-basic.yaml");
+
+#[tokio::test]
+async fn broken_workflows_are_refused_with_field_and_line_and_nothing_is_stored() {
+    let api = Api::start(EtcdServer::shared()).await;
+    let cases = [
+        (
+            ERIS.replace("probe: smoke-a, state: down", "probe: nope, state: down"),
+            "waitFor.probe",
+            "no probe named \"nope\"",
+        ),
+        (ERIS.replace("- end: suspend", "- end: detect"), "steps[3].end", "is not a fault running"),
+        (
+            ERIS.replace("nameRegex: '^smoke-mini-a-'\n", "nameRegex: '^smoke-(mini'\n"),
+            "target.nameRegex",
+            "invalid regular expression",
+        ),
+        (ERIS.replace("value: 100", "value: 101"), "target.value", "a percentage is at most 100"),
+    ];
+    for (text, field, message) in cases {
+        let (status, body) = api.post("/v1/scenarios", text).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let body = error(body);
+        assert!(body.field.as_deref().is_some_and(|f| f.ends_with(field)), "{body:?}");
+        assert!(body.line.is_some(), "{body:?}");
+        assert!(body.message.contains(message), "{body:?}");
+    }
+    let (status, body) = api.post("/v1/scenarios?dryRun=true", ERIS.replace("value: 100", "value: 101")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a dry run validates the same: {body}");
+    assert!(api.stored("eris-basic").await.is_none(), "a refused scenario was stored");
+}
+
+#[tokio::test]
+async fn an_undeclared_cluster_is_a_warning_and_a_dry_run_stores_nothing() {
+    let api = Api::start(EtcdServer::shared()).await;
+    let text = ERIS.replace("cluster: default", "cluster: far-away");
+    let (status, body) = api.post("/v1/scenarios?dryRun=true", text.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answer: ApplyResponse = serde_json::from_value(body).unwrap();
+    assert_eq!(answer.result, chaos_def::api::ApplyResult::DryRun);
+    assert!(
+        answer.warnings.iter().any(|w| w.contains("no worker has ever declared cluster \"far-away\"")),
+        "{answer:?}"
+    );
+    let steps: Vec<&str> = answer.targets.iter().map(|p| p.step.as_str()).collect();
+    assert_eq!(steps, ["suspend", "kill"]);
+    assert!(
+        answer.targets.iter().all(|p| p.error.as_deref().is_some_and(|e| e.contains("no worker of cluster far-away")))
+    );
+    assert!(api.stored("eris-basic").await.is_none(), "a dry run stores nothing");
+
+    let (status, body) = api.post("/v1/scenarios", text).await;
+    assert_eq!(status, StatusCode::CREATED, "accepted: the cluster may come later");
+    let answer: ApplyResponse = serde_json::from_value(body).unwrap();
+    assert_eq!(answer.warnings.len(), 1, "{answer:?}");
+    // Once a worker has declared it, the warning goes (even after the worker is gone).
+    let seen = serde_json::json!({"worker": "w9"});
+    api.store.put(&api.store.keys().cluster_seen("far-away"), &seen).await.unwrap();
+    let (_, body) = api.post("/v1/scenarios", ERIS.replace("cluster: default", "cluster: far-away")).await;
+    let answer: ApplyResponse = serde_json::from_value(body).unwrap();
+    assert!(answer.warnings.is_empty(), "{answer:?}");
+}
