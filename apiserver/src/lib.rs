@@ -81,7 +81,7 @@ impl AppState {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "chaos-apiserver", description = "REST API of the chaos orchestrator"),
-    components(schemas(ErrorBody, chaos_def::Scenario)),
+    components(schemas(ErrorBody, chaos_def::Scenario, chaos_def::workflow::Branch, chaos_def::workflow::Repeat)),
     modifiers(&BearerScheme),
     tags(
         (name = "scenarios", description = "Apply, inspect, stop and delete scenarios"),

@@ -38,19 +38,29 @@ func (c *Client) ApplyFile(ctx context.Context, path string) (*chaosapi.ApplyRes
 // *APIError with status 422; see APIError.FieldErrors. Transient failures are retried: an apply
 // of the same spec again changes nothing, though it then answers unchanged.
 func (c *Client) Apply(ctx context.Context, yaml []byte) (*chaosapi.ApplyResponse, error) {
+	return c.apply(ctx, yaml, "/v1/scenarios")
+}
+
+// DryRun validates a scenario as Apply does and stores nothing: the answer's Result is
+// "dry-run", and its Targets say which pods each fault step would pick now.
+func (c *Client) DryRun(ctx context.Context, yaml []byte) (*chaosapi.ApplyResponse, error) {
+	return c.apply(ctx, yaml, "/v1/scenarios?dryRun=true")
+}
+
+func (c *Client) apply(ctx context.Context, yaml []byte, path string) (*chaosapi.ApplyResponse, error) {
 	var out *chaosapi.ApplyResponse
 	err := retrying(ctx, func() (err error) {
-		out, err = c.applyOnce(ctx, yaml)
+		out, err = c.applyOnce(ctx, yaml, path)
 		return err
 	})
 	return out, err
 }
 
-// applyOnce sends POST /v1/scenarios with the generated client's configuration: its
-// http.Client, default headers (the token) and user agent.
-func (c *Client) applyOnce(ctx context.Context, yaml []byte) (*chaosapi.ApplyResponse, error) {
+// applyOnce sends POST to path with the generated client's configuration: its http.Client,
+// default headers (the token) and user agent.
+func (c *Client) applyOnce(ctx context.Context, yaml []byte, path string) (*chaosapi.ApplyResponse, error) {
 	cfg := c.API.GetConfig()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.server+"/v1/scenarios", bytes.NewReader(yaml))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.server+path, bytes.NewReader(yaml))
 	if err != nil {
 		return nil, fmt.Errorf("chaos: %w", err)
 	}
@@ -67,14 +77,14 @@ func (c *Client) applyOnce(ctx context.Context, yaml []byte) (*chaosapi.ApplyRes
 	defer drain(resp)
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, fmt.Errorf("chaos: POST /v1/scenarios: reading the answer: %w", err)
+		return nil, fmt.Errorf("chaos: POST %s: reading the answer: %w", path, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, newAPIError(resp, body)
 	}
 	var out chaosapi.ApplyResponse
 	if err := json.Unmarshal(body, &out); err != nil {
-		return nil, fmt.Errorf("chaos: POST /v1/scenarios: reading the answer: %w", err)
+		return nil, fmt.Errorf("chaos: POST %s: reading the answer: %w", path, err)
 	}
 	return &out, nil
 }

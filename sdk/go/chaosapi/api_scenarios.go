@@ -26,11 +26,18 @@ type ApiApplyScenarioRequest struct {
 	ctx        context.Context
 	ApiService *ScenariosAPIService
 	scenario   *Scenario
+	dryRun     *bool
 }
 
 // One scenario, as YAML or JSON
 func (r ApiApplyScenarioRequest) Scenario(scenario Scenario) ApiApplyScenarioRequest {
 	r.scenario = &scenario
+	return r
+}
+
+// Validate, store nothing, and answer with the targets each fault step would pick now (asked of a worker of the step&#39;s cluster).
+func (r ApiApplyScenarioRequest) DryRun(dryRun bool) ApiApplyScenarioRequest {
+	r.dryRun = &dryRun
 	return r
 }
 
@@ -76,6 +83,9 @@ func (a *ScenariosAPIService) ApplyScenarioExecute(r ApiApplyScenarioRequest) (*
 		return localVarReturnValue, nil, reportError("scenario is required and must be specified")
 	}
 
+	if r.dryRun != nil {
+		parameterAddToHeaderOrQuery(localVarQueryParams, "dryRun", r.dryRun, "form", "")
+	}
 	// to determine the Content-Type header
 	localVarHTTPContentTypes := []string{"application/json", "application/yaml"}
 

@@ -21,8 +21,13 @@ var _ MappedNullable = &ApplyResponse{}
 
 // ApplyResponse struct for ApplyResponse
 type ApplyResponse struct {
-	Result   ApplyResult  `json:"result"`
+	Result ApplyResult `json:"result"`
+	// The scenario as stored (for a dry run: as it would be, with the seed it would get).
 	Scenario ScenarioView `json:"scenario"`
+	// What is accepted but probably wrong (a cluster no worker has ever declared).
+	Warnings []string `json:"warnings,omitempty"`
+	// A dry run's answer: the targets each fault step would pick now.
+	Targets []Pick `json:"targets,omitempty"`
 }
 
 type _ApplyResponse ApplyResponse
@@ -94,6 +99,70 @@ func (o *ApplyResponse) SetScenario(v ScenarioView) {
 	o.Scenario = v
 }
 
+// GetWarnings returns the Warnings field value if set, zero value otherwise.
+func (o *ApplyResponse) GetWarnings() []string {
+	if o == nil || IsNil(o.Warnings) {
+		var ret []string
+		return ret
+	}
+	return o.Warnings
+}
+
+// GetWarningsOk returns a tuple with the Warnings field value if set, nil otherwise
+// and a boolean to check if the value has been set.
+func (o *ApplyResponse) GetWarningsOk() ([]string, bool) {
+	if o == nil || IsNil(o.Warnings) {
+		return nil, false
+	}
+	return o.Warnings, true
+}
+
+// HasWarnings returns a boolean if a field has been set.
+func (o *ApplyResponse) HasWarnings() bool {
+	if o != nil && !IsNil(o.Warnings) {
+		return true
+	}
+
+	return false
+}
+
+// SetWarnings gets a reference to the given []string and assigns it to the Warnings field.
+func (o *ApplyResponse) SetWarnings(v []string) {
+	o.Warnings = v
+}
+
+// GetTargets returns the Targets field value if set, zero value otherwise.
+func (o *ApplyResponse) GetTargets() []Pick {
+	if o == nil || IsNil(o.Targets) {
+		var ret []Pick
+		return ret
+	}
+	return o.Targets
+}
+
+// GetTargetsOk returns a tuple with the Targets field value if set, nil otherwise
+// and a boolean to check if the value has been set.
+func (o *ApplyResponse) GetTargetsOk() ([]Pick, bool) {
+	if o == nil || IsNil(o.Targets) {
+		return nil, false
+	}
+	return o.Targets, true
+}
+
+// HasTargets returns a boolean if a field has been set.
+func (o *ApplyResponse) HasTargets() bool {
+	if o != nil && !IsNil(o.Targets) {
+		return true
+	}
+
+	return false
+}
+
+// SetTargets gets a reference to the given []Pick and assigns it to the Targets field.
+func (o *ApplyResponse) SetTargets(v []Pick) {
+	o.Targets = v
+}
+
 func (o ApplyResponse) MarshalJSON() ([]byte, error) {
 	toSerialize, err := o.ToMap()
 	if err != nil {
@@ -106,6 +175,12 @@ func (o ApplyResponse) ToMap() (map[string]interface{}, error) {
 	toSerialize := map[string]interface{}{}
 	toSerialize["result"] = o.Result
 	toSerialize["scenario"] = o.Scenario
+	if !IsNil(o.Warnings) {
+		toSerialize["warnings"] = o.Warnings
+	}
+	if !IsNil(o.Targets) {
+		toSerialize["targets"] = o.Targets
+	}
 	return toSerialize, nil
 }
 

@@ -23,6 +23,7 @@ const (
 	APPLYRESULT_CREATED    ApplyResult = "created"
 	APPLYRESULT_CONFIGURED ApplyResult = "configured"
 	APPLYRESULT_UNCHANGED  ApplyResult = "unchanged"
+	APPLYRESULT_DRY_RUN    ApplyResult = "dry-run"
 )
 
 // All allowed values of ApplyResult enum
@@ -30,6 +31,7 @@ var AllowedApplyResultEnumValues = []ApplyResult{
 	"created",
 	"configured",
 	"unchanged",
+	"dry-run",
 }
 
 func (v *ApplyResult) UnmarshalJSON(src []byte) error {

@@ -24,6 +24,7 @@ const (
 	INSTANCEROLE_VOLUME_MAIN        InstanceRole = "volumeMain"
 	INSTANCEROLE_VOLUME_BEFORE_MAIN InstanceRole = "volumeBeforeMain"
 	INSTANCEROLE_VOLUME_AFTER_MAIN  InstanceRole = "volumeAfterMain"
+	INSTANCEROLE_FAULT              InstanceRole = "fault"
 )
 
 // All allowed values of InstanceRole enum
@@ -32,6 +33,7 @@ var AllowedInstanceRoleEnumValues = []InstanceRole{
 	"volumeMain",
 	"volumeBeforeMain",
 	"volumeAfterMain",
+	"fault",
 }
 
 func (v *InstanceRole) UnmarshalJSON(src []byte) error {

@@ -30,10 +30,12 @@ type ProbeSpec struct {
 	// How long one check may take before it counts as down; the interval (at most 10s) by default.
 	Timeout NullableString `json:"timeout,omitempty"`
 	// How many workers sample it (the most optimistic answer wins); 1 by default.
-	VantagePoints *int32                    `json:"vantagePoints,omitempty"`
-	Http          NullableHttpProbe         `json:"http,omitempty"`
-	Kube          NullableKubeProbe         `json:"kube,omitempty"`
-	ControlPlane  NullableControlPlaneCheck `json:"controlPlane,omitempty"`
+	VantagePoints *int32 `json:"vantagePoints,omitempty"`
+	// The cluster it measures; the scenario's by default.
+	Cluster      NullableString            `json:"cluster,omitempty"`
+	Http         NullableHttpProbe         `json:"http,omitempty"`
+	Kube         NullableKubeProbe         `json:"kube,omitempty"`
+	ControlPlane NullableControlPlaneCheck `json:"controlPlane,omitempty"`
 	// One probe per volume of the scenario, up while the volume is IOReady; measured by the volume's `volume-checker`, which watches it already.
 	Volumes map[string]interface{} `json:"volumes,omitempty"`
 }
@@ -212,6 +214,49 @@ func (o *ProbeSpec) HasVantagePoints() bool {
 // SetVantagePoints gets a reference to the given int32 and assigns it to the VantagePoints field.
 func (o *ProbeSpec) SetVantagePoints(v int32) {
 	o.VantagePoints = &v
+}
+
+// GetCluster returns the Cluster field value if set, zero value otherwise (both if not set or set to explicit null).
+func (o *ProbeSpec) GetCluster() string {
+	if o == nil || IsNil(o.Cluster.Get()) {
+		var ret string
+		return ret
+	}
+	return *o.Cluster.Get()
+}
+
+// GetClusterOk returns a tuple with the Cluster field value if set, nil otherwise
+// and a boolean to check if the value has been set.
+// NOTE: If the value is an explicit nil, `nil, true` will be returned
+func (o *ProbeSpec) GetClusterOk() (*string, bool) {
+	if o == nil {
+		return nil, false
+	}
+	return o.Cluster.Get(), o.Cluster.IsSet()
+}
+
+// HasCluster returns a boolean if a field has been set.
+func (o *ProbeSpec) HasCluster() bool {
+	if o != nil && o.Cluster.IsSet() {
+		return true
+	}
+
+	return false
+}
+
+// SetCluster gets a reference to the given NullableString and assigns it to the Cluster field.
+func (o *ProbeSpec) SetCluster(v string) {
+	o.Cluster.Set(&v)
+}
+
+// SetClusterNil sets the value for Cluster to be an explicit nil
+func (o *ProbeSpec) SetClusterNil() {
+	o.Cluster.Set(nil)
+}
+
+// UnsetCluster ensures that no value is present for Cluster, not even an explicit nil
+func (o *ProbeSpec) UnsetCluster() {
+	o.Cluster.Unset()
 }
 
 // GetHttp returns the Http field value if set, zero value otherwise (both if not set or set to explicit null).
@@ -396,6 +441,9 @@ func (o ProbeSpec) ToMap() (map[string]interface{}, error) {
 	}
 	if !IsNil(o.VantagePoints) {
 		toSerialize["vantagePoints"] = o.VantagePoints
+	}
+	if o.Cluster.IsSet() {
+		toSerialize["cluster"] = o.Cluster.Get()
 	}
 	if o.Http.IsSet() {
 		toSerialize["http"] = o.Http.Get()

@@ -42,6 +42,10 @@ type Report struct {
 	JournalDropped *int64 `json:"journalDropped,omitempty"`
 	// The availability of each of the scenario's probes over its run (from its start to its stop, or to now).
 	Availability []ProbeAvailability `json:"availability,omitempty"`
+	// Each workflow's verdict and runs (time to detect and to recover per run).
+	Workflows []WorkflowStatus `json:"workflows,omitempty"`
+	// The safety stop that stopped the scenario, if one did.
+	Aborted NullableString `json:"aborted,omitempty"`
 }
 
 type _Report Report
@@ -377,6 +381,81 @@ func (o *Report) SetAvailability(v []ProbeAvailability) {
 	o.Availability = v
 }
 
+// GetWorkflows returns the Workflows field value if set, zero value otherwise.
+func (o *Report) GetWorkflows() []WorkflowStatus {
+	if o == nil || IsNil(o.Workflows) {
+		var ret []WorkflowStatus
+		return ret
+	}
+	return o.Workflows
+}
+
+// GetWorkflowsOk returns a tuple with the Workflows field value if set, nil otherwise
+// and a boolean to check if the value has been set.
+func (o *Report) GetWorkflowsOk() ([]WorkflowStatus, bool) {
+	if o == nil || IsNil(o.Workflows) {
+		return nil, false
+	}
+	return o.Workflows, true
+}
+
+// HasWorkflows returns a boolean if a field has been set.
+func (o *Report) HasWorkflows() bool {
+	if o != nil && !IsNil(o.Workflows) {
+		return true
+	}
+
+	return false
+}
+
+// SetWorkflows gets a reference to the given []WorkflowStatus and assigns it to the Workflows field.
+func (o *Report) SetWorkflows(v []WorkflowStatus) {
+	o.Workflows = v
+}
+
+// GetAborted returns the Aborted field value if set, zero value otherwise (both if not set or set to explicit null).
+func (o *Report) GetAborted() string {
+	if o == nil || IsNil(o.Aborted.Get()) {
+		var ret string
+		return ret
+	}
+	return *o.Aborted.Get()
+}
+
+// GetAbortedOk returns a tuple with the Aborted field value if set, nil otherwise
+// and a boolean to check if the value has been set.
+// NOTE: If the value is an explicit nil, `nil, true` will be returned
+func (o *Report) GetAbortedOk() (*string, bool) {
+	if o == nil {
+		return nil, false
+	}
+	return o.Aborted.Get(), o.Aborted.IsSet()
+}
+
+// HasAborted returns a boolean if a field has been set.
+func (o *Report) HasAborted() bool {
+	if o != nil && o.Aborted.IsSet() {
+		return true
+	}
+
+	return false
+}
+
+// SetAborted gets a reference to the given NullableString and assigns it to the Aborted field.
+func (o *Report) SetAborted(v string) {
+	o.Aborted.Set(&v)
+}
+
+// SetAbortedNil sets the value for Aborted to be an explicit nil
+func (o *Report) SetAbortedNil() {
+	o.Aborted.Set(nil)
+}
+
+// UnsetAborted ensures that no value is present for Aborted, not even an explicit nil
+func (o *Report) UnsetAborted() {
+	o.Aborted.Unset()
+}
+
 func (o Report) MarshalJSON() ([]byte, error) {
 	toSerialize, err := o.ToMap()
 	if err != nil {
@@ -402,6 +481,12 @@ func (o Report) ToMap() (map[string]interface{}, error) {
 	}
 	if !IsNil(o.Availability) {
 		toSerialize["availability"] = o.Availability
+	}
+	if !IsNil(o.Workflows) {
+		toSerialize["workflows"] = o.Workflows
+	}
+	if o.Aborted.IsSet() {
+		toSerialize["aborted"] = o.Aborted.Get()
 	}
 	return toSerialize, nil
 }

@@ -33,6 +33,10 @@ type ScenarioSpec struct {
 	Tasks []TaskSpec `json:"tasks,omitempty"`
 	// What to measure the availability of while the scenario runs (docs/availability.md).
 	Probes []ProbeSpec `json:"probes,omitempty"`
+	// Chaos as code: steps of faults, waits on probes, sleeps, run in order (docs/workflows.md).
+	Workflows []WorkflowSpec `json:"workflows,omitempty"`
+	// Safety stops: the whole scenario stops when one trips.
+	AbortWhen []AbortCondition `json:"abortWhen,omitempty"`
 }
 
 // NewScenarioSpec instantiates a new ScenarioSpec object
@@ -309,6 +313,70 @@ func (o *ScenarioSpec) SetProbes(v []ProbeSpec) {
 	o.Probes = v
 }
 
+// GetWorkflows returns the Workflows field value if set, zero value otherwise.
+func (o *ScenarioSpec) GetWorkflows() []WorkflowSpec {
+	if o == nil || IsNil(o.Workflows) {
+		var ret []WorkflowSpec
+		return ret
+	}
+	return o.Workflows
+}
+
+// GetWorkflowsOk returns a tuple with the Workflows field value if set, nil otherwise
+// and a boolean to check if the value has been set.
+func (o *ScenarioSpec) GetWorkflowsOk() ([]WorkflowSpec, bool) {
+	if o == nil || IsNil(o.Workflows) {
+		return nil, false
+	}
+	return o.Workflows, true
+}
+
+// HasWorkflows returns a boolean if a field has been set.
+func (o *ScenarioSpec) HasWorkflows() bool {
+	if o != nil && !IsNil(o.Workflows) {
+		return true
+	}
+
+	return false
+}
+
+// SetWorkflows gets a reference to the given []WorkflowSpec and assigns it to the Workflows field.
+func (o *ScenarioSpec) SetWorkflows(v []WorkflowSpec) {
+	o.Workflows = v
+}
+
+// GetAbortWhen returns the AbortWhen field value if set, zero value otherwise.
+func (o *ScenarioSpec) GetAbortWhen() []AbortCondition {
+	if o == nil || IsNil(o.AbortWhen) {
+		var ret []AbortCondition
+		return ret
+	}
+	return o.AbortWhen
+}
+
+// GetAbortWhenOk returns a tuple with the AbortWhen field value if set, nil otherwise
+// and a boolean to check if the value has been set.
+func (o *ScenarioSpec) GetAbortWhenOk() ([]AbortCondition, bool) {
+	if o == nil || IsNil(o.AbortWhen) {
+		return nil, false
+	}
+	return o.AbortWhen, true
+}
+
+// HasAbortWhen returns a boolean if a field has been set.
+func (o *ScenarioSpec) HasAbortWhen() bool {
+	if o != nil && !IsNil(o.AbortWhen) {
+		return true
+	}
+
+	return false
+}
+
+// SetAbortWhen gets a reference to the given []AbortCondition and assigns it to the AbortWhen field.
+func (o *ScenarioSpec) SetAbortWhen(v []AbortCondition) {
+	o.AbortWhen = v
+}
+
 func (o ScenarioSpec) MarshalJSON() ([]byte, error) {
 	toSerialize, err := o.ToMap()
 	if err != nil {
@@ -339,6 +407,12 @@ func (o ScenarioSpec) ToMap() (map[string]interface{}, error) {
 	}
 	if !IsNil(o.Probes) {
 		toSerialize["probes"] = o.Probes
+	}
+	if !IsNil(o.Workflows) {
+		toSerialize["workflows"] = o.Workflows
+	}
+	if !IsNil(o.AbortWhen) {
+		toSerialize["abortWhen"] = o.AbortWhen
 	}
 	return toSerialize, nil
 }

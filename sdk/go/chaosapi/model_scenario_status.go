@@ -33,6 +33,10 @@ type ScenarioStatus struct {
 	Orchestrator *OrchestratorProgress `json:"orchestrator,omitempty"`
 	// Failures that did not stop the scenario (a task that exhausted its retries).
 	Failures []string `json:"failures,omitempty"`
+	// The workflows' progress, in the spec's order.
+	Workflows []WorkflowStatus `json:"workflows,omitempty"`
+	// The safety stop (`spec.abortWhen`) that tripped, with what it saw: the scenario stops.
+	Aborted NullableString `json:"aborted,omitempty"`
 	// The controller that wrote this status (the leader at the time).
 	Controller *string `json:"controller,omitempty"`
 }
@@ -383,6 +387,81 @@ func (o *ScenarioStatus) SetFailures(v []string) {
 	o.Failures = v
 }
 
+// GetWorkflows returns the Workflows field value if set, zero value otherwise.
+func (o *ScenarioStatus) GetWorkflows() []WorkflowStatus {
+	if o == nil || IsNil(o.Workflows) {
+		var ret []WorkflowStatus
+		return ret
+	}
+	return o.Workflows
+}
+
+// GetWorkflowsOk returns a tuple with the Workflows field value if set, nil otherwise
+// and a boolean to check if the value has been set.
+func (o *ScenarioStatus) GetWorkflowsOk() ([]WorkflowStatus, bool) {
+	if o == nil || IsNil(o.Workflows) {
+		return nil, false
+	}
+	return o.Workflows, true
+}
+
+// HasWorkflows returns a boolean if a field has been set.
+func (o *ScenarioStatus) HasWorkflows() bool {
+	if o != nil && !IsNil(o.Workflows) {
+		return true
+	}
+
+	return false
+}
+
+// SetWorkflows gets a reference to the given []WorkflowStatus and assigns it to the Workflows field.
+func (o *ScenarioStatus) SetWorkflows(v []WorkflowStatus) {
+	o.Workflows = v
+}
+
+// GetAborted returns the Aborted field value if set, zero value otherwise (both if not set or set to explicit null).
+func (o *ScenarioStatus) GetAborted() string {
+	if o == nil || IsNil(o.Aborted.Get()) {
+		var ret string
+		return ret
+	}
+	return *o.Aborted.Get()
+}
+
+// GetAbortedOk returns a tuple with the Aborted field value if set, nil otherwise
+// and a boolean to check if the value has been set.
+// NOTE: If the value is an explicit nil, `nil, true` will be returned
+func (o *ScenarioStatus) GetAbortedOk() (*string, bool) {
+	if o == nil {
+		return nil, false
+	}
+	return o.Aborted.Get(), o.Aborted.IsSet()
+}
+
+// HasAborted returns a boolean if a field has been set.
+func (o *ScenarioStatus) HasAborted() bool {
+	if o != nil && o.Aborted.IsSet() {
+		return true
+	}
+
+	return false
+}
+
+// SetAborted gets a reference to the given NullableString and assigns it to the Aborted field.
+func (o *ScenarioStatus) SetAborted(v string) {
+	o.Aborted.Set(&v)
+}
+
+// SetAbortedNil sets the value for Aborted to be an explicit nil
+func (o *ScenarioStatus) SetAbortedNil() {
+	o.Aborted.Set(nil)
+}
+
+// UnsetAborted ensures that no value is present for Aborted, not even an explicit nil
+func (o *ScenarioStatus) UnsetAborted() {
+	o.Aborted.Unset()
+}
+
 // GetController returns the Controller field value if set, zero value otherwise.
 func (o *ScenarioStatus) GetController() string {
 	if o == nil || IsNil(o.Controller) {
@@ -451,6 +530,12 @@ func (o ScenarioStatus) ToMap() (map[string]interface{}, error) {
 	}
 	if !IsNil(o.Failures) {
 		toSerialize["failures"] = o.Failures
+	}
+	if !IsNil(o.Workflows) {
+		toSerialize["workflows"] = o.Workflows
+	}
+	if o.Aborted.IsSet() {
+		toSerialize["aborted"] = o.Aborted.Get()
 	}
 	if !IsNil(o.Controller) {
 		toSerialize["controller"] = o.Controller

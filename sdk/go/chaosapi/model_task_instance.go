@@ -51,6 +51,8 @@ type TaskInstance struct {
 	Cleanup *bool `json:"cleanup,omitempty"`
 	// The probe this instance samples: a probe instance's own, or the volume's probe for the checker of a scenario that measures its volumes.
 	Probe NullableProbeBinding `json:"probe,omitempty"`
+	// The workflow step whose fault this instance is.
+	Step NullableStepRef `json:"step,omitempty"`
 }
 
 type _TaskInstance TaskInstance
@@ -597,6 +599,49 @@ func (o *TaskInstance) UnsetProbe() {
 	o.Probe.Unset()
 }
 
+// GetStep returns the Step field value if set, zero value otherwise (both if not set or set to explicit null).
+func (o *TaskInstance) GetStep() StepRef {
+	if o == nil || IsNil(o.Step.Get()) {
+		var ret StepRef
+		return ret
+	}
+	return *o.Step.Get()
+}
+
+// GetStepOk returns a tuple with the Step field value if set, nil otherwise
+// and a boolean to check if the value has been set.
+// NOTE: If the value is an explicit nil, `nil, true` will be returned
+func (o *TaskInstance) GetStepOk() (*StepRef, bool) {
+	if o == nil {
+		return nil, false
+	}
+	return o.Step.Get(), o.Step.IsSet()
+}
+
+// HasStep returns a boolean if a field has been set.
+func (o *TaskInstance) HasStep() bool {
+	if o != nil && o.Step.IsSet() {
+		return true
+	}
+
+	return false
+}
+
+// SetStep gets a reference to the given NullableStepRef and assigns it to the Step field.
+func (o *TaskInstance) SetStep(v StepRef) {
+	o.Step.Set(&v)
+}
+
+// SetStepNil sets the value for Step to be an explicit nil
+func (o *TaskInstance) SetStepNil() {
+	o.Step.Set(nil)
+}
+
+// UnsetStep ensures that no value is present for Step, not even an explicit nil
+func (o *TaskInstance) UnsetStep() {
+	o.Step.Unset()
+}
+
 func (o TaskInstance) MarshalJSON() ([]byte, error) {
 	toSerialize, err := o.ToMap()
 	if err != nil {
@@ -639,6 +684,9 @@ func (o TaskInstance) ToMap() (map[string]interface{}, error) {
 	}
 	if o.Probe.IsSet() {
 		toSerialize["probe"] = o.Probe.Get()
+	}
+	if o.Step.IsSet() {
+		toSerialize["step"] = o.Step.Get()
 	}
 	return toSerialize, nil
 }

@@ -36,8 +36,10 @@ type WorkerRecord struct {
 	// Being drained (the apiserver fills it in from [`Cordon`]).
 	Draining *bool `json:"draining,omitempty"`
 	// Instances assigned to it now (the apiserver fills it in from `assignments/<worker>/`).
-	Assigned  NullableInt32 `json:"assigned,omitempty"`
-	StartedAt time.Time     `json:"startedAt"`
+	Assigned NullableInt32 `json:"assigned,omitempty"`
+	// How each cluster it declares looks from here, by cluster (none until its first check).
+	Conditions map[string]ClusterCondition `json:"conditions,omitempty"`
+	StartedAt  time.Time                   `json:"startedAt"`
 }
 
 type _WorkerRecord WorkerRecord
@@ -370,6 +372,38 @@ func (o *WorkerRecord) UnsetAssigned() {
 	o.Assigned.Unset()
 }
 
+// GetConditions returns the Conditions field value if set, zero value otherwise.
+func (o *WorkerRecord) GetConditions() map[string]ClusterCondition {
+	if o == nil || IsNil(o.Conditions) {
+		var ret map[string]ClusterCondition
+		return ret
+	}
+	return o.Conditions
+}
+
+// GetConditionsOk returns a tuple with the Conditions field value if set, nil otherwise
+// and a boolean to check if the value has been set.
+func (o *WorkerRecord) GetConditionsOk() (map[string]ClusterCondition, bool) {
+	if o == nil || IsNil(o.Conditions) {
+		return map[string]ClusterCondition{}, false
+	}
+	return o.Conditions, true
+}
+
+// HasConditions returns a boolean if a field has been set.
+func (o *WorkerRecord) HasConditions() bool {
+	if o != nil && !IsNil(o.Conditions) {
+		return true
+	}
+
+	return false
+}
+
+// SetConditions gets a reference to the given map[string]ClusterCondition and assigns it to the Conditions field.
+func (o *WorkerRecord) SetConditions(v map[string]ClusterCondition) {
+	o.Conditions = v
+}
+
 // GetStartedAt returns the StartedAt field value
 func (o *WorkerRecord) GetStartedAt() time.Time {
 	if o == nil {
@@ -427,6 +461,9 @@ func (o WorkerRecord) ToMap() (map[string]interface{}, error) {
 	}
 	if o.Assigned.IsSet() {
 		toSerialize["assigned"] = o.Assigned.Get()
+	}
+	if !IsNil(o.Conditions) {
+		toSerialize["conditions"] = o.Conditions
 	}
 	toSerialize["startedAt"] = o.StartedAt
 	return toSerialize, nil

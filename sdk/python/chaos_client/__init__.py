@@ -33,6 +33,7 @@ __all__ = [
     "ApiKeyError",
     "ApiAttributeError",
     "ApiException",
+    "AbortCondition",
     "ActionResponse",
     "ActionResult",
     "ActionStats",
@@ -42,6 +43,9 @@ __all__ = [
     "AuditEntry",
     "AuditList",
     "AvailabilityRange",
+    "Branch",
+    "ClusterCondition",
+    "ClusterState",
     "ConditionCheck",
     "ControlPlaneCheck",
     "DesiredState",
@@ -55,8 +59,10 @@ __all__ = [
     "ErrorBody",
     "EventEntry",
     "EventList",
+    "FaultStep",
     "GlobalStopResponse",
     "GlobalStopResult",
+    "GroupDown",
     "HttpMethod",
     "HttpProbe",
     "InstanceList",
@@ -70,12 +76,14 @@ __all__ = [
     "LiveState",
     "Metadata",
     "OrchestratorProgress",
+    "Pick",
     "PluginLimits",
     "PluginList",
     "PluginMeta",
     "PortRef",
     "ProbeAvailability",
     "ProbeBinding",
+    "ProbeDown",
     "ProbeGroup",
     "ProbeGroups",
     "ProbeRange",
@@ -87,23 +95,32 @@ __all__ = [
     "PushResult",
     "RangeDuration",
     "RangeU32",
+    "Repeat",
     "Report",
     "ReportVolumes",
     "Restart",
     "Role",
+    "RunRecord",
     "Scenario",
     "ScenarioList",
     "ScenarioPhase",
     "ScenarioSpec",
     "ScenarioStatus",
     "ScenarioView",
+    "SelectMode",
     "SpecError",
+    "Step",
     "StepCell",
+    "StepOutcome",
+    "StepRecord",
+    "StepRef",
     "StopBody",
     "StopRequest",
     "StoredDowntime",
     "StoredMetadata",
     "StoredScenario",
+    "Target",
+    "TargetSpec",
     "TaskInstance",
     "TaskSpec",
     "TokenCreated",
@@ -116,9 +133,14 @@ __all__ = [
     "VolumePluginSpec",
     "VolumeRef",
     "VolumesSpec",
+    "WaitFor",
+    "WaitState",
     "WorkerList",
     "WorkerRecord",
     "WorkerUsage",
+    "WorkflowPhase",
+    "WorkflowSpec",
+    "WorkflowStatus",
 ]
 
 # import apis into sdk package
@@ -141,6 +163,7 @@ from chaos_client.exceptions import ApiAttributeError as ApiAttributeError
 from chaos_client.exceptions import ApiException as ApiException
 
 # import models into sdk package
+from chaos_client.models.abort_condition import AbortCondition as AbortCondition
 from chaos_client.models.action_response import ActionResponse as ActionResponse
 from chaos_client.models.action_result import ActionResult as ActionResult
 from chaos_client.models.action_stats import ActionStats as ActionStats
@@ -150,6 +173,9 @@ from chaos_client.models.attach_weights import AttachWeights as AttachWeights
 from chaos_client.models.audit_entry import AuditEntry as AuditEntry
 from chaos_client.models.audit_list import AuditList as AuditList
 from chaos_client.models.availability_range import AvailabilityRange as AvailabilityRange
+from chaos_client.models.branch import Branch as Branch
+from chaos_client.models.cluster_condition import ClusterCondition as ClusterCondition
+from chaos_client.models.cluster_state import ClusterState as ClusterState
 from chaos_client.models.condition_check import ConditionCheck as ConditionCheck
 from chaos_client.models.control_plane_check import ControlPlaneCheck as ControlPlaneCheck
 from chaos_client.models.desired_state import DesiredState as DesiredState
@@ -163,8 +189,10 @@ from chaos_client.models.downtime_window import DowntimeWindow as DowntimeWindow
 from chaos_client.models.error_body import ErrorBody as ErrorBody
 from chaos_client.models.event_entry import EventEntry as EventEntry
 from chaos_client.models.event_list import EventList as EventList
+from chaos_client.models.fault_step import FaultStep as FaultStep
 from chaos_client.models.global_stop_response import GlobalStopResponse as GlobalStopResponse
 from chaos_client.models.global_stop_result import GlobalStopResult as GlobalStopResult
+from chaos_client.models.group_down import GroupDown as GroupDown
 from chaos_client.models.http_method import HttpMethod as HttpMethod
 from chaos_client.models.http_probe import HttpProbe as HttpProbe
 from chaos_client.models.instance_list import InstanceList as InstanceList
@@ -178,12 +206,14 @@ from chaos_client.models.limit_hit import LimitHit as LimitHit
 from chaos_client.models.live_state import LiveState as LiveState
 from chaos_client.models.metadata import Metadata as Metadata
 from chaos_client.models.orchestrator_progress import OrchestratorProgress as OrchestratorProgress
+from chaos_client.models.pick import Pick as Pick
 from chaos_client.models.plugin_limits import PluginLimits as PluginLimits
 from chaos_client.models.plugin_list import PluginList as PluginList
 from chaos_client.models.plugin_meta import PluginMeta as PluginMeta
 from chaos_client.models.port_ref import PortRef as PortRef
 from chaos_client.models.probe_availability import ProbeAvailability as ProbeAvailability
 from chaos_client.models.probe_binding import ProbeBinding as ProbeBinding
+from chaos_client.models.probe_down import ProbeDown as ProbeDown
 from chaos_client.models.probe_group import ProbeGroup as ProbeGroup
 from chaos_client.models.probe_groups import ProbeGroups as ProbeGroups
 from chaos_client.models.probe_range import ProbeRange as ProbeRange
@@ -195,23 +225,32 @@ from chaos_client.models.push_response import PushResponse as PushResponse
 from chaos_client.models.push_result import PushResult as PushResult
 from chaos_client.models.range_duration import RangeDuration as RangeDuration
 from chaos_client.models.range_u32 import RangeU32 as RangeU32
+from chaos_client.models.repeat import Repeat as Repeat
 from chaos_client.models.report import Report as Report
 from chaos_client.models.report_volumes import ReportVolumes as ReportVolumes
 from chaos_client.models.restart import Restart as Restart
 from chaos_client.models.role import Role as Role
+from chaos_client.models.run_record import RunRecord as RunRecord
 from chaos_client.models.scenario import Scenario as Scenario
 from chaos_client.models.scenario_list import ScenarioList as ScenarioList
 from chaos_client.models.scenario_phase import ScenarioPhase as ScenarioPhase
 from chaos_client.models.scenario_spec import ScenarioSpec as ScenarioSpec
 from chaos_client.models.scenario_status import ScenarioStatus as ScenarioStatus
 from chaos_client.models.scenario_view import ScenarioView as ScenarioView
+from chaos_client.models.select_mode import SelectMode as SelectMode
 from chaos_client.models.spec_error import SpecError as SpecError
+from chaos_client.models.step import Step as Step
 from chaos_client.models.step_cell import StepCell as StepCell
+from chaos_client.models.step_outcome import StepOutcome as StepOutcome
+from chaos_client.models.step_record import StepRecord as StepRecord
+from chaos_client.models.step_ref import StepRef as StepRef
 from chaos_client.models.stop_body import StopBody as StopBody
 from chaos_client.models.stop_request import StopRequest as StopRequest
 from chaos_client.models.stored_downtime import StoredDowntime as StoredDowntime
 from chaos_client.models.stored_metadata import StoredMetadata as StoredMetadata
 from chaos_client.models.stored_scenario import StoredScenario as StoredScenario
+from chaos_client.models.target import Target as Target
+from chaos_client.models.target_spec import TargetSpec as TargetSpec
 from chaos_client.models.task_instance import TaskInstance as TaskInstance
 from chaos_client.models.task_spec import TaskSpec as TaskSpec
 from chaos_client.models.token_created import TokenCreated as TokenCreated
@@ -224,7 +263,12 @@ from chaos_client.models.volume_counts import VolumeCounts as VolumeCounts
 from chaos_client.models.volume_plugin_spec import VolumePluginSpec as VolumePluginSpec
 from chaos_client.models.volume_ref import VolumeRef as VolumeRef
 from chaos_client.models.volumes_spec import VolumesSpec as VolumesSpec
+from chaos_client.models.wait_for import WaitFor as WaitFor
+from chaos_client.models.wait_state import WaitState as WaitState
 from chaos_client.models.worker_list import WorkerList as WorkerList
 from chaos_client.models.worker_record import WorkerRecord as WorkerRecord
 from chaos_client.models.worker_usage import WorkerUsage as WorkerUsage
+from chaos_client.models.workflow_phase import WorkflowPhase as WorkflowPhase
+from chaos_client.models.workflow_spec import WorkflowSpec as WorkflowSpec
+from chaos_client.models.workflow_status import WorkflowStatus as WorkflowStatus
 

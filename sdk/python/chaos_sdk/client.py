@@ -178,17 +178,19 @@ class Chaos:
 
     # -- scenarios ---------------------------------------------------------------------------
 
-    def apply(self, scenario: ScenarioInput) -> ApplyResponse:
+    def apply(self, scenario: ScenarioInput, dry_run: bool = False) -> ApplyResponse:
         """Creates the scenario, or updates it when its spec changed.
 
         ``scenario`` is YAML (or JSON) text, sent as is, so that a refusal
         (:class:`~chaos_sdk.InvalidScenario`) names the line in it; or a mapping (or
         ``Scenario`` model), sent as YAML, the lines then being those of
         ``yaml.safe_dump(scenario, sort_keys=False)``. ``result`` of the answer is
-        ``created``, ``configured`` or ``unchanged``.
+        ``created``, ``configured`` or ``unchanged``. With ``dry_run``, nothing is stored:
+        ``result`` is ``dry-run`` and ``targets`` says which pods each fault step would pick now.
         """
         body = scenario_yaml(scenario)
-        return self._request("POST", "/v1/scenarios", "ApplyResponse", body=body, content_type="application/yaml")
+        path = "/v1/scenarios?dryRun=true" if dry_run else "/v1/scenarios"
+        return self._request("POST", path, "ApplyResponse", body=body, content_type="application/yaml")
 
     def apply_file(self, path: PathLike) -> ApplyResponse:
         """Applies the scenario in a YAML file; errors name lines of that file."""

@@ -15,7 +15,7 @@ from pydantic import validate_call, Field, StrictFloat, StrictStr, StrictInt
 from typing import Any, Dict, List, Optional, Tuple, Union
 from typing_extensions import Annotated
 
-from pydantic import Field, StrictStr
+from pydantic import Field, StrictBool, StrictStr
 from typing import Optional
 from typing_extensions import Annotated
 from chaos_client.models.action_response import ActionResponse
@@ -50,6 +50,7 @@ class ScenariosApi:
     def apply_scenario(
         self,
         scenario: Annotated[Scenario, Field(description="One scenario, as YAML or JSON")],
+        dry_run: Annotated[Optional[StrictBool], Field(description="Validate, store nothing, and answer with the targets each fault step would pick now (asked of a worker of the step's cluster).")] = None,
         _request_timeout: Union[
             None,
             Annotated[StrictFloat, Field(gt=0)],
@@ -68,6 +69,8 @@ class ScenariosApi:
 
         :param scenario: One scenario, as YAML or JSON (required)
         :type scenario: Scenario
+        :param dry_run: Validate, store nothing, and answer with the targets each fault step would pick now (asked of a worker of the step's cluster).
+        :type dry_run: bool
         :param _request_timeout: timeout setting for this request. If one
                                  number provided, it will be total request
                                  timeout. It can also be a pair (tuple) of
@@ -92,6 +95,7 @@ class ScenariosApi:
 
         _param = self._apply_scenario_serialize(
             scenario=scenario,
+            dry_run=dry_run,
             _request_auth=_request_auth,
             _content_type=_content_type,
             _headers=_headers,
@@ -123,6 +127,7 @@ class ScenariosApi:
     def apply_scenario_with_http_info(
         self,
         scenario: Annotated[Scenario, Field(description="One scenario, as YAML or JSON")],
+        dry_run: Annotated[Optional[StrictBool], Field(description="Validate, store nothing, and answer with the targets each fault step would pick now (asked of a worker of the step's cluster).")] = None,
         _request_timeout: Union[
             None,
             Annotated[StrictFloat, Field(gt=0)],
@@ -141,6 +146,8 @@ class ScenariosApi:
 
         :param scenario: One scenario, as YAML or JSON (required)
         :type scenario: Scenario
+        :param dry_run: Validate, store nothing, and answer with the targets each fault step would pick now (asked of a worker of the step's cluster).
+        :type dry_run: bool
         :param _request_timeout: timeout setting for this request. If one
                                  number provided, it will be total request
                                  timeout. It can also be a pair (tuple) of
@@ -165,6 +172,7 @@ class ScenariosApi:
 
         _param = self._apply_scenario_serialize(
             scenario=scenario,
+            dry_run=dry_run,
             _request_auth=_request_auth,
             _content_type=_content_type,
             _headers=_headers,
@@ -196,6 +204,7 @@ class ScenariosApi:
     def apply_scenario_without_preload_content(
         self,
         scenario: Annotated[Scenario, Field(description="One scenario, as YAML or JSON")],
+        dry_run: Annotated[Optional[StrictBool], Field(description="Validate, store nothing, and answer with the targets each fault step would pick now (asked of a worker of the step's cluster).")] = None,
         _request_timeout: Union[
             None,
             Annotated[StrictFloat, Field(gt=0)],
@@ -214,6 +223,8 @@ class ScenariosApi:
 
         :param scenario: One scenario, as YAML or JSON (required)
         :type scenario: Scenario
+        :param dry_run: Validate, store nothing, and answer with the targets each fault step would pick now (asked of a worker of the step's cluster).
+        :type dry_run: bool
         :param _request_timeout: timeout setting for this request. If one
                                  number provided, it will be total request
                                  timeout. It can also be a pair (tuple) of
@@ -238,6 +249,7 @@ class ScenariosApi:
 
         _param = self._apply_scenario_serialize(
             scenario=scenario,
+            dry_run=dry_run,
             _request_auth=_request_auth,
             _content_type=_content_type,
             _headers=_headers,
@@ -264,6 +276,7 @@ class ScenariosApi:
     def _apply_scenario_serialize(
         self,
         scenario,
+        dry_run,
         _request_auth,
         _content_type,
         _headers,
@@ -286,6 +299,10 @@ class ScenariosApi:
 
         # process the path parameters
         # process the query parameters
+        if dry_run is not None:
+            
+            _query_params.append(('dryRun', dry_run))
+            
         # process the header parameters
         # process the form parameters
         # process the body parameter

@@ -17,9 +17,10 @@ import pprint
 import re  # noqa: F401
 import json
 
-from pydantic import BaseModel, ConfigDict
-from typing import Any, ClassVar, Dict, List
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from typing import Any, ClassVar, Dict, List, Optional
 from chaos_client.models.apply_result import ApplyResult
+from chaos_client.models.pick import Pick
 from chaos_client.models.scenario_view import ScenarioView
 from typing import Optional, Set
 from typing_extensions import Self
@@ -30,8 +31,10 @@ class ApplyResponse(BaseModel):
     ApplyResponse
     """ # noqa: E501
     result: ApplyResult
-    scenario: ScenarioView
-    __properties: ClassVar[List[str]] = ["result", "scenario"]
+    scenario: ScenarioView = Field(description="The scenario as stored (for a dry run: as it would be, with the seed it would get).")
+    warnings: Optional[List[StrictStr]] = Field(default=None, description="What is accepted but probably wrong (a cluster no worker has ever declared).")
+    targets: Optional[List[Pick]] = Field(default=None, description="A dry run's answer: the targets each fault step would pick now.")
+    __properties: ClassVar[List[str]] = ["result", "scenario", "warnings", "targets"]
 
     model_config = ConfigDict(
         validate_by_name=True,
@@ -75,6 +78,12 @@ class ApplyResponse(BaseModel):
         # override the default output from pydantic by calling `to_dict()` of scenario
         if self.scenario:
             _dict['scenario'] = self.scenario.to_dict()
+        # override the default output from pydantic by calling `to_dict()` of each item in targets (list)
+        _items = []
+        if self.targets:
+            for _item_targets in self.targets:
+                _items.append(_item_targets.to_dict() if _item_targets is not None else None)
+            _dict['targets'] = _items
         return _dict
 
     @classmethod
@@ -88,7 +97,9 @@ class ApplyResponse(BaseModel):
 
         _obj = cls.model_validate({
             "result": obj.get("result"),
-            "scenario": ScenarioView.from_dict(obj["scenario"]) if obj.get("scenario") is not None else None
+            "scenario": ScenarioView.from_dict(obj["scenario"]) if obj.get("scenario") is not None else None,
+            "warnings": obj.get("warnings"),
+            "targets": [Pick.from_dict(_item) for _item in obj["targets"]] if obj.get("targets") is not None else None
         })
         return _obj
 

@@ -29,6 +29,7 @@ class ApplyResult(str, Enum):
     CREATED = 'created'
     CONFIGURED = 'configured'
     UNCHANGED = 'unchanged'
+    DRY_MINUS_RUN = 'dry-run'
 
     @classmethod
     def from_json(cls, json_str: str) -> Self:

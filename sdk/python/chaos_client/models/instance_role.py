@@ -30,6 +30,7 @@ class InstanceRole(str, Enum):
     VOLUMEMAIN = 'volumeMain'
     VOLUMEBEFOREMAIN = 'volumeBeforeMain'
     VOLUMEAFTERMAIN = 'volumeAfterMain'
+    FAULT = 'fault'
 
     @classmethod
     def from_json(cls, json_str: str) -> Self:

@@ -36,11 +36,12 @@ class ProbeSpec(BaseModel):
     interval: Optional[StrictStr] = Field(default=None, description="How often it samples; 1s by default.")
     timeout: Optional[StrictStr] = Field(default=None, description="How long one check may take before it counts as down; the interval (at most 10s) by default.")
     vantage_points: Optional[Annotated[int, Field(strict=True, ge=0)]] = Field(default=None, description="How many workers sample it (the most optimistic answer wins); 1 by default.", alias="vantagePoints")
+    cluster: Optional[StrictStr] = Field(default=None, description="The cluster it measures; the scenario's by default.")
     http: Optional[HttpProbe] = None
     kube: Optional[KubeProbe] = None
     control_plane: Optional[ControlPlaneCheck] = Field(default=None, alias="controlPlane")
     volumes: Optional[Dict[str, Any]] = Field(default=None, description="One probe per volume of the scenario, up while the volume is IOReady; measured by the volume's `volume-checker`, which watches it already.")
-    __properties: ClassVar[List[str]] = ["name", "group", "interval", "timeout", "vantagePoints", "http", "kube", "controlPlane", "volumes"]
+    __properties: ClassVar[List[str]] = ["name", "group", "interval", "timeout", "vantagePoints", "cluster", "http", "kube", "controlPlane", "volumes"]
 
     model_config = ConfigDict(
         validate_by_name=True,
@@ -92,6 +93,11 @@ class ProbeSpec(BaseModel):
         if self.timeout is None and "timeout" in self.model_fields_set:
             _dict['timeout'] = None
 
+        # set to None if cluster (nullable) is None
+        # and model_fields_set contains the field
+        if self.cluster is None and "cluster" in self.model_fields_set:
+            _dict['cluster'] = None
+
         # set to None if http (nullable) is None
         # and model_fields_set contains the field
         if self.http is None and "http" in self.model_fields_set:
@@ -129,6 +135,7 @@ class ProbeSpec(BaseModel):
             "interval": obj.get("interval"),
             "timeout": obj.get("timeout"),
             "vantagePoints": obj.get("vantagePoints"),
+            "cluster": obj.get("cluster"),
             "http": HttpProbe.from_dict(obj["http"]) if obj.get("http") is not None else None,
             "kube": KubeProbe.from_dict(obj["kube"]) if obj.get("kube") is not None else None,
             "controlPlane": obj.get("controlPlane"),

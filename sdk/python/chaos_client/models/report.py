@@ -26,6 +26,7 @@ from chaos_client.models.report_volumes import ReportVolumes
 from chaos_client.models.restart import Restart
 from chaos_client.models.verdict_counts import VerdictCounts
 from chaos_client.models.volume_check import VolumeCheck
+from chaos_client.models.workflow_status import WorkflowStatus
 from typing import Optional, Set
 from typing_extensions import Self
 from pydantic_core import to_jsonable_python
@@ -46,7 +47,9 @@ class Report(BaseModel):
     journal_entries: Annotated[int, Field(strict=True, ge=0)] = Field(description="Journal entries the report was made from.", alias="journalEntries")
     journal_dropped: Optional[Annotated[int, Field(strict=True, ge=0)]] = Field(default=None, description="Journal entries plugins sent past their rate limit, which the report could not see.", alias="journalDropped")
     availability: Optional[List[ProbeAvailability]] = Field(default=None, description="The availability of each of the scenario's probes over its run (from its start to its stop, or to now).")
-    __properties: ClassVar[List[str]] = ["scenario", "phase", "volumes", "rvsCreated", "checks", "verdicts", "actions", "faults", "restarts", "journalEntries", "journalDropped", "availability"]
+    workflows: Optional[List[WorkflowStatus]] = Field(default=None, description="Each workflow's verdict and runs (time to detect and to recover per run).")
+    aborted: Optional[StrictStr] = Field(default=None, description="The safety stop that stopped the scenario, if one did.")
+    __properties: ClassVar[List[str]] = ["scenario", "phase", "volumes", "rvsCreated", "checks", "verdicts", "actions", "faults", "restarts", "journalEntries", "journalDropped", "availability", "workflows", "aborted"]
 
     model_config = ConfigDict(
         validate_by_name=True,
@@ -117,6 +120,17 @@ class Report(BaseModel):
             for _item_availability in self.availability:
                 _items.append(_item_availability.to_dict() if _item_availability is not None else None)
             _dict['availability'] = _items
+        # override the default output from pydantic by calling `to_dict()` of each item in workflows (list)
+        _items = []
+        if self.workflows:
+            for _item_workflows in self.workflows:
+                _items.append(_item_workflows.to_dict() if _item_workflows is not None else None)
+            _dict['workflows'] = _items
+        # set to None if aborted (nullable) is None
+        # and model_fields_set contains the field
+        if self.aborted is None and "aborted" in self.model_fields_set:
+            _dict['aborted'] = None
+
         return _dict
 
     @classmethod
@@ -140,7 +154,9 @@ class Report(BaseModel):
             "restarts": [Restart.from_dict(_item) for _item in obj["restarts"]] if obj.get("restarts") is not None else None,
             "journalEntries": obj.get("journalEntries"),
             "journalDropped": obj.get("journalDropped"),
-            "availability": [ProbeAvailability.from_dict(_item) for _item in obj["availability"]] if obj.get("availability") is not None else None
+            "availability": [ProbeAvailability.from_dict(_item) for _item in obj["availability"]] if obj.get("availability") is not None else None,
+            "workflows": [WorkflowStatus.from_dict(_item) for _item in obj["workflows"]] if obj.get("workflows") is not None else None,
+            "aborted": obj.get("aborted")
         })
         return _obj
 

@@ -20,9 +20,11 @@ import json
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from typing import Any, ClassVar, Dict, List, Optional
 from typing_extensions import Annotated
+from chaos_client.models.abort_condition import AbortCondition
 from chaos_client.models.probe_spec import ProbeSpec
 from chaos_client.models.task_spec import TaskSpec
 from chaos_client.models.volumes_spec import VolumesSpec
+from chaos_client.models.workflow_spec import WorkflowSpec
 from typing import Optional, Set
 from typing_extensions import Self
 from pydantic_core import to_jsonable_python
@@ -38,7 +40,9 @@ class ScenarioSpec(BaseModel):
     volumes: Optional[VolumesSpec] = Field(default=None, description="The volume orchestrator (the original megatest's `multivolume`).")
     tasks: Optional[List[TaskSpec]] = Field(default=None, description="Cluster-wide task instances, one each, for the scenario's life.")
     probes: Optional[List[ProbeSpec]] = Field(default=None, description="What to measure the availability of while the scenario runs (docs/availability.md).")
-    __properties: ClassVar[List[str]] = ["cluster", "workerSelector", "seed", "duration", "volumes", "tasks", "probes"]
+    workflows: Optional[List[WorkflowSpec]] = Field(default=None, description="Chaos as code: steps of faults, waits on probes, sleeps, run in order (docs/workflows.md).")
+    abort_when: Optional[List[AbortCondition]] = Field(default=None, description="Safety stops: the whole scenario stops when one trips.", alias="abortWhen")
+    __properties: ClassVar[List[str]] = ["cluster", "workerSelector", "seed", "duration", "volumes", "tasks", "probes", "workflows", "abortWhen"]
 
     model_config = ConfigDict(
         validate_by_name=True,
@@ -94,6 +98,18 @@ class ScenarioSpec(BaseModel):
             for _item_probes in self.probes:
                 _items.append(_item_probes.to_dict() if _item_probes is not None else None)
             _dict['probes'] = _items
+        # override the default output from pydantic by calling `to_dict()` of each item in workflows (list)
+        _items = []
+        if self.workflows:
+            for _item_workflows in self.workflows:
+                _items.append(_item_workflows.to_dict() if _item_workflows is not None else None)
+            _dict['workflows'] = _items
+        # override the default output from pydantic by calling `to_dict()` of each item in abort_when (list)
+        _items = []
+        if self.abort_when:
+            for _item_abort_when in self.abort_when:
+                _items.append(_item_abort_when.to_dict() if _item_abort_when is not None else None)
+            _dict['abortWhen'] = _items
         # set to None if seed (nullable) is None
         # and model_fields_set contains the field
         if self.seed is None and "seed" in self.model_fields_set:
@@ -127,7 +143,9 @@ class ScenarioSpec(BaseModel):
             "duration": obj.get("duration"),
             "volumes": VolumesSpec.from_dict(obj["volumes"]) if obj.get("volumes") is not None else None,
             "tasks": [TaskSpec.from_dict(_item) for _item in obj["tasks"]] if obj.get("tasks") is not None else None,
-            "probes": [ProbeSpec.from_dict(_item) for _item in obj["probes"]] if obj.get("probes") is not None else None
+            "probes": [ProbeSpec.from_dict(_item) for _item in obj["probes"]] if obj.get("probes") is not None else None,
+            "workflows": [WorkflowSpec.from_dict(_item) for _item in obj["workflows"]] if obj.get("workflows") is not None else None,
+            "abortWhen": [AbortCondition.from_dict(_item) for _item in obj["abortWhen"]] if obj.get("abortWhen") is not None else None
         })
         return _obj
 

@@ -24,6 +24,7 @@ from typing_extensions import Annotated
 from chaos_client.models.orchestrator_progress import OrchestratorProgress
 from chaos_client.models.scenario_phase import ScenarioPhase
 from chaos_client.models.volume_counts import VolumeCounts
+from chaos_client.models.workflow_status import WorkflowStatus
 from typing import Optional, Set
 from typing_extensions import Self
 from pydantic_core import to_jsonable_python
@@ -41,8 +42,10 @@ class ScenarioStatus(BaseModel):
     instances: Optional[Dict[str, Annotated[int, Field(strict=True, ge=0)]]] = Field(default=None, description="Instances by observed phase.")
     orchestrator: Optional[OrchestratorProgress] = Field(default=None, description="The volume orchestrator's progress (the original megatest's `multivolume` loop).")
     failures: Optional[List[StrictStr]] = Field(default=None, description="Failures that did not stop the scenario (a task that exhausted its retries).")
+    workflows: Optional[List[WorkflowStatus]] = Field(default=None, description="The workflows' progress, in the spec's order.")
+    aborted: Optional[StrictStr] = Field(default=None, description="The safety stop (`spec.abortWhen`) that tripped, with what it saw: the scenario stops.")
     controller: Optional[StrictStr] = Field(default='', description="The controller that wrote this status (the leader at the time).")
-    __properties: ClassVar[List[str]] = ["phase", "reason", "observedGeneration", "startedAt", "stoppedAt", "volumes", "instances", "orchestrator", "failures", "controller"]
+    __properties: ClassVar[List[str]] = ["phase", "reason", "observedGeneration", "startedAt", "stoppedAt", "volumes", "instances", "orchestrator", "failures", "workflows", "aborted", "controller"]
 
     model_config = ConfigDict(
         validate_by_name=True,
@@ -89,6 +92,12 @@ class ScenarioStatus(BaseModel):
         # override the default output from pydantic by calling `to_dict()` of orchestrator
         if self.orchestrator:
             _dict['orchestrator'] = self.orchestrator.to_dict()
+        # override the default output from pydantic by calling `to_dict()` of each item in workflows (list)
+        _items = []
+        if self.workflows:
+            for _item_workflows in self.workflows:
+                _items.append(_item_workflows.to_dict() if _item_workflows is not None else None)
+            _dict['workflows'] = _items
         # set to None if reason (nullable) is None
         # and model_fields_set contains the field
         if self.reason is None and "reason" in self.model_fields_set:
@@ -103,6 +112,11 @@ class ScenarioStatus(BaseModel):
         # and model_fields_set contains the field
         if self.stopped_at is None and "stopped_at" in self.model_fields_set:
             _dict['stoppedAt'] = None
+
+        # set to None if aborted (nullable) is None
+        # and model_fields_set contains the field
+        if self.aborted is None and "aborted" in self.model_fields_set:
+            _dict['aborted'] = None
 
         return _dict
 
@@ -125,6 +139,8 @@ class ScenarioStatus(BaseModel):
             "instances": obj.get("instances"),
             "orchestrator": OrchestratorProgress.from_dict(obj["orchestrator"]) if obj.get("orchestrator") is not None else None,
             "failures": obj.get("failures"),
+            "workflows": [WorkflowStatus.from_dict(_item) for _item in obj["workflows"]] if obj.get("workflows") is not None else None,
+            "aborted": obj.get("aborted"),
             "controller": obj.get("controller") if obj.get("controller") is not None else ''
         })
         return _obj

@@ -25,6 +25,7 @@ from chaos_client.models.desired_state import DesiredState
 from chaos_client.models.instance_role import InstanceRole
 from chaos_client.models.plugin_limits import PluginLimits
 from chaos_client.models.probe_binding import ProbeBinding
+from chaos_client.models.step_ref import StepRef
 from chaos_client.models.volume_ref import VolumeRef
 from typing import Optional, Set
 from typing_extensions import Self
@@ -51,7 +52,8 @@ class TaskInstance(BaseModel):
     limits: Optional[PluginLimits] = Field(default=None, description="The scenario's limits for this plugin entry (the worker's own apply where none is given).")
     cleanup: Optional[StrictBool] = Field(default=None, description="This attempt runs only to undo what an earlier run left: that run failed before its own cleanup, and the instance is to stop. Its plugin is started already stopped, so it finds what the earlier run made (by name and its instance label) and tears it down. (A stopped instance placed again after its worker died is started stopped too, flag or not.)")
     probe: Optional[ProbeBinding] = Field(default=None, description="The probe this instance samples: a probe instance's own, or the volume's probe for the checker of a scenario that measures its volumes.")
-    __properties: ClassVar[List[str]] = ["id", "scenario", "cluster", "workerSelector", "plugin", "params", "seed", "volume", "desired", "attempt", "createdAt", "role", "stopReason", "failure", "limits", "cleanup", "probe"]
+    step: Optional[StepRef] = Field(default=None, description="The workflow step whose fault this instance is.")
+    __properties: ClassVar[List[str]] = ["id", "scenario", "cluster", "workerSelector", "plugin", "params", "seed", "volume", "desired", "attempt", "createdAt", "role", "stopReason", "failure", "limits", "cleanup", "probe", "step"]
 
     model_config = ConfigDict(
         validate_by_name=True,
@@ -101,6 +103,9 @@ class TaskInstance(BaseModel):
         # override the default output from pydantic by calling `to_dict()` of probe
         if self.probe:
             _dict['probe'] = self.probe.to_dict()
+        # override the default output from pydantic by calling `to_dict()` of step
+        if self.step:
+            _dict['step'] = self.step.to_dict()
         # set to None if volume (nullable) is None
         # and model_fields_set contains the field
         if self.volume is None and "volume" in self.model_fields_set:
@@ -120,6 +125,11 @@ class TaskInstance(BaseModel):
         # and model_fields_set contains the field
         if self.probe is None and "probe" in self.model_fields_set:
             _dict['probe'] = None
+
+        # set to None if step (nullable) is None
+        # and model_fields_set contains the field
+        if self.step is None and "step" in self.model_fields_set:
+            _dict['step'] = None
 
         return _dict
 
@@ -149,7 +159,8 @@ class TaskInstance(BaseModel):
             "failure": obj.get("failure"),
             "limits": PluginLimits.from_dict(obj["limits"]) if obj.get("limits") is not None else None,
             "cleanup": obj.get("cleanup"),
-            "probe": ProbeBinding.from_dict(obj["probe"]) if obj.get("probe") is not None else None
+            "probe": ProbeBinding.from_dict(obj["probe"]) if obj.get("probe") is not None else None,
+            "step": StepRef.from_dict(obj["step"]) if obj.get("step") is not None else None
         })
         return _obj
 

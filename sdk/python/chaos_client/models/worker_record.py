@@ -21,6 +21,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 from typing import Any, ClassVar, Dict, List, Optional
 from typing_extensions import Annotated
+from chaos_client.models.cluster_condition import ClusterCondition
 from chaos_client.models.worker_usage import WorkerUsage
 from typing import Optional, Set
 from typing_extensions import Self
@@ -40,8 +41,9 @@ class WorkerRecord(BaseModel):
     cordoned: Optional[StrictBool] = Field(default=None, description="Cordoned workers get no new instances (the apiserver fills it in from [`Cordon`]).")
     draining: Optional[StrictBool] = Field(default=None, description="Being drained (the apiserver fills it in from [`Cordon`]).")
     assigned: Optional[Annotated[int, Field(strict=True, ge=0)]] = Field(default=None, description="Instances assigned to it now (the apiserver fills it in from `assignments/<worker>/`).")
+    conditions: Optional[Dict[str, ClusterCondition]] = Field(default=None, description="How each cluster it declares looks from here, by cluster (none until its first check).")
     started_at: datetime = Field(alias="startedAt")
-    __properties: ClassVar[List[str]] = ["name", "slots", "labels", "clusters", "probeHosts", "version", "usage", "cordoned", "draining", "assigned", "startedAt"]
+    __properties: ClassVar[List[str]] = ["name", "slots", "labels", "clusters", "probeHosts", "version", "usage", "cordoned", "draining", "assigned", "conditions", "startedAt"]
 
     model_config = ConfigDict(
         validate_by_name=True,
@@ -85,6 +87,12 @@ class WorkerRecord(BaseModel):
         # override the default output from pydantic by calling `to_dict()` of usage
         if self.usage:
             _dict['usage'] = self.usage.to_dict()
+        # override the default output from pydantic by calling `to_dict()` of each value in conditions (dict)
+        _field_dict = {}
+        if self.conditions:
+            for _key_conditions in self.conditions:
+                _field_dict[_key_conditions] = self.conditions[_key_conditions].to_dict() if self.conditions[_key_conditions] is not None else None
+            _dict['conditions'] = _field_dict
         # set to None if assigned (nullable) is None
         # and model_fields_set contains the field
         if self.assigned is None and "assigned" in self.model_fields_set:
@@ -112,6 +120,12 @@ class WorkerRecord(BaseModel):
             "cordoned": obj.get("cordoned"),
             "draining": obj.get("draining"),
             "assigned": obj.get("assigned"),
+            "conditions": dict(
+                (_k, ClusterCondition.from_dict(_v))
+                for _k, _v in obj["conditions"].items()
+            )
+            if obj.get("conditions") is not None
+            else None,
             "startedAt": obj.get("startedAt")
         })
         return _obj
