@@ -121,27 +121,34 @@ impl Selector {
     /// namespace and name. A pod outside the namespaces, not matching `nameRegex`, or with no
     /// container matching `containerRegex` is not one.
     pub fn eligible(&self, candidates: &[Candidate]) -> Vec<Target> {
-        let mut eligible: Vec<Target> = candidates
-            .iter()
-            .filter(|c| self.spec.namespaces.contains(&c.namespace))
-            .filter(|c| self.name.as_ref().is_none_or(|re| re.is_match(&c.name)))
-            .filter_map(|c| {
-                let containers: Vec<String> = c
-                    .containers
-                    .iter()
-                    .filter(|name| self.containers.is_empty() || self.containers.iter().any(|re| re.is_match(name)))
-                    .cloned()
-                    .collect();
-                (!containers.is_empty()).then(|| Target {
-                    namespace: c.namespace.clone(),
-                    name: c.name.clone(),
-                    containers,
-                })
+        self.eligible_indices(candidates).into_iter().map(|i| self.target(&candidates[i])).collect()
+    }
+
+    /// The eligible candidates' places in `candidates`, sorted by namespace and name, each pod
+    /// once: what is drawn from, without copying a name.
+    fn eligible_indices(&self, candidates: &[Candidate]) -> Vec<usize> {
+        let mut eligible: Vec<usize> = (0..candidates.len())
+            .filter(|i| {
+                let c = &candidates[*i];
+                self.spec.namespaces.contains(&c.namespace)
+                    && self.name.as_ref().is_none_or(|re| re.is_match(&c.name))
+                    && c.containers.iter().any(|name| self.accepts_container(name))
             })
             .collect();
-        eligible.sort();
-        eligible.dedup_by(|a, b| a.namespace == b.namespace && a.name == b.name);
+        let key = |i: &usize| (&candidates[*i].namespace, &candidates[*i].name);
+        eligible.sort_by(|a, b| key(a).cmp(&key(b)));
+        eligible.dedup_by(|a, b| key(a) == key(b));
         eligible
+    }
+
+    fn accepts_container(&self, name: &str) -> bool {
+        self.containers.is_empty() || self.containers.iter().any(|re| re.is_match(name))
+    }
+
+    /// A candidate as a target: its containers the patterns accept.
+    fn target(&self, c: &Candidate) -> Target {
+        let containers = c.containers.iter().filter(|name| self.accepts_container(name)).cloned().collect();
+        Target { namespace: c.namespace.clone(), name: c.name.clone(), containers }
     }
 }
 
@@ -179,7 +186,7 @@ pub fn how_many(mode: SelectMode, value: Option<u32>, n: usize, draw: &mut impl 
 /// Picks the targets among `candidates` with `seed`: pure, so the same seed and the same
 /// candidates (in any order) give the same targets.
 pub fn select(selector: &Selector, candidates: &[Candidate], seed: u64) -> Vec<Target> {
-    let mut eligible = selector.eligible(candidates);
+    let mut eligible = selector.eligible_indices(candidates);
     let mut rng = SplitMix64::new(seed);
     let spec = selector.spec();
     let count = how_many(spec.mode, spec.value, eligible.len(), &mut |lo, hi| rng.range(lo, hi));
@@ -188,9 +195,9 @@ pub fn select(selector: &Selector, candidates: &[Candidate], seed: u64) -> Vec<T
         let j = rng.range(i as u64, eligible.len() as u64 - 1) as usize;
         eligible.swap(i, j);
     }
-    eligible.truncate(count);
-    eligible.sort();
-    eligible
+    let mut picked: Vec<Target> = eligible[..count].iter().map(|i| selector.target(&candidates[*i])).collect();
+    picked.sort();
+    picked
 }
 
 impl TargetSpec {
