@@ -136,6 +136,9 @@ struct Planner<'a> {
     events: Vec<JournalEvent>,
 }
 
+/// Instance records as the planner holds them.
+type Instances<'a> = Vec<&'a Versioned<TaskInstance>>;
+
 /// The instances of one volume.
 struct VolumeGroup<'a> {
     volume: &'a VolumeRef,
@@ -281,9 +284,7 @@ impl<'a> Planner<'a> {
 
     /// The instances by what they belong to: volumes, cluster-wide tasks (and probes), and
     /// workflow faults.
-    fn group(
-        &self,
-    ) -> (BTreeMap<u64, VolumeGroup<'a>>, Vec<&'a Versioned<TaskInstance>>, Vec<&'a Versioned<TaskInstance>>) {
+    fn group(&self) -> (BTreeMap<u64, VolumeGroup<'a>>, Instances<'a>, Instances<'a>) {
         let mut volumes: BTreeMap<u64, VolumeGroup<'a>> = BTreeMap::new();
         let (mut tasks, mut faults) = (Vec::new(), Vec::new());
         for instance in self.input.instances.values() {

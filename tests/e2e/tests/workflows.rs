@@ -149,7 +149,7 @@ async fn eris_flows_pass_fail_at_the_right_step_and_stop_clean() {
     fleet.client.apply(&hold("eris-stop", "smoke-mini-c", "10m", "")).await.expect("applied");
 
     // Mid-suspension: the stop is recorded on the pod, with the scenario and instance.
-    wait_flow(&fleet, "eris-stop", "eris-stop holding", |f| f.steps.get("2").is_some()).await;
+    wait_flow(&fleet, "eris-stop", "eris-stop holding", |f| f.steps.contains_key("2")).await;
     assert_eq!(pid1_stat(&fleet, "smoke-mini-c-0"), "T");
     let records = suspended_records(&fleet, "smoke-mini-c-0");
     assert_eq!(records.len(), 1, "{records:?}");

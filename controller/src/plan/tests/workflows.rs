@@ -95,7 +95,7 @@ fn eris_basic_flow_passes_step_by_step() {
     assert_eq!(suspend.params["signal"], "SIGSTOP");
     assert_eq!(suspend.params["target"]["nameRegex"], "^smoke-mini-a-");
     assert_eq!(world.flow().steps["0"].name, "suspend");
-    assert!(world.flow().steps.get("1").is_none(), "the wait starts after the fault is in place");
+    assert!(!world.flow().steps.contains_key("1"), "the wait starts after the fault is in place");
 
     // In place: the wait begins; the probe goes down 3 s later.
     world.later(1);
