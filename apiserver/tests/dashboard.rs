@@ -8,7 +8,9 @@ use std::time::Duration;
 use chaos_apiserver::{AppState, RateLimit, ServeOptions};
 use chaos_def::auth::{Role, TokenRequest};
 use chaos_def::records::JournalEvent;
+use chaos_def::records::{ScenarioPhase, ScenarioStatus};
 use chaos_def::store::Store;
+use chaos_def::workflow::{StepOutcome, StepRecord, WorkflowStatus};
 use chaos_harness::{EtcdServer, unique_prefix};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_SECURITY_POLICY, COOKIE, LOCATION, SET_COOKIE};
@@ -429,4 +431,53 @@ async fn a_token_has_few_streams_and_its_revocation_ends_them() {
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
     assert!(text.contains("event: end\ndata: 401"), "{text}");
+}
+
+#[tokio::test]
+async fn the_live_page_shows_each_workflows_current_step_and_its_runs() {
+    let ui = start().await;
+    let yaml = include_str!("../../examples/eris-basic.yaml");
+    let response = ui
+        .http
+        .post(format!("{}/v1/scenarios", ui.url))
+        .bearer_auth(&ui.admin)
+        .header("content-type", "application/yaml")
+        .body(yaml)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    // The controller's status in the middle of the flow: the wait for detection is current.
+    let at = jiff::Timestamp::now();
+    let step = |name: &str, kind: &str, outcome| StepRecord {
+        name: name.into(),
+        kind: kind.into(),
+        started_at: Some(at),
+        outcome,
+        ..StepRecord::default()
+    };
+    let flow = WorkflowStatus {
+        name: "node-failure".into(),
+        started_at: Some(at),
+        steps: [
+            ("0".to_string(), StepRecord { ended_at: Some(at), ..step("suspend", "fault", Some(StepOutcome::Passed)) }),
+            ("1".to_string(), step("detect", "waitFor", None)),
+        ]
+        .into(),
+        ..WorkflowStatus::default()
+    };
+    let status = ScenarioStatus {
+        phase: ScenarioPhase::Running,
+        started_at: Some(at),
+        workflows: vec![flow],
+        ..ScenarioStatus::default()
+    };
+    ui.store.put(&ui.store.keys().scenario_status("eris-basic"), &status).await.unwrap();
+    let session = ui.login(&ui.admin).await;
+    let (code, page) = ui.page(&session.cookie, "/ui/scenarios/eris-basic/live").await;
+    assert_eq!(code, StatusCode::OK);
+    let section = page.split(r#"id="workflows""#).nth(1).expect("a workflows section");
+    assert!(section.contains("node-failure"), "{section}");
+    assert!(section.contains("<td>detect</td><td>waitFor</td>"), "{section}");
+    assert!(section.contains("<b>current</b>"), "the current step is marked: {section}");
 }

@@ -115,6 +115,7 @@ async fn live_markup(state: &UiState, origin: &Origin, name: &str) -> Result<(Ma
     let markup = html! {
         (status_markup(&view))
         (summary_markup(&report))
+        @if !report.workflows.is_empty() { (workflows_markup(&report)) }
         section.availability #availability {
             h2 { "Availability" }
             @match &range {
@@ -168,6 +169,59 @@ fn summary_markup(report: &Report) -> Markup {
                 }
                 div.card { h3 { "Journal" } p { (report.journal_entries) " entries" @if report.journal_dropped > 0 { " (" (report.journal_dropped) " dropped)" } } }
                 div.card { h3 { "Faults" } p { @if faults.is_empty() { "none yet" } @else { (faults.join(" · ")) } } }
+            }
+        }
+    }
+}
+
+/// Each workflow: its phase and failure, the steps of its runs in progress (the current ones
+/// marked), and its finished runs with their times to detect and to recover.
+fn workflows_markup(report: &Report) -> Markup {
+    let ms = |ms: u64| chaos_def::Duration::from_millis(ms).to_string();
+    let timings = |m: &std::collections::BTreeMap<String, u64>| -> String {
+        m.iter().map(|(step, v)| format!("{step} {}", ms(*v))).collect::<Vec<_>>().join(", ")
+    };
+    html! {
+        section.workflows #workflows {
+            h2 { "Workflows" }
+            @if let Some(aborted) = &report.aborted { p.failure { "Stopped by a safety stop: " (aborted) } }
+            @for flow in &report.workflows {
+                h3 { (flow.name) " " span class={ "phase " (flow.phase.as_str().to_lowercase()) } { (flow.phase.as_str()) } }
+                @if let Some(failure) = &flow.failure { p.failure { (failure) } }
+                @if !flow.steps.is_empty() {
+                    table.list {
+                        thead { tr { th { "Step" } th { "Kind" } th { "Started" } th { "Outcome" } th { "Detect" } th { "Recover" } } }
+                        tbody {
+                            @for record in flow.steps.values().take(MAX_ROWS) {
+                                tr {
+                                    td { (record.name) } td { (record.kind) }
+                                    td { (record.started_at.map(|t| t.strftime("%H:%M:%S").to_string()).unwrap_or_default()) }
+                                    td { @match record.outcome {
+                                        None => b { "current" },
+                                        Some(outcome) => (format!("{outcome:?}")),
+                                    } }
+                                    td { (record.detect_ms.map(ms).unwrap_or_default()) }
+                                    td { (record.recover_ms.map(ms).unwrap_or_default()) }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if !flow.runs.is_empty() {
+                    table.list {
+                        thead { tr { th { "Run" } th { "Verdict" } th { "Time to detect" } th { "Time to recover" } th { "Failure" } } }
+                        tbody {
+                            @for run in flow.runs.iter().rev().take(MAX_ROWS) {
+                                tr {
+                                    td { (run.run) }
+                                    td { @if run.passed { "Passed" } @else { "Failed" } }
+                                    td { (timings(&run.detect_ms)) } td { (timings(&run.recover_ms)) }
+                                    td { (run.failure.clone().unwrap_or_default()) }
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
     }

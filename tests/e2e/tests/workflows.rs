@@ -109,6 +109,15 @@ async fn wait_phase(fleet: &Fleet, name: &str, phase: ScenarioPhase) {
     .await;
 }
 
+/// Waits until the plugin's pick is in the journal: workers write their entries in batches,
+/// which may land after the scenario has stopped.
+async fn wait_decision(fleet: &Fleet, name: &str) {
+    eventually(LIMIT, &format!("{name}'s decision in the journal"), || async {
+        fleet.journal(name).await.ok()?.iter().any(|e| e.kind == "decision").then_some(())
+    })
+    .await;
+}
+
 /// `kubectl` against the fleet's kubesim; panics with its output when it fails.
 fn kubectl(fleet: &Fleet, args: &[&str]) -> String {
     let kube = fleet.stack.kube_url.clone().expect("kubesim runs");
@@ -141,7 +150,7 @@ async fn start_stack(prefix: &str) -> Fleet {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eris_flows_pass_fail_at_the_right_step_and_stop_clean() {
-    let fleet = start_stack("chaos-workflows-").await;
+    let mut fleet = start_stack("chaos-workflows-").await;
     // The application of pod b will not come back once killed.
     kubectl(&fleet, &["annotate", "pod", "-n", NAMESPACE, "smoke-mini-b-0", "kubesim.dev/crash-on-restart=true"]);
     fleet.client.apply(&eris("eris-pass", "smoke-mini-a", "120s", "")).await.expect("applied");
@@ -159,14 +168,6 @@ async fn eris_flows_pass_fail_at_the_right_step_and_stop_clean() {
         described.contains("Workflows:") && described.contains("pause") && described.contains("current"),
         "{described}"
     );
-
-    // `chaosctl stop` mid-suspension: every process runs again, and the record is gone.
-    let stopped = chaosctl(&fleet, &["stop", "eris-stop"]);
-    assert!(stopped.status.success(), "{}", text(&stopped));
-    wait_phase(&fleet, "eris-stop", ScenarioPhase::Stopped).await;
-    assert_eq!(pid1_stat(&fleet, "smoke-mini-c-0"), "S", "the suspended process was continued");
-    assert!(suspended_records(&fleet, "smoke-mini-c-0").is_empty());
-    assert_eq!(flow(&fleet, "eris-stop").await.unwrap().phase, WorkflowPhase::Stopped);
 
     // The basic flow passes: down within 10 s of the suspension, up within 120 s of the kill.
     let passed = wait_flow(&fleet, "eris-pass", "eris-pass ended", |f| f.phase.is_ended()).await;
@@ -192,6 +193,36 @@ async fn eris_flows_pass_fail_at_the_right_step_and_stop_clean() {
     let failure = failed.failure.unwrap();
     assert!(failure.starts_with("step recover: probe app was not up within 15s"), "{failure}");
     assert!(suspended_records(&fleet, "smoke-mini-b-0").is_empty(), "the suspension's record is gone");
+
+    // The worker holding the suspension dies: the fault's next run, elsewhere, finds the pod
+    // suspended and its record, and holds on.
+    let holder = chaos_e2e::assignments(&fleet)
+        .await
+        .into_iter()
+        .find(|(_, ids)| ids.iter().any(|id| id.starts_with("eris-stop-") && id.ends_with("-w-hold-0")))
+        .map(|(worker, _)| worker)
+        .expect("a worker holds the suspension");
+    fleet.stack.kill(&holder).await.unwrap();
+    eventually(LIMIT, "the suspension running again elsewhere", || async {
+        let statuses = chaos_e2e::statuses(&fleet).await;
+        let (_, status) =
+            statuses.into_iter().find(|(id, _)| id.starts_with("eris-stop-") && id.ends_with("-w-hold-0"))?;
+        (status.placement == 2
+            && status.phase == chaos_def::records::InstancePhase::Running
+            && status.worker.as_deref() != Some(&holder))
+        .then_some(())
+    })
+    .await;
+    assert_eq!(pid1_stat(&fleet, "smoke-mini-c-0"), "T", "still suspended");
+    assert_eq!(suspended_records(&fleet, "smoke-mini-c-0").len(), 1, "one record, the instance's");
+
+    // `chaosctl stop` mid-suspension: every process runs again, and the record is gone.
+    let stopped = chaosctl(&fleet, &["stop", "eris-stop"]);
+    assert!(stopped.status.success(), "{}", text(&stopped));
+    wait_phase(&fleet, "eris-stop", ScenarioPhase::Stopped).await;
+    assert_eq!(pid1_stat(&fleet, "smoke-mini-c-0"), "S", "the suspended process was continued");
+    assert!(suspended_records(&fleet, "smoke-mini-c-0").is_empty());
+    assert_eq!(flow(&fleet, "eris-stop").await.unwrap().phase, WorkflowPhase::Stopped);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,9 +270,11 @@ async fn a_killed_controller_resumes_safety_stops_trip_and_replays_pick_the_same
     };
     fleet.client.apply(&pick("pick-a")).await.expect("applied");
     wait_phase(&fleet, "pick-a", ScenarioPhase::Stopped).await;
+    wait_decision(&fleet, "pick-a").await;
     let replayed = chaosctl(&fleet, &["replay", "pick-a", "--as", "pick-b"]);
     assert!(replayed.status.success(), "{}", text(&replayed));
     wait_phase(&fleet, "pick-b", ScenarioPhase::Stopped).await;
+    wait_decision(&fleet, "pick-b").await;
     let seeds = |name: &'static str| {
         let fleet = &fleet;
         async move {
@@ -264,6 +297,7 @@ async fn a_killed_controller_resumes_safety_stops_trip_and_replays_pick_the_same
     kubectl(&fleet, &["label", "pod", "-n", NAMESPACE, "smoke-mini-c-0", "e2e-pick=yes"]);
     assert!(chaosctl(&fleet, &["replay", "pick-a", "--as", "pick-c"]).status.success());
     wait_phase(&fleet, "pick-c", ScenarioPhase::Stopped).await;
+    wait_decision(&fleet, "pick-c").await;
     let diverged = text(&chaosctl(&fleet, &["report", "pick-c", "--against", "pick-a"]));
     assert!(diverged.contains("First divergence: w-pick-0 (decision 1 of it, targets)"), "{diverged}");
     assert!(diverged.contains("the cluster answered differently"), "{diverged}");
