@@ -99,6 +99,13 @@ impl Dashboard {
             .unwrap()
     }
 
+    /// Applies a scenario through the API, as the admin.
+    async fn apply(&self, yaml: String) -> StatusCode {
+        let request = self.http.post(format!("{}/v1/scenarios", self.url)).bearer_auth(&self.admin);
+        let response = request.header("content-type", "application/yaml").body(yaml).send().await.unwrap();
+        response.status()
+    }
+
     /// The scenario as the API shows it to the admin.
     async fn scenario(&self, name: &str) -> Option<Value> {
         let response =
@@ -306,16 +313,7 @@ async fn the_scenarios_page_shows_fifty_at_a_time() {
     let ui = start().await;
     for i in 0..120 {
         let yaml = MEGATEST.replace("name: megatest", &format!("name: s{i:03}"));
-        let response = ui
-            .http
-            .post(format!("{}/v1/scenarios", ui.url))
-            .bearer_auth(&ui.admin)
-            .header("content-type", "application/yaml")
-            .body(yaml)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::CREATED);
+        assert_eq!(ui.apply(yaml).await, StatusCode::CREATED);
     }
     let session = ui.login(&ui.admin).await;
     let rows = |page: &str| page.matches("<tr data-name=").count();
@@ -437,16 +435,7 @@ async fn a_token_has_few_streams_and_its_revocation_ends_them() {
 async fn the_live_page_shows_each_workflows_current_step_and_its_runs() {
     let ui = start().await;
     let yaml = include_str!("../../examples/eris-basic.yaml");
-    let response = ui
-        .http
-        .post(format!("{}/v1/scenarios", ui.url))
-        .bearer_auth(&ui.admin)
-        .header("content-type", "application/yaml")
-        .body(yaml)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(ui.apply(yaml.to_string()).await, StatusCode::CREATED);
     // The controller's status in the middle of the flow: the wait for detection is current.
     let at = jiff::Timestamp::now();
     let step = |name: &str, kind: &str, outcome| StepRecord {

@@ -528,6 +528,9 @@ pub struct WorkflowStatus {
     /// Its steps are done (or the scenario stops): its faults are ending, then it ends.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub finishing: bool,
+    /// The scenario's stop that ended it before its steps were done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
     /// The steps of the runs in progress (and of the workflow's own run), by key.
     pub steps: BTreeMap<String, StepRecord>,
     /// Finished runs, oldest first (at most [`RUNS_KEPT`]).

@@ -681,12 +681,35 @@ async fn the_pod_destroyer_deletes_matching_pods() {
     });
     let run = Running::start(&c.url(), "pod-destroyer", config, &[]).await;
     let deleted = run.stop_after_two_deletions("delete-pod").await;
+    // Named `namespace/pod` (a target may span namespaces).
+    let deleted: Vec<String> = deleted
+        .iter()
+        .map(|d| {
+            d.strip_prefix("d8-sds-replicated-volume/").unwrap_or_else(|| panic!("{d}: not of the namespace")).into()
+        })
+        .collect();
     // Agent pods only (the first ones, or their replacements, which get new names).
     assert!(deleted.iter().all(|d| d.starts_with("agent-")), "{deleted:?}");
     assert!(deleted.iter().any(|d| before.contains(d)), "{deleted:?} of {before:?}");
     let now = c.agent_pods().await;
     assert!(deleted.iter().all(|d| !now.contains(d)), "{deleted:?} still in {now:?}");
     // Controller pods do not match the selector and were left alone.
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "d8-sds-replicated-volume");
+    let controllers = pods.list(&ListParams::default().labels("app=controller")).await.unwrap();
+    assert_eq!(controllers.items.len(), 2);
+}
+
+#[tokio::test]
+async fn the_pod_destroyer_picks_by_its_target() {
+    let c = Cluster::start(kubesim::Config::for_tests()).await;
+    let config = json!({
+        "target": {"namespaces": ["d8-sds-replicated-volume"], "nameRegex": "^agent-", "mode": "fixed", "value": 1},
+        "period": {"min": "50ms", "max": "100ms"},
+    });
+    let run = Running::start(&c.url(), "pod-destroyer", config, &[]).await;
+    let deleted = run.stop_after_two_deletions("delete-pod").await;
+    assert!(deleted.iter().all(|d| d.starts_with("d8-sds-replicated-volume/agent-")), "{deleted:?}");
+    // Controller pods do not match the name pattern and were left alone.
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), "d8-sds-replicated-volume");
     let controllers = pods.list(&ListParams::default().labels("app=controller")).await.unwrap();
     assert_eq!(controllers.items.len(), 2);

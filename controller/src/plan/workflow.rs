@@ -140,10 +140,16 @@ impl<'a> Planner<'a> {
             Progress::Failed(why) => Some(why),
         };
         // The steps are done: every fault still running stops; the workflow ends once all have.
-        flow.finishing = true;
-        if stop.is_none() {
+        // A stop that comes once the steps are done does not change their verdict.
+        if let Some(reason) = stop
+            && !flow.finishing
+        {
+            flow.stopped = Some(reason.to_string());
+        }
+        if !flow.finishing && stop.is_none() {
             flow.failure = failure;
         }
+        flow.finishing = true;
         let reason = if stop.is_some() { "scenario stopping" } else { "its workflow ended" };
         let mut settled = true;
         for fault in faults.values() {
@@ -153,13 +159,13 @@ impl<'a> Planner<'a> {
         if !settled {
             return false;
         }
-        flow.phase = match (stop, &flow.failure) {
+        flow.phase = match (&flow.stopped, &flow.failure) {
             (Some(_), _) => WorkflowPhase::Stopped,
             (None, Some(_)) => WorkflowPhase::Failed,
             (None, None) => WorkflowPhase::Passed,
         };
         flow.ended_at = Some(now);
-        let outcome = match stop {
+        let outcome = match &flow.stopped {
             Some(reason) => Some(format!("stopped: {reason}")),
             None => flow.failure.clone(),
         };
@@ -170,7 +176,7 @@ impl<'a> Planner<'a> {
         if let Some(failure) = &flow.failure {
             fields.insert("failure".into(), json!(failure));
         }
-        if let Some(reason) = stop {
+        if let Some(reason) = &flow.stopped {
             fields.insert("reason".into(), json!(reason));
         }
         self.journal("workflow-ended", &flow.name, fields);

@@ -161,8 +161,11 @@ mod tests {
         // A plugin built against 0.1.1 that uses the probe interfaces.
         let probe = names(&["chaos:plugin/host@0.1.1", "chaos:plugin/http@0.1.1", "chaos:plugin/probe@0.1.1"]);
         assert_eq!(check_world(&probe, &names(&["run"])), Ok("0.1.1".to_string()));
-        // 0.1.2 may use what this build lacks.
-        assert!(check_world(&names(&["chaos:plugin/host@0.1.2"]), &names(&["run"])).is_err());
+        // A plugin built against 0.1.2 that runs commands in containers.
+        let exec = names(&["chaos:plugin/host@0.1.2", "chaos:plugin/exec@0.1.2"]);
+        assert_eq!(check_world(&exec, &names(&["run"])), Ok("0.1.2".to_string()));
+        // 0.1.3 may use what this build lacks.
+        assert!(check_world(&names(&["chaos:plugin/host@0.1.3"]), &names(&["run"])).is_err());
     }
 
     #[test]

@@ -28,6 +28,8 @@ type WorkflowStatus struct {
 	Failure NullableString `json:"failure,omitempty"`
 	// Its steps are done (or the scenario stops): its faults are ending, then it ends.
 	Finishing *bool `json:"finishing,omitempty"`
+	// The scenario's stop that ended it before its steps were done.
+	Stopped NullableString `json:"stopped,omitempty"`
 	// The steps of the runs in progress (and of the workflow's own run), by key.
 	Steps map[string]StepRecord `json:"steps,omitempty"`
 	// Finished runs, oldest first (at most [`RUNS_KEPT`]).
@@ -290,6 +292,49 @@ func (o *WorkflowStatus) SetFinishing(v bool) {
 	o.Finishing = &v
 }
 
+// GetStopped returns the Stopped field value if set, zero value otherwise (both if not set or set to explicit null).
+func (o *WorkflowStatus) GetStopped() string {
+	if o == nil || IsNil(o.Stopped.Get()) {
+		var ret string
+		return ret
+	}
+	return *o.Stopped.Get()
+}
+
+// GetStoppedOk returns a tuple with the Stopped field value if set, nil otherwise
+// and a boolean to check if the value has been set.
+// NOTE: If the value is an explicit nil, `nil, true` will be returned
+func (o *WorkflowStatus) GetStoppedOk() (*string, bool) {
+	if o == nil {
+		return nil, false
+	}
+	return o.Stopped.Get(), o.Stopped.IsSet()
+}
+
+// HasStopped returns a boolean if a field has been set.
+func (o *WorkflowStatus) HasStopped() bool {
+	if o != nil && o.Stopped.IsSet() {
+		return true
+	}
+
+	return false
+}
+
+// SetStopped gets a reference to the given NullableString and assigns it to the Stopped field.
+func (o *WorkflowStatus) SetStopped(v string) {
+	o.Stopped.Set(&v)
+}
+
+// SetStoppedNil sets the value for Stopped to be an explicit nil
+func (o *WorkflowStatus) SetStoppedNil() {
+	o.Stopped.Set(nil)
+}
+
+// UnsetStopped ensures that no value is present for Stopped, not even an explicit nil
+func (o *WorkflowStatus) UnsetStopped() {
+	o.Stopped.Unset()
+}
+
 // GetSteps returns the Steps field value if set, zero value otherwise.
 func (o *WorkflowStatus) GetSteps() map[string]StepRecord {
 	if o == nil || IsNil(o.Steps) {
@@ -413,6 +458,9 @@ func (o WorkflowStatus) ToMap() (map[string]interface{}, error) {
 	}
 	if !IsNil(o.Finishing) {
 		toSerialize["finishing"] = o.Finishing
+	}
+	if o.Stopped.IsSet() {
+		toSerialize["stopped"] = o.Stopped.Get()
 	}
 	if !IsNil(o.Steps) {
 		toSerialize["steps"] = o.Steps

@@ -360,7 +360,8 @@ proptest! {
         }
         // Repeats that passed ran exactly their times (each run of an outer repeat has keys
         // of its own, so the count is per key).
-        if status.workflows[0].phase == WorkflowPhase::Passed {
+        // (A scenario stopped before it started has no workflow status at all.)
+        if status.workflows.first().is_some_and(|flow| flow.phase == WorkflowPhase::Passed) {
             let mut counted: BTreeMap<String, u64> = BTreeMap::new();
             for event in world.events.iter().filter(|e| e.kind == "run-ended") {
                 *counted.entry(event.fields["key"].as_str().unwrap().to_string()).or_default() += 1;
@@ -394,4 +395,33 @@ fn repeat_times(steps: &[chaos_def::workflow::Step], key: &str) -> u32 {
         }
     }
     0
+}
+
+#[test]
+fn a_stop_after_the_steps_are_done_keeps_their_verdict_and_one_before_them_does_not() {
+    let text = |name: &str| {
+        format!(
+            "apiVersion: chaosctl.dev/v1alpha1\nkind: Scenario\nmetadata: {{name: {name}}}\nspec:\n  seed: 1\n  workflows:\n    \
+             - name: w\n      steps: [{{name: f, fault: {{plugin: noop}}}}, {{sleep: 1s}}]\n"
+        )
+    };
+    // The sleep passes while the fault still runs: the workflow is ending its fault when the stop comes.
+    let mut done = World::new(&text("done"));
+    done.settle(3);
+    done.later(2);
+    done.step();
+    assert!(done.flow().finishing && !done.flow().phase.is_ended());
+    done.stop();
+    done.settle(4);
+    assert_eq!(done.flow().phase, WorkflowPhase::Passed);
+    assert_eq!(done.flow().runs[0].failure, None);
+
+    // A stop in the middle of the sleep: Stopped, and the run says why.
+    let mut midway = World::new(&text("midway"));
+    midway.settle(3);
+    midway.stop();
+    midway.settle(4);
+    assert_eq!(midway.flow().phase, WorkflowPhase::Stopped);
+    assert_eq!(midway.flow().runs[0].failure.as_deref(), Some("stopped: test"));
+    assert!(!midway.flow().runs[0].passed);
 }

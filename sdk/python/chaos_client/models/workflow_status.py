@@ -38,10 +38,11 @@ class WorkflowStatus(BaseModel):
     ended_at: Optional[datetime] = Field(default=None, alias="endedAt")
     failure: Optional[StrictStr] = Field(default=None, description="Why it failed: the step and the reason.")
     finishing: Optional[StrictBool] = Field(default=False, description="Its steps are done (or the scenario stops): its faults are ending, then it ends.")
+    stopped: Optional[StrictStr] = Field(default=None, description="The scenario's stop that ended it before its steps were done.")
     steps: Optional[Dict[str, StepRecord]] = Field(default=None, description="The steps of the runs in progress (and of the workflow's own run), by key.")
     runs: Optional[List[RunRecord]] = Field(default=None, description="Finished runs, oldest first (at most [`RUNS_KEPT`]).")
     runs_total: Optional[Annotated[int, Field(strict=True, ge=0)]] = Field(default=0, description="Runs finished in all (also those no longer kept).", alias="runsTotal")
-    __properties: ClassVar[List[str]] = ["name", "phase", "startedAt", "endedAt", "failure", "finishing", "steps", "runs", "runsTotal"]
+    __properties: ClassVar[List[str]] = ["name", "phase", "startedAt", "endedAt", "failure", "finishing", "stopped", "steps", "runs", "runsTotal"]
 
     model_config = ConfigDict(
         validate_by_name=True,
@@ -109,6 +110,11 @@ class WorkflowStatus(BaseModel):
         if self.failure is None and "failure" in self.model_fields_set:
             _dict['failure'] = None
 
+        # set to None if stopped (nullable) is None
+        # and model_fields_set contains the field
+        if self.stopped is None and "stopped" in self.model_fields_set:
+            _dict['stopped'] = None
+
         return _dict
 
     @classmethod
@@ -127,6 +133,7 @@ class WorkflowStatus(BaseModel):
             "endedAt": obj.get("endedAt"),
             "failure": obj.get("failure"),
             "finishing": obj.get("finishing") if obj.get("finishing") is not None else False,
+            "stopped": obj.get("stopped"),
             "steps": dict(
                 (_k, StepRecord.from_dict(_v))
                 for _k, _v in obj["steps"].items()
