@@ -179,3 +179,35 @@ async fn a_given_address_that_is_no_members_serves_only_while_no_member_answers(
     assert_eq!(store.get::<u64>(&format!("{prefix}/k")).await.unwrap().map(|v| v.value), Some(1));
     assert_eq!(store.endpoint_health().get(&alias).map(|s| s.failovers), Some(0), "no fault, no failover");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_waits_through_an_election_longer_than_its_timeout() {
+    let etcd = EtcdCluster::start(3);
+    let prefix = unique_prefix();
+    let store = Store::connect(&etcd.endpoints(), &prefix).await.unwrap();
+    let (read_key, written_key) = (format!("{prefix}/read"), format!("{prefix}/written"));
+    store.create(&read_key, &1u64).await.unwrap();
+    let written = store.create(&written_key, &1u64).await.unwrap();
+    // Two members paused: the third has no leader, and answers "no leader" to everything.
+    let leader = etcd.leader().expect("a leader");
+    let (kept, paused) = (leader, [(leader + 1) % 3, (leader + 2) % 3]);
+    for i in paused {
+        etcd.member(i).pause(true);
+    }
+    let started = Instant::now();
+    let calls = async { tokio::join!(store.get::<u64>(&read_key), store.update(&written_key, &2u64, written)) };
+    // One member comes back once the call timeout has run out: the calls, started in the
+    // election, wait for its end rather than fail.
+    let resume = async {
+        tokio::time::sleep(store.call_timeout() + Duration::from_millis(500)).await;
+        etcd.member(paused[0]).pause(false);
+    };
+    let ((read, updated), ()) = tokio::join!(calls, resume);
+    let took = started.elapsed();
+    eprintln!("a read and a compare-and-swap through a {took:?} election (member {kept} alone at first)");
+    assert_eq!(read.expect("the read through the election").map(|v| v.value), Some(1));
+    updated.expect("the compare-and-swap through the election");
+    assert_eq!(store.get::<u64>(&written_key).await.unwrap().map(|v| v.value), Some(2));
+    assert!(took > store.call_timeout(), "{took:?}: the calls answered before a quorum was back");
+    etcd.member(paused[1]).pause(false);
+}

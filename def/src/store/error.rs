@@ -71,6 +71,25 @@ impl StoreError {
         }
     }
 
+    /// Whether the member answered that the cluster is between leaders: it has none ("no
+    /// leader"), the one it had changed under the request ("leader changed"), or the request
+    /// timed out on a leader's failure. Another answer comes once an election ends.
+    pub fn during_election(&self) -> bool {
+        let StoreError::Etcd(etcd_client::Error::GRpcStatus(status)) = self else { return false };
+        let message = status.message();
+        status.code() == tonic::Code::Unavailable
+            && (message.contains("no leader")
+                || message.contains("leader changed")
+                || message.contains("previous leader failure"))
+    }
+
+    /// Whether the member refused the request before proposing it, for want of a leader:
+    /// nothing it asked for can have landed.
+    pub fn refused_for_no_leader(&self) -> bool {
+        let StoreError::Etcd(etcd_client::Error::GRpcStatus(status)) = self else { return false };
+        status.code() == tonic::Code::Unavailable && status.message().contains("no leader")
+    }
+
     /// Whether etcd refused the request for its size (`request is too large`, `too many
     /// operations in txn request`, a gRPC message over the limit): sent again unchanged it would
     /// be refused again, so it must be split or dropped. Anything else etcd says (out of space,

@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::budget::Budget;
 use super::{Result, Store, StoreError};
 
 #[derive(Debug)]
@@ -208,7 +209,7 @@ async fn still_alive(store: &Store, id: i64, alive_until: Instant) -> bool {
     let client = store.client();
     loop {
         let answer = store
-            .idempotent_until(alive_until, || {
+            .idempotent_within(&Budget::fixed(alive_until), || {
                 let mut client = client.clone();
                 async move { client.lease_time_to_live(id, None).await }
             })

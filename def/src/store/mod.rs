@@ -3,7 +3,8 @@
 //! leader election and resumable watches.
 //!
 //! Every unary call is bounded by [`Store::call_timeout`] (a guarded write whose answer was lost
-//! adds one read-back) so a process never hangs on an etcd that went away; streaming calls
+//! adds one read-back; an election stretches it once by [`ELECTION_ALLOWANCE`], see [`budget`])
+//! so a process never hangs on an etcd that went away; streaming calls
 //! (watch, keep-alive) are not, since they are meant to last, but both notice a silent member
 //! and move on. Which members requests go to is decided in one place, [`endpoints`]: a member
 //! that stops answering leaves the balancer within a second and comes back when it answers
@@ -28,6 +29,7 @@
 pub mod availability;
 mod batch;
 mod blobs;
+mod budget;
 mod cache;
 mod election;
 pub mod endpoints;
@@ -48,6 +50,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use batch::{Batch, BatchOutcome};
+pub use budget::ELECTION_ALLOWANCE;
 pub use cache::{KeyShape, Slot, WatchCache};
 pub use election::Leadership;
 pub use error::{Result, StoreError};
@@ -56,6 +59,7 @@ pub use watch::{WatchEvent, Watcher};
 
 use crate::keys::Keys;
 use crate::retry::{Backoff, RetryError, retry};
+use budget::Budget;
 
 /// A value read from etcd with the revisions that guard later writes.
 #[derive(Debug, Clone, PartialEq)]
@@ -253,16 +257,17 @@ impl Store {
 
     /// A call that may safely be made twice (a read; a plain put or delete: see the module
     /// doc), tried again through the one retry helper while another member may answer, all
-    /// within the call timeout; the last error is the answer.
+    /// within the call timeout (stretched through an election, see [`budget`]); the last error
+    /// is the answer.
     async fn idempotent<T, F, Fut>(&self, call: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
     {
-        self.idempotent_until(Instant::now() + self.call_timeout, call).await
+        self.idempotent_within(&Budget::call(self.call_timeout), call).await
     }
 
-    async fn idempotent_until<T, F, Fut>(&self, deadline: Instant, mut call: F) -> Result<T>
+    async fn idempotent_within<T, F, Fut>(&self, budget: &Budget, mut call: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
@@ -270,10 +275,9 @@ impl Store {
         let backoff = RETRY_BACKOFF;
         // A retry that could not start before the deadline (the longest delay, jitter
         // included) would only report a timeout.
-        let worth_it =
-            |e: &StoreError| e.another_member_may_answer() && Instant::now() + backoff.max * 5 / 4 < deadline;
+        let worth_it = |e: &StoreError| budget.worth_another_try(e, backoff.max * 5 / 4);
         let never = CancellationToken::new();
-        match retry(backoff, &never, worth_it, || self.once(self.try_deadline(deadline), call())).await {
+        match retry(backoff, &never, worth_it, || self.once(self.try_deadline(budget.deadline()), call())).await {
             Ok(value) => Ok(value),
             Err(RetryError::Failed(error)) => Err(error),
             Err(RetryError::Cancelled) => Err(StoreError::Cancelled),
@@ -294,12 +298,12 @@ impl Store {
 
     /// One key as etcd holds it, read with failover.
     async fn read_key(&self, key: &str) -> Result<etcd_client::GetResponse> {
-        self.read_key_until(key, Instant::now() + self.call_timeout).await
+        self.read_key_within(key, &Budget::call(self.call_timeout)).await
     }
 
-    async fn read_key_until(&self, key: &str, deadline: Instant) -> Result<etcd_client::GetResponse> {
+    async fn read_key_within(&self, key: &str, budget: &Budget) -> Result<etcd_client::GetResponse> {
         let kv = self.client.kv_client();
-        self.idempotent_until(deadline, || {
+        self.idempotent_within(budget, || {
             let (mut kv, key) = (kv.clone(), key.to_string());
             async move { kv.get(key, None).await }
         })
@@ -588,20 +592,20 @@ impl Store {
         compare: Compare,
         on_fail: impl FnOnce() -> StoreError,
     ) -> Result<i64> {
-        let deadline = Instant::now() + self.call_timeout;
+        let budget = Budget::call(self.call_timeout);
         let mut answer_lost = false;
         for tries in 1.. {
             let txn = Txn::new().when([compare.clone()]).and_then([TxnOp::put(key, bytes.clone(), None)]);
             let mut kv = self.client.kv_client();
-            let error = match self.once(self.try_deadline(deadline), kv.txn(txn)).await {
+            let error = match self.once(self.try_deadline(budget.deadline()), kv.txn(txn)).await {
                 Ok(response) if response.succeeded() => {
                     return Ok(response.header().map(|h| h.revision()).unwrap_or_default());
                 }
                 Ok(_) if !answer_lost => return Err(on_fail()),
                 Ok(_) => {
                     // Within the call's deadline, but with time enough for one read.
-                    let read_by = deadline.max(Instant::now() + self.call_timeout / 5);
-                    let current = self.read_key_until(key, read_by).await?;
+                    let read_by = budget.deadline().max(Instant::now() + self.call_timeout / 5);
+                    let current = self.read_key_within(key, &Budget::fixed(read_by)).await?;
                     return match current.kvs().first() {
                         Some(found) if found.value() == bytes.as_slice() => Ok(found.mod_revision()),
                         _ => Err(StoreError::OutcomeUnknown { key: key.to_string() }),
@@ -610,10 +614,12 @@ impl Store {
                 Err(error) => error,
             };
             let delay = RETRY_BACKOFF.delay(tries);
-            if !error.another_member_may_answer() || Instant::now() + delay >= deadline {
+            if !budget.worth_another_try(&error, delay) {
                 return Err(error);
             }
-            answer_lost = true;
+            // A member without a leader refuses before proposing anything: that try cannot
+            // have landed.
+            answer_lost |= !error.refused_for_no_leader();
             tokio::time::sleep(delay).await;
         }
         unreachable!("the loop above returns")
