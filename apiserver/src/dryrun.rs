@@ -54,8 +54,19 @@ pub async fn dry_run(
     Ok(ApplyResponse { result: ApplyResult::DryRun, scenario, warnings, targets })
 }
 
+/// Asks a worker of `cluster` what `faults` would pick: the first [`dryrun::MAX_FAULTS`] of
+/// them; the others come back with the reason.
+async fn ask(state: &AppState, cluster: &str, mut faults: Vec<FaultQuery>) -> Result<Vec<Pick>, ApiError> {
+    let beyond = faults.split_off(faults.len().min(dryrun::MAX_FAULTS));
+    let why = format!("not asked: a dry run shows the first {} fault steps of a cluster", dryrun::MAX_FAULTS);
+    let not_asked = beyond.iter().map(|f| f.failed(cluster, why.clone()));
+    let mut picks = ask_worker(state, cluster, faults).await?;
+    picks.extend(not_asked);
+    Ok(picks)
+}
+
 /// Asks a worker of `cluster` what `faults` would pick.
-async fn ask(state: &AppState, cluster: &str, faults: Vec<FaultQuery>) -> Result<Vec<Pick>, ApiError> {
+async fn ask_worker(state: &AppState, cluster: &str, faults: Vec<FaultQuery>) -> Result<Vec<Pick>, ApiError> {
     let store = &state.store;
     let workers = store.list::<WorkerRecord>(&store.keys().workers_prefix()).await?;
     if !workers.items.iter().any(|(_, w)| w.value.clusters.iter().any(|c| c == cluster)) {

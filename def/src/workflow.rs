@@ -35,6 +35,10 @@ pub const MAX_WAIT: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const MAX_ABORT_CONDITIONS: usize = 32;
 /// Finished runs a workflow's status keeps (the count goes on).
 pub const RUNS_KEPT: usize = 100;
+/// Journal entries of one workflow's steps and runs (its start and end are always written): a
+/// workflow repeated for days would otherwise grow the journal without end. The runs' records
+/// keep the latest runs and the count of all.
+pub const JOURNAL_PER_WORKFLOW: u64 = 2_000;
 
 /// One workflow: steps run in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -539,6 +543,10 @@ pub struct WorkflowStatus {
     /// Runs finished in all (also those no longer kept).
     #[serde(skip_serializing_if = "is_zero")]
     pub runs_total: u64,
+    /// Journal entries its steps and runs wrote, up to [`JOURNAL_PER_WORKFLOW`] (and the one
+    /// that says the rest are not written).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub journaled: u64,
 }
 
 fn is_zero(n: &u64) -> bool {

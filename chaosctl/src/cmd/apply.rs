@@ -74,10 +74,12 @@ fn print_details(response: &serde_json::Value) {
                 .iter()
                 .map(|t| format!("{}/{} [{}]", t.namespace, t.name, t.containers.join(",")))
                 .collect();
-            let picked = match &pick.error {
-                Some(error) => format!("- ({error})"),
-                None if targets.is_empty() => "none".into(),
-                None => targets.join(" "),
+            let picked = match (&pick.error, targets.is_empty(), pick.more) {
+                (Some(error), _, _) => format!("- ({error})"),
+                (None, true, 0) => "none".into(),
+                (None, true, more) => format!("{more} pods (too many to list)"),
+                (None, false, 0) => targets.join(" "),
+                (None, false, more) => format!("{} and {more} more", targets.join(" ")),
             };
             vec![pick.workflow.clone(), pick.step.clone(), pick.cluster.clone(), pick.eligible.to_string(), picked]
         })

@@ -118,7 +118,7 @@ impl<'a> Planner<'a> {
                 return true;
             }
             flow.started_at = Some(now);
-            self.journal("workflow-started", &flow.name, Map::new());
+            self.journal("workflow-started", flow, Map::new());
         }
         let outcome = match stop {
             Some(reason) => Progress::Failed(format!("the scenario stopped: {reason}")),
@@ -179,7 +179,7 @@ impl<'a> Planner<'a> {
         if let Some(reason) = &flow.stopped {
             fields.insert("reason".into(), json!(reason));
         }
-        self.journal("workflow-ended", &flow.name, fields);
+        self.journal("workflow-ended", flow, fields);
         true
     }
 
@@ -237,8 +237,24 @@ impl<'a> Planner<'a> {
         None
     }
 
-    fn journal(&mut self, kind: &str, workflow: &str, mut fields: Map<String, Value>) {
-        fields.insert("workflow".into(), json!(workflow));
+    /// A journal entry of `flow`, in the status's transaction. Its start and end are always
+    /// written; its steps' and runs' entries up to [`workflow::JOURNAL_PER_WORKFLOW`], the
+    /// last of them saying so.
+    fn journal(&mut self, kind: &str, flow: &mut WorkflowStatus, mut fields: Map<String, Value>) {
+        let (mut kind, limit) = (kind, workflow::JOURNAL_PER_WORKFLOW);
+        if !matches!(kind, "workflow-started" | "workflow-ended") {
+            if flow.journaled >= limit {
+                return;
+            }
+            flow.journaled += 1;
+            if flow.journaled == limit {
+                kind = "journal-capped";
+                fields = Map::new();
+                fields.insert("limit".into(), json!(limit));
+                fields.insert("note".into(), json!("later steps and runs are in the workflow's status only"));
+            }
+        }
+        fields.insert("workflow".into(), json!(flow.name));
         self.events.push(JournalEvent {
             time: self.input.now,
             kind: kind.to_string(),
@@ -348,7 +364,7 @@ impl<'a> Walk<'_, 'a> {
         };
         self.flow.steps.insert(key.to_string(), record);
         let fields = step_fields(key, name, kind.as_str());
-        self.planner.journal("step-started", &self.flow.name, fields);
+        self.planner.journal("step-started", self.flow, fields);
     }
 
     fn end_step(&mut self, key: &str, name: &str, progress: &Progress) {
@@ -375,7 +391,7 @@ impl<'a> Walk<'_, 'a> {
         if let Some(ms) = record.recover_ms {
             fields.insert("recoverMs".into(), json!(ms));
         }
-        self.planner.journal("step-ended", &self.flow.name, fields);
+        self.planner.journal("step-ended", self.flow, fields);
     }
 
     fn fault(&mut self, key: &str, step: &workflow::FaultStep) -> Progress {
@@ -519,7 +535,7 @@ impl<'a> Walk<'_, 'a> {
         let mut fields = step_fields(key, name, "repeat");
         fields.insert("run".into(), json!(run + 1));
         fields.insert("outcome".into(), json!(if failure.is_none() { "Passed" } else { "Failed" }));
-        self.planner.journal("run-ended", &self.flow.name, fields);
+        self.planner.journal("run-ended", self.flow, fields);
         if let Some(record) = self.flow.steps.get_mut(key) {
             record.runs_done = run + 1;
         }

@@ -27,6 +27,8 @@ type Pick struct {
 	// Pods the target accepts now, of which `targets` are picked.
 	Eligible int32    `json:"eligible"`
 	Targets  []Target `json:"targets"`
+	// Targets it would pick beyond those listed: lists stop at 100 targets a step, and shorter when the answer would weigh too much.
+	More *int32 `json:"more,omitempty"`
 	// Why nothing could be picked (no worker answered, the cluster refused the listing).
 	Error NullableString `json:"error,omitempty"`
 	// The worker that listed the pods.
@@ -177,6 +179,38 @@ func (o *Pick) SetTargets(v []Target) {
 	o.Targets = v
 }
 
+// GetMore returns the More field value if set, zero value otherwise.
+func (o *Pick) GetMore() int32 {
+	if o == nil || IsNil(o.More) {
+		var ret int32
+		return ret
+	}
+	return *o.More
+}
+
+// GetMoreOk returns a tuple with the More field value if set, nil otherwise
+// and a boolean to check if the value has been set.
+func (o *Pick) GetMoreOk() (*int32, bool) {
+	if o == nil || IsNil(o.More) {
+		return nil, false
+	}
+	return o.More, true
+}
+
+// HasMore returns a boolean if a field has been set.
+func (o *Pick) HasMore() bool {
+	if o != nil && !IsNil(o.More) {
+		return true
+	}
+
+	return false
+}
+
+// SetMore gets a reference to the given int32 and assigns it to the More field.
+func (o *Pick) SetMore(v int32) {
+	o.More = &v
+}
+
 // GetError returns the Error field value if set, zero value otherwise (both if not set or set to explicit null).
 func (o *Pick) GetError() string {
 	if o == nil || IsNil(o.Error.Get()) {
@@ -278,6 +312,9 @@ func (o Pick) ToMap() (map[string]interface{}, error) {
 	toSerialize["cluster"] = o.Cluster
 	toSerialize["eligible"] = o.Eligible
 	toSerialize["targets"] = o.Targets
+	if !IsNil(o.More) {
+		toSerialize["more"] = o.More
+	}
 	if o.Error.IsSet() {
 		toSerialize["error"] = o.Error.Get()
 	}

@@ -36,6 +36,8 @@ type WorkflowStatus struct {
 	Runs []RunRecord `json:"runs,omitempty"`
 	// Runs finished in all (also those no longer kept).
 	RunsTotal *int64 `json:"runsTotal,omitempty"`
+	// Journal entries its steps and runs wrote, up to [`JOURNAL_PER_WORKFLOW`] (and the one that says the rest are not written).
+	Journaled *int64 `json:"journaled,omitempty"`
 }
 
 // NewWorkflowStatus instantiates a new WorkflowStatus object
@@ -50,6 +52,8 @@ func NewWorkflowStatus() *WorkflowStatus {
 	this.Finishing = &finishing
 	var runsTotal int64 = 0
 	this.RunsTotal = &runsTotal
+	var journaled int64 = 0
+	this.Journaled = &journaled
 	return &this
 }
 
@@ -64,6 +68,8 @@ func NewWorkflowStatusWithDefaults() *WorkflowStatus {
 	this.Finishing = &finishing
 	var runsTotal int64 = 0
 	this.RunsTotal = &runsTotal
+	var journaled int64 = 0
+	this.Journaled = &journaled
 	return &this
 }
 
@@ -431,6 +437,38 @@ func (o *WorkflowStatus) SetRunsTotal(v int64) {
 	o.RunsTotal = &v
 }
 
+// GetJournaled returns the Journaled field value if set, zero value otherwise.
+func (o *WorkflowStatus) GetJournaled() int64 {
+	if o == nil || IsNil(o.Journaled) {
+		var ret int64
+		return ret
+	}
+	return *o.Journaled
+}
+
+// GetJournaledOk returns a tuple with the Journaled field value if set, nil otherwise
+// and a boolean to check if the value has been set.
+func (o *WorkflowStatus) GetJournaledOk() (*int64, bool) {
+	if o == nil || IsNil(o.Journaled) {
+		return nil, false
+	}
+	return o.Journaled, true
+}
+
+// HasJournaled returns a boolean if a field has been set.
+func (o *WorkflowStatus) HasJournaled() bool {
+	if o != nil && !IsNil(o.Journaled) {
+		return true
+	}
+
+	return false
+}
+
+// SetJournaled gets a reference to the given int64 and assigns it to the Journaled field.
+func (o *WorkflowStatus) SetJournaled(v int64) {
+	o.Journaled = &v
+}
+
 func (o WorkflowStatus) MarshalJSON() ([]byte, error) {
 	toSerialize, err := o.ToMap()
 	if err != nil {
@@ -470,6 +508,9 @@ func (o WorkflowStatus) ToMap() (map[string]interface{}, error) {
 	}
 	if !IsNil(o.RunsTotal) {
 		toSerialize["runsTotal"] = o.RunsTotal
+	}
+	if !IsNil(o.Journaled) {
+		toSerialize["journaled"] = o.Journaled
 	}
 	return toSerialize, nil
 }

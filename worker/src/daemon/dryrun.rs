@@ -49,7 +49,7 @@ pub async fn answer_requests(
 }
 
 async fn write(store: &Store, key: &str, worker: &str, picks: Vec<Pick>, lease: i64) {
-    let answer = Answer { worker: worker.to_string(), picks };
+    let answer = Answer::new(worker.to_string(), picks);
     let mut batch = Batch::new();
     if batch.create_with_lease(key, &answer, lease).is_err() {
         return;

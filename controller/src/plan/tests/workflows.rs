@@ -425,3 +425,26 @@ fn a_stop_after_the_steps_are_done_keeps_their_verdict_and_one_before_them_does_
     assert_eq!(midway.flow().runs[0].failure.as_deref(), Some("stopped: test"));
     assert!(!midway.flow().runs[0].passed);
 }
+
+#[test]
+fn a_long_repeat_journals_up_to_its_limit_and_its_status_keeps_the_count() {
+    let text = "apiVersion: chaosctl.dev/v1alpha1\nkind: Scenario\nmetadata: {name: long}\nspec:\n  seed: 1\n  \
+                workflows:\n    - name: w\n      steps: [{repeat: {times: 800, steps: [{sleep: 1s}]}}]\n";
+    let mut world = World::new(text);
+    world.settle(3);
+    for _ in 0..800 {
+        world.later(1);
+        world.settle(3);
+    }
+    let flow = world.flow();
+    assert_eq!(flow.phase, WorkflowPhase::Passed);
+    assert_eq!(flow.runs_total, 801, "800 runs of the repeat and the workflow's own");
+    let kinds: Vec<&str> = world.events.iter().map(|e| e.kind.as_str()).collect();
+    // Three entries a run (the sleep's start and end, the run's end): 2,400 and more asked for.
+    let limit = chaos_def::workflow::JOURNAL_PER_WORKFLOW as usize;
+    assert_eq!(kinds.len(), limit + 2, "the limit, the workflow's start and its end");
+    assert_eq!(kinds.first(), Some(&"workflow-started"));
+    assert_eq!(kinds[kinds.len() - 2], "journal-capped");
+    assert_eq!(kinds.last(), Some(&"workflow-ended"));
+    assert_eq!(flow.journaled, chaos_def::workflow::JOURNAL_PER_WORKFLOW);
+}

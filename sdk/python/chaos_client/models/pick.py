@@ -34,9 +34,10 @@ class Pick(BaseModel):
     cluster: StrictStr
     eligible: Annotated[int, Field(strict=True, ge=0)] = Field(description="Pods the target accepts now, of which `targets` are picked.")
     targets: List[Target]
+    more: Optional[Annotated[int, Field(strict=True, ge=0)]] = Field(default=None, description="Targets it would pick beyond those listed: lists stop at 100 targets a step, and shorter when the answer would weigh too much.")
     error: Optional[StrictStr] = Field(default=None, description="Why nothing could be picked (no worker answered, the cluster refused the listing).")
     worker: Optional[StrictStr] = Field(default=None, description="The worker that listed the pods.")
-    __properties: ClassVar[List[str]] = ["workflow", "step", "cluster", "eligible", "targets", "error", "worker"]
+    __properties: ClassVar[List[str]] = ["workflow", "step", "cluster", "eligible", "targets", "more", "error", "worker"]
 
     model_config = ConfigDict(
         validate_by_name=True,
@@ -110,6 +111,7 @@ class Pick(BaseModel):
             "cluster": obj.get("cluster"),
             "eligible": obj.get("eligible"),
             "targets": [Target.from_dict(_item) for _item in obj["targets"]] if obj.get("targets") is not None else None,
+            "more": obj.get("more"),
             "error": obj.get("error"),
             "worker": obj.get("worker")
         })

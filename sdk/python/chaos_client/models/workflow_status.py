@@ -42,7 +42,8 @@ class WorkflowStatus(BaseModel):
     steps: Optional[Dict[str, StepRecord]] = Field(default=None, description="The steps of the runs in progress (and of the workflow's own run), by key.")
     runs: Optional[List[RunRecord]] = Field(default=None, description="Finished runs, oldest first (at most [`RUNS_KEPT`]).")
     runs_total: Optional[Annotated[int, Field(strict=True, ge=0)]] = Field(default=0, description="Runs finished in all (also those no longer kept).", alias="runsTotal")
-    __properties: ClassVar[List[str]] = ["name", "phase", "startedAt", "endedAt", "failure", "finishing", "stopped", "steps", "runs", "runsTotal"]
+    journaled: Optional[Annotated[int, Field(strict=True, ge=0)]] = Field(default=0, description="Journal entries its steps and runs wrote, up to [`JOURNAL_PER_WORKFLOW`] (and the one that says the rest are not written).")
+    __properties: ClassVar[List[str]] = ["name", "phase", "startedAt", "endedAt", "failure", "finishing", "stopped", "steps", "runs", "runsTotal", "journaled"]
 
     model_config = ConfigDict(
         validate_by_name=True,
@@ -141,7 +142,8 @@ class WorkflowStatus(BaseModel):
             if obj.get("steps") is not None
             else None,
             "runs": [RunRecord.from_dict(_item) for _item in obj["runs"]] if obj.get("runs") is not None else None,
-            "runsTotal": obj.get("runsTotal") if obj.get("runsTotal") is not None else 0
+            "runsTotal": obj.get("runsTotal") if obj.get("runsTotal") is not None else 0,
+            "journaled": obj.get("journaled") if obj.get("journaled") is not None else 0
         })
         return _obj
 
