@@ -553,3 +553,28 @@ async fn an_undeclared_cluster_is_a_warning_and_a_dry_run_stores_nothing() {
     let answer: ApplyResponse = serde_json::from_value(body).unwrap();
     assert!(answer.warnings.is_empty(), "{answer:?}");
 }
+
+#[tokio::test]
+async fn a_dry_run_asks_about_the_first_256_fault_steps_of_a_cluster_and_names_the_rest() {
+    let api = Api::start(EtcdServer::shared()).await;
+    let flow = |name: &str| {
+        let steps: String = (0..130)
+            .map(|i| format!("        - {{name: f{i}, fault: {{plugin: pod-destroyer, target: {{namespaces: [apps]}}}}}}\n"))
+            .collect();
+        format!("    - name: {name}\n      steps:\n{steps}")
+    };
+    let text = format!(
+        "apiVersion: chaosctl.dev/v1alpha1\nkind: Scenario\nmetadata: {{name: many}}\nspec:\n  seed: 1\n  workflows:\n{}{}",
+        flow("a"),
+        flow("b")
+    );
+    let (status, body) = api.post("/v1/scenarios?dryRun=true", text).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answer: ApplyResponse = serde_json::from_value(body).unwrap();
+    assert_eq!(answer.targets.len(), 260, "every fault step is answered for");
+    let not_asked = |p: &&chaos_def::dryrun::Pick| p.error.as_deref().is_some_and(|e| e.starts_with("not asked"));
+    let named: Vec<String> =
+        answer.targets.iter().filter(not_asked).map(|p| format!("{}/{}", p.workflow, p.step)).collect();
+    assert_eq!(named, ["b/f126", "b/f127", "b/f128", "b/f129"]);
+    assert!(api.stored("many").await.is_none(), "a dry run stores nothing");
+}
