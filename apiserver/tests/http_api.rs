@@ -559,7 +559,9 @@ async fn a_dry_run_asks_about_the_first_256_fault_steps_of_a_cluster_and_names_t
     let api = Api::start(EtcdServer::shared()).await;
     let flow = |name: &str| {
         let steps: String = (0..130)
-            .map(|i| format!("        - {{name: f{i}, fault: {{plugin: pod-destroyer, target: {{namespaces: [apps]}}}}}}\n"))
+            .map(|i| {
+                format!("        - {{name: f{i}, fault: {{plugin: pod-destroyer, target: {{namespaces: [apps]}}}}}}\n")
+            })
             .collect();
         format!("    - name: {name}\n      steps:\n{steps}")
     };
