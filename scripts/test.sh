@@ -62,11 +62,20 @@ scripts/bootstrap.sh
 
 # ---- 1. Build every test binary once (and every binary the end-to-end tests start). ----------
 
-echo "build: cargo test --workspace --locked --no-run (log: $logs/build.log)"
+# The build takes ~6 GB under target/ (~8.5 GB with incremental compilation, which CI turns
+# off); say what there is, so that a build that runs out of room is recognised at once.
+echo "build: cargo test --workspace --locked --no-run (log: $logs/build.log;" \
+  "$(df -h --output=avail "$root" 2>/dev/null | tail -n 1 | tr -d ' ') free on disk)"
 build_start=$SECONDS
 if ! cargo test --workspace --locked --no-run --message-format=json-render-diagnostics \
   >"$logs/build.json" 2>"$logs/build.log"; then
-  tail -n 80 "$logs/build.log"
+  # A failed link prints its whole command line (tens of kilobytes) before the linker's own
+  # words; leave the command lines out so that the reason (a missing symbol, a full disk, a
+  # killed linker) is what shows.
+  grep -v '^ *= note: *"cc"' "$logs/build.log" | tail -n 60 || true
+  echo "disk and memory at the failure:"
+  df -h "$root/target" /tmp 2>/dev/null || true
+  free -m 2>/dev/null || true
   echo "suite build: FAILED in $((SECONDS - build_start))s"
   exit 1
 fi
