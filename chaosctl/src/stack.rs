@@ -9,6 +9,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use chaos_harness::Port;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
@@ -99,6 +100,8 @@ struct Process {
 /// A running stack.
 pub struct Stack {
     processes: Vec<Process>,
+    /// Every port the stack's processes listen on, reserved for as long as the stack lives.
+    ports: Vec<Port>,
     /// The first etcd member's client URL.
     pub etcd: String,
     /// Every etcd member's client URL, by member (process `etcd` alone, else `etcd-<i>`).
@@ -152,8 +155,13 @@ fn on_path(name: &str, install: &str) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("{name} is not installed: {install}"))
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// A loopback port reserved until the stack is dropped: nothing else is handed it before its
+/// process binds it, nor between a process's kill and its restart.
+fn reserve_port(reserved: &mut Vec<Port>) -> anyhow::Result<u16> {
+    let port = chaos_harness::ports::reserve().context("reserving a loopback port")?;
+    let number = port.number();
+    reserved.push(port);
+    Ok(number)
 }
 
 impl Stack {
@@ -167,10 +175,11 @@ impl Stack {
         let members = options.etcd_members.max(1);
         let mut etcd_members = Vec::new();
         let mut peers = Vec::new();
+        let mut ports = Vec::new();
         for i in 0..members {
             let name = if members == 1 { "etcd".to_string() } else { format!("etcd-{i}") };
-            etcd_members.push((name.clone(), format!("{scheme}://127.0.0.1:{}", free_port()?)));
-            peers.push((name, format!("{scheme}://127.0.0.1:{}", free_port()?)));
+            etcd_members.push((name.clone(), format!("{scheme}://127.0.0.1:{}", reserve_port(&mut ports)?)));
+            peers.push((name, format!("{scheme}://127.0.0.1:{}", reserve_port(&mut ports)?)));
         }
         let given = options.etcd_given.unwrap_or(etcd_members.len()).clamp(1, etcd_members.len());
         let etcd_flag = etcd_members[..given].iter().map(|(_, url)| url.as_str()).collect::<Vec<_>>().join(",");
@@ -184,6 +193,7 @@ impl Stack {
         }
         let mut stack = Stack {
             processes: Vec::new(),
+            ports,
             etcd: etcd_members[0].1.clone(),
             etcd_members,
             etcd_args,
@@ -243,7 +253,7 @@ impl Stack {
 
         let kube_args = self.start_clusters(options, &http).await?;
 
-        let api_port = free_port()?;
+        let api_port = reserve_port(&mut self.ports)?;
         self.apiserver =
             format!("{scheme}://127.0.0.1:{api_port}", scheme = if self.pki.is_some() { "https" } else { "http" });
         let token_file = self.state_dir.join("admin.token");
@@ -261,7 +271,7 @@ impl Stack {
         wait_http(&http, &format!("{}/readyz", self.apiserver), "the apiserver").await?;
         self.context().save(&self.context_file)?;
         for role in ["controller", "scheduler"] {
-            let port = free_port()?;
+            let port = reserve_port(&mut self.ports)?;
             let mut args = self.etcd_args.clone();
             args.extend([
                 format!("--name={role}-0"),
@@ -281,13 +291,19 @@ impl Stack {
         }
         self.wait_workers(&http, started.len() as u32, &started).await?;
         // Nothing exited meanwhile.
-        for process in &mut self.processes {
-            if let Some(status) = process.child.try_wait()? {
-                bail!(
-                    "{} exited at start ({status}); see {}",
-                    process.name,
-                    self.state_dir.join(format!("{}.log", process.name)).display()
-                );
+        let everything: Vec<String> = self.processes.iter().map(|p| p.name.clone()).collect();
+        self.fail_if_exited(&everything)
+    }
+
+    /// An error naming the first of `names` that has exited, with its status and its log's end.
+    fn fail_if_exited(&mut self, names: &[String]) -> anyhow::Result<()> {
+        for index in 0..self.processes.len() {
+            if !names.contains(&self.processes[index].name) {
+                continue;
+            }
+            if let Some(status) = self.processes[index].child.try_wait()? {
+                let name = self.processes[index].name.clone();
+                bail!("{name} exited at start ({status}); {}", self.log_tail(&name, 10));
             }
         }
         Ok(())
@@ -308,7 +324,7 @@ impl Stack {
         }
         let mut kube_args = Vec::new();
         for (index, cluster) in options.clusters.iter().enumerate() {
-            let port = free_port()?;
+            let port = reserve_port(&mut self.ports)?;
             let url = format!("http://127.0.0.1:{port}");
             let mut args = vec![
                 format!("--listen=127.0.0.1:{port}"),
@@ -355,7 +371,7 @@ impl Stack {
             format!("worker-{cluster}-{number}")
         };
         let kube_args = self.kube_args.iter().find(|(c, _)| c == cluster).map(|(_, a)| a.clone()).unwrap_or_default();
-        let port = free_port()?;
+        let port = reserve_port(&mut self.ports)?;
         let mut args = vec!["run".to_string()];
         args.extend(self.etcd_args.iter().cloned());
         args.extend([
@@ -564,9 +580,11 @@ impl Stack {
     }
 
     /// Waits until `count` workers are registered and each of `started` is ready.
-    async fn wait_workers(&self, http: &reqwest::Client, count: u32, started: &[String]) -> anyhow::Result<()> {
+    async fn wait_workers(&mut self, http: &reqwest::Client, count: u32, started: &[String]) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
+            // A worker that cannot start (its port taken, a bad flag) says why at once.
+            self.fail_if_exited(started)?;
             let registered = self.registered_workers(http).await;
             // Ready: registered, and its built-in plugins compiled (a worker still compiling
             // would start its first instances late, and take the CPU from everyone else).

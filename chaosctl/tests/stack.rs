@@ -164,3 +164,23 @@ fn a_megatest_on_the_local_stack_leaves_nothing_behind_after_stop() {
     let exit = up.wait().unwrap();
     assert!(exit.success(), "chaosctl up exited with {exit}");
 }
+
+/// A worker that cannot start fails the stack's start with the worker's own words, rather than
+/// a count of registered workers once a minute has passed; the stack is stopped again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_cannot_start_fails_the_start_with_its_reason() {
+    let state = tempfile::tempdir().unwrap();
+    let options = chaosctl::stack::StackOptions {
+        workers: 1,
+        apps: Vec::new(),
+        tls: false,
+        worker_args: vec!["--no-such-flag".into()],
+        ..chaosctl::stack::StackOptions::new(state.path())
+    };
+    let error = match chaosctl::stack::Stack::start(&options).await {
+        Ok(_) => panic!("a stack whose worker cannot start started"),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(error.contains("worker-0 exited at start"), "{error}");
+    assert!(error.contains("--no-such-flag"), "the worker's log is not in: {error}");
+}

@@ -16,7 +16,7 @@ use chaos_def::records::{
     Assignment, DesiredState, InstancePhase, InstanceStatus, JournalEvent, TaskInstance, WorkerRecord,
 };
 use chaos_def::store::{Store, Versioned};
-use chaos_harness::{EtcdServer, free_port, spawn_tied, unique_prefix};
+use chaos_harness::{EtcdServer, Port, free_port, spawn_tied, unique_prefix};
 use chaos_worker::daemon::journal::{Journal, JournalConfig};
 use chaos_worker::daemon::metrics::Metrics;
 use chaos_worker::daemon::status::{Fence, FinalWrite, StatusWriter, initial_status};
@@ -152,11 +152,14 @@ struct Process {
     child: Child,
     log: Arc<Mutex<String>>,
     listen: String,
+    /// Reserved for the process's `--listen` for as long as it runs.
+    _port: Port,
 }
 
 impl Process {
     fn start(etcd: &EtcdServer, prefix: &str, name: &str, lease_ttl: u64) -> Self {
-        let listen = format!("127.0.0.1:{}", free_port());
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
         let mut command = Command::new(env!("CARGO_BIN_EXE_chaos-worker"));
         command
             .args(["run", "--name", name, "--slots", "4", "--cluster", "default", "--label", "zone=a"])
@@ -179,7 +182,7 @@ impl Process {
                 log.push('\n');
             }
         });
-        Process { child, log, listen }
+        Process { child, log, listen, _port: port }
     }
 
     fn logged(&self, text: &str) -> bool {

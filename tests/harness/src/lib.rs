@@ -1,5 +1,5 @@
-//! Test harness: a real `etcd` server (the Debian package `etcd-server`) on free loopback
-//! ports with a temporary data directory, stopped when dropped.
+//! Test harness: a real `etcd` server (the Debian package `etcd-server`) on loopback ports
+//! reserved for it ([`ports`]) with a temporary data directory, stopped when dropped.
 //!
 //! [`EtcdServer::shared`] gives every test of one test binary the same server (one etcd per
 //! suite); each test then works under its own key prefix from [`unique_prefix`]. Tests that
@@ -9,7 +9,7 @@
 //! test panics or is killed and no destructor runs.
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock, mpsc};
@@ -17,12 +17,15 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod ports;
+pub use ports::Port;
+
 /// A running etcd. Dropping it kills the process and removes its data directory.
 #[derive(Debug)]
 pub struct EtcdServer {
     child: Mutex<Option<Child>>,
-    client_port: u16,
-    peer_port: u16,
+    client_port: Port,
+    peer_port: Port,
     data_dir: TempDir,
     /// More flags (`--max-request-bytes=N`).
     extra: Vec<String>,
@@ -153,7 +156,7 @@ impl EtcdServer {
 
     fn wait_ready(&self, limit: Duration) {
         let started = Instant::now();
-        let addr: SocketAddr = ([127, 0, 0, 1], self.client_port).into();
+        let addr: SocketAddr = ([127, 0, 0, 1], self.client_port.number()).into();
         while started.elapsed() < limit {
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() && self.health_ok() {
                 return;
@@ -171,7 +174,7 @@ impl EtcdServer {
     /// `GET /health` answers `"health":"true"` once etcd has a leader and serves requests.
     fn health_ok(&self) -> bool {
         use std::io::{Read, Write};
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.client_port)) else {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.client_port.number())) else {
             return false;
         };
         let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
@@ -247,7 +250,7 @@ impl EtcdServer {
     /// A field of `/v3/maintenance/status` (`leader`, `member_id` under `header`), as text.
     fn status_field(&self, field: &str) -> Option<String> {
         use std::io::{Read, Write};
-        let mut stream = TcpStream::connect(("127.0.0.1", self.client_port)).ok()?;
+        let mut stream = TcpStream::connect(("127.0.0.1", self.client_port.number())).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
         let request = format!(
             "POST /v3/maintenance/status HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 2\r\n\
@@ -292,9 +295,10 @@ pub fn find_on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
 }
 
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+/// A loopback port reserved for a server the caller starts, until the [`Port`] is dropped (see
+/// [`ports`]).
+pub fn free_port() -> Port {
+    ports::reserve().expect("a free loopback port")
 }
 
 /// Makes the child receive SIGKILL when the thread that spawned it exits.
