@@ -13,6 +13,9 @@
 //!    of this user sees (`$TMPDIR/chaos-ports-<uid>/<port>.lock`); the kernel releases the lock
 //!    when its holder dies, however it dies;
 //! 3. free to bind at the moment it is handed out (a foreign server may hold it).
+//!
+//! The lock files stay behind, empty, one per port ever reserved: removing one while another
+//! process has it open would let two processes lock two different files of the same name.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::hash::{BuildHasher, RandomState};
@@ -50,9 +53,6 @@ pub fn reserve() -> io::Result<Port> {
     let dir = lock_dir();
     std::fs::create_dir_all(&dir)?;
     let candidates = candidates(ephemeral_range());
-    if candidates.is_empty() {
-        return Err(io::Error::other("no port outside the ephemeral range"));
-    }
     // Start somewhere random so that concurrent callers rarely contend for the same locks.
     let start = RandomState::new().hash_one(std::process::id()) as usize % candidates.len();
     for &number in candidates[start..].iter().chain(&candidates[..start]) {
@@ -60,7 +60,7 @@ pub fn reserve() -> io::Result<Port> {
             return Ok(port);
         }
     }
-    Err(io::Error::new(io::ErrorKind::AddrInUse, "every loopback port outside the ephemeral range is taken"))
+    Err(io::Error::new(io::ErrorKind::AddrInUse, format!("every loopback port from {LOWEST} up is taken")))
 }
 
 /// Reserves this port if no one holds it: `None` when another reservation has it or something
@@ -92,9 +92,12 @@ fn try_take(dir: &std::path::Path, number: u16) -> io::Result<Option<Port>> {
     Ok(Some(Port { number, _lock: lock }))
 }
 
-/// Every port from [`LOWEST`] up that the kernel does not hand out on its own.
+/// Every port from [`LOWEST`] up that the kernel does not hand out on its own; every port from
+/// [`LOWEST`] up where the ephemeral range covers them all (the locks and the bind check still
+/// hold, only outgoing connections may then take a port before its server binds it).
 fn candidates(ephemeral: RangeInclusive<u16>) -> Vec<u16> {
-    (LOWEST..=u16::MAX).filter(|port| !ephemeral.contains(port)).collect()
+    let outside: Vec<u16> = (LOWEST..=u16::MAX).filter(|port| !ephemeral.contains(port)).collect();
+    if outside.is_empty() { (LOWEST..=u16::MAX).collect() } else { outside }
 }
 
 /// The kernel's ephemeral range; Linux's default when it cannot be read.
@@ -126,5 +129,7 @@ mod tests {
         assert_eq!(all.last(), Some(&u16::MAX));
         assert!(all.iter().all(|p| !(32_768..=60_999).contains(p)));
         assert_eq!(all.len(), (32_768 - 10_000) + (65_535 - 60_999));
+        // A range over everything leaves the locks alone to keep ports apart.
+        assert_eq!(candidates(1_024..=65_535).len(), 65_535 - 10_000 + 1);
     }
 }
