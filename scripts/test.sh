@@ -62,7 +62,7 @@ scripts/bootstrap.sh
 
 # ---- 1. Build every test binary once (and every binary the end-to-end tests start). ----------
 
-# The build takes ~6 GB under target/ (~8.5 GB with incremental compilation, which CI turns
+# The build takes ~5.6 GB under target/ (~8 GB with incremental compilation, which CI turns
 # off); say what there is, so that a build that runs out of room is recognised at once.
 echo "build: cargo test --workspace --locked --no-run (log: $logs/build.log;" \
   "$(df -h --output=avail "$root" 2>/dev/null | tail -n 1 | tr -d ' ') free on disk)"

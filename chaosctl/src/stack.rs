@@ -297,12 +297,9 @@ impl Stack {
 
     /// An error naming the first of `names` that has exited, with its status and its log's end.
     fn fail_if_exited(&mut self, names: &[String]) -> anyhow::Result<()> {
-        for index in 0..self.processes.len() {
-            if !names.contains(&self.processes[index].name) {
-                continue;
-            }
-            if let Some(status) = self.processes[index].child.try_wait()? {
-                let name = self.processes[index].name.clone();
+        for process in self.processes.iter_mut().filter(|p| names.contains(&p.name)) {
+            if let Some(status) = process.child.try_wait()? {
+                let name = process.name.clone();
                 bail!("{name} exited at start ({status}); {}", self.log_tail(&name, 10));
             }
         }
